@@ -1,0 +1,135 @@
+"""Peru: contests, ONPE acta states and RENIEC ubigeo geography.
+
+This is the only place (with the ONPE parsers) that knows Peruvian codes. Everything
+below the sources layer sees generic contests, statuses and areas.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import polars as pl
+
+from escrutinio.domain import ActaStatus, Candidate, Contest, ContestKind
+
+PERU_2021_RUNOFF: Final = Contest(
+    id="pe-2021-presidencial-2v",
+    name="Perú 2021, elección presidencial, segunda vuelta",
+    kind=ContestKind.RUNOFF,
+    country="PE",
+    date="2021-06-06",
+    candidates=(
+        Candidate("castillo", "José Pedro Castillo Terrones",
+                  "Partido Político Nacional Perú Libre", "00000014"),
+        Candidate("fujimori", "Keiko Sofía Fujimori Higuchi", "Fuerza Popular", "00000007"),
+    ),
+)
+
+#: 2021 first round: the column suffixes of the ronderos.pe per-acta file (``v1_<code>``).
+_FIRST_ROUND_2021: Final = [
+    ("perulibre", "José Pedro Castillo Terrones", "Partido Político Nacional Perú Libre"),
+    ("fp", "Keiko Sofía Fujimori Higuchi", "Fuerza Popular"),
+    ("rp", "Rafael López Aliaga Cazorla", "Renovación Popular"),
+    ("avpais", "Hernando de Soto Polar", "Avanza País - Partido de Integración Social"),
+    ("jpp", "Verónika Mendoza Frisch", "Juntos por el Perú"),
+    ("pp", "Daniel Urresti Elera", "Podemos Perú"),
+    ("vn", "George Forsyth Sommer", "Victoria Nacional"),
+    ("ap", "Yonhy Lescano Ancieta", "Acción Popular"),
+    ("app", "César Acuña Peralta", "Alianza para el Progreso"),
+    ("morado", "Julio Guzmán Cáceres", "Partido Morado"),
+    ("pnp", "Ollanta Humala Tasso", "Partido Nacionalista Peruano"),
+    ("ppc", "Alberto Beingolea Delgado", "Partido Popular Cristiano"),
+    ("dd", "Andrés Alcántara Paredes", "Democracia Directa"),
+    ("upp", "José Vega Antonio", "Unión por el Perú"),
+    ("runa", "Ciro Gálvez Herrera", "Renacimiento Unido Nacional"),
+    ("sp", "Daniel Salaverry Villa", "Partido Democrático Somos Perú"),
+    ("fa", "Marco Arana Zegarra", "Frente Amplio por Justicia, Vida y Libertad"),
+    ("pps", "Rafael Santos Normand", "Partido Político Perú Patria Segura"),
+]
+
+PERU_2021_FIRST_ROUND: Final = Contest(
+    id="pe-2021-presidencial-1v",
+    name="Perú 2021, elección presidencial, primera vuelta",
+    kind=ContestKind.FIRST_ROUND,
+    country="PE",
+    date="2021-04-11",
+    majority_threshold=0.5,
+    candidates=tuple(Candidate(code, name, party) for code, name, party in _FIRST_ROUND_2021),
+)
+
+CONTESTS: Final = {c.id: c for c in (PERU_2021_RUNOFF, PERU_2021_FIRST_ROUND)}
+
+#: ONPE ``observacion`` value -> (status, observation code). Observed actas that ONPE
+#: marks "PARA ENVÍO AL JEE" are at the JEE (ONPE counts them in TOTAL_JEE).
+ONPE_OBSERVACION: Final[dict[str, tuple[ActaStatus, str | None]]] = {
+    "CONTABILIZADAS NORMALES": (ActaStatus.COUNTED, None),
+    "ACTA ELECTORAL ANULADA": (ActaStatus.ANNULLED, None),
+    "MESA NO INSTALADA": (ActaStatus.NOT_INSTALLED, None),
+    "ACTA ELECTORAL PENDIENTE": (ActaStatus.PENDING, None),
+    "EN PROCESO DE DIGITACION": (ActaStatus.PENDING, "en_digitacion"),
+    "ERROR MATERIAL": (ActaStatus.JEE, "error_material"),
+    "VOTOS IMPUGNADOS": (ActaStatus.JEE, "votos_impugnados"),
+    "ILEGIBILIDAD": (ActaStatus.JEE, "ilegibilidad"),
+    "INCOMPLETA": (ActaStatus.JEE, "incompleta"),
+    "ACTA SIN FIRMAS": (ActaStatus.JEE, "sin_firmas"),
+    "OTRAS OBSERVACIONES": (ActaStatus.JEE, "otras_observaciones"),
+    "SOLICITUD DE NULIDAD": (ActaStatus.JEE, "solicitud_nulidad"),
+    "ACTA EXTRAVIADA": (ActaStatus.LOST, "extraviada"),
+    "ACTA SINIESTRADA": (ActaStatus.DESTROYED, "siniestrada"),
+}
+
+
+def status_exprs(observacion: str, detalle: str | None) -> list[pl.Expr]:
+    """Polars expressions mapping ONPE's state columns to status/observation/resolved."""
+    obs = pl.col(observacion).str.strip_chars().str.to_uppercase()
+    status = obs.replace_strict(
+        {k: v[0].value for k, v in ONPE_OBSERVACION.items()}, default=None,
+        return_dtype=pl.String,
+    )
+    # an unknown ONPE state is kept verbatim so the rejected row says what it was
+    status = pl.when(obs.is_null()).then(None).otherwise(
+        pl.coalesce(status, pl.lit("?") + obs)).alias("status")
+    observation = obs.replace_strict(
+        {k: v[1] for k, v in ONPE_OBSERVACION.items()}, default=None, return_dtype=pl.String
+    ).alias("observation")
+    if detalle is None:
+        resolved = pl.lit(False).alias("resolved")
+    else:
+        resolved = (pl.col(detalle).fill_null("").str.to_uppercase()
+                    .str.contains("RESUELTA")).alias("resolved")
+    return [status, observation, resolved]
+
+
+def ubigeo_area_exprs(ubigeo: str) -> list[pl.Expr]:
+    """RENIEC ubigeo -> area codes (department/continent, province/country, district/city)."""
+    u = pl.col(ubigeo).str.strip_chars().str.zfill(6)
+    return [
+        (u.str.slice(0, 2) + pl.lit("0000")).alias("area1_code"),
+        (u.str.slice(0, 4) + pl.lit("00")).alias("area2_code"),
+        u.alias("area3_code"),
+        u.str.starts_with("9").alias("abroad"),
+    ]
+
+
+def geography_from_names(
+    df: pl.DataFrame, ubigeo: str, dep: str, prov: str, dist: str
+) -> pl.DataFrame:
+    """Build geography rows (code, name, level, parent, abroad, alt_code) from the place
+    names that ONPE files carry beside each ubigeo."""
+    base = df.select(*ubigeo_area_exprs(ubigeo), pl.col(dep).alias("n1"),
+                     pl.col(prov).alias("n2"), pl.col(dist).alias("n3")).filter(
+        pl.col("area3_code").is_not_null() & (pl.col("area3_code") != "00000N")
+    ).unique(subset=["area3_code"])
+    parts = [
+        base.select(pl.col("area1_code").alias("code"), pl.col("n1").alias("name"),
+                    pl.lit("area1").alias("level"), pl.lit(None, pl.String).alias("parent"),
+                    "abroad"),
+        base.select(pl.col("area2_code").alias("code"), pl.col("n2").alias("name"),
+                    pl.lit("area2").alias("level"), pl.col("area1_code").alias("parent"),
+                    "abroad"),
+        base.select(pl.col("area3_code").alias("code"), pl.col("n3").alias("name"),
+                    pl.lit("area3").alias("level"), pl.col("area2_code").alias("parent"),
+                    "abroad"),
+    ]
+    return (pl.concat(parts).unique(subset=["code", "level"], keep="first")
+            .with_columns(pl.lit(None, pl.String).alias("alt_code")).sort("level", "code"))

@@ -1,0 +1,123 @@
+"""The store interface. DuckDB (embedded, default) implements it today; a PostgreSQL
+store for shared servers implements the same methods and passes the same tests."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+
+from escrutinio.domain import Contest, SnapshotKind
+from escrutinio.errors import NotFoundError
+from escrutinio.sources.base import ParsedSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotInfo:
+    snapshot_id: str
+    contest_id: str
+    kind: SnapshotKind
+    level: str | None
+    as_of: datetime
+    source_uri: str
+    source_sha256: str
+    part: str | None
+    parser: str
+    label: str
+    n_rows: int
+    n_rejected: int
+    n_findings: int
+    ingested_at: datetime
+    escrutinio_version: str
+
+    @property
+    def short_id(self) -> str:
+        return self.snapshot_id[:12]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOutcome:
+    snapshot_id: str
+    label: str
+    as_of: datetime
+    kind: SnapshotKind
+    created: bool  # False: the same bytes were already stored (no-op)
+    n_rows: int
+    n_rejected: int
+    n_findings: int
+
+
+class Store(ABC):
+    """Immutable, content-addressed snapshots of an election count."""
+
+    @abstractmethod
+    def put_snapshots(self, snapshots: list[ParsedSnapshot]) -> list[IngestOutcome]:
+        """Store snapshots atomically: all of them or none. Existing ids are no-ops."""
+
+    @abstractmethod
+    def list_snapshots(self, contest_id: str | None = None,
+                       kind: SnapshotKind | None = None) -> list[SnapshotInfo]:
+        """Snapshots ordered by as_of, then label."""
+
+    @abstractmethod
+    def contest(self, contest_id: str) -> Contest: ...
+
+    @abstractmethod
+    def contests(self) -> list[Contest]: ...
+
+    @abstractmethod
+    def load_actas(self, snapshot_id: str) -> pl.DataFrame:
+        """Canonical acta frame (ACTA_COLUMNS + candidate columns)."""
+
+    @abstractmethod
+    def load_units(self, snapshot_id: str) -> pl.DataFrame:
+        """Canonical unit frame (UNIT_COLUMNS + candidate columns)."""
+
+    @abstractmethod
+    def load_row_reports(self, snapshot_id: str) -> pl.DataFrame: ...
+
+    @abstractmethod
+    def geography(self, contest_id: str) -> pl.DataFrame: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # -- shared helpers ----------------------------------------------------------------
+    def put_snapshot(self, snapshot: ParsedSnapshot) -> IngestOutcome:
+        return self.put_snapshots([snapshot])[0]
+
+    def snapshot(self, ref: str, *, contest_id: str | None = None,
+                 kind: SnapshotKind | None = None) -> SnapshotInfo:
+        """Resolve a snapshot reference: a full id, an id prefix (>= 6 hex digits), a
+        label, ``latest``/``first``, or ``latest-1`` style offsets."""
+        snaps = self.list_snapshots(contest_id, kind)
+        if not snaps:
+            raise NotFoundError("no hay instantáneas en el almacén; ejecute 'escrutinio ingest'",
+                                "there are no snapshots in the store; run 'escrutinio ingest'")
+        if ref in ("latest", "last"):
+            return snaps[-1]
+        if ref == "first":
+            return snaps[0]
+        if ref.startswith("latest-") and ref[7:].isdigit():
+            k = int(ref[7:])
+            if k < len(snaps):
+                return snaps[-1 - k]
+        exact = [s for s in snaps if s.snapshot_id == ref or s.label == ref]
+        if len(exact) == 1:
+            return exact[0]
+        if len(ref) >= 6:
+            pref = [s for s in snaps if s.snapshot_id.startswith(ref)]
+            if len(pref) == 1:
+                return pref[0]
+            if len(pref) > 1:
+                raise NotFoundError(f"el prefijo {ref!r} es ambiguo ({len(pref)} instantáneas)",
+                                    f"prefix {ref!r} is ambiguous ({len(pref)} snapshots)")
+        raise NotFoundError(f"instantánea desconocida: {ref!r}", f"unknown snapshot: {ref!r}")
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

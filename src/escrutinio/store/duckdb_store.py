@@ -1,0 +1,219 @@
+"""DuckDB store: one file, embedded, the default.
+
+Writes go through one transaction per ingest (all snapshots of a command or none).
+Frames move in and out as Arrow tables, so no Python loop touches the rows.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from escrutinio import __version__
+from escrutinio.domain import ACTA_COLUMNS, UNIT_COLUMNS, Contest, SnapshotKind
+from escrutinio.errors import NotFoundError
+from escrutinio.sources.base import REJECTED_SCHEMA, ParsedSnapshot
+from escrutinio.store.base import IngestOutcome, SnapshotInfo, Store
+
+SCHEMA_VERSION = 1
+
+_SNAPSHOT_COLS = ("snapshot_id, contest_id, kind, level, as_of, source_uri, source_sha256, "
+                  "part, parser, label, n_rows, n_rejected, n_findings, ingested_at, "
+                  "escrutinio_version")
+
+
+def _q(col: str) -> str:
+    return f'"{col}"'
+
+
+class DuckDBStore(Store):
+    def __init__(self, path: str | Path = "escrutinio.duckdb", *, read_only: bool = False) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.con = duckdb.connect(self.path, read_only=read_only)
+        self.con.execute("SET TimeZone='UTC'")
+        if not read_only:
+            self._migrate()
+
+    def _migrate(self) -> None:
+        sql = resources.files("escrutinio.store").joinpath("schema.sql").read_text("utf-8")
+        self.con.execute(sql)
+        row = self.con.execute("SELECT max(version) FROM schema_version").fetchone()
+        if row is None or row[0] is None:
+            self.con.execute("INSERT INTO schema_version VALUES (?, ?)",
+                             [SCHEMA_VERSION, datetime.now(UTC)])
+
+    def close(self) -> None:
+        self.con.close()
+
+    # -- writing -------------------------------------------------------------------------
+    def put_snapshots(self, snapshots: list[ParsedSnapshot]) -> list[IngestOutcome]:
+        outcomes: list[IngestOutcome] = []
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            seen: set[str] = set()
+            for snap in snapshots:
+                sid = snap.snapshot_id
+                exists = sid in seen or con.execute(
+                    "SELECT 1 FROM snapshots WHERE snapshot_id = ?", [sid]).fetchone()
+                if exists:
+                    info = con.execute(
+                        "SELECT n_rows, n_rejected, n_findings FROM snapshots "
+                        "WHERE snapshot_id = ?", [sid]).fetchone()
+                    n = info if info else (snap.frame.height, snap.rejected.height,
+                                           snap.findings.height)
+                    outcomes.append(IngestOutcome(sid, snap.label, snap.as_of, snap.kind, False,
+                                                  int(n[0]), int(n[1]), int(n[2])))
+                    continue
+                seen.add(sid)
+                self._put_contest(snap.contest)
+                self._put_rows(snap)
+                if snap.geography is not None and snap.geography.height:
+                    self._put_geography(snap.contest.id, snap.geography)
+                con.execute(
+                    f"INSERT INTO snapshots ({_SNAPSHOT_COLS}, metadata) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [sid, snap.contest.id, snap.kind.value, snap.level, snap.as_of,
+                     snap.source_uri, snap.source_sha256, snap.part, snap.parser, snap.label,
+                     snap.frame.height, snap.rejected.height, snap.findings.height,
+                     datetime.now(UTC), __version__, json.dumps(dict(snap.metadata))],
+                )
+                outcomes.append(IngestOutcome(sid, snap.label, snap.as_of, snap.kind, True,
+                                              snap.frame.height, snap.rejected.height,
+                                              snap.findings.height))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return outcomes
+
+    def _put_contest(self, contest: Contest) -> None:
+        row = self.con.execute("SELECT definition FROM contests WHERE contest_id = ?",
+                               [contest.id]).fetchone()
+        definition = json.dumps(contest.to_dict(), ensure_ascii=False, sort_keys=True)
+        if row is None:
+            self.con.execute("INSERT INTO contests VALUES (?, ?)", [contest.id, definition])
+        elif json.loads(row[0]) != json.loads(definition):
+            raise ValueError(
+                f"contest {contest.id} is already stored with a different definition "
+                "(candidate order or names differ); use another contest id"
+            )
+
+    def _put_rows(self, snap: ParsedSnapshot) -> None:
+        sid = snap.snapshot_id
+        cand = snap.contest.candidate_columns
+        base = ACTA_COLUMNS if snap.kind is SnapshotKind.ACTAS else UNIT_COLUMNS
+        table = "actas" if snap.kind is SnapshotKind.ACTAS else "units"
+        frame = snap.frame.select(
+            pl.lit(sid).alias("snapshot_id"), *base.keys(),
+            pl.concat_list([pl.col(c) for c in cand]).alias("votes") if cand
+            else pl.lit([], dtype=pl.List(pl.Int64)).alias("votes"),
+        )
+        arrow = frame.to_arrow()  # noqa: F841  (referenced by name in SQL below)
+        cols = ", ".join(_q(c) for c in frame.columns)
+        self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM arrow")
+        reports = pl.concat([
+            snap.rejected.with_columns(pl.lit("reject").alias("severity")),
+            snap.findings.with_columns(pl.lit("flag").alias("severity")),
+        ]).select(pl.lit(sid).alias("snapshot_id"), "severity", *REJECTED_SCHEMA.keys())
+        if reports.height:
+            rep_arrow = reports.to_arrow()  # noqa: F841
+            self.con.execute("INSERT INTO row_reports SELECT * FROM rep_arrow")
+
+    def _put_geography(self, contest_id: str, geo: pl.DataFrame) -> None:
+        g = geo.select(pl.lit(contest_id).alias("contest_id"), "code", "name", "level",
+                       "parent", "abroad", "alt_code")
+        geo_arrow = g.to_arrow()  # noqa: F841
+        self.con.execute(
+            "INSERT INTO geography SELECT n.* FROM geo_arrow n WHERE NOT EXISTS ("
+            "SELECT 1 FROM geography g WHERE g.contest_id = n.contest_id "
+            "AND g.code = n.code AND g.level = n.level)"
+        )
+
+    # -- reading -------------------------------------------------------------------------
+    def list_snapshots(self, contest_id: str | None = None,
+                       kind: SnapshotKind | None = None) -> list[SnapshotInfo]:
+        where, args = [], []
+        if contest_id:
+            where.append("contest_id = ?")
+            args.append(contest_id)
+        if kind:
+            where.append("kind = ?")
+            args.append(kind.value)
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        rows = self.con.execute(
+            f"SELECT {_SNAPSHOT_COLS} FROM snapshots {clause} ORDER BY as_of, label", args
+        ).fetchall()
+        out = []
+        for r in rows:
+            as_of = r[4] if r[4].tzinfo else r[4].replace(tzinfo=UTC)
+            ing = r[13] if r[13].tzinfo else r[13].replace(tzinfo=UTC)
+            out.append(SnapshotInfo(r[0], r[1], SnapshotKind(r[2]), r[3], as_of.astimezone(UTC),
+                                    r[5], r[6], r[7], r[8], r[9], int(r[10]), int(r[11]),
+                                    int(r[12]), ing.astimezone(UTC), r[14]))
+        return out
+
+    def contest(self, contest_id: str) -> Contest:
+        row = self.con.execute("SELECT definition FROM contests WHERE contest_id = ?",
+                               [contest_id]).fetchone()
+        if row is None:
+            raise NotFoundError(f"contienda desconocida: {contest_id}",
+                                f"unknown contest: {contest_id}")
+        return Contest.from_dict(json.loads(row[0]))
+
+    def contests(self) -> list[Contest]:
+        rows = self.con.execute("SELECT definition FROM contests ORDER BY contest_id").fetchall()
+        return [Contest.from_dict(json.loads(r[0])) for r in rows]
+
+    def _contest_of(self, snapshot_id: str) -> Contest:
+        row = self.con.execute("SELECT contest_id FROM snapshots WHERE snapshot_id = ?",
+                               [snapshot_id]).fetchone()
+        if row is None:
+            raise NotFoundError(f"instantánea desconocida: {snapshot_id}",
+                                f"unknown snapshot: {snapshot_id}")
+        return self.contest(row[0])
+
+    def _load(self, table: str, base: dict[str, pl.DataType], snapshot_id: str) -> pl.DataFrame:
+        contest = self._contest_of(snapshot_id)
+        cols = ", ".join(_q(c) for c in base)
+        order = "acta_id" if table == "actas" else "level, unit_code"
+        rel = self.con.execute(
+            f"SELECT {cols}, votes FROM {table} WHERE snapshot_id = ? ORDER BY {order}",
+            [snapshot_id])
+        df = pl.from_arrow(rel.to_arrow_table())
+        assert isinstance(df, pl.DataFrame)
+        cand = contest.candidate_columns
+        if df.height == 0:
+            return pl.DataFrame(schema=dict(base) | {c: pl.Int64() for c in cand})
+        return df.with_columns(
+            [pl.col("votes").list.get(i, null_on_oob=True).alias(c) for i, c in enumerate(cand)]
+        ).drop("votes").cast(dict(base) | {c: pl.Int64() for c in cand})
+
+    def load_actas(self, snapshot_id: str) -> pl.DataFrame:
+        return self._load("actas", ACTA_COLUMNS, snapshot_id)
+
+    def load_units(self, snapshot_id: str) -> pl.DataFrame:
+        return self._load("units", UNIT_COLUMNS, snapshot_id)
+
+    def load_row_reports(self, snapshot_id: str) -> pl.DataFrame:
+        cols = ", ".join(["severity", *REJECTED_SCHEMA.keys()])
+        rel = self.con.execute(
+            f"SELECT {cols} FROM row_reports WHERE snapshot_id = ? ORDER BY line", [snapshot_id])
+        df = pl.from_arrow(rel.to_arrow_table())
+        assert isinstance(df, pl.DataFrame)
+        return df
+
+    def geography(self, contest_id: str) -> pl.DataFrame:
+        rel = self.con.execute(
+            "SELECT code, name, level, parent, abroad, alt_code FROM geography "
+            "WHERE contest_id = ? ORDER BY level, code", [contest_id])
+        df = pl.from_arrow(rel.to_arrow_table())
+        assert isinstance(df, pl.DataFrame)
+        return df
