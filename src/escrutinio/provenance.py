@@ -6,6 +6,7 @@ import dataclasses
 import enum
 import json
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from fractions import Fraction
 from typing import Any
 
@@ -31,6 +32,8 @@ def to_jsonable(obj: Any) -> Any:
         return obj.value
     if isinstance(obj, Fraction):
         return float(obj)
+    if isinstance(obj, (datetime, date)):
+        return obj.isoformat().replace("+00:00", "Z")
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple, set, frozenset)):

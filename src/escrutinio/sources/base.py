@@ -95,14 +95,47 @@ def read_source(path: str | Path, *, encoding: str = "utf-8") -> SourceBytes:
     return SourceBytes(path=name, raw=raw, sha256=sha256_bytes(raw), text=data)
 
 
-def _first_ragged_line(src: SourceBytes, n_header: int) -> tuple[int, int] | None:
-    reader = csv.reader(io.StringIO(src.text.decode("utf-8")))
+def _first_ragged_line(src: SourceBytes, n_header: int,
+                       separator: str = ",") -> tuple[int, int] | None:
+    reader = csv.reader(io.StringIO(src.text.decode("utf-8")), delimiter=separator)
     for i, row in enumerate(reader, start=1):
         if i == 1:
             continue
         if row and len(row) != n_header:
-            return i, len(row)
+            return reader.line_num, len(row)
     return None
+
+
+def _record_lines(src: SourceBytes, n_header: int, separator: str) -> list[int] | None:
+    """Check the field count of every record; return the line where each data record
+    starts when that differs from "one record per physical line", else None.
+
+    Fast path: count separators per physical line (vectorised). Only a file where some
+    line has the wrong count (a ragged line, or a quoted separator or newline) is walked
+    with the csv module, which raises ``wrong_field_count`` or finds each record's line.
+    polars pads a short line with nulls without complaint, so this check is needed.
+    """
+    lines = pl.Series(src.text.split(b"\n")).cast(pl.Binary)
+    text = lines.cast(pl.String)
+    n_sep = text.str.count_matches(separator, literal=True)
+    blank = text.str.strip_chars_end("\r").str.len_bytes() == 0
+    if bool(((n_sep == n_header - 1) | blank).all()):
+        return None
+    reader = csv.reader(io.StringIO(src.text.decode("utf-8")), delimiter=separator)
+    starts: list[int] = []
+    prev = 0
+    for i, row in enumerate(reader, start=1):
+        start, prev = prev + 1, reader.line_num
+        if i == 1:
+            continue
+        if row and len(row) != n_header:
+            raise IngestError(
+                Location(src.path, start), "wrong_field_count",
+                f"la línea tiene {len(row)} campos y la cabecera {n_header}",
+                f"the line has {len(row)} fields but the header has {n_header}",
+            )
+        starts.append(start)
+    return starts
 
 
 def read_csv_strict(
@@ -154,7 +187,7 @@ def read_csv_strict(
             raise_if_empty=False,
         )
     except pl.exceptions.PolarsError as exc:
-        ragged = _first_ragged_line(src, len(header))
+        ragged = _first_ragged_line(src, len(header), separator)
         if ragged:
             line, n = ragged
             raise IngestError(
@@ -167,8 +200,11 @@ def read_csv_strict(
     if df.height == 0:
         raise IngestError(Location(name, 2), "no_rows", "el archivo no tiene filas de datos",
                           "the file has no data rows")
-    # polars silently accepts short lines when the last fields are empty; check ragged
-    # rows cheaply by counting separators only if the quick test fails.
+    # polars silently pads short lines with nulls: check the field count of every line
+    # (vectorised; the csv module walks the file only when that quick test fails).
+    starts = _record_lines(src, len(header), separator)
+    if starts is not None and len(starts) >= df.height:
+        return df.with_columns(pl.Series("__line", starts[: df.height], dtype=pl.Int64))
     return df.with_row_index("__line", offset=2).with_columns(pl.col("__line").cast(pl.Int64))
 
 

@@ -133,3 +133,62 @@ def geography_from_names(
     ]
     return (pl.concat(parts).unique(subset=["code", "level"], keep="first")
             .with_columns(pl.lit(None, pl.String).alias("alt_code")).sort("level", "code"))
+
+
+# --- 2026 first round (appended) -----------------------------------------------------
+
+#: 2026 first round: (code, name as ONPE publishes it, party). Codes are short ASCII slugs
+#: of the surname(s), fixed here so that they stay stable across sources; the names are
+#: ONPE's own spelling (``nombreCandidato`` in its 2026 results backend), which is what
+#: the republished files carry. Parties as in antoniocuga/2026-peru-elecciones.
+_FIRST_ROUND_2026: Final = [
+    ("fujimori", "KEIKO SOFIA FUJIMORI HIGUCHI", "Fuerza Popular"),
+    ("sanchez", "ROBERTO HELBERT SANCHEZ PALOMINO", "Juntos por el Perú"),
+    ("lopez_aliaga", "RAFAEL BERNARDO LÓPEZ ALIAGA CAZORLA", "Renovación Popular"),
+    ("nieto", "JORGE NIETO MONTESINOS", "Partido del Buen Gobierno"),
+    ("belmont", "RICARDO PABLO BELMONT CASSINELLI", "Partido Obras"),
+    ("alvarez", "CARLOS GONSALO ALVAREZ LOAYZA", "País para Todos"),
+    ("lopez_chau", "PABLO ALFONSO LOPEZ CHAU NAVA", "Ahora Nación"),
+    ("perez_tello", "MARIA SOLEDAD PEREZ TELLO", "Primero la Gente"),
+    ("espa", "ALFONSO CARLOS ESPA Y GARCES-ALVEAR", "Partido Sí Creo"),
+    ("olivera", "LUIS FERNANDO OLIVERA VEGA", "Frente de la Esperanza 2021"),
+    ("luna", "JOSE LEON LUNA GALVEZ", "Podemos Perú"),
+    ("lescano", "YONHY LESCANO ANCIETA", "Cooperación Popular"),
+    ("acuna", "CESAR ACUÑA PERALTA", "Alianza para el Progreso"),
+    ("valderrama", "PITTER ENRIQUE VALDERRAMA PEÑA", "Partido Aprista Peruano"),
+    ("forsyth", "GEORGE PATRICK FORSYTH SOMMER", "Somos Perú"),
+    ("caller", "HERBERT CALLER GUTIERREZ", "Partido Patriótico del Perú"),
+    ("vizcarra", "MARIO ENRIQUE VIZCARRA CORNEJO", "Perú Primero"),
+    ("atencio", "RONALD DARWIN ATENCIO SOTOMAYOR", "Alianza Venceremos"),
+    ("fernandez", "ROSARIO DEL PILAR FERNANDEZ BAZAN", "Un Camino Diferente"),
+    ("carrasco", "CHARLIE CARRASCO SALAZAR", "Partido Demócrata Unido Perú"),
+    ("cerron", "VLADIMIR ROY CERRON ROJAS", "Perú Libre"),
+    ("guevara", "MESIAS ANTONIO GUEVARA AMASIFUEN", "Partido Morado"),
+    ("chiabra", "ROBERTO ENRIQUE CHIABRA LEON", "Alianza Unidad Nacional"),
+    ("jaimes", "PAUL DAVIS JAIMES BLANCO", "Progresemos"),
+    ("grozo", "WOLFGANG MARIO GROZO COSTA", "Integridad Democrática"),
+    ("gonzales", "ALEX GONZALES CASTILLO", "Partido Demócrata Verde"),
+    ("belaunde", "RAFAEL JORGE BELAUNDE LLOSA", "Libertad Popular"),
+    ("williams", "JOSE DANIEL WILLIAMS ZAPATA", "Avanza País"),
+    ("diez_canseco", "FRANCISCO ERNESTO DIEZ-CANSECO TÁVARA", "Perú Acción"),
+    ("molinelli", "FIORELLA GIANNINA MOLINELLI ARISTONDO", "Alianza Fuerza y Libertad"),
+    ("paz_de_la_barra", "ALVARO GONZALO PAZ DE LA BARRA FREIGEIRO", "Partido Fe en el Perú"),
+    ("masse", "ARMANDO JOAQUIN MASSE FERNANDEZ", "Partido Democrático Federal"),
+    ("ortiz", "ANTONIO ORTIZ VILLANO", "Salvemos al Perú"),
+    ("chirinos", "WALTER GILMER CHIRINOS PURIZAGA",
+     "Partido Regionalista de Integración Nacional - PRIN"),
+    ("becerra", "NAPOLEON BECERRA GARCIA", "Partido de los Trabajadores y Emprendedores"),
+    ("jaico", "CARLOS ERNESTO JAICO CARRANZA", "Partido Perú Moderno"),
+]
+
+PERU_2026_FIRST_ROUND: Final = Contest(
+    id="pe-2026-presidencial-1v",
+    name="Perú 2026, elección presidencial, primera vuelta",
+    kind=ContestKind.FIRST_ROUND,
+    country="PE",
+    date="2026-04-12",
+    majority_threshold=0.5,
+    candidates=tuple(Candidate(code, name, party) for code, name, party in _FIRST_ROUND_2026),
+)
+
+CONTESTS[PERU_2026_FIRST_ROUND.id] = PERU_2026_FIRST_ROUND

@@ -44,10 +44,14 @@ class DuckDBStore(Store):
     def _migrate(self) -> None:
         sql = resources.files("escrutinio.store").joinpath("schema.sql").read_text("utf-8")
         self.con.execute(sql)
-        row = self.con.execute("SELECT max(version) FROM schema_version").fetchone()
+        row = self._one("SELECT max(version) FROM schema_version")
         if row is None or row[0] is None:
             self.con.execute("INSERT INTO schema_version VALUES (?, ?)",
                              [SCHEMA_VERSION, datetime.now(UTC)])
+
+    def _one(self, sql: str, params: list[object] | None = None) -> tuple[object, ...] | None:
+        rows = self.con.execute(sql, params or []).fetchall()
+        return rows[0] if rows else None
 
     def close(self) -> None:
         self.con.close()
@@ -61,12 +65,10 @@ class DuckDBStore(Store):
             seen: set[str] = set()
             for snap in snapshots:
                 sid = snap.snapshot_id
-                exists = sid in seen or con.execute(
-                    "SELECT 1 FROM snapshots WHERE snapshot_id = ?", [sid]).fetchone()
+                exists = sid in seen or self._one("SELECT 1 FROM snapshots WHERE snapshot_id = ?", [sid])
                 if exists:
-                    info = con.execute(
-                        "SELECT n_rows, n_rejected, n_findings FROM snapshots "
-                        "WHERE snapshot_id = ?", [sid]).fetchone()
+                    info = self._one("SELECT n_rows, n_rejected, n_findings FROM snapshots "
+                        "WHERE snapshot_id = ?", [sid])
                     n = info if info else (snap.frame.height, snap.rejected.height,
                                            snap.findings.height)
                     outcomes.append(IngestOutcome(sid, snap.label, snap.as_of, snap.kind, False,
@@ -95,8 +97,8 @@ class DuckDBStore(Store):
         return outcomes
 
     def _put_contest(self, contest: Contest) -> None:
-        row = self.con.execute("SELECT definition FROM contests WHERE contest_id = ?",
-                               [contest.id]).fetchone()
+        row = self._one("SELECT definition FROM contests WHERE contest_id = ?",
+                               [contest.id])
         definition = json.dumps(contest.to_dict(), ensure_ascii=False, sort_keys=True)
         if row is None:
             self.con.execute("INSERT INTO contests VALUES (?, ?)", [contest.id, definition])
@@ -161,8 +163,8 @@ class DuckDBStore(Store):
         return out
 
     def contest(self, contest_id: str) -> Contest:
-        row = self.con.execute("SELECT definition FROM contests WHERE contest_id = ?",
-                               [contest_id]).fetchone()
+        row = self._one("SELECT definition FROM contests WHERE contest_id = ?",
+                               [contest_id])
         if row is None:
             raise NotFoundError(f"contienda desconocida: {contest_id}",
                                 f"unknown contest: {contest_id}")
@@ -173,8 +175,8 @@ class DuckDBStore(Store):
         return [Contest.from_dict(json.loads(r[0])) for r in rows]
 
     def _contest_of(self, snapshot_id: str) -> Contest:
-        row = self.con.execute("SELECT contest_id FROM snapshots WHERE snapshot_id = ?",
-                               [snapshot_id]).fetchone()
+        row = self._one("SELECT contest_id FROM snapshots WHERE snapshot_id = ?",
+                               [snapshot_id])
         if row is None:
             raise NotFoundError(f"instantánea desconocida: {snapshot_id}",
                                 f"unknown snapshot: {snapshot_id}")
@@ -184,10 +186,9 @@ class DuckDBStore(Store):
         contest = self._contest_of(snapshot_id)
         cols = ", ".join(_q(c) for c in base)
         order = "acta_id" if table == "actas" else "level, unit_code"
-        rel = self.con.execute(
+        df = pl.from_arrow(self.con.sql(
             f"SELECT {cols}, votes FROM {table} WHERE snapshot_id = ? ORDER BY {order}",
-            [snapshot_id])
-        df = pl.from_arrow(rel.to_arrow_table())
+            params=[snapshot_id]).to_arrow_table())
         assert isinstance(df, pl.DataFrame)
         cand = contest.candidate_columns
         if df.height == 0:
@@ -204,16 +205,15 @@ class DuckDBStore(Store):
 
     def load_row_reports(self, snapshot_id: str) -> pl.DataFrame:
         cols = ", ".join(["severity", *REJECTED_SCHEMA.keys()])
-        rel = self.con.execute(
-            f"SELECT {cols} FROM row_reports WHERE snapshot_id = ? ORDER BY line", [snapshot_id])
-        df = pl.from_arrow(rel.to_arrow_table())
+        df = pl.from_arrow(self.con.sql(
+            f"SELECT {cols} FROM row_reports WHERE snapshot_id = ? ORDER BY line",
+            params=[snapshot_id]).to_arrow_table())
         assert isinstance(df, pl.DataFrame)
         return df
 
     def geography(self, contest_id: str) -> pl.DataFrame:
-        rel = self.con.execute(
+        df = pl.from_arrow(self.con.sql(
             "SELECT code, name, level, parent, abroad, alt_code FROM geography "
-            "WHERE contest_id = ? ORDER BY level, code", [contest_id])
-        df = pl.from_arrow(rel.to_arrow_table())
+            "WHERE contest_id = ? ORDER BY level, code", params=[contest_id]).to_arrow_table())
         assert isinstance(df, pl.DataFrame)
         return df

@@ -1,0 +1,414 @@
+"""The ``escrutinio`` command line. Every command takes ``--json``.
+
+Presenters only: numbers come from ``escrutinio.service`` and the analyses.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from escrutinio import __version__, service
+from escrutinio.count import CountState, HurdleStatus, LeadHistory, UnitState
+from escrutinio.diff import SnapshotDiff
+from escrutinio.domain import Level, SnapshotKind, status_label
+from escrutinio.errors import EscrutinioError
+from escrutinio.provenance import to_jsonable
+from escrutinio.store.duckdb_store import DuckDBStore
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True,
+    help="escrutinio: el conteo, con números reproducibles / the count, with reproducible "
+         "numbers.",
+)
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True)
+
+LEVEL_ALIASES = {
+    "national": Level.NATIONAL, "nacional": Level.NATIONAL,
+    "area1": Level.AREA1, "department": Level.AREA1, "departamento": Level.AREA1,
+    "area2": Level.AREA2, "province": Level.AREA2, "provincia": Level.AREA2,
+    "area3": Level.AREA3, "district": Level.AREA3, "distrito": Level.AREA3,
+}
+
+
+class _State:
+    db: str = "escrutinio.duckdb"
+    lang: str = "es"
+
+
+state_opts = _State()
+
+
+def T(es: str, en: str) -> str:  # noqa: N802  (short on purpose: used in every label)
+    return es if state_opts.lang == "es" else en
+
+
+@app.callback()
+def main(
+    db: Annotated[str, typer.Option(envvar="ESCRUTINIO_DB",
+                                    help="DuckDB file / archivo DuckDB")] = "escrutinio.duckdb",
+    lang: Annotated[str, typer.Option(help="es | en")] = "es",
+    version: Annotated[bool, typer.Option("--version", help="show the version")] = False,
+) -> None:
+    if version:
+        out.print(f"escrutinio {__version__}")
+        raise typer.Exit()
+    state_opts.db = db
+    state_opts.lang = "en" if lang.lower().startswith("en") else "es"
+
+
+def _emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(obj), ensure_ascii=False, indent=2) + "\n")
+
+
+def _fail(exc: EscrutinioError, as_json: bool) -> None:
+    if as_json:
+        _emit_json(exc.to_dict())
+    else:
+        err.print(f"[bold red]Error:[/] {exc.message_es if state_opts.lang == 'es' else exc.message_en}")
+    raise typer.Exit(exc.exit_code)
+
+
+def _store(read_only: bool = False) -> DuckDBStore:
+    if read_only and not Path(state_opts.db).exists():
+        raise EscrutinioError(
+            f"no existe el almacén {state_opts.db}; ejecute 'escrutinio ingest' primero",
+            f"store {state_opts.db} does not exist; run 'escrutinio ingest' first")
+    return DuckDBStore(state_opts.db, read_only=read_only)
+
+
+# --- ingest ------------------------------------------------------------------------------
+
+@app.command()
+def ingest(
+    sources: Annotated[list[str], typer.Argument(
+        help="archivos, carpetas o un paquete de datos (peru-2021-runoff...) / files, folders "
+             "or a named data bundle")],
+    as_of: Annotated[str | None, typer.Option(help="ISO time for files without one")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Ingerir instantáneas (atómico) / ingest snapshots (all or nothing)."""
+    from escrutinio.sources.bundles import BUNDLES, bundle_paths
+
+    try:
+        jobs: list[tuple[str, Any]] = []
+        for src in sources:
+            if src in BUNDLES:
+                jobs.extend((str(p), item.parse) for item, p in bundle_paths(src))
+            else:
+                p = Path(src)
+                jobs.append((src, service.detect_parser(p, as_of=as_of)))
+        parsed = []
+        with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                      console=err, disable=as_json or not err.is_terminal,
+                      transient=True) as prog:
+            task = prog.add_task(T("leyendo", "reading"), total=len(jobs))
+            for name, parse in jobs:
+                prog.update(task, description=Path(name).name)
+                parsed.extend(parse(Path(name)))
+                prog.advance(task)
+        with _store() as store:
+            outcomes = service.ingest(store, parsed)
+    except EscrutinioError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        _emit_json({"db": state_opts.db, "snapshots": outcomes})
+        return
+    new = sum(o.created for o in outcomes)
+    table = Table(title=T(f"{len(outcomes)} instantáneas ({new} nuevas) en {state_opts.db}",
+                          f"{len(outcomes)} snapshots ({new} new) in {state_opts.db}"))
+    for col in ("id", T("fecha (UTC)", "as of (UTC)"), T("etiqueta", "label"), T("tipo", "kind"),
+                T("filas", "rows"), T("rechazadas", "rejected"), T("alertas", "flags"),
+                T("nueva", "new")):
+        table.add_column(col)
+    shown = outcomes if len(outcomes) <= 25 else [*outcomes[:10], None, *outcomes[-10:]]
+    for o in shown:
+        if o is None:
+            table.add_row("…", "", "", "", "", "", "", "")
+            continue
+        table.add_row(o.snapshot_id[:12], o.as_of.strftime("%Y-%m-%d %H:%M"), o.label[:50],
+                      o.kind.value, f"{o.n_rows:,}", f"{o.n_rejected:,}", f"{o.n_findings:,}",
+                      T("sí", "yes") if o.created else T("ya estaba", "already stored"))
+    out.print(table)
+
+
+# --- snapshots ---------------------------------------------------------------------------
+
+@app.command()
+def snapshots(
+    contest: Annotated[str | None, typer.Option(help="contest id")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Listar instantáneas / list snapshots."""
+    try:
+        with _store(read_only=True) as store:
+            snaps = store.list_snapshots(contest)
+    except EscrutinioError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        _emit_json(snaps)
+        return
+    table = Table(title=T("Instantáneas", "Snapshots"))
+    for col in ("id", T("contienda", "contest"), T("fecha (UTC)", "as of (UTC)"),
+                T("tipo", "kind"), T("nivel", "level"), T("etiqueta", "label"), T("filas", "rows"),
+                T("rechazadas", "rejected")):
+        table.add_column(col)
+    for s in snaps:
+        table.add_row(s.short_id, s.contest_id, s.as_of.strftime("%Y-%m-%d %H:%M"), s.kind.value,
+                      s.level or "", s.label[:48], f"{s.n_rows:,}", f"{s.n_rejected:,}")
+    out.print(table)
+
+
+# --- status ------------------------------------------------------------------------------
+
+def _pct(x: float | None, digits: int = 3) -> str:
+    return "—" if x is None else f"{x:.{digits}f}%"
+
+
+def _hurdle_text(st: CountState) -> str:
+    h = st.hurdle
+    if h.leader is None:
+        return T("sin votos todavía", "no votes yet")
+    names = {c.code: c.name for c in st.national.candidates}
+    trailer = names.get(h.trailer or "", h.trailer or "")
+    if h.status is HurdleStatus.NOTHING_REMAINING:
+        return T(f"no quedan votos por contar: {trailer} ya no puede remontar",
+                 f"no votes remain to be counted: {trailer} cannot catch up")
+    if h.status is HurdleStatus.CANNOT_CATCH_UP:
+        return T(f"{trailer} no puede remontar con las actas restantes (necesitaría "
+                 f"{h.required_pct:.2f}% de ~{h.remaining_two_candidate:,} votos)",
+                 f"{trailer} cannot catch up with the remaining actas (would need "
+                 f"{h.required_pct:.2f}% of ~{h.remaining_two_candidate:,} votes)")
+    return T(f"{trailer} necesita {h.required_pct:.3f}% de los ~{h.remaining_two_candidate:,} "
+             "votos de ambos candidatos que faltan",
+             f"{trailer} needs {h.required_pct:.3f}% of the ~{h.remaining_two_candidate:,} "
+             "two-candidate votes still to come")
+
+
+def _unit_row(u: UnitState) -> list[str]:
+    lead = {c.code: c for c in u.candidates}
+    leader = lead[u.leader].name.split()[0] if u.leader else "—"
+    return [u.code, u.name[:28], f"{u.actas_counted:,}/{u.actas_total:,}",
+            _pct(u.pct_counted, 2), _pct(u.pct_processed, 2), f"{u.actas_jee:,}",
+            f"{u.actas_pending:,}", _pct(u.turnout, 1),
+            *[f"{c.votes:,}" for c in u.candidates[:4]], leader, f"{u.margin_votes:,}",
+            _pct(u.margin_pct_valid, 2)]
+
+
+@app.command()
+def status(
+    snapshot: Annotated[str, typer.Option("--snapshot", "-s",
+                                          help="id, prefix, label, latest, first, latest-N")] =
+    "latest",
+    level: Annotated[str, typer.Option(help="national|department|province|district "
+                                       "(area1..3)")] = "department",
+    contest: Annotated[str | None, typer.Option(help="contest id")] = None,
+    kind: Annotated[str | None, typer.Option(help="actas | units")] = None,
+    abroad: Annotated[bool | None, typer.Option("--abroad/--home",
+                                                help="only abroad / only at home")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Dónde está el conteo / where the count stands."""
+    try:
+        lv = LEVEL_ALIASES.get(level.lower())
+        if lv is None:
+            raise EscrutinioError(f"nivel desconocido {level!r}", f"unknown level {level!r}")
+        with _store(read_only=True) as store:
+            st = service.state(store, snapshot, level=lv, contest_id=contest,
+                               kind=SnapshotKind(kind) if kind else None)
+    except (EscrutinioError, ValueError) as exc:
+        if not isinstance(exc, EscrutinioError):
+            exc = EscrutinioError(str(exc), str(exc))
+        _fail(exc, as_json)
+        return
+    units = st.units if abroad is None else tuple(u for u in st.units if u.abroad == abroad)
+    if as_json:
+        _emit_json({**to_jsonable(st), "units": to_jsonable(units)})
+        return
+    n = st.national
+    out.print(f"[bold]{st.contest_id}[/] — {T('instantánea', 'snapshot')} "
+              f"{st.snapshot.snapshot_id[:12]} ({st.snapshot.label}), "
+              f"{st.snapshot.as_of:%Y-%m-%d %H:%M} UTC")
+    out.print(T(f"Actas contabilizadas {n.actas_counted:,} de {n.actas_total:,} "
+                f"({_pct(n.pct_counted)}); procesadas {n.actas_processed:,} "
+                f"({_pct(n.pct_processed)}); en el JEE {n.actas_jee:,}; pendientes "
+                f"{n.actas_pending:,}; anuladas {n.actas_annulled:,}; mesas no instaladas "
+                f"{n.actas_not_installed:,}",
+                f"Actas counted {n.actas_counted:,} of {n.actas_total:,} "
+                f"({_pct(n.pct_counted)}); processed {n.actas_processed:,} "
+                f"({_pct(n.pct_processed)}); at the JEE {n.actas_jee:,}; pending "
+                f"{n.actas_pending:,}; annulled {n.actas_annulled:,}; not installed "
+                f"{n.actas_not_installed:,}"))
+    for c in n.candidates:
+        out.print(f"  {c.name:<40} {c.votes:>12,}  {c.pct_valid:7.3f}%")
+    out.print(T(f"Margen: {n.margin_votes:,} votos ({n.margin_pct_valid:.3f} puntos de los "
+                f"votos válidos); participación {_pct(n.turnout, 2)}",
+                f"Margin: {n.margin_votes:,} votes ({n.margin_pct_valid:.3f} points of valid "
+                f"votes); turnout {_pct(n.turnout, 2)}"))
+    out.print(T("Umbral: ", "Hurdle: ") + _hurdle_text(st))
+    if st.n_rejected:
+        out.print(T(f"[yellow]{st.n_rejected:,} filas rechazadas al ingerir: sus votos no están "
+                    "en estos totales ('escrutinio snapshots' para verlas)[/]",
+                    f"[yellow]{st.n_rejected:,} rows were rejected on ingest: their votes are "
+                    "not in these totals[/]"))
+    if units:
+        cands = [c.name.split()[0] for c in n.candidates[:4]]
+        table = Table(title=T("Por ", "By ") + lv.value)
+        for col in (T("código", "code"), T("nombre", "name"), T("contab.", "counted"),
+                    T("% contab.", "% counted"), T("% proces.", "% processed"), "JEE",
+                    T("pend.", "pending"), T("particip.", "turnout"), *cands,
+                    T("lidera", "leader"), T("margen", "margin"), T("pts", "pts")):
+            table.add_column(col, overflow="fold")
+        for u in [*(x for x in (st.home, st.abroad) if x), *units]:
+            table.add_row(*_unit_row(u))
+        out.print(table)
+
+
+# --- history -----------------------------------------------------------------------------
+
+@app.command()
+def history(
+    contest: Annotated[str | None, typer.Option(help="contest id")] = None,
+    kind: Annotated[str | None, typer.Option(help="actas | units")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Historia del margen y cambios de liderazgo / margin history and lead changes."""
+    try:
+        with _store(read_only=True) as store:
+            h = service.history(store, contest, SnapshotKind(kind) if kind else None)
+    except EscrutinioError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        _emit_json(h)
+        return
+    _print_history(h)
+
+
+def _print_history(h: LeadHistory) -> None:
+    table = Table(title=T(f"Historia del conteo — {h.contest_id}",
+                          f"Count history — {h.contest_id}"))
+    for col in (T("fecha (UTC)", "as of (UTC)"), T("% contab.", "% counted"),
+                T("% proces.", "% processed"), T("lidera", "leader"), T("margen", "margin"),
+                T("pts", "pts"), T("fuente", "source")):
+        table.add_column(col)
+    flips = {c.after.snapshot_id for c in h.lead_changes}
+    for p in h.points:
+        mark = " ⇄" if p.snapshot_id in flips else ""
+        table.add_row(f"{p.as_of:%Y-%m-%d %H:%M}", _pct(p.pct_counted, 2),
+                      _pct(p.pct_processed, 2), f"{p.leader or '—'}{mark}",
+                      f"{p.margin_votes:,}", f"{p.margin_pct_valid:.3f}", p.label[:40])
+    out.print(table)
+    for c in h.lead_changes:
+        out.print(T(f"Cambio de liderazgo: {c.previous_leader} → {c.new_leader} entre "
+                    f"{c.before.as_of:%d %b %H:%M} y {c.after.as_of:%d %b %H:%M} UTC "
+                    f"({c.before.pct_counted:.2f}% → {c.after.pct_counted:.2f}% contabilizadas)",
+                    f"Lead change: {c.previous_leader} → {c.new_leader} between "
+                    f"{c.before.as_of:%d %b %H:%M} and {c.after.as_of:%d %b %H:%M} UTC "
+                    f"({c.before.pct_counted:.2f}% → {c.after.pct_counted:.2f}% counted)"))
+    for cand, margin, _sid in h.max_lead:
+        out.print(T(f"Mayor ventaja de {cand}: {margin:,}", f"Largest lead of {cand}: {margin:,}"))
+
+
+# --- diff --------------------------------------------------------------------------------
+
+@app.command()
+def diff(
+    older: Annotated[str, typer.Argument(help="older snapshot (id, prefix, label, first...)")],
+    newer: Annotated[str, typer.Argument(help="newer snapshot")] = "latest",
+    contest: Annotated[str | None, typer.Option(help="contest id")] = None,
+    limit: Annotated[int, typer.Option(help="rows listed per category (0 = all)")] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Qué cambió entre dos instantáneas / what changed between two snapshots."""
+    try:
+        with _store(read_only=True) as store:
+            d = service.diff(store, older, newer, contest_id=contest, limit=limit or None)
+    except EscrutinioError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        _emit_json(d)
+        return
+    _print_diff(d)
+
+
+def _print_diff(d: SnapshotDiff) -> None:
+    out.print(f"{d.older.label} ({d.older.as_of:%Y-%m-%d %H:%M}) → {d.newer.label} "
+              f"({d.newer.as_of:%Y-%m-%d %H:%M})")
+    if d.transitions:
+        table = Table(title=T("Transiciones de estado", "State transitions"))
+        for col in (T("de", "from"), T("a", "to"), "n", T("permitida", "allowed")):
+            table.add_column(col)
+        for t in d.transitions:
+            table.add_row(status_label(t.from_status, state_opts.lang) if t.from_status else "∅",
+                          status_label(t.to_status, state_opts.lang) if t.to_status else "∅",
+                          f"{t.n:,}", "" if t.allowed else T("[red]NO[/]", "[red]NO[/]"))
+        out.print(table)
+    out.print(T(f"Actas que cambiaron de estado: {d.n_state_changes:,}",
+                f"Actas that changed state: {d.n_state_changes:,}"))
+    if d.n_irregular:
+        out.print(T(f"[red]Transiciones no permitidas: {d.n_irregular:,}[/]",
+                    f"[red]Irregular transitions: {d.n_irregular:,}[/]"))
+        for r in d.irregular:
+            out.print(f"  {r['acta_id']}: {r['from']} → {r['to']}")
+    if d.n_counted_changed:
+        out.print(T(f"[red]ALERTA: {d.n_counted_changed:,} actas contabilizadas cambiaron de "
+                    "cifras[/]", f"[red]ALARM: {d.n_counted_changed:,} counted actas changed "
+                    "figures[/]"))
+        for r in d.counted_changed:
+            deltas = ", ".join(f"{k[2:]} {v:+,}" for k, v in r.items() if k.startswith("d_") and v)
+            out.print(f"  {r['acta_id']}: {deltas}")
+    if d.n_went_down:
+        out.print(T(f"[red]Conteos que bajaron: {d.n_went_down:,}[/]",
+                    f"[red]Counts that went down: {d.n_went_down:,}[/]"))
+        for r in d.went_down:
+            out.print(f"  {r}")
+    out.print(T("Cambio nacional: ", "National change: ")
+              + ", ".join(f"{k} {v:+,}" for k, v in d.national_delta.items()))
+
+
+# --- datasets ----------------------------------------------------------------------------
+
+@app.command()
+def datasets(
+    verify: Annotated[bool, typer.Option("--verify", help="recompute SHA-256 of local files")] =
+    False,
+    fetch: Annotated[str | None, typer.Option(help="download a dataset into the cache")] = None,
+    mirror: Annotated[str | None, typer.Option(help="base URL of a mirror for --fetch")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Conjuntos de datos: origen, SHA-256, licencia / datasets: upstream, SHA-256, licence."""
+    from escrutinio import datasets as ds
+
+    try:
+        if fetch:
+            ds.fetch(fetch, base_url=mirror)
+        rows = ds.datasets_table(state_opts.lang, verify=verify)
+    except EscrutinioError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        _emit_json(rows)
+        return
+    table = Table(title=T("Conjuntos de datos", "Datasets"))
+    cols = list(rows[0].keys()) if rows else []
+    for c in cols:
+        table.add_column(c, overflow="fold")
+    for r in rows:
+        table.add_row(*[str(r[c]) for c in cols])
+    out.print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

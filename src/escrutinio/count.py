@@ -1,0 +1,503 @@
+"""Where does the count stand? Totals at every level, progress, margin and hurdle.
+
+Pure functions: canonical frames in (see ``domain``), frozen results out. Definitions
+(METHODS.md §1, docs/count.md):
+
+* **actas contabilizadas** = counted + annulled + mesa not installed (ONPE's CONTABILIZA);
+  **actas procesadas** = contabilizadas + observed/at the JEE/lost/destroyed. The two
+  percentages are always reported apart.
+* Candidate votes come only from counted actas. An annulled acta's ballots stay in
+  ``cast`` and count as null (as in ONPE's final files); no candidate gets them.
+* **turnout** = cast / electors over the actas with figures (counted and annulled).
+* **margin** = leader − runner-up in valid votes; in points of valid votes:
+  100·margin/valid.
+* **hurdle**: with margin M ≥ 0 and R two-candidate votes still to come, the trailer needs
+  s = 1/2 + M/(2R) of them (exact fraction). s > 1 → cannot catch up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from fractions import Fraction
+
+import polars as pl
+
+from escrutinio.domain import (
+    AT_JEE,
+    CONTABILIZADA,
+    PROCESADA,
+    ActaStatus,
+    Contest,
+    Level,
+)
+from escrutinio.provenance import Provenance
+
+LEVEL_KEYS: dict[Level, str | None] = {
+    Level.NATIONAL: None,
+    Level.AREA1: "area1_code",
+    Level.AREA2: "area2_code",
+    Level.AREA3: "area3_code",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateVotes:
+    code: str
+    name: str
+    votes: int
+    pct_valid: float  # 100 * votes / valid (0 when no valid votes yet)
+
+
+@dataclass(frozen=True, slots=True)
+class UnitState:
+    """The count in one reporting unit (nation, department, country abroad...)."""
+
+    level: Level
+    code: str
+    name: str
+    abroad: bool | None
+    actas_total: int
+    actas_counted: int  # contabilizadas
+    actas_processed: int  # procesadas
+    actas_jee: int
+    actas_pending: int
+    actas_annulled: int
+    actas_not_installed: int
+    pct_counted: float
+    pct_processed: float
+    electors: int  # electors of the actas with figures (counted + annulled)
+    electors_total: int | None  # electors of every acta, when known
+    cast: int
+    valid: int
+    blank: int
+    null: int
+    challenged: int
+    turnout: float | None  # percent
+    candidates: tuple[CandidateVotes, ...]
+    leader: str | None
+    runner_up: str | None
+    margin_votes: int
+    margin_pct_valid: float
+
+
+class HurdleStatus(StrEnum):
+    CAN_CATCH_UP = "can_catch_up"  # s <= 1
+    CANNOT_CATCH_UP = "cannot_catch_up"  # s > 1 with the remaining actas
+    TIED = "tied"  # M = 0: the trailer needs just over half
+    NOTHING_REMAINING = "nothing_remaining"  # R = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Hurdle:
+    """What the trailer would need from the remaining votes (METHODS.md §1)."""
+
+    leader: str | None
+    trailer: str | None
+    margin: int
+    remaining_two_candidate: int  # R, estimated; never negative
+    required_share: Fraction | None  # s = 1/2 + M/(2R), two-candidate base; None if R = 0
+    status: HurdleStatus
+    basis: str  # how R was obtained
+
+    @property
+    def required_pct(self) -> float | None:
+        return None if self.required_share is None else 100 * float(self.required_share)
+
+
+def hurdle(margin: int, remaining: int, leader: str | None = None,
+           trailer: str | None = None, basis: str = "") -> Hurdle:
+    """Exact hurdle. ``margin`` must be >= 0 (leader minus trailer); ``remaining`` is the
+    number of two-candidate (leader + trailer) votes still to come."""
+    if margin < 0:
+        raise ValueError("margin must be >= 0: pass the leader first")
+    r = max(0, int(remaining))
+    if r == 0:
+        return Hurdle(leader, trailer, margin, 0, None,
+                      HurdleStatus.TIED if margin == 0 else HurdleStatus.NOTHING_REMAINING, basis)
+    s = Fraction(1, 2) + Fraction(margin, 2 * r)
+    if margin == 0:
+        status = HurdleStatus.TIED
+    elif s > 1:
+        status = HurdleStatus.CANNOT_CATCH_UP
+    else:
+        status = HurdleStatus.CAN_CATCH_UP
+    return Hurdle(leader, trailer, margin, r, s, status, basis)
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRef:
+    snapshot_id: str
+    as_of: datetime
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class CountState:
+    contest_id: str
+    snapshot: SnapshotRef
+    level: Level
+    national: UnitState
+    home: UnitState | None
+    abroad: UnitState | None
+    units: tuple[UnitState, ...]  # at ``level`` (empty for national)
+    hurdle: Hurdle
+    n_rejected: int
+    provenance: Provenance
+
+
+# --- aggregation of acta frames --------------------------------------------------------
+
+def _acta_aggregates(df: pl.DataFrame, contest: Contest, keys: list[str]) -> pl.DataFrame:
+    """Aggregate a canonical acta frame into the canonical unit columns, by ``keys``."""
+    st = pl.col("status")
+    counted = st == ActaStatus.COUNTED.value
+    annulled = st == ActaStatus.ANNULLED.value
+    with_figures = counted | annulled
+    cand = contest.candidate_columns
+
+    def n(mask: pl.Expr) -> pl.Expr:
+        return mask.cast(pl.Int64).sum()
+
+    def s(col: str, mask: pl.Expr) -> pl.Expr:
+        return pl.when(mask).then(pl.col(col)).otherwise(0).fill_null(0).sum()
+
+    aggs = [
+        pl.len().cast(pl.Int64).alias("actas_total"),
+        n(st.is_in([x.value for x in CONTABILIZADA])).alias("actas_counted"),
+        n(st.is_in([x.value for x in PROCESADA])).alias("actas_processed"),
+        n(st.is_in([x.value for x in AT_JEE])).alias("actas_jee"),
+        n(st == ActaStatus.PENDING.value).alias("actas_pending"),
+        n(annulled).alias("actas_annulled"),
+        n(st == ActaStatus.NOT_INSTALLED.value).alias("actas_not_installed"),
+        s("electors", with_figures).alias("electors"),
+        pl.col("electors").sum().alias("electors_total"),
+        pl.col("electors").is_null().any().alias("__electors_incomplete"),
+        s("cast", with_figures).alias("cast"),
+        s("blank", counted).alias("blank"),
+        (s("null", counted) + s("cast", annulled)).alias("null"),
+        s("challenged", counted).alias("challenged"),
+        *[s(c, counted).alias(c) for c in cand],
+    ]
+    if keys:
+        out = df.group_by(keys).agg(aggs)
+    else:
+        out = df.select(aggs)
+    return out.with_columns(
+        pl.when(pl.col("__electors_incomplete")).then(None)
+        .otherwise(pl.col("electors_total")).alias("electors_total")
+    ).drop("__electors_incomplete")
+
+
+def _finish_units(agg: pl.DataFrame, contest: Contest) -> pl.DataFrame:
+    """Add valid, percentages, turnout, leader, runner-up and margin to unit aggregates."""
+    cand = contest.candidate_columns
+    codes = [c.code for c in contest.candidates]
+    agg = agg.with_columns(pl.sum_horizontal([pl.col(c).fill_null(0) for c in cand])
+                           .alias("valid"))
+    if cand:
+        votes = agg.select(cand).fill_null(0).to_numpy()
+        import numpy as np
+
+        order = np.argsort(-votes, axis=1, kind="stable")
+        top = np.take_along_axis(votes, order[:, :1], axis=1)[:, 0]
+        second = (np.take_along_axis(votes, order[:, 1:2], axis=1)[:, 0]
+                  if votes.shape[1] > 1 else np.zeros(len(votes), dtype=np.int64))
+        code_arr = np.array(codes, dtype=object)
+        has_votes = top > 0
+        agg = agg.with_columns(
+            pl.Series("leader", np.where(has_votes, code_arr[order[:, 0]], None),
+                      dtype=pl.String),
+            pl.Series("runner_up", np.where(has_votes & (votes.shape[1] > 1),
+                                            code_arr[order[:, min(1, votes.shape[1] - 1)]],
+                                            None), dtype=pl.String),
+            pl.Series("margin_votes", (top - second).astype(np.int64)),
+        )
+    else:
+        agg = agg.with_columns(pl.lit(None, pl.String).alias("leader"),
+                               pl.lit(None, pl.String).alias("runner_up"),
+                               pl.lit(0, pl.Int64).alias("margin_votes"))
+    tot = pl.col("actas_total")
+    return agg.with_columns(
+        pl.when(tot > 0).then(100 * pl.col("actas_counted") / tot).otherwise(0.0)
+        .alias("pct_counted"),
+        pl.when(tot > 0).then(100 * pl.col("actas_processed") / tot).otherwise(0.0)
+        .alias("pct_processed"),
+        pl.when(pl.col("electors") > 0).then(100 * pl.col("cast") / pl.col("electors"))
+        .otherwise(None).alias("turnout"),
+        pl.when(pl.col("valid") > 0).then(100 * pl.col("margin_votes") / pl.col("valid"))
+        .otherwise(0.0).alias("margin_pct_valid"),
+    )
+
+
+def _to_states(units: pl.DataFrame, contest: Contest, level: Level,
+               names: dict[str, str]) -> tuple[UnitState, ...]:
+    cand = contest.candidates
+    out = []
+    for row in units.iter_rows(named=True):  # one row per unit, not per acta
+        valid = int(row["valid"] or 0)
+        code = row.get("unit_code") or ""
+        out.append(UnitState(
+            level=level, code=code,
+            name=names.get(code, code) if code else "Total",
+            abroad=row.get("abroad"),
+            actas_total=int(row["actas_total"] or 0),
+            actas_counted=int(row["actas_counted"] or 0),
+            actas_processed=int(row["actas_processed"] or 0),
+            actas_jee=int(row["actas_jee"] or 0),
+            actas_pending=int(row["actas_pending"] or 0),
+            actas_annulled=int(row["actas_annulled"] or 0),
+            actas_not_installed=int(row["actas_not_installed"] or 0),
+            pct_counted=float(row["pct_counted"]),
+            pct_processed=float(row["pct_processed"]),
+            electors=int(row["electors"] or 0),
+            electors_total=None if row["electors_total"] is None else int(row["electors_total"]),
+            cast=int(row["cast"] or 0), valid=valid, blank=int(row["blank"] or 0),
+            null=int(row["null"] or 0), challenged=int(row["challenged"] or 0),
+            turnout=None if row["turnout"] is None else float(row["turnout"]),
+            candidates=tuple(
+                CandidateVotes(c.code, c.name, int(row[c.column] or 0),
+                               100 * int(row[c.column] or 0) / valid if valid else 0.0)
+                for c in cand),
+            leader=row["leader"], runner_up=row["runner_up"],
+            margin_votes=int(row["margin_votes"]),
+            margin_pct_valid=float(row["margin_pct_valid"]),
+        ))
+    return tuple(out)
+
+
+# --- remaining votes (for the hurdle) --------------------------------------------------
+
+def remaining_two_candidate_actas(df: pl.DataFrame, leader: str, trailer: str) -> int:
+    """Estimate R, the leader+trailer votes still to come, from an acta frame.
+
+    For each acta not yet contabilizada: its provisional figures if it has them (actas
+    at the JEE keep their digitised votes); otherwise electors × the two-candidate vote
+    rate per elector of counted actas in the same district, else province, else
+    department, else nation. Pending actas without electors get the mean electors of
+    the actas around them.
+    """
+    lc, tc = f"v_{leader}", f"v_{trailer}"
+    counted = pl.col("status") == ActaStatus.COUNTED.value
+    base = df.with_columns((pl.col(lc).fill_null(0) + pl.col(tc).fill_null(0)).alias("__two"))
+    rated = base.filter(counted & (pl.col("electors") > 0))
+    national_rate = (rated["__two"].sum() / rated["electors"].sum()) if rated.height else 0.0
+    national_electors = df["electors"].mean() if df["electors"].drop_nulls().len() else 0.0
+    todo = base.filter(~pl.col("status").is_in([s.value for s in CONTABILIZADA]))
+    if todo.height == 0:
+        return 0
+    rate_cols = []
+    for key in ("area3_code", "area2_code", "area1_code"):
+        r = rated.group_by(key).agg((pl.col("__two").sum() / pl.col("electors").sum())
+                                    .alias(f"__rate_{key}"))
+        todo = todo.join(r, on=key, how="left")
+        rate_cols.append(pl.col(f"__rate_{key}"))
+        e = df.group_by(key).agg(pl.col("electors").mean().alias(f"__el_{key}"))
+        todo = todo.join(e, on=key, how="left")
+    rate = pl.coalesce([*rate_cols, pl.lit(national_rate)])
+    electors = pl.coalesce([pl.col("electors"), pl.col("__el_area3_code"),
+                            pl.col("__el_area2_code"), pl.col("__el_area1_code"),
+                            pl.lit(national_electors)])
+    has_figures = pl.col(lc).is_not_null() & pl.col(tc).is_not_null() & ~pl.col("status").eq(
+        ActaStatus.PENDING.value)
+    est = pl.when(has_figures).then(pl.col("__two").cast(pl.Float64)).otherwise(electors * rate)
+    total = todo.select(est.sum()).item()
+    return max(0, round(total or 0))
+
+
+def remaining_two_candidate_units(units: pl.DataFrame, leader: str, trailer: str) -> int:
+    """Estimate R from unit aggregates: per unit, the two-candidate votes per counted acta
+    times the actas still to come (pending + at the JEE); national rate where a unit has
+    no counted acta yet."""
+    lc, tc = f"v_{leader}", f"v_{trailer}"
+    u = units.with_columns(
+        (pl.col(lc).fill_null(0) + pl.col(tc).fill_null(0)).alias("__two"),
+        (pl.col("actas_counted").fill_null(0) - pl.col("actas_annulled").fill_null(0)
+         - pl.col("actas_not_installed").fill_null(0)).alias("__with_votes"),
+        (pl.col("actas_total").fill_null(0) - pl.col("actas_counted").fill_null(0))
+        .clip(lower_bound=0).alias("__todo"),
+    )
+    tot_with = u["__with_votes"].sum()
+    nat_rate = (u["__two"].sum() / tot_with) if tot_with else 0.0
+    rate = pl.when(pl.col("__with_votes") > 0).then(pl.col("__two") / pl.col("__with_votes")
+                                                     ).otherwise(nat_rate)
+    return max(0, round(u.select((rate * pl.col("__todo")).sum()).item() or 0))
+
+
+# --- public entry points ---------------------------------------------------------------
+
+def count_state_actas(
+    df: pl.DataFrame, contest: Contest, snapshot: SnapshotRef, *,
+    level: Level = Level.AREA1, names: dict[str, str] | None = None, n_rejected: int = 0,
+    abroad_only: bool | None = None,
+) -> CountState:
+    """Count state from a canonical acta frame."""
+    names = names or {}
+    frame = df if abroad_only is None else df.filter(pl.col("abroad") == abroad_only)
+    nat = _finish_units(_acta_aggregates(frame, contest, []), contest)
+    national = _to_states(nat, contest, Level.NATIONAL, names)[0]
+    split = _finish_units(_acta_aggregates(df, contest, ["abroad"]), contest)
+    home = abroad = None
+    for st, flag in zip(_to_states(split, contest, Level.NATIONAL, names),
+                        split["abroad"].to_list(), strict=True):
+        st = _rename(st, "En el Perú / At home" if not flag else "Extranjero / Abroad", flag)
+        if flag:
+            abroad = st
+        else:
+            home = st
+    units: tuple[UnitState, ...] = ()
+    key = LEVEL_KEYS[level]
+    if key is not None:
+        agg = _acta_aggregates(frame, contest, [key, "abroad"]).rename({key: "unit_code"})
+        agg = _finish_units(agg, contest).sort("abroad", "unit_code")
+        units = _to_states(agg, contest, level, names)
+    h = _hurdle_for(national, basis="actas: provisional figures where digitised, else "
+                    "electors × two-candidate rate of counted actas nearby")
+    if h.leader and h.trailer:
+        r = remaining_two_candidate_actas(frame, h.leader, h.trailer)
+        h = hurdle(national.margin_votes, r, h.leader, h.trailer, h.basis)
+    return CountState(
+        contest_id=contest.id, snapshot=snapshot, level=level, national=national, home=home,
+        abroad=abroad, units=units, hurdle=h, n_rejected=n_rejected,
+        provenance=Provenance((snapshot.snapshot_id,), "count_state",
+                              {"level": level.value, "abroad_only": abroad_only}),
+    )
+
+
+def count_state_units(
+    units: pl.DataFrame, contest: Contest, snapshot: SnapshotRef, *,
+    level: Level = Level.AREA1, names: dict[str, str] | None = None, n_rejected: int = 0,
+    parents: dict[str, str] | None = None,
+) -> CountState:
+    """Count state from a canonical unit frame (aggregates per reporting unit).
+
+    The national line is the snapshot's national row when present, else the sum of its
+    finest level. A coarser level than the snapshot holds is rolled up through
+    ``parents`` (child code -> parent code, from the geography)."""
+    names = names or {}
+    levels_present = set(units["level"].unique().to_list())
+    finest = max((Level(x) for x in levels_present), key=lambda lv: list(Level).index(lv))
+    sum_cols = [c for c in units.columns if c not in ("level", "unit_code", "abroad")]
+
+    def total(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.select([pl.col(c).sum() for c in sum_cols])
+
+    if Level.NATIONAL.value in levels_present:
+        nat_raw = units.filter(pl.col("level") == Level.NATIONAL.value).select(sum_cols)
+    else:
+        nat_raw = total(units.filter(pl.col("level") == finest.value))
+    national = _to_states(_finish_units(nat_raw, contest), contest, Level.NATIONAL, names)[0]
+
+    fine = units.filter(pl.col("level") == finest.value)
+    home = abroad = None
+    if finest is not Level.NATIONAL and fine["abroad"].is_not_null().all():
+        split = _finish_units(fine.group_by("abroad").agg([pl.col(c).sum() for c in sum_cols]),
+                              contest)
+        for st, flag in zip(_to_states(split, contest, Level.NATIONAL, names),
+                            split["abroad"].to_list(), strict=True):
+            st = _rename(st, "En el Perú / At home" if not flag else "Extranjero / Abroad", flag)
+            if flag:
+                abroad = st
+            else:
+                home = st
+
+    unit_states: tuple[UnitState, ...] = ()
+    if level is not Level.NATIONAL:
+        if level.value in levels_present:
+            sel = units.filter(pl.col("level") == level.value)
+        elif parents and list(Level).index(level) < list(Level).index(finest):
+            sel = fine
+            for _ in range(list(Level).index(finest) - list(Level).index(level)):
+                sel = sel.with_columns(pl.col("unit_code").replace(parents))
+            sel = sel.group_by("unit_code", "abroad").agg([pl.col(c).sum() for c in sum_cols])
+        else:
+            sel = None
+        if sel is not None:
+            unit_states = _to_states(_finish_units(sel, contest).sort("abroad", "unit_code"),
+                                     contest, level, names)
+    h = _hurdle_for(national, basis="units: two-candidate votes per counted acta × actas "
+                    "not yet counted, per unit")
+    if h.leader and h.trailer:
+        src = units.filter(pl.col("level") == finest.value)
+        r = remaining_two_candidate_units(src, h.leader, h.trailer)
+        h = hurdle(national.margin_votes, r, h.leader, h.trailer, h.basis)
+    return CountState(
+        contest_id=contest.id, snapshot=snapshot, level=level, national=national, home=home,
+        abroad=abroad, units=unit_states, hurdle=h, n_rejected=n_rejected,
+        provenance=Provenance((snapshot.snapshot_id,), "count_state", {"level": level.value}),
+    )
+
+
+def _rename(st: UnitState, name: str, abroad: bool) -> UnitState:
+    from dataclasses import replace
+
+    return replace(st, name=name, code="abroad" if abroad else "home", abroad=abroad)
+
+
+def _hurdle_for(national: UnitState, basis: str) -> Hurdle:
+    return Hurdle(national.leader, national.runner_up, national.margin_votes, 0, None,
+                  HurdleStatus.NOTHING_REMAINING, basis)
+
+
+# --- lead history ------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class HistoryPoint:
+    snapshot_id: str
+    as_of: datetime
+    label: str
+    pct_counted: float
+    pct_processed: float
+    leader: str | None
+    runner_up: str | None
+    margin_votes: int
+    margin_pct_valid: float
+    votes: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LeadChange:
+    before: HistoryPoint
+    after: HistoryPoint
+    previous_leader: str | None
+    new_leader: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeadHistory:
+    contest_id: str
+    points: tuple[HistoryPoint, ...]
+    lead_changes: tuple[LeadChange, ...]
+    max_lead: tuple[tuple[str, int, str], ...]  # candidate, largest margin, snapshot id
+    provenance: Provenance
+
+
+def lead_history(states: Sequence[CountState]) -> LeadHistory:
+    """Margin over time, every lead change, and each candidate's largest lead."""
+    ordered = sorted(states, key=lambda s: (s.snapshot.as_of, s.snapshot.label))
+    points = tuple(
+        HistoryPoint(
+            s.snapshot.snapshot_id, s.snapshot.as_of, s.snapshot.label,
+            s.national.pct_counted, s.national.pct_processed, s.national.leader,
+            s.national.runner_up, s.national.margin_votes, s.national.margin_pct_valid,
+            tuple((c.code, c.votes) for c in s.national.candidates),
+        )
+        for s in ordered
+    )
+    changes = tuple(
+        LeadChange(a, b, a.leader, b.leader)
+        for a, b in zip(points, points[1:], strict=False)
+        if a.leader != b.leader and a.leader is not None and b.leader is not None
+    )
+    best: dict[str, tuple[int, str]] = {}
+    for p in points:
+        if p.leader is not None and p.margin_votes > best.get(p.leader, (-1, ""))[0]:
+            best[p.leader] = (p.margin_votes, p.snapshot_id)
+    contest_id = ordered[0].contest_id if ordered else ""
+    return LeadHistory(
+        contest_id, points, changes,
+        tuple((k, v[0], v[1]) for k, v in sorted(best.items())),
+        Provenance(tuple(p.snapshot_id for p in points), "lead_history"),
+    )
