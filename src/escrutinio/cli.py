@@ -73,7 +73,8 @@ def _fail(exc: EscrutinioError, as_json: bool) -> None:
     if as_json:
         _emit_json(exc.to_dict())
     else:
-        err.print(f"[bold red]Error:[/] {exc.message_es if state_opts.lang == 'es' else exc.message_en}")
+        msg = exc.message_es if state_opts.lang == "es" else exc.message_en
+        err.print(f"[bold red]Error:[/] {msg}")
     raise typer.Exit(exc.exit_code)
 
 

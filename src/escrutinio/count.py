@@ -17,6 +17,7 @@ Pure functions: canonical frames in (see ``domain``), frozen results out. Defini
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -181,10 +182,7 @@ def _acta_aggregates(df: pl.DataFrame, contest: Contest, keys: list[str]) -> pl.
         s("challenged", counted).alias("challenged"),
         *[s(c, counted).alias(c) for c in cand],
     ]
-    if keys:
-        out = df.group_by(keys).agg(aggs)
-    else:
-        out = df.select(aggs)
+    out = df.group_by(keys).agg(aggs) if keys else df.select(aggs)
     return out.with_columns(
         pl.when(pl.col("__electors_incomplete")).then(None)
         .otherwise(pl.col("electors_total")).alias("electors_total")
@@ -488,7 +486,7 @@ def lead_history(states: Sequence[CountState]) -> LeadHistory:
     )
     changes = tuple(
         LeadChange(a, b, a.leader, b.leader)
-        for a, b in zip(points, points[1:], strict=False)
+        for a, b in itertools.pairwise(points)
         if a.leader != b.leader and a.leader is not None and b.leader is not None
     )
     best: dict[str, tuple[int, str]] = {}

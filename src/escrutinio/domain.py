@@ -24,7 +24,7 @@ sección, and so on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
@@ -258,37 +258,15 @@ UNIT_COLUMNS: Final[dict[str, pl.DataType]] = {
 COUNT_COLUMNS: Final = ("electors", "cast", "blank", "null", "challenged")
 
 
-@dataclass(frozen=True, slots=True)
-class Area:
-    code: str
-    name: str
-    level: Level
-    parent: str | None
-    abroad: bool
-    alt_code: str | None = None  # Peru: INEI ubigeo, for maps
-
-
-@dataclass(frozen=True, slots=True)
-class Geography:
-    """Names and hierarchy of the areas of a contest (frame with Area columns)."""
-
-    frame: pl.DataFrame = field(repr=False)
-    level_labels: dict[Level, tuple[str, str]] = field(
-        default_factory=lambda: dict(LEVEL_LABELS_PERU)
-    )
-
-    COLUMNS = {
-        "code": pl.String(),
-        "name": pl.String(),
-        "level": pl.String(),
-        "parent": pl.String(),
-        "abroad": pl.Boolean(),
-        "alt_code": pl.String(),
-    }
-
-    def names(self) -> dict[str, str]:
-        return dict(zip(self.frame["code"].to_list(), self.frame["name"].to_list(),
-                        strict=True))
+#: Columns of a geography frame: every area of a contest with its parent.
+GEOGRAPHY_COLUMNS: Final[dict[str, pl.DataType]] = {
+    "code": pl.String(),
+    "name": pl.String(),
+    "level": pl.String(),  # Level value
+    "parent": pl.String(),  # code of the enclosing area (null for area1)
+    "abroad": pl.Boolean(),
+    "alt_code": pl.String(),  # Peru: INEI ubigeo, for maps
+}
 
 
 def empty_acta_frame(contest: Contest) -> pl.DataFrame:

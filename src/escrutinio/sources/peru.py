@@ -11,6 +11,7 @@ from typing import Final
 import polars as pl
 
 from escrutinio.domain import ActaStatus, Candidate, Contest, ContestKind
+from escrutinio.verify.reconcile import Reference
 
 PERU_2021_RUNOFF: Final = Contest(
     id="pe-2021-presidencial-2v",
@@ -192,3 +193,12 @@ PERU_2026_FIRST_ROUND: Final = Contest(
 )
 
 CONTESTS[PERU_2026_FIRST_ROUND.id] = PERU_2026_FIRST_ROUND
+
+
+#: The official result the final file is reconciled against (see docs/count.md).
+PERU_2021_PROCLAMATION: Final = Reference(
+    name="JNE proclamation, 19 July 2021",
+    votes={"castillo": 8_836_380, "fujimori": 8_792_117},
+    source="Jurado Nacional de Elecciones, proclamación de resultados de la segunda elección "
+           "presidencial 2021 (margin 44,263)",
+)

@@ -65,7 +65,8 @@ class DuckDBStore(Store):
             seen: set[str] = set()
             for snap in snapshots:
                 sid = snap.snapshot_id
-                exists = sid in seen or self._one("SELECT 1 FROM snapshots WHERE snapshot_id = ?", [sid])
+                exists = sid in seen or self._one(
+                    "SELECT 1 FROM snapshots WHERE snapshot_id = ?", [sid])
                 if exists:
                     info = self._one("SELECT n_rows, n_rejected, n_findings FROM snapshots "
                         "WHERE snapshot_id = ?", [sid])

@@ -1,0 +1,168 @@
+"""Count state, hurdle, lead history and diff: real data and properties of the maths."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from fractions import Fraction
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from escrutinio.count import (
+    HurdleStatus,
+    SnapshotRef,
+    count_state_actas,
+    hurdle,
+    remaining_two_candidate_actas,
+)
+from escrutinio.diff import diff_actas
+from escrutinio.domain import Level
+from escrutinio.sources.onpe_files import parse_provisional, parse_ronderos
+
+ACTAS = "peru-2021-runoff/actas"
+
+
+@pytest.fixture(scope="module")
+def final(data_dir: Path):
+    return parse_ronderos(data_dir / ACTAS / "actas_electorales_ronderos.pe.csv.gz",
+                          as_of="2021-06-17T00:00:00Z")
+
+
+@pytest.fixture(scope="module")
+def early(data_dir: Path):
+    return parse_provisional(data_dir / ACTAS / "hist_actas_electorales_20210608T1121_cadd76f.csv.gz")
+
+
+@pytest.fixture(scope="module")
+def june15(data_dir: Path):
+    return parse_provisional(data_dir / ACTAS / "actas_electorales.csv.gz")
+
+
+def ref(p) -> SnapshotRef:
+    return SnapshotRef(p.snapshot_id, p.as_of, p.label)
+
+
+def test_final_state_all_levels(final) -> None:
+    names = dict(zip(final.geography["code"], final.geography["name"], strict=True))
+    for level, n_units in ((Level.AREA1, 30), (Level.AREA2, None), (Level.AREA3, None)):
+        s = count_state_actas(final.frame, final.contest, ref(final), level=level, names=names)
+        n = s.national
+        assert (n.candidates[0].votes, n.candidates[1].votes) == (8_835_653, 8_791_696)
+        assert n.margin_votes == 43_957 and n.leader == "castillo"
+        assert n.pct_counted == 100.0 and n.pct_processed == 100.0
+        assert n.actas_annulled == 220 and n.actas_not_installed == 6
+        # every level sums back to the nation
+        assert sum(u.candidates[0].votes for u in s.units) == 8_835_653
+        assert sum(u.actas_total for u in s.units) == 86_488
+        if n_units:
+            assert len(s.units) == n_units
+        assert s.hurdle.status is HurdleStatus.NOTHING_REMAINING
+    assert s.abroad is not None and s.home is not None
+    assert (s.abroad.candidates[0].votes, s.abroad.candidates[1].votes) == (112_671, 220_588)
+    assert s.abroad.leader == "fujimori"
+    assert 0.249 < n.margin_pct_valid < 0.250  # 43,957 / 17,627,349 valid
+    lima = next(u for u in count_state_actas(final.frame, final.contest, ref(final),
+                                             level=Level.AREA1, names=names).units
+                if u.code == "140000")
+    assert lima.name == "LIMA" and lima.leader == "fujimori"
+
+
+def test_partial_state_keeps_procesadas_and_contabilizadas_apart(early) -> None:
+    s = count_state_actas(early.frame, early.contest, ref(early), level=Level.NATIONAL)
+    n = s.national
+    assert n.actas_counted == 82_795  # 82,788 counted + 4 annulled + 3 not installed
+    assert n.actas_processed == n.actas_counted + 1_367
+    assert n.pct_processed > n.pct_counted
+    assert n.actas_jee == 1_367 and n.actas_pending == 2_326
+    assert n.actas_total == n.actas_processed + n.actas_pending
+    # the trailer needs more than half of what remains, and can still catch up
+    h = s.hurdle
+    assert h.leader == "castillo" and h.trailer == "fujimori"
+    assert h.status is HurdleStatus.CAN_CATCH_UP
+    assert Fraction(1, 2) < h.required_share < 1
+    assert 300_000 < h.remaining_two_candidate < 1_000_000
+    # s = 1/2 + M/(2R), exactly
+    assert h.required_share == Fraction(1, 2) + Fraction(h.margin, 2 * h.remaining_two_candidate)
+
+
+def test_remaining_uses_provisional_figures_of_jee_actas(early) -> None:
+    f = early.frame
+    r_all = remaining_two_candidate_actas(f, "castillo", "fujimori")
+    # removing the JEE actas' figures can only change R by their own provisional votes
+    jee = f.filter(pl.col("status") == "jee")
+    jee_two = int((jee["v_castillo"].fill_null(0) + jee["v_fujimori"].fill_null(0)).sum())
+    r_no_jee = remaining_two_candidate_actas(f.filter(pl.col("status") != "jee"),
+                                             "castillo", "fujimori")
+    # JEE actas with figures add exactly their provisional votes; the few without figures
+    # (36 on 8 June) are estimated from their electors (at most 300 each)
+    no_figs = jee.filter(pl.col("v_castillo").is_null() | pl.col("v_fujimori").is_null())
+    extra = r_all - r_no_jee - jee_two
+    assert no_figs.height == 36
+    assert 0 < extra <= int(no_figs["electors"].sum())
+
+
+def test_diff_finds_irregular_transitions_and_changes(early, june15) -> None:
+    d = diff_actas(early.frame, june15.frame, early.contest, ref(early), ref(june15), limit=None)
+    assert d.n_state_changes > 0
+    by = {(t.from_status, t.to_status): t for t in d.transitions}
+    assert by[("pending", "counted")].n > 0 and by[("pending", "counted")].allowed
+    # real: 9 actas counted on 8 June were back at the JEE on 15 June — irregular
+    assert by[("counted", "jee")].n == 9 and not by[("counted", "jee")].allowed
+    assert d.n_irregular == len(d.irregular) >= 9
+    assert d.national_delta["actas_counted"] == 83_467 - 82_788
+
+
+def test_diff_alarm_on_changed_counted_acta(final) -> None:
+    f = final.frame
+    tampered = f.with_columns(
+        pl.when(pl.col("acta_id") == "000001").then(pl.col("v_castillo") - 10)
+        .otherwise(pl.col("v_castillo")).alias("v_castillo"))
+    later = SnapshotRef("b" * 64, datetime(2021, 6, 18, tzinfo=UTC), "tampered")
+    d = diff_actas(f, tampered, final.contest, ref(final), later)
+    assert d.n_counted_changed == 1
+    assert d.counted_changed[0]["acta_id"] == "000001"
+    assert d.counted_changed[0]["d_v_castillo"] == -10
+    assert d.n_went_down == 1 and d.went_down[0]["field"] == "v_castillo"
+    same = diff_actas(f, f, final.contest, ref(final), later)
+    assert same.n_state_changes == 0 and same.alarms == 0
+
+
+# --- hurdle properties ---------------------------------------------------------------
+
+@given(st.integers(0, 10**7), st.integers(0, 10**7))
+def test_hurdle_is_never_negative_and_at_least_half(margin: int, remaining: int) -> None:
+    h = hurdle(margin, remaining, "a", "b")
+    assert h.remaining_two_candidate >= 0
+    if remaining == 0:
+        assert h.required_share is None
+        assert h.status in (HurdleStatus.NOTHING_REMAINING, HurdleStatus.TIED)
+    else:
+        assert h.required_share is not None and h.required_share >= Fraction(1, 2)
+        assert (h.status is HurdleStatus.CANNOT_CATCH_UP) == (h.required_share > 1)
+        assert (h.status is HurdleStatus.CANNOT_CATCH_UP) == (margin > remaining)
+
+
+@given(st.integers(1, 10**6), st.integers(1, 10**6))
+def test_hurdle_share_exactly_ties(margin: int, remaining: int) -> None:
+    """Getting exactly s of R ties; more overtakes; less does not."""
+    h = hurdle(margin, remaining, "a", "b")
+    s = h.required_share
+    assert s is not None
+    trailer_gain = s * remaining
+    leader_gain = (1 - s) * remaining
+    assert margin + leader_gain - trailer_gain == 0
+    eps = Fraction(1, 10**9)
+    assert margin + (1 - s - eps) * remaining - (s + eps) * remaining < 0
+
+
+def test_hurdle_rejects_negative_margin() -> None:
+    with pytest.raises(ValueError):
+        hurdle(-1, 10)
+
+
+def test_hurdle_negative_remaining_is_clamped() -> None:
+    h = hurdle(5, -100, "a", "b")
+    assert h.remaining_two_candidate == 0 and h.status is HurdleStatus.NOTHING_REMAINING
