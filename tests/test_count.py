@@ -23,6 +23,7 @@ from escrutinio.domain import Level
 from escrutinio.sources.onpe_files import parse_provisional, parse_ronderos
 
 ACTAS = "peru-2021-runoff/actas"
+EARLY = "hist_actas_electorales_20210608T1121_cadd76f.csv.gz"
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def final(data_dir: Path):
 
 @pytest.fixture(scope="module")
 def early(data_dir: Path):
-    return parse_provisional(data_dir / ACTAS / "hist_actas_electorales_20210608T1121_cadd76f.csv.gz")
+    return parse_provisional(data_dir / ACTAS / EARLY)
 
 
 @pytest.fixture(scope="module")

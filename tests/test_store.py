@@ -13,6 +13,7 @@ from escrutinio.sources.onpe_files import parse_provisional, parse_ronderos
 from escrutinio.store.duckdb_store import DuckDBStore
 
 ACTAS = "peru-2021-runoff/actas"
+EARLY = "hist_actas_electorales_20210608T1121_cadd76f.csv.gz"
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def final(data_dir: Path):
 
 @pytest.fixture(scope="module")
 def early(data_dir: Path):
-    return parse_provisional(data_dir / ACTAS / "hist_actas_electorales_20210608T1121_cadd76f.csv.gz")
+    return parse_provisional(data_dir / ACTAS / EARLY)
 
 
 def test_snapshot_id_is_sha256_of_source_bytes(final, data_dir: Path) -> None:
