@@ -1,0 +1,89 @@
+"""The command line, driven as a user would, on real files."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from escrutinio.cli import app
+
+ACTAS = "peru-2021-runoff/actas"
+runner = CliRunner()
+
+
+def run(db: Path, *args: str) -> tuple[int, str]:
+    res = runner.invoke(app, ["--db", str(db), *args])
+    return res.exit_code, res.stdout
+
+
+def test_ingest_status_history_diff(tmp_path: Path, data_dir: Path) -> None:
+    db = tmp_path / "e.duckdb"
+    early = data_dir / ACTAS / "hist_actas_electorales_20210608T1121_cadd76f.csv.gz"
+    final = data_dir / ACTAS / "actas_electorales_ronderos.pe.csv.gz"
+    code, out = run(db, "ingest", str(early), "--json")
+    assert code == 0, out
+    assert json.loads(out)["snapshots"][0]["created"] is True
+    code, out = run(db, "ingest", str(final), "--as-of", "2021-06-17T00:00:00Z", "--json")
+    assert code == 0, out
+    # same bytes again: a no-op
+    code, out = run(db, "ingest", str(early), "--json")
+    assert json.loads(out)["snapshots"][0]["created"] is False
+
+    code, out = run(db, "status", "--level", "district", "--json")
+    assert code == 0, out
+    st = json.loads(out)
+    assert st["national"]["candidates"][0]["votes"] == 8_835_653
+    assert st["national"]["margin_votes"] == 43_957
+    assert len(st["units"]) > 1800
+    assert st["provenance"]["snapshot_ids"][0] == st["snapshot"]["snapshot_id"]
+
+    code, out = run(db, "status", "-s", "first", "--level", "department", "--abroad", "--json")
+    st = json.loads(out)
+    assert code == 0 and {u["abroad"] for u in st["units"]} == {True}
+    assert st["national"]["actas_jee"] == 1_367
+
+    code, out = run(db, "history", "--json")
+    h = json.loads(out)
+    assert [p["margin_votes"] for p in h["points"]] == [77_921, 43_957]
+
+    code, out = run(db, "diff", "first", "latest", "--json", "--limit", "0")
+    d = json.loads(out)
+    assert code == 0 and d["n_state_changes"] == len(d["state_changes"]) > 0
+
+    code, out = run(db, "--lang", "en", "status")
+    assert code == 0 and "Margin: 43,957 votes" in out
+    code, out = run(db, "status")
+    assert "Margen: 43,957 votos" in out
+
+
+def test_bad_file_exit_code_and_store_unchanged(tmp_path: Path, data_dir: Path) -> None:
+    db = tmp_path / "e.duckdb"
+    early = data_dir / ACTAS / "hist_actas_electorales_20210608T1121_cadd76f.csv.gz"
+    assert run(db, "ingest", str(early))[0] == 0
+    bad = tmp_path / "bad.csv"
+    raw = gzip.decompress(early.read_bytes())
+    lines = raw.split(b"\n")
+    lines[3] = lines[3].replace(b",300,", b",tres cientos,", 1)
+    bad.write_bytes(b"\n".join(lines))
+    code, out = run(db, "ingest", str(bad), "--json")
+    assert code == 2
+    err = json.loads(out)
+    assert err["rule"] == "not_an_integer" and err["line"] == 4
+    assert err["field"] == "num_electores" and err["file"].endswith("bad.csv")
+    code, out = run(db, "snapshots", "--json")
+    assert len(json.loads(out)) == 1
+
+
+def test_status_without_store_is_a_clear_error(tmp_path: Path) -> None:
+    code, _ = run(tmp_path / "none.duckdb", "status")
+    assert code == 1
+
+
+def test_datasets_json(tmp_path: Path) -> None:
+    code, out = run(tmp_path / "x.duckdb", "datasets", "--json")
+    assert code == 0
+    names = {d["name"] for d in json.loads(out)}
+    assert {"peru-2021-runoff", "chile-2021-first-round"} <= names
