@@ -5,50 +5,32 @@ Presenters only: numbers come from ``escrutinio.service`` and the analyses.
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from escrutinio import __version__, service
+from escrutinio.commands.common import T, emit_json, err, fail, open_store, opts, out
 from escrutinio.count import CountState, HurdleStatus, LeadHistory, UnitState
 from escrutinio.diff import SnapshotDiff
 from escrutinio.domain import Level, SnapshotKind, status_label
 from escrutinio.errors import EscrutinioError
 from escrutinio.provenance import to_jsonable
-from escrutinio.store.duckdb_store import DuckDBStore
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True,
     help="escrutinio: el conteo, con números reproducibles / the count, with reproducible "
          "numbers.",
 )
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
-
 LEVEL_ALIASES = {
     "national": Level.NATIONAL, "nacional": Level.NATIONAL,
     "area1": Level.AREA1, "department": Level.AREA1, "departamento": Level.AREA1,
     "area2": Level.AREA2, "province": Level.AREA2, "provincia": Level.AREA2,
     "area3": Level.AREA3, "district": Level.AREA3, "distrito": Level.AREA3,
 }
-
-
-class _State:
-    db: str = "escrutinio.duckdb"
-    lang: str = "es"
-
-
-state_opts = _State()
-
-
-def T(es: str, en: str) -> str:  # noqa: N802  (short on purpose: used in every label)
-    return es if state_opts.lang == "es" else en
 
 
 @app.callback()
@@ -61,29 +43,8 @@ def main(
     if version:
         out.print(f"escrutinio {__version__}")
         raise typer.Exit()
-    state_opts.db = db
-    state_opts.lang = "en" if lang.lower().startswith("en") else "es"
-
-
-def _emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(to_jsonable(obj), ensure_ascii=False, indent=2) + "\n")
-
-
-def _fail(exc: EscrutinioError, as_json: bool) -> None:
-    if as_json:
-        _emit_json(exc.to_dict())
-    else:
-        msg = exc.message_es if state_opts.lang == "es" else exc.message_en
-        err.print(f"[bold red]Error:[/] {msg}")
-    raise typer.Exit(exc.exit_code)
-
-
-def _store(read_only: bool = False) -> DuckDBStore:
-    if read_only and not Path(state_opts.db).exists():
-        raise EscrutinioError(
-            f"no existe el almacén {state_opts.db}; ejecute 'escrutinio ingest' primero",
-            f"store {state_opts.db} does not exist; run 'escrutinio ingest' first")
-    return DuckDBStore(state_opts.db, read_only=read_only)
+    opts.db = db
+    opts.lang = "en" if lang.lower().startswith("en") else "es"
 
 
 # --- ingest ------------------------------------------------------------------------------
@@ -116,17 +77,17 @@ def ingest(
                 prog.update(task, description=Path(name).name)
                 parsed.extend(parse(Path(name)))
                 prog.advance(task)
-        with _store() as store:
+        with open_store() as store:
             outcomes = service.ingest(store, parsed)
     except EscrutinioError as exc:
-        _fail(exc, as_json)
+        fail(exc, as_json)
         return
     if as_json:
-        _emit_json({"db": state_opts.db, "snapshots": outcomes})
+        emit_json({"db": opts.db, "snapshots": outcomes})
         return
     new = sum(o.created for o in outcomes)
-    table = Table(title=T(f"{len(outcomes)} instantáneas ({new} nuevas) en {state_opts.db}",
-                          f"{len(outcomes)} snapshots ({new} new) in {state_opts.db}"))
+    table = Table(title=T(f"{len(outcomes)} instantáneas ({new} nuevas) en {opts.db}",
+                          f"{len(outcomes)} snapshots ({new} new) in {opts.db}"))
     for col in ("id", T("fecha (UTC)", "as of (UTC)"), T("etiqueta", "label"), T("tipo", "kind"),
                 T("filas", "rows"), T("rechazadas", "rejected"), T("alertas", "flags"),
                 T("nueva", "new")):
@@ -151,13 +112,13 @@ def snapshots(
 ) -> None:
     """Listar instantáneas / list snapshots."""
     try:
-        with _store(read_only=True) as store:
+        with open_store(read_only=True) as store:
             snaps = store.list_snapshots(contest)
     except EscrutinioError as exc:
-        _fail(exc, as_json)
+        fail(exc, as_json)
         return
     if as_json:
-        _emit_json(snaps)
+        emit_json(snaps)
         return
     table = Table(title=T("Instantáneas", "Snapshots"))
     for col in ("id", T("contienda", "contest"), T("fecha (UTC)", "as of (UTC)"),
@@ -224,17 +185,17 @@ def status(
         lv = LEVEL_ALIASES.get(level.lower())
         if lv is None:
             raise EscrutinioError(f"nivel desconocido {level!r}", f"unknown level {level!r}")
-        with _store(read_only=True) as store:
+        with open_store(read_only=True) as store:
             st = service.state(store, snapshot, level=lv, contest_id=contest,
                                kind=SnapshotKind(kind) if kind else None)
     except (EscrutinioError, ValueError) as exc:
         if not isinstance(exc, EscrutinioError):
             exc = EscrutinioError(str(exc), str(exc))
-        _fail(exc, as_json)
+        fail(exc, as_json)
         return
     units = st.units if abroad is None else tuple(u for u in st.units if u.abroad == abroad)
     if as_json:
-        _emit_json({**to_jsonable(st), "units": to_jsonable(units)})
+        emit_json({**to_jsonable(st), "units": to_jsonable(units)})
         return
     n = st.national
     out.print(f"[bold]{st.contest_id}[/] — {T('instantánea', 'snapshot')} "
@@ -285,13 +246,13 @@ def history(
 ) -> None:
     """Historia del margen y cambios de liderazgo / margin history and lead changes."""
     try:
-        with _store(read_only=True) as store:
+        with open_store(read_only=True) as store:
             h = service.history(store, contest, SnapshotKind(kind) if kind else None)
     except EscrutinioError as exc:
-        _fail(exc, as_json)
+        fail(exc, as_json)
         return
     if as_json:
-        _emit_json(h)
+        emit_json(h)
         return
     _print_history(h)
 
@@ -333,13 +294,13 @@ def diff(
 ) -> None:
     """Qué cambió entre dos instantáneas / what changed between two snapshots."""
     try:
-        with _store(read_only=True) as store:
+        with open_store(read_only=True) as store:
             d = service.diff(store, older, newer, contest_id=contest, limit=limit or None)
     except EscrutinioError as exc:
-        _fail(exc, as_json)
+        fail(exc, as_json)
         return
     if as_json:
-        _emit_json(d)
+        emit_json(d)
         return
     _print_diff(d)
 
@@ -352,8 +313,8 @@ def _print_diff(d: SnapshotDiff) -> None:
         for col in (T("de", "from"), T("a", "to"), "n", T("permitida", "allowed")):
             table.add_column(col)
         for t in d.transitions:
-            table.add_row(status_label(t.from_status, state_opts.lang) if t.from_status else "∅",
-                          status_label(t.to_status, state_opts.lang) if t.to_status else "∅",
+            table.add_row(status_label(t.from_status, opts.lang) if t.from_status else "∅",
+                          status_label(t.to_status, opts.lang) if t.to_status else "∅",
                           f"{t.n:,}", "" if t.allowed else T("[red]NO[/]", "[red]NO[/]"))
         out.print(table)
     out.print(T(f"Actas que cambiaron de estado: {d.n_state_changes:,}",
@@ -395,12 +356,12 @@ def datasets(
     try:
         if fetch:
             ds.fetch(fetch, base_url=mirror)
-        rows = ds.datasets_table(state_opts.lang, verify=verify)
+        rows = ds.datasets_table(opts.lang, verify=verify)
     except EscrutinioError as exc:
-        _fail(exc, as_json)
+        fail(exc, as_json)
         return
     if as_json:
-        _emit_json(rows)
+        emit_json(rows)
         return
     table = Table(title=T("Conjuntos de datos", "Datasets"))
     cols = list(rows[0].keys()) if rows else []
@@ -410,6 +371,14 @@ def datasets(
         table.add_row(*[str(r[c]) for c in cols])
     out.print(table)
 
+
+def _register_command_modules() -> None:
+    from escrutinio.commands import register_all
+
+    register_all(app)
+
+
+_register_command_modules()
 
 if __name__ == "__main__":  # pragma: no cover
     app()
