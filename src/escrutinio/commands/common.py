@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from escrutinio.errors import EscrutinioError
 from escrutinio.provenance import to_jsonable
@@ -43,7 +44,7 @@ def fail(exc: EscrutinioError, as_json: bool) -> None:
         emit_json(exc.to_dict())
     else:
         msg = exc.message_es if opts.lang == "es" else exc.message_en
-        err.print(f"[bold red]Error:[/] {msg}")
+        err.print(f"[bold red]Error:[/] {escape(msg)}")
     raise typer.Exit(exc.exit_code)
 
 

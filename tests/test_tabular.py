@@ -1,0 +1,330 @@
+"""The generic interchange format (docs/formats.md): real data in, identical data out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from escrutinio.domain import ActaStatus, Contest, SnapshotKind
+from escrutinio.errors import IngestError
+from escrutinio.sources.chile import CHILE_2021_FIRST_ROUND, convert_chile_2021
+from escrutinio.sources.onpe_files import parse_ronderos
+from escrutinio.sources.tabular import (
+    STATUS_ALIASES,
+    parse_tabular,
+    sidecar_dict,
+    sidecar_path_for,
+    write_snapshot,
+    write_tabular,
+)
+
+CHILE = "chile-2021-first-round/chile_election_2021.csv.gz"
+RONDEROS = "peru-2021-runoff/actas/actas_electorales_ronderos.pe.csv.gz"
+
+
+@pytest.fixture(scope="module")
+def runoff(data_dir: Path):
+    return parse_ronderos(data_dir / RONDEROS, as_of="2021-06-17T00:00:00Z")
+
+
+# --- Chile: a second country through the generic format ------------------------------
+
+
+def test_chile_2021_through_generic_format_matches_raw_sums(data_dir, tmp_path, tmp_store):
+    raw_path = data_dir / CHILE
+    data, side = convert_chile_2021(raw_path, tmp_path / "chile.csv.gz",
+                                    as_of="2021-11-22T03:00:00Z")
+    assert side == sidecar_path_for(data) and side.exists()
+    snap = parse_tabular(data)
+    outcome = tmp_store.put_snapshot(snap)
+    assert outcome.created and outcome.n_rejected == 0 and outcome.n_findings == 0
+
+    raw = pl.read_csv(raw_path)
+    stored = tmp_store.load_actas(outcome.snapshot_id)
+    assert stored.height == raw.height == 46_606
+    for cand in CHILE_2021_FIRST_ROUND.candidates:
+        assert stored[cand.column].sum() == raw[cand.authority_code].sum(), cand.code
+    assert stored["blank"].sum() == raw["BLANK.VOTES"].sum() == 30_397
+    assert stored["null"].sum() == raw["NULL.VOTES"].sum() == 55_285
+    # cast = ballots in the box = candidates + blank + null (not the M + F signatures)
+    ballots = raw.select(pl.sum_horizontal(["C1", "C2", "C3", "C4", "C5", "C6", "C7",
+                                            "BLANK.VOTES", "NULL.VOTES"])).to_series()
+    assert stored["cast"].sum() == ballots.sum() == 7_075_532
+    # Kast led the first round: 1,953,207 vs Boric 1,795,691 in this file
+    assert stored["v_kast"].sum() == 1_953_207 and stored["v_boric"].sum() == 1_795_691
+    assert stored["electors"].null_count() == stored.height  # no elector roll in the source
+    assert stored["status"].unique().to_list() == [ActaStatus.COUNTED.value]
+    assert stored["acta_id"].n_unique() == stored.height
+    geo = tmp_store.geography(CHILE_2021_FIRST_ROUND.id)
+    assert geo.filter(pl.col("level") == "area1").height == 16
+    assert geo.filter(pl.col("level") == "area3").height == 679
+    assert geo.filter(pl.col("code") == "13")["name"].item() == "Metropolitana de Santiago"
+    meta = json.loads(tmp_store.con.execute(
+        "SELECT metadata FROM snapshots WHERE snapshot_id = ?",
+        [outcome.snapshot_id]).fetchone()[0])
+    assert json.loads(meta["area_labels"])["area1"] == {"es": "región", "en": "region"}
+
+
+# --- round trip: any snapshot can be exported and re-imported ------------------------
+
+
+@pytest.mark.parametrize("ext", ["csv", "csv.gz", "parquet"])
+def test_peru_runoff_round_trip(runoff, tmp_path, tmp_store, ext):
+    assert runoff.frame.height == 86_488
+    data, _ = write_tabular(runoff.frame, runoff.contest, tmp_path / f"runoff.{ext}",
+                            runoff.as_of, geography=runoff.geography)
+    back = parse_tabular(data)
+    assert back.kind is SnapshotKind.ACTAS
+    assert back.contest == runoff.contest
+    assert back.as_of == runoff.as_of
+    assert back.rejected.height == 0
+    assert_frame_equal(back.frame, runoff.frame)
+    assert_frame_equal(back.geography.drop("alt_code"),
+                       runoff.geography.drop("alt_code").sort("level", "code"))
+    # and through the store
+    out = tmp_store.put_snapshot(back)
+    assert_frame_equal(tmp_store.load_actas(out.snapshot_id),
+                       runoff.frame.sort("acta_id"))
+    totals = back.frame.select(pl.col("v_castillo").sum(), pl.col("v_fujimori").sum()).row(0)
+    assert totals == (8_835_653, 8_791_696)
+
+
+def test_export_is_reproducible(runoff, tmp_path):
+    a = write_snapshot(runoff, tmp_path / "a" / "x.csv.gz")[0]
+    b = write_snapshot(runoff, tmp_path / "b" / "x.csv.gz")[0]
+    assert a.read_bytes() == b.read_bytes()
+    assert parse_tabular(a).snapshot_id == parse_tabular(b).snapshot_id
+
+
+# --- small hand-written files --------------------------------------------------------
+
+CONTEST = {
+    "id": "xx-test-1v", "name": "Test", "kind": "first_round", "country": "XX",
+    "date": "2024-01-01", "majority_threshold": 0.5,
+    "candidates": [{"code": "ana", "name": "Ana"}, {"code": "beto", "name": "Beto"}],
+}
+
+
+def write(tmp_path: Path, text: str, name: str = "d.csv", **side: object) -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    doc = {"contest": CONTEST, "as_of": "2024-01-02T00:00:00Z"} | side
+    sidecar_path_for(p).write_text(json.dumps(doc), encoding="utf-8")
+    return p
+
+
+def test_status_labels_are_accepted_in_spanish_and_any_case(tmp_path):
+    labels = ["contabilizada", "PENDIENTE", "Anulada", "en el JEE", "jee", "Observada",
+              "mesa no instalada", "extraviada", "siniestrada", "counted", "not_installed"]
+    rows = [f"{i},{s},01,100,50,1,1,30,18" for i, s in enumerate(labels)]
+    text = "acta_id,status,area1_code,electors,cast,blank,null,v_ana,v_beto\n" + "\n".join(rows)
+    snap = parse_tabular(write(tmp_path, text + "\n"))
+    assert snap.rejected.height == 0
+    assert snap.frame["status"].to_list() == [
+        "counted", "pending", "annulled", "jee", "jee", "observed", "not_installed", "lost",
+        "destroyed", "counted", "not_installed"]
+    assert all(STATUS_ALIASES[s.value] == s.value for s in ActaStatus)
+
+
+def test_optional_columns_default(tmp_path):
+    text = ("acta_id,status,area1_code,electors,cast,blank,null,v_ana,v_beto\n"
+            "1,counted,01,100,50,1,1,30,18\n")
+    snap = parse_tabular(write(tmp_path, text))
+    row = snap.frame.row(0, named=True)
+    assert row["abroad"] is False and row["resolved"] is False
+    assert row["challenged"] is None and row["area3_code"] is None
+    assert snap.geography is None  # no names given
+
+
+def test_booleans_accept_common_spellings(tmp_path):
+    text = ("acta_id,status,area1_code,abroad,resolved,electors,cast,blank,null,v_ana,v_beto\n"
+            "1,counted,01,sí,0,100,50,1,1,30,18\n2,counted,01,FALSE,yes,100,50,1,1,30,18\n")
+    snap = parse_tabular(write(tmp_path, text))
+    assert snap.frame["abroad"].to_list() == [True, False]
+    assert snap.frame["resolved"].to_list() == [False, True]
+
+
+def test_bad_boolean_names_line_and_field(tmp_path):
+    text = ("acta_id,status,area1_code,abroad,electors,cast,blank,null,v_ana,v_beto\n"
+            "1,counted,01,false,100,50,1,1,30,18\n2,counted,01,maybe,100,50,1,1,30,18\n")
+    with pytest.raises(IngestError) as ei:
+        parse_tabular(write(tmp_path, text))
+    assert (ei.value.location.line, ei.value.location.field, ei.value.rule) == (
+        3, "abroad", "not_a_boolean")
+
+
+def test_explicit_contest_file_and_kind(tmp_path):
+    text = ("acta_id,status,area1_code,electors,cast,blank,null,v_ana,v_beto\n"
+            "1,counted,01,100,50,1,1,30,18\n")
+    p = tmp_path / "data.csv"
+    p.write_text(text)
+    side = tmp_path / "elsewhere.json"
+    side.write_text(json.dumps(sidecar_dict(
+        Contest.from_dict(CONTEST), "2024-01-02T05:00:00-05:00")))
+    snap = parse_tabular(p, side, kind="actas")
+    assert snap.as_of.isoformat() == "2024-01-02T10:00:00+00:00"
+    with pytest.raises(IngestError) as ei:
+        parse_tabular(p, side, kind="units")
+    assert ei.value.rule == "missing_columns" and "level" in ei.value.location.field
+
+
+@pytest.mark.parametrize(("doc", "field", "rule"), [
+    ({"as_of": "2024-01-02T00:00:00"}, "as_of", "sidecar_invalid"),  # no time zone
+    ({"asof": "2024-01-02T00:00:00Z"}, "asof", "sidecar_invalid"),  # typo
+    ({"contest": CONTEST | {"candidates": [{"code": "Ana X", "name": "Ana"}]}},
+     "contest.candidates[0].code", "sidecar_invalid"),
+    ({"contest": CONTEST | {"kind": "runoff", "candidates": CONTEST["candidates"][:1]}},
+     "contest.candidates", "sidecar_invalid"),
+    ({"contest": CONTEST | {"country": "Chile"}}, "contest.country", "sidecar_invalid"),
+    ({"kind": "units"}, "kind", "kind_mismatch"),
+])
+def test_sidecar_errors_name_the_field(tmp_path, doc, field, rule):
+    text = ("acta_id,status,area1_code,electors,cast,blank,null,v_ana,v_beto\n"
+            "1,counted,01,100,50,1,1,30,18\n")
+    p = tmp_path / "d.csv"
+    p.write_text(text)
+    full = {"contest": CONTEST, "as_of": "2024-01-02T00:00:00Z"} | doc
+    if "asof" in doc:
+        del full["as_of"]
+        full = {"asof": doc["asof"], **full}
+    sidecar_path_for(p).write_text(json.dumps(full))
+    with pytest.raises(IngestError) as ei:
+        parse_tabular(p)
+    assert ei.value.location.file == str(sidecar_path_for(p))
+    assert (ei.value.location.field, ei.value.rule) == (field, rule)
+
+
+def test_sidecar_missing_and_unreadable(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("acta_id,status,area1_code,electors,cast,blank,null,v_ana,v_beto\n"
+                 "1,counted,01,100,50,1,1,30,18\n")
+    with pytest.raises(IngestError) as ei:
+        parse_tabular(p)
+    assert ei.value.rule == "sidecar_missing"
+    assert ei.value.location.file == str(tmp_path / "d.csv.contest.json")
+    sidecar_path_for(p).write_text('{\n "as_of": "2024-01-02T00:00:00Z",\n "contest": {,}\n}')
+    with pytest.raises(IngestError) as ei:
+        parse_tabular(p)
+    assert (ei.value.rule, ei.value.location.line) == ("sidecar_json", 3)
+
+
+def test_unknown_format_is_named(tmp_path):
+    with pytest.raises(IngestError) as ei:
+        parse_tabular(write(tmp_path, "mesa,votos\n1,2\n"))
+    assert (ei.value.rule, ei.value.location.line) == ("unknown_format", 1)
+
+
+# --- per-unit format ------------------------------------------------------------------
+
+UNIT_HEADER = ("level,unit_code,unit_name,parent_code,abroad,actas_total,actas_counted,"
+               "actas_processed,electors,cast,blank,null,v_ana,v_beto\n")
+
+
+def test_units_parse_validate_and_round_trip(tmp_path, tmp_store):
+    text = UNIT_HEADER + "\n".join([
+        "national,,,,,10,8,9,900,700,10,10,400,250",  # 30 votes of annulled actas: fine
+        "area1,01,Norte,,false,6,5,6,500,400,5,5,250,140",
+        "area1,02,Sur,,false,4,3,3,400,300,5,5,150,110",
+        "area1,03,Este,,false,4,5,,400,300,5,5,150,110",  # counted > total: rejected
+        "area1,04,Oeste,,false,4,3,3,400,300,5,5,250,110",  # more votes than cast: flag
+        "area2,0101,Norte Alto,01,false,1,0,0,0,0,-1,0,0,0",  # negative: rejected
+        "area9,0901,X,,false,1,1,1,1,1,0,0,1,0",  # unknown level: rejected
+    ]) + "\n"
+    snap = parse_tabular(write(tmp_path, text))
+    assert snap.kind is SnapshotKind.UNITS and snap.level == "area1"
+    assert snap.frame["unit_code"].to_list() == ["", "01", "02", "04"]
+    rej = snap.rejected.select("line", "acta_id", "field", "rule").rows()
+    assert rej == [(5, "area1/03", "actas_counted", "counted_exceeds_total"),
+                   (7, "area2/0101", "blank", "negative_count"),
+                   (8, "area9/0901", "level", "unknown_level")]
+    assert snap.findings.select("line", "rule").rows() == [(6, "votes_exceed_cast")]
+    assert snap.geography.filter(pl.col("code") == "01")["name"].item() == "Norte"
+    out = tmp_store.put_snapshot(snap)
+    assert tmp_store.load_row_reports(out.snapshot_id).height == 4
+
+    data, _ = write_tabular(snap.frame, snap.contest, tmp_path / "rt" / "u.parquet",
+                            snap.as_of, geography=snap.geography)
+    back = parse_tabular(data)
+    assert_frame_equal(back.frame, snap.frame)
+    assert back.level == "area1"
+
+
+def test_duplicate_units(tmp_path):
+    text = UNIT_HEADER + "\n".join([
+        "area1,01,Norte,,false,6,5,6,500,400,5,5,250,140",
+        "area1,01,Norte,,false,6,5,6,500,400,5,5,250,140",
+        "area1,02,Sur,,false,4,3,3,400,300,5,5,150,110",
+        "area1,02,Sur,,false,4,3,3,400,301,5,5,150,110",
+    ]) + "\n"
+    snap = parse_tabular(write(tmp_path, text))
+    assert snap.frame["unit_code"].to_list() == ["01"]
+    assert snap.rejected.select("line", "rule").rows() == [
+        (3, "duplicate_unit_identical"), (4, "duplicate_unit"), (5, "duplicate_unit")]
+
+
+def test_parquet_float_counts_must_be_integral(tmp_path):
+    df = pl.DataFrame({"acta_id": ["1", "2"], "status": ["counted"] * 2, "area1_code": ["01"] * 2,
+                       "electors": [100.0, 100.0], "cast": [50, 50], "blank": [1, 1],
+                       "null": [1, 1], "v_ana": [30, 30], "v_beto": [18.0, 18.5]})
+    p = tmp_path / "d.parquet"
+    df.write_parquet(p)
+    sidecar_path_for(p).write_text(json.dumps({"contest": CONTEST,
+                                               "as_of": "2024-01-02T00:00:00Z"}))
+    with pytest.raises(IngestError) as ei:
+        parse_tabular(p)
+    assert (ei.value.location.line, ei.value.location.field, ei.value.rule) == (
+        2, "v_beto", "not_an_integer")
+    assert "fila/row 2" in str(ei.value)
+    df.with_columns(pl.lit(18.0).alias("v_beto")).write_parquet(p)
+    assert parse_tabular(p).frame["v_beto"].to_list() == [18, 18]
+
+
+# --- docs/formats.md stays true ---------------------------------------------------------
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "formats.md"
+
+
+def doc_block(marker: str) -> str:
+    text = DOC.read_text(encoding="utf-8")
+    start = text.index("\n```", text.index(marker)) + 1
+    start = text.index("\n", start) + 1
+    return text[start:text.index("```", start)]
+
+
+def test_documented_examples_parse(tmp_path):
+    sidecar = json.loads(doc_block("## 6. The sidecar"))
+    actas = tmp_path / "actas.csv"
+    actas.write_text(doc_block("<!-- example: actas.csv -->"), encoding="utf-8")
+    sidecar_path_for(actas).write_text(json.dumps(sidecar), encoding="utf-8")
+    snap = parse_tabular(actas)
+    assert snap.frame.height == 5 and snap.rejected.height == 0
+    assert snap.findings.select("line", "rule").rows() == [(4, "sum_mismatch_uncounted")]
+    counted = snap.frame.filter(pl.col("status") == "counted")
+    assert (counted["v_ana"].sum(), counted["v_beto"].sum()) == (241, 265)
+    assert snap.frame["status"].to_list() == ["counted", "counted", "jee", "pending", "counted"]
+    assert snap.label == "corte 3 jun 14:30"
+
+    units = tmp_path / "units.csv"
+    units.write_text(doc_block("<!-- example: units.csv -->"), encoding="utf-8")
+    sidecar_path_for(units).write_text(json.dumps(sidecar | {"kind": "units"}))
+    u = parse_tabular(units)
+    assert u.rejected.height == 0 and u.findings.height == 0
+    nat = u.frame.filter(pl.col("level") == "national").drop("level", "unit_code", "abroad")
+    parts = u.frame.filter(pl.col("level") == "area1").drop("level", "unit_code", "abroad")
+    assert nat.row(0) == parts.sum().row(0)  # the national row is the sum of its areas
+    # and the per-unit example is the aggregate of the per-acta example
+    assert nat["cast"].item() == counted["cast"].sum()
+
+
+def test_every_rule_is_documented():
+    from escrutinio.verify.checks import RULES
+    from escrutinio.verify.unit_checks import UNIT_RULES
+
+    text = DOC.read_text(encoding="utf-8")
+    for name in [*RULES, *UNIT_RULES, "missing_candidate_column", "unknown_candidate_column",
+                 "wrong_field_count", "not_an_integer", "sidecar_invalid", "wrong_type"]:
+        assert f"`{name}`" in text, name
