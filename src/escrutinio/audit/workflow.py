@@ -1,0 +1,658 @@
+"""The audit as a replayable sequence of recorded steps, kept in the store.
+
+Steps: ``create`` (manifest built from a snapshot, checked against reported totals before
+anything is drawn, stored with its SHA-256) -> ``draw_round`` (seed -> draws; escalation
+extends the same sequence) -> ``record_counts`` (hand counts from CSV) -> ``measure`` (risk
+per assertion; stop, next round, or full hand count) -> ``report``. Each step stores its
+inputs, so :func:`replay` can rebuild the manifest, redraw every round from the seed and
+re-measure, and say whether everything matches what was stored.
+
+Tables are ``audit_*`` in the same DuckDB file (created here, ``IF NOT EXISTS``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from escrutinio import __version__
+from escrutinio.audit import alpha as alpha_mod
+from escrutinio.audit import macro
+from escrutinio.audit.ids import AuditInputError, canonical_ids
+from escrutinio.audit.measure import HandCount, Measurement, measure_risk, measurement_summary
+from escrutinio.audit.model import AuditPopulation, Policy, build_population
+from escrutinio.audit.plan import ErrorModel, plan_audit
+from escrutinio.audit.sampling import consistent_sample, normalise_seed, ppeb_draws, seed_warning
+from escrutinio.domain import Contest, SnapshotKind
+from escrutinio.errors import IngestError, Location, NotFoundError
+from escrutinio.provenance import Provenance
+from escrutinio.sources.base import cast_ints, read_csv_strict, read_source
+from escrutinio.store.duckdb_store import DuckDBStore
+
+METHODS = ("macro", "alpha")
+DESIGNS = ("ppeb", "uniform")
+
+TABLES_SQL = """
+CREATE TABLE IF NOT EXISTS audit_audits (
+    audit_id TEXT PRIMARY KEY, contest_id TEXT NOT NULL, snapshot_id TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL, method TEXT NOT NULL, design TEXT NOT NULL,
+    risk_limit TEXT NOT NULL, seed TEXT NOT NULL, policy TEXT NOT NULL,
+    alpha_params TEXT NOT NULL, manifest_sha256 TEXT NOT NULL, n_actas BIGINT NOT NULL,
+    total_weight TEXT NOT NULL, scale TEXT NOT NULL, definition TEXT NOT NULL,
+    escrutinio_version TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_manifest (
+    audit_id TEXT NOT NULL, ordinal BIGINT NOT NULL, acta_id TEXT NOT NULL,
+    category TEXT NOT NULL, ballots BIGINT NOT NULL, weight TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_rounds (
+    audit_id TEXT NOT NULL, round INTEGER NOT NULL, first_draw BIGINT NOT NULL,
+    last_draw BIGINT NOT NULL, size_rule TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_draws (
+    audit_id TEXT NOT NULL, round INTEGER NOT NULL, draw BIGINT NOT NULL,
+    acta_id TEXT NOT NULL, ordinal BIGINT NOT NULL, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_counts (
+    audit_id TEXT NOT NULL, seq BIGINT NOT NULL, acta_id TEXT NOT NULL, votes BIGINT[],
+    blank BIGINT NOT NULL, "null" BIGINT NOT NULL, challenged BIGINT NOT NULL,
+    source TEXT NOT NULL, source_sha256 TEXT NOT NULL, line BIGINT,
+    recorded_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_measures (
+    audit_id TEXT NOT NULL, seq BIGINT NOT NULL, round INTEGER NOT NULL,
+    measured_at TIMESTAMPTZ NOT NULL, n_draws BIGINT NOT NULL, status TEXT NOT NULL,
+    risk DOUBLE NOT NULL, summary TEXT NOT NULL);
+"""
+
+
+def ensure_tables(store: DuckDBStore) -> None:
+    have = {r[0] for r in store.con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'audit_%'"
+    ).fetchall()}
+    if not {"audit_audits", "audit_manifest", "audit_rounds", "audit_draws", "audit_counts",
+            "audit_measures"} <= have:
+        store.con.execute(TABLES_SQL)
+
+
+# --- manifest ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ManifestCheck:
+    ok: bool
+    n_actas: int
+    total_ballots: int
+    candidate_totals: dict[str, int]
+    arithmetic_mismatches: int  # actas whose cast != valid + blank + null + challenged
+    arithmetic_examples: tuple[str, ...]
+    totals_differences: dict[str, dict[str, int]]  # code -> manifest, reported, difference
+    external: dict[str, Any] | None
+    problems_es: tuple[str, ...] = field(default_factory=tuple)
+    problems_en: tuple[str, ...] = field(default_factory=tuple)
+
+
+def check_manifest(frame: pl.DataFrame, contest: Contest,
+                   reported_totals: dict[str, int] | None = None,
+                   external: pl.DataFrame | None = None) -> ManifestCheck:
+    """Check the manifest (per-acta figures) against reported totals, before any draw."""
+    cand = contest.candidate_columns
+    parts = pl.sum_horizontal([pl.col(c).fill_null(0) for c in
+                               [*cand, "blank", "null", "challenged"] if c in frame.columns])
+    with_figs = frame.filter(pl.col("status").is_in(["counted", "annulled"]))
+    bad = with_figs.filter(pl.col("cast").fill_null(0) != parts)
+    totals = {c.code: int(frame.filter(pl.col("status").is_in(["counted", "annulled"]))
+                          [c.column].fill_null(0).sum()) for c in contest.candidates}
+    pes: list[str] = []
+    pen: list[str] = []
+    if bad.height:
+        pes.append(f"{bad.height} actas con emitidos distintos de la suma de sus votos "
+                   "(se usa el mayor de los dos como cota)")
+        pen.append(f"{bad.height} actas whose cast differs from the sum of their votes "
+                   "(the larger of the two is used as the bound)")
+    diffs: dict[str, dict[str, int]] = {}
+    ok = True
+    if reported_totals:
+        unknown = [k for k in reported_totals if k not in totals]
+        if unknown:
+            raise AuditInputError(f"candidatos desconocidos en los totales: {unknown}",
+                                  f"unknown candidates in the totals: {unknown}")
+        for k, v in reported_totals.items():
+            if totals[k] != int(v):
+                diffs[k] = {"manifest": totals[k], "reported": int(v),
+                            "difference": totals[k] - int(v)}
+        if diffs:
+            ok = False
+            pes.append("los totales de las actas no coinciden con los totales informados: "
+                       + ", ".join(f"{k} {d['difference']:+,}" for k, d in diffs.items()))
+            pen.append("the acta totals do not match the reported totals: "
+                       + ", ".join(f"{k} {d['difference']:+,}" for k, d in diffs.items()))
+    ext: dict[str, Any] | None = None
+    if external is not None:
+        mine = frame.select("acta_id", "cast", "status")
+        j = external.join(mine, on="acta_id", how="full", coalesce=True)
+        only_ext = j.filter(pl.col("status").is_null())
+        only_res = j.filter(pl.col("ballots").is_null())
+        both = j.filter(pl.col("status").is_not_null() & pl.col("ballots").is_not_null())
+        differ = both.filter(pl.col("status").is_in(["counted", "annulled"])
+                             & (pl.col("ballots") != pl.col("cast")))
+        ext = {"actas": external.height, "ballots": int(external["ballots"].sum()),
+               "only_in_manifest": only_ext["acta_id"].head(20).to_list(),
+               "n_only_in_manifest": only_ext.height,
+               "only_in_results": only_res["acta_id"].head(20).to_list(),
+               "n_only_in_results": only_res.height,
+               "n_ballot_differences": differ.height,
+               "ballot_differences": differ.select("acta_id", "ballots", "cast").head(20)
+               .to_dicts()}
+        if only_ext.height or only_res.height or differ.height:
+            ok = False
+            pes.append(f"manifiesto externo: {only_ext.height} actas solo en el manifiesto, "
+                       f"{only_res.height} solo en los resultados, {differ.height} con otro "
+                       "número de boletas")
+            pen.append(f"external manifest: {only_ext.height} actas only in the manifest, "
+                       f"{only_res.height} only in the results, {differ.height} with another "
+                       "number of ballots")
+    return ManifestCheck(ok=ok, n_actas=frame.height,
+                         total_ballots=int(frame["cast"].fill_null(0).sum()),
+                         candidate_totals=totals, arithmetic_mismatches=bad.height,
+                         arithmetic_examples=tuple(bad["acta_id"].head(10).to_list()),
+                         totals_differences=diffs, external=ext, problems_es=tuple(pes),
+                         problems_en=tuple(pen))
+
+
+def apply_external_manifest(frame: pl.DataFrame, external: pl.DataFrame) -> pl.DataFrame:
+    """Conservative merge: ballots = max(manifest, reported); manifest-only actas are
+    added as unresolved (their ballots bound what they could hold)."""
+    j = frame.join(external.rename({"ballots": "__mb"}), on="acta_id", how="left")
+    j = j.with_columns(pl.max_horizontal(pl.col("cast").fill_null(0),
+                                         pl.col("__mb").fill_null(0)).alias("cast")).drop("__mb")
+    extra = external.join(frame.select("acta_id"), on="acta_id", how="anti")
+    if extra.height:
+        add = extra.select(pl.col("acta_id"), pl.lit("pending").alias("status"),
+                           pl.col("ballots").alias("electors"))
+        j = pl.concat([j, add], how="diagonal_relaxed")
+    return j
+
+
+def read_external_manifest(path: str | Path) -> pl.DataFrame:
+    src = read_source(path)
+    df = read_csv_strict(src, required=["acta_id", "ballots"], allow_extra=True)
+    df = cast_ints(df, ["ballots"], src.path)
+    if df["ballots"].null_count():
+        line = int(df.filter(pl.col("ballots").is_null())["__line"][0])
+        raise IngestError(Location(src.path, line, "ballots"), "missing_value",
+                          "falta el número de boletas", "the number of ballots is missing")
+    return df.select(canonical_ids(df["acta_id"]), "ballots")
+
+
+def manifest_frame(pop: AuditPopulation) -> pl.DataFrame:
+    """The public manifest: ordinal, canonical ID, category, ballot bound, weight."""
+    return pl.DataFrame({
+        "ordinal": np.arange(1, pop.size + 1, dtype=np.int64),
+        "acta_id": pop.ids.astype(str),
+        "category": pop.category.astype(str),
+        "ballots": pop.ballots.astype(np.int64),
+        "weight": [str(int(w)) for w in pop.weights.tolist()],
+    })
+
+
+def manifest_sha256(pop: AuditPopulation) -> str:
+    """SHA-256 of the manifest as CSV text (header + one line per acta, LF)."""
+    mf = manifest_frame(pop)
+    text = mf.write_csv(line_terminator="\n")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# --- audit record ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AuditRecord:
+    audit_id: str
+    contest_id: str
+    snapshot_id: str
+    created_at: datetime
+    method: str
+    design: str
+    risk_limit: str
+    seed: str
+    policy: dict[str, Any]
+    alpha_params: dict[str, Any]
+    manifest_sha256: str
+    n_actas: int
+    total_weight: str
+    scale: str
+    definition: dict[str, Any]  # assertions, margins, winners, manifest check, left out
+    version: str
+
+
+def _load_frame(store: DuckDBStore, snapshot_ref: str,
+                contest_id: str | None) -> tuple[str, Contest, pl.DataFrame]:
+    info = store.snapshot(snapshot_ref, contest_id=contest_id, kind=SnapshotKind.ACTAS)
+    return info.snapshot_id, store.contest(info.contest_id), store.load_actas(info.snapshot_id)
+
+
+def population_for(store: DuckDBStore, snapshot_ref: str = "latest", *,
+                   contest_id: str | None = None, policy: Policy | None = None
+                   ) -> tuple[AuditPopulation, pl.DataFrame]:
+    sid, contest, frame = _load_frame(store, snapshot_ref, contest_id)
+    return build_population(frame, contest, snapshot_id=sid, policy=policy), frame
+
+
+def create_audit(store: DuckDBStore, *, audit_id: str, seed: str, risk_limit: str = "0.05",
+                 method: str = "macro", design: str = "ppeb", snapshot_ref: str = "latest",
+                 contest_id: str | None = None, policy: Policy | None = None,
+                 params: alpha_mod.AlphaParams | None = None,
+                 reported_totals: dict[str, int] | None = None,
+                 external_manifest: pl.DataFrame | None = None,
+                 force: bool = False) -> tuple[AuditRecord, ManifestCheck]:
+    """Build and check the manifest, then store the audit. Nothing is drawn here."""
+    ensure_tables(store)
+    if method not in METHODS or design not in DESIGNS:
+        raise AuditInputError(f"método/diseño desconocido: {method}/{design}",
+                              f"unknown method/design: {method}/{design}")
+    if method == "macro" and design != "ppeb":
+        raise AuditInputError("MACRO exige el diseño PPEB", "MACRO requires the PPEB design")
+    if store.con.execute("SELECT 1 FROM audit_audits WHERE audit_id = ?",
+                         [audit_id]).fetchall():
+        raise AuditInputError(f"ya existe la auditoría {audit_id}",
+                              f"audit {audit_id} already exists")
+    seed = normalise_seed(seed)
+    alpha = macro.as_fraction(risk_limit)
+    policy = policy or Policy()
+    params = params or alpha_mod.AlphaParams()
+    sid, contest, frame = _load_frame(store, snapshot_ref, contest_id)
+    check = check_manifest(frame, contest, reported_totals, external_manifest)
+    if not check.ok and not force:
+        raise AuditInputError(
+            "el manifiesto no cuadra; no se sorteó nada: " + "; ".join(check.problems_es)
+            + " (use --force para seguir con la cota conservadora)",
+            "the manifest does not reconcile; nothing was drawn: "
+            + "; ".join(check.problems_en) + " (use --force to go on with the conservative "
+            "bound)")
+    if external_manifest is not None:
+        frame = apply_external_manifest(frame, external_manifest)
+    pop = build_population(frame, contest, snapshot_id=sid, policy=policy)
+    if not pop.auditable:
+        raise AuditInputError(
+            f"no hay margen que auditar (márgenes tras el tratamiento conservador: "
+            f"{list(pop.margin)})",
+            f"there is no margin to audit (margins after the conservative treatment: "
+            f"{list(pop.margin)})")
+    from escrutinio.provenance import to_jsonable
+
+    definition = {"assertions": [a.to_dict() for a in pop.assertions],
+                  "winners": list(pop.winners), "reported_margins": list(pop.reported_margin),
+                  "subtracted": list(pop.subtracted), "margins": list(pop.margin),
+                  "left_out": pop.left_out, "manifest_check": to_jsonable(check),
+                  "external_manifest": external_manifest is not None,
+                  "seed_warning": seed_warning(seed)}
+    rec = AuditRecord(audit_id, contest.id, sid, datetime.now(UTC), method, design,
+                      f"{alpha.numerator}/{alpha.denominator}", seed, policy.to_dict(),
+                      params.to_dict(), manifest_sha256(pop), pop.size,
+                      str(pop.total_weight), str(pop.scale), definition, __version__)
+    mf = manifest_frame(pop).select(pl.lit(audit_id).alias("audit_id"), "ordinal", "acta_id",
+                                    "category", "ballots", "weight")
+    con = store.con
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("INSERT INTO audit_audits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                    "?, ?)",
+                    [rec.audit_id, rec.contest_id, rec.snapshot_id, rec.created_at, rec.method,
+                     rec.design, rec.risk_limit, rec.seed, json.dumps(rec.policy),
+                     json.dumps(rec.alpha_params), rec.manifest_sha256, rec.n_actas,
+                     rec.total_weight, rec.scale, json.dumps(definition, ensure_ascii=False),
+                     rec.version])
+        mf_arrow = mf.to_arrow()  # noqa: F841  (referenced by name in SQL)
+        con.execute("INSERT INTO audit_manifest SELECT * FROM mf_arrow")
+        if external_manifest is not None:
+            ext = external_manifest.select(pl.lit(audit_id).alias("audit_id"), "acta_id",
+                                           "ballots")
+            con.execute("CREATE TABLE IF NOT EXISTS audit_external_manifest ("
+                        "audit_id TEXT, acta_id TEXT, ballots BIGINT)")
+            ext_arrow = ext.to_arrow()  # noqa: F841
+            con.execute("INSERT INTO audit_external_manifest SELECT * FROM ext_arrow")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return rec, check
+
+
+def load_audit(store: DuckDBStore, audit_id: str) -> AuditRecord:
+    ensure_tables(store)
+    rows = store.con.execute("SELECT * FROM audit_audits WHERE audit_id = ?",
+                             [audit_id]).fetchall()
+    if not rows:
+        raise NotFoundError(f"auditoría desconocida: {audit_id}", f"unknown audit: {audit_id}")
+    r = rows[0]
+    created = r[3] if r[3].tzinfo else r[3].replace(tzinfo=UTC)
+    return AuditRecord(r[0], r[1], r[2], created.astimezone(UTC), r[4], r[5], r[6], r[7],
+                       json.loads(r[8]), json.loads(r[9]), r[10], int(r[11]), r[12], r[13],
+                       json.loads(r[14]), r[15])
+
+
+def list_audits(store: DuckDBStore) -> list[AuditRecord]:
+    ensure_tables(store)
+    ids = [r[0] for r in store.con.execute(
+        "SELECT audit_id FROM audit_audits ORDER BY created_at").fetchall()]
+    return [load_audit(store, i) for i in ids]
+
+
+def population_of(store: DuckDBStore, rec: AuditRecord) -> AuditPopulation:
+    """Rebuild the audit's population and check it is byte-for-byte the stored manifest."""
+    frame = store.load_actas(rec.snapshot_id)
+    contest = store.contest(rec.contest_id)
+    if rec.definition.get("external_manifest"):
+        ext = pl.from_arrow(store.con.sql(
+            "SELECT acta_id, ballots FROM audit_external_manifest WHERE audit_id = ? "
+            "ORDER BY acta_id", params=[rec.audit_id]).to_arrow_table())
+        assert isinstance(ext, pl.DataFrame)
+        frame = apply_external_manifest(frame, ext)
+    pop = build_population(frame, contest, snapshot_id=rec.snapshot_id,
+                           policy=Policy.from_dict(rec.policy))
+    if manifest_sha256(pop) != rec.manifest_sha256:
+        raise AuditInputError(
+            "el manifiesto reconstruido no coincide con el guardado (¿otra versión?)",
+            "the rebuilt manifest does not match the stored one (another version?)")
+    return pop
+
+
+# --- rounds -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Draw:
+    draw: int  # counter i (PPEB) or position in ticket order (uniform)
+    acta_id: str
+    ordinal: int
+    detail: str  # PPEB: the error-bound unit drawn; uniform: the ticket number
+
+
+@dataclass(frozen=True)
+class RoundDraws:
+    audit_id: str
+    round: int
+    first_draw: int
+    last_draw: int
+    size_rule: str
+    draws: tuple[Draw, ...]
+    new_actas: int  # distinct actas not drawn in earlier rounds
+    seed: str
+    manifest_sha256: str
+
+
+def _draw_rows(store: DuckDBStore, audit_id: str) -> pl.DataFrame:
+    df = pl.from_arrow(store.con.sql(
+        "SELECT round, draw, acta_id, ordinal, detail FROM audit_draws WHERE audit_id = ? "
+        "ORDER BY draw", params=[audit_id]).to_arrow_table())
+    assert isinstance(df, pl.DataFrame)
+    return df
+
+
+def generate_draws(pop: AuditPopulation, rec: AuditRecord, first: int, n: int) -> list[Draw]:
+    """Draws ``first .. first + n - 1`` from the seed (pure; used to draw and to replay)."""
+    if rec.design == "ppeb":
+        d = ppeb_draws(rec.seed, pop.weights, n, start=first)
+        return [Draw(int(c), str(pop.ids[p]), int(p) + 1, str(u))
+                for c, u, p in zip(d.counters.tolist(), d.units, d.positions.tolist(),
+                                   strict=True)]
+    n = min(n, pop.size - (first - 1))
+    tickets = consistent_sample([str(i) for i in pop.ids], rec.seed, drop=first - 1, take=n)
+    return [Draw(first + i, t.acta_id, pop.position(t.acta_id) + 1, t.number)
+            for i, t in enumerate(tickets)]
+
+
+def draw_round(store: DuckDBStore, audit_id: str, size: int | None = None) -> RoundDraws:
+    """Draw the next round. ``size`` None: the plan's first-round size (90% chance to
+    finish under the default error model), then the size the last measurement asked for."""
+    rec = load_audit(store, audit_id)
+    pop = population_of(store, rec)
+    prev = store.con.execute("SELECT coalesce(max(round), 0), coalesce(max(last_draw), 0) "
+                             "FROM audit_rounds WHERE audit_id = ?", [audit_id]).fetchall()[0]
+    rnd, last = int(prev[0]) + 1, int(prev[1])
+    rule = "explicit"
+    if size is None:
+        if rnd == 1:
+            plan = plan_audit(pop, risk_limits=(float(macro.as_fraction(rec.risk_limit)),),
+                              errors=ErrorModel(),
+                              params=alpha_mod.AlphaParams(**rec.alpha_params))
+            name = rec.method if rec.design == "ppeb" else "alpha_uniform"
+            row = next(m for m in plan.methods if m.method == name)
+            size = row.size_90 or row.zero_error
+            rule = "plan_90" if row.size_90 else "plan_zero_error"
+        else:
+            m = latest_measurement(store, audit_id)
+            if m is None:
+                raise AuditInputError("mida el riesgo (audit measure) antes de otra ronda",
+                                      "measure the risk (audit measure) before another round")
+            if m["status"] == "confirmed":
+                raise AuditInputError("la auditoría ya confirmó el resultado",
+                                      "the audit already confirmed the outcome")
+            if m["next_round_draws"] is None or m["status"] == "full_hand_count":
+                raise AuditInputError("se recomienda el recuento manual completo",
+                                      "a full hand count is recommended")
+            size = int(m["next_round_draws"])
+            rule = "measured_risk"
+    if not size or size <= 0:
+        raise AuditInputError("tamaño de ronda no válido", "invalid round size")
+    if rec.design == "uniform" and last >= pop.size:
+        raise AuditInputError("ya se sortearon todas las actas", "every acta was drawn already")
+    draws = generate_draws(pop, rec, last + 1, int(size))
+    seen = set(_draw_rows(store, audit_id)["acta_id"].to_list())
+    new = len({d.acta_id for d in draws} - seen)
+    df = pl.DataFrame({"audit_id": [audit_id] * len(draws), "round": [rnd] * len(draws),
+                       "draw": [d.draw for d in draws], "acta_id": [d.acta_id for d in draws],
+                       "ordinal": [d.ordinal for d in draws],
+                       "detail": [d.detail for d in draws]},
+                      schema={"audit_id": pl.String, "round": pl.Int32, "draw": pl.Int64,
+                              "acta_id": pl.String, "ordinal": pl.Int64, "detail": pl.String})
+    con = store.con
+    con.execute("BEGIN TRANSACTION")
+    try:
+        arrow = df.to_arrow()  # noqa: F841
+        con.execute("INSERT INTO audit_draws SELECT * FROM arrow")
+        con.execute("INSERT INTO audit_rounds VALUES (?, ?, ?, ?, ?, ?)",
+                    [audit_id, rnd, draws[0].draw, draws[-1].draw, rule, datetime.now(UTC)])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return RoundDraws(audit_id, rnd, draws[0].draw, draws[-1].draw, rule, tuple(draws), new,
+                      rec.seed, rec.manifest_sha256)
+
+
+# --- hand counts ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RecordResult:
+    audit_id: str
+    source: str
+    source_sha256: str
+    recorded: int
+    replaced: int
+    unchanged: int
+    not_yet_counted: int  # drawn actas still without a hand count
+
+
+def read_hand_counts(path: str | Path, contest: Contest) -> tuple[list[tuple[HandCount, int]],
+                                                                   str, str]:
+    """Hand counts CSV: ``acta_id``, one ``v_<code>`` per candidate, ``blank``, ``null``,
+    optional ``challenged``. Errors name the file, line and field."""
+    src = read_source(path)
+    cand = contest.candidate_columns
+    df = read_csv_strict(src, required=["acta_id", *cand, "blank", "null"],
+                         optional=["challenged", "notes"])
+    nums = [*cand, "blank", "null", *(["challenged"] if "challenged" in df.columns else [])]
+    df = cast_ints(df, nums, src.path)
+    for c in nums:
+        bad = df.filter(pl.col(c).is_null() | (pl.col(c) < 0))
+        if bad.height:
+            raise IngestError(Location(src.path, int(bad["__line"][0]), c), "bad_count",
+                              "falta el número o es negativo", "missing or negative number")
+    ids = df["acta_id"].cast(pl.String).str.strip_chars()
+    bad_id = df.filter(~ids.str.contains(r"^[0-9A-Za-z][0-9A-Za-z._/:\-]*$") | ids.is_null())
+    if bad_id.height:
+        raise IngestError(Location(src.path, int(bad_id["__line"][0]), "acta_id"), "bad_id",
+                          "ID de acta no canónico", "non-canonical acta ID")
+    df = df.with_columns(ids.alias("acta_id"))
+    dup = df.filter(pl.col("acta_id").is_duplicated())
+    if dup.height:
+        raise IngestError(Location(src.path, int(dup["__line"][1]), "acta_id"), "duplicate",
+                          f"acta repetida en el archivo: {dup['acta_id'][0]}",
+                          f"acta repeated in the file: {dup['acta_id'][0]}")
+    out = []
+    for r in df.iter_rows(named=True):  # one row per hand-counted acta: a handful
+        out.append((HandCount(r["acta_id"], tuple(int(r[c]) for c in cand), int(r["blank"]),
+                              int(r["null"]), int(r.get("challenged") or 0)), int(r["__line"])))
+    return out, src.path, src.sha256
+
+
+def _latest_counts(store: DuckDBStore, audit_id: str) -> dict[str, HandCount]:
+    rows = store.con.execute(
+        "SELECT acta_id, votes, blank, \"null\", challenged FROM audit_counts WHERE audit_id = ? "
+        "QUALIFY row_number() OVER (PARTITION BY acta_id ORDER BY seq DESC) = 1",
+        [audit_id]).fetchall()
+    return {r[0]: HandCount(r[0], tuple(int(v) for v in r[1]), int(r[2]), int(r[3]), int(r[4]))
+            for r in rows}
+
+
+def record_counts(store: DuckDBStore, audit_id: str, path: str | Path, *,
+                  replace: bool = False) -> RecordResult:
+    rec = load_audit(store, audit_id)
+    contest = store.contest(rec.contest_id)
+    counts, name, sha = read_hand_counts(path, contest)
+    drawn = set(_draw_rows(store, audit_id)["acta_id"].to_list())
+    have = _latest_counts(store, audit_id)
+    stranger = [hc.acta_id for hc, _ in counts if hc.acta_id not in drawn]
+    if stranger:
+        line = next(ln for hc, ln in counts if hc.acta_id == stranger[0])
+        raise IngestError(Location(name, line, "acta_id"), "not_drawn",
+                          f"el acta {stranger[0]} no fue sorteada en esta auditoría",
+                          f"acta {stranger[0]} was not drawn in this audit")
+    new_rows = []
+    replaced = unchanged = 0
+    for hc, line in counts:
+        old = have.get(hc.acta_id)
+        if old is not None and old == hc:
+            unchanged += 1
+            continue
+        if old is not None and not replace:
+            raise IngestError(Location(name, line, "acta_id"), "already_recorded",
+                              f"el acta {hc.acta_id} ya tiene otro recuento (use --replace)",
+                              f"acta {hc.acta_id} already has another count (use --replace)")
+        replaced += old is not None
+        new_rows.append((hc, line))
+    seq0 = int(store.con.execute("SELECT coalesce(max(seq), 0) FROM audit_counts WHERE "
+                                 "audit_id = ?", [audit_id]).fetchall()[0][0])
+    now = datetime.now(UTC)
+    con = store.con
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for i, (hc, line) in enumerate(new_rows, start=1):
+            con.execute("INSERT INTO audit_counts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [audit_id, seq0 + i, hc.acta_id, list(hc.votes), hc.blank, hc.null,
+                         hc.challenged, name, sha, line, now])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    have = _latest_counts(store, audit_id)
+    return RecordResult(audit_id, name, sha, len(new_rows), replaced, unchanged,
+                        len(drawn - set(have)))
+
+
+# --- measuring and reporting -----------------------------------------------------------------
+
+def _measure(store: DuckDBStore, rec: AuditRecord, pop: AuditPopulation) -> Measurement:
+    draws = _draw_rows(store, rec.audit_id)
+    if draws.height == 0:
+        raise AuditInputError("todavía no hay actas sorteadas (audit sample)",
+                              "no actas drawn yet (audit sample)")
+    positions = draws["ordinal"].to_numpy().astype(np.int64) - 1
+    prov = Provenance(snapshot_ids=(rec.snapshot_id,), analysis="audit.measure",
+                      parameters={"audit_id": rec.audit_id, "method": rec.method,
+                                  "design": rec.design, "risk_limit": rec.risk_limit,
+                                  "manifest_sha256": rec.manifest_sha256,
+                                  "policy": rec.policy, "alpha": rec.alpha_params},
+                      seed=None)
+    return measure_risk(pop, positions, _latest_counts(store, rec.audit_id),
+                        method=rec.method, design=rec.design,
+                        risk_limit=macro.as_fraction(rec.risk_limit),
+                        params=alpha_mod.AlphaParams(**rec.alpha_params), provenance=prov)
+
+
+def measure_audit(store: DuckDBStore, audit_id: str) -> Measurement:
+    rec = load_audit(store, audit_id)
+    pop = population_of(store, rec)
+    m = _measure(store, rec, pop)
+    rnd = int(store.con.execute("SELECT coalesce(max(round), 0) FROM audit_rounds WHERE "
+                                "audit_id = ?", [audit_id]).fetchall()[0][0])
+    seq = int(store.con.execute("SELECT coalesce(max(seq), 0) FROM audit_measures WHERE "
+                                "audit_id = ?", [audit_id]).fetchall()[0][0]) + 1
+    summary = measurement_summary(m)
+    store.con.execute("INSERT INTO audit_measures VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                      [audit_id, seq, rnd, datetime.now(UTC), m.n_draws, m.status, m.risk,
+                       json.dumps(summary, ensure_ascii=False)])
+    return m
+
+
+def latest_measurement(store: DuckDBStore, audit_id: str) -> dict[str, Any] | None:
+    rows = store.con.execute("SELECT summary FROM audit_measures WHERE audit_id = ? "
+                             "ORDER BY seq DESC LIMIT 1", [audit_id]).fetchall()
+    return json.loads(rows[0][0]) if rows else None
+
+
+@dataclass(frozen=True)
+class Replay:
+    manifest_ok: bool
+    draws_ok: bool
+    measures_ok: bool
+    n_rounds: int
+    n_measures: int
+
+
+def replay(store: DuckDBStore, audit_id: str) -> Replay:
+    """Rebuild the manifest, redraw each round from the seed, re-measure the last step."""
+    rec = load_audit(store, audit_id)
+    try:
+        pop = population_of(store, rec)
+        manifest_ok = True
+    except AuditInputError:
+        return Replay(False, False, False, 0, 0)
+    stored = _draw_rows(store, audit_id)
+    rounds = store.con.execute("SELECT round, first_draw, last_draw FROM audit_rounds WHERE "
+                               "audit_id = ? ORDER BY round", [audit_id]).fetchall()
+    again: list[Draw] = []
+    for _, first, last in rounds:
+        again.extend(generate_draws(pop, rec, int(first), int(last) - int(first) + 1))
+    draws_ok = ([d.acta_id for d in again] == stored["acta_id"].to_list()
+                and [d.detail for d in again] == stored["detail"].to_list())
+    last_m = latest_measurement(store, audit_id)
+    n_meas = int(store.con.execute("SELECT count(*) FROM audit_measures WHERE audit_id = ?",
+                                   [audit_id]).fetchall()[0][0])
+    measures_ok = True
+    if last_m is not None and stored.height:
+        m = measurement_summary(_measure(store, rec, pop))
+        if last_m["n_draws"] == m["n_draws"]:
+            keys = ("risk", "macro_risk", "alpha_risk", "status", "next_round_draws")
+            measures_ok = all(last_m.get(k) == m.get(k) for k in keys)
+    return Replay(manifest_ok, draws_ok, measures_ok, len(rounds), n_meas)
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    audit: AuditRecord
+    rounds: tuple[dict[str, Any], ...]
+    measurement: Measurement
+    replay: Replay
+
+
+def audit_report(store: DuckDBStore, audit_id: str) -> AuditReport:
+    rec = load_audit(store, audit_id)
+    pop = population_of(store, rec)
+    m = _measure(store, rec, pop)
+    rounds = tuple({"round": int(r[0]), "first_draw": int(r[1]), "last_draw": int(r[2]),
+                    "size_rule": r[3]} for r in store.con.execute(
+        "SELECT round, first_draw, last_draw, size_rule FROM audit_rounds WHERE audit_id = ? "
+        "ORDER BY round", [audit_id]).fetchall())
+    return AuditReport(rec, rounds, m, replay(store, audit_id))
