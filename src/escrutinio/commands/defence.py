@@ -1,0 +1,482 @@
+"""Defence of the vote: ``verify``, ``pvt``, ``quickcount``, ``contested``.
+
+Presenters only: numbers come from :mod:`escrutinio.defence`. Every command takes
+``--json`` and ``--csv PATH`` (a UTF-8 CSV with a byte-order mark, so that a spreadsheet
+opens accents correctly: one row per acta / copy / stratum, for a coordinator).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import polars as pl
+import typer
+from rich.table import Table
+
+from escrutinio.commands.common import T, emit_json, err, fail, open_store, opts, out
+from escrutinio.domain import Contest, SnapshotKind
+from escrutinio.errors import EscrutinioError
+from escrutinio.provenance import to_jsonable
+from escrutinio.store.base import SnapshotInfo, Store
+
+CsvOpt = Annotated[str | None, typer.Option("--csv", help="CSV report for a spreadsheet")]
+JsonOpt = Annotated[bool, typer.Option("--json")]
+SnapOpt = Annotated[str, typer.Option("--snapshot", "-s",
+                                      help="id, prefix, label, latest, first, latest-N")]
+ContestOpt = Annotated[str | None, typer.Option(help="contest id")]
+
+
+def write_csv(frame: pl.DataFrame, path: str) -> None:
+    """Spreadsheet-friendly CSV: UTF-8 with BOM; nested values flattened to text."""
+    flat = frame.with_columns([pl.col(c).cast(pl.String) for c, t in frame.schema.items()
+                               if isinstance(t, (pl.List, pl.Struct))])
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    flat.write_csv(path, include_bom=True)
+
+
+def _acta_snapshot(store: Store, ref: str, contest_id: str | None) -> tuple[SnapshotInfo,
+                                                                            Contest]:
+    from escrutinio.service import default_contest
+
+    cid = default_contest(store, contest_id)
+    info = store.snapshot(ref, contest_id=cid, kind=SnapshotKind.ACTAS)
+    return info, store.contest(cid)
+
+
+def _as_error(exc: Exception) -> EscrutinioError:
+    if isinstance(exc, EscrutinioError):
+        return exc
+    return EscrutinioError(str(exc), str(exc))
+
+
+def _pair(value: str | None) -> tuple[str, str] | None:
+    if not value:
+        return None
+    parts = [p.strip() for p in value.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise EscrutinioError("--pair: dos códigos separados por coma, p. ej. castillo,fujimori",
+                              "--pair: two codes separated by a comma, e.g. castillo,fujimori")
+    return parts[0], parts[1]
+
+
+PairOpt = Annotated[str | None, typer.Option(
+    help="two candidate codes 'a,b' (default: the two leaders among counted actas)")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("verify")(verify)
+    app.command("pvt")(pvt)
+    app.command("quickcount")(quickcount)
+    app.command("contested")(contested)
+
+
+# --- verify -------------------------------------------------------------------------------
+
+def verify(
+    snapshot: SnapOpt = "latest",
+    against: Annotated[str, typer.Option(
+        help="earlier snapshot to check that counted actas did not change ('previous', "
+             "'none' or a reference)")] = "previous",
+    contest: ContestOpt = None,
+    pair: PairOpt = None,
+    limit: Annotated[int, typer.Option(help="rows listed (0 = all)")] = 30,
+    as_json: JsonOpt = False,
+    csv: CsvOpt = None,
+) -> None:
+    """Verificar actas: aritmética y cambios, por materialidad / verify actas: arithmetic
+    and changes, ranked by materiality."""
+    from escrutinio.defence.verify import verify_actas
+
+    try:
+        with open_store(read_only=True) as store:
+            info, c = _acta_snapshot(store, snapshot, contest)
+            frame = store.load_actas(info.snapshot_id)
+            reports = store.load_row_reports(info.snapshot_id)
+            prev = None
+            ids = [info.snapshot_id]
+            if against != "none":
+                snaps = store.list_snapshots(c.id, SnapshotKind.ACTAS)
+                if against == "previous":
+                    before = [s for s in snaps if s.as_of < info.as_of]
+                    pinfo = before[-1] if before else None
+                else:
+                    pinfo = store.snapshot(against, contest_id=c.id, kind=SnapshotKind.ACTAS)
+                if pinfo is not None and pinfo.snapshot_id != info.snapshot_id:
+                    prev = store.load_actas(pinfo.snapshot_id)
+                    ids.append(pinfo.snapshot_id)
+            res = verify_actas(frame, c, reports, previous=prev, pair=_pair(pair),
+                               snapshot_ids=ids)
+    except (EscrutinioError, ValueError) as exc:
+        fail(_as_error(exc), as_json)
+        return
+    if csv:
+        write_csv(res.items, csv)
+    if as_json:
+        emit_json(res.to_jsonable(limit or None))
+        return
+    out.print(f"[bold]{c.id}[/] — {info.label} ({info.as_of:%Y-%m-%d %H:%M} UTC)")
+    out.print(T(res.statement_es, res.statement_en))
+    if res.rules:
+        out.print(", ".join(f"{k}: {v:,}" for k, v in res.rules.items()))
+    table = Table(title=T("Actas por materialidad", "Actas by materiality"))
+    for col in ("acta", T("tipo", "kind"), T("regla", "rule"), T("campo", "field"),
+                T("estado", "status"), "net", T("cambio", "change")):
+        table.add_column(col)
+    for r in res.items.head(limit or res.items.height).iter_rows(named=True):
+        table.add_row(r["acta_id"], r["kind"], r["rule"], r["field"] or "", r["status"] or "",
+                      "" if r["net"] is None else f"{r['net']:+,}",
+                      "" if r["net_change"] is None else f"{r['net_change']:+,}")
+    out.print(table)
+    if csv:
+        out.print(T(f"Informe CSV: {csv}", f"CSV report: {csv}"))
+
+
+# --- pvt ----------------------------------------------------------------------------------
+
+def pvt(
+    copies: Annotated[list[Path] | None, typer.Argument(
+        help="archivos de copias de personeros (CSV/Parquet) / observers' copy files")] = None,
+    snapshot: SnapOpt = "latest",
+    contest: ContestOpt = None,
+    copy_codes: Annotated[Path | None, typer.Option(
+        help="official copy codes (CSV with acta_id|mesa and copy_code|v2_CCOPIA_ACTA)")] = None,
+    roll: Annotated[Path | None, typer.Option(
+        help="list of every acta id that exists (when the snapshot lacks some)")] = None,
+    tz: Annotated[str, typer.Option(help="zone for times written without one")] = "UTC",
+    pair: PairOpt = None,
+    generate: Annotated[Path | None, typer.Option(
+        help="write synthetic copies of the snapshot here (with known defects) and exit")] =
+    None,
+    coverage: Annotated[float, typer.Option(help="--generate: share of actas copied")] = 0.5,
+    seed: Annotated[int, typer.Option(help="--generate: seed")] = 0,
+    limit: Annotated[int, typer.Option(help="rows listed (0 = all)")] = 30,
+    as_json: JsonOpt = False,
+    csv: CsvOpt = None,
+) -> None:
+    """Tabulación paralela: copias de personeros contra actas oficiales / parallel vote
+    tabulation: observers' copies against the official actas."""
+    from escrutinio.defence import observers
+    from escrutinio.defence.pvt import category_label, reconcile
+
+    try:
+        with open_store(read_only=True) as store:
+            info, c = _acta_snapshot(store, snapshot, contest)
+            official = store.load_actas(info.snapshot_id)
+        if generate is not None:
+            from escrutinio.defence.generator import generate_copies
+
+            real_codes = observers.read_copy_codes(copy_codes) if copy_codes else None
+            g = generate_copies(official, c, coverage=coverage, seed=seed,
+                                copy_codes=real_codes)
+            observers.write_observer_copies(g.copies, generate)
+            truth = generate.with_name(generate.name.split(".")[0] + ".truth.csv")
+            codes = generate.with_name(generate.name.split(".")[0] + ".copy_codes.csv")
+            g.truth.write_csv(truth)
+            g.copy_codes.write_csv(codes)
+            payload = {"copies": str(generate), "truth": str(truth), "copy_codes": str(codes),
+                       "n_copies": g.copies.height, "seed": seed, "coverage": coverage,
+                       "rates": g.rates,
+                       "note": "official actas blanked for 'official_missing' are only in "
+                               "the truth file; the store is unchanged"}
+            if as_json:
+                emit_json(payload)
+            else:
+                out.print(T(f"{g.copies.height:,} copias sintéticas en {generate}; verdad en "
+                            f"{truth}; códigos de copia en {codes}",
+                            f"{g.copies.height:,} synthetic copies in {generate}; truth in "
+                            f"{truth}; copy codes in {codes}"))
+            return
+        if not copies:
+            raise EscrutinioError("indique al menos un archivo de copias",
+                                  "give at least one copies file")
+        parts = [observers.parse_observer_copies(p, c, assume_tz=tz) for p in copies]
+        parsed = observers.combine(parts)
+        codes_df = observers.read_copy_codes(copy_codes) if copy_codes else None
+        roll_s = (pl.Series("acta_id", observers.read_acta_list(roll)) if roll else None)
+        res = reconcile(parsed.frame, official, c, copy_codes=codes_df, pair=_pair(pair),
+                        snapshot_ids=[info.snapshot_id], copies_sha256=parsed.source_sha256,
+                        rejected=parsed.rejected, roll=roll_s)
+    except (EscrutinioError, ValueError) as exc:
+        fail(_as_error(exc), as_json)
+        return
+    if csv:
+        write_csv(res.copies, csv)
+    if as_json:
+        emit_json(res.to_jsonable(limit or None))
+        return
+    s = res.summary
+    out.print(f"[bold]{c.id}[/] — {info.label}")
+    out.print(T(f"{s.n_copies:,} copias de {s.n_actas_with_copies:,} actas "
+                f"({parsed.n_rejected:,} filas rechazadas al leer)",
+                f"{s.n_copies:,} copies of {s.n_actas_with_copies:,} actas "
+                f"({parsed.n_rejected:,} rows rejected on reading)"))
+    cat = Table(title=T("Clasificación", "Classification"))
+    cat.add_column(T("categoría", "category"))
+    cat.add_column("n", justify="right")
+    for k, v in s.categories.items():
+        cat.add_row(category_label(k, opts.lang), f"{v:,}")
+    cat.add_row(category_label("conflicting_copies", opts.lang),
+                f"{s.n_conflicting_actas:,} actas")
+    cat.add_row(category_label("duplicate_copy", opts.lang), f"{s.n_duplicates:,}")
+    out.print(cat)
+    table = Table(title=T("Alertas por materialidad", "Alarms by materiality"))
+    for col in ("#", "acta", T("copia", "copy"), T("observador", "observer"),
+                T("categoría", "category"), T("campos", "fields"), T("cambio", "change"),
+                T("% margen", "% margin"), T("¿quién yerra?", "likely wrong")):
+        table.add_column(col, overflow="fold")
+    for r in res.alarms().head(limit or s.n_alarms).iter_rows(named=True):
+        pct = "" if r["pct_of_margin"] is None else f"{r['pct_of_margin']:+.3f}"
+        table.add_row(str(r["rank"]), r["acta_id"], r["copy_id"], r["observer_id"],
+                      category_label(r["category"], opts.lang), r["differing_fields"] or "",
+                      f"{r['net_change']:+,}", pct, r["likely_wrong"])
+    out.print(table)
+    out.print(T(s.statement_es, s.statement_en))
+    if csv:
+        out.print(T(f"Informe CSV: {csv}", f"CSV report: {csv}"))
+
+
+# --- quickcount ---------------------------------------------------------------------------
+
+def _universe(store: Store, info: SnapshotInfo, c: Contest, urban_file: Path | None,
+              no_urban: bool) -> tuple[pl.DataFrame, pl.DataFrame, str]:
+    from escrutinio.defence.strata import assign_strata, peru_urban_districts
+
+    frame = store.load_actas(info.snapshot_id)
+    urban = None
+    note = T("sin división urbano/rural", "no urban/rural split")
+    if not no_urban:
+        path = urban_file
+        if path is None and c.country == "PE":
+            from escrutinio import datasets
+
+            try:
+                path = datasets.locate("peru-geography", "ubigeo_distrito.csv")
+            except EscrutinioError as exc:
+                err.print(T(f"[yellow]sin tabla de distritos: {exc.message_es}[/]",
+                            f"[yellow]no district table: {exc.message_en}[/]"))
+        if path is not None:
+            urban = peru_urban_districts(path)
+            note = T(f"urbano/rural: densidad ≥ 100 hab/km² ({path.name})",
+                     f"urban/rural: density ≥ 100 inhabitants/km² ({path.name})")
+    return frame, assign_strata(frame, urban), note
+
+
+def quickcount(
+    snapshot: SnapOpt = "latest",
+    contest: ContestOpt = None,
+    seed: Annotated[str | None, typer.Option(
+        help="semilla pública (p. ej. dados lanzados en público) / public seed")] = None,
+    mesas: Annotated[int | None, typer.Option(help="sample size in mesas")] = None,
+    moe: Annotated[float | None, typer.Option(
+        help="target margin of error (fraction, 0.01 = ±1 point) instead of --mesas")] = None,
+    deff: Annotated[float | None, typer.Option(
+        help="design effect (default: measured on the snapshot's counted actas)")] = None,
+    reports: Annotated[list[Path] | None, typer.Option(
+        "--reports", help="observers' reports of the sampled mesas (copy format)")] = None,
+    simulate_reports: Annotated[bool, typer.Option(
+        help="take the sampled mesas' figures from the snapshot (a rehearsal)")] = False,
+    fuse: Annotated[str | None, typer.Option(
+        help="official partial count to fuse with (snapshot reference)")] = None,
+    urban_file: Annotated[Path | None, typer.Option(
+        help="district table for the urban/rural proxy")] = None,
+    no_urban: Annotated[bool, typer.Option(help="strata without urban/rural")] = False,
+    pair: PairOpt = None,
+    boot: Annotated[int, typer.Option(help="bootstrap replicates")] = 2000,
+    limit: Annotated[int, typer.Option(help="rows listed (0 = all)")] = 30,
+    as_json: JsonOpt = False,
+    csv: CsvOpt = None,
+) -> None:
+    """Conteo rápido: diseño, muestra pública SHA-256 y estimación / quick count: design,
+    public SHA-256 sample and estimate."""
+    from escrutinio.defence import quickcount as qc
+    from escrutinio.defence.observers import combine, parse_observer_copies
+    from escrutinio.defence.pvt import pick_pair
+
+    try:
+        if seed is None:
+            raise EscrutinioError("falta --seed: la semilla pública de la muestra",
+                                  "--seed is missing: the public seed of the sample")
+        with open_store(read_only=True) as store:
+            info, c = _acta_snapshot(store, snapshot, contest)
+            frame, universe, note = _universe(store, info, c, urban_file, no_urban)
+            partial = None
+            if fuse:
+                pinfo = store.snapshot(fuse, contest_id=c.id, kind=SnapshotKind.ACTAS)
+                partial = store.load_actas(pinfo.snapshot_id)
+        a, b, _ = pick_pair(frame, c, _pair(pair))
+        counted = frame.filter(pl.col("status") == "counted").join(
+            universe.select("acta_id", "stratum"), on="acta_id")
+        de = None
+        if counted.height > 100:
+            de = qc.design_effect(counted[f"v_{a}"].fill_null(0).to_numpy(),
+                                  counted[f"v_{b}"].fill_null(0).to_numpy(),
+                                  counted["stratum"].to_numpy())
+        if mesas is None and moe is None:
+            mesas = 1500
+        use_deff = deff if deff is not None else (de.deff_stratified if de else None)
+        plan = qc.design(universe, n_mesas=mesas, moe=moe, deff=use_deff,
+                         mean_votes_per_mesa=de.mean_votes_per_mesa if de else None,
+                         snapshot_ids=[info.snapshot_id])
+        sample = qc.draw_sample(universe, plan, seed)
+        estimate = None
+        n_outside = 0
+        if reports or simulate_reports:
+            if reports:
+                rep = combine([parse_observer_copies(p, c) for p in reports]).frame
+                in_s = rep["acta_id"].is_in(sample["acta_id"].implode())
+                n_outside = int((~in_s).sum())
+                rep = rep.filter(in_s)
+            else:
+                rep = frame.join(sample.select("acta_id"), on="acta_id")
+            if partial is not None:
+                estimate = qc.fuse(universe, partial, rep, (a, b), n_boot=boot, seed=0,
+                                   snapshot_ids=[info.snapshot_id])
+            else:
+                estimate = qc.estimate(universe, rep, (a, b), n_boot=boot, seed=0,
+                                       n_sampled=plan.n_mesas, snapshot_ids=[info.snapshot_id])
+    except (EscrutinioError, ValueError) as exc:
+        fail(_as_error(exc), as_json)
+        return
+    strata = plan.table()
+    if csv:
+        write_csv(sample if estimate is None else strata, csv)
+    if as_json:
+        payload: dict[str, Any] = {
+            "design": to_jsonable(plan), "design_effect": to_jsonable(de),
+            "urban_rule": note, "seed": seed,
+            "sample": sample.head(limit).to_dicts() if limit else sample.to_dicts(),
+            "n_sample": sample.height,
+            "estimate": to_jsonable(estimate) if estimate is not None else None,
+            "n_reports_outside_sample": n_outside,
+        }
+        emit_json(payload)
+        return
+    out.print(f"[bold]{c.id}[/] — {T('universo', 'universe')}: {universe.height:,} mesas, "
+              f"{plan.n_strata} {T('estratos', 'strata')} ({note})")
+    if de is not None:
+        out.print(T(f"Efecto de diseño medido: {de.deff_unstratified:.1f} sin estratos, "
+                    f"{de.deff_stratified:.1f} con estratos; {de.mean_votes_per_mesa:.0f} votos "
+                    "de ambos candidatos por mesa",
+                    f"Measured design effect: {de.deff_unstratified:.1f} unstratified, "
+                    f"{de.deff_stratified:.1f} stratified; {de.mean_votes_per_mesa:.0f} "
+                    "two-candidate votes per mesa"))
+        moe_now = qc.margin_of_error(plan.n_mesas, mean_votes_per_mesa=de.mean_votes_per_mesa,
+                                     deff=use_deff or de.deff_stratified)
+        out.print(T(f"Muestra: {plan.n_mesas:,} mesas → margen de error ±{100 * moe_now:.2f} "
+                    "puntos (95%)", f"Sample: {plan.n_mesas:,} mesas → margin of error "
+                    f"±{100 * moe_now:.2f} points (95%)"))
+    if estimate is None:
+        table = Table(title=T(f"Muestra pública (semilla {seed!r})",
+                              f"Public sample (seed {seed!r})"))
+        for col in (T("estrato", "stratum"), "#", "acta", "SHA-256"):
+            table.add_column(col)
+        for r in sample.head(limit or sample.height).iter_rows(named=True):
+            table.add_row(r["stratum"], str(r["rank"]), r["acta_id"], r["sha256"][:16] + "…")
+        out.print(table)
+    else:
+        e = estimate
+        if n_outside:
+            err.print(T(f"[yellow]{n_outside:,} reportes de mesas fuera de la muestra: "
+                        "descartados[/]", f"[yellow]{n_outside:,} reports of mesas outside "
+                        "the sample: discarded[/]"))
+        table = Table(title=T(f"Estimación ({e.n_reports:,} reportes)",
+                              f"Estimate ({e.n_reports:,} reports)"))
+        for col in (T("método", "method"), f"% {a}", T("inferior", "lower"),
+                    T("superior", "upper")):
+            table.add_column(col)
+        for iv in (e.ratio, e.model, e.combined):
+            table.add_row(iv.method, f"{100 * iv.estimate:.2f}", f"{100 * iv.lower:.2f}",
+                          f"{100 * iv.upper:.2f}")
+        out.print(table)
+        out.print(T(e.call_es, e.call_en))
+    if csv:
+        out.print(T(f"Informe CSV: {csv}", f"CSV report: {csv}"))
+
+
+# --- contested ----------------------------------------------------------------------------
+
+def contested(
+    snapshot: SnapOpt = "latest",
+    contest: ContestOpt = None,
+    history: Annotated[bool, typer.Option(
+        "--history/--no-history",
+        help="learn resolution rates from earlier snapshots")] = True,
+    prior: Annotated[str, typer.Option(help="2021 | historical")] = "2021",
+    strength: Annotated[float, typer.Option(help="prior weight in pseudo-actas")] = 20.0,
+    request: Annotated[Path | None, typer.Option(
+        help="actas a party asks to annul (CSV with acta_id|mesa, or one id per line)")] =
+    None,
+    pair: PairOpt = None,
+    sims: Annotated[int, typer.Option(help="simulations")] = 20_000,
+    seed: Annotated[int, typer.Option(help="seed of the simulations")] = 0,
+    limit: Annotated[int, typer.Option(help="rows listed (0 = all)")] = 30,
+    as_json: JsonOpt = False,
+    csv: CsvOpt = None,
+) -> None:
+    """Actas en disputa: cotas, probabilidad y el menor conjunto que cambiaría el
+    resultado / contested actas: bounds, probability and the smallest flipping set."""
+    from escrutinio.defence import contested as ct
+    from escrutinio.defence.observers import read_acta_list
+
+    try:
+        if prior not in ("2021", "historical"):
+            raise EscrutinioError("--prior: 2021 o historical", "--prior: 2021 or historical")
+        with open_store(read_only=True) as store:
+            info, c = _acta_snapshot(store, snapshot, contest)
+            current = store.load_actas(info.snapshot_id)
+            earlier_infos = [s for s in store.list_snapshots(c.id, SnapshotKind.ACTAS)
+                             if s.as_of < info.as_of] if history else []
+            earlier = [store.load_actas(s.snapshot_id) for s in earlier_infos]
+        requested = read_acta_list(request) if request else None
+        res = ct.analyse_contested(
+            current, c, earlier=earlier,
+            prior=ct.RATES_2021 if prior == "2021" else ct.historical_prior(),
+            strength=strength, requested=requested, pair=_pair(pair), n_sims=sims, seed=seed,
+            snapshot_ids=[info.snapshot_id, *[s.snapshot_id for s in earlier_infos]])
+    except (EscrutinioError, ValueError) as exc:
+        fail(_as_error(exc), as_json)
+        return
+    if csv:
+        write_csv(res.actas, csv)
+    if as_json:
+        emit_json(res.to_jsonable(limit or None))
+        return
+    out.print(f"[bold]{c.id}[/] — {info.label} ({info.as_of:%Y-%m-%d %H:%M} UTC)")
+    out.print(T(res.summary_es, res.summary_en))
+    d = res.distribution
+    if d is not None:
+        table = Table(title=T("Distribución (tasas de resolución)",
+                              "Distribution (resolution rates)"))
+        for col in ("", "5%", "25%", "50%", "75%", "95%"):
+            table.add_column(col, justify="right")
+        mq, aq = d.margin_quantiles, d.annulled_quantiles
+        table.add_row(T("margen", "margin"),
+                      *[f"{mq[k]:,.0f}" for k in ("p05", "p25", "p50", "p75", "p95")])
+        table.add_row(T("anuladas", "annulled"),
+                      *[f"{aq[k]:,.0f}" for k in ("p05", "p25", "p50", "p75", "p95")])
+        out.print(table)
+    if res.request is not None:
+        r = res.request
+        out.print(T(f"Pedido de nulidad: {r.n_requested:,} actas ({r.n_found:,} existen); si se "
+                    f"anularan todas, margen {r.margin_if_all_annulled:,}. "
+                    + r.flip.explanation_es,
+                    f"Nullity request: {r.n_requested:,} actas ({r.n_found:,} exist); if all "
+                    f"were annulled, margin {r.margin_if_all_annulled:,}. "
+                    + r.flip.explanation_en))
+    table = Table(title=T("Actas en disputa", "Contested actas"))
+    for col in ("acta", T("tipo", "type"), T(f"prov. {res.leader}", f"prov. {res.leader}"),
+                T(f"prov. {res.runner_up}", f"prov. {res.runner_up}"), "net",
+                "P(anul.)" if opts.lang == "es" else "P(annul.)", T("en el conjunto", "in set")):
+        table.add_column(col)
+    for r in res.actas.head(limit or res.actas.height).iter_rows(named=True):
+        table.add_row(r["acta_id"], r["observation"] or "",
+                      str(r[f"prov_{res.leader}"] if r[f"prov_{res.leader}"] is not None
+                          else "—"),
+                      str(r[f"prov_{res.runner_up}"] if r[f"prov_{res.runner_up}"] is not None
+                          else "—"),
+                      "—" if r["net"] is None else f"{r['net']:+,}", f"{r['p_annulled']:.2f}",
+                      "✓" if r["in_flip_set"] else "")
+    out.print(table)
+    if csv:
+        out.print(T(f"Informe CSV: {csv}", f"CSV report: {csv}"))
