@@ -1,0 +1,457 @@
+"""``escrutinio project`` and ``escrutinio replay``: the projection of the final result
+and its proof by replay (docs/projection.md).
+
+Presenters: they load snapshots from the store, call the pure analyses in
+``escrutinio.projection`` and format the results (``--json`` for the machine-readable
+twin). Register with ``COMMAND_MODULES = (..., "projection")``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import polars as pl
+import typer
+from rich.table import Table
+
+from escrutinio.commands.common import T, emit_json, err, fail, open_store, out
+from escrutinio.domain import Contest, SnapshotKind
+from escrutinio.errors import EscrutinioError
+from escrutinio.projection.model import ModelParams, prepare_baseline, project_actas
+from escrutinio.projection.result import CallStatus, Projection
+from escrutinio.store.base import SnapshotInfo, Store
+
+_LEVEL_KEYS = {"area1": "area1_code", "area2": "area2_code", "area3": "area3_code"}
+
+
+def parse_blocs(text: str | None) -> dict[str, list[str]] | None:
+    """``"castillo=perulibre+jpp;fujimori=fp+rp"`` -> {"castillo": [...], ...}."""
+    if not text:
+        return None
+    blocs: dict[str, list[str]] = {}
+    for part in text.split(";"):
+        if not part.strip():
+            continue
+        if "=" not in part:
+            raise EscrutinioError(
+                f"bloque mal escrito {part!r}: use nombre=col1+col2;otro=col3",
+                f"malformed bloc {part!r}: use name=col1+col2;other=col3")
+        name, cols = part.split("=", 1)
+        blocs[name.strip()] = [c.strip() for c in cols.split("+") if c.strip()]
+    return blocs
+
+
+def _parents(store: Store, contest_id: str) -> dict[str, str]:
+    geo = store.geography(contest_id)
+    return {c: p for c, p in zip(geo["code"].to_list(), geo["parent"].to_list(), strict=True)
+            if p}
+
+
+def _national_at(store: Store, info: SnapshotInfo) -> SnapshotInfo | None:
+    for s in store.list_snapshots(info.contest_id, SnapshotKind.UNITS):
+        if s.level == "national" and s.as_of == info.as_of:
+            return s
+    return None
+
+
+def _unit_baseline(base_actas: pl.DataFrame, units: pl.DataFrame) -> pl.DataFrame | None:
+    """Aggregate a per-acta baseline to the level of the unit snapshot."""
+    lv = units["level"].to_list()
+    key = _LEVEL_KEYS.get(lv[0]) if lv else None
+    if key is None:
+        return None
+    cols = [c for c in base_actas.columns if c.startswith("v_")]
+    return base_actas.group_by(key).agg([pl.col(c).sum() for c in cols]
+                                        + [pl.col("electors").sum()]).rename({key: "unit_code"})
+
+
+def _load_baseline(store: Store, contest: str | None, ref: str) -> pl.DataFrame | None:
+    if not contest:
+        return None
+    info = store.snapshot(ref, contest_id=contest, kind=SnapshotKind.ACTAS)
+    return store.load_actas(info.snapshot_id)
+
+
+def project_snapshot(store: Store, info: SnapshotInfo, *, params: ModelParams,
+                     baseline: pl.DataFrame | None = None,
+                     blocs: dict[str, list[str]] | None = None,
+                     with_national: bool = True) -> Projection:
+    """Load one snapshot and project it (per acta or per unit)."""
+    from escrutinio.projection.units import complete_with_national, finest_units, project_units
+
+    contest = store.contest(info.contest_id)
+    if info.kind is SnapshotKind.ACTAS:
+        return project_actas(store.load_actas(info.snapshot_id), contest, baseline=baseline,
+                             blocs=blocs, params=params, snapshot_id=info.snapshot_id,
+                             as_of=info.as_of)
+    units = finest_units(store.load_units(info.snapshot_id))
+    note = None
+    if with_national and info.level not in (None, "national"):
+        nat = _national_at(store, info)
+        if nat is not None:
+            units = complete_with_national(units, store.load_units(nat.snapshot_id))
+        else:
+            nats = [s for s in store.list_snapshots(info.contest_id, SnapshotKind.UNITS)
+                    if s.level == "national"]
+            if nats:
+                total = int(store.load_units(nats[-1].snapshot_id)["actas_total"].max() or 0)
+                have = int(units["actas_total"].fill_null(0).sum())
+                if have < total:
+                    note = {"es": f"las unidades cubren {have:,} de {total:,} actas y ningún "
+                                  "corte nacional del mismo minuto las completa: se proyecta "
+                                  "solo lo que cubren",
+                            "en": f"the units cover {have:,} of {total:,} actas and no "
+                                  "national cut of the same minute completes them: this "
+                                  "projects only what they cover"}
+    base = _unit_baseline(baseline, units) if baseline is not None else None
+    proj = project_units(units, contest, parents=_parents(store, info.contest_id),
+                         baseline=base, blocs=blocs if base is not None else None,
+                         params=params, snapshot_id=info.snapshot_id, as_of=info.as_of)
+    if note is not None:
+        from dataclasses import replace
+
+        proj = replace(proj, diagnostics={**proj.diagnostics, "coverage_warning": note})
+    return proj
+
+
+def _print_projection(p: Projection, contest: Contest) -> None:
+    names = {c.code: c.name for c in contest.candidates}
+    out.print(f"[bold]{contest.name}[/] — {T('proyección', 'projection')} "
+              f"({p.basis}, {p.n_simulations:,} {T('simulaciones', 'simulations')}), "
+              f"{T('instantánea', 'snapshot')} {p.snapshot_id[:12]}"
+              + (f", {p.as_of:%Y-%m-%d %H:%M} UTC" if p.as_of else ""))
+    table = Table()
+    for col in (T("candidato", "candidate"), T("contados", "counted"),
+                T("por venir", "to come"), T("mediana final", "final median"),
+                T("intervalo 90%", "90% interval"), T("P(gana)", "P(win)"),
+                *([T("P(2 primeros)", "P(top two)")] if p.kind == "first_round" else [])):
+        table.add_column(col, justify="right" if col != T("candidato", "candidate") else "left")
+    for c in sorted(p.candidates, key=lambda c: -c.median)[:12]:
+        iv = next(i for i in c.intervals if abs(i.level - 0.9) < 1e-9)
+        table.add_row(c.name[:36], f"{c.counted:,}", f"{c.expected_remaining:,.0f}",
+                      f"{c.median:,.0f}", f"[{iv.lower:,.0f}, {iv.upper:,.0f}]",
+                      f"{100 * c.p_win:.1f}%",
+                      *([f"{100 * (c.p_top_two or 0):.1f}%"] if p.kind == "first_round" else []))
+    out.print(table)
+    for r in p.races:
+        a, b = names.get(r.leader, r.leader), names.get(r.trailer, r.trailer)
+        ivs = "; ".join(f"{100 * iv.level:.0f}% [{iv.lower:+,.0f}, {iv.upper:+,.0f}]"
+                        for iv in r.intervals)
+        out.print(T(f"Margen final {a} − {b}: mediana {r.median:+,.0f} (contado "
+                    f"{r.counted_margin:+,}); {ivs}; P({a} adelante) "
+                    f"{100 * r.p_leader_ahead:.1f}%",
+                    f"Final margin {a} − {b}: median {r.median:+,.0f} (counted "
+                    f"{r.counted_margin:+,}); {ivs}; P({a} ahead) "
+                    f"{100 * r.p_leader_ahead:.1f}%"))
+        style = "bold green" if r.call.status is CallStatus.CALLED else "bold yellow"
+        out.print(f"  [{style}]{T(r.call.label_es, r.call.label_en)}[/]")
+    for c in p.components:
+        out.print(T(f"  {c.label_es}: {c.n_items:,}; cambio esperado del margen "
+                    f"{c.expected_margin_change:+,.0f} ± {c.sd_margin_change:,.0f}",
+                    f"  {c.label_en}: {c.n_items:,}; expected change of the margin "
+                    f"{c.expected_margin_change:+,.0f} ± {c.sd_margin_change:,.0f}"))
+    h = p.hurdle
+    if h.required_share is not None:
+        out.print(T(f"Umbral: {names.get(h.trailer or '', h.trailer)} necesita "
+                    f"{h.required_pct:.2f}% de ~{h.remaining_two_candidate:,} votos de ambos "
+                    "que faltan",
+                    f"Hurdle: {names.get(h.trailer or '', h.trailer)} needs "
+                    f"{h.required_pct:.2f}% of ~{h.remaining_two_candidate:,} two-candidate "
+                    "votes to come"))
+    if p.p_outright is not None:
+        out.print(T(f"P(alguien gana en primera vuelta): {100 * p.p_outright:.2f}%",
+                    f"P(someone wins outright): {100 * p.p_outright:.2f}%"))
+    out.print(T(f"Regla de proyección: {p.call.rule.description_es}",
+                f"Call rule: {p.call.rule.description_en}"))
+    warn = p.diagnostics.get("coverage_warning")
+    if isinstance(warn, dict):
+        out.print(f"[bold yellow]{T('Atención', 'Warning')}:[/] {T(warn['es'], warn['en'])}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def project(
+        snapshot: Annotated[str, typer.Option("--snapshot", "-s", help="id, prefix, label, "
+                                              "latest, first, latest-N")] = "latest",
+        contest: Annotated[str | None, typer.Option(help="contest id")] = None,
+        kind: Annotated[str | None, typer.Option(help="actas | units")] = None,
+        baseline_contest: Annotated[str | None, typer.Option(
+            help="contienda de la línea de base (p. ej. la primera vuelta) / baseline "
+                 "contest (e.g. the first round)")] = None,
+        baseline: Annotated[str, typer.Option(help="instantánea de la línea de base / "
+                                              "baseline snapshot")] = "latest",
+        blocs: Annotated[str | None, typer.Option(
+            help="bloques: nombre=col+col;... / blocs: name=col+col;...")] = None,
+        sims: Annotated[int, typer.Option(help="simulaciones / simulations")] = 10_000,
+        seed: Annotated[int, typer.Option(help="semilla / seed")] = 0,
+        with_national: Annotated[bool, typer.Option(
+            help="completar unidades con el total nacional / complete units with the "
+                 "national total")] = True,
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Proyección del resultado final con incertidumbre / projection of the final
+        result with uncertainty."""
+        from escrutinio import service
+
+        try:
+            with open_store(read_only=True) as store:
+                cid = service.default_contest(store, contest)
+                info = store.snapshot(snapshot, contest_id=cid,
+                                      kind=SnapshotKind(kind) if kind else None)
+                base = _load_baseline(store, baseline_contest, baseline)
+                params = ModelParams(n_sims=sims, seed=seed)
+                proj = project_snapshot(store, info, params=params, baseline=base,
+                                        blocs=parse_blocs(blocs), with_national=with_national)
+                c = store.contest(cid)
+        except (EscrutinioError, ValueError) as exc:
+            if not isinstance(exc, EscrutinioError):
+                exc = EscrutinioError(str(exc), str(exc))
+            fail(exc, as_json)
+            return
+        if as_json:
+            emit_json(proj)
+            return
+        _print_projection(proj, c)
+
+    @app.command()
+    def replay(
+        contest: Annotated[str | None, typer.Option(help="contest id")] = None,
+        mode: Annotated[str, typer.Option(
+            help="auto | actas (orden de llegada reconstruido desde cortes nacionales / "
+                 "arrival order rebuilt from national cuts) | snapshots (instantáneas por "
+                 "acta tal como se publicaron / per-acta snapshots as published) | units | "
+                 "series (solo totales nacionales / national totals only)")] = "auto",
+        final: Annotated[str | None, typer.Option(
+            help="instantánea final (por defecto la última por acta) / final snapshot "
+                 "(default: the latest per-acta one)")] = None,
+        baseline_contest: Annotated[str | None, typer.Option(
+            help="contienda de la línea de base / baseline contest")] = None,
+        baseline: Annotated[str, typer.Option(help="baseline snapshot")] = "latest",
+        blocs: Annotated[str | None, typer.Option(help="name=col+col;...")] = None,
+        sims: Annotated[int, typer.Option(help="simulaciones / simulations")] = 10_000,
+        seed: Annotated[int, typer.Option(help="semilla del modelo / model seed")] = 0,
+        order_seed: Annotated[int, typer.Option(help="semilla del orden / order seed")] = 2021,
+        tilt_by: Annotated[str, typer.Option(help="area3_code | polling_place | acta_id")] =
+        "area3_code",
+        from_pct: Annotated[float, typer.Option(help="cobertura desde % contabilizado / "
+                                                "coverage from % counted")] = 67.0,
+        svg: Annotated[Path | None, typer.Option("--svg", help="gráfico SVG / SVG chart")] =
+        None,
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Reproducir un conteo real y calificar la proyección / replay a real count and
+        score the projection."""
+        try:
+            res, c = _run_replay(contest, mode, final, baseline_contest, baseline,
+                                 parse_blocs(blocs), ModelParams(n_sims=sims, seed=seed),
+                                 order_seed, tilt_by, from_pct, quiet=as_json)
+        except (EscrutinioError, ValueError) as exc:
+            if not isinstance(exc, EscrutinioError):
+                exc = EscrutinioError(str(exc), str(exc))
+            fail(exc, as_json)
+            return
+        if svg is not None:
+            from escrutinio.projection.replay import replay_svg
+
+            svg.write_text(replay_svg(res, title=c.name,
+                                      names={x.code: x.name for x in c.candidates}))
+        if as_json:
+            emit_json(res)
+            return
+        _print_replay(res, c)
+
+
+def _run_replay(contest: str | None, mode: str, final_ref: str | None,
+                baseline_contest: str | None, baseline_ref: str,
+                blocs: dict[str, list[str]] | None, params: ModelParams, order_seed: int,
+                tilt_by: str, from_pct: float, quiet: bool) -> tuple[Any, Contest]:
+    from escrutinio import service
+    from escrutinio.projection.order import (
+        ActaState,
+        cuts_from_unit_snapshots,
+        derive_arrival_order,
+        unit_progress_from_frames,
+    )
+    from escrutinio.projection.replay import (
+        CutMeta,
+        replay_actas,
+        replay_series,
+        replay_snapshots,
+        replay_units,
+    )
+    from escrutinio.projection.units import complete_with_national, finest_units
+
+    def progress(i: int, n: int) -> None:
+        if not quiet:
+            err.print(f"\r{T('corte', 'cut')} {i}/{n}", end="")
+
+    with open_store(read_only=True) as store:
+        cid = service.default_contest(store, contest)
+        c = store.contest(cid)
+        snaps = store.list_snapshots(cid)
+        actas = [s for s in snaps if s.kind is SnapshotKind.ACTAS]
+        nat = [s for s in snaps if s.kind is SnapshotKind.UNITS and s.level == "national"]
+        sub = [s for s in snaps if s.kind is SnapshotKind.UNITS and s.level not in
+               (None, "national")]
+        if final_ref is not None:
+            fin_info = store.snapshot(final_ref, contest_id=cid)
+        elif actas:
+            fin_info = actas[-1]
+        elif nat:
+            fin_info = nat[-1]
+        else:
+            raise EscrutinioError("no hay instantáneas para reproducir",
+                                  "no snapshots to replay")
+        if fin_info.kind is SnapshotKind.ACTAS:
+            ff = store.load_actas(fin_info.snapshot_id)
+            counted = ff.filter(pl.col("status") == "counted")
+            final = {x.code: int(counted[x.column].fill_null(0).sum()) for x in c.candidates}
+        else:
+            ff = store.load_units(fin_info.snapshot_id)
+            row = ff.filter(pl.col("level") == "national") if "national" in \
+                ff["level"].to_list() else ff
+            final = {x.code: int(row[x.column].fill_null(0).sum()) for x in c.candidates}
+        base = _load_baseline(store, baseline_contest, baseline_ref)
+        if mode == "auto":
+            if fin_info.kind is SnapshotKind.ACTAS and nat:
+                mode = "actas"
+            elif len(actas) >= 2:
+                mode = "snapshots"
+            elif sub:
+                mode = "units"
+            else:
+                mode = "series"
+        if base is not None and blocs is not None and mode in ("actas", "snapshots"):
+            base_arg: Any = prepare_baseline(base, blocs)
+        else:
+            base_arg = base
+        if mode == "actas":
+            if fin_info.kind is not SnapshotKind.ACTAS:
+                raise EscrutinioError("el modo 'actas' necesita una instantánea final por acta",
+                                      "mode 'actas' needs a final per-acta snapshot")
+            if not nat:
+                raise EscrutinioError("no hay cortes nacionales para reproducir",
+                                      "no national cuts to replay")
+            cuts = cuts_from_unit_snapshots(
+                [(s.as_of, store.load_units(s.snapshot_id), s.label, s.snapshot_id)
+                 for s in nat], c)
+            states = [ActaState(s.as_of, store.load_actas(s.snapshot_id), s.label)
+                      for s in actas if s.snapshot_id != fin_info.snapshot_id]
+            units = unit_progress_from_frames(
+                [(s.as_of, store.load_units(s.snapshot_id), s.label) for s in sub])
+            order = derive_arrival_order(ff, c, cuts, states=states, units=units,
+                                         seed=order_seed, tilt_by=tilt_by)
+            res = replay_actas(order, c, baseline=base_arg, params=params, final=final,
+                               from_pct=from_pct, progress=progress)
+        elif mode == "snapshots":
+            items_a = [(CutMeta(s.as_of, s.label, s.snapshot_id, None, {}),
+                        store.load_actas(s.snapshot_id))
+                       for s in actas if s.snapshot_id != fin_info.snapshot_id
+                       and s.as_of <= fin_info.as_of]
+            if not items_a:
+                raise EscrutinioError("no hay instantáneas por acta anteriores a la final",
+                                      "no per-acta snapshots before the final one")
+            res = replay_snapshots(items_a, c, final=final, baseline=base_arg, blocs=blocs,
+                                   params=params, from_pct=from_pct, progress=progress)
+        elif mode == "units":
+            parents = _parents(store, cid)
+            nat_at = {s.as_of: s for s in nat}
+            items = []
+            skipped = []
+            for s in sub:
+                frame = finest_units(store.load_units(s.snapshot_id))
+                n = nat_at.get(s.as_of)
+                pct = None
+                counted = {x.code: int(frame[x.column].fill_null(0).sum()) for x in c.candidates}
+                if n is None and nat:
+                    # a subnational table without a national cut of the same minute may
+                    # not cover the whole country (ONPE 2021: no abroad): not projected
+                    skipped.append(s.label)
+                    continue
+                if n is not None:
+                    nf = store.load_units(n.snapshot_id)
+                    frame = complete_with_national(frame, nf)
+                    r0 = nf.row(0, named=True)
+                    pct = 100.0 * r0["actas_counted"] / r0["actas_total"]
+                    counted = {x.code: int(r0[x.column] or 0) for x in c.candidates}
+                ub = _unit_baseline(base, frame) if base is not None else None
+                items.append((CutMeta(s.as_of, s.label, s.snapshot_id, pct, counted), frame,
+                              {"parents": parents, "baseline": ub}))
+            if skipped and not quiet:
+                err.print(T(f"{len(skipped)} instantáneas por unidad sin corte nacional del "
+                            "mismo minuto (pueden no cubrir todo el país) no se proyectan: ",
+                            f"{len(skipped)} unit snapshots without a national cut of the same "
+                            "minute (they may not cover the whole country) are skipped: ")
+                          + ", ".join(skipped))
+            if not items:
+                raise EscrutinioError("no hay instantáneas por unidad", "no unit snapshots")
+            res = replay_units(items, c, final=final, params=params, from_pct=from_pct,
+                               progress=progress)
+        elif mode == "series":
+            metas, fracs = [], []
+            for s in nat:
+                r0 = store.load_units(s.snapshot_id).row(0, named=True)
+                if not r0.get("actas_total") or r0.get("actas_counted") is None:
+                    raise EscrutinioError(
+                        "los cortes nacionales no traen actas contabilizadas: no hay fracción "
+                        "contada", "national cuts carry no acta counts: no counted fraction")
+                f = r0["actas_counted"] / r0["actas_total"]
+                metas.append(CutMeta(s.as_of, s.label, s.snapshot_id, 100 * f,
+                                     {x.code: int(r0[x.column] or 0) for x in c.candidates}))
+                fracs.append(f)
+            res = replay_series(metas, fracs, c, final=final, params=params,
+                                from_pct=from_pct, progress=progress)
+        else:
+            raise EscrutinioError(f"modo desconocido {mode!r}", f"unknown mode {mode!r}")
+    if not quiet:
+        err.print("")
+    return res, c
+
+
+def _print_replay(res: Any, c: Contest) -> None:
+    names = {x.code: x.name for x in c.candidates}
+    a, b = names.get(res.candidate_a, res.candidate_a), names.get(res.candidate_b,
+                                                                  res.candidate_b)
+    out.print(f"[bold]{c.name}[/] — replay ({res.basis}, {res.n_cuts} "
+              f"{T('cortes', 'cuts')}); {T('margen final', 'final margin')} {a} − {b}: "
+              f"{res.final_margin:+,}")
+    table = Table()
+    for col in (T("corte (UTC)", "cut (UTC)"), T("% contab.", "% counted"),
+                T("conteo", "raw"), T("ingenuo", "naive"), T("proyección", "projection"),
+                T("intervalo 90%", "90% interval"), f"P({a.split()[0]})",
+                T("proyección", "call")):
+        table.add_column(col)
+    for x in res.cuts:
+        lo, hi = x.intervals.get("0.9", (float("nan"), float("nan")))
+        call = (names.get(x.call_winner, x.call_winner) if x.call_status == "called"
+                else T("muy ajustado", "too close"))
+        table.add_row(f"{x.as_of:%d %b %H:%M}" if x.as_of else x.label,
+                      f"{x.pct_counted:.2f}" if x.pct_counted is not None else "—",
+                      f"{x.raw_margin:+,}",
+                      f"{x.naive_margin:+,.0f}" if x.naive_margin is not None else "—",
+                      f"{x.median:+,.0f}", f"[{lo:+,.0f}, {hi:+,.0f}]", f"{x.p_a:.3f}",
+                      ("[red]" + call + " ✗[/]") if x.wrong_call else call)
+    out.print(table)
+    cov = Table(title=T("Cobertura", "Coverage"))
+    for col in (T("nivel", "level"), T("cortes", "cuts"), T("cubre", "covered"),
+                T(f"desde {res.coverage_from_pct:g}%", f"from {res.coverage_from_pct:g}%")):
+        cov.add_column(col)
+    for cv in res.coverage:
+        cov.add_row(f"{100 * cv.level:.0f}%", str(cv.n_cuts), f"{100 * cv.share:.0f}%",
+                    f"{100 * cv.share_from:.0f}%" if cv.share_from is not None else "—")
+    out.print(cov)
+    fs, fp = res.first_stable_call, res.first_stable_p90
+    out.print(f"Brier {res.brier:.4f}; log {res.log_score:.4f}; "
+              + T(f"proyecciones erradas: {len(res.wrong_calls)}",
+                  f"wrong calls: {len(res.wrong_calls)}"))
+    out.print(T("Proyección correcta y estable desde: ", "Call correct and stable from: ")
+              + (f"{fs.pct_counted:.2f}%" if fs and fs.pct_counted is not None else
+                 (fs.label if fs else T("nunca", "never"))))
+    out.print(T("P ≥ 0,9 y se mantiene desde: ", "P ≥ 0.9 and stays from: ")
+              + (f"{fp.pct_counted:.2f}%" if fp and fp.pct_counted is not None else
+                 (fp.label if fp else T("nunca", "never"))))
+    for bs in res.baselines:
+        out.print(f"  {bs.name}: {T('error medio', 'mean |error|')} {bs.mean_abs_error:,.0f}; "
+                  + T(f"líder equivocado en {bs.wrong_leader_cuts} cortes",
+                      f"wrong leader at {bs.wrong_leader_cuts} cuts"))

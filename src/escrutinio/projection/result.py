@@ -1,0 +1,183 @@
+"""Frozen, typed results of a projection (serialise with ``provenance.to_jsonable``).
+
+Definitions
+-----------
+* **Interval at level q** — the central interval between the (1 − q)/2 and (1 + q)/2
+  quantiles of the simulated final values. Intervals of one projection come from the
+  same simulations, so they are nested (50% ⊂ 80% ⊂ 90% ⊂ 95% ⊂ 99%), and every
+  simulation keeps each candidate at or above its counted votes, so no interval
+  excludes what is already counted.
+* **Margin** — final votes of ``leader`` minus final votes of ``trailer`` (the leader is
+  the candidate with the larger projected median; positive = the leader wins).
+* **P(win)** — share of simulations in which the candidate has the most votes (ties
+  split); for first rounds also P(top two) and P(someone passes the majority threshold).
+* **Call rule** (declared in advance, :data:`DEFAULT_CALL_RULE`): call a winner only if
+  P(win) ≥ ``min_probability`` **and** the ``interval_level`` interval of the margin
+  excludes 0; otherwise "too close to call" (*empate técnico / demasiado ajustado*).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from escrutinio.count import Hurdle
+from escrutinio.provenance import Provenance
+
+#: interval levels reported by default (the 99% one is the call rule's)
+LEVELS: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95, 0.99)
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    level: float
+    lower: float
+    upper: float
+
+    def contains(self, x: float) -> bool:
+        return self.lower <= x <= self.upper
+
+
+@dataclass(frozen=True, slots=True)
+class CallRule:
+    """When a result may be called. Declared before the count, never tuned during it."""
+
+    min_probability: float = 0.99
+    interval_level: float = 0.99
+
+    @property
+    def description_es(self) -> str:
+        return (f"Se proyecta un ganador solo si su probabilidad es ≥ "
+                f"{100 * self.min_probability:g}% y el intervalo de "
+                f"{100 * self.interval_level:g}% del margen excluye el empate; si no, "
+                "«demasiado ajustado para proyectar».")
+
+    @property
+    def description_en(self) -> str:
+        return (f"A winner is projected only if their probability is ≥ "
+                f"{100 * self.min_probability:g}% and the {100 * self.interval_level:g}% "
+                "interval of the margin excludes a tie; otherwise \"too close to call\".")
+
+
+DEFAULT_CALL_RULE = CallRule()
+
+
+class CallStatus(StrEnum):
+    CALLED = "called"
+    TOO_CLOSE = "too_close"  # demasiado ajustado / empate técnico
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    status: CallStatus
+    winner: str | None  # candidate code when called
+    probability: float  # P(win) of the projected leader
+    rule: CallRule
+    label_es: str
+    label_en: str
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateProjection:
+    code: str
+    name: str
+    counted: int  # votes already in the count
+    expected_remaining: float  # mean of votes still to come (all components)
+    mean: float
+    median: float
+    intervals: tuple[Interval, ...]
+    p_win: float
+    p_top_two: float | None = None  # first rounds
+
+
+@dataclass(frozen=True, slots=True)
+class MarginProjection:
+    """Final margin between two candidates (leader − trailer)."""
+
+    leader: str
+    trailer: str
+    counted_margin: int  # leader − trailer in the count so far (may be negative)
+    mean: float
+    median: float
+    intervals: tuple[Interval, ...]
+    p_leader_ahead: float  # P(final margin > 0), ties split
+    call: Call
+
+    def interval(self, level: float) -> Interval:
+        for iv in self.intervals:
+            if abs(iv.level - level) < 1e-9:
+                return iv
+        raise KeyError(level)
+
+
+class Component(StrEnum):
+    PENDING_HOME = "pending_home"  # pendientes en el país
+    JEE = "jee"  # observadas / en el JEE
+    ABROAD = "abroad"  # pendientes en el extranjero
+
+
+COMPONENT_LABELS: dict[Component, tuple[str, str]] = {
+    Component.PENDING_HOME: ("actas pendientes en el país", "pending actas at home"),
+    Component.JEE: ("actas observadas / en el JEE", "observed actas / at the JEE"),
+    Component.ABROAD: ("actas pendientes en el extranjero", "pending actas abroad"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentChange:
+    """Expected votes still to come from one component, and their effect on the margin."""
+
+    component: Component
+    label_es: str
+    label_en: str
+    n_items: int  # actas (or units with actas still to come)
+    expected_votes: dict[str, float]
+    expected_margin_change: float  # for the main margin (leader − trailer)
+    sd_margin_change: float
+
+
+@dataclass(frozen=True, slots=True)
+class ShockScales:
+    """The error scales used (standard deviations on the log-odds scale)."""
+
+    national_share: float
+    national_turnout: float
+    abroad_share: float
+    area1_share: float  # between-area1 SD of swing among counted (before shrinkage)
+    area2_share: float
+    area3_share: float
+    acta_share: float
+    counted_fraction: float  # share of expected valid votes already counted
+    inflation: float  # multiplier applied to the national scale for a young count
+    notes: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    contest_id: str
+    kind: str  # runoff | first_round
+    basis: str  # actas | units
+    snapshot_id: str
+    as_of: datetime | None
+    n_simulations: int
+    candidates: tuple[CandidateProjection, ...]
+    margin: MarginProjection  # main race: projected first vs second
+    races: tuple[MarginProjection, ...]  # first rounds: 1st v 2nd and 2nd v 3rd
+    components: tuple[ComponentChange, ...]
+    hurdle: Hurdle
+    p_outright: float | None  # first rounds: P(someone passes the majority threshold)
+    shocks: ShockScales
+    call: Call
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    provenance: Provenance = field(default_factory=lambda: Provenance((), "projection"))
+
+    def candidate(self, code: str) -> CandidateProjection:
+        for c in self.candidates:
+            if c.code == code:
+                return c
+        raise KeyError(code)
+
+    def p_win(self, code: str) -> float:
+        return self.candidate(code).p_win

@@ -1,0 +1,392 @@
+"""Projection from unit snapshots (aggregates per district, province, department...).
+
+When only aggregates are published, the smallest unit available plays the part of the
+acta (docs/projection.md §Units). Per unit u of the finest level in the snapshot:
+
+* **counted**: its candidate votes so far (final);
+* **still to come**: ``actas_total − actas_counted`` actas, of which ``actas_jee`` are at
+  the JEE (component *JEE*: annulled with probability p, :class:`JeeOutcomes`) and the
+  rest pending (component *pending at home* / *abroad*). Their valid votes are
+  (actas to come) × (valid votes per counted acta), their shares those of the unit's
+  counted votes. When acta counts are unknown (some republished files), an external
+  estimate of the votes still to come per unit can be passed as ``remaining``.
+* a unit with nothing counted yet borrows from similar places: a regression on a
+  baseline (the unit's earlier result, e.g. a first round, bloc-mapped) when one is
+  given, plus nested area effects (area1 ⊃ area2 ⊃ unit, from ``parents``) learned from
+  the units with counted votes — its province's pattern, else its department's, else
+  the nation's.
+
+Errors: the part still to come of a unit deviates from its counted part like a sibling
+unit would (the between-unit covariance within area2, Σ_unit, for every unit); units with
+nothing counted add the posterior uncertainty of their area effects; and all units of a
+group share the national shock of :func:`escrutinio.projection.model.national_scale`.
+Simulation: :mod:`escrutinio.projection.engine`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+
+from escrutinio.domain import Contest, Level
+from escrutinio.projection import linalg as la
+from escrutinio.projection.engine import LevelVariance, build_cells, concat_cells, simulate
+from escrutinio.projection.model import (
+    Baseline,
+    ModelParams,
+    Prepared,
+    _align_baseline,
+    _fit_regime,
+    _param_dict,
+    _Regime,
+    make_shocks,
+    nested_codes,
+    prepare_baseline,
+)
+from escrutinio.projection.result import Component, Projection
+
+_ORDER = [Level.NATIONAL.value, Level.AREA1.value, Level.AREA2.value, Level.AREA3.value]
+#: with fewer units with votes than this, no spread can be learned: priors are used
+MIN_UNITS = 3
+#: prior SD (log-odds) of the shares of what is to come when nothing can be learned: about
+#: the spread of a candidate's share between the regions of a country
+PRIOR_SD = 1.0
+PRIOR_TURNOUT_SD = 0.2
+
+
+def finest_units(units: pl.DataFrame) -> pl.DataFrame:
+    """The rows of the finest level present in a unit snapshot."""
+    levels = units["level"].unique().to_list()
+    finest = max(levels, key=lambda lv: _ORDER.index(lv) if lv in _ORDER else -1)
+    return units.filter(pl.col("level") == finest)
+
+
+def complete_with_national(units: pl.DataFrame, national: pl.DataFrame, *,
+                           rest_code: str = "__rest__", rest_abroad: bool = True
+                           ) -> pl.DataFrame:
+    """Append one unit for what the national row holds beyond the listed units.
+
+    Some authorities publish subnational tables only for part of the country (ONPE 2021:
+    districts at home only; abroad is only in the national table). The remainder
+    national − Σ units (actas and votes) becomes unit ``rest_code`` flagged
+    ``rest_abroad``; nothing is added when the remainder is empty."""
+    fine = finest_units(units)
+    num = [c for c in fine.columns if c not in ("level", "unit_code", "abroad")]
+    nat = national.filter(pl.col("level") == Level.NATIONAL.value) \
+        if "level" in national.columns else national
+    if nat.height != 1:
+        raise ValueError("expected exactly one national row")
+    rest = {c: (int(nat[c][0]) - int(fine[c].fill_null(0).sum()))
+            if nat[c][0] is not None else None for c in num}
+    if not any(v for v in rest.values() if v):
+        return fine
+    row = pl.DataFrame({"level": [fine["level"][0]], "unit_code": [rest_code],
+                        "abroad": [rest_abroad], **{c: [v] for c, v in rest.items()}},
+                       schema=fine.schema)
+    return pl.concat([fine, row])
+
+
+def _areas(fine: pl.DataFrame, parents: Mapping[str, str] | None) -> pl.DataFrame:
+    """area1 / area2 codes of each unit from a child -> parent mapping (or none)."""
+    codes = fine["unit_code"].to_list()
+    par = dict(parents or {})
+    a2 = [par.get(c, "") for c in codes]
+    a1 = [par.get(p, p) if p else "" for p in a2]
+    return pl.DataFrame({"__a1": a1, "__a2": a2, "__u": codes})
+
+
+def prepare_units(
+    units: pl.DataFrame, contest: Contest, *, parents: Mapping[str, str] | None = None,
+    baseline: pl.DataFrame | Baseline | None = None,
+    blocs: Mapping[str, Sequence[str]] | None = None, remaining: pl.DataFrame | None = None,
+    params: ModelParams | None = None,
+) -> Prepared:
+    """Fit on the units with counted votes and reduce what is to come to cells.
+
+    ``remaining`` (optional): ``unit_code`` and ``fraction_counted`` (0-1] — used for the
+    units whose acta counts are unknown: votes still to come = counted valid votes ×
+    (1/fraction − 1)."""
+    params = params or ModelParams()
+    jee = params.jee
+    cols = contest.candidate_columns
+    k = len(cols)
+    fine = finest_units(units)
+    n = fine.height
+    votes = fine.select([pl.col(c).cast(pl.Float64).fill_null(0) for c in cols]).to_numpy()
+    valid = votes.sum(axis=1)
+    counted_votes = votes.sum(axis=0)
+
+    def col(name: str) -> np.ndarray:
+        if name not in fine.columns:
+            return np.full(n, np.nan)
+        return fine[name].cast(pl.Float64).to_numpy().astype(float)
+
+    total, counted, jee_n = col("actas_total"), col("actas_counted"), col("actas_jee")
+    annulled = np.nan_to_num(col("actas_annulled"))
+    not_inst = np.nan_to_num(col("actas_not_installed"))
+    electors = col("electors")
+    with_votes = counted - annulled - not_inst
+    known = ~np.isnan(total) & ~np.isnan(counted)
+    to_come = np.where(known, np.clip(total - counted, 0, None), 0.0)
+    jee_come = np.where(known, np.clip(np.nan_to_num(jee_n), 0, to_come), 0.0)
+    pend_come = to_come - jee_come
+    per_acta = np.where(known & (with_votes > 0), valid / np.where(with_votes > 0,
+                                                                   with_votes, 1), np.nan)
+    el_per_acta = np.where(known & (with_votes > 0) & ~np.isnan(electors),
+                           electors / np.where(with_votes > 0, with_votes, 1), np.nan)
+    ext_rest = np.zeros(n)
+    if remaining is not None:
+        r = fine.select("unit_code").join(remaining, on="unit_code", how="left")
+        frac = r["fraction_counted"].cast(pl.Float64).to_numpy().astype(float)
+        use = ~known & ~np.isnan(frac) & (frac > 0)
+        ext_rest = np.where(use, valid * (1.0 / np.where(use, frac, 1.0) - 1.0), 0.0)
+
+    abroad = fine["abroad"].fill_null(False).to_numpy().astype(bool)
+    areas = _areas(fine, parents)
+    a1, a2, a3 = nested_codes(areas, ["__a1", "__a2", "__u"])
+    ab = abroad.astype(float)
+    ones = np.ones(n)
+
+    train_s = valid > 0
+    train_t = ~np.isnan(per_acta) & (per_acta > 0)
+    ys = la.clr(votes)
+    yt = np.log(np.where(train_t, per_acta, 1.0))
+    ws = np.maximum(valid, 1.0)
+    wt = np.where(train_t, with_votes, 0.0)
+    keys = ("area1", "area2", "unit")
+
+    regimes: dict[str, _Regime] = {}
+    regime_of = np.ones(n, dtype=np.int64)
+    feats = None
+    bloc_names: tuple[str, ...] = ()
+    if baseline is not None:
+        base = baseline if isinstance(baseline, Baseline) else \
+            prepare_baseline(baseline, blocs, key="unit_code")
+        bloc_names = base.blocs
+        feats, _tb, base_ok, _ = _align_baseline(fine, base, key="unit_code")
+        tr = train_s & base_ok
+        if tr.sum() >= min(params.min_regression, 20):
+            xs_all = np.column_stack([ones, ab, feats])
+            reg = _fit_regime("B", xs_all[tr], np.column_stack([ones, ab])[tr], ys[tr],
+                              yt[tr], ws[tr], np.where(train_t, wt, 0.0)[tr],
+                              [a1[tr], a2[tr], a3[tr]], params.ridge, keys)
+            regimes["B"] = reg
+            regime_of = np.where(base_ok, 0, 1)
+    x_n = np.column_stack([ones, ab])
+    # turnout is fitted on the units with actas counted; shares on units with votes
+    regimes["N"] = _fit_regime("N", x_n[train_s], x_n[train_s], ys[train_s],
+                               yt[train_s], ws[train_s], wt[train_s],
+                               [a1[train_s], a2[train_s], a3[train_s]], params.ridge, keys)
+    reg_list = [regimes.get("B", regimes["N"]), regimes["N"]]
+
+    # items: the pending part and the JEE part of every unit with something to come
+    comp_p = np.where(abroad, Component.ABROAD.value, Component.PENDING_HOME.value)
+    parts_idx = [np.flatnonzero((pend_come > 0) | (ext_rest > 0)), np.flatnonzero(jee_come > 0)]
+    idx = np.concatenate(parts_idx)
+    is_jee = np.concatenate([np.zeros(parts_idx[0].size, bool), np.ones(parts_idx[1].size,
+                                                                          bool)])
+    acts = np.concatenate([pend_come[parts_idx[0]], jee_come[parts_idx[1]]])
+    ext = np.concatenate([ext_rest[parts_idx[0]], np.zeros(parts_idx[1].size)])
+    comp = np.where(is_jee, Component.JEE.value, comp_p[idx])
+    reg_i = regime_of[idx]
+    z_hat = np.zeros((idx.size, k))
+    t_hat = np.zeros(idx.size)
+    fs = np.ones((idx.size, 3))
+    ft = np.ones((idx.size, 3))
+    for r, reg in enumerate(reg_list):
+        sel = reg_i == r
+        if not sel.any():
+            continue
+        rows = idx[sel]
+        xs = np.column_stack([ones[rows], ab[rows], feats[rows]]) if (r == 0 and feats
+                                                                      is not None) \
+            else x_n[rows]
+        grp = [a1[rows], a2[rows], a3[rows]]
+        eff_s, fac_s = reg.share_fit.predict(grp)
+        eff_t, fac_t = reg.turn_fit.predict(grp)
+        z_hat[sel] = xs @ reg.share_beta + eff_s
+        t_hat[sel] = (x_n[rows] @ reg.turn_beta)[:, 0] + eff_t[:, 0]
+        fs[sel] = np.column_stack(fac_s)
+        ft[sel] = np.column_stack(fac_t)
+    # the part to come of a unit deviates from its counted part like a sibling unit
+    fs[:, 2] = 1.0
+    ft[:, 2] = 1.0
+    p = la.softmax(z_hat)
+    vpa = np.exp(t_hat)
+    scale = np.where(is_jee, 1.0 - jee.p_annulled, 1.0)
+    v = np.where(ext > 0, ext, acts * vpa) * scale
+    # with an external estimate of the votes to come, the volume is given: no turnout shock
+    tder = np.where(ext > 0, 0.0, 1.0)
+    epa = el_per_acta[idx]
+    cap = np.where(np.isnan(epa), 3.0 * v + 50.0, acts * np.nan_to_num(epa))
+    cap = np.maximum(cap, v)
+    levels = [
+        LevelVariance(codes[idx], fs[:, i], ft[:, i],
+                      tuple(rg.share_fit.levels[i].cov for rg in reg_list),
+                      tuple(float(rg.turn_fit.levels[i].cov[0, 0]) for rg in reg_list))
+        for i, codes in enumerate((a1, a2, a3))
+    ]
+    few = int(train_s.sum()) < MIN_UNITS
+    if few:
+        # too few units to learn any spread from (e.g. one national row): the part to
+        # come of each unit gets the prior of project_series instead of a zero variance
+        prior = np.eye(k) * (PRIOR_SD / 2) ** 2
+        prior -= prior.mean(axis=0, keepdims=True)
+        prior -= prior.mean(axis=1, keepdims=True)
+        lv = levels[2]
+        levels[2] = LevelVariance(lv.codes, np.ones_like(lv.f_share), np.ones_like(lv.f_turn),
+                                  (prior, prior), (PRIOR_TURNOUT_SD ** 2,) * 2)
+    zero_k = np.zeros((k, k))
+    cells = concat_cells([build_cells(
+        v=v, p=p, tder=tder, component=comp, regime=reg_i, cell=a1[idx],
+        group=abroad[idx].astype(np.int64), levels=levels, noise_share=(zero_k, zero_k),
+        noise_turn=(0.0, 0.0), cap=cap, jee=is_jee, p_annulled=jee.p_annulled,
+        jee_scale=1.0 / scale)], k)
+    expected_rest = cells.m.sum() if cells.m.size else 0.0
+    counted_fraction = float(counted_votes.sum() / max(1.0, counted_votes.sum()
+                                                        + expected_rest))
+    shocks = make_shocks(regimes, counted_fraction, params, jee, fine_level=2)
+    point = counted_votes + (cells.m.sum(0) if cells.m.size else 0.0)
+    diagnostics: dict[str, object] = {
+        "n_units": n, "n_units_with_votes": int(train_s.sum()),
+        "n_units_to_come": int(np.unique(idx).size),
+        "n_units_without_counts": int((~known).sum()),
+        "actas_to_come": float(to_come.sum()), "actas_jee": float(jee_come.sum()),
+        "external_remaining_votes": float(ext_rest.sum()),
+        "prior_used": few,
+        "blocs": list(bloc_names),
+        "expected_votes_point": {c.code: float(point[j])
+                                 for j, c in enumerate(contest.candidates)},
+    }
+    return Prepared(counted_votes, cells, shocks, diagnostics)
+
+
+def project_units(
+    units: pl.DataFrame, contest: Contest, *, parents: Mapping[str, str] | None = None,
+    baseline: pl.DataFrame | Baseline | None = None,
+    blocs: Mapping[str, Sequence[str]] | None = None, remaining: pl.DataFrame | None = None,
+    params: ModelParams | None = None, snapshot_id: str = "", as_of: datetime | None = None,
+    pairs: tuple[tuple[str, str], ...] = (),
+) -> Projection:
+    """Project the final result from a unit snapshot (see the module docstring)."""
+    params = params or ModelParams()
+    prep = prepare_units(units, contest, parents=parents, baseline=baseline, blocs=blocs,
+                         remaining=remaining, params=params)
+    return simulate(
+        contest, prep.counted, prep.cells, prep.shocks, n_sims=params.n_sims,
+        seed=params.seed, levels=params.levels, call_rule=params.call_rule, basis="units",
+        snapshot_id=snapshot_id, as_of=as_of, parameters=_param_dict(params, blocs),
+        diagnostics=prep.diagnostics, pairs=pairs)
+
+
+# --- national series: no geography, batches as units ------------------------------------
+
+def clean_series(history: Sequence[tuple[Sequence[float], float]]
+                 ) -> list[tuple[Sequence[float], float]]:
+    """Drop cuts whose valid votes are more than 1% below the running maximum (broken
+    scrapes); the last cut is always kept so that "now" stays now."""
+    out: list[tuple[Sequence[float], float]] = []
+    best = 0.0
+    for i, (votes, frac) in enumerate(history):
+        tot = float(np.sum(votes))
+        if tot < 0.99 * best and i < len(history) - 1:
+            continue
+        best = max(best, tot)
+        out.append((votes, frac))
+    return out
+
+
+def prepare_series(
+    history: Sequence[tuple[Sequence[float], float]], contest: Contest, *,
+    window: float = 0.10, min_batches: int = 3, prior_sd: float = PRIOR_SD,
+    params: ModelParams | None = None,
+) -> Prepared:
+    """A projection from national totals alone (no geography).
+
+    ``history``: (votes per candidate, fraction counted in (0, 1]) of every national cut
+    so far, oldest first; the last one is "now". Without units, the batches that arrived
+    between cuts play their part. The votes still to come, R = valid × (1/f − 1), get the
+    counted shares (the naive centre: nothing says which way they lean) and deviate from
+    them as much as one batch deviates from another (vote-weighted covariance of the
+    batches' centred log-ratio shares: the whole remainder is treated as a single batch,
+    which is conservative) plus, in the direction of the recent trend, the gap between the
+    most recent batches (the last ``window`` of the counted votes) and the counted shares
+    (a trend may continue or stop; the interval spans both). With fewer than
+    ``min_batches`` batches the
+    counted shares are used with a prior SD of ``prior_sd`` on the log-odds scale (1.0:
+    about the spread of a candidate's share between the regions of a country — with
+    nothing else to go on, the model says so). Cuts whose valid votes fall by more than
+    1% below an earlier cut are taken as broken scrapes and skipped (a correction removes
+    a few hundred votes, not millions).
+    """
+    params = params or ModelParams()
+    k = len(contest.candidates)
+    history = clean_series(history)
+    v = np.array([h[0] for h in history], dtype=float)
+    f = np.array([h[1] for h in history], dtype=float)
+    now, f_now = v[-1], float(f[-1])
+    valid_now = float(now.sum())
+    rest = valid_now * (1.0 / max(f_now, 1e-6) - 1.0) if f_now < 1 else 0.0
+    inc = np.diff(v, axis=0) if v.shape[0] > 1 else np.zeros((0, k))
+    ok = (inc >= 0).all(axis=1) & (inc.sum(axis=1) > 0)
+    inc = inc[ok]
+    if inc.shape[0] >= min_batches:
+        w = inc.sum(axis=1)
+        z = la.clr(inc)
+        back = np.cumsum(w[::-1])[::-1]  # votes from each batch to now
+        recent = back <= max(window * valid_now, w[-1])
+        recent[-1] = True
+        zr = (z[recent] * w[recent, None]).sum(0) / w[recent].sum()
+        zm = (z * w[:, None]).sum(0) / w.sum()
+        dev = z - zm
+        zc = la.clr(now[None])[0]
+        trend = zr - zc
+        cov = (dev * w[:, None]).T @ dev / w.sum() + np.outer(trend, trend)
+        p = now / max(valid_now, 1.0)
+        how = "counted shares; batch spread + recent trend"
+    else:
+        p = now / max(valid_now, 1.0)
+        cov = np.eye(k) * (prior_sd / 2) ** 2
+        cov -= cov.mean(axis=0, keepdims=True)
+        cov -= cov.mean(axis=1, keepdims=True)
+        how = "counted shares, prior SD"
+    g = rest * (np.diag(p) - np.outer(p, p))
+    cells = concat_cells([], k)
+    if rest > 0:
+        from escrutinio.projection.engine import Cells
+
+        cells = Cells(
+            (rest * p)[None], g[None], np.zeros((1, k)), (g @ cov @ g.T)[None],
+            np.full((1, k), 3.0 * rest), np.zeros(1, dtype=np.int64),
+            np.array([Component.PENDING_HOME.value], dtype=object), np.zeros((1, k)),
+            np.ones(1, dtype=np.int64))
+    zero = np.zeros((k, k))
+    from escrutinio.projection.engine import Shocks
+    from escrutinio.projection.model import share_sd
+    from escrutinio.projection.result import ShockScales
+
+    scales = ShockScales(0.0, 0.0, 0.0, 0.0, 0.0, share_sd(cov), 0.0, f_now, 1.0,
+                         notes=f"national series: {how}; batch spread in area3_share")
+    shocks = Shocks((zero,) * 4, (0.0,) * 4, (0, 0, 1, 1), 0.0, scales)
+    diagnostics: dict[str, object] = {"n_batches": int(inc.shape[0]), "remaining_valid": rest,
+                                      "method": how, "window": window}
+    return Prepared(now, cells, shocks, diagnostics)
+
+
+def project_series(
+    history: Sequence[tuple[Sequence[float], float]], contest: Contest, *,
+    window: float = 0.10, params: ModelParams | None = None, snapshot_id: str = "",
+    as_of: datetime | None = None, pairs: tuple[tuple[str, str], ...] = (),
+) -> Projection:
+    """Project from a series of national totals (see :func:`prepare_series`)."""
+    params = params or ModelParams()
+    prep = prepare_series(history, contest, window=window, params=params)
+    return simulate(
+        contest, prep.counted, prep.cells, prep.shocks, n_sims=params.n_sims,
+        seed=params.seed, levels=params.levels, call_rule=params.call_rule, basis="series",
+        snapshot_id=snapshot_id, as_of=as_of,
+        parameters={**_param_dict(params, None), "window": window},
+        diagnostics=prep.diagnostics, pairs=pairs)
