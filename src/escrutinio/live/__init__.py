@@ -1,0 +1,21 @@
+"""Following a results backend live, without ever serving bad numbers (docs/live.md).
+
+* :mod:`~escrutinio.live.config` — an election described by a TOML/JSON file;
+* :mod:`~escrutinio.live.transport` — polite HTTP (browser headers, cookies, rate limit
+  with jitter, timeouts, bounded backoff), with an injectable clock;
+* :mod:`~escrutinio.live.classify` — the failure table, applied before any parsing;
+* :mod:`~escrutinio.live.parse` — tolerant parsing of ONPE's 2021 and 2026 answers;
+* :mod:`~escrutinio.live.validate` — checks before a state is accepted;
+* :mod:`~escrutinio.live.rawlog` — every raw answer kept (DuckDB tables of its own);
+* :mod:`~escrutinio.live.watcher` — hot/warm/cold polling, snapshots, status;
+* :mod:`~escrutinio.live.replay` — following recorded folders through the same path;
+* :mod:`~escrutinio.live.fake_onpe` — a fake ONPE on 127.0.0.1 for tests and rehearsal;
+* :mod:`~escrutinio.live.soak` — time-compressed count nights against the fake.
+"""
+
+from escrutinio.live.classify import Classification, Outcome, RawResponse, classify
+from escrutinio.live.config import LiveConfig, Scope, Stack, load_config
+from escrutinio.live.watcher import Watcher
+
+__all__ = ["Classification", "LiveConfig", "Outcome", "RawResponse", "Scope", "Stack",
+           "Watcher", "classify", "load_config"]

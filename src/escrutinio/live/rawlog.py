@@ -1,0 +1,301 @@
+"""Every raw response kept: URL, status, headers, fetch time, SHA-256 and the bytes.
+
+Storage: three tables of their own in the store's DuckDB file, created with
+``CREATE TABLE IF NOT EXISTS`` through ``DuckDBStore.con`` (the store's schema is not
+touched):
+
+* ``live_bodies(sha256 PRIMARY KEY, size, body BLOB)`` — each distinct body once (a
+  night of polling repeats the same answer thousands of times);
+* ``live_responses`` — one row per HTTP exchange, retries included: run, cycle, scope,
+  endpoint, attempt, URL, status, headers (JSON), fetched_at, elapsed, network error,
+  the body's SHA-256 and the class the classifier gave it;
+* ``live_events`` — the watcher's structured log: acceptances, rejections with the
+  rule, corrections, alarms, blocks, pauses, start and shutdown.
+
+Every accepted snapshot lists, in its metadata, the SHA-256 and URL of each response it
+was built from, so it can be audited against ``live_bodies`` and replayed
+(:mod:`escrutinio.live.replay`). Rows are buffered and written in one transaction per
+flush: before a snapshot is stored (its raw responses are on disk first), every couple
+of seconds of polling, and at shutdown. A kill -9 between flushes loses at most those
+seconds of log — never half a row, never the responses of an accepted snapshot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from escrutinio.live.classify import Classification, RawResponse
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS live_bodies (
+    sha256 TEXT PRIMARY KEY,
+    size BIGINT NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS live_responses (
+    seq BIGINT NOT NULL,
+    run_id TEXT NOT NULL,
+    cycle BIGINT NOT NULL,
+    fetched_at TIMESTAMPTZ NOT NULL,
+    url TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    status INTEGER,
+    headers TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    elapsed_ms DOUBLE NOT NULL,
+    error TEXT,
+    outcome TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS live_events (
+    seq BIGINT NOT NULL,
+    run_id TEXT NOT NULL,
+    ts TIMESTAMPTZ NOT NULL,
+    level TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    scope TEXT,
+    message_es TEXT NOT NULL,
+    message_en TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+"""
+
+_RESP_SCHEMA = pa.schema([
+    ("seq", pa.int64()), ("run_id", pa.string()), ("cycle", pa.int64()),
+    ("fetched_at", pa.timestamp("us", tz="UTC")), ("url", pa.string()), ("scope", pa.string()),
+    ("endpoint", pa.string()), ("attempt", pa.int32()), ("status", pa.int32()),
+    ("headers", pa.string()), ("sha256", pa.string()), ("size", pa.int64()),
+    ("elapsed_ms", pa.float64()), ("error", pa.string()), ("outcome", pa.string()),
+    ("reason", pa.string()),
+])
+_EVENT_SCHEMA = pa.schema([
+    ("seq", pa.int64()), ("run_id", pa.string()), ("ts", pa.timestamp("us", tz="UTC")),
+    ("level", pa.string()), ("kind", pa.string()), ("scope", pa.string()),
+    ("message_es", pa.string()), ("message_en", pa.string()), ("detail", pa.string()),
+])
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedResponse:
+    seq: int
+    run_id: str
+    cycle: int
+    fetched_at: datetime
+    url: str
+    scope: str
+    endpoint: str
+    attempt: int
+    status: int | None
+    headers: tuple[tuple[str, str], ...]
+    sha256: str
+    size: int
+    elapsed_ms: float
+    error: str | None
+    outcome: str
+    reason: str
+
+
+class RawLog:
+    """Buffered writer (and reader) of the raw log in a DuckDB connection."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, run_id: str = "",
+                 *, read_only: bool = False) -> None:
+        self.con = con
+        self.run_id = run_id
+        if not read_only:
+            con.execute(SCHEMA)
+        self._resp: list[dict[str, Any]] = []
+        self._bodies: dict[str, bytes] = {}
+        self._events: list[dict[str, Any]] = []
+        self._last_flush = time.monotonic()
+        self._seq = self._max_seq("live_responses")
+        self._eseq = self._max_seq("live_events")
+
+    def _one(self, sql: str, params: list[Any] | None = None) -> tuple[Any, ...] | None:
+        # fetchall: a half-read result would block the connection for the next query
+        rows = self.con.execute(sql, params or []).fetchall()
+        return rows[0] if rows else None
+
+    def _has(self, table: str) -> bool:
+        row = self._one("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                        [table])
+        return bool(row and row[0])
+
+    def _max_seq(self, table: str) -> int:
+        if not self._has(table):
+            return 0
+        row = self._one(f"SELECT coalesce(max(seq), 0) FROM {table}")
+        return int(row[0]) if row else 0
+
+    # -- writing ---------------------------------------------------------------------
+    def record(self, resp: RawResponse, cls: Classification, cycle: int) -> None:
+        self._seq += 1
+        self._resp.append({
+            "seq": self._seq, "run_id": self.run_id, "cycle": cycle,
+            "fetched_at": resp.fetched_at.astimezone(UTC), "url": resp.url,
+            "scope": resp.scope, "endpoint": resp.endpoint, "attempt": resp.attempt,
+            "status": resp.status, "headers": json.dumps(list(resp.headers)),
+            "sha256": resp.sha256, "size": len(resp.body), "elapsed_ms": resp.elapsed_s * 1e3,
+            "error": resp.error, "outcome": cls.outcome.value, "reason": cls.reason,
+        })
+        self._bodies.setdefault(resp.sha256, resp.body)
+
+    def event(self, ts: datetime, level: str, kind: str, scope: str | None, es: str, en: str,
+              detail: dict[str, Any] | None = None) -> None:
+        self._eseq += 1
+        self._events.append({
+            "seq": self._eseq, "run_id": self.run_id, "ts": ts.astimezone(UTC),
+            "level": level, "kind": kind, "scope": scope, "message_es": es, "message_en": en,
+            "detail": json.dumps(detail or {}, ensure_ascii=False, default=str),
+        })
+
+    def maybe_flush(self, *, max_rows: int = 2000, max_age_s: float = 2.0) -> None:
+        """Flush when the buffer is large or old (real seconds): one commit per few
+        seconds of polling instead of one per response."""
+        if self.pending >= max_rows or (
+                self.pending and time.monotonic() - self._last_flush >= max_age_s):
+            self.flush()
+
+    @property
+    def pending(self) -> int:
+        return len(self._resp) + len(self._events)
+
+    def flush(self) -> None:
+        """Write everything buffered in one transaction (all or nothing)."""
+        if not self._resp and not self._events:
+            return
+        con = self.con
+        bodies = pa.table({"sha256": list(self._bodies),
+                           "size": [len(b) for b in self._bodies.values()],
+                           "body": pa.array(list(self._bodies.values()), pa.binary())})
+        resp = pa.Table.from_pylist(self._resp, schema=_RESP_SCHEMA)
+        events = pa.Table.from_pylist(self._events, schema=_EVENT_SCHEMA)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.register("__live_bodies", bodies)
+            con.register("__live_resp", resp)
+            con.register("__live_events", events)
+            con.execute("INSERT INTO live_bodies SELECT b.sha256, b.size, b.body FROM "
+                        "__live_bodies b WHERE NOT EXISTS (SELECT 1 FROM live_bodies x "
+                        "WHERE x.sha256 = b.sha256)")
+            con.execute("INSERT INTO live_responses SELECT * FROM __live_resp")
+            con.execute("INSERT INTO live_events SELECT * FROM __live_events")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            for name in ("__live_bodies", "__live_resp", "__live_events"):
+                with contextlib.suppress(Exception):
+                    con.unregister(name)
+        self._resp.clear()
+        self._bodies.clear()
+        self._events.clear()
+        self._last_flush = time.monotonic()
+
+    # -- reading ---------------------------------------------------------------------
+    def responses(self, *, run_id: str | None = None, scope: str | None = None,
+                  limit: int | None = None) -> list[LoggedResponse]:
+        self.flush()  # a reader sees what this log has buffered
+        where, args = [], []
+        if run_id:
+            where.append("run_id = ?")
+            args.append(run_id)
+        if scope:
+            where.append("scope = ?")
+            args.append(scope)
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        lim = f"LIMIT {int(limit)}" if limit else ""
+        rows = self.con.execute(
+            "SELECT seq, run_id, cycle, fetched_at, url, scope, endpoint, attempt, status, "
+            f"headers, sha256, size, elapsed_ms, error, outcome, reason FROM live_responses "
+            f"{clause} ORDER BY seq {lim}", args).fetchall()
+        out = []
+        for r in rows:
+            ts = r[3] if r[3].tzinfo else r[3].replace(tzinfo=UTC)
+            out.append(LoggedResponse(int(r[0]), r[1], int(r[2]), ts.astimezone(UTC), r[4], r[5],
+                                      r[6], int(r[7]), None if r[8] is None else int(r[8]),
+                                      tuple(tuple(h) for h in json.loads(r[9])),  # type: ignore[misc]
+                                      r[10], int(r[11]), float(r[12]), r[13], r[14], r[15]))
+        return out
+
+    def body(self, sha256: str) -> bytes | None:
+        row = self._one("SELECT body FROM live_bodies WHERE sha256 = ?", [sha256])
+        return None if row is None else bytes(row[0])
+
+    def events(self, *, kind: str | None = None) -> list[dict[str, Any]]:
+        self.flush()
+        where, args = ("WHERE kind = ?", [kind]) if kind else ("", [])
+        rows = self.con.execute(
+            "SELECT seq, run_id, ts, level, kind, scope, message_es, message_en, detail "
+            f"FROM live_events {where} ORDER BY seq", args).fetchall()
+        keys = ("seq", "run_id", "ts", "level", "kind", "scope", "message_es", "message_en",
+                "detail")
+        out = []
+        for r in rows:
+            d = dict(zip(keys, r, strict=True))
+            d["detail"] = json.loads(d["detail"])
+            out.append(d)
+        return out
+
+    def outcome_counts(self, run_id: str | None = None) -> dict[str, int]:
+        self.flush()
+        where, args = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
+        rows = self.con.execute(
+            f"SELECT outcome, count(*) FROM live_responses {where} GROUP BY outcome",
+            args).fetchall()
+        return {str(k): int(v) for k, v in rows}
+
+    def export(self, folder: str | Path, *, run_id: str | None = None) -> int:
+        """Write the log as a replay folder: ``responses.jsonl`` (one exchange per line, in
+        order) and ``bodies/<sha256>`` (each body once). Returns the number of lines."""
+        root = Path(folder)
+        (root / "bodies").mkdir(parents=True, exist_ok=True)
+        n = 0
+        with (root / "responses.jsonl").open("w", encoding="utf-8") as fh:
+            for r in self.responses(run_id=run_id):
+                path = root / "bodies" / r.sha256
+                if not path.exists():
+                    body = self.body(r.sha256)
+                    path.write_bytes(body or b"")
+                fh.write(json.dumps({
+                    "seq": r.seq, "run_id": r.run_id, "cycle": r.cycle,
+                    "fetched_at": r.fetched_at.isoformat(), "url": r.url, "scope": r.scope,
+                    "endpoint": r.endpoint, "attempt": r.attempt, "status": r.status,
+                    "headers": [list(h) for h in r.headers], "sha256": r.sha256,
+                    "elapsed_ms": r.elapsed_ms, "error": r.error, "outcome": r.outcome,
+                    "reason": r.reason,
+                }, ensure_ascii=False) + "\n")
+                n += 1
+        return n
+
+
+def iter_export(folder: str | Path) -> Iterator[RawResponse]:
+    """Read back a folder written by :meth:`RawLog.export`, in order."""
+    root = Path(folder)
+    with (root / "responses.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            d = json.loads(line)
+            body = (root / "bodies" / d["sha256"]).read_bytes()
+            yield RawResponse(
+                url=d["url"], status=d["status"],
+                headers=tuple((str(k), str(v)) for k, v in d["headers"]), body=body,
+                fetched_at=datetime.fromisoformat(d["fetched_at"]),
+                elapsed_s=float(d.get("elapsed_ms", 0.0)) / 1e3, error=d.get("error"),
+                scope=d["scope"], endpoint=d["endpoint"], attempt=int(d["attempt"]),
+            )

@@ -1,0 +1,259 @@
+"""A time-compressed count night: hours of polling against the fake ONPE, with random
+faults, in seconds of wall time. Used by the test suite (12 virtual hours) and by
+``validation/live_soak.py`` (longer, several seeds).
+
+Everything runs over real HTTP on 127.0.0.1; only time is virtual (a
+:class:`~escrutinio.live.transport.FakeClock` shared by the watcher and the fake).
+:func:`audit_against_truth` compares every stored live snapshot with the synthetic
+count's truth: a snapshot is **bad** if its numbers are not exactly those of the state
+whose ONPE time it claims, or if national ONPE times ever go back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from escrutinio.domain import SnapshotKind
+from escrutinio.live.config import LiveConfig, config_from_dict, example
+from escrutinio.live.fake_onpe import SOFT_FAULTS, FakeOnpe, Synthetic2026
+from escrutinio.live.transport import FakeClock
+from escrutinio.live.watcher import Watcher
+from escrutinio.store.duckdb_store import DuckDBStore
+
+COMPARED = ("actas_total", "actas_counted", "actas_processed", "actas_jee", "actas_pending",
+            "cast")
+
+
+def truth_row(tl: Synthetic2026, k: int, scope: str, codes: list[str]) -> dict[str, Any]:
+    s = tl.truth(k, scope)
+    return {"actas_total": s["total"], "actas_counted": s["counted"],
+            "actas_processed": s["counted"] + s["jee"], "actas_jee": s["jee"],
+            "actas_pending": s["pending"], "cast": s["cast"],
+            **{f"v_{c}": v for c, v in zip(codes, s["votes"], strict=True)}}
+
+
+def _pick(row: dict[str, Any], codes: list[str]) -> dict[str, Any]:
+    return {k: row[k] for k in (*COMPARED, *(f"v_{c}" for c in codes))}
+
+
+@dataclass
+class Audit:
+    national: int = 0
+    area1: int = 0
+    actas: int = 0
+    bad: list[str] = field(default_factory=list)
+    accepted_states: set[int] = field(default_factory=set)
+
+
+def audit_against_truth(store: DuckDBStore, cfg: LiveConfig, tl: Synthetic2026) -> Audit:
+    """Check every live snapshot of ``cfg``'s contest against the synthetic truth."""
+    codes = [c.code for c in cfg.contest.candidates]
+    k_of = {tl.as_of(k).astimezone(UTC): k for k in range(tl.n_states)}
+    out = Audit()
+    last: datetime | None = None
+    for info in store.list_snapshots(cfg.contest.id):
+        if info.parser != cfg.parser_name:
+            continue
+        sid = info.snapshot_id[:12]
+        if info.kind is SnapshotKind.ACTAS:
+            out.actas += 1
+            frame = store.load_actas(info.snapshot_id)
+            for row in frame.iter_rows(named=True):
+                idx = int(row["acta_id"])
+                statuses = set()
+                for k in range(tl.n_states):
+                    counted, jee = tl.status_at(k)
+                    statuses.add("counted" if counted[idx] else "jee" if jee[idx]
+                                 else "pending")
+                if row["status"] not in statuses:
+                    out.bad.append(f"{sid}: acta {row['acta_id']} status {row['status']}")
+                if row["status"] == "counted" and (
+                        row["cast"] != int(tl.cast[idx])
+                        or [row[f"v_{c}"] for c in codes] != [int(x) for x in tl.votes[idx]]):
+                    out.bad.append(f"{sid}: acta {row['acta_id']} figures")
+            continue
+        frame = store.load_units(info.snapshot_id)
+        meta = json.loads(store.con.execute(
+            "SELECT metadata FROM snapshots WHERE snapshot_id = ?",
+            [info.snapshot_id]).fetchall()[0][0])
+        units = json.loads(meta.get("units", "{}"))
+        if info.level == "national":
+            out.national += 1
+            if last is not None and info.as_of <= last:
+                out.bad.append(f"{sid}: national ONPE time went back")
+            last = info.as_of
+        else:
+            out.area1 += 1
+        for row in frame.iter_rows(named=True):
+            key = "national" if row["level"] == "national" else f"area1:{row['unit_code']}"
+            when = datetime.fromisoformat(units[key]["as_of"].replace("Z", "+00:00"))
+            k = k_of.get(when)
+            if k is None:
+                out.bad.append(f"{sid}: {key} claims an ONPE time no state has ({when})")
+                continue
+            if _pick(row, codes) != truth_row(tl, k, key, codes):
+                out.bad.append(f"{sid}: {key} differs from the truth of state {k}")
+            elif key == "national" and info.level == "national":
+                out.accepted_states.add(k)
+    return out
+
+
+def clean_national_states(fake: FakeOnpe, min_pairs: int = 2) -> set[int]:
+    """States served cleanly (totales + participantes of one state, no fault) at least
+    ``min_pairs`` times: a correct watcher cannot have missed them."""
+    pairs: dict[int, int] = {}
+    last_tot: int | None = None
+    for s in fake.log:
+        if s.route == "totales|national":
+            last_tot = s.state if s.fault is None and s.status == 200 else None
+        elif (s.route == "participantes|national" and s.fault is None
+              and s.status == 200 and last_tot is not None and s.state == last_tot):
+            pairs[last_tot] = pairs.get(last_tot, 0) + 1
+            last_tot = None
+    return {k for k, n in pairs.items() if n >= min_pairs}
+
+
+@dataclass
+class SoakReport:
+    seed: int
+    virtual_hours: float
+    wall_seconds: float
+    requests: int
+    faults_injected: dict[str, int]
+    outcomes: dict[str, int]
+    results: dict[str, int]
+    rejections: dict[str, int]
+    snapshots: dict[str, int]
+    truth_states: int
+    distinct_truth_states: int
+    accepted_states: int
+    clean_states: int
+    lost_states: list[int]
+    bad_snapshots: list[str]
+    final_national_ok: bool
+    final_area1_ok: bool
+    final_actas_ok: bool
+    hard_blocks: int
+    storms: int
+    corrections: int
+    stale_fraction: float  # of the time after the first acceptance
+    max_age_s: float
+    final_state: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def soak_config(fake: FakeOnpe, tl: Synthetic2026, *, units: tuple[str, ...],
+                n_actas: int) -> LiveConfig:
+    import tomllib
+
+    d = tomllib.loads(example("onpe2026-runoff").read_text("utf-8"))
+    d["base_url"], d["site_url"] = fake.backend_url, fake.url
+    d["scopes"]["area1"] = list(units)
+    d["actas"] = {"ids": tl.acta_ids()[:n_actas]}
+    d["intervals"] = {"hot_s": 45, "warm_s": 300, "cold_s": 900, "stale_after_s": 180,
+                      "hard_block_pause_s": 600, "storm_threshold": 3,
+                      "storm_backoff_max_s": 600}
+    d["transport"] = {"timeout_s": 0.25, "rate_per_s": 4.0, "jitter_s": 0.3,
+                      "max_attempts": 3, "backoff_base_s": 2.0, "backoff_max_s": 60.0}
+    return config_from_dict(d, source="soak")
+
+
+def run_soak(*, seed: int = 12, hours: float = 12.0, fault_rate: float = 0.04,
+             max_burst: int = 8, units: tuple[str, ...] = ("010000", "140000", "150000",
+                                                          "920000"),
+             n_actas: int = 5, hard_blocks: int = 2, slow: int = 2,
+             store: DuckDBStore | None = None) -> SoakReport:
+    """``hours`` of virtual polling over a count whose states change every 10 minutes,
+    with random fault bursts (every soft kind), ``hard_blocks`` 401/403 blocks and
+    ``slow`` slow answers (these cost real time: the client's timeout)."""
+    step = 600.0
+    n_states = int(hours * 3600 / step) + 1
+    tl = Synthetic2026(seed=seed, n_states=n_states, step_s=step, units=units,
+                       n_actas=max(20_000, 2_000 * len(units)),
+                       corrections=(n_states // 3, 2 * n_states // 3),
+                       freezes=(n_states // 5, n_states // 2, 4 * n_states // 5),
+                       n_watch_actas=n_actas)
+    clock = FakeClock()
+    fake = FakeOnpe(tl, clock=clock, slow_s=0.35).start()
+    own_store = store is None
+    store = store or DuckDBStore(":memory:")
+    cfg = soak_config(fake, tl, units=units, n_actas=n_actas)
+    kinds = tuple(k for k in SOFT_FAULTS if k != "slow")
+    fake.random_faults(fault_rate, kinds=kinds, max_burst=max_burst, seed=seed)
+    w = Watcher(cfg, store, clock=clock, seed=seed)
+    ages: list[tuple[datetime, float | None, bool]] = []
+
+    def sample(_: dict[str, Any]) -> None:
+        s = w.served()
+        ages.append((clock.now(), None if s is None else s["age_s"],
+                     True if s is None else bool(s["stale"])))
+
+    t0 = time.perf_counter()
+    total = hours * 3600 + 3600  # an hour after the last state: time to catch up
+    segments = max(1, hard_blocks + 1)
+    try:
+        for i in range(segments):
+            w.run(duration_s=total / segments, install_signals=False, on_cycle=sample)
+            if i < hard_blocks:
+                fake.inject("forbidden403" if i % 2 == 0 else "unauthorized401", 1,
+                            match="tipoFiltro=eleccion")
+                if slow:
+                    fake.inject("slow", slow, match="totales")
+        wall = time.perf_counter() - t0
+        audit = audit_against_truth(store, cfg, tl)
+        last = tl.n_states - 1
+        codes = [c.code for c in cfg.contest.candidates]
+        served = w.served()
+        final_nat = served is not None and {
+            "actas_counted": served["actas_counted"], **{f"v_{c}": served["votes"][c]
+                                                         for c in codes}
+        } == {k: v for k, v in truth_row(tl, last, "national", codes).items()
+              if k == "actas_counted" or k.startswith("v_")}
+        final_area = all(
+            st.accepted is not None
+            and _pick(st.accepted.row(), codes) == truth_row(tl, last, key, codes)
+            for key, st in w.state.items() if key.startswith("area1:"))
+        counted, jee = tl.status_at(last)
+        final_actas = all(
+            r.status == ("counted" if counted[int(r.acta_id)] else "jee"
+                         if jee[int(r.acta_id)] else "pending") for r in w.actas.values()
+        ) and len(w.actas) == n_actas
+        truths = [truth_row(tl, k, "national", codes) for k in range(tl.n_states)]
+        distinct = {json.dumps(t, sort_keys=True) for t in truths}
+        clean = clean_national_states(fake, 2)
+        accepted_rows = {json.dumps(truths[k], sort_keys=True) for k in audit.accepted_states}
+        lost = sorted(k for k in clean
+                      if json.dumps(truths[k], sort_keys=True) not in accepted_rows)
+        first = next((i for i, a in enumerate(ages) if a[1] is not None), len(ages))
+        stale_time = sum((ages[i + 1][0] - ages[i][0]).total_seconds()
+                         for i in range(first, len(ages) - 1) if ages[i][2])
+        span = ((ages[-1][0] - ages[first][0]).total_seconds()
+                if first < len(ages) - 1 else 0.0)
+        st = w.status()
+        return SoakReport(
+            seed=seed, virtual_hours=total / 3600, wall_seconds=round(wall, 2),
+            requests=fake.requests, faults_injected=fake.fault_counts(),
+            outcomes=dict(w.stats.outcomes), results=dict(w.stats.results),
+            rejections=dict(w.stats.rejections),
+            snapshots={"national": audit.national, "area1": audit.area1,
+                       "actas": audit.actas},
+            truth_states=tl.n_states, distinct_truth_states=len(distinct),
+            accepted_states=len(accepted_rows), clean_states=len(clean), lost_states=lost,
+            bad_snapshots=audit.bad, final_national_ok=final_nat, final_area1_ok=final_area,
+            final_actas_ok=final_actas, hard_blocks=w.stats.hard_blocks,
+            storms=w.stats.storms, corrections=w.stats.corrections,
+            stale_fraction=round(stale_time / span, 4) if span else 1.0,
+            max_age_s=max((a[1] for a in ages if a[1] is not None), default=0.0),
+            final_state=st["state"],
+        )
+    finally:
+        w.transport.close()
+        fake.stop()
+        if own_store:
+            store.close()
