@@ -4,16 +4,21 @@
   else the sibling folder ``<repo>/../shared/data``. A missing folder fails loudly: the
   tests on real data are never skipped silently.
 * ``tmp_store`` — a fresh DuckDB store in the test's temporary folder.
+* ``any_store`` / ``any_store_opener`` — the same, once per backend (``duckdb``,
+  ``postgres``): PostgreSQL from ``$ESCRUTINIO_TEST_PG`` or a throwaway server (see
+  tests/pg_support.py); without one the postgres cases fail when ``$CI`` is set and are
+  skipped otherwise.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from escrutinio.store.base import Store
 from escrutinio.store.duckdb_store import DuckDBStore
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +44,52 @@ def data_dir() -> Path:
 @pytest.fixture
 def tmp_store(tmp_path: Path) -> Iterator[DuckDBStore]:
     store = DuckDBStore(tmp_path / "t.duckdb")
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+# -- both store backends (PostgreSQL plumbing in tests/pg_support.py) -------------------------
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[object]:
+    from pg_support import PgServer
+
+    server = PgServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def any_store_opener(request: pytest.FixtureRequest,
+                     tmp_path: Path) -> Iterator[Callable[..., Store]]:
+    """``opener(read_only=False) -> Store``: opens (and reopens) one fresh store."""
+    from escrutinio.store import open_store
+
+    if request.param == "duckdb":
+        yield lambda read_only=False: open_store(tmp_path / "t.duckdb", read_only=read_only)
+        return
+    from pg_support import PgSchemas
+
+    server = request.getfixturevalue("pg_server")
+    dsn = server.ensure()
+    if dsn is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI requires PostgreSQL: {server.reason}", pytrace=False)
+        pytest.skip(server.reason)
+    schemas = PgSchemas(dsn)
+    name, url = schemas.create()
+    try:
+        yield lambda read_only=False: open_store(url, read_only=read_only)
+    finally:
+        schemas.drop(name)
+
+
+@pytest.fixture
+def any_store(any_store_opener: Callable[..., Store]) -> Iterator[Store]:
+    store = any_store_opener()
     try:
         yield store
     finally:

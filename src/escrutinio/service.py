@@ -71,7 +71,12 @@ def parse_paths(paths: Sequence[Path], *, as_of: str | None = None) -> list[Pars
 
 
 def ingest(store: Store, snapshots: list[ParsedSnapshot]) -> list[IngestOutcome]:
-    return store.put_snapshots(snapshots)
+    """Store snapshots atomically, then append the new ones to the tamper-evident ledger."""
+    from escrutinio.store.ledger import append_new
+
+    outcomes = store.put_snapshots(snapshots)
+    append_new(store)
+    return outcomes
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,8 @@ from rich.markup import escape
 
 from escrutinio.errors import EscrutinioError
 from escrutinio.provenance import to_jsonable
-from escrutinio.store.duckdb_store import DuckDBStore
+from escrutinio.store import Store, is_postgres_url
+from escrutinio.store import open_store as open_url
 
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
@@ -48,9 +49,12 @@ def fail(exc: EscrutinioError, as_json: bool) -> None:
     raise typer.Exit(exc.exit_code)
 
 
-def open_store(read_only: bool = False) -> DuckDBStore:
+def open_store(read_only: bool = False) -> Store:
+    """The store named by ``--db``: a DuckDB file path or a ``postgresql://`` URL."""
+    if is_postgres_url(opts.db):
+        return open_url(opts.db, read_only=read_only)
     if read_only and not Path(opts.db).exists():
         raise EscrutinioError(
             f"no existe el almacén {opts.db}; ejecute 'escrutinio ingest' primero",
             f"store {opts.db} does not exist; run 'escrutinio ingest' first")
-    return DuckDBStore(opts.db, read_only=read_only)
+    return open_url(opts.db, read_only=read_only)

@@ -1,0 +1,531 @@
+"""Tamper-evident history: a hash chain of accepted snapshots with a Merkle root each.
+
+Formats (also in docs/store.md; version 1):
+
+* **Row (leaf) encoding.** Every canonical column of the row, in canonical order
+  (``ACTA_COLUMNS`` then the candidate columns ``v_<code>`` in the contest's candidate
+  order; ``UNIT_COLUMNS`` then candidates for unit snapshots). Each field is ``~`` when
+  NULL, otherwise ``<n>:<text>`` where ``<text>`` is the value as text (integers in
+  decimal, booleans ``true``/``false``, strings as they are) and ``<n>`` its length in
+  UTF-8 bytes; fields are joined by ``,``. The length prefix makes the encoding
+  unambiguous whatever the strings hold. Leaf hash = SHA-256(0x00 || UTF-8 bytes).
+* **Merkle tree** (RFC 6962): node = SHA-256(0x01 || left || right); leaves in the order
+  the store returns the rows (actas by ``acta_id``, units by ``level, unit_code``, bytewise);
+  an odd node at the end of a level is carried up unchanged, which gives exactly the RFC
+  6962 tree. The root of an empty snapshot is SHA-256 of the empty string.
+* **Chain entry.** A JSON object (keys sorted, no spaces, UTF-8) describing the snapshot:
+  ids, contest definition hash, time, label, source hash, counts, columns, Merkle root and
+  tree size. entry_hash = SHA-256(prev_hash (32 bytes) || entry bytes); the first entry's
+  prev_hash is 32 zero bytes. Publish the head hash (``verify-log`` prints it): a log that
+  ends in a published head cannot be rewritten without the change showing.
+
+The ledger lives in two tables created here (same SQL on DuckDB and PostgreSQL):
+``ledger_entries`` (the chain) and ``ledger_leaves`` (the leaf hashes and row keys of each
+snapshot, so that ``verify_log`` can name the altered row; they are themselves checked
+against the chained root before being trusted). It uses only the Store interface to read
+the snapshots.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+
+from escrutinio.domain import ACTA_COLUMNS, UNIT_COLUMNS, Contest, SnapshotKind
+from escrutinio.errors import EscrutinioError, NotFoundError
+from escrutinio.store.base import SnapshotInfo, Store
+
+LEDGER_VERSION = 1
+GENESIS = "00" * 32
+EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
+#: serialises ledger writers on PostgreSQL (advisory lock key)
+LEDGER_LOCK = 7_301_946_003
+
+DDL = (
+    "CREATE TABLE IF NOT EXISTS ledger_entries ("
+    " seq BIGINT PRIMARY KEY,"
+    " entry_type TEXT NOT NULL,"
+    " ref TEXT NOT NULL,"           # snapshot id (or, later, submission id)
+    " entry TEXT NOT NULL,"         # canonical JSON: the bytes that are hashed
+    " prev_hash TEXT NOT NULL,"
+    " entry_hash TEXT NOT NULL,"
+    " recorded_at TIMESTAMPTZ NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ledger_leaves ("
+    " snapshot_id TEXT PRIMARY KEY,"
+    " keys TEXT NOT NULL,"          # JSON list of row keys, in leaf order
+    " hashes BYTEA NOT NULL)",      # 32 bytes per leaf, in leaf order
+)
+
+
+class LedgerError(EscrutinioError):
+    exit_code = 3
+
+
+# -- backend plumbing: the only SQL the ledger runs ------------------------------------
+def _is_pg(store: Store) -> bool:
+    return type(store).__module__.endswith("postgres_store")
+
+
+def _exec(store: Store, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+    con: Any = store.con  # type: ignore[attr-defined]
+    if _is_pg(store):
+        cur = con.execute(sql.replace("?", "%s"), list(params))
+        return list(cur.fetchall()) if cur.description else []
+    cur = con.execute(sql, list(params))
+    return list(cur.fetchall()) if cur.description else []
+
+
+def _has_tables(store: Store) -> bool:
+    rows = _exec(store, "SELECT count(*) FROM information_schema.tables WHERE "
+                 "table_schema = current_schema() AND table_name IN "
+                 "('ledger_entries', 'ledger_leaves')")
+    return int(rows[0][0]) == 2
+
+
+@contextmanager
+def _transaction(store: Store) -> Iterator[None]:
+    con: Any = store.con  # type: ignore[attr-defined]
+    if _is_pg(store):
+        with con.transaction():
+            con.execute("SELECT pg_advisory_xact_lock(%s)", [LEDGER_LOCK])
+            yield
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+# -- hashing ---------------------------------------------------------------------------
+def _h(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return _h(b"\x01" + left + right)
+
+
+def leaf_hash(encoded: str) -> bytes:
+    return _h(b"\x00" + encoded.encode("utf-8"))
+
+
+def _field_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def encode_row(values: Sequence[object]) -> str:
+    """Leaf encoding of one row (the values in canonical column order)."""
+    parts = []
+    for v in values:
+        t = _field_text(v)
+        parts.append("~" if t is None else f"{len(t.encode('utf-8'))}:{t}")
+    return ",".join(parts)
+
+
+def encode_frame(frame: pl.DataFrame) -> pl.Series:
+    """Leaf encodings of every row (vectorised; same result as :func:`encode_row`)."""
+    if frame.width == 0:
+        return pl.Series("leaf", [""] * frame.height, dtype=pl.String)
+    exprs = []
+    for name, dtype in frame.schema.items():
+        col = pl.col(name)
+        text = (pl.when(col).then(pl.lit("true")).otherwise(pl.lit("false"))
+                if dtype == pl.Boolean() else col.cast(pl.String))
+        exprs.append(pl.when(col.is_null()).then(pl.lit("~")).otherwise(
+            pl.concat_str([text.str.len_bytes().cast(pl.String), pl.lit(":"), text])))
+    return frame.select(pl.concat_str(exprs, separator=",").alias("leaf")).to_series()
+
+
+def leaf_hashes(frame: pl.DataFrame) -> list[bytes]:
+    # SHA-256 has no vectorised form in polars/numpy: one hashlib call per row (~1 µs)
+    return [leaf_hash(s) for s in encode_frame(frame).to_list()]
+
+
+def merkle_levels(leaves: list[bytes]) -> list[list[bytes]]:
+    levels = [leaves]
+    while len(levels[-1]) > 1:
+        cur = levels[-1]
+        nxt = [node_hash(cur[i], cur[i + 1]) for i in range(0, len(cur) - 1, 2)]
+        if len(cur) % 2:
+            nxt.append(cur[-1])
+        levels.append(nxt)
+    return levels
+
+
+def merkle_root(leaves: list[bytes]) -> str:
+    if not leaves:
+        return EMPTY_ROOT
+    return merkle_levels(leaves)[-1][0].hex()
+
+
+def audit_path(levels: list[list[bytes]], index: int) -> list[str]:
+    path: list[str] = []
+    i = index
+    for level in levels[:-1]:
+        if i % 2:
+            path.append(level[i - 1].hex())
+        elif i + 1 < len(level):
+            path.append(level[i + 1].hex())
+        i //= 2
+    return path
+
+
+def root_from_path(leaf: bytes, index: int, tree_size: int, path: Sequence[str]) -> str | None:
+    """The root implied by a leaf, its index and audit path; None if the path's length
+    does not fit the tree."""
+    if not 0 <= index < tree_size:
+        return None
+    h, i, m, k = leaf, index, tree_size, 0
+    while m > 1:
+        if i % 2 or i + 1 < m:
+            if k >= len(path):
+                return None
+            sib = bytes.fromhex(path[k])
+            k += 1
+            h = node_hash(sib, h) if i % 2 else node_hash(h, sib)
+        i //= 2
+        m = (m + 1) // 2
+    return h.hex() if k == len(path) else None
+
+
+# -- what a snapshot's rows and entry are ----------------------------------------------
+def _canonical_json(obj: object) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def contest_sha256(contest: Contest) -> str:
+    return hashlib.sha256(_canonical_json(contest.to_dict()).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRows:
+    columns: list[str]
+    keys: list[str]
+    leaves: list[bytes]
+    frame: pl.DataFrame
+
+
+def snapshot_rows(store: Store, info: SnapshotInfo) -> SnapshotRows:
+    """The rows of a snapshot as the store holds them now, with their keys and leaves."""
+    contest = store.contest(info.contest_id)
+    if info.kind is SnapshotKind.ACTAS:
+        frame = store.load_actas(info.snapshot_id)
+        base = list(ACTA_COLUMNS)
+        keys = frame["acta_id"].to_list()
+    else:
+        frame = store.load_units(info.snapshot_id)
+        base = list(UNIT_COLUMNS)
+        keys = frame.select(pl.concat_str([pl.col("level"), pl.lit(":"),
+                                           pl.col("unit_code").fill_null("")])
+                            ).to_series().to_list()
+    columns = base + contest.candidate_columns
+    frame = frame.select(columns)
+    return SnapshotRows(columns, keys, leaf_hashes(frame), frame)
+
+
+def snapshot_entry(store: Store, info: SnapshotInfo, rows: SnapshotRows) -> dict[str, object]:
+    return {
+        "v": LEDGER_VERSION, "type": "snapshot",
+        "snapshot_id": info.snapshot_id, "contest_id": info.contest_id,
+        "contest_sha256": contest_sha256(store.contest(info.contest_id)),
+        "kind": info.kind.value, "level": info.level,
+        "as_of": info.as_of.astimezone(UTC).isoformat(), "label": info.label,
+        "source_uri": info.source_uri, "source_sha256": info.source_sha256,
+        "part": info.part, "parser": info.parser, "n_rows": info.n_rows,
+        "n_rejected": info.n_rejected, "n_findings": info.n_findings,
+        "columns": rows.columns, "tree_size": len(rows.leaves),
+        "merkle_root": merkle_root(rows.leaves),
+    }
+
+
+def entry_hash(prev_hash: str, entry_text: str) -> str:
+    return hashlib.sha256(bytes.fromhex(prev_hash) + entry_text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    seq: int
+    entry_type: str
+    ref: str
+    entry: dict[str, Any]
+    prev_hash: str
+    entry_hash: str
+    recorded_at: datetime
+
+
+def _entries(store: Store) -> list[tuple[int, str, str, str, str, str, datetime]]:
+    if not _has_tables(store):
+        return []
+    return [(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6]) for r in _exec(
+        store, "SELECT seq, entry_type, ref, entry, prev_hash, entry_hash, recorded_at "
+        "FROM ledger_entries ORDER BY seq")]
+
+
+def entries(store: Store) -> list[LedgerEntry]:
+    return [LedgerEntry(s, t, ref, json.loads(e), p, h, at)
+            for s, t, ref, e, p, h, at in _entries(store)]
+
+
+def append_new(store: Store) -> list[LedgerEntry]:
+    """Append every stored snapshot that is not in the chain yet (in as_of order).
+    Idempotent; call it after each ingest. Returns the new entries."""
+    added: list[LedgerEntry] = []
+    with _transaction(store):
+        for ddl in DDL:
+            _exec(store, ddl)
+        last = _exec(store, "SELECT seq, entry_hash FROM ledger_entries "
+                     "ORDER BY seq DESC LIMIT 1")
+        seq, prev = (int(last[0][0]), str(last[0][1])) if last else (0, GENESIS)
+        logged = {r[0] for r in _exec(
+            store, "SELECT ref FROM ledger_entries WHERE entry_type = 'snapshot'")}
+        for info in store.list_snapshots():
+            if info.snapshot_id in logged:
+                continue
+            rows = snapshot_rows(store, info)
+            entry = snapshot_entry(store, info, rows)
+            text = _canonical_json(entry)
+            seq += 1
+            h = entry_hash(prev, text)
+            now = datetime.now(UTC)
+            _exec(store, "INSERT INTO ledger_entries VALUES (?, ?, ?, ?, ?, ?, ?)",
+                  [seq, "snapshot", info.snapshot_id, text, prev, h, now])
+            _exec(store, "INSERT INTO ledger_leaves VALUES (?, ?, ?)",
+                  [info.snapshot_id, json.dumps(rows.keys, ensure_ascii=False),
+                   b"".join(rows.leaves)])
+            added.append(LedgerEntry(seq, "snapshot", info.snapshot_id, entry, prev, h, now))
+            prev = h
+    return added
+
+
+# -- verification ----------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing that does not match. ``key`` names the row (acta id, or level:unit)."""
+
+    kind: str
+    message_es: str
+    message_en: str
+    seq: int | None = None
+    snapshot_id: str | None = None
+    key: str | None = None
+    field: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogReport:
+    ok: bool
+    n_entries: int
+    head_hash: str
+    problems: list[Problem] = field(default_factory=list)
+    roots: dict[str, str] = field(default_factory=dict)  # snapshot id -> logged root
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _diff_rows(sid: str, seq: int, old_keys: list[str], old: list[bytes],
+               new_keys: list[str], new: list[bytes]) -> list[Problem]:
+    before = pl.DataFrame({"key": old_keys, "h": old}, schema={"key": pl.String,
+                                                             "h": pl.Binary})
+    after = pl.DataFrame({"key": new_keys, "h": new}, schema={"key": pl.String,
+                                                            "h": pl.Binary})
+    # position within equal keys keeps duplicated keys apart
+    before = before.with_columns(pl.int_range(pl.len()).over("key").alias("k"))
+    after = after.with_columns(pl.int_range(pl.len()).over("key").alias("k"))
+    j = before.join(after, on=["key", "k"], how="full", coalesce=True, suffix="_now")
+    out: list[Problem] = []
+    for key in j.filter(pl.col("h_now").is_null())["key"].to_list():
+        out.append(Problem("row_missing", f"fila {key} borrada de la instantánea {sid[:12]}",
+                           f"row {key} deleted from snapshot {sid[:12]}", seq, sid, key))
+    for key in j.filter(pl.col("h").is_null())["key"].to_list():
+        out.append(Problem("row_added", f"fila {key} añadida a la instantánea {sid[:12]}",
+                           f"row {key} added to snapshot {sid[:12]}", seq, sid, key))
+    for key in j.filter(pl.col("h").is_not_null() & pl.col("h_now").is_not_null()
+                        & (pl.col("h") != pl.col("h_now")))["key"].to_list():
+        out.append(Problem("row_altered", f"fila {key} alterada en la instantánea {sid[:12]}",
+                           f"row {key} altered in snapshot {sid[:12]}", seq, sid, key))
+    return out
+
+
+def verify_log(store: Store, *, expected_head: str | None = None) -> LogReport:
+    """Recompute the chain and every snapshot's Merkle root from the stored rows; name
+    every altered, missing or added row, altered entry and unlogged snapshot."""
+    problems: list[Problem] = []
+    rows_db = _entries(store)
+    snaps = {s.snapshot_id: s for s in store.list_snapshots()}
+    leaves_db = {r[0]: (r[1], r[2]) for r in _exec(
+        store, "SELECT snapshot_id, keys, hashes FROM ledger_leaves")} if rows_db else {}
+    prev, head = GENESIS, GENESIS
+    roots: dict[str, str] = {}
+    logged: set[str] = set()
+    for i, (seq, etype, ref, text, prev_hash, h, _at) in enumerate(rows_db):
+        if seq != i + 1:
+            problems.append(Problem("chain_gap", f"falta la entrada {i + 1} de la cadena",
+                                    f"entry {i + 1} of the chain is missing", seq))
+        if prev_hash != prev:
+            problems.append(Problem(
+                "chain_broken", f"la entrada {seq} no enlaza con la anterior",
+                f"entry {seq} does not link to the previous one", seq, ref))
+        if entry_hash(prev_hash, text) != h:
+            problems.append(Problem(
+                "entry_altered", f"la entrada {seq} fue alterada (su hash no coincide)",
+                f"entry {seq} was altered (its hash does not match)", seq, ref))
+        prev = head = h
+        entry = json.loads(text)
+        if etype != "snapshot" or entry.get("type") != "snapshot":
+            continue
+        sid = entry["snapshot_id"]
+        if sid != ref:
+            problems.append(Problem("entry_altered", f"la entrada {seq} no es de {ref[:12]}",
+                                    f"entry {seq} is not about {ref[:12]}", seq, ref))
+        logged.add(sid)
+        roots[sid] = entry["merkle_root"]
+        info = snaps.get(sid)
+        if info is None:
+            problems.append(Problem(
+                "snapshot_missing", f"la instantánea {sid[:12]} (entrada {seq}) fue borrada",
+                f"snapshot {sid[:12]} (entry {seq}) was deleted", seq, sid))
+            continue
+        problems.extend(_check_snapshot(store, info, entry, seq, leaves_db.get(sid)))
+    for sid, info in snaps.items():
+        if sid not in logged:
+            problems.append(Problem(
+                "unlogged_snapshot",
+                f"la instantánea {sid[:12]} ({info.label}) no está en la cadena: se añadió "
+                "por fuera de escrutinio o falta 'escrutinio log-sync'",
+                f"snapshot {sid[:12]} ({info.label}) is not in the chain: it was added "
+                "behind escrutinio's back, or 'escrutinio log-sync' was not run", None, sid))
+    if expected_head is not None and expected_head != head:
+        problems.append(Problem(
+            "head_mismatch", f"la cabeza de la cadena es {head}, se publicó {expected_head}",
+            f"the chain head is {head}, the published one is {expected_head}"))
+    return LogReport(not problems, len(rows_db), head, problems, roots)
+
+
+def _check_snapshot(store: Store, info: SnapshotInfo, entry: dict[str, Any], seq: int,
+                    stored: tuple[str, bytes] | None) -> list[Problem]:
+    sid = info.snapshot_id
+    out: list[Problem] = []
+    try:
+        rows = snapshot_rows(store, info)
+        now = snapshot_entry(store, info, rows)
+    except (EscrutinioError, pl.exceptions.PolarsError) as exc:
+        return [Problem("snapshot_unreadable", f"la instantánea {sid[:12]} no se puede leer: "
+                        f"{exc}", f"snapshot {sid[:12]} cannot be read: {exc}", seq, sid)]
+    for k in sorted(set(entry) | set(now)):
+        if k not in ("merkle_root", "tree_size") and entry.get(k) != now.get(k):
+            out.append(Problem(
+                "snapshot_altered", f"la instantánea {sid[:12]} cambió en '{k}'",
+                f"snapshot {sid[:12]} changed in '{k}'", seq, sid, None, k))
+    if now["merkle_root"] == entry["merkle_root"]:
+        return out
+    # the rows changed: name them, with leaf hashes that the chained root vouches for
+    if stored is not None:
+        keys = json.loads(stored[0])
+        blob = bytes(stored[1])
+        old = [blob[i:i + 32] for i in range(0, len(blob), 32)]
+        if len(old) == len(keys) and merkle_root(old) == entry["merkle_root"]:
+            named = _diff_rows(sid, seq, keys, old, rows.keys, rows.leaves)
+            if named:
+                return out + named
+    return [*out, Problem(
+        "rows_altered", f"las filas de la instantánea {sid[:12]} fueron alteradas (la raíz "
+        "de Merkle no coincide; el registro de hojas también fue alterado)",
+        f"the rows of snapshot {sid[:12]} were altered (the Merkle root does not match; "
+        "the leaf record was altered too)", seq, sid)]
+
+
+# -- inclusion proofs ------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class InclusionProof:
+    """Everything needed to check that one row is in a logged snapshot's Merkle root."""
+
+    snapshot_id: str
+    key: str
+    columns: list[str]
+    values: list[object]
+    leaf_index: int
+    tree_size: int
+    path: list[str]
+    merkle_root: str
+    entry_seq: int
+    entry_hash: str
+    format: str = f"escrutinio-ledger-v{LEDGER_VERSION}"
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> InclusionProof:
+        return InclusionProof(
+            str(d["snapshot_id"]), str(d["key"]), list(d["columns"]), list(d["values"]),
+            int(d["leaf_index"]), int(d["tree_size"]), [str(p) for p in d["path"]],
+            str(d["merkle_root"]), int(d["entry_seq"]), str(d["entry_hash"]),
+            str(d.get("format", f"escrutinio-ledger-v{LEDGER_VERSION}")))
+
+
+def prove(store: Store, snapshot_id: str, key: str) -> InclusionProof:
+    """Inclusion proof of row ``key`` (acta id; ``level:unit_code`` for unit snapshots)
+    in the logged Merkle root of a snapshot. Fails if the stored rows no longer give the
+    logged root."""
+    found = [e for e in entries(store)
+             if e.entry_type == "snapshot" and e.ref == snapshot_id]
+    if not found:
+        raise NotFoundError(
+            f"la instantánea {snapshot_id[:12]} no está en la cadena; ejecute "
+            "'escrutinio log-sync'",
+            f"snapshot {snapshot_id[:12]} is not in the chain; run 'escrutinio log-sync'")
+    entry = found[0]
+    info = store.snapshot(snapshot_id)
+    rows = snapshot_rows(store, info)
+    try:
+        index = rows.keys.index(key)
+    except ValueError:
+        raise NotFoundError(f"{key} no está en la instantánea {snapshot_id[:12]}",
+                            f"{key} is not in snapshot {snapshot_id[:12]}") from None
+    levels = merkle_levels(rows.leaves)
+    root = merkle_root(rows.leaves)
+    if root != entry.entry["merkle_root"]:
+        raise LedgerError(
+            f"las filas de la instantánea {snapshot_id[:12]} ya no dan la raíz registrada; "
+            "ejecute 'escrutinio verify-log'",
+            f"the rows of snapshot {snapshot_id[:12]} no longer give the logged root; run "
+            "'escrutinio verify-log'")
+    values = list(rows.frame.row(index))
+    return InclusionProof(snapshot_id, key, rows.columns, values, index, len(rows.leaves),
+                          audit_path(levels, index), root, entry.seq, entry.entry_hash)
+
+
+def row_key(columns: Sequence[str], values: Sequence[object]) -> str | None:
+    """The key a row is proved under: its acta id, or ``level:unit_code``."""
+    row = dict(zip(columns, values, strict=True))
+    if "acta_id" in row:
+        return None if row["acta_id"] is None else str(row["acta_id"])
+    if "level" in row and "unit_code" in row:
+        return f"{row['level']}:{row['unit_code'] or ''}"
+    return None
+
+
+def verify_proof(proof: InclusionProof, root: str | None = None) -> bool:
+    """True if the proof's row, at its index, hashes up to ``root`` (the published root;
+    by default the root carried in the proof)."""
+    if len(proof.values) != len(proof.columns) or row_key(proof.columns,
+                                                          proof.values) != proof.key:
+        return False
+    implied = root_from_path(leaf_hash(encode_row(proof.values)), proof.leaf_index,
+                             proof.tree_size, proof.path)
+    return implied is not None and implied == (root if root is not None else proof.merkle_root)
