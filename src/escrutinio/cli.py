@@ -36,7 +36,8 @@ LEVEL_ALIASES = {
 @app.callback()
 def main(
     db: Annotated[str, typer.Option(envvar="ESCRUTINIO_DB",
-                                    help="DuckDB file / archivo DuckDB")] = "escrutinio.duckdb",
+                                    help="archivo DuckDB o URL postgresql:// / DuckDB file "
+                                         "or postgresql:// URL")] = "escrutinio.duckdb",
     lang: Annotated[str, typer.Option(help="es | en")] = "es",
     version: Annotated[bool, typer.Option("--version", help="show the version")] = False,
 ) -> None:
