@@ -16,12 +16,18 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/escrutinio --db $(DB) ingest peru-2021-runoff
-	$(BIN)/escrutinio --db $(DB) status --level area1
-	$(BIN)/escrutinio --db $(DB) history
+	$(BIN)/escrutinio --db $(DB) ingest peru-2021-runoff peru-2021-first-round
+	$(BIN)/escrutinio --db $(DB) status --contest pe-2021-presidencial-2v --level department
+	$(BIN)/escrutinio --db $(DB) history --contest pe-2021-presidencial-2v
+	$(BIN)/escrutinio --db $(DB) project --contest pe-2021-presidencial-2v \
+	  -s hist_actas_electorales_20210608T1121_cadd76f.csv.gz
+	@echo "Replay of count night 2021 at http://127.0.0.1:8000/ (Ctrl-C to stop)"
+	$(BIN)/escrutinio --db out/replay.duckdb serve --replay \
+	  --bundle peru-2021-runoff --bundle peru-2021-first-round
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks validation
+	scripts/system-deps.sh
+	$(BIN)/ruff check src tests benchmarks validation scripts
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

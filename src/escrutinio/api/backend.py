@@ -1,0 +1,594 @@
+"""What the web server shows, fetched through ``escrutinio.service`` and the analyses.
+
+Every method returns a frozen analysis result (or a small record of them); the HTML page
+and its JSON twin are both made from that one object. Nothing here computes a number:
+results come from :mod:`escrutinio.service`, :mod:`escrutinio.projection`,
+:mod:`escrutinio.defence`, :mod:`escrutinio.forensics` and :mod:`escrutinio.audit`, with
+the same parameters as the CLI's defaults.
+
+Results are cached per (analysis, snapshot ids, parameters): a snapshot never changes, so
+neither does anything computed from it. A cache miss is computed once even when many
+requests ask at the same time (the second waits for the first under the store lock).
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from escrutinio import service
+from escrutinio.api.catalog import CatalogStore, ReplayClock
+from escrutinio.count import CountState, LeadHistory
+from escrutinio.diff import SnapshotDiff
+from escrutinio.domain import ContestKind, Level, SnapshotKind
+from escrutinio.errors import EscrutinioError, NotFoundError
+from escrutinio.store.base import SnapshotInfo, Store
+
+#: default parameters (the CLI's)
+PROJECTION_SIMS = 10_000
+PROJECTION_SEED = 0
+CONTESTED_SIMS = 20_000
+QUICKCOUNT_MESAS = 1500
+AUDIT_REPLICATES = 600
+AUDIT_SEED = 20210606
+FORENSICS_SEED = 20210606
+
+
+class NeedsActas(EscrutinioError):
+    """The analysis needs a per-acta snapshot and was given an aggregate one."""
+
+
+class Unavailable(EscrutinioError):
+    """The analysis cannot run on this data (explained in the message)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionView:
+    snapshot: SnapshotInfo
+    projection: Any  # escrutinio.projection.result.Projection
+    reconstructed: bool  # replay: projected on the rebuilt per-acta snapshot of this cut
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionPoint:
+    """One point of the projection over time (the fan chart)."""
+
+    snapshot_id: str
+    as_of: Any
+    label: str
+    pct_counted: float | None
+    counted: dict[str, int]
+    median: float
+    intervals: dict[str, tuple[float, float]]
+    leader: str
+    trailer: str
+    p_leader_ahead: float
+    call_status: str
+    call_winner: str | None
+    reconstructed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionHistory:
+    contest_id: str
+    points: tuple[ProjectionPoint, ...]
+    pair: tuple[str, str]  # the margin plotted is pair[0] − pair[1]
+    n_simulations: int
+    seed: int
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyView:
+    snapshot: SnapshotInfo
+    previous: SnapshotInfo | None
+    result: Any  # escrutinio.defence.verify.ActaVerification
+
+
+@dataclass(frozen=True, slots=True)
+class ContestedView:
+    snapshot: SnapshotInfo
+    earlier: tuple[SnapshotInfo, ...]
+    result: Any  # escrutinio.defence.contested.ContestedAnalysis
+
+
+@dataclass(frozen=True, slots=True)
+class QuickCountView:
+    snapshot: SnapshotInfo
+    design: Any  # QuickCountDesign
+    design_effect: Any  # DesignEffect | None
+    moe: float | None
+    urban_rule_es: str
+    urban_rule_en: str
+    seed: str | None
+    sample: pl.DataFrame | None
+    n_sample: int
+
+
+@dataclass(frozen=True, slots=True)
+class ForensicsView:
+    snapshot: SnapshotInfo
+    first_round: SnapshotInfo | None
+    report: Any  # ForensicsReport
+
+
+@dataclass(frozen=True, slots=True)
+class AuditView:
+    snapshot: SnapshotInfo
+    plan: Any  # AuditPlan
+    audits: tuple[dict[str, Any], ...]
+
+
+@dataclass
+class _Cache:
+    size: int = 512
+    data: OrderedDict[Hashable, Any] = field(default_factory=OrderedDict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, key: Hashable) -> Any | None:
+        with self.lock:
+            v = self.data.get(key)
+            if v is not None:
+                self.data.move_to_end(key)
+            return v
+
+    def put(self, key: Hashable, value: Any) -> None:
+        with self.lock:
+            self.data[key] = value
+            self.data.move_to_end(key)
+            while len(self.data) > self.size:
+                self.data.popitem(last=False)
+
+
+class Backend:
+    """The server's data access: a :class:`CatalogStore`, caches and the analyses."""
+
+    def __init__(self, store: Store, *, clock: ReplayClock | None = None,
+                 replay_contest: str | None = None, baseline: str = "auto",
+                 projection_sims: int = PROJECTION_SIMS) -> None:
+        self.store = store if isinstance(store, CatalogStore) else CatalogStore(store, clock)
+        self.clock = self.store.clock
+        self.results = _Cache(512)  # analysis results
+        self.bodies = _Cache(2048)  # rendered bodies (JSON, HTML), see app.py
+        self.compute_lock = threading.RLock()
+        self.baseline = baseline
+        self.projection_sims = projection_sims
+        self.replay_contest = replay_contest
+        self._timeline: Any = None
+        self._timeline_lock = threading.Lock()
+
+    # -- generic cached computation ------------------------------------------------------
+    def cached(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        hit = self.results.get(key)
+        if hit is not None:
+            return hit
+        with self.compute_lock:
+            hit = self.results.get(key)
+            if hit is not None:
+                return hit
+            value = compute()
+            self.results.put(key, value)
+            _settle_garbage()
+            return value
+
+    def warm(self) -> None:
+        """Compute, oldest first, the national state and the projection of every
+        whole-country snapshot of the current contest, ignoring the replay clock (so a
+        replay finds them ready). Errors are left for the pages to report."""
+        try:
+            cid = self.contest_id()
+        except EscrutinioError:
+            return
+        for s in self.store.all_snapshots():
+            if s.contest_id != cid or not (s.kind is SnapshotKind.ACTAS
+                                           or s.level in (None, "national")):
+                continue
+            try:
+                self.state(s, Level.NATIONAL)
+                self.projection(s)
+            except (EscrutinioError, ValueError):
+                continue
+
+    # -- snapshots -------------------------------------------------------------------------
+    def contest_id(self, contest: str | None = None) -> str:
+        if contest is None and self.replay_contest is not None:
+            return self.replay_contest
+        cid = service.default_contest(self.store, contest)
+        self.store.contest(cid)  # unknown contest -> NotFoundError
+        return cid
+
+    def resolve(self, ref: str, *, contest: str | None = None,
+                kind: SnapshotKind | None = None) -> SnapshotInfo:
+        """A snapshot reference as the CLI reads it (id, prefix, label, latest...).
+
+        A full id is looked up across contests; the relative references (latest,
+        first, latest-N, labels) within ``contest`` (default: the current one)."""
+        info = self.store.info(ref)
+        if info is not None and self.store.visible(info):
+            if kind is not None and info.kind is not kind:
+                raise NotFoundError(f"la instantánea {ref[:12]} no es del tipo {kind.value}",
+                                    f"snapshot {ref[:12]} is not of kind {kind.value}")
+            return info
+        if not self.store.all_snapshots():
+            raise NotFoundError("no hay instantáneas en el almacén; ejecute 'escrutinio ingest'",
+                                "there are no snapshots in the store; run 'escrutinio ingest'")
+        cid = self.contest_id(contest)
+        if info is not None:  # exists, but later than the replay clock
+            raise NotFoundError(f"la instantánea {ref[:12]} aún no se ha publicado en esta "
+                                "repetición", f"snapshot {ref[:12]} is not published yet in "
+                                "this replay")
+        return self.store.snapshot(ref, contest_id=cid, kind=kind)
+
+    def overview_snapshot(self, contest: str | None = None) -> SnapshotInfo:
+        """The latest snapshot that covers the whole country (what the home page shows)."""
+        cid = self.contest_id(contest)
+        snaps = service.history_snapshots(self.store, cid)
+        if not snaps:
+            snaps = self.store.list_snapshots(cid)
+        if not snaps:
+            raise NotFoundError("todavía no hay instantáneas de esta contienda",
+                                "there are no snapshots of this contest yet")
+        return snaps[-1]
+
+    def snapshots(self, contest: str | None = None) -> list[SnapshotInfo]:
+        return self.store.list_snapshots(contest)
+
+    def levels_of(self, info: SnapshotInfo) -> tuple[Level, ...]:
+        """Levels with units in a snapshot (an acta snapshot has them all)."""
+        if info.kind is SnapshotKind.ACTAS:
+            return (Level.NATIONAL, Level.AREA1, Level.AREA2, Level.AREA3)
+        finest = Level(info.level or "national")
+        order = list(Level)
+        return tuple(order[: order.index(finest) + 1])
+
+    def map_snapshot(self, info: SnapshotInfo, level: Level) -> SnapshotInfo | None:
+        """``info`` if it has units at ``level``, else the latest earlier snapshot of the
+        same contest that has (for the map link of a national-only cut)."""
+        if level in self.levels_of(info):
+            return info
+        for s in reversed(self.store.list_snapshots(info.contest_id)):
+            if s.as_of <= info.as_of and level in self.levels_of(s):
+                return s
+        return None
+
+    # -- count state, history, diff --------------------------------------------------------
+    def state(self, info: SnapshotInfo, level: Level) -> CountState:
+        return self.cached(("state", info.snapshot_id, level.value),
+                           lambda: service.state_of(self.store, info, level=level))
+
+    def history(self, contest: str | None = None) -> LeadHistory:
+        cid = self.contest_id(contest)
+        snaps = service.history_snapshots(self.store, cid)
+        if not snaps:
+            raise NotFoundError("todavía no hay instantáneas de esta contienda",
+                                "there are no snapshots of this contest yet")
+
+        def compute() -> LeadHistory:
+            from escrutinio.count import lead_history
+
+            return lead_history([self.state(s, Level.NATIONAL) for s in snaps])
+
+        return self.cached(("history", cid, tuple(s.snapshot_id for s in snaps)), compute)
+
+    def diff(self, older: SnapshotInfo, newer: SnapshotInfo, limit: int) -> SnapshotDiff:
+        if older.contest_id != newer.contest_id:
+            raise EscrutinioError("las dos instantáneas son de contiendas distintas",
+                                  "the two snapshots belong to different contests")
+        return self.cached(
+            ("diff", older.snapshot_id, newer.snapshot_id, limit),
+            lambda: service.diff(self.store, older.snapshot_id, newer.snapshot_id,
+                                 contest_id=older.contest_id, limit=limit))
+
+    # -- projection ------------------------------------------------------------------------
+    def _baseline_frame(self, contest_id: str) -> pl.DataFrame | None:
+        """``baseline='auto'``: the per-acta first round of the same country and year."""
+        fr = self._first_round(contest_id) if self.baseline == "auto" else None
+        return None if fr is None else self.store.load_actas(fr.snapshot_id)
+
+    def _first_round(self, contest_id: str) -> SnapshotInfo | None:
+        contest = self.store.contest(contest_id)
+        if contest.kind is not ContestKind.RUNOFF:
+            return None
+        for c in self.store.contests():
+            if (c.kind is ContestKind.FIRST_ROUND and c.country == contest.country
+                    and c.date[:4] == contest.date[:4]):
+                snaps = self.store.list_snapshots(c.id, SnapshotKind.ACTAS)
+                if snaps:
+                    return snaps[-1]
+        return None
+
+    def projection(self, info: SnapshotInfo, sims: int | None = None,
+                   seed: int = PROJECTION_SEED) -> ProjectionView:
+        sims = sims or self.projection_sims
+        tl = self.timeline()
+        if tl is not None and tl.has(info.snapshot_id):
+            return self.cached(("projection-replay", info.snapshot_id, sims, seed),
+                               lambda: ProjectionView(info, tl.projection(info.snapshot_id,
+                                                                          sims, seed), True))
+
+        def compute() -> ProjectionView:
+            from escrutinio.commands.projection import project_snapshot
+            from escrutinio.projection.model import ModelParams
+
+            base = self._baseline_frame(info.contest_id)
+            params = ModelParams(n_sims=sims, seed=seed)
+            try:
+                proj = project_snapshot(self.store, info, params=params, baseline=base)
+            except ValueError as exc:
+                raise Unavailable(f"no se puede proyectar esta instantánea: {exc}",
+                                  f"this snapshot cannot be projected: {exc}") from exc
+            return ProjectionView(info, proj, False)
+
+        return self.cached(("projection", info.snapshot_id, sims, seed, self.baseline),
+                           compute)
+
+    def projection_history(self, contest: str | None = None, sims: int | None = None,
+                           seed: int = PROJECTION_SEED) -> ProjectionHistory:
+        """The projection at every whole-country snapshot so far (the fan chart)."""
+        sims = sims or self.projection_sims
+        cid = self.contest_id(contest)
+        snaps = service.history_snapshots(self.store, cid)
+
+        def compute() -> ProjectionHistory:
+            views = []
+            for s in snaps:
+                try:
+                    views.append((s, self.projection(s, sims, seed)))
+                except Unavailable:
+                    continue
+            if not views:
+                raise Unavailable("no hay proyecciones para esta contienda",
+                                  "there are no projections for this contest")
+            last = views[-1][1].projection
+            codes = [c.code for c in self.store.contest(cid).candidates]
+            # the projected top two of the latest snapshot, in the contest's order (the
+            # chart keeps its orientation while a replay advances)
+            a, b = sorted((last.margin.leader, last.margin.trailer), key=codes.index)
+            pair = (a, b)
+            points = []
+            for s, v in views:
+                p = v.projection
+                st = self.state(s, Level.NATIONAL)
+                counted = {c.code: c.votes for c in st.national.candidates}
+                m = _race(p, pair)
+                points.append(ProjectionPoint(
+                    s.snapshot_id, s.as_of, s.label, st.national.pct_counted, counted,
+                    m["median"], m["intervals"], pair[0], pair[1], m["p_ahead"],
+                    p.call.status.value, p.call.winner, v.reconstructed))
+            return ProjectionHistory(cid, tuple(points), pair, sims, seed)
+
+        return self.cached(("projection-history", cid, tuple(s.snapshot_id for s in snaps),
+                            sims, seed, self.baseline), compute)
+
+    def timeline(self) -> Any:
+        """Replay mode: the arrival order rebuilt from the final per-acta snapshot and the
+        national cuts (:mod:`escrutinio.projection.order`), built once."""
+        if self.clock is None:
+            return None
+        with self._timeline_lock:
+            if self._timeline is None:
+                from escrutinio.api.replay import ReplayTimeline
+
+                cid = self.replay_contest or service.default_contest(self.store.inner, None)
+                self._timeline = ReplayTimeline.build(self.store, cid, baseline=self.baseline)
+            return self._timeline if self._timeline is not False else None
+
+    # -- per-acta analyses -------------------------------------------------------------------
+    @staticmethod
+    def _needs_actas(info: SnapshotInfo, what_es: str, what_en: str) -> None:
+        if info.kind is not SnapshotKind.ACTAS:
+            raise NeedsActas(
+                f"{what_es} necesita una instantánea por acta; {info.snapshot_id[:12]} es "
+                "agregada (por unidad)",
+                f"{what_en} needs a per-acta snapshot; {info.snapshot_id[:12]} is an aggregate "
+                "(per-unit) one")
+
+    def earlier_actas(self, info: SnapshotInfo) -> list[SnapshotInfo]:
+        return [s for s in self.store.list_snapshots(info.contest_id, SnapshotKind.ACTAS)
+                if s.as_of < info.as_of]
+
+    def verify(self, info: SnapshotInfo) -> VerifyView:
+        self._needs_actas(info, "la verificación", "verification")
+        earlier = self.earlier_actas(info)
+        prev = earlier[-1] if earlier else None
+
+        def compute() -> VerifyView:
+            from escrutinio.defence.verify import verify_actas
+
+            contest = self.store.contest(info.contest_id)
+            res = verify_actas(
+                self.store.load_actas(info.snapshot_id), contest,
+                self.store.load_row_reports(info.snapshot_id),
+                previous=None if prev is None else self.store.load_actas(prev.snapshot_id),
+                snapshot_ids=[info.snapshot_id] + ([prev.snapshot_id] if prev else []))
+            return VerifyView(info, prev, res)
+
+        return self.cached(("verify", info.snapshot_id, prev and prev.snapshot_id), compute)
+
+    def contested(self, info: SnapshotInfo) -> ContestedView:
+        self._needs_actas(info, "el análisis de actas en disputa", "the contested-actas analysis")
+        earlier = tuple(self.earlier_actas(info))
+
+        def compute() -> ContestedView:
+            from escrutinio.defence import contested as ct
+
+            res = ct.analyse_contested(
+                self.store.load_actas(info.snapshot_id), self.store.contest(info.contest_id),
+                earlier=[self.store.load_actas(s.snapshot_id) for s in earlier],
+                prior=ct.RATES_2021, n_sims=CONTESTED_SIMS, seed=0,
+                snapshot_ids=[info.snapshot_id, *[s.snapshot_id for s in earlier]])
+            return ContestedView(info, earlier, res)
+
+        return self.cached(("contested", info.snapshot_id,
+                            tuple(s.snapshot_id for s in earlier)), compute)
+
+    def quickcount(self, info: SnapshotInfo, seed: str | None) -> QuickCountView:
+        self._needs_actas(info, "el conteo rápido", "the quick count")
+
+        def compute() -> QuickCountView:
+            from escrutinio.defence import quickcount as qc
+            from escrutinio.defence.pvt import pick_pair
+            from escrutinio.defence.strata import assign_strata, peru_urban_districts
+
+            contest = self.store.contest(info.contest_id)
+            frame = self.store.load_actas(info.snapshot_id)
+            urban = None
+            rule = ("sin división urbano/rural", "no urban/rural split")
+            if contest.country == "PE":
+                from escrutinio import datasets
+
+                try:
+                    path = datasets.locate("peru-geography", "ubigeo_distrito.csv")
+                    urban = peru_urban_districts(path)
+                    rule = (f"urbano/rural: densidad ≥ 100 hab/km² ({path.name})",
+                            f"urban/rural: density ≥ 100 inhabitants/km² ({path.name})")
+                except EscrutinioError:
+                    pass
+            universe = assign_strata(frame, urban)
+            a, b, _ = pick_pair(frame, contest)
+            counted = frame.filter(pl.col("status") == "counted").join(
+                universe.select("acta_id", "stratum"), on="acta_id")
+            de = None
+            if counted.height > 100:
+                de = qc.design_effect(counted[f"v_{a}"].fill_null(0).to_numpy(),
+                                      counted[f"v_{b}"].fill_null(0).to_numpy(),
+                                      counted["stratum"].to_numpy())
+            plan = qc.design(universe, n_mesas=QUICKCOUNT_MESAS,
+                             deff=de.deff_stratified if de else None,
+                             mean_votes_per_mesa=de.mean_votes_per_mesa if de else None,
+                             snapshot_ids=[info.snapshot_id])
+            moe = (qc.margin_of_error(plan.n_mesas, mean_votes_per_mesa=de.mean_votes_per_mesa,
+                                      deff=de.deff_stratified) if de else None)
+            sample = qc.draw_sample(universe, plan, seed) if seed else None
+            return QuickCountView(info, plan, de, moe, rule[0], rule[1], seed, sample,
+                                  0 if sample is None else sample.height)
+
+        return self.cached(("quickcount", info.snapshot_id, seed), compute)
+
+    def forensics(self, info: SnapshotInfo) -> ForensicsView:
+        self._needs_actas(info, "el cribado forense", "the forensic screen")
+        first = self._first_round(info.contest_id)
+
+        def compute() -> ForensicsView:
+            from escrutinio.forensics import run_forensics
+
+            contest = self.store.contest(info.contest_id)
+            geo = self.store.geography(info.contest_id)
+            names = dict(zip(geo["code"].to_list(), geo["name"].to_list(), strict=True))
+            prev = prev_contest = None
+            ids = [info.snapshot_id]
+            if first is not None:
+                prev = self.store.load_actas(first.snapshot_id)
+                prev_contest = self.store.contest(first.contest_id)
+                ids.append(first.snapshot_id)
+            try:
+                rep = run_forensics(self.store.load_actas(info.snapshot_id), contest,
+                                    previous=prev, previous_contest=prev_contest,
+                                    seed=FORENSICS_SEED, names=names,
+                                    snapshot_ids=tuple(ids), max_flagged=200)
+            except ValueError as exc:
+                raise Unavailable(f"no se puede ejecutar el cribado: {exc}",
+                                  f"the screen cannot run: {exc}") from exc
+            return ForensicsView(info, first, rep)
+
+        return self.cached(("forensics", info.snapshot_id,
+                            first and first.snapshot_id), compute)
+
+    def fingerprint_png(self, info: SnapshotInfo) -> bytes:
+        view = self.forensics(info)
+
+        def compute() -> bytes:
+            from escrutinio.forensics import fingerprint_image
+            from escrutinio.forensics.png import encode_png
+
+            return encode_png(fingerprint_image(view.report))
+
+        return self.cached(("fingerprint", info.snapshot_id), compute)
+
+    def audit(self, info: SnapshotInfo) -> AuditView:
+        self._needs_actas(info, "la auditoría", "the audit")
+
+        def compute() -> AuditView:
+            from escrutinio.audit.model import build_population
+            from escrutinio.audit.plan import plan_audit
+
+            contest = self.store.contest(info.contest_id)
+            pop = build_population(self.store.load_actas(info.snapshot_id), contest,
+                                   snapshot_id=info.snapshot_id)
+            plan = plan_audit(pop, replicates=AUDIT_REPLICATES, seed=AUDIT_SEED)
+            return AuditView(info, plan, self._audits(info))
+
+        return self.cached(("audit", info.snapshot_id), compute)
+
+    def _audits(self, info: SnapshotInfo) -> tuple[dict[str, Any], ...]:
+        """Audits recorded in the store for this snapshot, with their latest measurement.
+        Read-only: a store without audit tables has no audits."""
+        inner = self.store.inner
+        con = getattr(inner, "con", None)
+        if con is None:
+            return ()
+        with self.store.lock:
+            have = {r[0] for r in con.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_name IN ('audit_audits', 'audit_measures')").fetchall()}
+            if {"audit_audits", "audit_measures"} - have:
+                return ()
+            from escrutinio.audit.workflow import latest_measurement, list_audits
+
+            out = []
+            for rec in list_audits(inner):  # type: ignore[arg-type]
+                if rec.snapshot_id != info.snapshot_id:
+                    continue
+                out.append({"audit_id": rec.audit_id, "method": rec.method,
+                            "design": rec.design, "risk_limit": rec.risk_limit,
+                            "seed": rec.seed, "created_at": rec.created_at,
+                            "n_actas": rec.n_actas, "manifest_sha256": rec.manifest_sha256,
+                            "latest_measurement": latest_measurement(inner, rec.audit_id)})  # type: ignore[arg-type]
+            return tuple(out)
+
+    def pvt(self, info: SnapshotInfo, records: list[dict[str, Any]]) -> Any:
+        """Reconcile observers' copies sent in a request (not cached: the copies are the
+        request's own data)."""
+        self._needs_actas(info, "la tabulación paralela", "the parallel tabulation")
+        from escrutinio.defence.observers import parse_observer_records
+        from escrutinio.defence.pvt import reconcile
+
+        contest = self.store.contest(info.contest_id)
+        copies = parse_observer_records(records, contest)
+        with self.compute_lock:
+            official = self.store.load_actas(info.snapshot_id)
+        return reconcile(copies.frame, official, contest, snapshot_ids=[info.snapshot_id],
+                         copies_sha256=copies.source_sha256, rejected=copies.rejected)
+
+
+def _settle_garbage() -> None:
+    """Move what the caches hold out of the garbage collector's sight.
+
+    Cached results are many small immutable objects (a district count state alone holds
+    thousands); left in the collected generations, every full collection would scan them
+    all and stall the event loop for hundreds of milliseconds under load. After each new
+    result: collect once, then freeze the survivors (``gc.freeze``); results evicted
+    later are released by the next unfreeze + collect."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
+def _race(p: Any, pair: tuple[str, str]) -> dict[str, Any]:
+    """Median, intervals and P(first ahead) of pair[0] − pair[1] from a Projection (its
+    main race, or the race with the two codes swapped)."""
+    for r in (p.margin, *p.races):
+        if (r.leader, r.trailer) == pair:
+            return {"median": r.median, "p_ahead": r.p_leader_ahead,
+                    "intervals": {f"{iv.level:g}": (iv.lower, iv.upper) for iv in r.intervals}}
+        if (r.trailer, r.leader) == pair:
+            return {"median": -r.median, "p_ahead": 1.0 - r.p_leader_ahead,
+                    "intervals": {f"{iv.level:g}": (-iv.upper, -iv.lower)
+                                  for iv in r.intervals}}
+    raise Unavailable(f"la proyección no incluye la carrera {pair[0]} − {pair[1]}",
+                      f"the projection has no race {pair[0]} − {pair[1]}")

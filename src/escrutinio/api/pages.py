@@ -1,0 +1,648 @@
+"""HTML pages (Jinja2 templates, server-side SVG): Spanish at ``/``, English at ``/en/``.
+
+Each page is the presentation of one analysis result fetched through
+:class:`~escrutinio.api.backend.Backend`; its JSON twin (linked from the page, also as
+``<link rel="alternate">``) is the same result under ``/api/v1``. The functions here pick
+colours, words and layout; they never compute a number shown to the reader.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+import jinja2
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
+
+from escrutinio import __version__
+from escrutinio.api import i18n, svg
+from escrutinio.api.app import (
+    CC_MOVING,
+    CC_PERMALINK,
+    CC_REPLAY,
+    etag_for,
+    make_body,
+    replay_payload,
+    send,
+)
+from escrutinio.api.backend import Backend, NeedsActas, ProjectionView, Unavailable
+from escrutinio.api.geo import has_map, peru_geometry, peru_reniec_to_inei
+from escrutinio.count import CountState, HurdleStatus, UnitState
+from escrutinio.domain import Level, SnapshotKind, status_label
+from escrutinio.errors import EscrutinioError
+from escrutinio.store.base import SnapshotInfo
+
+LEVEL_SLUGS = {Level.AREA1: "area1", Level.AREA2: "area2", Level.AREA3: "area3"}
+#: map shading: margin in points of valid votes -> opacity of the leader's colour
+MARGIN_BINS = ((5.0, 0.35), (15.0, 0.62), (math.inf, 0.9))
+
+
+@cache
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("escrutinio.api", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined)
+    env.filters.update(short=i18n.short_name, num=i18n.num, signed=i18n.signed, pct=i18n.pct,
+                       prob=i18n.prob)
+    env.globals.update(version=__version__, status_label=status_label, colour=svg.colour)
+    return env
+
+
+class Page:
+    """Everything a template needs besides its own data."""
+
+    def __init__(self, request: Request, b: Backend, lang: str, path: str, *,
+                 info: SnapshotInfo | None = None, json_url: str | None = None,
+                 section: str = "", static_site: bool = False) -> None:
+        self.request = request
+        self.b = b
+        self.lang = lang
+        self.path = path
+        self.info = info
+        self.json_url = json_url
+        self.section = section
+        self.static_site = static_site
+
+    def T(self, es: str, en: str) -> str:  # noqa: N802
+        return es if self.lang == "es" else en
+
+    def u(self, path: str) -> str:
+        return ("/en" + path) if self.lang == "en" else path
+
+    def when(self, d: Any, year: bool = False) -> str:
+        return i18n.when(d, self.lang, year=year)
+
+    def context(self, **extra: Any) -> dict[str, Any]:
+        b, info = self.b, self.info
+        contest = None
+        cid = info.contest_id if info is not None else (
+            b.contest_id() if b.store.all_snapshots() else None)
+        if cid is not None:
+            contest = b.store.contest(cid)
+        alt = "en" if self.lang == "es" else "es"
+        alt_url = ("/en" + self.path) if alt == "en" else self.path
+        replay = None
+        if b.clock is not None and not self.static_site:
+            replay = {**replay_payload(b), "as_of_label": i18n.when(b.clock.now(), self.lang)}
+        return {
+            "lang": self.lang, "alt_lang": alt, "alt_url": alt_url, "T": self.T, "u": self.u,
+            "when": self.when, "json_url": self.json_url, "snapshot": info,
+            "contest": contest, "nav": self.nav(), "replay": replay,
+            "static_site": self.static_site, "path": self.path,
+            "candidate_names": {c.code: c.name for c in contest.candidates} if contest else {},
+            "candidate_colours": {c.code: svg.colour(i) for i, c in
+                                  enumerate(contest.candidates)} if contest else {},
+            **extra,
+        }
+
+    def nav(self) -> list[dict[str, Any]]:
+        b, info = self.b, self.info
+        if not b.store.all_snapshots():
+            return []
+        if info is None:
+            try:
+                info = b.overview_snapshot()
+            except EscrutinioError:
+                return []
+        sid = info.snapshot_id
+        items = [("overview", self.T("Resumen", "Overview"), f"/s/{sid}/")]
+        msnap = b.map_snapshot(info, Level.AREA1)
+        if msnap is not None:
+            items.append(("map", self.T("Mapa", "Map"), f"/s/{msnap.snapshot_id}/map/area1/"))
+        items.append(("history", self.T("Historia", "History"), "/history/"))
+        items.append(("projection", self.T("Proyección", "Projection"), f"/s/{sid}/projection/"))
+        if info.kind is SnapshotKind.ACTAS:
+            items += [
+                ("contested", self.T("Actas en disputa", "Contested actas"),
+                 f"/s/{sid}/contested/"),
+                ("verify", self.T("Verificación", "Verification"), f"/s/{sid}/verify/"),
+                ("quickcount", self.T("Conteo rápido", "Quick count"),
+                 f"/s/{sid}/quickcount/"),
+                ("forensics", self.T("Forense", "Forensics"), f"/s/{sid}/forensics/"),
+                ("audit", self.T("Auditoría", "Audit"), f"/s/{sid}/audit/"),
+            ]
+        prev = previous_snapshot(b, info)
+        if prev is not None:
+            items.append(("diff", self.T("Cambios", "Changes"),
+                          f"/diff/{prev.snapshot_id}/{sid}/"))
+        items.append(("snapshots", self.T("Instantáneas", "Snapshots"), "/snapshots/"))
+        return [{"key": k, "label": lab, "href": self.u(h), "current": k == self.section}
+                for k, lab, h in items]
+
+
+def previous_snapshot(b: Backend, info: SnapshotInfo) -> SnapshotInfo | None:
+    same = [s for s in b.store.list_snapshots(info.contest_id, info.kind)
+            if s.level == info.level and s.as_of < info.as_of]
+    return same[-1] if same else None
+
+
+def render(template: str, ctx: dict[str, Any]) -> bytes:
+    return _env().get_template(template).render(**ctx).encode("utf-8")
+
+
+def render_error(request: Request, status: int, payload: dict[str, Any]) -> Response:
+    path = request.url.path
+    lang = "en" if path == "/en" or path.startswith("/en/") else "es"
+    b: Backend = request.app.state.backend
+    plain = path[3:] if lang == "en" else path
+    page = Page(request, b, lang, plain or "/", static_site=request.app.state.static_site)
+    try:
+        ctx = page.context(status=status, error=payload)
+    except EscrutinioError:  # e.g. an empty store: the page frame without navigation
+        ctx = {"lang": lang, "alt_lang": "en" if lang == "es" else "es",
+               "alt_url": "/en/" if lang == "es" else "/", "T": page.T, "u": page.u,
+               "when": page.when, "json_url": None, "snapshot": None, "contest": None,
+               "nav": [], "replay": None, "static_site": False, "path": "/",
+               "candidate_names": {}, "candidate_colours": {}, "status": status,
+               "error": payload}
+    return Response(render("error.html", ctx), status_code=status, media_type="text/html",
+                    headers={"Cache-Control": "no-store"})
+
+
+# --- view helpers (presentation) --------------------------------------------------------------
+
+def unit_colour(u: UnitState, colours: dict[str, str]) -> tuple[str, float]:
+    """Fill and opacity of a unit on the map: the leader's colour, stronger with a wider
+    margin; grey without counted votes."""
+    if u.leader is None or u.valid == 0:
+        return "#c8ccd2", 1.0
+    op = next(o for bound, o in MARGIN_BINS if abs(u.margin_pct_valid) < bound)
+    return colours.get(u.leader, "#666"), op
+
+
+def unit_label(u: UnitState, names: dict[str, str], lang: str) -> str:
+    T = (lambda es, en: es if lang == "es" else en)  # noqa: N806, E731
+    if u.leader is None or u.valid == 0:
+        lead = T("sin votos contados", "no votes counted")
+    else:
+        lead = T(f"lidera {names.get(u.leader, u.leader)} por {u.margin_votes:,} votos "
+                 f"({u.margin_pct_valid:.1f} pts)",
+                 f"{names.get(u.leader, u.leader)} leads by {u.margin_votes:,} votes "
+                 f"({u.margin_pct_valid:.1f} pts)")
+    return T(f"{u.name}: {lead}; {u.pct_counted:.1f}% de actas contabilizadas",
+             f"{u.name}: {lead}; {u.pct_counted:.1f}% of actas counted")
+
+
+def map_join(b: Backend, info: SnapshotInfo, level: Level, st: CountState) -> dict[str, Any]:
+    """The RENIEC -> INEI join of the units of ``st`` with the map's polygons (for the
+    JSON twin and the page)."""
+    contest = b.store.contest(info.contest_id)
+    home = [u for u in st.units if u.abroad is False]
+    if not has_map(contest.country):
+        return {"available": False, "source": None, "keys": {}, "without_polygon": [],
+                "polygons_without_data": 0}
+    keys = peru_reniec_to_inei(level)
+    geom = peru_geometry(level)
+    shape_keys = {s.key for s in geom.shapes}
+    joined = {u.code: keys.get(u.code) for u in home}
+    without = sorted(c for c, k in joined.items() if k is None or k not in shape_keys)
+    with_data = {k for k in joined.values() if k}
+    return {"available": True, "source": f"peru-geography/{geom.source}",
+            "keys": {c: k for c, k in joined.items() if k and k in shape_keys},
+            "without_polygon": without,
+            "polygons_without_data": len(shape_keys - with_data)}
+
+
+def projection_note(v: ProjectionView) -> tuple[str, str]:
+    if v.reconstructed:
+        return ("Repetición: proyección sobre la reconstrucción por acta de este corte (orden "
+                "de llegada derivado de los cortes nacionales de ONPE y del archivo final; "
+                "docs/projection.md). El conteo mostrado es el publicado por ONPE.",
+                "Replay: projection on the per-acta reconstruction of this cut (arrival order "
+                "derived from ONPE's national cuts and the final file; docs/projection.md). "
+                "The count shown is the one ONPE published.")
+    p = v.projection
+    if p.basis == "units":
+        return ("Proyección sobre agregados por unidad: sin detalle por acta, el modelo solo ve "
+                "lo que la instantánea trae.",
+                "Projection on per-unit aggregates: without per-acta detail the model sees only "
+                "what the snapshot carries.")
+    return ("Proyección sobre la instantánea por acta.",
+            "Projection on the per-acta snapshot.")
+
+
+def hurdle_text(st: CountState, names: dict[str, str], lang: str) -> str:
+    h = st.hurdle
+    T = (lambda es, en: es if lang == "es" else en)  # noqa: N806, E731
+    if h.leader is None:
+        return T("sin votos todavía", "no votes yet")
+    trailer = names.get(h.trailer or "", h.trailer or "")
+    if h.status is HurdleStatus.NOTHING_REMAINING:
+        return T(f"no quedan votos por contar: {trailer} ya no puede remontar",
+                 f"no votes remain to be counted: {trailer} cannot catch up")
+    if h.status is HurdleStatus.CANNOT_CATCH_UP:
+        return T(f"{trailer} no puede remontar con las actas restantes (necesitaría "
+                 f"{h.required_pct:.2f}% de ~{h.remaining_two_candidate:,} votos)",
+                 f"{trailer} cannot catch up with the remaining actas (would need "
+                 f"{h.required_pct:.2f}% of ~{h.remaining_two_candidate:,} votes)")
+    return T(f"{trailer} necesita {h.required_pct:.3f}% de los ~{h.remaining_two_candidate:,} "
+             "votos de ambos candidatos que faltan",
+             f"{trailer} needs {h.required_pct:.3f}% of the ~{h.remaining_two_candidate:,} "
+             "two-candidate votes still to come")
+
+
+def timeline_chart(b: Backend, page: Page, cid: str, current_sid: str | None,
+                   height: int = 300) -> dict[str, Any]:
+    hist = b.history(cid)
+    contest = b.store.contest(cid)
+    codes = [c.code for c in contest.candidates]
+    names = {c.code: c.name for c in contest.candidates}
+    # the plotted margin: the two leading candidates of the latest point, in the contest's
+    # order (so the chart keeps its orientation while a replay advances)
+    last = dict(hist.points[-1].votes) if hist.points else {}
+    a, bb = pair_in_order(codes, (sorted(codes, key=lambda c: -last.get(c, 0)) + codes)[:2])
+    margins = [dict(p.votes).get(a, 0) - dict(p.votes).get(bb, 0) for p in hist.points]
+    flips_after = {c.after.snapshot_id for c in hist.lead_changes}
+    flips = [i for i, p in enumerate(hist.points) if p.snapshot_id in flips_after]
+    cur = next((i for i, p in enumerate(hist.points) if p.snapshot_id == current_sid), None)
+    T = page.T  # noqa: N806
+    titles = [f"{i18n.short_when(p.as_of, page.lang)} — {p.pct_counted:.2f}% "
+              + T("contabilizadas", "counted") + f"; {i18n.short_name(names[a])} − "
+              f"{i18n.short_name(names[bb])}: {m:+,}"
+              for p, m in zip(hist.points, margins, strict=True)]
+    short = {c: i18n.short_name(names[c]) if names[c] else c for c in codes}
+    chart = svg.timeline_svg(
+        [p.as_of for p in hist.points], margins,
+        [i18n.short_when(p.as_of, page.lang) for p in hist.points], titles, flips,
+        title=T(f"Margen {short[a]} − {short[bb]} en el tiempo",
+                f"Margin {short[a]} − {short[bb]} over time"),
+        desc=T(f"{len(hist.points)} instantáneas; {len(hist.lead_changes)} cambios de "
+               "liderazgo. La tabla de abajo tiene los mismos números.",
+               f"{len(hist.points)} snapshots; {len(hist.lead_changes)} lead changes. The "
+               "table below has the same numbers."),
+        above=T(f"{short[a]} adelante", f"{short[a]} ahead"),
+        below=T(f"{short[bb]} adelante", f"{short[bb]} ahead"),
+        colours=(svg.colour(codes.index(a)), svg.colour(codes.index(bb))),
+        flip_label=T("cambio de liderazgo", "lead change"), current=cur, height=height)
+    return {"svg": Markup(chart), "history": hist, "a": a, "b": bb, "margins": margins,
+            "flips": flips_after}
+
+
+def pair_in_order(codes: list[str], pair: list[str] | tuple[str, ...]) -> tuple[str, str]:
+    a, b = sorted(pair[:2], key=codes.index)
+    return a, b
+
+
+def fan_chart(b: Backend, page: Page, cid: str, current_sid: str | None) -> dict[str, Any]:
+    ph = b.projection_history(cid)
+    contest = b.store.contest(cid)
+    names = {c.code: i18n.short_name(c.name) for c in contest.candidates}
+    a, bb = ph.pair
+    T = page.T  # noqa: N806
+    cur = next((i for i, p in enumerate(ph.points) if p.snapshot_id == current_sid), None)
+    raw = [p.counted.get(a, 0) - p.counted.get(bb, 0) for p in ph.points]
+    final = None
+    if b.clock is not None:  # a replay knows how the count ended: show it, labelled so
+        ends = [s for s in b.store.all_snapshots() if s.contest_id == cid
+                and (s.kind is SnapshotKind.ACTAS or s.level in (None, "national"))]
+        if ends:
+            votes = {c.code: c.votes for c in b.state(ends[-1], Level.NATIONAL).national.candidates}
+            final = votes.get(a, 0) - votes.get(bb, 0)
+    chart = svg.fan_svg(
+        [p.as_of for p in ph.points], [p.median for p in ph.points],
+        [p.intervals for p in ph.points], raw,
+        [i18n.short_when(p.as_of, page.lang) for p in ph.points], final=final,
+        final_label=T(f"resultado final {final:+,} (conocido después)",
+                      f"final result {final:+,} (known afterwards)") if final is not None else "",
+        title=T(f"Proyección del margen final {names[a]} − {names[bb]}",
+                f"Projected final margin {names[a]} − {names[bb]}"),
+        desc=T("Bandas: intervalos centrales de 50%, 80%, 90%, 95% y 99% del margen final "
+               "proyectado en cada instantánea; línea continua: mediana; línea punteada: "
+               "margen contado en ese momento.",
+               "Bands: central 50%, 80%, 90%, 95% and 99% intervals of the projected final "
+               "margin at each snapshot; solid line: median; dotted line: counted margin at "
+               "that moment."),
+        current=cur)
+    return {"svg": Markup(chart), "ph": ph, "raw": raw, "names": names}
+
+
+def bars(candidates: list[tuple[str, str, float]]) -> list[dict[str, Any]]:
+    """(code, name, share 0..100) -> widths for CSS bars."""
+    top = max((s for _, _, s in candidates), default=0) or 1
+    return [{"code": c, "name": n, "share": s, "width": max(0.5, 100 * s / top)}
+            for c, n, s in candidates]
+
+
+# --- routes ----------------------------------------------------------------------------------
+
+def install_pages(app: FastAPI, b: Backend, *, static_site: bool = False) -> None:
+    async def html(request: Request, key: tuple[Any, ...], make: Callable[[], bytes],
+                   cache_control: str) -> Response:
+        etag = etag_for("html", key, static_site)
+        body = b.bodies.get(("html", key, static_site))
+        if body is None:
+            from escrutinio.api.app import _inm_matches
+
+            if _inm_matches(request, etag):
+                return Response(status_code=304, headers={"ETag": etag,
+                                                          "Cache-Control": cache_control})
+            raw = await run_in_threadpool(make)
+            body = make_body(etag, raw, "text/html; charset=utf-8")
+            b.bodies.put(("html", key, static_site), body)
+        return send(request, body, cache_control)
+
+    def cc(ref: str, info: SnapshotInfo) -> str:
+        if ref == info.snapshot_id:
+            return CC_PERMALINK
+        return CC_REPLAY if b.clock is not None else CC_MOVING
+
+    for prefix, lang in (("", "es"), ("/en", "en")):
+        _lang_routes(app, b, prefix, lang, html, cc, static_site)
+
+
+def _lang_routes(app: FastAPI, b: Backend, prefix: str, lang: str, html: Any, cc: Any,
+                 static_site: bool) -> None:
+    def page(request: Request, path: str, **kw: Any) -> Page:
+        return Page(request, b, lang, path, static_site=static_site, **kw)
+
+    def route(path: str) -> Callable[[Any], Any]:
+        return app.get(prefix + path, include_in_schema=False,
+                       response_class=Response)
+
+    @route("/")
+    async def home(request: Request) -> Response:
+        if not b.store.all_snapshots():
+            p = page(request, "/", section="overview")
+            return Response(render("empty.html", p.context(title=p.T(
+                "Sin datos", "No data"))), media_type="text/html")
+        info = b.overview_snapshot()
+        step = b.clock.index() if b.clock is not None else None
+        return await html(request, ("home", lang, info.snapshot_id, step),
+                          lambda: overview_html(request, info, home=True),
+                          CC_REPLAY if b.clock is not None else CC_MOVING)
+
+    def overview_html(request: Request, info: SnapshotInfo, home: bool = False) -> bytes:
+        sid = info.snapshot_id
+        p = page(request, "/" if home else f"/s/{sid}/", info=info,
+                 json_url=f"/api/v1/s/{sid}/state/national.json", section="overview")
+        st = b.state(info, Level.NATIONAL)
+        names = {c.code: c.name for c in st.national.candidates}
+        proj = proj_err = None
+        try:
+            proj = b.projection(info)
+        except (Unavailable, ValueError, EscrutinioError) as exc:
+            proj_err = exc
+        timeline = None
+        try:
+            timeline = timeline_chart(b, p, info.contest_id, sid, height=240)
+        except EscrutinioError:
+            timeline = None
+        latest_actas = [s for s in b.store.list_snapshots(info.contest_id, SnapshotKind.ACTAS)
+                        if s.as_of <= info.as_of]
+        return render("overview.html", p.context(
+            title=p.T("Dónde está el conteo", "Where the count stands"), st=st,
+            n=st.national, hurdle=hurdle_text(st, names, lang), home=home,
+            bars=bars([(c.code, c.name, c.pct_valid) for c in st.national.candidates]),
+            proj=proj, proj_err=proj_err, proj_note=projection_note(proj) if proj else None,
+            timeline=timeline, latest_actas=latest_actas[-1] if latest_actas else None))
+
+    @route("/s/{ref}/")
+    async def overview(request: Request, ref: str) -> Response:
+        info = b.resolve(ref)
+        return await html(request, ("overview", lang, info.snapshot_id),
+                          lambda: overview_html(request, info), cc(ref, info))
+
+    @route("/s/{ref}/map/{level}/")
+    async def map_page(request: Request, ref: str, level: str) -> Response:
+        info = b.resolve(ref)
+        lv = _map_level(level)
+
+        def make() -> bytes:
+            sid = info.snapshot_id
+            p = page(request, f"/s/{sid}/map/{lv.value}/", info=info,
+                     json_url=f"/api/v1/s/{sid}/map/{lv.value}.json", section="map")
+            ctx: dict[str, Any] = {"level": lv, "levels": [
+                (x, i18n.LEVEL_NAMES[x.value][0 if lang == "es" else 1],
+                 b.map_snapshot(info, x)) for x in (Level.AREA1, Level.AREA2, Level.AREA3)]}
+            if lv not in b.levels_of(info):
+                alt = b.map_snapshot(info, lv)
+                return render("map.html", p.context(
+                    title=p.T("Mapa", "Map"), available=False, alt=alt, **ctx))
+            st = b.state(info, lv)
+            contest = b.store.contest(info.contest_id)
+            colours = {c.code: svg.colour(i) for i, c in enumerate(contest.candidates)}
+            names = {c.code: c.name for c in contest.candidates}
+            join = map_join(b, info, lv, st)
+            shapes = []
+            geom = None
+            if join["available"]:
+                geom = peru_geometry(lv)
+                by_key = {join["keys"][u.code]: u for u in st.units
+                          if u.abroad is False and u.code in join["keys"]}
+                for s in geom.shapes:
+                    u = by_key.get(s.key)
+                    if u is None:
+                        shapes.append({"d": s.d, "fill": "#eef0f3", "op": 1.0, "key": s.key,
+                                       "name": s.name, "label": p.T(
+                                           f"{s.name}: sin datos", f"{s.name}: no data"),
+                                       "code": ""})
+                        continue
+                    fill, op = unit_colour(u, colours)
+                    shapes.append({"d": s.d, "fill": fill, "op": op, "key": s.key,
+                                   "name": u.name, "label": unit_label(u, names, lang),
+                                   "code": u.code})
+            home_units = [u for u in st.units if u.abroad is False]
+            abroad_units = [u for u in st.units if u.abroad]
+            return render("map.html", p.context(
+                title=p.T(f"Mapa: {i18n.LEVEL_NAMES[lv.value][0].lower()}",
+                          f"Map: {i18n.LEVEL_NAMES[lv.value][1].lower()}"),
+                available=True, st=st, geom=geom, shapes=shapes, join=join,
+                home_units=home_units, abroad_units=abroad_units, colours=colours,
+                names=names, bins=MARGIN_BINS, focusable=lv is Level.AREA1,
+                label=lambda u: unit_label(u, names, lang), **ctx))
+
+        return await html(request, ("map", lang, info.snapshot_id, lv.value), make,
+                          cc(ref, info))
+
+    @route("/history/")
+    async def history(request: Request) -> Response:
+        cid = b.contest_id()
+        from escrutinio import service
+
+        snaps = service.history_snapshots(b.store, cid)
+        cur = snaps[-1].snapshot_id if snaps else None
+
+        def make() -> bytes:
+            p = page(request, "/history/", json_url="/api/v1/history.json",
+                     section="history")
+            tl = timeline_chart(b, p, cid, cur)
+            fan = fan_err = None
+            try:
+                fan = fan_chart(b, p, cid, cur)
+            except EscrutinioError as exc:
+                fan_err = exc
+            return render("history.html", p.context(
+                title=p.T("Historia del conteo", "Count history"), tl=tl, fan=fan,
+                fan_err=fan_err, snaps={s.snapshot_id: s for s in snaps}))
+
+        return await html(request, ("history", lang, cid, tuple(s.snapshot_id for s in snaps)),
+                          make, CC_REPLAY if b.clock is not None else CC_MOVING)
+
+    @route("/s/{ref}/projection/")
+    async def projection(request: Request, ref: str) -> Response:
+        info = b.resolve(ref)
+
+        def make() -> bytes:
+            sid = info.snapshot_id
+            p = page(request, f"/s/{sid}/projection/", info=info,
+                     json_url=f"/api/v1/s/{sid}/projection.json", section="projection")
+            v = b.projection(info)
+            pr = v.projection
+            contest = b.store.contest(info.contest_id)
+            codes = [c.code for c in contest.candidates]
+            names = {c.code: c.name for c in contest.candidates}
+            m = pr.margin
+            short = {c: i18n.short_name(names[c]) for c in codes}
+            ivs = [(iv.level, iv.lower, iv.upper) for iv in m.intervals]
+            chart = svg.interval_svg(
+                ivs, m.median, m.counted_margin,
+                title=p.T(f"Margen final proyectado {short[m.leader]} − {short[m.trailer]}",
+                          f"Projected final margin {short[m.leader]} − {short[m.trailer]}"),
+                desc=p.T("Intervalos centrales de 50% a 99% del margen final; marca vertical: "
+                         "mediana; punto: margen contado; línea: empate. La tabla tiene los "
+                         "números.", "Central 50% to 99% intervals of the final margin; "
+                         "vertical mark: median; dot: counted margin; line: tie. The table "
+                         "has the numbers."),
+                median_label=p.T("mediana", "median"), counted_label=p.T("contado", "counted"),
+                left_label=p.T(f"← gana {short[m.trailer]}", f"← {short[m.trailer]} wins"),
+                right_label=p.T(f"gana {short[m.leader]} →", f"{short[m.leader]} wins →"),
+                colours=(svg.colour(codes.index(m.leader)), svg.colour(codes.index(m.trailer))))
+            return render("projection.html", p.context(
+                title=p.T("Proyección del resultado final", "Projection of the final result"),
+                v=v, pr=pr, chart=Markup(chart), note=projection_note(v),
+                pwin=bars([(c.code, c.name, 100 * c.p_win) for c in
+                           sorted(pr.candidates, key=lambda c: -c.p_win)])))
+
+        return await html(request, ("projection", lang, info.snapshot_id), make,
+                          cc(ref, info))
+
+    def per_acta(name: str, template: str, title: tuple[str, str],
+                 fetch: Callable[[SnapshotInfo], Any]) -> None:
+        @route(f"/s/{{ref}}/{name}/")
+        async def view(request: Request, ref: str) -> Response:
+            info = b.resolve(ref)
+            if info.kind is not SnapshotKind.ACTAS:
+                raise NeedsActas(
+                    f"esta página necesita una instantánea por acta; {info.snapshot_id[:12]} "
+                    "es agregada", f"this page needs a per-acta snapshot; "
+                    f"{info.snapshot_id[:12]} is an aggregate one")
+
+            def make() -> bytes:
+                sid = info.snapshot_id
+                p = page(request, f"/s/{sid}/{name}/", info=info,
+                         json_url=f"/api/v1/s/{sid}/{name}.json", section=name)
+                return render(template, p.context(title=p.T(*title), v=fetch(info)))
+
+            return await html(request, (name, lang, info.snapshot_id), make, cc(ref, info))
+
+        view.__name__ = f"page_{name}_{lang}"
+
+    per_acta("contested", "contested.html", ("Actas en disputa", "Contested actas"),
+             b.contested)
+    per_acta("verify", "verify.html", ("Verificación y tabulación paralela",
+                                       "Verification and parallel tabulation"), b.verify)
+    per_acta("forensics", "forensics.html", ("Cribado forense: anomalía, no prueba",
+                                             "Forensic screen: anomaly, not proof"),
+             b.forensics)
+    per_acta("audit", "audit.html", ("Auditoría que limita el riesgo",
+                                     "Risk-limiting audit"), b.audit)
+
+    @route("/s/{ref}/quickcount/")
+    async def quickcount(request: Request, ref: str,
+                         seed: str | None = Query(None, min_length=1, max_length=200)
+                         ) -> Response:
+        info = b.resolve(ref)
+        if info.kind is not SnapshotKind.ACTAS:
+            raise NeedsActas("el conteo rápido necesita una instantánea por acta",
+                             "the quick count needs a per-acta snapshot")
+
+        def make() -> bytes:
+            sid = info.snapshot_id
+            p = page(request, f"/s/{sid}/quickcount/", info=info,
+                     json_url=f"/api/v1/s/{sid}/quickcount.json"
+                     + (f"?seed={seed}" if seed else ""), section="quickcount")
+            return render("quickcount.html", p.context(
+                title=p.T("Conteo rápido", "Quick count"), v=b.quickcount(info, seed)))
+
+        return await html(request, ("quickcount", lang, info.snapshot_id, seed), make,
+                          cc(ref, info))
+
+    @route("/diff/")
+    async def diff_form(request: Request, older: str | None = Query(None, max_length=200),
+                        newer: str | None = Query(None, max_length=200)) -> Response:
+        if older and newer:
+            a, c = b.resolve(older), b.resolve(newer)
+            return RedirectResponse(f"{prefix}/diff/{a.snapshot_id}/{c.snapshot_id}/",
+                                    status_code=303)
+        info = b.overview_snapshot()
+        prev = previous_snapshot(b, info)
+        if prev is None:
+            raise NeedsActas("no hay una instantánea anterior comparable",
+                             "there is no earlier comparable snapshot")
+        return RedirectResponse(f"{prefix}/diff/{prev.snapshot_id}/{info.snapshot_id}/",
+                                status_code=303)
+
+    @route("/diff/{older}/{newer}/")
+    async def diff(request: Request, older: str, newer: str) -> Response:
+        a, c = b.resolve(older), b.resolve(newer)
+        if a.kind is not c.kind:
+            raise EscrutinioError(
+                "no se pueden comparar una instantánea por acta y una agregada",
+                "cannot diff a per-acta snapshot against an aggregate one")
+
+        def make() -> bytes:
+            p = page(request, f"/diff/{a.snapshot_id}/{c.snapshot_id}/", info=c,
+                     json_url=f"/api/v1/diff/{a.snapshot_id}/{c.snapshot_id}.json",
+                     section="diff")
+            return render("diff.html", p.context(
+                title=p.T("Qué cambió entre dos instantáneas",
+                          "What changed between two snapshots"),
+                d=b.diff(a, c, 100), older=a, newer=c,
+                choices=b.store.list_snapshots(c.contest_id, c.kind)))
+
+        perm = older == a.snapshot_id and newer == c.snapshot_id
+        return await html(request, ("diff", lang, a.snapshot_id, c.snapshot_id), make,
+                          CC_PERMALINK if perm else CC_MOVING)
+
+    @route("/api/")
+    async def api_reference(request: Request) -> Response:
+        def make() -> bytes:
+            p = page(request, "/api/", json_url="/api/v1/openapi.json", section="api")
+            spec = request.app.openapi()
+            ops = [{"method": m.upper(), "path": path, "summary": op.get("summary", ""),
+                    "params": [(x["name"], x["in"], x.get("required", False),
+                                x.get("description", "")) for x in op.get("parameters", [])]}
+                   for path, item in spec["paths"].items() for m, op in item.items()]
+            return render("api.html", p.context(title=p.T("API HTTP", "HTTP API"), ops=ops))
+
+        return await html(request, ("api", lang), make, CC_MOVING)
+
+    @route("/snapshots/")
+    async def snapshots(request: Request) -> Response:
+        snaps = b.snapshots()
+
+        def make() -> bytes:
+            p = page(request, "/snapshots/", json_url="/api/v1/snapshots.json",
+                     section="snapshots")
+            return render("snapshots.html", p.context(
+                title=p.T("Instantáneas", "Snapshots"), snaps=list(reversed(snaps))))
+
+        return await html(request, ("snapshots", lang, tuple(s.snapshot_id for s in snaps)),
+                          make, CC_REPLAY if b.clock is not None else CC_MOVING)
+
+
+def _map_level(level: str) -> Level:
+    slug = i18n.LEVEL_ALIASES.get(level)
+    if slug is None or slug == "national":
+        raise EscrutinioError(
+            f"nivel de mapa desconocido {level!r}: use area1 (departamentos), area2 "
+            "(provincias) o area3 (distritos)",
+            f"unknown map level {level!r}: use area1 (departments), area2 (provinces) or "
+            "area3 (districts)")
+    return Level(slug)

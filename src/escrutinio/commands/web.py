@@ -1,0 +1,182 @@
+"""``escrutinio serve`` (the dashboard and HTTP API) and ``escrutinio export-site`` (a static
+copy any web server or CDN can serve). Register with ``COMMAND_MODULES = (..., "web")``.
+
+Presenters only: the pages and the API are in :mod:`escrutinio.api`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from escrutinio.commands.common import T, emit_json, err, fail, opts, out
+from escrutinio.errors import EscrutinioError
+
+ENV_PREFIX = "ESCRUTINIO_WEB_"
+
+
+def _ingest_bundles(names: list[str]) -> None:
+    """Ingest named data bundles into ``--db`` (existing snapshots are no-ops)."""
+    from escrutinio import service
+    from escrutinio.sources.bundles import BUNDLES, bundle_paths
+    from escrutinio.store.duckdb_store import DuckDBStore
+
+    parsed = []
+    for name in names:
+        if name not in BUNDLES:
+            raise EscrutinioError(f"paquete de datos desconocido {name!r}; conocidos: "
+                                  f"{', '.join(BUNDLES)}",
+                                  f"unknown data bundle {name!r}; known: {', '.join(BUNDLES)}")
+        for item, path in bundle_paths(name):
+            parsed.extend(item.parse(path))
+    with DuckDBStore(opts.db) as store:
+        outcomes = service.ingest(store, parsed)
+    new = sum(o.created for o in outcomes)
+    err.print(T(f"{len(outcomes)} instantáneas ({new} nuevas) en {opts.db}",
+                f"{len(outcomes)} snapshots ({new} new) in {opts.db}"))
+
+
+def app_from_env() -> object:
+    """Uvicorn factory for ``--workers N``: every worker builds the app from the
+    environment that ``serve`` set."""
+    from escrutinio.api.app import create_app
+
+    env = os.environ
+    at = env.get(ENV_PREFIX + "REPLAY_AT")
+    return create_app(
+        env[ENV_PREFIX + "DB"], replay=env.get(ENV_PREFIX + "REPLAY") == "1",
+        step_seconds=float(env.get(ENV_PREFIX + "STEP", "5")),
+        replay_at=int(at) if at else None, loop=env.get(ENV_PREFIX + "LOOP", "1") == "1",
+        replay_contest=env.get(ENV_PREFIX + "CONTEST") or None,
+        baseline=env.get(ENV_PREFIX + "BASELINE", "auto"),
+        projection_sims=int(env.get(ENV_PREFIX + "SIMS", "10000")),
+        warm=env.get(ENV_PREFIX + "WARM", "1") == "1")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def serve(
+        host: Annotated[str, typer.Option(help="dirección / address")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="puerto / port")] = 8000,
+        replay: Annotated[bool, typer.Option(
+            "--replay", help="repetir el conteo instantánea por instantánea / replay the "
+                             "count snapshot by snapshot")] = False,
+        step: Annotated[float, typer.Option(
+            help="segundos por paso de la repetición / seconds per replay step")] = 5.0,
+        replay_at: Annotated[int | None, typer.Option(
+            help="fijar la repetición en el paso N (0 = primero) / pin the replay at step N")]
+        = None,
+        loop: Annotated[bool, typer.Option(
+            "--loop/--no-loop", help="volver a empezar al final / start again at the end")]
+        = True,
+        contest: Annotated[str | None, typer.Option(help="contest id (replay)")] = None,
+        bundle: Annotated[list[str] | None, typer.Option(
+            "--bundle", help="ingerir antes un paquete de datos (peru-2021-runoff...) / "
+                             "ingest a data bundle first")] = None,
+        baseline: Annotated[str, typer.Option(
+            help="auto (primera vuelta del mismo año) | none")] = "auto",
+        sims: Annotated[int, typer.Option(help="simulaciones de la proyección / projection "
+                                          "simulations")] = 10_000,
+        workers: Annotated[int, typer.Option(help="procesos / worker processes")] = 1,
+        warm: Annotated[bool, typer.Option(
+            "--warm/--no-warm", help="calcular por adelantado la portada / precompute the "
+                                     "home page")] = True,
+        as_json: Annotated[bool, typer.Option("--json", help="print the address as JSON")]
+        = False,
+    ) -> None:
+        """Servir el tablero y la API / serve the dashboard and the API."""
+        import uvicorn
+
+        try:
+            if bundle:
+                _ingest_bundles(bundle)
+            if baseline not in ("auto", "none"):
+                raise EscrutinioError("--baseline: auto o none", "--baseline: auto or none")
+            env = {"DB": str(Path(opts.db).resolve()), "REPLAY": "1" if replay else "0",
+                   "STEP": str(step), "REPLAY_AT": "" if replay_at is None else str(replay_at),
+                   "LOOP": "1" if loop else "0", "CONTEST": contest or "",
+                   "BASELINE": baseline, "SIMS": str(sims), "WARM": "1" if warm else "0"}
+            for k, v in env.items():
+                os.environ[ENV_PREFIX + k] = v
+            application = None if workers > 1 else app_from_env()
+            if application is not None and warm:
+                _warm_home(application)
+            backend = getattr(getattr(application, "state", None), "backend", None)
+            if backend is not None and backend.clock is not None:
+                import time
+
+                backend.clock.started = time.monotonic()  # the replay starts when we listen
+        except (EscrutinioError, ValueError) as exc:
+            fail(exc if isinstance(exc, EscrutinioError) else EscrutinioError(str(exc),
+                                                                              str(exc)), as_json)
+            return
+        url = f"http://{host}:{port}/"
+        if as_json:
+            emit_json({"url": url, "db": opts.db, "replay": replay, "workers": workers})
+        else:
+            out.print(T(f"escrutinio en {url} (API: {url}api/) — Ctrl+C para salir",
+                        f"escrutinio at {url} (API: {url}api/) — Ctrl+C to stop"))
+        if application is not None:
+            uvicorn.run(application, host=host, port=port, log_level="warning",
+                        access_log=False)
+        else:
+            uvicorn.run("escrutinio.commands.web:app_from_env", factory=True, host=host,
+                        port=port, workers=workers, log_level="warning", access_log=False)
+
+    @app.command("export-site")
+    def export_site(
+        directory: Annotated[Path, typer.Argument(help="carpeta de salida / output folder")],
+        snapshots: Annotated[str, typer.Option(
+            help="all | latest | actas (qué instantáneas exportar / which snapshots)")] =
+        "all",
+        lang: Annotated[str, typer.Option(help="es,en")] = "es,en",
+        sims: Annotated[int, typer.Option(help="simulaciones de la proyección / projection "
+                                          "simulations")] = 10_000,
+        baseline: Annotated[str, typer.Option(help="auto | none")] = "auto",
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Copia estática del tablero: cada página y su gemelo JSON / static copy of the
+        dashboard: every page and its JSON twin."""
+        from escrutinio.api.export import export_site as run_export
+
+        try:
+            langs = tuple(x.strip() for x in lang.split(",") if x.strip())
+            if not langs or any(x not in ("es", "en") for x in langs):
+                raise EscrutinioError("--lang: es, en o es,en", "--lang: es, en or es,en")
+            if snapshots not in ("all", "latest", "actas"):
+                raise EscrutinioError("--snapshots: all, latest o actas",
+                                      "--snapshots: all, latest or actas")
+            if not Path(opts.db).exists():
+                raise EscrutinioError(
+                    f"no existe el almacén {opts.db}; ejecute 'escrutinio ingest' primero",
+                    f"store {opts.db} does not exist; run 'escrutinio ingest' first")
+            report = run_export(opts.db, directory, snapshots=snapshots, langs=langs,
+                                projection_sims=sims, baseline=baseline,
+                                progress=None if as_json else err)
+        except EscrutinioError as exc:
+            fail(exc, as_json)
+            return
+        if as_json:
+            emit_json(report)
+            return
+        out.print(T(f"{report['n_files']:,} archivos ({report['bytes']:,} bytes) en "
+                    f"{directory}; {len(report['skipped'])} páginas omitidas",
+                    f"{report['n_files']:,} files ({report['bytes']:,} bytes) in {directory}; "
+                    f"{len(report['skipped'])} pages skipped"))
+        for s in report["skipped"][:20]:
+            out.print(f"  {s['url']}: {s['status']} {T(s['message_es'], s['message_en'])}")
+
+
+def _warm_home(application: object) -> None:
+    """Compute the home page before the first visitor (and, in a replay, the timeline)."""
+    import warnings
+
+    with warnings.catch_warnings():  # starlette's note about httpx vs httpx2
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    with TestClient(application) as client:  # type: ignore[arg-type]
+        client.get("/")

@@ -1,0 +1,379 @@
+"""The HTTP API and the pages, through FastAPI's TestClient, on the real 2021 runoff.
+
+Numbers are checked against the published totals and against each other (a JSON twin
+against its page, one endpoint against another), headers against HTTP caching rules,
+and every bad request against a 4xx with a bilingual message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import polars as pl
+import pytest
+from fastapi.testclient import TestClient
+
+from api_support import (
+    FINAL_CASTILLO,
+    FINAL_FUJIMORI,
+    data_dir,
+    live_app,
+    replay_app,
+)
+
+FIRST_CUT = "2021-06-07T05:48:00Z"
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    return live_app(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def ids(app):
+    b = app.state.backend
+    snaps = b.store.all_snapshots()
+    actas = [s for s in snaps if s.kind.value == "actas"]
+    return {"final": actas[-1].snapshot_id, "jun15": actas[-2].snapshot_id,
+            "jun9": actas[-3].snapshot_id, "jun8": actas[-4].snapshot_id,
+            "first_cut": snaps[0].snapshot_id,
+            "district": next(s.snapshot_id for s in snaps if s.level == "area3")}
+
+
+def test_state_json_matches_published_totals(client, ids):
+    r = client.get(f"/api/v1/s/{ids['final']}/state/area1")
+    assert r.status_code == 200
+    body = r.json()
+    nat = body["state"]["national"]
+    votes = {c["code"]: c["votes"] for c in nat["candidates"]}
+    assert votes == {"castillo": FINAL_CASTILLO, "fujimori": FINAL_FUJIMORI}
+    assert nat["actas_total"] == 86_488 and nat["margin_votes"] == 43_957
+    abroad = {c["code"]: c["votes"] for c in body["state"]["abroad"]["candidates"]}
+    assert abroad == {"castillo": 112_671, "fujimori": 220_588}
+    units = body["state"]["units"]
+    assert len(units) == 25 + 5  # departments + continents
+    assert sum(u["candidates"][0]["votes"] for u in units) == FINAL_CASTILLO
+    assert body["snapshot"]["snapshot_id"] == ids["final"]
+    assert body["links"]["html"] == f"/s/{ids['final']}/map/area1/"
+
+
+def test_level_aliases_and_json_suffix_give_the_same_body(client, ids):
+    a = client.get(f"/api/v1/s/{ids['final']}/state/department").content
+    b = client.get(f"/api/v1/s/{ids['final']}/state/area1.json").content
+    assert a == b
+    d = client.get(f"/api/v1/s/{ids['district']}/state/distrito").json()
+    assert d["level"] == "area3" and len(d["state"]["units"]) > 1800
+
+
+def test_unit_snapshot_rolls_up_through_the_geography(client, ids):
+    """A district cut seen by department: the units add up to the home total."""
+    body = client.get(f"/api/v1/s/{ids['district']}/state/area1").json()
+    home = [u for u in body["state"]["units"] if u["abroad"] is False]
+    assert len(home) == 25
+    assert sum(u["valid"] for u in home) == body["state"]["home"]["valid"]
+
+
+def test_etag_304_and_cache_control(client, ids):
+    url = f"/api/v1/s/{ids['final']}/state/national"
+    r = client.get(url)
+    etag = r.headers["etag"]
+    assert r.headers["cache-control"] == "public, max-age=86400"  # permalink: a full id
+    again = client.get(url, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    other = client.get(url, headers={"If-None-Match": '"not-it"'})
+    assert other.status_code == 200
+    moving = client.get("/api/v1/s/latest/state/national")
+    assert moving.headers["cache-control"] == "public, max-age=10"
+    assert moving.headers["etag"] != client.get(
+        f"/api/v1/s/{ids['jun15']}/state/national").headers["etag"]
+    page = client.get(f"/s/{ids['final']}/")
+    assert page.headers["etag"] and client.get(
+        f"/s/{ids['final']}/", headers={"If-None-Match": page.headers["etag"]}).status_code == 304
+    assert client.get(f"/en/s/{ids['final']}/").headers["etag"] != page.headers["etag"]
+
+
+def test_gzip_when_asked(client, ids):
+    r = client.get(f"/api/v1/s/{ids['final']}/state/area3",
+                   headers={"Accept-Encoding": "gzip"})
+    assert r.headers.get("content-encoding") == "gzip"
+    assert r.json()["level"] == "area3"
+    plain = client.get(f"/api/v1/s/{ids['final']}/state/area3",
+                       headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+
+
+def test_unknown_snapshot_is_404_in_both_languages(client):
+    r = client.get("/api/v1/s/0123456789abcdef/state/area1")
+    assert r.status_code == 404
+    body = r.json()
+    assert body["status"] == 404 and "desconocida" in body["message_es"]
+    assert "unknown snapshot" in body["message_en"]
+    es = client.get("/s/0123456789abcdef/")
+    en = client.get("/en/s/0123456789abcdef/")
+    assert es.status_code == en.status_code == 404
+    assert '<html lang="es">' in es.text and "instantánea desconocida" in es.text
+    assert '<html lang="en">' in en.text and "unknown snapshot" in en.text
+    assert client.get("/api/v1/nothing-here").json()["message_en"] == "there is no such page"
+
+
+@pytest.mark.parametrize("url", [
+    "/api/v1/s/latest/state/bogus",
+    "/api/v1/s/latest/projection?sims=5",
+    "/api/v1/s/latest/projection?seed=-1",
+    "/api/v1/s/latest/contested?limit=0",
+    "/api/v1/s/latest/quickcount?seed=",
+    "/api/v1/s/latest/map/national",
+])
+def test_bad_requests_are_4xx_with_a_message(client, url):
+    r = client.get(url)
+    assert 400 <= r.status_code < 500
+    body = r.json()
+    assert body["message_es"] and body["message_en"] and body["status"] == r.status_code
+
+
+def test_per_acta_analysis_of_an_aggregate_snapshot_is_422(client, ids):
+    for name in ("contested", "verify", "forensics", "audit", "quickcount"):
+        r = client.get(f"/api/v1/s/{ids['first_cut']}/{name}")
+        assert r.status_code == 422, name
+        assert "per-acta" in r.json()["message_en"]
+    page = client.get(f"/en/s/{ids['first_cut']}/contested/")
+    assert page.status_code == 422 and "per-acta" in page.text
+    mixed = client.get(f"/api/v1/diff/{ids['first_cut']}/{ids['final']}")
+    assert mixed.status_code == 400 and "aggregate" in mixed.json()["message_en"]
+
+
+def test_history_finds_the_2021_lead_change(client):
+    h = client.get("/api/v1/history").json()["history"]
+    assert len(h["lead_changes"]) == 1
+    flip = h["lead_changes"][0]
+    assert (flip["previous_leader"], flip["new_leader"]) == ("fujimori", "castillo")
+    assert flip["before"]["as_of"] == "2021-06-07T15:48:00Z"
+    assert flip["after"]["as_of"] == "2021-06-07T16:19:00Z"
+    assert h["points"][0]["as_of"] == FIRST_CUT and h["points"][0]["leader"] == "fujimori"
+    page = client.get("/en/history/").text
+    assert "Lead change" in page and "16:19" in page
+
+
+def test_diff_agrees_with_the_two_count_states(client, ids):
+    d = client.get(f"/api/v1/diff/{ids['jun8']}/{ids['jun9']}").json()["diff"]
+    old = client.get(f"/api/v1/s/{ids['jun8']}/state/national").json()["state"]["national"]
+    new = client.get(f"/api/v1/s/{ids['jun9']}/state/national").json()["state"]["national"]
+    for i, code in enumerate(("castillo", "fujimori")):
+        assert d["national_delta"][f"v_{code}"] == (new["candidates"][i]["votes"]
+                                                    - old["candidates"][i]["votes"])
+    assert d["n_state_changes"] > 0
+    assert sum(t["n"] for t in d["transitions"]) == 86_488
+
+
+def test_projection_json_and_page(client, ids):
+    r = client.get(f"/api/v1/s/{ids['jun8']}/projection")
+    assert r.status_code == 200
+    p = r.json()["projection"]
+    assert p["n_simulations"] == 2000 and p["basis"] == "actas"
+    assert abs(sum(c["p_win"] for c in p["candidates"]) - 1) < 1e-9
+    counted = {c["code"]: c["counted"] for c in p["candidates"]}
+    state = client.get(f"/api/v1/s/{ids['jun8']}/state/national").json()["state"]["national"]
+    assert counted == {c["code"]: c["votes"] for c in state["candidates"]}
+    iv = {x["level"]: x for x in p["margin"]["intervals"]}
+    assert iv[0.5]["lower"] >= iv[0.99]["lower"] and iv[0.5]["upper"] <= iv[0.99]["upper"]
+    other = client.get(f"/api/v1/s/{ids['jun8']}/projection?sims=1000&seed=3").json()
+    assert other["projection"]["n_simulations"] == 1000
+    page = client.get(f"/s/{ids['jun8']}/projection/").text
+    assert p["call"]["label_es"] in page
+
+
+def test_map_join_reniec_to_inei(client, ids):
+    """The department keys must agree with the independent department table."""
+    body = client.get(f"/api/v1/s/{ids['final']}/map/area1").json()
+    keys = body["map"]["keys"]
+    dep = pl.read_csv(data_dir() / "peru-geography" / "ubigeo_departamento.csv",
+                      infer_schema_length=0)
+    expected = {r: i[:2] for r, i in zip(dep["reniec"], dep["inei"], strict=True)}
+    assert keys == {k: expected[k] for k in keys} and len(keys) == 25
+    assert keys["240000"] == "07"  # Callao: RENIEC 24, INEI 07
+    assert body["map"]["without_polygon"] == []
+    dist = client.get(f"/api/v1/s/{ids['final']}/map/area3").json()["map"]
+    assert len(set(dist["keys"].values())) == len(dist["keys"])  # one polygon per district
+    assert len(dist["keys"]) > 1800 and len(dist["without_polygon"]) < 80
+
+
+def test_map_page_draws_every_department(client, ids):
+    html = client.get(f"/s/{ids['final']}/map/area1/").text
+    assert html.count("<path ") == 25 and 'tabindex="0"' in html
+    assert "AMERICA" in html  # the abroad panel
+    lima = re.search(r'<path [^>]*data-code="140000"[^>]*>', html).group(0)
+    assert 'fill="#c24e00"' in lima  # Fujimori's colour: she won Lima
+
+
+def test_contested_verify_audit_quickcount(client, ids):
+    c15 = client.get(f"/api/v1/s/{ids['jun15']}/contested").json()["result"]
+    assert c15["n_contested"] == 1354  # the JEE-bound actas of 15 June (data README)
+    assert client.get(f"/api/v1/s/{ids['final']}/contested").json()["result"][
+        "n_contested"] == 0
+    v = client.get(f"/api/v1/s/{ids['final']}/verify").json()["result"]
+    assert v["n_actas"] == 86_488 and v["previous"]["snapshot_id"] == ids["jun15"]
+    a = client.get(f"/api/v1/s/{ids['final']}/audit").json()["result"]
+    assert a["plan"]["auditable"] and a["plan"]["n_actas"] > 80_000 and a["audits"] == []
+    q = client.get(f"/api/v1/s/{ids['final']}/quickcount?seed=dados-2021&limit=5").json()
+    res = q["result"]
+    assert res["n_sample"] == sum(s["sample"] for s in res["strata"]) == 1500
+    first = res["sample"][0]
+    assert first["sha256"] == hashlib.sha256(f"dados-2021,{first['acta_id']}".encode()
+                                             ).hexdigest()
+    assert client.get(f"/api/v1/s/{ids['final']}/quickcount").json()["result"]["sample"] == []
+
+
+def test_forensics_json_and_fingerprint(client, ids):
+    f = client.get(f"/api/v1/s/{ids['final']}/forensics?limit=3").json()["result"]
+    assert f["tests"] and len(f["flagged_actas"]) <= 3
+    png = client.get(f["fingerprint_png"])
+    assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _observer_records(final: pl.DataFrame, ids: list[str]) -> list[dict]:
+    rows = final.filter(pl.col("acta_id").is_in(ids)).sort("acta_id").to_dicts()
+    out = []
+    for i, r in enumerate(rows):
+        out.append({"acta_id": r["acta_id"], "observer_id": f"obs{i}",
+                    "observed_at": "2021-06-06T20:00:00-05:00", "cast": r["cast"],
+                    "blank": r["blank"], "null": r["null"], "v_castillo": r["v_castillo"],
+                    "v_fujimori": r["v_fujimori"]})
+    return out
+
+
+def test_pvt_post(client, app, ids):
+    final = app.state.backend.store.load_actas(ids["final"])
+    counted = final.filter(pl.col("status") == "counted")["acta_id"].head(3).to_list()
+    recs = _observer_records(final, counted)
+    recs[1]["v_fujimori"] += 40  # the copy disagrees with the official acta
+    r = client.post(f"/api/v1/s/{ids['final']}/pvt", json=recs)
+    assert r.status_code == 200, r.text
+    s = r.json()["result"]["summary"]
+    assert s["n_copies"] == 3 and s["n_actas_with_copies"] == 3 and s["n_numeric"] >= 1
+    bad = client.post(f"/api/v1/s/{ids['final']}/pvt", json=[{"acta_id": "1"}])
+    assert bad.status_code == 422 and bad.json()["message_en"]
+    assert client.post(f"/api/v1/s/{ids['final']}/pvt", json={"x": 1}).status_code == 422
+
+
+def test_every_page_links_a_json_twin_that_answers(client, ids):
+    sid = ids["final"]
+    pages = ["/", "/snapshots/", "/history/", f"/s/{sid}/", f"/s/{sid}/map/area2/",
+             f"/s/{sid}/projection/", f"/s/{sid}/contested/", f"/s/{sid}/verify/",
+             f"/s/{sid}/quickcount/", f"/s/{sid}/forensics/", f"/s/{sid}/audit/",
+             f"/diff/{ids['jun15']}/{sid}/", "/api/"]
+    for path in pages:
+        for lang in ("", "/en"):
+            r = client.get(lang + path)
+            assert r.status_code == 200, (lang + path, r.text[:300])
+            assert f'<html lang="{"en" if lang else "es"}">' in r.text
+            twin = re.search(r'<link rel="alternate" type="application/json" href="([^"]+)"',
+                             r.text)
+            assert twin, path
+            j = client.get(twin.group(1))
+            assert j.status_code == 200 and j.headers["content-type"].startswith(
+                "application/json"), twin.group(1)
+
+
+def test_openapi_schema_documents_the_routes(client):
+    spec = client.get("/api/v1/openapi.json").json()
+    paths = spec["paths"]
+    for p in ("/api/v1/s/{ref}/state/{level}", "/api/v1/s/{ref}/projection",
+              "/api/v1/history", "/api/v1/diff/{older}/{newer}", "/api/v1/s/{ref}/pvt",
+              "/api/v1/s/{ref}/forensics", "/api/v1/s/{ref}/audit"):
+        assert p in paths
+    assert not any(p.endswith(".json") for p in paths)
+    schemas = spec["components"]["schemas"]
+    assert {"CountState", "Projection", "LeadHistory", "Error"} <= set(schemas)
+    assert "HTTPValidationError" not in schemas
+
+
+def test_replay_hides_the_future_and_the_projection_holds(tmp_path_factory):
+    app = replay_app(tmp_path_factory.getbasetemp())
+    b = app.state.backend
+    with TestClient(app) as c:
+        b.clock.fixed = 0
+        st = c.get("/api/v1/s/latest/state/national").json()
+        assert st["snapshot"]["as_of"] == FIRST_CUT
+        assert st["state"]["national"]["leader"] == "fujimori"
+        assert st["links"]["permalink"].endswith(f"/{st['snapshot']['snapshot_id']}"
+                                                 "/state/national.json")
+        proj = c.get(f"/api/v1/s/{st['snapshot']['snapshot_id']}/projection").json()
+        assert proj["reconstructed"] is True
+        p_castillo = next(x["p_win"] for x in proj["projection"]["candidates"]
+                          if x["code"] == "castillo")
+        assert p_castillo > 0.5  # the raw count says Fujimori by 617,443; the model does not
+        final = b.store.all_snapshots()[-1].snapshot_id
+        hidden = c.get(f"/api/v1/s/{final}/state/national")
+        assert hidden.status_code == 404 and "replay" in hidden.json()["message_en"]
+        assert c.get("/api/v1/history").json()["history"]["points"][-1]["as_of"] == FIRST_CUT
+        r = c.get("/api/v1/replay").json()
+        assert r["replay"] and r["step"] == 0 and r["n_steps"] == 52
+        home = c.get("/")
+        assert home.headers["cache-control"] == "no-cache" and "data-replay" in home.text
+        b.clock.fixed = 13  # 16:19, just after the flip
+        st = c.get("/api/v1/s/latest/state/national").json()
+        assert st["state"]["national"]["leader"] == "castillo"
+        h = c.get("/api/v1/history").json()["history"]
+        assert len(h["points"]) == 14 and len(h["lead_changes"]) == 1
+        assert c.get("/").headers["etag"] != home.headers["etag"]
+
+
+def test_export_site(app, ids, tmp_path):
+    from escrutinio.api.export import export_site
+
+    out = tmp_path / "site"
+    report = export_site(None, out, snapshots="latest", langs=("es", "en"),
+                         backend=app.state.backend)
+    sid = ids["final"]
+    assert (out / "index.html").is_file() and (out / "static" / "style.css").is_file()
+    twin = out / "api" / "v1" / "s" / sid / "state" / "national.json"
+    with TestClient(app) as c:
+        assert twin.read_bytes() == c.get(f"/api/v1/s/{sid}/state/national.json").content
+    page = (out / "s" / sid / "verify" / "index.html").read_text()
+    assert 'id="pvt-form"' not in page  # no forms in the static copy
+    assert not report["skipped"] or all(s["status"] == 422 for s in report["skipped"])
+    # no dead link inside the copy, except to snapshots it does not hold
+    exported = {p.name for p in (out / "s").iterdir()}
+    n_links = 0
+    for html in out.rglob("index.html"):
+        for href in re.findall(r'(?:href|src)="(/[^"#?]*)', html.read_text()):
+            if any(i not in exported for i in re.findall(r"[0-9a-f]{64}", href)):
+                continue
+            target = out / href.lstrip("/")
+            assert (target / "index.html" if href.endswith("/") else target).is_file(), (
+                html.relative_to(out), href)
+            n_links += 1
+    assert n_links > 100
+
+
+def test_cli_commands_validate_their_arguments(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from escrutinio.cli import main
+    from escrutinio.commands import web
+
+    cli = typer.Typer()
+    cli.callback()(main)
+    web.register(cli)
+    runner = CliRunner()
+    r = runner.invoke(cli, ["--db", str(tmp_path / "none.duckdb"), "export-site",
+                            str(tmp_path / "x"), "--json"])
+    assert r.exit_code == 1 and "does not exist" in r.output
+    r = runner.invoke(cli, ["--db", str(tmp_path / "none.duckdb"), "export-site",
+                            str(tmp_path / "x"), "--snapshots", "some"])
+    assert r.exit_code == 1 and "--snapshots" in r.output
+    r = runner.invoke(cli, ["--db", str(tmp_path / "none.duckdb"), "serve", "--json"])
+    assert r.exit_code == 1 and "does not exist" in r.output
+    r = runner.invoke(cli, ["--lang", "en", "--db", str(tmp_path / "none.duckdb"), "serve",
+                            "--baseline", "maybe"])
+    assert r.exit_code == 1 and "--baseline" in r.output
+    assert not Path(tmp_path / "x").exists()

@@ -1,0 +1,221 @@
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright (never a
+downloaded browser), headless, against uvicorn on loopback.
+
+Every page is opened in Spanish and English, at desktop and phone width, with a
+screenshot kept under ``artifacts/screenshots/`` (gitignored); the language toggle, the
+map (mouse, keyboard and search), the keyboard path through a page and the replay mode
+are driven as a person would.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright import sync_api as playwright_api
+
+from api_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SCREENSHOTS,
+    live_app,
+    replay_app,
+    serving,
+)
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM} (apt-get install chromium)",
+                    pytrace=False)
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with playwright_api.sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport=DESKTOP)
+        yield ctx
+        ctx.close()
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    return live_app(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="module")
+def base_url(app):
+    with serving(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def final_id(app):
+    return [s for s in app.state.backend.store.all_snapshots() if s.kind.value == "actas"][
+        -1].snapshot_id
+
+
+@pytest.fixture
+def page(browser):
+    pg = browser.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400
+          else None)
+    pg.errors = errors  # type: ignore[attr-defined]
+    yield pg
+    pg.close()
+
+
+def shot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 5_000
+    return path
+
+
+def pages_of(sid: str, jun15: str) -> dict[str, str]:
+    return {
+        "overview": "/", "snapshots": "/snapshots/", "history": "/history/",
+        "map-departments": f"/s/{sid}/map/area1/", "map-provinces": f"/s/{sid}/map/area2/",
+        "map-districts": f"/s/{sid}/map/area3/", "projection": f"/s/{sid}/projection/",
+        "contested": f"/s/{jun15}/contested/", "verify": f"/s/{sid}/verify/",
+        "quickcount": f"/s/{sid}/quickcount/?seed=dados", "forensics": f"/s/{sid}/forensics/",
+        "audit": f"/s/{sid}/audit/", "diff": f"/diff/{jun15}/{sid}/", "api": "/api/",
+    }
+
+
+def test_every_page_in_both_languages_and_on_a_phone(page, base_url, app, final_id):
+    actas = [s for s in app.state.backend.store.all_snapshots() if s.kind.value == "actas"]
+    outside: list[str] = []  # offline: every asset comes from the server itself
+    page.on("request", lambda r: outside.append(r.url)
+            if not r.url.startswith((base_url, "data:")) else None)
+    for name, path in pages_of(final_id, actas[-2].snapshot_id).items():
+        for lang in ("es", "en"):
+            prefix = "/en" if lang == "en" else ""
+            for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+                if label == "phone" and lang == "en":
+                    continue
+                page.set_viewport_size(viewport)
+                resp = page.goto(base_url + prefix + path)
+                assert resp.status == 200, (prefix + path, resp.status)
+                assert page.locator("html").get_attribute("lang") == lang
+                h1 = page.locator("main h1")
+                assert h1.count() == 1 and h1.inner_text().strip()
+                # no horizontal scrolling of the page itself on a phone
+                width = page.evaluate("document.documentElement.scrollWidth")
+                assert width <= viewport["width"] + 1, (name, label, width)
+                shot(page, f"{name}-{lang}-{label}")
+    assert not page.errors, page.errors
+    assert not outside, outside
+
+
+def test_language_toggle_keeps_the_page(page, base_url, final_id):
+    page.set_viewport_size(DESKTOP)
+    page.goto(f"{base_url}/s/{final_id}/projection/")
+    assert page.locator("main h1").inner_text() == "Proyección del resultado final"
+    page.get_by_role("link", name="English").click()
+    page.wait_for_url(f"**/en/s/{final_id}/projection/")
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert page.locator("main h1").inner_text() == "Projection of the final result"
+    shot(page, "toggle-projection-en")
+    page.get_by_role("link", name="Español").click()
+    page.wait_for_url(f"**/s/{final_id}/projection/")
+    assert "/en/" not in page.url and page.locator("html").get_attribute("lang") == "es"
+    # the navigation stays in the chosen language
+    page.goto(f"{base_url}/en/")
+    page.get_by_role("navigation", name="Sections").get_by_role("link", name="History").click()
+    page.wait_for_url("**/en/history/")
+    assert page.locator("main h1").inner_text() == "Count history"
+    assert "Lead change" in page.locator("#lead-changes").inner_text()
+
+
+def test_map_by_mouse_keyboard_and_search(page, base_url, final_id):
+    page.set_viewport_size(DESKTOP)
+    page.goto(f"{base_url}/s/{final_id}/map/area1/")
+    paths = page.locator("#map path")
+    assert paths.count() == 25
+    detail = page.locator("#map-detail")
+    # mouse: Lima
+    page.locator('#map path[data-code="140000"]').click()
+    assert "LIMA" in detail.inner_text() and "Fujimori" in detail.inner_text()
+    assert page.locator("#map path.selected").get_attribute("data-code") == "140000"
+    # keyboard: tab into the map, Enter selects the focused department
+    page.locator("#unit-search").focus()
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.getAttribute('data-name')")
+    assert focused, "a department should take the focus after the search box"
+    page.keyboard.press("Enter")
+    assert focused in detail.inner_text()
+    assert page.evaluate("document.activeElement.classList.contains('selected')")
+    shot(page, "map-keyboard")
+    # search by name
+    page.locator("#unit-search").fill("CUSCO")
+    page.locator("#unit-search").press("Enter")
+    assert page.locator("#map path.selected").get_attribute("data-name") == "CUSCO"
+    assert "Castillo" in detail.inner_text()
+    # districts: search a district on the district map
+    page.goto(f"{base_url}/en/s/{final_id}/map/area3/")
+    assert page.locator("#map path").count() > 1800
+    page.locator("#unit-search").fill("MIRAFLORES")
+    page.locator("#unit-search").press("Enter")
+    assert page.locator("#map path.selected").get_attribute("data-name") == "MIRAFLORES"
+    assert "of actas counted" in page.locator("#map-detail").inner_text()
+    shot(page, "map-district-search-en")
+    assert not page.errors, page.errors
+
+
+def test_keyboard_path_and_labels(page, base_url, final_id):
+    page.set_viewport_size(DESKTOP)
+    page.goto(f"{base_url}/")
+    page.keyboard.press("Tab")
+    skip = page.evaluate("document.activeElement.textContent")
+    assert skip.strip() == "Saltar al contenido"
+    page.keyboard.press("Enter")
+    assert page.evaluate("location.hash") == "#main"
+    for path in ("/", f"/s/{final_id}/map/area1/", f"/s/{final_id}/verify/",
+                 f"/s/{final_id}/quickcount/", f"/s/{final_id}/forensics/"):
+        page.goto(base_url + path)
+        unlabeled = page.evaluate("""() => [...document.querySelectorAll('input, select')]
+            .filter(e => e.type !== 'hidden' && !(e.labels && e.labels.length)
+                    && !e.getAttribute('aria-label')).map(e => e.outerHTML)""")
+        assert unlabeled == [], unlabeled
+        no_alt = page.evaluate("[...document.images].filter(i => !i.alt).length")
+        assert no_alt == 0
+        charts = page.locator("svg.chart")
+        for i in range(charts.count()):
+            assert charts.nth(i).get_attribute("role") == "img"
+            assert charts.nth(i).get_attribute("aria-labelledby")
+
+
+def test_replay_in_the_browser(browser, tmp_path_factory):
+    app = replay_app(tmp_path_factory.getbasetemp())
+    clock = app.state.backend.clock
+    clock.fixed = 0
+    page = browser.new_page()
+    try:
+        with serving(app) as url:
+            page.goto(url + "/")
+            assert "Repetición" in page.locator("#replay-banner").inner_text()
+            assert "Fujimori" in page.locator("#leader").inner_text()
+            call = page.locator("#call-status").inner_text()
+            assert "ajustado" in call.lower() or "castillo" in call.lower()
+            shot(page, "replay-step-01-es")
+            clock.fixed = 13  # 16:19 UTC: the raw lead has flipped
+            page.reload()
+            assert "Castillo" in page.locator("#leader").inner_text()
+            assert re.search(r"corte 14 / 52", page.locator("#replay-status").inner_text())
+            shot(page, "replay-step-14-es")
+            page.locator("#replay-pause").click()
+            assert page.locator("#replay-pause").get_attribute("aria-pressed") == "true"
+            page.goto(url + "/en/history/")
+            assert page.locator("#history-table tbody tr").count() == 14
+            shot(page, "replay-history-en")
+    finally:
+        page.close()
