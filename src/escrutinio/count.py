@@ -151,42 +151,108 @@ class CountState:
 
 # --- aggregation of acta frames --------------------------------------------------------
 
-def _acta_aggregates(df: pl.DataFrame, contest: Contest, keys: list[str]) -> pl.DataFrame:
-    """Aggregate a canonical acta frame into the canonical unit columns, by ``keys``."""
+#: the finest grouping of acta frames: every coarser level (and the nation) is a roll-up
+#: of these groups, so one pass over the actas serves every level
+_FINE_KEYS = ["area1_code", "area2_code", "area3_code", "abroad"]
+_FIGURES = ["electors", "cast", "blank", "null", "challenged"]
+
+
+def _acta_groups(df: pl.DataFrame, keys: list[str], columns: list[str]) -> pl.DataFrame:
+    """Plain sums of the figures per ``keys`` × status × (electors > 0): every condition
+    of the aggregates below is then a condition on a group, and the one pass over the
+    actas is the fast path of polars (sums, no expression evaluated per group)."""
+    return df.group_by(*keys, "status", (pl.col("electors") > 0).alias("__positive")).agg(
+        pl.len().cast(pl.Int64).alias("__len"),
+        pl.col("electors").count().cast(pl.Int64).alias("__electors_n"),
+        *[pl.col(c).sum() for c in dict.fromkeys([*_FIGURES, *columns])],
+    )
+
+
+def _count(mask: pl.Expr) -> pl.Expr:
+    """Number of actas of a group if ``mask`` holds for it, else 0."""
+    return pl.when(mask).then(pl.col("__len")).otherwise(0)
+
+
+def _sum(col: str, mask: pl.Expr) -> pl.Expr:
+    """Sum of ``col`` of a group if ``mask`` holds for it, else 0 (null figures count 0)."""
+    return pl.when(mask).then(pl.col(col)).otherwise(0).fill_null(0)
+
+
+def _acta_terms(contest: Contest) -> list[pl.Expr]:
+    """Per acta group (:func:`_acta_groups`), its contribution to each canonical unit
+    column: unit aggregates are plain sums of these (evaluated once over all groups, not
+    per group), and they roll up (``__electors_nulls`` makes ``electors_total`` null at
+    the end)."""
     st = pl.col("status")
     counted = st == ActaStatus.COUNTED.value
     annulled = st == ActaStatus.ANNULLED.value
     with_figures = counted | annulled
-    cand = contest.candidate_columns
-
-    def n(mask: pl.Expr) -> pl.Expr:
-        return mask.cast(pl.Int64).sum()
-
-    def s(col: str, mask: pl.Expr) -> pl.Expr:
-        return pl.when(mask).then(pl.col(col)).otherwise(0).fill_null(0).sum()
-
-    aggs = [
-        pl.len().cast(pl.Int64).alias("actas_total"),
-        n(st.is_in([x.value for x in CONTABILIZADA])).alias("actas_counted"),
-        n(st.is_in([x.value for x in PROCESADA])).alias("actas_processed"),
-        n(st.is_in([x.value for x in AT_JEE])).alias("actas_jee"),
-        n(st == ActaStatus.PENDING.value).alias("actas_pending"),
-        n(annulled).alias("actas_annulled"),
-        n(st == ActaStatus.NOT_INSTALLED.value).alias("actas_not_installed"),
-        s("electors", with_figures).alias("electors"),
-        pl.col("electors").sum().alias("electors_total"),
-        pl.col("electors").is_null().any().alias("__electors_incomplete"),
-        s("cast", with_figures).alias("cast"),
-        s("blank", counted).alias("blank"),
-        (s("null", counted) + s("cast", annulled)).alias("null"),
-        s("challenged", counted).alias("challenged"),
-        *[s(c, counted).alias(c) for c in cand],
+    return [
+        pl.col("__len").alias("actas_total"),
+        _count(st.is_in([x.value for x in CONTABILIZADA])).alias("actas_counted"),
+        _count(st.is_in([x.value for x in PROCESADA])).alias("actas_processed"),
+        _count(st.is_in([x.value for x in AT_JEE])).alias("actas_jee"),
+        _count(st == ActaStatus.PENDING.value).alias("actas_pending"),
+        _count(annulled).alias("actas_annulled"),
+        _count(st == ActaStatus.NOT_INSTALLED.value).alias("actas_not_installed"),
+        _sum("electors", with_figures).alias("electors"),
+        pl.col("electors").alias("electors_total"),
+        (pl.col("__len") - pl.col("__electors_n")).alias("__electors_nulls"),
+        _sum("cast", with_figures).alias("cast"),
+        _sum("blank", counted).alias("blank"),
+        (_sum("null", counted) + _sum("cast", annulled)).alias("null"),
+        _sum("challenged", counted).alias("challenged"),
+        *[_sum(c, counted).alias(c) for c in contest.candidate_columns],
     ]
-    out = df.group_by(keys).agg(aggs) if keys else df.select(aggs)
+
+
+def _rate_terms(columns: list[str]) -> list[pl.Expr]:
+    """Terms of the sums behind the two-candidate rates and mean electors of the hurdle
+    estimate, per acta group: rated actas are counted ones with electors > 0."""
+    rated = (pl.col("status") == ActaStatus.COUNTED.value) & pl.col("__positive")
+    return [
+        _count(rated).alias("__rated_n"),
+        _sum("electors", rated).alias("__rated_electors"),
+        *[_sum(c, rated).alias(f"__rated_{c}") for c in columns],
+        pl.col("electors").alias("__electors_sum"),
+        pl.col("__electors_n"),
+    ]
+
+
+def _fine_aggregates(df: pl.DataFrame, contest: Contest) -> pl.DataFrame:
+    """One pass over the actas: unit sums and hurdle sums per finest group."""
+    cand = contest.candidate_columns
+    return _sum_terms(_acta_groups(df, _FINE_KEYS, cand), _FINE_KEYS,
+                      [*_acta_terms(contest), *_rate_terms(cand)])
+
+
+def _sum_terms(groups: pl.DataFrame, keys: list[str], terms: list[pl.Expr]) -> pl.DataFrame:
+    """Evaluate ``terms`` on every group row, then sum them by ``keys`` (plain sums)."""
+    t = groups.select(*keys, *terms)
+    sums = pl.exclude(keys).sum()
+    return t.group_by(keys).agg(sums) if keys else t.select(sums)
+
+
+def _roll_up(fine: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """Sum fine groups by ``keys`` (none: one national row) into canonical unit columns."""
+    sums = [pl.col(c).sum() for c in fine.columns
+            if c not in _FINE_KEYS and not c.startswith("__rated_")
+            and c not in ("__electors_sum", "__electors_n")]
+    out = fine.group_by(keys).agg(sums) if keys else fine.select(sums)
     return out.with_columns(
-        pl.when(pl.col("__electors_incomplete")).then(None)
+        pl.when(pl.col("__electors_nulls") > 0).then(None)
         .otherwise(pl.col("electors_total")).alias("electors_total")
-    ).drop("__electors_incomplete")
+    ).drop("__electors_nulls")
+
+
+def _acta_aggregates(df: pl.DataFrame, contest: Contest, keys: list[str]) -> pl.DataFrame:
+    """Aggregate a canonical acta frame into the canonical unit columns, by ``keys``."""
+    out = _sum_terms(_acta_groups(df, keys, contest.candidate_columns), keys,
+                     _acta_terms(contest))
+    return out.with_columns(
+        pl.when(pl.col("__electors_nulls") > 0).then(None)
+        .otherwise(pl.col("electors_total")).alias("electors_total")
+    ).drop("__electors_nulls")
 
 
 def _finish_units(agg: pl.DataFrame, contest: Contest) -> pl.DataFrame:
@@ -205,12 +271,14 @@ def _finish_units(agg: pl.DataFrame, contest: Contest) -> pl.DataFrame:
                   if votes.shape[1] > 1 else np.zeros(len(votes), dtype=np.int64))
         code_arr = np.array(codes, dtype=object)
         has_votes = top > 0
+        # lists, not object arrays: polars cannot build a String series from an object
+        # array that starts with None (a unit with no votes yet sorted first)
         agg = agg.with_columns(
-            pl.Series("leader", np.where(has_votes, code_arr[order[:, 0]], None),
+            pl.Series("leader", np.where(has_votes, code_arr[order[:, 0]], None).tolist(),
                       dtype=pl.String),
             pl.Series("runner_up", np.where(has_votes & (votes.shape[1] > 1),
                                             code_arr[order[:, min(1, votes.shape[1] - 1)]],
-                                            None), dtype=pl.String),
+                                            None).tolist(), dtype=pl.String),
             pl.Series("margin_votes", (top - second).astype(np.int64)),
         )
     else:
@@ -233,37 +301,44 @@ def _finish_units(agg: pl.DataFrame, contest: Contest) -> pl.DataFrame:
 def _to_states(units: pl.DataFrame, contest: Contest, level: Level,
                names: dict[str, str]) -> tuple[UnitState, ...]:
     cand = contest.candidates
-    out = []
-    for row in units.iter_rows(named=True):  # one row per unit, not per acta
-        valid = int(row["valid"] or 0)
-        code = row.get("unit_code") or ""
-        out.append(UnitState(
-            level=level, code=code,
-            name=names.get(code, code) if code else "Total",
-            abroad=row.get("abroad"),
-            actas_total=int(row["actas_total"] or 0),
-            actas_counted=int(row["actas_counted"] or 0),
-            actas_processed=int(row["actas_processed"] or 0),
-            actas_jee=int(row["actas_jee"] or 0),
-            actas_pending=int(row["actas_pending"] or 0),
-            actas_annulled=int(row["actas_annulled"] or 0),
-            actas_not_installed=int(row["actas_not_installed"] or 0),
-            pct_counted=float(row["pct_counted"]),
-            pct_processed=float(row["pct_processed"]),
-            electors=int(row["electors"] or 0),
-            electors_total=None if row["electors_total"] is None else int(row["electors_total"]),
-            cast=int(row["cast"] or 0), valid=valid, blank=int(row["blank"] or 0),
-            null=int(row["null"] or 0), challenged=int(row["challenged"] or 0),
-            turnout=None if row["turnout"] is None else float(row["turnout"]),
-            candidates=tuple(
-                CandidateVotes(c.code, c.name, int(row[c.column] or 0),
-                               100 * int(row[c.column] or 0) / valid if valid else 0.0)
-                for c in cand),
-            leader=row["leader"], runner_up=row["runner_up"],
-            margin_votes=int(row["margin_votes"]),
-            margin_pct_valid=float(row["margin_pct_valid"]),
-        ))
-    return tuple(out)
+    n = units.height
+    ints = ["actas_total", "actas_counted", "actas_processed", "actas_jee", "actas_pending",
+            "actas_annulled", "actas_not_installed", "electors", "cast", "valid", "blank",
+            "null", "challenged", *[c.column for c in cand]]
+    # whole columns to Python lists at once (no per-row polars call); the shares of
+    # valid votes are computed here too (100 * votes / valid, as in Python)
+    valid = pl.col("valid").fill_null(0)
+    cols = units.select(
+        pl.col(ints).fill_null(0),
+        *[pl.when(valid > 0).then(100 * pl.col(c.column).fill_null(0) / valid)
+          .otherwise(0.0).alias(f"__pct_{c.column}") for c in cand],
+        pl.col("electors_total").cast(pl.Int64), pl.col("turnout").cast(pl.Float64),
+        pl.col("pct_counted", "pct_processed", "margin_pct_valid").cast(pl.Float64),
+        pl.col("margin_votes").cast(pl.Int64), "leader", "runner_up",
+    ).to_dict(as_series=False)
+    none = [None] * n
+    codes = [c or "" for c in (units["unit_code"].to_list() if "unit_code" in units.columns
+                                else none)]
+    abroad = units["abroad"].to_list() if "abroad" in units.columns else none
+    per_cand = [[CandidateVotes(c.code, c.name, v, pct) for v, pct in
+                 zip(cols[c.column], cols[f"__pct_{c.column}"], strict=True)] for c in cand]
+    votes = list(zip(*per_cand, strict=True)) if cand else [()] * n
+    return tuple(
+        UnitState(level, code, names.get(code, code) if code else "Total", ab, total,
+                  counted, processed, jee, pending, annulled, not_inst, pct_c, pct_p,
+                  electors, electors_total, cast, val, blank, null, challenged, turnout,
+                  cv, leader, runner_up, margin, margin_pct)
+        for (code, ab, total, counted, processed, jee, pending, annulled, not_inst, pct_c,
+             pct_p, electors, electors_total, cast, val, blank, null, challenged, turnout,
+             cv, leader, runner_up, margin, margin_pct) in zip(
+            codes, abroad, cols["actas_total"], cols["actas_counted"],
+            cols["actas_processed"], cols["actas_jee"], cols["actas_pending"],
+            cols["actas_annulled"], cols["actas_not_installed"], cols["pct_counted"],
+            cols["pct_processed"], cols["electors"], cols["electors_total"], cols["cast"],
+            cols["valid"], cols["blank"], cols["null"], cols["challenged"], cols["turnout"],
+            votes, cols["leader"], cols["runner_up"], cols["margin_votes"],
+            cols["margin_pct_valid"], strict=True)
+    )
 
 
 # --- remaining votes (for the hurdle) --------------------------------------------------
@@ -277,23 +352,41 @@ def remaining_two_candidate_actas(df: pl.DataFrame, leader: str, trailer: str) -
     department, else nation. Pending actas without electors get the mean electors of
     the actas around them.
     """
+    cols = [f"v_{leader}", f"v_{trailer}"]
+    fine = _sum_terms(_acta_groups(df, _FINE_KEYS, cols), _FINE_KEYS, _rate_terms(cols))
+    return _remaining(df, fine, leader, trailer)
+
+
+def _remaining(df: pl.DataFrame, fine: pl.DataFrame, leader: str, trailer: str) -> int:
+    """:func:`remaining_two_candidate_actas`, with the rates and mean electors taken from
+    the fine aggregates of ``df`` (:func:`_rate_terms`): only the actas still to come are
+    read again."""
     lc, tc = f"v_{leader}", f"v_{trailer}"
-    counted = pl.col("status") == ActaStatus.COUNTED.value
-    base = df.with_columns((pl.col(lc).fill_null(0) + pl.col(tc).fill_null(0)).alias("__two"))
-    rated = base.filter(counted & (pl.col("electors") > 0))
-    national_rate = (rated["__two"].sum() / rated["electors"].sum()) if rated.height else 0.0
-    national_electors = df["electors"].mean() if df["electors"].drop_nulls().len() else 0.0
-    todo = base.filter(~pl.col("status").is_in([s.value for s in CONTABILIZADA]))
+    todo = df.filter(~pl.col("status").is_in([s.value for s in CONTABILIZADA]))
     if todo.height == 0:
         return 0
+    fine = fine.select("area1_code", "area2_code", "area3_code",
+                       (pl.col(f"__rated_{lc}") + pl.col(f"__rated_{tc}")).alias("__t"),
+                       "__rated_electors", "__rated_n", "__electors_sum", "__electors_n")
+    nat = fine.select(pl.col("__t").sum(), pl.col("__rated_electors").sum(),
+                      pl.col("__rated_n").sum(), pl.col("__electors_sum").sum(),
+                      pl.col("__electors_n").sum()).row(0)
+    national_rate = (nat[0] / nat[1]) if nat[2] else 0.0
+    national_electors = (nat[3] / nat[4]) if nat[4] else 0.0
+    todo = todo.with_columns((pl.col(lc).fill_null(0) + pl.col(tc).fill_null(0)).alias("__two"))
     rate_cols = []
     for key in ("area3_code", "area2_code", "area1_code"):
-        r = rated.group_by(key).agg((pl.col("__two").sum() / pl.col("electors").sum())
-                                    .alias(f"__rate_{key}"))
-        todo = todo.join(r, on=key, how="left")
+        per = fine.group_by(key).agg(pl.col("__t", "__rated_electors", "__rated_n",
+                                            "__electors_sum", "__electors_n").sum())
+        per = per.select(
+            key,
+            pl.when(pl.col("__rated_n") > 0).then(pl.col("__t") / pl.col("__rated_electors"))
+            .alias(f"__rate_{key}"),
+            pl.when(pl.col("__electors_n") > 0)
+            .then(pl.col("__electors_sum") / pl.col("__electors_n")).alias(f"__el_{key}"),
+        )
+        todo = todo.join(per, on=key, how="left")
         rate_cols.append(pl.col(f"__rate_{key}"))
-        e = df.group_by(key).agg(pl.col("electors").mean().alias(f"__el_{key}"))
-        todo = todo.join(e, on=key, how="left")
     rate = pl.coalesce([*rate_cols, pl.lit(national_rate)])
     electors = pl.coalesce([pl.col("electors"), pl.col("__el_area3_code"),
                             pl.col("__el_area2_code"), pl.col("__el_area1_code"),
@@ -334,13 +427,19 @@ def count_state_actas(
     """Count state from a canonical acta frame."""
     names = names or {}
     frame = df if abroad_only is None else df.filter(pl.col("abroad") == abroad_only)
-    nat = _finish_units(_acta_aggregates(frame, contest, []), contest)
-    national = _to_states(nat, contest, Level.NATIONAL, names)[0]
-    split = _finish_units(_acta_aggregates(df, contest, ["abroad"]), contest)
+    fine_all = _fine_aggregates(df, contest)  # the only pass over every acta
+    fine = (fine_all if abroad_only is None
+            else fine_all.filter(pl.col("abroad") == abroad_only))
+    # the nation (first row) and its home / abroad split, finished together
+    split_raw = _roll_up(fine_all, ["abroad"])
+    top = _finish_units(pl.concat([_roll_up(fine, []).with_columns(
+        pl.lit(None, pl.Boolean).alias("abroad")).select(split_raw.columns), split_raw]),
+        contest)
+    states = _to_states(top, contest, Level.NATIONAL, names)
+    national = states[0]
     home = abroad = None
-    for st, flag in zip(_to_states(split, contest, Level.NATIONAL, names),
-                        split["abroad"].to_list(), strict=True):
-        st = _rename(st, "En el Perú / At home" if not flag else "Extranjero / Abroad", flag)
+    for st, flag in zip(states[1:], top["abroad"].to_list()[1:], strict=True):
+        st = _rename(st, "En el país / At home" if not flag else "Extranjero / Abroad", flag)
         if flag:
             abroad = st
         else:
@@ -348,13 +447,13 @@ def count_state_actas(
     units: tuple[UnitState, ...] = ()
     key = LEVEL_KEYS[level]
     if key is not None:
-        agg = _acta_aggregates(frame, contest, [key, "abroad"]).rename({key: "unit_code"})
+        agg = _roll_up(fine, [key, "abroad"]).rename({key: "unit_code"})
         agg = _finish_units(agg, contest).sort("abroad", "unit_code")
         units = _to_states(agg, contest, level, names)
     h = _hurdle_for(national, basis="actas: provisional figures where digitised, else "
                     "electors × two-candidate rate of counted actas nearby")
     if h.leader and h.trailer:
-        r = remaining_two_candidate_actas(frame, h.leader, h.trailer)
+        r = _remaining(frame, fine, h.leader, h.trailer)
         h = hurdle(national.margin_votes, r, h.leader, h.trailer, h.basis)
     return CountState(
         contest_id=contest.id, snapshot=snapshot, level=level, national=national, home=home,
@@ -395,7 +494,7 @@ def count_state_units(
                               contest)
         for st, flag in zip(_to_states(split, contest, Level.NATIONAL, names),
                             split["abroad"].to_list(), strict=True):
-            st = _rename(st, "En el Perú / At home" if not flag else "Extranjero / Abroad", flag)
+            st = _rename(st, "En el país / At home" if not flag else "Extranjero / Abroad", flag)
             if flag:
                 abroad = st
             else:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from escrutinio.domain import ACTA_COLUMNS, UNIT_COLUMNS, Contest, SnapshotKind
@@ -79,7 +80,8 @@ def read_source(path: str | Path, *, encoding: str = "utf-8") -> SourceBytes:
         data = data[3:]
     if encoding.lower().replace("-", "") == "utf8":
         try:
-            data.decode("utf-8")
+            if not data.isascii():  # ASCII is valid UTF-8, and isascii is far faster
+                data.decode("utf-8")
         except UnicodeDecodeError as exc:
             line = data.count(b"\n", 0, exc.start) + 1
             raise IngestError(
@@ -95,31 +97,212 @@ def read_source(path: str | Path, *, encoding: str = "utf-8") -> SourceBytes:
     return SourceBytes(path=name, raw=raw, sha256=sha256_bytes(raw), text=data)
 
 
-def _first_ragged_line(src: SourceBytes, n_header: int,
-                       separator: str = ",") -> tuple[int, int] | None:
-    reader = csv.reader(io.StringIO(src.text.decode("utf-8")), delimiter=separator)
-    for i, row in enumerate(reader, start=1):
-        if i == 1:
-            continue
-        if row and len(row) != n_header:
-            return reader.line_num, len(row)
-    return None
+#: bytes per block of the line scan: small enough to stay in cache, large enough that the
+#: per-block overhead does not matter
+_SCAN_BLOCK = 1 << 22
+
+
+def _field_counts_ok(text: bytes, n_header: int, separator: str) -> bool:
+    """Fast, sound check: True only when every physical line is blank ("" or "\r"), or has
+    an even number of quotes and ``n_header - 1`` separators outside quotes.
+
+    numpy over blocks of whole lines, reusing the same buffers: allocating masks the
+    size of a 100 MB file costs more than scanning it. False means "look closer", not
+    "wrong" (multi-byte separators always get False).
+    """
+    sep = separator.encode("utf-8")
+    if len(sep) != 1 or not text:
+        return False
+    want = n_header - 1
+    size = len(text)
+    buf = np.frombuffer(text, dtype=np.uint8)
+    cap = min(size, _SCAN_BLOCK)
+    mask, quotes = np.empty(cap, dtype=np.bool_), np.empty(cap, dtype=np.uint8)
+    pos = 0
+    while pos < size:
+        end = min(pos + _SCAN_BLOCK, size)
+        if end < size:  # end the block after a newline (or after a line longer than it)
+            cut = text.rfind(b"\n", pos, end)
+            if cut < 0:
+                cut = text.find(b"\n", end)
+            end = size if cut < 0 else cut + 1
+        n = end - pos
+        if mask.size < n:
+            mask, quotes = np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.uint8)
+        m, q = mask[:n], quotes[:n]
+        block = buf[pos:end]
+        np.equal(block, 10, out=m)
+        line_end = np.flatnonzero(m)
+        if block[-1] != 10:
+            line_end = np.append(line_end, n)
+        starts = np.empty(line_end.size, dtype=np.int64)
+        starts[0] = 0
+        starts[1:] = line_end[:-1] + 1
+        np.equal(block, sep[0], out=m)
+        if text.find(b'"', pos, end) >= 0:
+            np.equal(block, 34, out=q.view(np.bool_))
+            # each segment [start, next start) is a line and its newline: never empty
+            if (np.add.reduceat(q, starts, dtype=np.int64) & 1).any():
+                return False  # a quoted newline (or a stray quote)
+            # with an even count per line, a byte is inside quotes iff an odd number of
+            # quotes precede it in the block (uint8 wraps at 256, parity survives)
+            np.cumsum(q.view(np.bool_), dtype=np.uint8, out=q)
+            np.bitwise_and(q, 1, out=q)
+            np.greater(m.view(np.uint8), q, out=m)
+        counts = np.add.reduceat(m.view(np.uint8), starts, dtype=np.int64)
+        for i in np.flatnonzero(counts != want).tolist():  # only blank lines may differ
+            if text[pos + int(starts[i]): pos + int(line_end[i])].rstrip(b"\r"):
+                return False
+        pos = end
+    return True
+
+
+def _scan_records(text: bytes, sep: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Vectorised CSV record scan (RFC 4180 quoting, as the csv module reads it).
+
+    For every record: the physical line where it starts (1-based), its number of fields
+    and whether it is blank. None when the quoting is irregular (a quote inside an
+    unquoted field, text after a closing quote, a bare carriage return, an unclosed
+    quote): then only the csv module knows what it means. Blocks of the text are scanned
+    with reused buffers, carrying the quote state and the open record across blocks.
+    """
+    size = len(text)
+    buf = np.frombuffer(text, dtype=np.uint8)
+    cap = min(size, _SCAN_BLOCK)
+    inside_buf = np.empty(cap, dtype=np.uint8)
+    mask_buf = np.empty(cap, dtype=np.bool_)
+    parity = 0  # 1 when the previous block ended inside quotes
+    newlines = 0  # newlines before the block
+    open_seps, open_start, open_line = 0, 0, 1  # the record still open at the block start
+    rec_start: list[np.ndarray] = []
+    rec_line: list[np.ndarray] = []
+    rec_seps: list[np.ndarray] = []
+
+    def byte_at(idx: np.ndarray) -> np.ndarray:  # a newline stands for outside the text
+        out = buf[np.clip(idx, 0, size - 1)]
+        return np.where((idx < 0) | (idx >= size), 10, out)
+
+    for pos in range(0, size, _SCAN_BLOCK):
+        end = min(pos + _SCAN_BLOCK, size)
+        n = end - pos
+        block = buf[pos:end]
+        mask = mask_buf[:n]
+        if text.find(b'"', pos, end) >= 0:
+            inside = inside_buf[:n]  # 1 when a byte is inside quotes (a quote: after it)
+            np.equal(block, 34, out=mask)
+            quotes = np.flatnonzero(mask)
+            np.cumsum(mask, dtype=np.uint8, out=inside)  # wraps at 256: parity survives
+            np.bitwise_and(inside, 1, out=inside)
+            if parity:
+                np.bitwise_xor(inside, 1, out=inside)
+            at = quotes + pos
+            before, after = byte_at(at - 1), byte_at(at + 1)
+            ok = np.where(inside[quotes] == 1,
+                          (before == sep) | (before == 10) | (before == 34),
+                          (after == sep) | (after == 10) | (after == 13) | (after == 34))
+            if not ok.all():
+                return None
+            last_parity = int(inside[-1])
+        else:
+            inside = None
+            last_parity = parity
+        if text.find(b"\r", pos, end) >= 0:
+            np.equal(block, 13, out=mask)
+            cr = np.flatnonzero(mask)  # a carriage return outside quotes ends a line
+            if inside is not None:
+                cr = cr[inside[cr] == 0]
+            elif parity:
+                cr = cr[:0]
+            if cr.size and (byte_at(cr + pos + 1) != 10).any():
+                return None
+        np.equal(block, 10, out=mask)
+        nl = np.flatnonzero(mask)
+        nl_inside = inside[nl] if inside is not None else np.full(nl.size, parity)
+        ends = nl[nl_inside == 0]  # newlines that end a record
+        np.equal(block, sep, out=mask)
+        if inside is not None:
+            np.greater(mask.view(np.uint8), inside, out=mask)  # separators outside quotes
+        elif parity:
+            mask[:] = False
+        seg = np.empty(ends.size + 1, dtype=np.int64)
+        seg[0] = 0
+        seg[1:] = ends + 1
+        tail = seg[-1] < n
+        counts = np.add.reduceat(mask.view(np.uint8), seg if tail else seg[:-1],
+                                 dtype=np.int64)
+        if ends.size:
+            seps = counts[:ends.size]
+            seps[0] += open_seps
+            line_of_end = newlines + np.searchsorted(nl, ends)  # newlines before each end
+            starts = np.empty(ends.size, dtype=np.int64)
+            starts[0] = open_start
+            starts[1:] = ends[:-1] + 1 + pos
+            lines = np.empty(ends.size, dtype=np.int64)
+            lines[0] = open_line
+            lines[1:] = line_of_end[:-1] + 2
+            rec_start.append(starts)
+            rec_line.append(lines)
+            rec_seps.append(seps)
+            open_seps = int(counts[-1]) if tail else 0
+            open_start = int(ends[-1]) + 1 + pos
+            open_line = int(line_of_end[-1]) + 2
+        else:
+            open_seps += int(counts[0])
+        newlines += nl.size
+        parity = last_parity
+    if parity:
+        return None  # a quote never closed
+    if open_start < size:  # the last record has no final newline
+        rec_start.append(np.array([open_start]))
+        rec_line.append(np.array([open_line]))
+        rec_seps.append(np.array([open_seps]))
+    start = np.concatenate(rec_start) if rec_start else np.zeros(0, dtype=np.int64)
+    line = np.concatenate(rec_line) if rec_line else np.zeros(0, dtype=np.int64)
+    fields = (np.concatenate(rec_seps) if rec_seps else np.zeros(0, dtype=np.int64)) + 1
+    # a record's end: the next record's start minus its newline (or the end of the text)
+    stop = np.append(start[1:] - 1, size if buf[-1] != 10 else size - 1)
+    length = stop - start
+    blank = (length == 0) | ((length == 1) & (byte_at(start) == 13))
+    return line, fields, blank
 
 
 def _record_lines(src: SourceBytes, n_header: int, separator: str) -> list[int] | None:
     """Check the field count of every record; return the line where each data record
     starts when that differs from "one record per physical line", else None.
 
-    Fast path: count separators per physical line (vectorised). Only a file where some
-    line has the wrong count (a ragged line, or a quoted separator or newline) is walked
-    with the csv module, which raises ``wrong_field_count`` or finds each record's line.
+    Fast paths (numpy, vectorised): count separators per physical line, or follow the
+    quoting record by record (:func:`_scan_records`). Only a file with irregular quoting
+    (or a separator of more than one byte) is walked with the csv module, which raises
+    ``wrong_field_count`` or finds each record's line.
     polars pads a short line with nulls without complaint, so this check is needed.
     """
-    lines = pl.Series(src.text.split(b"\n")).cast(pl.Binary)
-    text = lines.cast(pl.String)
-    n_sep = text.str.count_matches(separator, literal=True)
+    # fast paths (numpy): count separators per line, or (with quotes) follow the quoting
+    sep = separator.encode("utf-8")
+    quoted = b'"' in src.text
+    if not quoted and _field_counts_ok(src.text, n_header, separator):
+        return None
+    scanned = _scan_records(src.text, sep[0]) if len(sep) == 1 else None
+    if scanned is not None:  # what the csv module walk below finds, vectorised
+        line, fields, blank = scanned
+        bad = np.flatnonzero(~blank[1:] & (fields[1:] != n_header))
+        if bad.size:
+            i = int(bad[0]) + 1
+            raise IngestError(
+                Location(src.path, int(line[i])), "wrong_field_count",
+                f"la línea tiene {fields[i]} campos y la cabecera {n_header}",
+                f"the line has {fields[i]} fields but the header has {n_header}",
+            )
+        if int(line[-1] - line[0]) == line.size - 1:
+            return None  # one record per physical line
+        return [int(x) for x in line[1:]]
+    text = pl.Series([src.text.decode("utf-8")]).str.split("\n").explode()
+    # separators inside quotes do not count; an odd number of quotes means a quoted
+    # newline, which only the csv module can follow
+    unquoted = text.str.replace_all(r'"[^"]*"', "")
+    n_sep = unquoted.str.count_matches(separator, literal=True)
+    one_line = text.str.count_matches('"', literal=True) % 2 == 0
     blank = text.str.strip_chars_end("\r").str.len_bytes() == 0
-    if bool(((n_sep == n_header - 1) | blank).all()):
+    if bool((((n_sep == n_header - 1) & one_line) | blank).all()):
         return None
     reader = csv.reader(io.StringIO(src.text.decode("utf-8")), delimiter=separator)
     starts: list[int] = []
@@ -138,6 +321,12 @@ def _record_lines(src: SourceBytes, n_header: int, separator: str) -> list[int] 
     return starts
 
 
+def first_line(text: bytes) -> str:
+    """The first line of the text, without its line break (and without copying the rest)."""
+    cut = text.find(b"\n")
+    return (text if cut < 0 else text[:cut]).decode("utf-8").rstrip("\r")
+
+
 def read_csv_strict(
     src: SourceBytes,
     *,
@@ -152,7 +341,7 @@ def read_csv_strict(
     Adds ``__line`` (1-based line number in the file; the header is line 1).
     """
     name = src.path
-    header_line = src.text.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
+    header_line = first_line(src.text)
     header = next(csv.reader([header_line], delimiter=separator))
     req = list(required)
     missing = [c for c in req if c not in header]
@@ -187,14 +376,7 @@ def read_csv_strict(
             raise_if_empty=False,
         )
     except pl.exceptions.PolarsError as exc:
-        ragged = _first_ragged_line(src, len(header), separator)
-        if ragged:
-            line, n = ragged
-            raise IngestError(
-                Location(name, line), "wrong_field_count",
-                f"la línea tiene {n} campos y la cabecera {len(header)}",
-                f"the line has {n} fields but the header has {len(header)}",
-            ) from None
+        _record_lines(src, len(header), separator)  # raises wrong_field_count if ragged
         raise IngestError(Location(name), "csv_syntax",
                           f"CSV ilegible: {exc}", f"unreadable CSV: {exc}") from None
     if df.height == 0:
@@ -203,8 +385,8 @@ def read_csv_strict(
     # polars silently pads short lines with nulls: check the field count of every line
     # (vectorised; the csv module walks the file only when that quick test fails).
     starts = _record_lines(src, len(header), separator)
-    if starts is not None and len(starts) >= df.height:
-        return df.with_columns(pl.Series("__line", starts[: df.height], dtype=pl.Int64))
+    if starts is not None and len(starts) == df.height:
+        return df.with_columns(pl.Series("__line", starts, dtype=pl.Int64))
     return df.with_row_index("__line", offset=2).with_columns(pl.col("__line").cast(pl.Int64))
 
 
@@ -214,14 +396,21 @@ def cast_ints(df: pl.DataFrame, columns: Iterable[str], file: str) -> pl.DataFra
     Accepts values like ``"13,619"`` (thousands separators) and ``"182.0"`` (integral
     floats written by R), nothing else.
     """
-    exprs = []
     cols = [c for c in columns if c in df.columns]
-    for c in cols:
+    if not cols:
+        return df
+    # fast path: a plain integer casts as it is (and then none of the clean-ups below
+    # would change it); only columns with some other value take the slow path
+    direct = df.select([pl.col(c).cast(pl.Int64, strict=False) for c in cols])
+    nulls = df.select([pl.col(c).null_count() for c in cols]).row(0)
+    slow = [c for c, n in zip(cols, nulls, strict=True) if direct[c].null_count() != n]
+    exprs = []
+    for c in slow:
         s = pl.col(c).str.strip_chars().str.replace_all(",", "", literal=True)
         s = pl.when(s.str.contains(r"^-?\d+\.0+$")).then(s.str.replace(r"\.0+$", "")).otherwise(s)
         exprs.append(s.cast(pl.Int64, strict=False).alias(c))
-    out = df.with_columns(exprs)
-    for c in cols:
+    out = df.with_columns(*[direct[c] for c in cols if c not in slow], *exprs)
+    for c in slow:
         bad = df.filter(pl.col(c).is_not_null() & out[c].is_null())
         if bad.height:
             line = int(bad["__line"][0])

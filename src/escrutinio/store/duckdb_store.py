@@ -7,12 +7,16 @@ Frames move in and out as Arrow tables, so no Python loop touches the rows.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 from escrutinio import __version__
 from escrutinio.domain import ACTA_COLUMNS, UNIT_COLUMNS, Contest, SnapshotKind
@@ -21,6 +25,8 @@ from escrutinio.sources.base import REJECTED_SCHEMA, ParsedSnapshot
 from escrutinio.store.base import IngestOutcome, SnapshotInfo, Store
 
 SCHEMA_VERSION = 1
+#: loaded snapshot frames kept per store object (snapshots never change once stored)
+FRAME_CACHE_SIZE = 2
 
 _SNAPSHOT_COLS = ("snapshot_id, contest_id, kind, level, as_of, source_uri, source_sha256, "
                   "part, parser, label, n_rows, n_rejected, n_findings, ingested_at, "
@@ -37,6 +43,10 @@ class DuckDBStore(Store):
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.con = duckdb.connect(self.path, read_only=read_only)
+        # snapshots are immutable, so a frame once loaded stays right: keep the last few
+        # (a server asked for several levels of the same snapshot reads it once)
+        self._frames: OrderedDict[tuple[str, str], pl.DataFrame] = OrderedDict()
+        self._geography: dict[str, pl.DataFrame] = {}
         self.con.execute("SET TimeZone='UTC'")
         if not read_only:
             self._migrate()
@@ -54,12 +64,15 @@ class DuckDBStore(Store):
         return rows[0] if rows else None
 
     def close(self) -> None:
+        self._frames.clear()
+        self._geography.clear()
         self.con.close()
 
     # -- writing -------------------------------------------------------------------------
     def put_snapshots(self, snapshots: list[ParsedSnapshot]) -> list[IngestOutcome]:
         outcomes: list[IngestOutcome] = []
         con = self.con
+        self._geography.clear()
         con.execute("BEGIN TRANSACTION")
         try:
             seen: set[str] = set()
@@ -114,31 +127,42 @@ class DuckDBStore(Store):
         cand = snap.contest.candidate_columns
         base = ACTA_COLUMNS if snap.kind is SnapshotKind.ACTAS else UNIT_COLUMNS
         table = "actas" if snap.kind is SnapshotKind.ACTAS else "units"
-        frame = snap.frame.select(
-            pl.lit(sid).alias("snapshot_id"), *base.keys(),
-            pl.concat_list([pl.col(c) for c in cand]).alias("votes") if cand
-            else pl.lit([], dtype=pl.List(pl.Int64)).alias("votes"),
-        )
-        arrow = frame.to_arrow()  # noqa: F841  (referenced by name in SQL below)
-        cols = ", ".join(_q(c) for c in frame.columns)
-        self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM arrow")
+        # the snapshot id and the votes list are built by DuckDB while it inserts: a
+        # repeated id and a list column built in polars cost more than the insert itself
+        frame = snap.frame
+        if snap.kind is SnapshotKind.ACTAS and not frame["acta_id"].is_sorted():
+            frame = frame.sort("acta_id")  # stored in the order load_actas returns
+        rows = frame.select(*base.keys(), *cand).to_arrow()
+        cols = ", ".join(_q(c) for c in base)
+        votes = f"[{', '.join(_q(c) for c in cand)}]" if cand else "[]::BIGINT[]"
+        with self._registered("__escrutinio_rows", rows):
+            self.con.execute(f"INSERT INTO {table} (snapshot_id, {cols}, votes) "
+                             f"SELECT ?, {cols}, {votes} FROM __escrutinio_rows", [sid])
         reports = pl.concat([
             snap.rejected.with_columns(pl.lit("reject").alias("severity")),
             snap.findings.with_columns(pl.lit("flag").alias("severity")),
-        ]).select(pl.lit(sid).alias("snapshot_id"), "severity", *REJECTED_SCHEMA.keys())
+        ]).select("severity", *REJECTED_SCHEMA.keys())
         if reports.height:
-            rep_arrow = reports.to_arrow()  # noqa: F841
-            self.con.execute("INSERT INTO row_reports SELECT * FROM rep_arrow")
+            with self._registered("__escrutinio_reports", reports.to_arrow()):
+                self.con.execute("INSERT INTO row_reports SELECT ?, * FROM __escrutinio_reports",
+                                 [sid])
+
+    @contextmanager
+    def _registered(self, name: str, table: pa.Table) -> Iterator[None]:
+        self.con.register(name, table)
+        try:
+            yield
+        finally:
+            self.con.unregister(name)
 
     def _put_geography(self, contest_id: str, geo: pl.DataFrame) -> None:
-        g = geo.select(pl.lit(contest_id).alias("contest_id"), "code", "name", "level",
-                       "parent", "abroad", "alt_code")
-        geo_arrow = g.to_arrow()  # noqa: F841
-        self.con.execute(
-            "INSERT INTO geography SELECT n.* FROM geo_arrow n WHERE NOT EXISTS ("
-            "SELECT 1 FROM geography g WHERE g.contest_id = n.contest_id "
-            "AND g.code = n.code AND g.level = n.level)"
-        )
+        g = geo.select("code", "name", "level", "parent", "abroad", "alt_code").to_arrow()
+        with self._registered("__escrutinio_geo", g):
+            self.con.execute(
+                "INSERT INTO geography SELECT ?, n.* FROM __escrutinio_geo n WHERE NOT EXISTS ("
+                "SELECT 1 FROM geography g WHERE g.contest_id = ? "
+                "AND g.code = n.code AND g.level = n.level)", [contest_id, contest_id]
+            )
 
     # -- reading -------------------------------------------------------------------------
     def list_snapshots(self, contest_id: str | None = None,
@@ -184,19 +208,38 @@ class DuckDBStore(Store):
         return self.contest(row[0])
 
     def _load(self, table: str, base: dict[str, pl.DataType], snapshot_id: str) -> pl.DataFrame:
+        key = (table, snapshot_id)
+        cached = self._frames.get(key)
+        if cached is not None:
+            self._frames.move_to_end(key)
+            return cached.clone()  # a clone shares the data; the caller may rename freely
+        frame = self._read(table, base, snapshot_id)
+        self._frames[key] = frame
+        while len(self._frames) > FRAME_CACHE_SIZE:
+            self._frames.popitem(last=False)
+        return frame.clone()
+
+    def _read(self, table: str, base: dict[str, pl.DataType], snapshot_id: str) -> pl.DataFrame:
         contest = self._contest_of(snapshot_id)
         cols = ", ".join(_q(c) for c in base)
-        order = "acta_id" if table == "actas" else "level, unit_code"
+        # actas are stored in acta_id order and come back in storage order (checked
+        # below: sorting a million ids in the query costs more than the rest of it)
+        order = "" if table == "actas" else " ORDER BY level, unit_code"
+        cand = contest.candidate_columns
+        # DuckDB takes the candidates out of the votes list (1-based; NULL past the end):
+        # cheaper than moving a list column through Arrow and splitting it in polars
+        votes = "".join(f", votes[{i + 1}] AS {_q(c)}" for i, c in enumerate(cand))
         df = pl.from_arrow(self.con.sql(
-            f"SELECT {cols}, votes FROM {table} WHERE snapshot_id = ? ORDER BY {order}",
+            f"SELECT {cols}{votes} FROM {table} WHERE snapshot_id = ?{order}",
             params=[snapshot_id]).to_arrow_table())
         assert isinstance(df, pl.DataFrame)
-        cand = contest.candidate_columns
         if df.height == 0:
             return pl.DataFrame(schema=dict(base) | {c: pl.Int64() for c in cand})
-        return df.with_columns(
-            [pl.col("votes").list.get(i, null_on_oob=True).alias(c) for i, c in enumerate(cand)]
-        ).drop("votes").cast(dict(base) | {c: pl.Int64() for c in cand})
+        if table == "actas" and not df["acta_id"].is_sorted():
+            df = df.sort("acta_id")  # stored by an older version, or reordered by DuckDB
+        # one chunk per column: DuckDB hands over many small batches, and every later
+        # group_by on a frame in thousands of pieces is several times slower
+        return df.cast(dict(base) | {c: pl.Int64() for c in cand}).rechunk()
 
     def load_actas(self, snapshot_id: str) -> pl.DataFrame:
         return self._load("actas", ACTA_COLUMNS, snapshot_id)
@@ -213,8 +256,12 @@ class DuckDBStore(Store):
         return df
 
     def geography(self, contest_id: str) -> pl.DataFrame:
-        df = pl.from_arrow(self.con.sql(
-            "SELECT code, name, level, parent, abroad, alt_code FROM geography "
-            "WHERE contest_id = ? ORDER BY level, code", params=[contest_id]).to_arrow_table())
-        assert isinstance(df, pl.DataFrame)
-        return df
+        cached = self._geography.get(contest_id)
+        if cached is None:  # emptied by every write through this store
+            df = pl.from_arrow(self.con.sql(
+                "SELECT code, name, level, parent, abroad, alt_code FROM geography "
+                "WHERE contest_id = ? ORDER BY level, code", params=[contest_id]
+            ).to_arrow_table())
+            assert isinstance(df, pl.DataFrame)
+            cached = self._geography[contest_id] = df
+        return cached.clone()

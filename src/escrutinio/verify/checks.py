@@ -71,7 +71,8 @@ class ValidationResult:
     findings: pl.DataFrame  # REJECTED_SCHEMA, rows kept
 
 
-def _report(df: pl.DataFrame, mask: pl.Expr, rule: Rule, field: str | None = None) -> pl.DataFrame:
+def _report(df: pl.DataFrame, mask: pl.Expr | pl.Series, rule: Rule,
+            field: str | None = None) -> pl.DataFrame:
     hit = df.filter(mask)
     if hit.height == 0:
         return pl.DataFrame(schema=REJECTED_SCHEMA)
@@ -101,34 +102,49 @@ def validate_actas(df: pl.DataFrame, contest: Contest) -> ValidationResult:
     over = (pl.col("cast").is_not_null() & pl.col("electors").is_not_null()
             & (pl.col("cast") > pl.col("electors")))
 
+    empty = (pl.col("status").is_null() & pl.col("cast").is_null()
+             & pl.col("area3_code").is_null())
+    incomplete = pl.any_horizontal([pl.col(c).is_null() for c in
+                                    ["cast", "blank", "null", *cand]])
+    # (mask, rule, field) in reporting order; every mask is computed in one pass and only
+    #: the rules that hit some row build a report
+    checks: list[tuple[pl.Expr, str, str | None]] = [
+        (pl.col("acta_id").is_null() | (pl.col("acta_id").str.strip_chars() == ""),
+         "missing_acta_id", None),
+        (empty, "row_without_data", None),
+        ((~pl.col("status").is_in(valid_status) | pl.col("status").is_null()) & ~empty,
+         "unknown_status", None),
+        *[(pl.col(c).is_not_null() & (pl.col(c) < 0), "negative_count", c) for c in counts],
+        (counted & incomplete, "counted_incomplete", None),
+        (counted & sum_bad, "sum_mismatch", None),
+        (counted & over, "cast_exceeds_electors", None),
+        (~counted & sum_bad, "sum_mismatch_uncounted", None),
+        (~counted & over, "cast_exceeds_electors_uncounted", None),
+    ]
+    masks = df.select(*[m.fill_null(False).alias(f"__m{i}") for i, (m, _, _) in enumerate(checks)])
+    hits = masks.select(pl.all().any()).row(0)
+    # ids strictly increasing (the usual order of a file) cannot repeat: a cheap test first
+    ids = df["acta_id"]
+    unique_ids = df.height < 2 or (ids.null_count() == 0 and bool(
+        (ids.slice(1) > ids.slice(0, df.height - 1)).all()))
+    unique_ids = unique_ids or ids.n_unique() == df.height
+
     rejects: list[pl.DataFrame] = []
     flags: list[pl.DataFrame] = []
     rejected_lines: list[pl.Series] = []
-
-    def reject(mask: pl.Expr, rule: str, field: str | None = None) -> None:
-        rep = _report(df, mask, RULES[rule], field)
-        if rep.height:
+    for i, (_, rule, field) in enumerate(checks):
+        if not hits[i]:
+            continue
+        rep = _report(df, masks.to_series(i), RULES[rule], field)
+        if RULES[rule].severity == "reject":
             rejects.append(rep)
             rejected_lines.append(rep["line"])
-
-    reject(pl.col("acta_id").is_null() | (pl.col("acta_id").str.strip_chars() == ""),
-           "missing_acta_id")
-    empty = (pl.col("status").is_null() & pl.col("cast").is_null()
-             & pl.col("area3_code").is_null())
-    reject(empty, "row_without_data")
-    reject((~pl.col("status").is_in(valid_status) | pl.col("status").is_null()) & ~empty,
-           "unknown_status")
-    for c in counts:
-        reject(pl.col(c).is_not_null() & (pl.col(c) < 0), "negative_count", c)
-    incomplete = pl.any_horizontal([pl.col(c).is_null() for c in
-                                    ["cast", "blank", "null", *cand]])
-    reject(counted & incomplete, "counted_incomplete")
-    reject(counted & sum_bad, "sum_mismatch")
-    reject(counted & over, "cast_exceeds_electors")
+        else:
+            flags.append(rep)
 
     # duplicates: identical copies keep the first; conflicting copies are all rejected
-    dup = pl.col("acta_id").is_duplicated()
-    if df.select(dup.any()).item():
+    if not unique_ids:
+        dup = pl.col("acta_id").is_duplicated()
         sig_cols = [c for c in df.columns if not c.startswith("__")]
         with_sig = df.with_columns(pl.struct(sig_cols).hash().alias("__sig"))
         n_sigs = pl.col("__sig").n_unique().over("acta_id")
@@ -140,12 +156,6 @@ def validate_actas(df: pl.DataFrame, contest: Contest) -> ValidationResult:
             if rep.height:
                 rejects.append(rep.select(REJECTED_SCHEMA.keys()))
                 rejected_lines.append(rep["line"])
-
-    for mask, rule in ((~counted & sum_bad, "sum_mismatch_uncounted"),
-                       (~counted & over, "cast_exceeds_electors_uncounted")):
-        rep = _report(df, mask, RULES[rule])
-        if rep.height:
-            flags.append(rep)
 
     rejected = (pl.concat(rejects) if rejects else pl.DataFrame(schema=REJECTED_SCHEMA))
     findings = (pl.concat(flags) if flags else pl.DataFrame(schema=REJECTED_SCHEMA))
