@@ -167,3 +167,15 @@ def test_hurdle_rejects_negative_margin() -> None:
 def test_hurdle_negative_remaining_is_clamped() -> None:
     h = hurdle(5, -100, "a", "b")
     assert h.remaining_two_candidate == 0 and h.status is HurdleStatus.NOTHING_REMAINING
+
+
+def test_subnational_snapshot_says_it_covers_home_only(data_dir: Path) -> None:
+    from escrutinio.count import count_state_units
+    from escrutinio.sources.onpe_aggregates import parse_progress_tables
+
+    snaps = parse_progress_tables(data_dir / "peru-2021-runoff/progress_subnational/distritos")
+    s = snaps[0]
+    st = count_state_units(s.frame, s.contest, ref(s), level=Level.AREA3)
+    assert "home only" in st.national.name
+    assert st.abroad is None and st.national.actas_total == 83_048  # 86,488 − 3,440 abroad
+    assert len(st.units) == 1_874

@@ -202,6 +202,8 @@ def status(
     out.print(f"[bold]{st.contest_id}[/] — {T('instantánea', 'snapshot')} "
               f"{st.snapshot.snapshot_id[:12]} ({st.snapshot.label}), "
               f"{st.snapshot.as_of:%Y-%m-%d %H:%M} UTC")
+    if n.name != "Total":
+        out.print(f"[yellow]{n.name}[/]")
     out.print(T(f"Actas contabilizadas {n.actas_counted:,} de {n.actas_total:,} "
                 f"({_pct(n.pct_counted)}); procesadas {n.actas_processed:,} "
                 f"({_pct(n.pct_processed)}); en el JEE {n.actas_jee:,}; pendientes "

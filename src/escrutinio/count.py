@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from fractions import Fraction
@@ -486,6 +486,15 @@ def count_state_units(
     else:
         nat_raw = total(units.filter(pl.col("level") == finest.value))
     national = _to_states(_finish_units(nat_raw, contest), contest, Level.NATIONAL, names)[0]
+    if Level.NATIONAL.value not in levels_present:
+        # no national row: say which part of the country the sum covers (ONPE's 2021
+        # subnational tables hold Peru only, without the vote abroad)
+        flags = set(units.filter(pl.col("level") == finest.value)["abroad"].to_list())
+        if flags == {False}:
+            national = replace(national, name="Total en el país (sin extranjero) / "
+                                              "home only (no abroad)")
+        elif flags == {True}:
+            national = replace(national, name="Total extranjero / abroad only")
 
     fine = units.filter(pl.col("level") == finest.value)
     home = abroad = None
