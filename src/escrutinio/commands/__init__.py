@@ -12,7 +12,7 @@ import importlib
 import typer
 
 #: modules under escrutinio.commands that add commands to the main app
-COMMAND_MODULES: tuple[str, ...] = ("audit", "defence", "projection", "live", "ledger", "web")
+COMMAND_MODULES: tuple[str, ...] = ("audit", "defence", "projection", "live", "ledger", "web", "forensics")
 
 
 def register_all(app: typer.Typer) -> None:

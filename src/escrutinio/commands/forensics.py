@@ -1,0 +1,193 @@
+"""``escrutinio forensics``: calibrated anomaly screening (anomaly, not proof).
+
+Presenter only: the numbers come from :mod:`escrutinio.forensics`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from escrutinio.commands.common import T, emit_json, err, fail, open_store, opts, out
+from escrutinio.domain import ContestKind, SnapshotKind
+from escrutinio.errors import EscrutinioError
+from escrutinio.store.base import SnapshotInfo, Store
+
+
+def _first_round(store: Store, contest_id: str, ref: str) -> SnapshotInfo | None:
+    """Resolve ``--first-round``: 'none'; 'auto' (a first-round contest of the same
+    country and year with a per-acta snapshot); 'CONTEST_ID[:REF]'; or a snapshot ref."""
+    if ref == "none":
+        return None
+    contest = store.contest(contest_id)
+    if ref == "auto":
+        if contest.kind is not ContestKind.RUNOFF:
+            return None
+        for c in store.contests():
+            if (c.kind is ContestKind.FIRST_ROUND and c.country == contest.country
+                    and c.date[:4] == contest.date[:4]):
+                snaps = store.list_snapshots(c.id, SnapshotKind.ACTAS)
+                if snaps:
+                    return snaps[-1]
+        return None
+    cid, _, sref = ref.partition(":")
+    if cid in {c.id for c in store.contests()}:
+        return store.snapshot(sref or "latest", contest_id=cid, kind=SnapshotKind.ACTAS)
+    return store.snapshot(ref, kind=SnapshotKind.ACTAS)
+
+
+def _fmt_p(p: float) -> str:
+    if p != p:  # NaN
+        return "—"
+    return f"{p:.1e}" if p < 1e-4 else f"{p:.4f}"
+
+
+def _num(x: float | None) -> str:
+    return "—" if x is None else f"{x:,.3g}"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def forensics(
+        snapshot: Annotated[str, typer.Option("--snapshot", "-s",
+                                              help="id, prefix, label, latest, first")] =
+        "latest",
+        contest: Annotated[str | None, typer.Option(help="contest id")] = None,
+        first_round: Annotated[str, typer.Option(
+            "--first-round", help="auto | none | CONTEST_ID[:REF] (panel test)")] = "auto",
+        tests: Annotated[str | None, typer.Option(
+            help="comma-separated: integer,last_digit,second_digit,fingerprint,place,panel")]
+        = None,
+        seed: Annotated[int, typer.Option(help="seed of the Monte-Carlo nulls")] = 20210606,
+        draws: Annotated[int, typer.Option(
+            help="Monte-Carlo draws (0 = exact/analytic nulls only)")] = 0,
+        q: Annotated[float, typer.Option("--q", help="false discovery rate (BH)")] = 0.05,
+        threshold: Annotated[float, typer.Option(
+            help="outlier threshold in robust SD (place, panel)")] = 5.0,
+        benford: Annotated[bool, typer.Option(
+            "--benford", help="ask for first-digit Benford (explains why it is refused)")]
+        = False,
+        image: Annotated[Path | None, typer.Option(
+            help="write the turnout × share fingerprint as PNG")] = None,
+        candidate: Annotated[str | None, typer.Option(
+            help="candidate code for --image (default: the leader)")] = None,
+        limit: Annotated[int, typer.Option(help="flagged actas listed (JSON: all)")] = 15,
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Cribado forense calibrado: anomalía, no prueba / calibrated forensic screening:
+        anomaly, not proof."""
+        from escrutinio import service
+        from escrutinio.forensics import BenfordRefused, fingerprint_image, run_forensics
+        from escrutinio.forensics.png import write_png
+
+        try:
+            if benford:
+                raise BenfordRefused()
+            wanted = None if tests is None else [t.strip() for t in tests.split(",")
+                                                 if t.strip()]
+            with open_store(read_only=True) as store:
+                cid = service.default_contest(store, contest)
+                info = store.snapshot(snapshot, contest_id=cid, kind=SnapshotKind.ACTAS)
+                cont = store.contest(info.contest_id)
+                frame = store.load_actas(info.snapshot_id)
+                geo = store.geography(info.contest_id)
+                names = dict(zip(geo["code"].to_list(), geo["name"].to_list(), strict=True))
+                prev_info = _first_round(store, info.contest_id, first_round)
+                prev = prev_frame = prev_contest = None
+                ids = [info.snapshot_id]
+                if prev_info is not None:
+                    prev_frame = store.load_actas(prev_info.snapshot_id)
+                    prev_contest = store.contest(prev_info.contest_id)
+                    prev = prev_info
+                    ids.append(prev_info.snapshot_id)
+            report = run_forensics(
+                frame, cont, previous=prev_frame, previous_contest=prev_contest,
+                tests=wanted, seed=seed, draws=draws, q=q, threshold=threshold, names=names,
+                snapshot_ids=tuple(ids), max_flagged=None if as_json else max(limit, 0))
+            if image is not None:
+                write_png(image, fingerprint_image(report, candidate))
+        except BenfordRefused as exc:
+            if as_json:
+                emit_json(exc.to_dict())
+            else:
+                out.print(T("[bold]Benford del primer dígito: no.[/]",
+                            "[bold]First-digit Benford: no.[/]"))
+                out.print(exc.message_es if opts.lang == "es" else exc.message_en)
+            raise typer.Exit(exc.exit_code) from None
+        except (EscrutinioError, ValueError) as exc:
+            if not isinstance(exc, EscrutinioError):
+                exc = EscrutinioError(str(exc), str(exc))
+            fail(exc, as_json)
+            return
+        if as_json:
+            emit_json(report)
+            return
+        _print(report, prev is not None, limit, image)
+
+
+def _print(report, has_prev: bool, limit: int, image: Path | None) -> None:  # noqa: ANN001
+    es = opts.lang == "es"
+    out.print(f"[bold]{report.contest_name}[/] — "
+              + T("cribado forense (anomalía, no prueba)", "forensic screen (anomaly, not proof)"))
+    table = Table(title=T("Pruebas", "Tests"))
+    for col in (T("prueba", "test"), T("cantidad", "quantity"), T("estadístico", "statistic"),
+                T("esperado", "expected"), T("efecto", "effect"), "p", "q",
+                T("ámbitos señalados", "flagged scopes"), T("actas señaladas", "flagged actas")):
+        table.add_column(col, overflow="fold")
+    for t in report.tests:
+        n = t.national
+        table.add_row(t.title_es if es else t.title_en, t.quantity, _num(n.statistic),
+                      _num(n.expected), _num(n.effect), _fmt_p(n.p_value),
+                      _fmt_p(n.q_value if n.q_value is not None else float("nan")),
+                      f"{t.n_flagged_scopes}", f"{t.n_flagged_actas:,}")
+    out.print(table)
+    for t in report.tests:
+        out.print(f"• [bold]{t.title_es if es else t.title_en} — {t.quantity}[/]: "
+                  f"{t.verdict_es if es else t.verdict_en}")
+        if t.n_flagged_scopes:
+            out.print(T(f"  Falsas alarmas esperadas entre sus señales: "
+                        f"~{t.expected_false_flags:.2f}. Explicaciones benignas: ",
+                        f"  Expected false flags among its flags: "
+                        f"~{t.expected_false_flags:.2f}. Benign explanations: ")
+                      + (t.benign_es if es else t.benign_en))
+    for s in report.skipped:
+        out.print(T(f"[yellow]Omitida {s.test}: {s.reason_es}[/]",
+                    f"[yellow]Skipped {s.test}: {s.reason_en}[/]"))
+    if report.flags:
+        ft = Table(title=T(f"Señales tras FDR (q = {report.q_level})",
+                           f"Flags after FDR (q = {report.q_level})"))
+        for col in (T("ámbito", "scope"), T("prueba", "test"), T("cantidad", "quantity"), "p",
+                    "q"):
+            ft.add_column(col)
+        for f in report.flags:
+            ft.add_row(f.scope_name, f.test, f.quantity, _fmt_p(f.p_value), _fmt_p(f.q_value))
+        out.print(ft)
+    out.print(T(f"Hipótesis: {report.n_hypotheses}; falsas alarmas esperadas entre las "
+                f"señales: ~{report.expected_false_flags:.1f}",
+                f"Hypotheses: {report.n_hypotheses}; expected false flags among the flags: "
+                f"~{report.expected_false_flags:.1f}"))
+    if report.flagged_actas and limit > 0:
+        at = Table(title=T(f"Actas señaladas ({report.n_flagged_actas:,}; primeras {limit})",
+                           f"Flagged actas ({report.n_flagged_actas:,}; first {limit})"))
+        codes = list(report.flagged_actas[0].votes)
+        for col in ("acta", T("área", "area"), T("local", "place"), T("electores", "electors"),
+                    T("emitidos", "cast"), *codes, "JEE", T("motivos", "reasons"), "z"):
+            at.add_column(col, overflow="fold")
+        for a in report.flagged_actas[:limit]:
+            at.add_row(a.acta_id, a.area3, a.polling_place[:24],
+                       "—" if a.electors is None else f"{a.electors}", f"{a.cast}",
+                       *[f"{a.votes[c]:,}" for c in codes], T("sí", "yes") if a.resolved else "",
+                       ", ".join(a.reasons), f"{a.max_abs_z:.1f}")
+        out.print(at)
+    out.print(report.stakes.text_es if es else report.stakes.text_en)
+    out.print(f"[bold]{report.summary_es if es else report.summary_en}[/]")
+    if image is not None:
+        err.print(T(f"Huella escrita en {image}", f"Fingerprint written to {image}"))
+    out.print(f"[dim]{report.footer_es if es else report.footer_en}[/]")
+    if not has_prev:
+        out.print(T("[dim]Sin primera vuelta: la prueba panel no se ejecutó "
+                    "(--first-round).[/]",
+                    "[dim]No first round: the panel test did not run (--first-round).[/]"))

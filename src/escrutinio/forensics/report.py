@@ -1,0 +1,623 @@
+"""Forensic screening report: every test, multiple-testing control, flagged actas, the
+stakes bound and a reproducibility footer, in Spanish and English.
+
+:func:`run_forensics` is a pure function: a canonical acta frame (and optionally the
+previous round's) in, a frozen :class:`ForensicsReport` out. It never reads files.
+A flag is an **anomaly, not proof**: each test lists the benign explanations to check
+first, and the report says how many flags chance alone would produce.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from escrutinio.domain import Contest
+from escrutinio.forensics.benford import BENFORD_ALIASES, BenfordRefused
+from escrutinio.forensics.common import Outliers, ScopeResult, sanitized, scopes_for
+from escrutinio.forensics.digits import DEFAULT_MIN_EXPECTED
+from escrutinio.forensics.engine import run_count_tests
+from escrutinio.forensics.fingerprint import (
+    Histogram2D,
+    TailShares,
+    joint_tail_mask,
+    run_fingerprint,
+)
+from escrutinio.forensics.inputs import ForensicInput, prepare
+from escrutinio.forensics.outliers import DEFAULT_THRESHOLD, run_place
+from escrutinio.forensics.panel import run_panel
+from escrutinio.forensics.stats import benjamini_hochberg
+from escrutinio.provenance import Provenance
+
+TESTS: tuple[str, ...] = ("integer", "last_digit", "second_digit", "fingerprint", "place",
+                          "panel")
+DEFAULT_SEED = 20210606
+#: a-priori weights of the weighted Benjamini-Hochberg procedure (rescaled to mean 1):
+#: the national test pools every acta and answers the main question; home/abroad next;
+#: regions localise. FDR stays controlled at q for any weights fixed in advance.
+SCOPE_WEIGHTS: dict[str, float] = {"national": 10.0, "home": 3.0, "abroad": 3.0,
+                                   "region": 1.0}
+
+TITLES: dict[str, tuple[str, str]] = {
+    "integer": ("Exceso de porcentajes enteros", "Integer-percentage excess"),
+    "last_digit": ("Último dígito (nulo según tamaño)", "Last digit (size-aware null)"),
+    "second_digit": ("Segundo dígito (2BL, línea base simulada)",
+                     "Second digit (2BL, simulated baseline)"),
+    "fingerprint": ("Huella participación × voto (colas ≥ 95 %)",
+                    "Turnout × share fingerprint (≥ 95 % tails)"),
+    "place": ("Atípicos dentro del local de votación", "Outliers within the polling place"),
+    "panel": ("Segunda vuelta contra primera vuelta (misma mesa)",
+              "Runoff against first round (same mesa)"),
+}
+
+BENIGN: dict[str, tuple[str, str]] = {
+    "integer": (
+        "Mesas pequeñas o de tamaño redondo (con 100 electores toda cifra es un porcentaje "
+        "entero; con 200, toda cifra par; con 300, una de cada tres) — el nulo ya lo "
+        "considera, así que un exceso significa algo más; actas corregidas por el JEE; "
+        "errores de transcripción que redondean.",
+        "Small or round-sized mesas (with 100 electors every count is a whole percentage; "
+        "with 200 every even count; with 300 one in three) — the null already accounts for "
+        "this, so an excess means something more; actas corrected by the JEE; "
+        "transcription errors that round."),
+    "last_digit": (
+        "Candidatos con pocos votos por mesa (dominan los dígitos bajos); muchas mesas del "
+        "mismo tamaño; errores de digitación. La prueba no sabe quién escribió las cifras.",
+        "Candidates with few votes per mesa (low digits dominate); many mesas of the same "
+        "size; typing errors. The test cannot tell who wrote the figures."),
+    "second_digit": (
+        "El segundo dígito de una cifra de tres dígitos es su decena: depende de dónde se "
+        "concentran los votos de las mesas, no de la honestidad. Desvíos aparecen en "
+        "elecciones limpias con mesas de tamaño parecido y candidatos fuertes (Deckert et "
+        "al. 2011). Evidencia débil en cualquier sentido.",
+        "The second digit of a 3-digit count is its tens digit: it depends on where mesas' "
+        "votes concentrate, not on honesty. Deviations appear in clean elections with "
+        "similar-sized mesas and strong candidates (Deckert et al. 2011). Weak evidence "
+        "either way."),
+    "fingerprint": (
+        "Comunidades cerradas que votan en bloque y acuden en pleno (comunidades "
+        "campesinas, bases militares, centros poblados pequeños); mesas con pocos "
+        "electores; padrón depurado en una mesa.",
+        "Closed communities that vote en bloc and turn out in full (peasant communities, "
+        "military bases, small villages); mesas with few electors; a cleaned roll in one "
+        "mesa."),
+    "place": (
+        "Mesas del mismo local con electorados distintos (asignación por DNI/edad, mesas "
+        "de personal o de personas con discapacidad); actas resueltas por el JEE con cifras "
+        "corregidas; errores de transcripción (dígitos transpuestos, votos de un candidato "
+        "en la casilla del otro); una mesa con muchos electores fallecidos o emigrados.",
+        "Mesas at the same place serving different electorates (assignment by ID number/"
+        "age, staff or accessibility mesas); actas resolved by the JEE with corrected "
+        "figures; transcription errors (transposed digits, one candidate's votes in the "
+        "other's box); a mesa with many deceased or emigrated electors."),
+    "panel": (
+        "Electores reasignados entre vueltas (el número de mesa se reutiliza con otro "
+        "padrón), un error en el acta de primera vuelta, campañas o hechos locales entre "
+        "vueltas, respaldos de partidos eliminados.",
+        "Electors reassigned between rounds (the mesa number reused with another roll), "
+        "an error in the first-round acta, local campaigns or events between rounds, "
+        "endorsements by eliminated parties."),
+}
+
+CANNOT_TELL: dict[str, tuple[str, str]] = {
+    "integer": ("No detecta cifras inventadas que no sean redondas, ni votos añadidos con "
+                "cifras 'naturales'.",
+                "It does not detect invented figures that are not round, nor votes added "
+                "with 'natural-looking' figures."),
+    "last_digit": ("No detecta relleno de urnas ni traslado de votos: ambos dejan dígitos "
+                   "finales normales.",
+                   "It does not detect ballot stuffing or vote shifting: both leave normal "
+                   "final digits."),
+    "second_digit": ("No separa elecciones limpias de manipuladas en mesas pequeñas de "
+                     "tamaño parecido; la ley de Benford no es una ley de los votos.",
+                     "It does not separate clean from manipulated elections on small, "
+                     "similar-sized units; Benford's law is not a law of votes."),
+    "fingerprint": ("Solo ve el relleno extremo (participación y voto cerca del 100 %) en "
+                    "mesas cuyo local tiene mesas normales; no mide cuántos votos son "
+                    "falsos.",
+                    "It only sees extreme stuffing (turnout and share near 100 %) in mesas "
+                    "whose place has normal mesas; it does not measure how many votes are "
+                    "false."),
+    "place": ("No ve manipulación pareja en todas las mesas de un local, ni en locales con "
+              "una o dos mesas.",
+              "It does not see manipulation applied evenly to every mesa of a place, nor "
+              "in places with one or two mesas."),
+    "panel": ("Necesita la misma mesa en ambas vueltas; no ve manipulación presente en las "
+              "dos vueltas ni cambios parejos en todo un local.",
+              "It needs the same mesa in both rounds; it does not see manipulation present "
+              "in both rounds nor even changes across a whole place."),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TestSummary:
+    """One test for one quantity (turnout or a candidate), national and by scope."""
+
+    test: str
+    quantity: str
+    title_es: str
+    title_en: str
+    national: ScopeResult
+    scopes: tuple[ScopeResult, ...]  # every scope, national first, with q-values
+    n_flagged_scopes: int
+    expected_false_flags: float  # q × flagged scopes: the BH bound on false ones
+    n_flagged_actas: int  # actas this test singles out (0: aggregate tests)
+    verdict_es: str
+    verdict_en: str
+    benign_es: str
+    benign_en: str
+    cannot_tell_es: str
+    cannot_tell_en: str
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """A (scope, test, quantity) rejected by Benjamini-Hochberg."""
+
+    scope: str
+    scope_name: str
+    test: str
+    quantity: str
+    p_value: float
+    q_value: float
+
+
+@dataclass(frozen=True, slots=True)
+class FlaggedActa:
+    acta_id: str
+    area1: str
+    area3: str
+    polling_place: str
+    electors: int | None
+    cast: int
+    votes: dict[str, int]
+    resolved: bool
+    reasons: tuple[str, ...]  # e.g. "place:turnout", "panel:fujimori", "fingerprint:castillo"
+    max_abs_z: float
+    in_flagged_scope: bool  # its area1 (or the nation) is flagged for one of its reasons
+
+
+@dataclass(frozen=True, slots=True)
+class Stakes:
+    """If every flagged acta were wrong: how many votes, against the margin."""
+
+    n_actas: int
+    valid_votes: int  # candidate votes in the flagged actas: the most that could move
+    cast_votes: int
+    leader: str
+    runner_up: str
+    margin: int  # leader − runner-up over the analysed actas
+    net_for_leader: int  # Σ (leader − runner-up) in flagged actas: what annulling them moves
+    margin_if_annulled: int
+    could_change_winner: bool  # valid votes involved exceed the margin
+    text_es: str
+    text_en: str
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    test: str
+    reason_es: str
+    reason_en: str
+
+
+@dataclass(frozen=True, slots=True)
+class ForensicsReport:
+    contest_id: str
+    contest_name: str
+    provenance: Provenance
+    data_hash: str
+    filters: dict[str, int]
+    q_level: float
+    threshold: float
+    tests: tuple[TestSummary, ...]
+    flags: tuple[Flag, ...]
+    n_hypotheses: int
+    expected_false_flags: float  # ≈ q × number of flags (Benjamini-Hochberg)
+    chance_flags_raw: float  # q × number of hypotheses: raw p < q expected by chance
+    flagged_actas: tuple[FlaggedActa, ...]
+    n_flagged_actas: int
+    stakes: Stakes
+    tails: tuple[TailShares, ...]
+    histograms: tuple[Histogram2D, ...]
+    skipped: tuple[Skipped, ...]
+    panel_info: dict[str, int]
+    scope_names: dict[str, str]
+    summary_es: str
+    summary_en: str
+    footer_es: str
+    footer_en: str
+
+
+def _fmt_p(p: float) -> str:
+    if p < 1e-4:
+        return f"{p:.1e}"
+    return f"{p:.4f}" if p < 0.01 else f"{p:.3f}"
+
+
+def _describe(test: str, quantity: str, r: ScopeResult, names: Mapping[str, str],
+              threshold: float) -> tuple[str, str]:
+    """One plain sentence with the numbers of the national result."""
+    qn = names.get(quantity, quantity)
+    d = r.details
+    if r.n_units == 0 or r.statistic is None or r.expected is None:
+        return ("No hay actas que cumplan las condiciones de esta prueba.",
+                "No actas meet this test's conditions.")
+    if test == "integer":
+        what_es = "participación" if quantity == "turnout" else f"el porcentaje de {qn}"
+        what_en = "turnout" if quantity == "turnout" else f"{qn}'s share"
+        return (f"{int(r.statistic):,} de {r.n_units:,} actas tienen {what_es} en un "
+                f"porcentaje entero (±0,05); se esperaban {r.expected:,.0f} por el tamaño de "
+                f"cada mesa (razón {r.effect:.3f}); p = {_fmt_p(r.p_value)}.",
+                f"{int(r.statistic):,} of {r.n_units:,} actas report {what_en} as a whole "
+                f"percentage (±0.05); {r.expected:,.0f} were expected from each mesa's size "
+                f"(ratio {r.effect:.3f}); p = {_fmt_p(r.p_value)}.")
+    if test == "last_digit":
+        dig = d.get("largest_excess_digit", 0)
+        return (f"Últimos dígitos de los votos de {qn} en {r.n_units:,} actas: χ² = "
+                f"{r.statistic:.1f} con {int(r.expected)} g.l. contra el nulo según tamaño "
+                f"(mayor exceso: dígito {dig}); p = {_fmt_p(r.p_value)}.",
+                f"Last digits of {qn}'s votes in {r.n_units:,} actas: χ² = "
+                f"{r.statistic:.1f} on {int(r.expected)} df against the size-aware null "
+                f"(largest excess: digit {dig}); p = {_fmt_p(r.p_value)}.")
+    if test == "second_digit":
+        lo = min(d["baseline_smoothed"], d["baseline_binomial"])
+        hi = max(d["baseline_smoothed"], d["baseline_binomial"])
+        return (f"Media del segundo dígito de {qn}: {r.statistic:.3f}; líneas base simuladas "
+                f"{lo:.3f}–{hi:.3f} (el 4,187 de Benford no aplica); p = {_fmt_p(r.p_value)}.",
+                f"Mean second digit of {qn}: {r.statistic:.3f}; simulated baselines "
+                f"{lo:.3f}–{hi:.3f} (Benford's 4.187 does not apply); "
+                f"p = {_fmt_p(r.p_value)}.")
+    if test == "fingerprint":
+        return (f"{int(r.statistic)} actas con participación ≥ 95 % y {qn} ≥ 95 %; "
+                f"{r.expected:.1f} esperadas según sus locales; p = {_fmt_p(r.p_value)}.",
+                f"{int(r.statistic)} actas with turnout ≥ 95 % and {qn} ≥ 95 %; "
+                f"{r.expected:.1f} expected from their polling places; "
+                f"p = {_fmt_p(r.p_value)}.")
+    where_es = "su local" if test == "place" else "su local y su primera vuelta"
+    where_en = "their polling place" if test == "place" else "their place and first round"
+    if quantity == "turnout":
+        return (f"{int(r.statistic)} actas con participación muy por encima de {where_es} "
+                f"(≥ {threshold:g} desv. robustas) y {int(r.expected)} muy por debajo; "
+                f"p = {_fmt_p(r.p_value)}.",
+                f"{int(r.statistic)} actas with turnout far above {where_en} (≥ "
+                f"{threshold:g} robust SD) and {int(r.expected)} far below; "
+                f"p = {_fmt_p(r.p_value)}.")
+    return (f"{int(r.statistic)} actas muy a favor de {qn} respecto de {where_es} (≥ "
+            f"{threshold:g} desv. robustas) y {int(r.expected)} muy en contra; "
+            f"p = {_fmt_p(r.p_value)}.",
+            f"{int(r.statistic)} actas far in favour of {qn} relative to {where_en} (≥ "
+            f"{threshold:g} robust SD) and {int(r.expected)} far against; "
+            f"p = {_fmt_p(r.p_value)}.")
+
+
+def _beneficiaries(outliers: Mapping[str, list[Outliers]],
+                   threshold: float) -> dict[tuple[str, str], dict[str, float]]:
+    """Who gains in the actas whose turnout jumps: for each candidate, the share of the
+    high-turnout outliers where the candidate's share is also above the neighbours'."""
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    for test, zs in outliers.items():
+        by_q = {o.quantity: o.z for o in zs}
+        if "turnout" not in by_q:
+            continue
+        hit = np.nan_to_num(by_q["turnout"], nan=0.0) >= threshold
+        if not hit.any():
+            continue
+        out[(test, "turnout")] = {
+            q: round(float(np.mean(np.nan_to_num(z[hit], nan=0.0) > 0)), 3)
+            for q, z in by_q.items() if q != "turnout"}
+    return out
+
+
+def _verdict(test: str, quantity: str, rows: list[ScopeResult], names: Mapping[str, str],
+             scope_names: Mapping[str, str], threshold: float) -> tuple[str, str, int]:
+    nat = rows[0]
+    flagged = [r for r in rows if r.flagged]
+    es, en = _describe(test, quantity, nat, names, threshold)
+    gains = nat.details.get("share_above_neighbours")
+    if flagged and gains:
+        best = max(gains, key=lambda c: gains[c])
+        bn = names.get(best, best)
+        es += (f" En {gains[best]:.0%} de esas actas de participación alta, {bn} también "
+               "supera a sus vecinas.")
+        en += (f" In {gains[best]:.0%} of those high-turnout actas {bn} also beats the "
+               "neighbouring mesas.")
+    if not flagged:
+        return (f"Sin anomalía detectable. {es}", f"No detectable anomaly. {en}", 0)
+    where = ", ".join(scope_names.get(r.scope, r.scope) for r in flagged[:8])
+    more = f" (+{len(flagged) - 8})" if len(flagged) > 8 else ""
+    return (f"ANOMALÍA (no prueba) en {len(flagged)} ámbito(s) tras el control FDR: "
+            f"{where}{more}. {es} Revise primero las explicaciones benignas.",
+            f"ANOMALY (not proof) in {len(flagged)} scope(s) after FDR control: "
+            f"{where}{more}. {en} Check the benign explanations first.", len(flagged))
+
+
+def _candidates_by_votes(inp: ForensicInput, top: int) -> list[int]:
+    order = np.argsort(-inp.votes.sum(axis=0), kind="stable")
+    k = len(inp.codes) if len(inp.codes) == 2 else min(top, len(inp.codes))
+    return sorted(order[:k].tolist(), key=lambda c: list(order).index(c))
+
+
+def _flagged_actas(
+    inp: ForensicInput, outliers: dict[str, list[Outliers]], tails: dict[str, np.ndarray],
+    threshold: float, flagged_scopes: set[tuple[str, str, str]], limit: int | None,
+) -> tuple[list[FlaggedActa], np.ndarray]:
+    """Actas beyond the threshold in the favourable direction of each quantity (turnout
+    up; a candidate's share up), and actas in the joint ≥ 95 % tail."""
+    n = inp.n
+    reasons: dict[int, list[str]] = {}
+    max_z = np.zeros(n)
+    any_flag = np.zeros(n, dtype=bool)
+    in_scope = np.zeros(n, dtype=bool)
+    region_code = inp.region_codes[inp.region_idx]
+    for test, zs in outliers.items():
+        for o in zs:
+            z = np.nan_to_num(o.z, nan=0.0)
+            hit = z >= threshold
+            for i in np.flatnonzero(hit).tolist():
+                reasons.setdefault(i, []).append(f"{test}:{o.quantity}")
+            max_z = np.maximum(max_z, np.where(hit, z, 0.0))
+            any_flag |= hit
+            for scope_id in ("national", "home", "abroad"):
+                if (scope_id, test, o.quantity) in flagged_scopes:
+                    in_scope |= hit & _scope_mask(inp, scope_id)
+            reg_flag = np.array([(f"area1:{c}", test, o.quantity) in flagged_scopes
+                                 for c in inp.region_codes.tolist()], dtype=bool)
+            in_scope |= hit & reg_flag[inp.region_idx]
+    for code, mask in tails.items():
+        for i in np.flatnonzero(mask).tolist():
+            reasons.setdefault(i, []).append(f"fingerprint:{code}")
+        any_flag |= mask
+        if any(("national", "fingerprint", code) == f or
+               (f[1] == "fingerprint" and f[2] == code and f[0].startswith("area1:"))
+               for f in flagged_scopes):
+            in_scope |= mask
+    idx = np.flatnonzero(any_flag)
+    idx = idx[np.argsort(-max_z[idx], kind="stable")]
+    shown = idx if limit is None else idx[:limit]
+    codes = inp.codes
+    out = [FlaggedActa(
+        acta_id=str(inp.acta_id[i]), area1=str(region_code[i]), area3=str(inp.area3[i]),
+        polling_place=str(inp.place[i]),
+        electors=None if inp.electors is None else int(inp.electors[i]),
+        cast=int(inp.cast[i]), votes={c: int(v) for c, v in zip(codes, inp.votes[i],
+                                                                 strict=True)},
+        resolved=bool(inp.resolved[i]), reasons=tuple(reasons[i]),
+        max_abs_z=round(float(max_z[i]), 2), in_flagged_scope=bool(in_scope[i]))
+        for i in shown.tolist()]
+    return out, any_flag
+
+
+def _scope_mask(inp: ForensicInput, scope_id: str) -> np.ndarray:
+    if scope_id == "national":
+        return np.ones(inp.n, dtype=bool)
+    return inp.abroad if scope_id == "abroad" else ~inp.abroad
+
+
+def _stakes(inp: ForensicInput, mask: np.ndarray, names: Mapping[str, str]) -> Stakes:
+    totals = inp.votes.sum(axis=0)
+    order = np.argsort(-totals, kind="stable")
+    lead, run = int(order[0]), int(order[1]) if len(order) > 1 else int(order[0])
+    margin = int(totals[lead] - totals[run])
+    valid = int(inp.valid[mask].sum())
+    cast = int(inp.cast[mask].sum())
+    net = int((inp.votes[mask, lead] - inp.votes[mask, run]).sum())
+    ln, rn = names.get(inp.codes[lead], inp.codes[lead]), names.get(inp.codes[run],
+                                                                    inp.codes[run])
+    could = valid > margin
+    k = int(mask.sum())
+    es = (f"Si las {k:,} actas señaladas estuvieran todas mal, involucran como máximo "
+          f"{valid:,} votos válidos, frente a un margen de {margin:,} ({ln} sobre {rn}). "
+          f"Anularlas todas movería el margen en {-net:+,} votos (quedaría en "
+          f"{margin - net:,}). " + ("Esos votos superan el margen: importan para el "
+                                    "resultado y deben revisarse acta por acta."
+                                    if could else "Ni siquiera todos juntos alcanzan el "
+                                    "margen: no pueden cambiar al ganador."))
+    en = (f"If all {k:,} flagged actas were wrong, they involve at most {valid:,} valid "
+          f"votes, against a margin of {margin:,} ({ln} over {rn}). Annulling all of them "
+          f"would move the margin by {-net:+,} votes (to {margin - net:,}). "
+          + ("Those votes exceed the margin: they matter for the result and should be "
+             "checked acta by acta." if could else "Even all together they do not reach "
+             "the margin: they cannot change the winner."))
+    return Stakes(n_actas=k, valid_votes=valid, cast_votes=cast, leader=inp.codes[lead],
+                  runner_up=inp.codes[run], margin=margin, net_for_leader=net,
+                  margin_if_annulled=margin - net, could_change_winner=could,
+                  text_es=es, text_en=en)
+
+
+def run_forensics(
+    frame: pl.DataFrame, contest: Contest, *, previous: pl.DataFrame | None = None,
+    previous_contest: Contest | None = None, tests: Iterable[str] | None = None,
+    seed: int = DEFAULT_SEED, draws: int = 0, q: float = 0.05,
+    threshold: float = DEFAULT_THRESHOLD, min_expected: float = DEFAULT_MIN_EXPECTED,
+    top: int = 3, names: Mapping[str, str] | None = None,
+    snapshot_ids: tuple[str, ...] = (), max_flagged: int | None = 500,
+) -> ForensicsReport:
+    """Run the forensic screen on a canonical acta frame.
+
+    ``previous`` is the first round's acta frame (same acta ids) for the panel test;
+    ``names`` maps area codes and candidate codes to display names. ``draws`` > 0 adds
+    Monte-Carlo nulls (seeded by ``seed``) to the integer and last-digit tests.
+    """
+    requested = list(TESTS if tests is None else tests)
+    if any(t.lower() in BENFORD_ALIASES for t in requested):
+        raise BenfordRefused()
+    unknown = [t for t in requested if t not in TESTS]
+    if unknown:
+        raise ValueError(f"unknown tests {unknown}; known: {list(TESTS)}")
+    names = dict(names or {})
+    for c in contest.candidates:
+        names.setdefault(c.code, c.name)
+    rng = np.random.Generator(np.random.PCG64(seed))
+    inp = prepare(frame, contest)
+    scopes = scopes_for(inp)
+    scope_names = {s.id: (names.get(s.code, s.code) if s.kind == "region" else
+                          {"national": "nacional/national", "home": "en el país/home",
+                           "abroad": "extranjero/abroad"}[s.kind]) for s in scopes}
+    cands = _candidates_by_votes(inp, top)
+    skipped: list[Skipped] = []
+    results: dict[str, dict[str, list[ScopeResult]]] = {}
+    outliers: dict[str, list[Outliers]] = {}
+    hists: list[Histogram2D] = []
+    tails: list[TailShares] = []
+    panel_info: dict[str, int] = {}
+    if inp.n == 0:
+        raise ValueError("no counted actas with figures to analyse")
+    count_tests = {t for t in requested if t in ("integer", "last_digit", "second_digit")}
+    if count_tests:
+        results |= run_count_tests(inp, scopes, count_tests, cands, draws=draws, rng=rng,
+                                   min_expected=min_expected)
+    no_turnout = ("sin electores hábiles por acta no hay participación",
+                  "without registered electors per acta there is no turnout")
+    if "integer" in requested and not inp.has_turnout:
+        skipped.append(Skipped("integer:turnout", *no_turnout))
+    if "fingerprint" in requested:
+        if inp.has_turnout:
+            res, hists, tails = run_fingerprint(inp, scopes, cands)
+            results["fingerprint"] = res
+        else:
+            skipped.append(Skipped("fingerprint", *no_turnout))
+    if "place" in requested:
+        res, zs = run_place(inp, scopes, cands, threshold=threshold)
+        results["place"] = res
+        outliers["place"] = zs
+        if not inp.has_turnout:
+            skipped.append(Skipped("place:turnout", *no_turnout))
+    if "panel" in requested:
+        if previous is None:
+            skipped.append(Skipped(
+                "panel", "no se dio la vuelta anterior (--first-round)",
+                "no previous round was given (--first-round)"))
+        else:
+            prev = prepare(previous, previous_contest or contest)
+            res, zs, panel_info = run_panel(inp, prev, scopes, cands, threshold=threshold)
+            if res:
+                results["panel"] = res
+                outliers["panel"] = zs
+            else:
+                skipped.append(Skipped("panel", "ninguna mesa coincide entre las vueltas",
+                                       "no mesa matches between the rounds"))
+    # Benjamini-Hochberg across scopes × tests × quantities
+    keys: list[tuple[str, str, int]] = []
+    pvals: list[float] = []
+    weights: list[float] = []
+    kind_of = {s.id: s.kind for s in scopes}
+    for test, by_q in results.items():
+        for quantity, rows in by_q.items():
+            for i, r in enumerate(rows):
+                if r.n_units > 0 and np.isfinite(r.p_value):
+                    keys.append((test, quantity, i))
+                    pvals.append(r.p_value)
+                    weights.append(SCOPE_WEIGHTS[kind_of[r.scope]])
+    adj, rej = benjamini_hochberg(np.asarray(pvals), q, np.asarray(weights))
+    qmap = {k: (float(a), bool(f)) for k, a, f in zip(keys, adj, rej, strict=True)}
+    summaries: list[TestSummary] = []
+    flags: list[Flag] = []
+    flagged_scopes: set[tuple[str, str, str]] = set()
+    beneficiaries = _beneficiaries(outliers, threshold)
+    for test in TESTS:
+        for quantity, rows in results.get(test, {}).items():
+            new_rows = []
+            if (test, quantity) in beneficiaries:
+                rows = [replace(rows[0], details=rows[0].details | {
+                    "share_above_neighbours": beneficiaries[(test, quantity)]}), *rows[1:]]
+            for i, r in enumerate(rows):
+                qv, fl = qmap.get((test, quantity, i), (None, False))
+                new_rows.append(sanitized(replace(r, q_value=qv, flagged=fl)))
+                if fl:
+                    flags.append(Flag(r.scope, scope_names.get(r.scope, r.scope), test,
+                                      quantity, r.p_value, float(qv or 0.0)))
+                    flagged_scopes.add((r.scope, test, quantity))
+            ves, ven, nfl = _verdict(test, quantity, new_rows, names, scope_names, threshold)
+            t_es, t_en = TITLES[test]
+            b_es, b_en = BENIGN[test]
+            c_es, c_en = CANNOT_TELL[test]
+            summaries.append(TestSummary(
+                test=test, quantity=quantity, title_es=t_es, title_en=t_en,
+                national=new_rows[0], scopes=tuple(new_rows), n_flagged_scopes=nfl,
+                expected_false_flags=q * nfl, n_flagged_actas=0, verdict_es=ves,
+                verdict_en=ven, benign_es=b_es, benign_en=b_en, cannot_tell_es=c_es,
+                cannot_tell_en=c_en))
+    tail_masks = ({inp.codes[c]: joint_tail_mask(inp, c) for c in cands}
+                  if "fingerprint" in results else {})
+    per_test_actas: dict[tuple[str, str], int] = {
+        (test, o.quantity): int((np.nan_to_num(o.z, nan=0.0) >= threshold).sum())
+        for test, zs in outliers.items() for o in zs}
+    per_test_actas |= {("fingerprint", code): int(m.sum()) for code, m in tail_masks.items()}
+    summaries = [replace(t, n_flagged_actas=per_test_actas.get((t.test, t.quantity), 0))
+                 for t in summaries]
+    flagged, mask = _flagged_actas(inp, outliers, tail_masks, threshold, flagged_scopes,
+                                   max_flagged)
+    stakes = _stakes(inp, mask, names)
+    m = len(pvals)
+    efl = q * len(flags)
+    params: dict[str, Any] = {
+        "tests": requested, "q": q, "threshold": threshold, "min_expected": min_expected,
+        "draws": draws, "candidates": [inp.codes[c] for c in cands],
+        "first_round": previous is not None, "bh_scope_weights": SCOPE_WEIGHTS,
+    }
+    prov = Provenance(snapshot_ids=snapshot_ids, analysis="forensics", parameters=params,
+                      seed=seed)
+    filt = ", ".join(f"{k}={v:,}" for k, v in inp.filters.items())
+    footer_es = (f"Reproducibilidad: datos sha256:{inp.data_hash[:16]}… ({inp.n:,} actas "
+                 f"contabilizadas con cifras; {filt}); instantáneas "
+                 f"{', '.join(s[:12] for s in snapshot_ids) or '—'}; semilla {seed}; "
+                 f"{draws} sorteos Monte Carlo; q = {q}; umbral {threshold:g}; "
+                 f"escrutinio {prov.version}.")
+    footer_en = (f"Reproducibility: data sha256:{inp.data_hash[:16]}… ({inp.n:,} counted "
+                 f"actas with figures; {filt}); snapshots "
+                 f"{', '.join(s[:12] for s in snapshot_ids) or '—'}; seed {seed}; "
+                 f"{draws} Monte-Carlo draws; q = {q}; threshold {threshold:g}; "
+                 f"escrutinio {prov.version}.")
+    n_tests = len(summaries)
+    if flags:
+        summary_es = (f"{len(flags)} señal(es) de anomalía entre {m} pruebas (FDR {q:.0%}; "
+                      f"~{efl:.1f} podrían ser falsas alarmas). Una anomalía no es prueba de "
+                      f"fraude. {stakes.text_es}")
+        summary_en = (f"{len(flags)} anomaly flag(s) among {m} tests (FDR {q:.0%}; "
+                      f"~{efl:.1f} may be false alarms). An anomaly is not proof of fraud. "
+                      f"{stakes.text_en}")
+    else:
+        summary_es = (f"Ninguna de las {n_tests} pruebas ({m} hipótesis por ámbito) señala "
+                      f"anomalías tras el control FDR al {q:.0%}. Sin control, unas "
+                      f"{q * m:.0f} tendrían p < {q} solo por azar. {stakes.text_es}")
+        summary_en = (f"None of the {n_tests} tests ({m} hypotheses by scope) flags an "
+                      f"anomaly after FDR control at {q:.0%}. Without control, about "
+                      f"{q * m:.0f} would have p < {q} by chance alone. {stakes.text_en}")
+    return ForensicsReport(
+        contest_id=contest.id, contest_name=contest.name, provenance=prov,
+        data_hash=inp.data_hash, filters=dict(inp.filters), q_level=q, threshold=threshold,
+        tests=tuple(summaries), flags=tuple(flags), n_hypotheses=m,
+        expected_false_flags=efl, chance_flags_raw=q * m, flagged_actas=tuple(flagged),
+        n_flagged_actas=int(mask.sum()), stakes=stakes, tails=tuple(tails),
+        histograms=tuple(hists), skipped=tuple(skipped), panel_info=panel_info,
+        scope_names=scope_names, summary_es=summary_es, summary_en=summary_en,
+        footer_es=footer_es, footer_en=footer_en)
+
+
+def fingerprint_image(report: ForensicsReport, candidate: str | None = None) -> np.ndarray:
+    """RGB image of the fingerprint (home and abroad side by side when both exist)."""
+    from escrutinio.forensics.png import heatmap_panel, side_by_side
+
+    if not report.histograms:
+        raise ValueError("the report has no fingerprint (no electors in the data)")
+    cand = candidate or report.histograms[0].candidate
+    wanted = [h for h in report.histograms if h.candidate == cand
+              and h.stratum in ("home", "abroad")]
+    if not wanted:
+        wanted = [h for h in report.histograms if h.candidate == cand
+                  and h.stratum == "national"]
+    if not wanted:
+        raise ValueError(f"no fingerprint for candidate {cand!r}")
+    panels = []
+    for h in wanted:
+        counts = np.asarray(h.counts)
+        label = {"home": "PAIS / HOME", "abroad": "EXTRANJERO / ABROAD",
+                 "national": "NACIONAL / NATIONAL"}[h.stratum]
+        panels.append(heatmap_panel(counts, max(1, 300 // h.bins), f"{label}: {h.n_actas} ACTAS",
+                                    "PARTICIPACION / TURNOUT %", f"{cand} %"))
+    return side_by_side(panels)

@@ -1,0 +1,179 @@
+"""Forensic screening on real data: it does not cry wolf on clean redraws, it sees strong
+injected manipulation, it refuses first-digit Benford, and its report adds up."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from escrutinio.forensics import BenfordRefused, fingerprint_image, run_forensics
+from escrutinio.forensics.simulate import (
+    inject_fabricated_digits,
+    inject_rounding,
+    inject_shift,
+    inject_stuffing,
+    redraw_clean,
+)
+from escrutinio.provenance import to_jsonable
+from escrutinio.sources.chile import CHILE_2021_FIRST_ROUND, chile_2021_actas
+from escrutinio.sources.onpe_files import parse_ronderos
+
+RUNOFF = "peru-2021-runoff/actas/actas_electorales_ronderos.pe.csv.gz"
+FIRST = "peru-2021-first-round/presidencial-actas_ronderos.pe.csv.gz"
+#: Arequipa, Cusco, Puno and Europe: ~11,600 actas, home and abroad, fast to test on
+SUBSET = ["040000", "070000", "200000", "940000"]
+
+
+@pytest.fixture(scope="session")
+def peru(data_dir: Path):
+    r = parse_ronderos(data_dir / RUNOFF, as_of="2021-06-17T00:00:00Z")
+    f = parse_ronderos(data_dir / FIRST, as_of="2021-05-11T09:15:00Z")
+    return r, f
+
+
+@pytest.fixture(scope="session")
+def subset(peru):
+    r, f = peru
+    keep = pl.col("area1_code").is_in(SUBSET)
+    return r.frame.filter(keep), r.contest, f.frame.filter(keep), f.contest
+
+
+@pytest.fixture(scope="session")
+def peru_report(peru):
+    r, f = peru
+    names = dict(zip(r.geography["code"], r.geography["name"], strict=True))
+    return run_forensics(r.frame, r.contest, previous=f.frame, previous_contest=f.contest,
+                         names=names, snapshot_ids=(r.snapshot_id, f.snapshot_id),
+                         max_flagged=None)
+
+
+def test_real_runoff_is_not_flagged_and_report_adds_up(peru, peru_report) -> None:
+    r, _ = peru
+    rep = peru_report
+    assert rep.flags == ()
+    assert {t.test for t in rep.tests} == {"integer", "last_digit", "second_digit",
+                                          "fingerprint", "place", "panel"}
+    integer = next(t for t in rep.tests if t.test == "integer" and t.quantity == "turnout")
+    # 300-elector mesas make a third of turnouts whole percentages: expected ≈ observed
+    assert integer.national.statistic == 24_070
+    assert abs(integer.national.expected - 24_070) < 500
+    assert integer.verdict_es.startswith("Sin anomalía") and "p = " in integer.verdict_en
+    # the stakes bound: the flagged actas' votes, against the real margin
+    st = rep.stakes
+    assert st.margin == 8_835_653 - 8_791_696 and st.leader == "castillo"
+    assert st.n_actas == rep.n_flagged_actas == len(rep.flagged_actas) > 0
+    assert st.valid_votes == sum(sum(a.votes.values()) for a in rep.flagged_actas)
+    assert st.net_for_leader == sum(a.votes["castillo"] - a.votes["fujimori"]
+                                    for a in rep.flagged_actas)
+    assert st.margin_if_annulled == st.margin - st.net_for_leader
+    assert rep.panel_info["actas_joined"] > 75_000
+    # reproducibility footer: data hash, snapshots, seed, filters, in both languages
+    assert rep.data_hash[:16] in rep.footer_es and rep.data_hash[:16] in rep.footer_en
+    assert r.snapshot_id[:12] in rep.footer_en and "20210606" in rep.footer_es
+    assert "excluded_status_annulled=220" in rep.footer_en
+    doc = json.loads(json.dumps(to_jsonable(rep)))
+    assert doc["provenance"]["seed"] == 20210606 and len(doc["tests"]) == 14
+    img = fingerprint_image(rep)
+    assert img.ndim == 3 and img.shape[2] == 3 and img.shape[1] > 600  # home + abroad
+
+
+def test_clean_redraws_do_not_cry_wolf(subset) -> None:
+    """Reduced calibration: 25 clean redraws of ~11,600 real actas. With a level-0.05
+    test, 6 or more rejections out of 25 happen by chance with probability 0.007."""
+    frame, contest, prev, prev_contest = subset
+    rng = np.random.Generator(np.random.PCG64(2024))
+    rejections: dict[str, int] = {}
+    any_flag = 0
+    pvalues: list[float] = []
+    for _ in range(25):
+        clean = redraw_clean(frame, contest, rng)
+        clean_prev = redraw_clean(prev, prev_contest, rng)
+        rep = run_forensics(clean, contest, previous=clean_prev, previous_contest=prev_contest,
+                            max_flagged=0)
+        any_flag += bool(rep.flags)
+        for t in rep.tests:
+            key = f"{t.test}:{t.quantity}"
+            rejections[key] = rejections.get(key, 0) + (t.national.p_value < 0.05)
+            if t.test in ("integer", "last_digit"):
+                pvalues.append(t.national.p_value)
+    assert len(rejections) == 14
+    assert max(rejections.values()) <= 5, rejections
+    assert any_flag <= 4
+    # the binomial-null tests are not degenerate: their p-values spread over (0, 1)
+    assert 0.3 < float(np.mean(pvalues)) < 0.7
+
+
+def test_strong_manipulations_are_detected(subset) -> None:
+    frame, contest, prev, prev_contest = subset
+    rng = np.random.Generator(np.random.PCG64(99))
+    clean = redraw_clean(frame, contest, rng)
+    # Klimek's extreme fraud in 1% of actas, for Fujimori
+    stuffed, mask = inject_stuffing(clean, contest, "fujimori", 0.01, rng, fill=0.95, steal=0.9)
+    rep = run_forensics(stuffed, contest, previous=prev, previous_contest=prev_contest)
+    flagged = {(f.test, f.quantity) for f in rep.flags}
+    assert ("fingerprint", "fujimori") in flagged and ("place", "fujimori") in flagged
+    assert ("panel", "fujimori") in flagged and ("place", "turnout") in flagged
+    assert not any(q == "castillo" for _, q in flagged)
+    listed = {a.acta_id for a in rep.flagged_actas}
+    manipulated = set(stuffed.filter(pl.Series(mask))["acta_id"].to_list())
+    assert len(listed & manipulated) >= 0.9 * len(manipulated)
+    # stakes: the flagged actas hold at least the injected votes
+    assert rep.stakes.valid_votes >= int(stuffed.filter(pl.Series(mask))["v_fujimori"].sum())
+    assert any("ANOMAL" in t.verdict_es for t in rep.tests if t.test == "place")
+    # Kobak's fingerprint: 10% of actas with whole-percentage turnout and share
+    rounded, _ = inject_rounding(clean, contest, "fujimori", 0.10, rng)
+    rep = run_forensics(rounded, contest, tests=["integer"])
+    assert {t.quantity for t in rep.tests if t.n_flagged_scopes} == {"turnout", "castillo"}
+    nat = next(t for t in rep.tests if t.quantity == "turnout").national
+    assert nat.effect > 1.05 and nat.p_value < 1e-6
+    # invented final digits (0 and 5 favoured) in 20% of actas
+    invented, _ = inject_fabricated_digits(clean, contest, 0.20, rng)
+    rep = run_forensics(invented, contest, tests=["last_digit"])
+    assert all(t.n_flagged_scopes > 0 for t in rep.tests)
+    # 25% of Castillo's votes moved to Fujimori in 5% of actas: the panel sees it
+    shifted, _ = inject_shift(clean, contest, "fujimori", "castillo", 0.05, rng)
+    rep = run_forensics(shifted, contest, previous=prev, previous_contest=prev_contest,
+                        tests=["panel", "place"])
+    assert {(f.test, f.quantity) for f in rep.flags} >= {("panel", "fujimori")}
+
+
+def test_benford_is_refused_with_reasons(subset) -> None:
+    frame, contest, *_ = subset
+    with pytest.raises(BenfordRefused) as exc:
+        run_forensics(frame, contest, tests=["benford"])
+    assert "no es una prueba válida" in exc.value.message_es
+    assert "not a valid election test" in exc.value.message_en
+    assert "Deckert" in exc.value.message_en and exc.value.exit_code == 2
+    assert exc.value.to_dict()["refused"] is True
+    with pytest.raises(ValueError, match="unknown tests"):
+        run_forensics(frame, contest, tests=["chi_by_eye"])
+
+
+def test_chile_without_electors(data_dir: Path) -> None:
+    frame, _ = chile_2021_actas(data_dir / "chile-2021-first-round/chile_election_2021.csv.gz")
+    rep = run_forensics(frame, CHILE_2021_FIRST_ROUND, tests=["integer", "last_digit",
+                                                             "fingerprint", "place"])
+    skipped = {s.test for s in rep.skipped}
+    assert {"integer:turnout", "fingerprint", "place:turnout"} <= skipped
+    assert all("turnout" in s.reason_en for s in rep.skipped)
+    # top three candidates by votes: Kast, Boric, Parisi
+    assert {t.quantity for t in rep.tests if t.test == "integer"} == {"kast", "boric", "parisi"}
+    assert rep.flags == ()
+
+
+def test_monte_carlo_null_agrees_with_exact(subset) -> None:
+    frame, contest, *_ = subset
+    a = run_forensics(frame, contest, tests=["integer", "last_digit"])
+    b = run_forensics(frame, contest, tests=["integer", "last_digit"], draws=300, seed=5)
+    c = run_forensics(frame, contest, tests=["integer", "last_digit"], draws=300, seed=5)
+    for ta, tb, tc in zip(a.tests, b.tests, c.tests, strict=True):
+        assert tb.national.p_method.startswith("monte_carlo")
+        assert tb.national.p_value == tc.national.p_value  # same seed, same draws
+        assert abs(ta.national.p_value - tb.national.p_value) < 0.12
+        if ta.test == "integer":
+            assert tb.national.details["null_mean"] == pytest.approx(ta.national.expected,
+                                                                     rel=0.01)
