@@ -12,7 +12,9 @@ import importlib
 import typer
 
 #: modules under escrutinio.commands that add commands to the main app
-COMMAND_MODULES: tuple[str, ...] = ("audit", "defence", "projection", "live", "ledger", "web", "forensics")
+COMMAND_MODULES: tuple[str, ...] = (
+    "projection", "defence", "forensics", "audit", "live", "ledger", "web",
+)
 
 
 def register_all(app: typer.Typer) -> None:
