@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -22,6 +23,10 @@ from escrutinio.domain import Level, SnapshotKind
 from escrutinio.errors import EscrutinioError, IngestError, Location
 from escrutinio.sources.base import ParsedSnapshot
 from escrutinio.store.base import IngestOutcome, SnapshotInfo, Store
+
+if TYPE_CHECKING:
+    from escrutinio.projection.model import ModelParams
+    from escrutinio.projection.result import Projection
 
 Parser = Callable[[Path], list[ParsedSnapshot]]
 
@@ -151,3 +156,77 @@ def diff(store: Store, older: str, newer: str, *, contest_id: str | None = None,
     la, lb = load(store, a), load(store, b)
     fn = diff_actas if a.kind is SnapshotKind.ACTAS else diff_units
     return fn(la.frame, lb.frame, contest, _ref(a), _ref(b), limit=limit)
+
+
+# --- projection (orchestration: load what the model needs, then call it) ---------------
+
+_LEVEL_KEYS = {"area1": "area1_code", "area2": "area2_code", "area3": "area3_code"}
+
+
+def area_parents(store: Store, contest_id: str) -> dict[str, str]:
+    geo = store.geography(contest_id)
+    return {c: p for c, p in zip(geo["code"].to_list(), geo["parent"].to_list(), strict=True)
+            if p}
+
+
+def national_cut_at(store: Store, info: SnapshotInfo) -> SnapshotInfo | None:
+    for s in store.list_snapshots(info.contest_id, SnapshotKind.UNITS):
+        if s.level == "national" and s.as_of == info.as_of:
+            return s
+    return None
+
+
+def unit_baseline(base_actas: pl.DataFrame, units: pl.DataFrame) -> pl.DataFrame | None:
+    """Aggregate a per-acta baseline to the level of the unit snapshot."""
+    lv = units["level"].to_list()
+    key = _LEVEL_KEYS.get(lv[0]) if lv else None
+    if key is None:
+        return None
+    cols = [c for c in base_actas.columns if c.startswith("v_")]
+    return base_actas.group_by(key).agg([pl.col(c).sum() for c in cols]
+                                        + [pl.col("electors").sum()]).rename({key: "unit_code"})
+
+
+def project_snapshot(store: Store, info: SnapshotInfo, *, params: ModelParams,
+                     baseline: pl.DataFrame | None = None,
+                     blocs: dict[str, list[str]] | None = None,
+                     with_national: bool = True) -> Projection:
+    """Load one snapshot and project it (per acta or per unit)."""
+    from escrutinio.projection.model import project_actas
+    from escrutinio.projection.units import complete_with_national, finest_units, project_units
+
+    contest = store.contest(info.contest_id)
+    if info.kind is SnapshotKind.ACTAS:
+        return project_actas(store.load_actas(info.snapshot_id), contest, baseline=baseline,
+                             blocs=blocs, params=params, snapshot_id=info.snapshot_id,
+                             as_of=info.as_of)
+    units = finest_units(store.load_units(info.snapshot_id))
+    note = None
+    if with_national and info.level not in (None, "national"):
+        nat = national_cut_at(store, info)
+        if nat is not None:
+            units = complete_with_national(units, store.load_units(nat.snapshot_id))
+        else:
+            nats = [s for s in store.list_snapshots(info.contest_id, SnapshotKind.UNITS)
+                    if s.level == "national"]
+            if nats:
+                total = int(store.load_units(nats[-1].snapshot_id)["actas_total"].max() or 0)
+                have = int(units["actas_total"].fill_null(0).sum())
+                if have < total:
+                    note = {"es": f"las unidades cubren {have:,} de {total:,} actas y ningún "
+                                  "corte nacional del mismo minuto las completa: se proyecta "
+                                  "solo lo que cubren",
+                            "en": f"the units cover {have:,} of {total:,} actas and no "
+                                  "national cut of the same minute completes them: this "
+                                  "projects only what they cover"}
+    base = unit_baseline(baseline, units) if baseline is not None else None
+    proj = project_units(units, contest, parents=area_parents(store, info.contest_id),
+                         baseline=base, blocs=blocs if base is not None else None,
+                         params=params, snapshot_id=info.snapshot_id, as_of=info.as_of)
+    if note is not None:
+        from dataclasses import replace
+
+        proj = replace(proj, diagnostics={**proj.diagnostics, "coverage_warning": note})
+    return proj
+
+

@@ -312,8 +312,8 @@ class Backend:
                                                                           sims, seed), True))
 
         def compute() -> ProjectionView:
-            from escrutinio.commands.projection import project_snapshot
             from escrutinio.projection.model import ModelParams
+            from escrutinio.service import project_snapshot
 
             base = self._baseline_frame(info.contest_id)
             params = ModelParams(n_sims=sims, seed=seed)

@@ -18,11 +18,10 @@ from rich.table import Table
 from escrutinio.commands.common import T, emit_json, err, fail, open_store, out
 from escrutinio.domain import Contest, SnapshotKind
 from escrutinio.errors import EscrutinioError
-from escrutinio.projection.model import ModelParams, prepare_baseline, project_actas
+from escrutinio.projection.model import ModelParams, prepare_baseline
 from escrutinio.projection.result import CallStatus, Projection
-from escrutinio.store.base import SnapshotInfo, Store
-
-_LEVEL_KEYS = {"area1": "area1_code", "area2": "area2_code", "area3": "area3_code"}
+from escrutinio.service import area_parents, project_snapshot, unit_baseline
+from escrutinio.store.base import Store
 
 
 def parse_blocs(text: str | None) -> dict[str, list[str]] | None:
@@ -42,77 +41,11 @@ def parse_blocs(text: str | None) -> dict[str, list[str]] | None:
     return blocs
 
 
-def _parents(store: Store, contest_id: str) -> dict[str, str]:
-    geo = store.geography(contest_id)
-    return {c: p for c, p in zip(geo["code"].to_list(), geo["parent"].to_list(), strict=True)
-            if p}
-
-
-def _national_at(store: Store, info: SnapshotInfo) -> SnapshotInfo | None:
-    for s in store.list_snapshots(info.contest_id, SnapshotKind.UNITS):
-        if s.level == "national" and s.as_of == info.as_of:
-            return s
-    return None
-
-
-def _unit_baseline(base_actas: pl.DataFrame, units: pl.DataFrame) -> pl.DataFrame | None:
-    """Aggregate a per-acta baseline to the level of the unit snapshot."""
-    lv = units["level"].to_list()
-    key = _LEVEL_KEYS.get(lv[0]) if lv else None
-    if key is None:
-        return None
-    cols = [c for c in base_actas.columns if c.startswith("v_")]
-    return base_actas.group_by(key).agg([pl.col(c).sum() for c in cols]
-                                        + [pl.col("electors").sum()]).rename({key: "unit_code"})
-
-
 def _load_baseline(store: Store, contest: str | None, ref: str) -> pl.DataFrame | None:
     if not contest:
         return None
     info = store.snapshot(ref, contest_id=contest, kind=SnapshotKind.ACTAS)
     return store.load_actas(info.snapshot_id)
-
-
-def project_snapshot(store: Store, info: SnapshotInfo, *, params: ModelParams,
-                     baseline: pl.DataFrame | None = None,
-                     blocs: dict[str, list[str]] | None = None,
-                     with_national: bool = True) -> Projection:
-    """Load one snapshot and project it (per acta or per unit)."""
-    from escrutinio.projection.units import complete_with_national, finest_units, project_units
-
-    contest = store.contest(info.contest_id)
-    if info.kind is SnapshotKind.ACTAS:
-        return project_actas(store.load_actas(info.snapshot_id), contest, baseline=baseline,
-                             blocs=blocs, params=params, snapshot_id=info.snapshot_id,
-                             as_of=info.as_of)
-    units = finest_units(store.load_units(info.snapshot_id))
-    note = None
-    if with_national and info.level not in (None, "national"):
-        nat = _national_at(store, info)
-        if nat is not None:
-            units = complete_with_national(units, store.load_units(nat.snapshot_id))
-        else:
-            nats = [s for s in store.list_snapshots(info.contest_id, SnapshotKind.UNITS)
-                    if s.level == "national"]
-            if nats:
-                total = int(store.load_units(nats[-1].snapshot_id)["actas_total"].max() or 0)
-                have = int(units["actas_total"].fill_null(0).sum())
-                if have < total:
-                    note = {"es": f"las unidades cubren {have:,} de {total:,} actas y ningún "
-                                  "corte nacional del mismo minuto las completa: se proyecta "
-                                  "solo lo que cubren",
-                            "en": f"the units cover {have:,} of {total:,} actas and no "
-                                  "national cut of the same minute completes them: this "
-                                  "projects only what they cover"}
-    base = _unit_baseline(baseline, units) if baseline is not None else None
-    proj = project_units(units, contest, parents=_parents(store, info.contest_id),
-                         baseline=base, blocs=blocs if base is not None else None,
-                         params=params, snapshot_id=info.snapshot_id, as_of=info.as_of)
-    if note is not None:
-        from dataclasses import replace
-
-        proj = replace(proj, diagnostics={**proj.diagnostics, "coverage_warning": note})
-    return proj
 
 
 def _print_projection(p: Projection, contest: Contest) -> None:
@@ -355,7 +288,7 @@ def _run_replay(contest: str | None, mode: str, final_ref: str | None,
             res = replay_snapshots(items_a, c, final=final, baseline=base_arg, blocs=blocs,
                                    params=params, from_pct=from_pct, progress=progress)
         elif mode == "units":
-            parents = _parents(store, cid)
+            parents = area_parents(store, cid)
             nat_at = {s.as_of: s for s in nat}
             items = []
             skipped = []
@@ -375,7 +308,7 @@ def _run_replay(contest: str | None, mode: str, final_ref: str | None,
                     r0 = nf.row(0, named=True)
                     pct = 100.0 * r0["actas_counted"] / r0["actas_total"]
                     counted = {x.code: int(r0[x.column] or 0) for x in c.candidates}
-                ub = _unit_baseline(base, frame) if base is not None else None
+                ub = unit_baseline(base, frame) if base is not None else None
                 items.append((CutMeta(s.as_of, s.label, s.snapshot_id, pct, counted), frame,
                               {"parents": parents, "baseline": ub}))
             if skipped and not quiet:
