@@ -174,3 +174,20 @@ def test_png_encoder_is_valid() -> None:
     raw = zlib.decompress(data[idat_at + 4: idat_at + 4 + size])
     rows = np.frombuffer(raw, dtype=np.uint8).reshape(3, 16)
     assert (rows[:, 0] == 0).all() and tuple(rows[1, 1 + 6:1 + 9]) == (255, 0, 0)
+
+
+def test_integer_null_is_conditioned_on_the_units_range() -> None:
+    from escrutinio.forensics.integers import (
+        hit_probability,
+        integer_category_share,
+        simulate_hits,
+    )
+
+    assert hit_probability(np.array([[0.5, 0.25, 0.25]])) == pytest.approx([1 / 3])
+    # a share of 1 % is in range and whole; 0 % (k = 0) and 100 % are outside the range
+    k = np.array([0, 2, 3, 200])
+    assert integer_category_share(k, np.full(4, 200)).tolist() == [2, 1, 0, 2]
+    # Monte-Carlo hit counts per region have the right means
+    q = np.array([0.1, 0.5, 0.9, 0.3])
+    sims = simulate_hits(q, np.array([0, 0, 1, 1]), 2, 4000, np.random.default_rng(0))
+    assert sims.mean(axis=0) == pytest.approx([0.6, 1.2], abs=0.05)

@@ -410,19 +410,27 @@ def _stakes(inp: ForensicInput, mask: np.ndarray, names: Mapping[str, str]) -> S
                                                                     inp.codes[run])
     could = valid > margin
     k = int(mask.sum())
-    es = (f"Si las {k:,} actas señaladas estuvieran todas mal, involucran como máximo "
-          f"{valid:,} votos válidos, frente a un margen de {margin:,} ({ln} sobre {rn}). "
-          f"Anularlas todas movería el margen en {-net:+,} votos (quedaría en "
-          f"{margin - net:,}). " + ("Esos votos superan el margen: importan para el "
-                                    "resultado y deben revisarse acta por acta."
-                                    if could else "Ni siquiera todos juntos alcanzan el "
-                                    "margen: no pueden cambiar al ganador."))
-    en = (f"If all {k:,} flagged actas were wrong, they involve at most {valid:,} valid "
-          f"votes, against a margin of {margin:,} ({ln} over {rn}). Annulling all of them "
-          f"would move the margin by {-net:+,} votes (to {margin - net:,}). "
-          + ("Those votes exceed the margin: they matter for the result and should be "
-             "checked acta by acta." if could else "Even all together they do not reach "
-             "the margin: they cannot change the winner."))
+    if k == 0:
+        es = (f"Ninguna acta destaca individualmente; el margen es {margin:,} ({ln} sobre "
+              f"{rn}).")
+        en = f"No acta stands out individually; the margin is {margin:,} ({ln} over {rn})."
+    else:
+        es = (f"Si las {k:,} actas señaladas estuvieran todas mal, involucrarían como máximo "
+              f"{valid:,} votos válidos, frente a un margen de {margin:,} ({ln} sobre {rn}). "
+              f"Anularlas todas movería el margen en {-net:+,} votos (quedaría en "
+              f"{margin - net:,}). "
+              + ("Esos votos superan el margen: importan para el resultado y deben "
+                 "revisarse acta por acta (no significa que estén mal)." if could else
+                 "Ni siquiera todos juntos alcanzan el margen: no pueden cambiar al "
+                 "ganador."))
+        en = (f"If all {k:,} flagged actas were wrong, they would involve at most "
+              f"{valid:,} valid votes, against a margin of {margin:,} ({ln} over {rn}). "
+              f"Annulling all of them would move the margin by {-net:+,} votes (to "
+              f"{margin - net:,}). "
+              + ("Those votes exceed the margin: they matter for the result and should be "
+                 "checked acta by acta (which does not mean they are wrong)." if could else
+                 "Even all together they do not reach the margin: they cannot change the "
+                 "winner."))
     return Stakes(n_actas=k, valid_votes=valid, cast_votes=cast, leader=inp.codes[lead],
                   runner_up=inp.codes[run], margin=margin, net_for_leader=net,
                   margin_if_annulled=margin - net, could_change_winner=could,
