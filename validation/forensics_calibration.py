@@ -25,6 +25,7 @@ Results are appended to ``validation/forensics_calibration.jsonl`` (one line per
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import os
@@ -120,7 +121,12 @@ def _se(a: float, n: int) -> float:
 
 
 def summary(args: argparse.Namespace) -> None:
-    rows = [json.loads(x) for x in Path(args.out).read_text().splitlines()]
+    path = Path(args.out)
+    if not path.exists() and Path(str(path) + ".gz").exists():
+        path = Path(str(path) + ".gz")
+    text = (gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz"
+            else path.read_text())
+    rows = [json.loads(x) for x in text.splitlines()]
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in rows:
         groups[(r["dataset"], r["tag"])].append(r)

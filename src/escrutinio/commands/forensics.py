@@ -173,13 +173,20 @@ def _print(report, has_prev: bool, limit: int, image: Path | None) -> None:  # n
         at = Table(title=T(f"Actas señaladas ({report.n_flagged_actas:,}; primeras {limit})",
                            f"Flagged actas ({report.n_flagged_actas:,}; first {limit})"))
         codes = list(report.flagged_actas[0].votes)
+        # a terminal fits the tested candidates; the others are summed (JSON: all of them)
+        shown = [c for c in dict.fromkeys(t.quantity for t in report.tests) if c in codes]
+        shown = shown or codes[:3]
+        rest = [c for c in codes if c not in shown]
+        extra = [T("otros", "others")] if rest else []
         for col in ("acta", T("área", "area"), T("local", "place"), T("electores", "electors"),
-                    T("emitidos", "cast"), *codes, "JEE", T("motivos", "reasons"), "z"):
+                    T("emitidos", "cast"), *shown, *extra, "JEE", T("motivos", "reasons"), "z"):
             at.add_column(col, overflow="fold")
         for a in report.flagged_actas[:limit]:
+            others = [f"{sum(a.votes[c] for c in rest):,}"] if rest else []
             at.add_row(a.acta_id, a.area3, a.polling_place[:24],
                        "—" if a.electors is None else f"{a.electors}", f"{a.cast}",
-                       *[f"{a.votes[c]:,}" for c in codes], T("sí", "yes") if a.resolved else "",
+                       *[f"{a.votes[c]:,}" for c in shown], *others,
+                       T("sí", "yes") if a.resolved else "",
                        ", ".join(a.reasons), f"{a.max_abs_z:.1f}")
         out.print(at)
     out.print(report.stakes.text_es if es else report.stakes.text_en)

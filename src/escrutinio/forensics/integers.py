@@ -126,7 +126,7 @@ def summarize_integer(
                         "null_sd": float(nulls.std())}
             # beyond the Monte-Carlo resolution the analytic tail is the better estimate
             if int(np.count_nonzero(nulls >= h)) < 5:
-                p, method = min(p_mc, p_an), "monte_carlo+analytic_tail"
+                p, method = p_an, "analytic_tail"
             else:
                 p, method = p_mc, "monte_carlo"
         rows.append(ScopeResult(
