@@ -70,13 +70,19 @@ def synthetic(seed: int):
     return el.frame, el.contest, prev, el.contest
 
 
+def _p(x: float | None) -> float | None:
+    """Per-region p-values are kept to 4 significant digits (ample for rates at
+    a >= 0.01); national ones in full, since exact discrete p-values can sit at a level."""
+    return None if x is None else float(f"{x:.4g}")
+
+
 def record(rep, dataset: str, election: int, draws: int, tag: str, seconds: float) -> dict:
     tests = {}
     for t in rep.tests:
         tests[f"{t.test}:{t.quantity}"] = {
             "p": t.national.p_value,
             "method": t.national.p_method,
-            "scopes": [r.p_value for r in t.scopes[1:] if r.n_units > 0],
+            "scopes": [_p(r.p_value) for r in t.scopes[1:] if r.n_units > 0],
             "flagged": t.n_flagged_scopes,
         }
     return {"dataset": dataset, "election": election, "draws": draws, "tag": tag,
