@@ -20,7 +20,9 @@ and DuckDB included, imports excluded); the count benchmarks repeat the four lev
 process after one untimed round (a warm server). Peak memory is the process's peak
 resident set (``resource.getrusage``), imports and interpreter included. The machine, the
 date, the git commit, the load average and the command are recorded with the figures; a
-rerun on the same commit and machine replaces its section of RESULTS.md.
+rerun on the same commit and machine replaces its section of RESULTS.md. A benchmark that
+fails — its worker process dies, or the benchmark code raises — is recorded in the table as
+failed, with its error under it, and the run goes on with the next one.
 
     python benchmarks/run.py                  # everything, 1,000,000 synthetic actas
     python benchmarks/run.py --actas 200000 --repeat 2 --no-write   # a quick look
@@ -41,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -201,13 +204,20 @@ class WorkerFailed(RuntimeError):
         self.stderr = stderr
 
 
-def attempt(report: Report, name: str, fn: Any, *args: Any) -> None:
-    """Run one benchmark; a failure is recorded (and printed), not fatal."""
+def attempt(report: Report, name: str, fn: Any, *args: Any) -> bool:
+    """Run one benchmark; a failure — its worker died, or the benchmark itself raised —
+    is recorded in the results with its error (and printed), not fatal to the run.
+    Returns whether it succeeded."""
     try:
         fn(report, name, *args)
+        return True
     except WorkerFailed as exc:
         print(exc.stderr, file=sys.stderr)
-        report.details.append(f"`{name}` **failed**: `{exc}`")
+        report.fail(name, str(exc))
+    except Exception as exc:  # a broken benchmark is a result too
+        traceback.print_exc()
+        report.fail(name, f"{type(exc).__name__}: {exc}")
+    return False
 
 
 def run_worker(name: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -217,7 +227,9 @@ def run_worker(name: str, args: dict[str, Any]) -> dict[str, Any]:
         lines = [x for x in proc.stderr.strip().splitlines() if x.strip()]
         raise WorkerFailed(lines[-1] if lines else f"exit status {proc.returncode}",
                            proc.stderr)
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        raise WorkerFailed("the worker printed no RESULT line", proc.stderr)
     return json.loads(line[len("RESULT "):])
 
 
@@ -245,9 +257,15 @@ class Row:
 class Report:
     rows: list[Row] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (benchmark, error)
 
     def add(self, *a: Any, **k: Any) -> None:
         self.rows.append(Row(*a, **k))
+
+    def fail(self, name: str, error: str) -> None:
+        error = " ".join(error.split())[:500].replace("`", "'")
+        self.failed.append((name, error))
+        self.details.append(f"`{name}` **failed**: `{error}`")
 
 
 def fmt(x: float, unit: str) -> str:
@@ -285,6 +303,18 @@ def bench_count(report: Report, name: str, kind: str, path: Path, repeat: int,
         f"`{name}`: {r['rows']:,} actas, leader {r['leader']} by {r['margin']:,}; median "
         f"per call: {per}; {repeat} rounds after one untimed round, one process; peak "
         f"memory {r['peak_rss_mb']:,.0f} MB.")
+
+
+def bench_generate(report: Report, name: str, actas: int, seed: int, work: Path) -> None:
+    g = run_worker("generate", {"actas": actas, "seed": seed, "dir": str(work)})
+    report.add(name, f"generate {g['rows']:,} actas (numpy)", [g["generate"]])
+    report.add(name, "write Parquet", [g["write_parquet"]])
+    report.add(name, "write CSV.gz", [g["write_csv.gz"]])
+    statuses = ", ".join(f"{k} {v:,}" for k, v in sorted(g["statuses"].items()))
+    report.details.append(
+        f"`{name}`: seed {seed}, {g['rows']:,} actas over {g['areas']:,} areas; statuses: "
+        f"{statuses}; Parquet {g['bytes_parquet'] / 1e6:,.1f} MB, CSV.gz "
+        f"{g['bytes_csv.gz'] / 1e6:,.1f} MB.")
 
 
 def machine() -> dict[str, str]:
@@ -362,6 +392,8 @@ def render(report: Report, meta: dict[str, str]) -> str:
         lines.append(f"| `{r.benchmark}` | {r.figure} | {fmt(r.median, r.unit)} | "
                      f"{fmt(min(r.values), r.unit)} | {fmt(max(r.values), r.unit)} | "
                      f"{len(r.values)} | {target} | {r.met} |")
+    for name, _ in report.failed:
+        lines.append(f"| `{name}` | **failed** (see below) | — | — | — | 0 |  | **no** |")
     details = "\n".join(f"- {d}" for d in report.details)
     return (
         f"<!-- run: {meta['key']} -->\n"
@@ -442,23 +474,18 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         try:
             print(f"synthetic: generating {a.actas:,} actas in {work} ...", flush=True)
-            g = run_worker("generate", {"actas": a.actas, "seed": a.seed, "dir": str(work)})
-            report.add("synthetic_generate", f"generate {g['rows']:,} actas (numpy)",
-                       [g["generate"]])
-            report.add("synthetic_generate", "write Parquet", [g["write_parquet"]])
-            report.add("synthetic_generate", "write CSV.gz", [g["write_csv.gz"]])
-            statuses = ", ".join(f"{k} {v:,}" for k, v in sorted(g["statuses"].items()))
-            report.details.append(
-                f"`synthetic_generate`: seed {a.seed}, {g['rows']:,} actas over "
-                f"{g['areas']:,} areas; statuses: {statuses}; Parquet "
-                f"{g['bytes_parquet'] / 1e6:,.1f} MB, CSV.gz {g['bytes_csv.gz'] / 1e6:,.1f} MB.")
-            for fmt_name, ext in (("parquet", "parquet"), ("csv_gz", "csv.gz")):
-                print(f"synthetic: ingest {ext} ...", flush=True)
-                attempt(report, f"synthetic_ingest_{fmt_name}", bench_ingest, "tabular",
-                        work / f"synthetic.{ext}", a.repeat_large, 15.0, 2048.0)
-            print("synthetic: count ...", flush=True)
-            attempt(report, "synthetic_count", bench_count, "tabular",
-                    work / "synthetic.parquet", a.repeat_large, 2.0)
+            if attempt(report, "synthetic_generate", bench_generate, a.actas, a.seed, work):
+                for fmt_name, ext in (("parquet", "parquet"), ("csv_gz", "csv.gz")):
+                    print(f"synthetic: ingest {ext} ...", flush=True)
+                    attempt(report, f"synthetic_ingest_{fmt_name}", bench_ingest, "tabular",
+                            work / f"synthetic.{ext}", a.repeat_large, 15.0, 2048.0)
+                print("synthetic: count ...", flush=True)
+                attempt(report, "synthetic_count", bench_count, "tabular",
+                        work / "synthetic.parquet", a.repeat_large, 2.0)
+            else:
+                for name in ("synthetic_ingest_parquet", "synthetic_ingest_csv_gz",
+                             "synthetic_count"):
+                    report.fail(name, "not run: the synthetic election was not generated")
         finally:
             if a.workdir is None:
                 shutil.rmtree(work, ignore_errors=True)

@@ -268,7 +268,7 @@ def test_every_page_links_a_json_twin_that_answers(client, ids):
     pages = ["/", "/snapshots/", "/history/", f"/s/{sid}/", f"/s/{sid}/map/area2/",
              f"/s/{sid}/projection/", f"/s/{sid}/contested/", f"/s/{sid}/verify/",
              f"/s/{sid}/quickcount/", f"/s/{sid}/forensics/", f"/s/{sid}/audit/",
-             f"/diff/{ids['jun15']}/{sid}/", "/api/"]
+             f"/diff/{ids['jun15']}/{sid}/", "/api/", f"/s/{ids['jun15']}/history/"]
     for path in pages:
         for lang in ("", "/en"):
             r = client.get(lang + path)
@@ -280,6 +280,62 @@ def test_every_page_links_a_json_twin_that_answers(client, ids):
             j = client.get(twin.group(1))
             assert j.status_code == 200 and j.headers["content-type"].startswith(
                 "application/json"), twin.group(1)
+
+
+@pytest.mark.parametrize(("page", "api"), [
+    ("/s/{r}/", "/api/v1/s/{r}/state/national"),
+    ("/s/{r}/map/area2/", "/api/v1/s/{r}/map/area2"),  # the map, with the abroad panel
+    ("/s/{r}/history/", "/api/v1/s/{r}/history"),
+    (None, "/api/v1/s/{r}/projection-history"),
+    ("/s/{r}/projection/", "/api/v1/s/{r}/projection"),
+    ("/s/{r}/contested/", "/api/v1/s/{r}/contested"),
+    ("/s/{r}/verify/", "/api/v1/s/{r}/verify"),
+    ("/s/{r}/quickcount/?seed=dados", "/api/v1/s/{r}/quickcount?seed=dados&limit=3"),
+    ("/s/{r}/forensics/", "/api/v1/s/{r}/forensics"),
+    ("/s/{r}/audit/", "/api/v1/s/{r}/audit"),
+    ("/diff/{r1}/{r}/", "/api/v1/diff/{r1}/{r}"),
+])
+def test_every_analysis_has_a_page_a_json_twin_and_a_permalink(client, ids, page, api):
+    """Asked by a relative reference (latest-1: it moves with the count), every analysis
+    names the permalink at full snapshot ids, and the permalink gives the same answer."""
+    rel = {"r": "latest-1", "r1": "latest-2"}
+    full = {"r": ids["jun15"], "r1": ids["jun9"]}
+    j = client.get(api.format(**rel))
+    assert j.status_code == 200, (api, j.text[:300])
+    links = j.json()["links"]
+    perm = links["permalink"]
+    assert "latest" not in perm and full["r"] in perm, perm
+    assert perm.split("?")[0].endswith(".json")
+    again = client.get(perm)
+    assert again.status_code == 200 and again.headers["cache-control"] == "public, max-age=86400"
+    strip = ("links",)
+    assert ({k: v for k, v in again.json().items() if k not in strip}
+            == {k: v for k, v in j.json().items() if k not in strip}), perm
+    if page is None:
+        return
+    html = client.get(page.format(**rel))
+    assert html.status_code == 200, page
+    footer = re.search(r'<a href="([^"]+)" class="permalink"', html.text).group(1)
+    assert footer == page.format(**full), (page, footer)
+    twin = re.search(r'<link rel="alternate" type="application/json" href="([^"]+)"',
+                     html.text).group(1)
+    assert "latest" not in twin and client.get(twin).status_code == 200
+    assert links["html"].split("?")[0] == page.format(**full).split("?")[0]
+
+
+def test_moving_pages_name_their_permalink(client, ids):
+    sid = ids["final"]
+    hist = client.get("/api/v1/history").json()
+    assert hist["links"]["permalink"] == f"/api/v1/s/{sid}/history.json"
+    bound = client.get(f"/api/v1/s/{ids['jun8']}/history").json()["history"]
+    assert bound["points"][-1]["as_of"] == client.get(
+        f"/api/v1/s/{ids['jun8']}").json()["snapshot"]["as_of"]
+    assert len(bound["points"]) < len(hist["history"]["points"])
+    page = client.get("/en/history/").text
+    assert (f'<a href="/en/s/{sid}/history/" class="permalink">permalink of this page</a>'
+            in page)
+    assert "The history as it stood at snapshot" in client.get(
+        f"/en/s/{ids['jun8']}/history/").text
 
 
 def test_openapi_schema_documents_the_routes(client):

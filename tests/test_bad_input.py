@@ -166,6 +166,18 @@ def test_line_numbers_survive_quoted_newlines(tmp_path):
     assert (ei.value.location.line, ei.value.location.field) == (5, "v_beto")
 
 
+def test_classic_mac_line_endings_are_read_with_their_line_numbers(tmp_path):
+    """CR-only line endings (Excel's "CSV (Macintosh)") are read, not a crash, and a bad
+    figure is still named by its line."""
+    rows = [GOOD[0], GOOD[1], GOOD[3].replace(",60,", ",6x,")]
+    p = put_file(tmp_path / "cr", csv_text(rows).replace("\n", "\r"))
+    with pytest.raises(IngestError) as ei:
+        parse_tabular(p)
+    assert (ei.value.location.line, ei.value.location.field) == (4, "v_beto")
+    ok = put_file(tmp_path / "cr_ok", csv_text(GOOD).replace("\n", "\r"))
+    assert parse_tabular(ok).frame.height == 4
+
+
 def test_parquet_string_in_count_column(store, tmp_path):
     df = pl.DataFrame({
         "acta_id": ["0001", "0002", "0003"], "status": ["counted"] * 3,

@@ -219,3 +219,111 @@ def test_replay_in_the_browser(browser, tmp_path_factory):
             shot(page, "replay-history-en")
     finally:
         page.close()
+
+
+# --- the upload forms (parallel tabulation, quick count) ---------------------------------------
+
+def _copies_csv(final, acta_ids: list[str]) -> bytes:
+    import polars as pl
+
+    df = (final.filter(pl.col("acta_id").is_in(acta_ids)).sort("acta_id")
+          .with_columns(pl.format("obs{}", pl.int_range(pl.len())).alias("observer_id"),
+                        pl.lit("2021-06-06T20:00:00-05:00").alias("observed_at"))
+          .select("acta_id", "observer_id", "observed_at", "cast", "blank", "null",
+                  "v_castillo", "v_fujimori"))
+    return df.write_csv().encode()
+
+
+def _without_our_script(page) -> None:
+    """Serve an empty app.js: the forms must work with no script of ours."""
+    page.route("**/static/app.js*", lambda route: route.fulfill(
+        status=200, content_type="text/javascript", body=""))
+
+
+def test_pvt_upload_form(page, base_url, app, final_id, tmp_path):
+    import polars as pl
+
+    final = app.state.backend.store.load_actas(final_id)
+    ids = final.filter(pl.col("status") == "counted")["acta_id"].head(4).to_list()
+    text = _copies_csv(final, ids).decode().splitlines()
+    cells = text[2].split(",")
+    cells[-1] = str(int(cells[-1]) + 25)  # an altered tally on the second copy
+    text[2] = ",".join(cells)
+    text.append(f"{ids[0]},obs-x,2021-06-06T20:05:00-05:00,10,-1,0,5,4")  # rejected row
+    good = tmp_path / "copias.csv"
+    good.write_text("\n".join(text) + "\n")
+    _without_our_script(page)
+    for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        page.set_viewport_size(viewport)
+        page.goto(f"{base_url}/s/{final_id}/verify/")
+        page.get_by_label("Archivo de copias de personeros").set_input_files(str(good))
+        page.get_by_role("button", name="Comparar con las actas oficiales").click()
+        page.wait_for_url(f"**/s/{final_id}/verify/#pvt")
+        assert "1 de 4 copias tienen alertas" in page.locator("#pvt-statement").inner_text()
+        assert page.locator("#pvt-alarms tbody tr").count() == 1
+        assert ids[1] in page.locator("#pvt-alarms").inner_text()
+        rejected = page.locator("#pvt-rejected tbody tr")
+        assert rejected.count() == 1 and "negative_count" in rejected.inner_text()
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"] + 1
+        shot(page, f"pvt-upload-es-{label}")
+    # English, a file with the wrong columns: the page says what is missing
+    bad = tmp_path / "bad.csv"
+    bad.write_text("acta_id,votos\n1,2\n")
+    page.set_viewport_size(DESKTOP)
+    page.goto(f"{base_url}/en/s/{final_id}/verify/")
+    page.get_by_label("File of observers' copies").set_input_files(str(bad))
+    page.get_by_role("button", name="Compare with the official actas").click()
+    alert = page.get_by_role("alert")
+    assert "required columns are missing" in alert.inner_text()
+    assert page.locator("html").get_attribute("lang") == "en"
+    shot(page, "pvt-upload-error-en")
+    # the refused file is a 422 (which Chromium also logs), and nothing else went wrong
+    assert [e for e in page.errors if e.startswith("422 ")] == [
+        f"422 {base_url}/en/s/{final_id}/verify/"]
+    assert not [e for e in page.errors if "422" not in e], page.errors
+
+
+def test_quickcount_estimate_form(page, base_url, app, final_id, tmp_path):
+    import polars as pl
+
+    b = app.state.backend
+    info = next(s for s in b.store.all_snapshots() if s.snapshot_id == final_id)
+    sample = b.quickcount(info, "dados").sample["acta_id"].to_list()
+    final = b.store.load_actas(final_id)
+    outside = final.filter(~pl.col("acta_id").is_in(sample))["acta_id"][0]
+    text = _copies_csv(final.filter(pl.col("status") == "counted"), sample)
+    text += f"{outside},obs-z,2021-06-06T20:00:00Z,10,1,1,4,4\n".encode()
+    reports = tmp_path / "reportes.csv"
+    reports.write_bytes(text)
+    _without_our_script(page)
+    page.set_viewport_size(DESKTOP)
+    page.goto(f"{base_url}/s/{final_id}/quickcount/?seed=dados")
+    assert page.locator("#qc-est-seed").input_value() == "dados"
+    page.locator("#qc-file").set_input_files(str(reports))
+    page.get_by_role("button", name="Estimar").click()
+    page.wait_for_url(f"**/s/{final_id}/quickcount/#estimate")
+    assert "Empate técnico" in page.locator("#qc-call").inner_text()
+    assert "de 1,500 mesas sorteadas reportaron" in page.locator("#qc-coverage").inner_text()
+    refused = page.locator("#qc-refused tbody tr")
+    assert refused.count() == 1 and outside in refused.inner_text()
+    assert "not_in_sample" in refused.inner_text()
+    assert "dados" in page.locator("#qc-provenance").inner_text()
+    assert page.locator("#qc-intervals tbody tr").count() == 3
+    shot(page, "quickcount-estimate-es")
+    page.set_viewport_size(PHONE)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"] + 1
+    shot(page, "quickcount-estimate-es-phone")
+    # English, typed by keyboard: seed, file, submit
+    page.set_viewport_size(DESKTOP)
+    page.goto(f"{base_url}/en/s/{final_id}/quickcount/")
+    page.get_by_label("Public seed of the sample").fill("dados")
+    page.get_by_label("File of reports of the sampled mesas").set_input_files(str(reports))
+    page.get_by_label("File of reports of the sampled mesas").focus()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/en/s/{final_id}/quickcount/#estimate")
+    assert "Technical tie" in page.locator("#qc-call").inner_text()
+    assert "official count of this snapshot is already complete" in page.locator(
+        "#qc-fusion").inner_text()
+    shot(page, "quickcount-estimate-en")
+    assert not page.errors, page.errors

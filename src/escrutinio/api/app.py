@@ -23,7 +23,7 @@ from enum import StrEnum
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Path, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -167,7 +167,12 @@ class HotCache:
                 gz = v
             elif k == b"if-none-match":
                 inm = v
-        key = (scope["path"], scope["query_string"], b"gzip" in gz)
+            elif k == b"authorization":  # a personal answer is never shared
+                await self.app(scope, receive, send)
+                return
+        # server mode: the catalogue epoch of the request (escrutinio.server.resilience)
+        key = (scope.get("escrutinio.epoch"), scope["path"], scope["query_string"],
+               b"gzip" in gz)
         hit = self.data.get(key)
         if hit is not None:
             etag, headers, body = hit
@@ -248,8 +253,10 @@ def create_app(db_path: str | FilePath | None = None, *, store: Store | None = N
                replay: bool = False, step_seconds: float = 5.0, replay_at: int | None = None,
                loop: bool = True, replay_contest: str | None = None, baseline: str = "auto",
                projection_sims: int = PROJECTION_SIMS, static_site: bool = False,
-               root_path: str = "", warm: bool = False) -> FastAPI:
-    """Build the app over a DuckDB file (opened read-only) or an open ``store``.
+               root_path: str = "", warm: bool = False, writable: bool = False) -> FastAPI:
+    """Build the app over a DuckDB file (opened read-only; read-write with ``writable``,
+    which enables the observer API — one process only), a PostgreSQL URL or an open
+    ``store``.
 
     ``replay``: advance through the stored snapshots of ``replay_contest`` (default: the
     contest of the most recent snapshot) one step every ``step_seconds``; ``replay_at``
@@ -259,16 +266,27 @@ def create_app(db_path: str | FilePath | None = None, *, store: Store | None = N
     whole-country snapshot (in a replay: ahead of the clock)."""
     if backend is not None:
         store = backend.store
+    elif (store is not None and not (static_site or replay)
+          and type(store).__module__.endswith("postgres_store")):
+        store = open_pg_store(store, live=True)  # type: ignore[arg-type]
     if store is None:
         if db_path is None:
             raise ValueError("give db_path or store")
+        from escrutinio.store import is_postgres_url
+
+        if is_postgres_url(db_path):
+            # a static export or a replay reads one consistent catalogue now; a server
+            # connects lazily and follows the catalogue (escrutinio.server.resilience)
+            store = open_pg_store(str(db_path), live=not (static_site or replay))
+    if store is None:
+        assert db_path is not None
         if not FilePath(db_path).exists():
             raise EscrutinioError(
                 f"no existe el almacén {db_path}; ejecute 'escrutinio ingest' primero",
                 f"store {db_path} does not exist; run 'escrutinio ingest' first")
         from escrutinio.store.duckdb_store import DuckDBStore
 
-        store = DuckDBStore(db_path, read_only=True)
+        store = DuckDBStore(db_path, read_only=not writable)
     if backend is None and replay:
         from escrutinio import service
 
@@ -304,10 +322,33 @@ def create_app(db_path: str | FilePath | None = None, *, store: Store | None = N
     _install_errors(app)
     _install_openapi(app)
     _api_routes(app, backend)
+    if not static_site:
+        from escrutinio.server.routes import install_observers
+
+        # /api/v1/observer, /api/v1/admin, /coordinator/ (docs/observers.md)
+        install_observers(app, store, backend)
     from escrutinio.api.pages import install_pages
 
     install_pages(app, backend, static_site=static_site)
+    from escrutinio.server.resilience import install
+
+    install(app, backend)  # /api/v1/health; in server mode the 503 gate
+    from escrutinio.server.security import install_security
+
+    install_security(app)  # headers, CORS, security log: outermost
     return app
+
+
+def open_pg_store(url: str | Store, *, live: bool) -> Store:
+    """PostgreSQL for the app (a URL, or an open PostgresStore): a live, lazily connected
+    catalogue (server mode) or a read-only store opened now (static export, replay)."""
+    if live:
+        from escrutinio.server.resilience import live_catalog
+
+        return live_catalog(url)
+    from escrutinio.store.postgres_store import PostgresStore
+
+    return PostgresStore(str(url), read_only=True)
 
 
 def _install_errors(app: FastAPI) -> None:
@@ -382,14 +423,31 @@ def _install_openapi(app: FastAPI) -> None:
 
 # --- API routes ------------------------------------------------------------------------------
 
-def api_links(info: SnapshotInfo | None, json_path: str, html_path: str | None) -> dict[str, str]:
-    out = {"self": json_path}
+def api_links(info: SnapshotInfo | None, json_path: str, html_path: str | None, *,
+              query: str = "", permalink: str | None = None) -> dict[str, str]:
+    """``self``, the page (``html``, ``html_en``) and the ``permalink``: the same JSON at
+    the full snapshot id (whatever reference was asked: ``latest``, ``latest-2``, a
+    label, an id prefix), with the parameters that change the answer (``query``)."""
+    out = {"self": json_path + query}
     if html_path is not None:
         out["html"] = html_path
         out["html_en"] = "/en" + html_path
-    if info is not None:
-        out["permalink"] = json_path.replace("/latest", f"/{info.snapshot_id}")
+    if permalink is not None:
+        out["permalink"] = permalink + query
+    elif info is not None:
+        parts = json_path.split("/")
+        if len(parts) > 4 and parts[1:4] == ["api", "v1", "s"]:
+            parts[4] = info.snapshot_id + (".json" if parts[4].endswith(".json") else "")
+        out["permalink"] = "/".join(parts) + query
     return out
+
+
+def _query(**params: Any) -> str:
+    """``?a=1&b=2`` of the parameters that are not None (for links)."""
+    from urllib.parse import urlencode
+
+    kept = {k: v for k, v in params.items() if v is not None}
+    return "?" + urlencode(kept) if kept else ""
 
 
 def _api_routes(app: FastAPI, b: Backend) -> None:
@@ -502,7 +560,9 @@ def _api_routes(app: FastAPI, b: Backend) -> None:
                     "reconstructed": v.reconstructed, "note_es": es, "note_en": en,
                     "projection": v.projection,
                     "links": api_links(info, f"/api/v1/s/{ref}/projection.json",
-                                       f"/s/{sid}/projection/")}
+                                       f"/s/{sid}/projection/", query=_query(
+                                           sims=sims, seed=None if seed == PROJECTION_SEED
+                                           else seed))}
 
         return await respond(request, ("projection", sid, n, seed, b.clock is not None),
                              build, cc(ref, info))
@@ -517,7 +577,9 @@ def _api_routes(app: FastAPI, b: Backend) -> None:
             return await respond(request, (key, sid, limit), lambda: {
                 "snapshot": info, "contest": contest_of(info), "result": make(info, limit),
                 "links": api_links(info, f"/api/v1/s/{ref}/{path}.json",
-                                   f"/s/{sid}/{html}/" if html else None)}, cc(ref, info))
+                                   f"/s/{sid}/{html}/" if html else None,
+                                   query=_query(limit=None if limit == 200 else limit))},
+                cc(ref, info))
 
         route.__name__ = f"api_{key}"
 
@@ -554,7 +616,9 @@ def _api_routes(app: FastAPI, b: Backend) -> None:
                 "seed": seed, "n_sample": v.n_sample,
                 "sample": [] if v.sample is None else v.sample.head(limit).to_dicts()},
                 "links": api_links(info, f"/api/v1/s/{ref}/quickcount.json",
-                                   f"/s/{sid}/quickcount/")}
+                                   f"/s/{sid}/quickcount/{_query(seed=seed)}",
+                                   query=_query(seed=seed,
+                                                limit=None if limit == 200 else limit))}
 
         return await respond(request, ("quickcount", sid, seed, limit), build, cc(ref, info))
 
@@ -571,21 +635,64 @@ def _api_routes(app: FastAPI, b: Backend) -> None:
         return Response(png, media_type="image/png",
                         headers={"ETag": etag, "Cache-Control": cc(ref, info)})
 
-    @app.post("/api/v1/s/{ref}/pvt", responses=schemas.ok(
+    @app.post("/api/v1/s/{ref}/pvt", responses=schemas.upload_responses(
         "AnalysisResponse", "Tabulación paralela de copias de personeros / parallel "
         "tabulation of observers' copies"), summary="Tabulación paralela / parallel "
-        "tabulation (observer copies as JSON records, docs/defence.md)")
-    async def pvt(request: Request, ref: Ref,
-                  records: Annotated[list[dict[str, Any]], Body(
-                      description="copias de personeros (registros del formato documentado) / "
-                                  "observers' copies (records of the documented format)",
-                      max_length=200_000)],
-                  limit: LimitQ = 100, contest: ContestQ = None) -> Response:
+        "tabulation (observers' copies as JSON records, CSV or a file; docs/defence.md)",
+        openapi_extra=schemas.upload_body(
+            "copias de personeros en el formato documentado / observers' copies in the "
+            "documented format (docs/defence.md)", "copies"))
+    async def pvt(request: Request, ref: Ref, limit: LimitQ = 100,
+                  contest: ContestQ = None) -> Response:
+        from escrutinio.api import uploads
+
         info = b.resolve(ref, contest=contest)
-        res = await run_in_threadpool(b.pvt, info, records)
+        try:
+            upload = await uploads.read_upload(request, b.upload_limit)
+            res = await run_in_threadpool(b.pvt, info, upload)
+        except uploads.UploadError as exc:
+            return uploads.error_response(exc)
+        links = api_links(info, f"/api/v1/s/{ref}/pvt", f"/s/{info.snapshot_id}/verify/")
+        links.pop("permalink")  # the result depends on the copies sent: no permalink
         raw = dumps({"snapshot": info, "contest": contest_of(info),
-                     "result": res.to_jsonable(limit),
-                     "links": api_links(info, f"/api/v1/s/{ref}/pvt", None)})
+                     "result": res.to_jsonable(limit), "links": links})
+        return Response(raw, media_type="application/json",
+                        headers={"Cache-Control": "no-store"})
+
+    @app.post("/api/v1/s/{ref}/quickcount/estimate", responses=schemas.upload_responses(
+        "AnalysisResponse", "Estimación del conteo rápido / quick-count estimate"),
+        summary="Estimación del conteo rápido con los reportes de las mesas de la muestra / "
+        "quick-count estimate from the reports of the sampled mesas (copy format)",
+        openapi_extra=schemas.upload_body(
+            "reportes de las mesas de la muestra, en el formato de copias / reports of the "
+            "sampled mesas, in the copy format (docs/defence.md)", "reports"))
+    async def quickcount_estimate(
+            request: Request, ref: Ref,
+            seed: Annotated[str, Query(min_length=1, max_length=200,
+                                       description="semilla pública de la muestra / public "
+                                                   "seed of the sample")],
+            fuse: Annotated[str | None, Query(
+                max_length=300, description="instantánea por acta cuyo conteo oficial se "
+                "fusiona (por defecto esta; 'none': sin fusión) / per-acta snapshot whose "
+                "official count is fused (default: this one; 'none': no fusion)")] = None,
+            limit: LimitQ = 100, contest: ContestQ = None) -> Response:
+        from urllib.parse import quote
+
+        from escrutinio.api import uploads
+
+        info = b.resolve(ref, contest=contest)
+        partner = (None if fuse == "none" else info if fuse is None
+                   else b.resolve(fuse, contest=contest))
+        try:
+            upload = await uploads.read_upload(request, b.upload_limit)
+            v = await run_in_threadpool(b.quickcount_estimate, info, seed, upload, partner)
+        except uploads.UploadError as exc:
+            return uploads.error_response(exc)
+        links = api_links(info, f"/api/v1/s/{ref}/quickcount/estimate",
+                          f"/s/{info.snapshot_id}/quickcount/?seed=" + quote(seed, safe=""))
+        links.pop("permalink")  # the result depends on the reports sent: no permalink
+        raw = dumps({"snapshot": info, "contest": contest_of(info),
+                     "result": v.to_jsonable(limit), "links": links})
         return Response(raw, media_type="application/json",
                         headers={"Cache-Control": "no-store"})
 
@@ -599,9 +706,26 @@ def _api_routes(app: FastAPI, b: Backend) -> None:
         return await respond(request, ("history", cid, tuple(s.snapshot_id for s in snaps)),
                              lambda: {"contest": b.store.contest(cid).to_dict(),
                                       "history": b.history(cid), "snapshots": snaps,
-                                      "links": api_links(None, "/api/v1/history.json",
-                                                         "/history/")},
+                                      "links": api_links(
+                                          None, "/api/v1/history.json", "/history/",
+                                          permalink=f"/api/v1/s/{snaps[-1].snapshot_id}/"
+                                          "history.json" if snaps else None)},
                              CC_REPLAY if b.clock else CC_MOVING)
+
+    @get("/api/v1/s/{ref}/history", "HistoryResponse",
+         "Historia del margen hasta una instantánea (enlace permanente) / margin history up "
+         "to a snapshot (permalink)")
+    async def history_until(request: Request, ref: Ref, contest: ContestQ = None
+                            ) -> Response:
+        info = b.resolve(strip_json(ref), contest=contest)
+        sid = info.snapshot_id
+        snaps = b.history_snapshots(info.contest_id, info)
+        return await respond(request, ("history-until", sid, tuple(s.snapshot_id for s in snaps)),
+                             lambda: {"contest": contest_of(info),
+                                      "history": b.history(until=info), "snapshots": snaps,
+                                      "links": api_links(info, f"/api/v1/s/{ref}/history.json",
+                                                         f"/s/{sid}/history/")},
+                             cc(ref, info))
 
     @get("/api/v1/projection-history", "ProjectionHistoryResponse",
          "La proyección en cada instantánea (abanico) / the projection at each snapshot "
@@ -619,9 +743,29 @@ def _api_routes(app: FastAPI, b: Backend) -> None:
                       b.clock is not None),
             lambda: {"contest": b.store.contest(cid).to_dict(),
                      "projection_history": b.projection_history(cid, n, seed),
-                     "links": api_links(None, "/api/v1/projection-history.json",
-                                        "/history/")},
+                     "links": api_links(None, "/api/v1/projection-history.json", "/history/",
+                                        permalink=f"/api/v1/s/{snaps[-1].snapshot_id}/"
+                                        "projection-history.json" if snaps else None)},
             CC_REPLAY if b.clock else CC_MOVING)
+
+    @get("/api/v1/s/{ref}/projection-history", "ProjectionHistoryResponse",
+         "La proyección en cada instantánea hasta esta (enlace permanente) / the projection "
+         "at each snapshot up to this one (permalink)")
+    async def projection_history_until(request: Request, ref: Ref,
+                                       contest: ContestQ = None) -> Response:
+        info = b.resolve(strip_json(ref), contest=contest)
+        sid = info.snapshot_id
+        n, seed = b.projection_sims, PROJECTION_SEED
+        snaps = b.history_snapshots(info.contest_id, info)
+        return await respond(
+            request, ("projection-history-until", sid, tuple(s.snapshot_id for s in snaps),
+                      n, seed, b.clock is not None),
+            lambda: {"contest": contest_of(info),
+                     "projection_history": b.projection_history(sims=n, seed=seed,
+                                                                until=info),
+                     "links": api_links(info, f"/api/v1/s/{ref}/projection-history.json",
+                                        f"/s/{sid}/history/")},
+            cc(ref, info))
 
     @get("/api/v1/diff/{older}/{newer}", "DiffResponse",
          "Qué cambió entre dos instantáneas / what changed between two snapshots")
@@ -640,7 +784,10 @@ def _api_routes(app: FastAPI, b: Backend) -> None:
             lambda: {"contest": b.store.contest(a.contest_id).to_dict(), "older": a,
                      "newer": c, "diff": b.diff(a, c, limit),
                      "links": api_links(None, f"/api/v1/diff/{older}/{newer}.json",
-                                        f"/diff/{a.snapshot_id}/{c.snapshot_id}/")},
+                                        f"/diff/{a.snapshot_id}/{c.snapshot_id}/",
+                                        query=_query(limit=None if limit == 100 else limit),
+                                        permalink=f"/api/v1/diff/{a.snapshot_id}/"
+                                        f"{c.snapshot_id}.json")},
             CC_PERMALINK if perm else (CC_REPLAY if b.clock else CC_MOVING))
 
     @app.get("/api/v1/replay", responses=schemas.ok("ReplayState", "Estado de la repetición "

@@ -24,6 +24,7 @@ import polars as pl
 
 from escrutinio import service
 from escrutinio.api.catalog import CatalogStore, ReplayClock
+from escrutinio.api.uploads import UPLOAD_LIMIT, Upload, parse_copies
 from escrutinio.count import CountState, LeadHistory
 from escrutinio.diff import SnapshotDiff
 from escrutinio.domain import ContestKind, Level, SnapshotKind
@@ -38,6 +39,8 @@ QUICKCOUNT_MESAS = 1500
 AUDIT_REPLICATES = 600
 AUDIT_SEED = 20210606
 FORENSICS_SEED = 20210606
+QUICKCOUNT_BOOT = 2000  # bootstrap replicates of the estimate (the CLI's --boot)
+QUICKCOUNT_ESTIMATE_SEED = 0
 
 
 class NeedsActas(EscrutinioError):
@@ -108,6 +111,83 @@ class QuickCountView:
     seed: str | None
     sample: pl.DataFrame | None
     n_sample: int
+    universe: pl.DataFrame  # acta_id, stratum, electors... (defence.strata.assign_strata)
+    pair: tuple[str, str]  # the two candidates of the estimate (leader, runner-up)
+
+
+@dataclass(frozen=True, slots=True)
+class QuickCountEstimateView:
+    """A quick-count estimate from reports sent in a request (not cached: the reports
+    are the request's own data)."""
+
+    snapshot: SnapshotInfo
+    seed: str
+    estimate: Any  # defence.quickcount.QuickCountEstimate, the sample alone
+    fusion: Any | None  # the same reports fused with the official count of ``fused_with``
+    fused_with: SnapshotInfo | None
+    n_sample: int  # mesas in the public sample of ``seed``
+    n_reports: int  # copies read (after rejected rows)
+    n_reported: int  # distinct sampled mesas reported
+    strata: pl.DataFrame  # stratum, sample, reported
+    refused: pl.DataFrame  # reports of mesas outside the sample (REJECTED_SCHEMA)
+    rejected: pl.DataFrame  # rows the parser rejected (REJECTED_SCHEMA)
+    n_duplicates: int  # further reports of an already reported mesa (the earliest counts)
+    reports_source: str
+    reports_sha256: str
+    design_n_mesas: int
+
+    @property
+    def coverage(self) -> float:
+        return self.n_reported / self.n_sample if self.n_sample else 0.0
+
+    @property
+    def warnings(self) -> list[dict[str, str]]:
+        out = []
+        if self.refused.height > self.n_reports - self.refused.height:
+            out.append({
+                "es": f"{self.refused.height:,} de {self.n_reports:,} reportes no son de mesas "
+                      f"de la muestra de la semilla «{self.seed}»: ¿es la semilla correcta?",
+                "en": f"{self.refused.height:,} of {self.n_reports:,} reports are not of mesas "
+                      f"in the sample of seed “{self.seed}”: is the seed right?"})
+        if self.coverage < 0.5:
+            out.append({
+                "es": f"solo reportó el {100 * self.coverage:.1f}% de la muestra: si las mesas "
+                      "que faltan no son al azar (p. ej. las rurales llegan tarde), la "
+                      "estimación está sesgada",
+                "en": f"only {100 * self.coverage:.1f}% of the sample reported: if the "
+                      "missing mesas are not missing at random (e.g. rural ones arrive "
+                      "late), the estimate is biased"})
+        return out
+
+    def provenance(self) -> dict[str, Any]:
+        from escrutinio import __version__
+
+        return {"snapshot_id": self.snapshot.snapshot_id,
+                "snapshot_source_sha256": self.snapshot.source_sha256,
+                "seed": self.seed, "reports": self.reports_source,
+                "reports_sha256": self.reports_sha256,
+                "fused_with": self.fused_with.snapshot_id if self.fused_with else None,
+                "n_mesas_design": self.design_n_mesas,
+                "estimator": {"n_boot": QUICKCOUNT_BOOT, "seed": QUICKCOUNT_ESTIMATE_SEED},
+                "escrutinio_version": __version__}
+
+    def to_jsonable(self, limit: int | None = None) -> dict[str, Any]:
+        from escrutinio.provenance import to_jsonable
+
+        def rows(df: pl.DataFrame) -> list[dict[str, Any]]:
+            return (df if limit is None else df.head(limit)).to_dicts()
+
+        return {"seed": self.seed, "estimate": to_jsonable(self.estimate),
+                "fusion": to_jsonable(self.fusion),
+                "fused_with": to_jsonable(self.fused_with),
+                "coverage": {"n_sample": self.n_sample, "n_reported": self.n_reported,
+                             "share": self.coverage, "n_reports": self.n_reports,
+                             "n_duplicates": self.n_duplicates,
+                             "strata": self.strata.to_dicts()},
+                "warnings": self.warnings,
+                "n_refused": self.refused.height, "refused": rows(self.refused),
+                "n_rejected": self.rejected.height, "rejected": rows(self.rejected),
+                "provenance": self.provenance()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +239,8 @@ class Backend:
         self.baseline = baseline
         self.projection_sims = projection_sims
         self.replay_contest = replay_contest
+        #: largest request body accepted by the uploads (observers' copies, reports)
+        self.upload_limit = UPLOAD_LIMIT
         self._timeline: Any = None
         self._timeline_lock = threading.Lock()
 
@@ -261,9 +343,19 @@ class Backend:
         return self.cached(("state", info.snapshot_id, level.value),
                            lambda: service.state_of(self.store, info, level=level))
 
-    def history(self, contest: str | None = None) -> LeadHistory:
-        cid = self.contest_id(contest)
-        snaps = service.history_snapshots(self.store, cid)
+    def history_snapshots(self, contest_id: str,
+                          until: SnapshotInfo | None = None) -> list[SnapshotInfo]:
+        """The whole-country snapshots of the history, up to ``until`` (its permalink:
+        the history as it stood at that snapshot) or all so far."""
+        snaps = service.history_snapshots(self.store, contest_id)
+        if until is not None:
+            snaps = [s for s in snaps if s.as_of <= until.as_of]
+        return snaps
+
+    def history(self, contest: str | None = None,
+                until: SnapshotInfo | None = None) -> LeadHistory:
+        cid = until.contest_id if until is not None else self.contest_id(contest)
+        snaps = self.history_snapshots(cid, until)
         if not snaps:
             raise NotFoundError("todavía no hay instantáneas de esta contienda",
                                 "there are no snapshots of this contest yet")
@@ -328,11 +420,13 @@ class Backend:
                            compute)
 
     def projection_history(self, contest: str | None = None, sims: int | None = None,
-                           seed: int = PROJECTION_SEED) -> ProjectionHistory:
-        """The projection at every whole-country snapshot so far (the fan chart)."""
+                           seed: int = PROJECTION_SEED,
+                           until: SnapshotInfo | None = None) -> ProjectionHistory:
+        """The projection at every whole-country snapshot so far, or up to ``until``
+        (the fan chart)."""
         sims = sims or self.projection_sims
-        cid = self.contest_id(contest)
-        snaps = service.history_snapshots(self.store, cid)
+        cid = until.contest_id if until is not None else self.contest_id(contest)
+        snaps = self.history_snapshots(cid, until)
 
         def compute() -> ProjectionHistory:
             views = []
@@ -466,7 +560,7 @@ class Backend:
                                       deff=de.deff_stratified) if de else None)
             sample = qc.draw_sample(universe, plan, seed) if seed else None
             return QuickCountView(info, plan, de, moe, rule[0], rule[1], seed, sample,
-                                  0 if sample is None else sample.height)
+                                  0 if sample is None else sample.height, universe, (a, b))
 
         return self.cached(("quickcount", info.snapshot_id, seed), compute)
 
@@ -551,19 +645,90 @@ class Backend:
                             "latest_measurement": latest_measurement(inner, rec.audit_id)})  # type: ignore[arg-type]
             return tuple(out)
 
-    def pvt(self, info: SnapshotInfo, records: list[dict[str, Any]]) -> Any:
-        """Reconcile observers' copies sent in a request (not cached: the copies are the
-        request's own data)."""
+    def pvt(self, info: SnapshotInfo, upload: Upload) -> Any:
+        """Reconcile observers' copies sent in a request (JSON records, CSV or a file;
+        not cached: the copies are the request's own data)."""
         self._needs_actas(info, "la tabulación paralela", "the parallel tabulation")
-        from escrutinio.defence.observers import parse_observer_records
         from escrutinio.defence.pvt import reconcile
 
         contest = self.store.contest(info.contest_id)
-        copies = parse_observer_records(records, contest)
+        copies = parse_copies(upload, contest, limit=self.upload_limit)
         with self.compute_lock:
             official = self.store.load_actas(info.snapshot_id)
         return reconcile(copies.frame, official, contest, snapshot_ids=[info.snapshot_id],
                          copies_sha256=copies.source_sha256, rejected=copies.rejected)
+
+    def quickcount_estimate(self, info: SnapshotInfo, seed: str, upload: Upload,
+                            fuse: SnapshotInfo | None) -> QuickCountEstimateView:
+        """The quick-count estimate from the reports of the sampled mesas of ``seed``
+        (:func:`escrutinio.defence.quickcount.estimate`) and, when ``fuse`` is given and
+        has counted actas, the same reports fused with its official count
+        (:func:`~escrutinio.defence.quickcount.fuse`). Reports of mesas outside the
+        sample are refused (listed, not used); rows the parser rejects are listed too."""
+        self._needs_actas(info, "el conteo rápido", "the quick count")
+        if fuse is not None:
+            self._needs_actas(fuse, "la fusión con el conteo oficial",
+                              "the fusion with the official count")
+            if fuse.contest_id != info.contest_id:
+                raise EscrutinioError(
+                    "la instantánea a fusionar es de otra contienda",
+                    "the snapshot to fuse with belongs to another contest")
+        from escrutinio.defence import quickcount as qc
+        from escrutinio.defence.pvt import normalise_ids
+        from escrutinio.sources.base import REJECTED_SCHEMA
+
+        view = self.quickcount(info, seed)
+        assert view.sample is not None
+        contest = self.store.contest(info.contest_id)
+        copies = parse_copies(upload, contest, limit=self.upload_limit)
+        rep = copies.frame.with_columns(
+            normalise_ids(copies.frame["acta_id"], view.universe["acta_id"]))
+        in_sample = rep["acta_id"].is_in(view.sample["acta_id"].implode())
+        out = rep.filter(~in_sample)
+        refused = out.select(
+            pl.col("line"), pl.col("acta_id"), pl.lit("acta_id").alias("field"),
+            pl.lit("not_in_sample").alias("rule"),
+            pl.format("la mesa {} no está en la muestra pública de la semilla «{}»: "
+                      "reporte rechazado", pl.col("acta_id"), pl.lit(seed)).alias("message_es"),
+            pl.format("mesa {} is not in the public sample of seed “{}”: report refused",
+                      pl.col("acta_id"), pl.lit(seed)).alias("message_en"),
+            pl.lit("").alias("raw")).cast(REJECTED_SCHEMA)  # type: ignore[arg-type]
+        rep = rep.filter(in_sample)
+        n_reported = rep["acta_id"].n_unique()
+        if n_reported < 2:
+            raise Unavailable(
+                f"de {copies.n_copies:,} reportes, {n_reported} son de mesas de la muestra de "
+                f"la semilla «{seed}» ({view.n_sample:,} mesas): hacen falta al menos dos; "
+                "¿es la semilla correcta?",
+                f"of {copies.n_copies:,} reports, {n_reported} are of mesas in the sample of "
+                f"seed “{seed}” ({view.n_sample:,} mesas): at least two are needed; is the "
+                "seed right?")
+        sids = [info.snapshot_id]
+        est = qc.estimate(view.universe, rep, view.pair, n_boot=QUICKCOUNT_BOOT,
+                          seed=QUICKCOUNT_ESTIMATE_SEED, n_sampled=view.n_sample,
+                          snapshot_ids=sids)
+        fusion = None
+        if fuse is not None:
+            with self.compute_lock:
+                official = self.store.load_actas(fuse.snapshot_id)
+            if official.filter(pl.col("status") == "counted").height:
+                fusion = qc.fuse(view.universe, official, rep, view.pair,
+                                 n_boot=QUICKCOUNT_BOOT, seed=QUICKCOUNT_ESTIMATE_SEED,
+                                 snapshot_ids=list(dict.fromkeys([*sids, fuse.snapshot_id])))
+            else:
+                fuse = None
+        reported = rep.select("acta_id").unique().join(
+            view.sample.select("acta_id", "stratum"), on="acta_id")
+        strata = (view.sample.group_by("stratum").len("sample")
+                  .join(reported.group_by("stratum").len("reported"), on="stratum",
+                        how="left")
+                  .with_columns(pl.col("reported").fill_null(0).cast(pl.Int64),
+                                pl.col("sample").cast(pl.Int64))
+                  .sort("stratum"))
+        return QuickCountEstimateView(
+            info, seed, est, fusion, fuse, view.n_sample, copies.n_copies, n_reported,
+            strata, refused, copies.rejected, rep.height - n_reported, copies.source_uri,
+            copies.source_sha256, view.design.n_mesas)
 
 
 def _settle_garbage() -> None:

@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 from functools import cache
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from fastapi import FastAPI, Query, Request
@@ -20,7 +21,7 @@ from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
 from escrutinio import __version__
-from escrutinio.api import i18n, svg
+from escrutinio.api import i18n, svg, uploads
 from escrutinio.api.app import (
     CC_MOVING,
     CC_PERMALINK,
@@ -29,12 +30,14 @@ from escrutinio.api.app import (
     make_body,
     replay_payload,
     send,
+    status_of,
 )
 from escrutinio.api.backend import Backend, NeedsActas, ProjectionView, Unavailable
 from escrutinio.api.geo import has_map, peru_geometry, peru_reniec_to_inei
 from escrutinio.count import CountState, HurdleStatus, UnitState
+from escrutinio.defence.pvt import category_label
 from escrutinio.domain import Level, SnapshotKind, status_label
-from escrutinio.errors import EscrutinioError
+from escrutinio.errors import EscrutinioError, IngestError, Location
 from escrutinio.store.base import SnapshotInfo
 
 LEVEL_SLUGS = {Level.AREA1: "area1", Level.AREA2: "area2", Level.AREA3: "area3"}
@@ -68,6 +71,9 @@ class Page:
         self.json_url = json_url
         self.section = section
         self.static_site = static_site
+        #: the page itself at full snapshot ids (default: its path when it names the
+        #: snapshot, else the snapshot's overview)
+        self.permalink: str | None = None
 
     def T(self, es: str, en: str) -> str:  # noqa: N802
         return es if self.lang == "es" else en
@@ -95,11 +101,20 @@ class Page:
             "when": self.when, "json_url": self.json_url, "snapshot": info,
             "contest": contest, "nav": self.nav(), "replay": replay,
             "static_site": self.static_site, "path": self.path,
+            "permalink": self.permalink_url(),
             "candidate_names": {c.code: c.name for c in contest.candidates} if contest else {},
             "candidate_colours": {c.code: svg.colour(i) for i, c in
                                   enumerate(contest.candidates)} if contest else {},
             **extra,
         }
+
+    def permalink_url(self) -> str | None:
+        if self.permalink is not None:
+            return self.u(self.permalink)
+        if self.info is None:
+            return None
+        sid = self.info.snapshot_id
+        return self.u(self.path if sid in self.path else f"/s/{sid}/")
 
     def nav(self) -> list[dict[str, Any]]:
         b, info = self.b, self.info
@@ -158,7 +173,7 @@ def render_error(request: Request, status: int, payload: dict[str, Any]) -> Resp
         ctx = {"lang": lang, "alt_lang": "en" if lang == "es" else "es",
                "alt_url": "/en/" if lang == "es" else "/", "T": page.T, "u": page.u,
                "when": page.when, "json_url": None, "snapshot": None, "contest": None,
-               "nav": [], "replay": None, "static_site": False, "path": "/",
+               "nav": [], "replay": None, "static_site": False, "path": "/", "permalink": None,
                "candidate_names": {}, "candidate_colours": {}, "status": status,
                "error": payload}
     return Response(render("error.html", ctx), status_code=status, media_type="text/html",
@@ -248,8 +263,8 @@ def hurdle_text(st: CountState, names: dict[str, str], lang: str) -> str:
 
 
 def timeline_chart(b: Backend, page: Page, cid: str, current_sid: str | None,
-                   height: int = 300) -> dict[str, Any]:
-    hist = b.history(cid)
+                   height: int = 300, until: SnapshotInfo | None = None) -> dict[str, Any]:
+    hist = b.history(cid, until=until)
     contest = b.store.contest(cid)
     codes = [c.code for c in contest.candidates]
     names = {c.code: c.name for c in contest.candidates}
@@ -289,8 +304,9 @@ def pair_in_order(codes: list[str], pair: list[str] | tuple[str, ...]) -> tuple[
     return a, b
 
 
-def fan_chart(b: Backend, page: Page, cid: str, current_sid: str | None) -> dict[str, Any]:
-    ph = b.projection_history(cid)
+def fan_chart(b: Backend, page: Page, cid: str, current_sid: str | None,
+              until: SnapshotInfo | None = None) -> dict[str, Any]:
+    ph = b.projection_history(cid, until=until)
     contest = b.store.contest(cid)
     names = {c.code: i18n.short_name(c.name) for c in contest.candidates}
     a, bb = ph.pair
@@ -364,6 +380,9 @@ def _lang_routes(app: FastAPI, b: Backend, prefix: str, lang: str, html: Any, cc
     def route(path: str) -> Callable[[Any], Any]:
         return app.get(prefix + path, include_in_schema=False,
                        response_class=Response)
+
+    def post(path: str) -> Callable[[Any], Any]:
+        return app.post(prefix + path, include_in_schema=False, response_class=Response)
 
     @route("/")
     async def home(request: Request) -> Response:
@@ -460,29 +479,47 @@ def _lang_routes(app: FastAPI, b: Backend, prefix: str, lang: str, html: Any, cc
         return await html(request, ("map", lang, info.snapshot_id, lv.value), make,
                           cc(ref, info))
 
+    def history_html(request: Request, cid: str, snaps: list[SnapshotInfo],
+                     until: SnapshotInfo | None) -> bytes:
+        cur = snaps[-1].snapshot_id if snaps else None
+        if until is None:
+            p = page(request, "/history/", json_url="/api/v1/history.json",
+                     section="history")
+            # the moving page's permalink: the same history, bound to its latest snapshot
+            p.permalink = (None if cur is None or static_site else f"/s/{cur}/history/")
+        else:
+            sid = until.snapshot_id
+            p = page(request, f"/s/{sid}/history/", info=until,
+                     json_url=f"/api/v1/s/{sid}/history.json", section="history")
+        tl = timeline_chart(b, p, cid, cur, until=until)
+        fan = fan_err = None
+        try:
+            fan = fan_chart(b, p, cid, cur, until=until)
+        except EscrutinioError as exc:
+            fan_err = exc
+        return render("history.html", p.context(
+            title=p.T("Historia del conteo", "Count history"), tl=tl, fan=fan,
+            fan_err=fan_err, snaps={s.snapshot_id: s for s in snaps}, until=until,
+            fan_json=(f"/api/v1/s/{until.snapshot_id}/projection-history.json" if until
+                      else "/api/v1/projection-history.json")))
+
     @route("/history/")
     async def history(request: Request) -> Response:
         cid = b.contest_id()
-        from escrutinio import service
-
-        snaps = service.history_snapshots(b.store, cid)
-        cur = snaps[-1].snapshot_id if snaps else None
-
-        def make() -> bytes:
-            p = page(request, "/history/", json_url="/api/v1/history.json",
-                     section="history")
-            tl = timeline_chart(b, p, cid, cur)
-            fan = fan_err = None
-            try:
-                fan = fan_chart(b, p, cid, cur)
-            except EscrutinioError as exc:
-                fan_err = exc
-            return render("history.html", p.context(
-                title=p.T("Historia del conteo", "Count history"), tl=tl, fan=fan,
-                fan_err=fan_err, snaps={s.snapshot_id: s for s in snaps}))
-
+        snaps = b.history_snapshots(cid)
         return await html(request, ("history", lang, cid, tuple(s.snapshot_id for s in snaps)),
-                          make, CC_REPLAY if b.clock is not None else CC_MOVING)
+                          lambda: history_html(request, cid, snaps, None),
+                          CC_REPLAY if b.clock is not None else CC_MOVING)
+
+    @route("/s/{ref}/history/")
+    async def history_until(request: Request, ref: str) -> Response:
+        """The history as it stood at a snapshot: the permalink of the history page."""
+        info = b.resolve(ref)
+        snaps = b.history_snapshots(info.contest_id, info)
+        return await html(request, ("history-until", lang, info.snapshot_id,
+                                    tuple(s.snapshot_id for s in snaps)),
+                          lambda: history_html(request, info.contest_id, snaps, info),
+                          cc(ref, info))
 
     @route("/s/{ref}/projection/")
     async def projection(request: Request, ref: str) -> Response:
@@ -545,33 +582,88 @@ def _lang_routes(app: FastAPI, b: Backend, prefix: str, lang: str, html: Any, cc
 
     per_acta("contested", "contested.html", ("Actas en disputa", "Contested actas"),
              b.contested)
-    per_acta("verify", "verify.html", ("Verificación y tabulación paralela",
-                                       "Verification and parallel tabulation"), b.verify)
     per_acta("forensics", "forensics.html", ("Cribado forense: anomalía, no prueba",
                                              "Forensic screen: anomaly, not proof"),
              b.forensics)
     per_acta("audit", "audit.html", ("Auditoría que limita el riesgo",
                                      "Risk-limiting audit"), b.audit)
 
+    # -- verification and parallel tabulation: the page and its upload form ----------------
+    def verify_html(request: Request, info: SnapshotInfo, pvt: Any = None,
+                    error: EscrutinioError | None = None) -> bytes:
+        sid = info.snapshot_id
+        p = page(request, f"/s/{sid}/verify/", info=info,
+                 json_url=f"/api/v1/s/{sid}/verify.json", section="verify")
+        return render("verify.html", p.context(
+            title=p.T("Verificación y tabulación paralela",
+                      "Verification and parallel tabulation"),
+            v=b.verify(info), pvt=pvt, upload_error=error, limit_label=_mib(b.upload_limit),
+            category_label=lambda k: category_label(k, lang)))
+
+    @route("/s/{ref}/verify/")
+    async def verify(request: Request, ref: str) -> Response:
+        info = _acta_info(b, ref, "la verificación", "verification")
+        return await html(request, ("verify", lang, info.snapshot_id),
+                          lambda: verify_html(request, info), cc(ref, info))
+
+    @post("/s/{ref}/verify/")
+    async def verify_upload(request: Request, ref: str) -> Response:
+        """The upload form (works without JavaScript): the page again, with the
+        reconciliation of the copies sent, or what was wrong with them."""
+        info = _acta_info(b, ref, "la tabulación paralela", "the parallel tabulation")
+        res = err = None
+        try:
+            upload = await uploads.read_upload(request, b.upload_limit)
+            res = await run_in_threadpool(b.pvt, info, upload)
+        except EscrutinioError as exc:
+            err = exc
+        raw = await run_in_threadpool(verify_html, request, info, res, err)
+        return _posted(raw, err)
+
+    # -- quick count: design, public sample, estimate from uploaded reports ------------------
+    def quickcount_html(request: Request, info: SnapshotInfo, seed: str | None,
+                        est: Any = None, error: EscrutinioError | None = None) -> bytes:
+        sid = info.snapshot_id
+        query = f"?seed={quote(seed, safe='')}" if seed else ""
+        p = page(request, f"/s/{sid}/quickcount/", info=info,
+                 json_url=f"/api/v1/s/{sid}/quickcount.json{query}", section="quickcount")
+        p.permalink = f"/s/{sid}/quickcount/{query}"
+        return render("quickcount.html", p.context(
+            title=p.T("Conteo rápido", "Quick count"), v=b.quickcount(info, seed),
+            est=est, upload_error=error, limit_label=_mib(b.upload_limit),
+            call_label=lambda e: call_label(e, lang, {
+                c.code: i18n.short_name(c.name) for c in b.store.contest(
+                    info.contest_id).candidates})))
+
     @route("/s/{ref}/quickcount/")
     async def quickcount(request: Request, ref: str,
                          seed: str | None = Query(None, min_length=1, max_length=200)
                          ) -> Response:
-        info = b.resolve(ref)
-        if info.kind is not SnapshotKind.ACTAS:
-            raise NeedsActas("el conteo rápido necesita una instantánea por acta",
-                             "the quick count needs a per-acta snapshot")
+        info = _acta_info(b, ref, "el conteo rápido", "the quick count")
+        return await html(request, ("quickcount", lang, info.snapshot_id, seed),
+                          lambda: quickcount_html(request, info, seed), cc(ref, info))
 
-        def make() -> bytes:
-            sid = info.snapshot_id
-            p = page(request, f"/s/{sid}/quickcount/", info=info,
-                     json_url=f"/api/v1/s/{sid}/quickcount.json"
-                     + (f"?seed={seed}" if seed else ""), section="quickcount")
-            return render("quickcount.html", p.context(
-                title=p.T("Conteo rápido", "Quick count"), v=b.quickcount(info, seed)))
-
-        return await html(request, ("quickcount", lang, info.snapshot_id, seed), make,
-                          cc(ref, info))
+    @post("/s/{ref}/quickcount/")
+    async def quickcount_upload(request: Request, ref: str) -> Response:
+        """The reports form (works without JavaScript): the page with the sample of the
+        seed sent and the estimate from the reports, or what was wrong with them."""
+        info = _acta_info(b, ref, "el conteo rápido", "the quick count")
+        seed = request.query_params.get("seed")
+        est = err = None
+        try:
+            upload = await uploads.read_upload(request, b.upload_limit)
+            seed = (upload.fields.get("seed") or seed or "").strip() or None
+            if seed is None or len(seed) > 200:
+                raise IngestError(Location("seed", None, "seed"), "bad_seed",
+                                  "indique la semilla pública de la muestra (1 a 200 "
+                                  "caracteres)", "give the public seed of the sample (1 to "
+                                  "200 characters)")
+            est = await run_in_threadpool(b.quickcount_estimate, info, seed, upload, info)
+        except EscrutinioError as exc:
+            err = exc
+        raw = await run_in_threadpool(quickcount_html, request, info,
+                                      seed if seed and len(seed) <= 200 else None, est, err)
+        return _posted(raw, err)
 
     @route("/diff/")
     async def diff_form(request: Request, older: str | None = Query(None, max_length=200),
@@ -635,6 +727,46 @@ def _lang_routes(app: FastAPI, b: Backend, prefix: str, lang: str, html: Any, cc
 
         return await html(request, ("snapshots", lang, tuple(s.snapshot_id for s in snaps)),
                           make, CC_REPLAY if b.clock is not None else CC_MOVING)
+
+
+def _acta_info(b: Backend, ref: str, what_es: str, what_en: str) -> SnapshotInfo:
+    info = b.resolve(ref)
+    if info.kind is not SnapshotKind.ACTAS:
+        raise NeedsActas(f"{what_es} necesita una instantánea por acta; "
+                         f"{info.snapshot_id[:12]} es agregada",
+                         f"{what_en} needs a per-acta snapshot; {info.snapshot_id[:12]} is an "
+                         "aggregate one")
+    return info
+
+
+def _posted(raw: bytes, error: EscrutinioError | None) -> Response:
+    """The answer to a form: never cached (it holds the request's own data); the status
+    of the error when the upload was refused."""
+    status = 200
+    if isinstance(error, uploads.UploadError):
+        status = error.status
+    elif error is not None:
+        status = status_of(error)
+    return Response(raw, status_code=status, media_type="text/html; charset=utf-8",
+                    headers={"Cache-Control": "no-store"})
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n:,} B"
+
+
+def call_label(e: Any, lang: str, names: dict[str, str]) -> tuple[str, str]:
+    """A quick-count call as (short label, the rest of its sentence): "Empate técnico" /
+    "Technical tie", or who wins, by name."""
+    if e.call == "technical_tie":
+        label = "Empate técnico" if lang == "es" else "Technical tie"
+    else:
+        code = e.candidate_a if e.call == "a" else e.candidate_b
+        name = names.get(code, code)
+        label = f"Gana {name}" if lang == "es" else f"{name} wins"
+    text = e.call_es if lang == "es" else e.call_en
+    rest = text.split(": ", 1)[1] if ": " in text else text
+    return label, rest[:1].upper() + rest[1:]
 
 
 def _map_level(level: str) -> Level:

@@ -124,3 +124,36 @@ def ok(name: str, description: str) -> dict[int | str, dict[str, Any]]:
         422: {"description": "Invalid parameters, or the analysis does not apply to this "
                              "snapshot", **err},
     }
+
+
+def upload_responses(name: str, description: str) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a POST that reads an upload: no 304; 413 and 415 besides."""
+    err = {"content": {"application/json": {"schema": _ref("Error")}}}
+    out = {k: v for k, v in ok(name, description).items() if k != 304}
+    out[413] = {"description": "The upload exceeds a size limit (bytes, decompressed bytes "
+                               "or records)", **err}
+    out[415] = {"description": "Unsupported content type: send application/json, text/csv "
+                               "or multipart/form-data", **err}
+    return out
+
+
+def upload_body(description: str, file_field: str) -> dict[str, Any]:
+    """``openapi_extra=`` documenting the three ways to send observer-copy records."""
+    from escrutinio.api.uploads import MAX_RECORDS
+
+    return {"requestBody": {"required": True, "description": description, "content": {
+        "application/json": {"schema": {
+            "type": "array", "minItems": 1, "maxItems": MAX_RECORDS,
+            "items": {"type": "object", "additionalProperties": True},
+            "description": "registros del formato de copias / records of the copy format "
+                           "(observer_copy.schema.json, docs/defence.md)"}},
+        "text/csv": {"schema": {
+            "type": "string", "description": "CSV del formato de copias, con cabecera / CSV "
+                                             "of the copy format, with a header"}},
+        "multipart/form-data": {"schema": {
+            "type": "object", "required": [file_field],
+            "properties": {file_field: {
+                "type": "string", "format": "binary",
+                "description": "un archivo: CSV, CSV gzip, Parquet o arreglo JSON / one "
+                               "file: CSV, gzipped CSV, Parquet or JSON array"}}}},
+    }}}

@@ -13,7 +13,7 @@ import typer
 
 #: modules under escrutinio.commands that add commands to the main app
 COMMAND_MODULES: tuple[str, ...] = (
-    "projection", "defence", "forensics", "audit", "live", "ledger", "web",
+    "projection", "defence", "forensics", "audit", "live", "ledger", "web", "accounts",
 )
 
 

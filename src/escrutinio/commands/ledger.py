@@ -1,5 +1,6 @@
-"""Tamper-evident history: ``escrutinio verify-log``, ``prove``, ``verify-proof`` and
-``log-sync``. Presenters only: the work is in :mod:`escrutinio.store.ledger`.
+"""Tamper-evident history: ``escrutinio verify-log``, ``prove`` (an acta, or
+``--submission ID``), ``verify-proof`` (either kind) and ``log-sync``. Presenters only: the
+work is in :mod:`escrutinio.store.ledger`.
 
 Exit codes: 0 all good; 3 the log, a row or a proof does not verify; 1 other errors.
 """
@@ -19,12 +20,17 @@ from escrutinio.errors import EscrutinioError
 from escrutinio.store import is_postgres_url, open_store
 from escrutinio.store.base import Store
 from escrutinio.store.ledger import (
+    SUBMISSION_PROOF_FORMAT,
     InclusionProof,
     LedgerError,
+    SubmissionProof,
+    append_checkpoint,
     append_new,
     prove,
+    prove_submission,
     verify_log,
     verify_proof,
+    verify_submission_proof,
 )
 
 TAMPERED = LedgerError.exit_code
@@ -73,12 +79,25 @@ def verify_log_cmd(
 
 
 def prove_cmd(
-    acta: Annotated[str, typer.Argument(
-        help="id del acta (o nivel:código de una unidad) / acta id (or level:unit_code)")],
+    acta: Annotated[str | None, typer.Argument(
+        help="id del acta (o nivel:código de una unidad) / acta id (or level:unit_code)")]
+    = None,
     snapshot: Annotated[str, typer.Option(help="instantánea / snapshot ref")] = "latest",
+    submission: Annotated[str | None, typer.Option(
+        "--submission", help="id de un envío de observador (sub_...) / an observer "
+        "submission id")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Prueba de inclusión de un acta / inclusion proof of an acta in a logged root."""
+    """Prueba de inclusión de un acta o un envío / inclusion proof of an acta in a logged
+    root, or of a submission under a checkpoint."""
+    if (acta is None) == (submission is None):
+        fail(EscrutinioError("indique un acta o --submission ID (uno de los dos)",
+                             "give an acta or --submission ID (one of them)"), as_json)
+        return
+    if submission is not None:
+        _prove_submission(submission, as_json)
+        return
+    assert acta is not None
     try:
         with _store(read_only=True) as store:
             info = store.snapshot(snapshot)
@@ -99,6 +118,27 @@ def prove_cmd(
                 "hashes (use --json to save it)"))
 
 
+def _prove_submission(submission_id: str, as_json: bool) -> None:
+    try:
+        with _store(read_only=True) as store:
+            sp = prove_submission(store, submission_id)
+    except EscrutinioError as exc:
+        fail(exc, as_json)
+        return
+    if as_json:
+        emit_json(sp.to_dict())
+        return
+    out.print(T(f"Envío {escape(submission_id)}: entrada {sp.entry_seq} de la cadena",
+                f"Submission {escape(submission_id)}: chain entry {sp.entry_seq}"))
+    out.print(T(f"  raíz de Merkle {sp.merkle_root} (punto de control {sp.checkpoint_seq}, "
+                f"{sp.tree_size} envíos)",
+                f"  Merkle root {sp.merkle_root} (checkpoint {sp.checkpoint_seq}, "
+                f"{sp.tree_size} submissions)"))
+    out.print(T(f"  hoja {sp.leaf_index}; camino de {len(sp.path)} hashes (use --json para "
+                "guardarlo)", f"  leaf {sp.leaf_index}; path of {len(sp.path)} hashes (use "
+                "--json to save it)"))
+
+
 def verify_proof_cmd(
     proof_file: Annotated[Path, typer.Argument(help="prueba JSON / proof JSON")],
     root: Annotated[str | None, typer.Option(
@@ -107,42 +147,58 @@ def verify_proof_cmd(
 ) -> None:
     """Verificar una prueba sin el almacén / check a proof without the store."""
     try:
-        proof = InclusionProof.from_dict(json.loads(proof_file.read_text("utf-8")))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        data = json.loads(proof_file.read_text("utf-8"))
+        if data.get("format") == SUBMISSION_PROOF_FORMAT:
+            sproof = SubmissionProof.from_dict(data)
+            valid = verify_submission_proof(sproof, root)
+            key, ref, used = sproof.submission_id, None, root or sproof.merkle_root
+        else:
+            proof = InclusionProof.from_dict(data)
+            valid = verify_proof(proof, root)
+            key, ref, used = proof.key, proof.snapshot_id, root or proof.merkle_root
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         fail(EscrutinioError(f"prueba ilegible {proof_file}: {exc}",
                              f"unreadable proof {proof_file}: {exc}"), as_json)
         return
-    valid = verify_proof(proof, root)
-    used = root or proof.merkle_root
     if as_json:
-        emit_json({"valid": valid, "key": proof.key, "snapshot_id": proof.snapshot_id,
-                   "root": used})
+        emit_json({"valid": valid, "key": key, "snapshot_id": ref, "root": used})
     elif valid:
-        out.print(T(f"[green]Válida[/]: {escape(proof.key)} está en la raíz {used}",
-                    f"[green]Valid[/]: {escape(proof.key)} is in root {used}"))
+        out.print(T(f"[green]Válida[/]: {escape(key)} está en la raíz {used}",
+                    f"[green]Valid[/]: {escape(key)} is in root {used}"))
     else:
-        err.print(T(f"[bold red]Inválida[/]: {escape(proof.key)} no se prueba en la raíz {used}",
-                    f"[bold red]Invalid[/]: {escape(proof.key)} does not prove into root "
+        err.print(T(f"[bold red]Inválida[/]: {escape(key)} no se prueba en la raíz {used}",
+                    f"[bold red]Invalid[/]: {escape(key)} does not prove into root "
                     f"{used}"))
     if not valid:
         raise typer.Exit(TAMPERED)
 
 
 def log_sync_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Añadir a la cadena las instantáneas nuevas / append new snapshots to the chain."""
+    """Añadir a la cadena las instantáneas nuevas y un punto de control de los envíos /
+    append new snapshots, and a checkpoint of the observers' submissions, to the chain."""
     try:
         with _store(read_only=False) as store:
             added = append_new(store)
+            cp = append_checkpoint(store)
     except EscrutinioError as exc:
         fail(exc, as_json)
         return
     if as_json:
         emit_json({"appended": [{"seq": e.seq, "ref": e.ref, "entry_hash": e.entry_hash,
-                                 "merkle_root": e.entry.get("merkle_root")} for e in added]})
+                                 "merkle_root": e.entry.get("merkle_root")} for e in added],
+                   "checkpoint": None if cp is None else {
+                       "seq": cp.seq, "entry_hash": cp.entry_hash,
+                       "tree_size": cp.entry.get("tree_size"),
+                       "merkle_root": cp.entry.get("merkle_root")}})
         return
     out.print(T(f"{len(added)} entradas nuevas", f"{len(added)} new entries"))
     for e in added:
         out.print(f"  {e.seq}  {e.ref[:12]}  {e.entry.get('merkle_root')}")
+    if cp is not None:
+        out.print(T(f"Punto de control {cp.seq}: {cp.entry.get('tree_size')} envíos, raíz "
+                    f"{cp.entry.get('merkle_root')}",
+                    f"Checkpoint {cp.seq}: {cp.entry.get('tree_size')} submissions, root "
+                    f"{cp.entry.get('merkle_root')}"))
 
 
 def register(app: typer.Typer) -> None:

@@ -1,5 +1,11 @@
-"""``escrutinio serve`` (the dashboard and HTTP API) and ``escrutinio export-site`` (a static
-copy any web server or CDN can serve). Register with ``COMMAND_MODULES = (..., "web")``.
+"""``escrutinio serve`` (the dashboard and HTTP API), ``escrutinio export-site`` (a static
+copy any web server or CDN can serve) and ``escrutinio migrate`` (the PostgreSQL schema of a
+server). Register with ``COMMAND_MODULES = (..., "web")``.
+
+``--db`` is a DuckDB file or a ``postgresql://`` URL. On PostgreSQL, ``serve --workers N``
+runs N stateless worker processes under uvicorn's supervisor (a worker that dies is
+replaced); each connects lazily and answers 503 while the database is down
+(:mod:`escrutinio.server.resilience`, docs/deploy.md).
 
 Presenters only: the pages and the API are in :mod:`escrutinio.api`.
 """
@@ -14,6 +20,7 @@ import typer
 
 from escrutinio.commands.common import T, emit_json, err, fail, opts, out
 from escrutinio.errors import EscrutinioError
+from escrutinio.store import is_postgres_url
 
 ENV_PREFIX = "ESCRUTINIO_WEB_"
 
@@ -22,7 +29,7 @@ def _ingest_bundles(names: list[str]) -> None:
     """Ingest named data bundles into ``--db`` (existing snapshots are no-ops)."""
     from escrutinio import service
     from escrutinio.sources.bundles import BUNDLES, bundle_paths
-    from escrutinio.store.duckdb_store import DuckDBStore
+    from escrutinio.store import open_store
 
     parsed = []
     for name in names:
@@ -32,11 +39,30 @@ def _ingest_bundles(names: list[str]) -> None:
                                   f"unknown data bundle {name!r}; known: {', '.join(BUNDLES)}")
         for item, path in bundle_paths(name):
             parsed.extend(item.parse(path))
-    with DuckDBStore(opts.db) as store:
+    with open_store(opts.db) as store:
         outcomes = service.ingest(store, parsed)
     new = sum(o.created for o in outcomes)
-    err.print(T(f"{len(outcomes)} instantáneas ({new} nuevas) en {opts.db}",
-                f"{len(outcomes)} snapshots ({new} new) in {opts.db}"))
+    where = _redacted(opts.db)
+    err.print(T(f"{len(outcomes)} instantáneas ({new} nuevas) en {where}",
+                f"{len(outcomes)} snapshots ({new} new) in {where}"))
+
+
+def _db_ref() -> str:
+    """``--db`` as the workers receive it: a URL as given, a file as an absolute path."""
+    return opts.db if is_postgres_url(opts.db) else str(Path(opts.db).resolve())
+
+
+def _redacted(db: str) -> str:
+    """A URL without its password (for messages and --json)."""
+    if not is_postgres_url(db):
+        return db
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(db)
+    if parts.password is None:
+        return db
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def app_from_env() -> object:
@@ -53,7 +79,8 @@ def app_from_env() -> object:
         replay_contest=env.get(ENV_PREFIX + "CONTEST") or None,
         baseline=env.get(ENV_PREFIX + "BASELINE", "auto"),
         projection_sims=int(env.get(ENV_PREFIX + "SIMS", "10000")),
-        warm=env.get(ENV_PREFIX + "WARM", "1") == "1")
+        warm=env.get(ENV_PREFIX + "WARM", "1") == "1",
+        writable=env.get(ENV_PREFIX + "WRITABLE") == "1")
 
 
 def register(app: typer.Typer) -> None:
@@ -80,10 +107,17 @@ def register(app: typer.Typer) -> None:
             help="auto (primera vuelta del mismo año) | none")] = "auto",
         sims: Annotated[int, typer.Option(help="simulaciones de la proyección / projection "
                                           "simulations")] = 10_000,
-        workers: Annotated[int, typer.Option(help="procesos / worker processes")] = 1,
+        workers: Annotated[int, typer.Option(
+            help="procesos; un proceso que muere se reemplaza / worker processes; one that "
+                 "dies is replaced")] = 1,
         warm: Annotated[bool, typer.Option(
             "--warm/--no-warm", help="calcular por adelantado la portada / precompute the "
                                      "home page")] = True,
+        observers: Annotated[bool, typer.Option(
+            "--observers", help="DuckDB: abrir el archivo en escritura para recibir copias "
+                                "de personeros (un solo proceso; en PostgreSQL siempre) / "
+                                "DuckDB: open the file read-write to accept observers' "
+                                "copies (one process; always on with PostgreSQL)")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="print the address as JSON")]
         = False,
     ) -> None:
@@ -95,12 +129,21 @@ def register(app: typer.Typer) -> None:
                 _ingest_bundles(bundle)
             if baseline not in ("auto", "none"):
                 raise EscrutinioError("--baseline: auto o none", "--baseline: auto or none")
-            env = {"DB": str(Path(opts.db).resolve()), "REPLAY": "1" if replay else "0",
+            env = {"DB": _db_ref(), "REPLAY": "1" if replay else "0",
                    "STEP": str(step), "REPLAY_AT": "" if replay_at is None else str(replay_at),
                    "LOOP": "1" if loop else "0", "CONTEST": contest or "",
-                   "BASELINE": baseline, "SIMS": str(sims), "WARM": "1" if warm else "0"}
+                   "BASELINE": baseline, "SIMS": str(sims), "WARM": "1" if warm else "0",
+                   "WRITABLE": "1" if observers else "0"}
             for k, v in env.items():
                 os.environ[ENV_PREFIX + k] = v
+            if workers < 1:
+                raise EscrutinioError("--workers: al menos 1", "--workers: at least 1")
+            if observers and workers > 1 and not is_postgres_url(opts.db):
+                raise EscrutinioError(
+                    "--observers con DuckDB: un solo proceso (un archivo DuckDB tiene un solo "
+                    "escritor); use PostgreSQL para varios procesos",
+                    "--observers with DuckDB: one process (a DuckDB file has one writer); "
+                    "use PostgreSQL for several workers")
             application = None if workers > 1 else app_from_env()
             if application is not None and warm:
                 _warm_home(application)
@@ -115,7 +158,8 @@ def register(app: typer.Typer) -> None:
             return
         url = f"http://{host}:{port}/"
         if as_json:
-            emit_json({"url": url, "db": opts.db, "replay": replay, "workers": workers})
+            emit_json({"url": url, "db": _redacted(opts.db), "replay": replay,
+                       "workers": workers})
         else:
             out.print(T(f"escrutinio en {url} (API: {url}api/) — Ctrl+C para salir",
                         f"escrutinio at {url} (API: {url}api/) — Ctrl+C to stop"))
@@ -125,6 +169,32 @@ def register(app: typer.Typer) -> None:
         else:
             uvicorn.run("escrutinio.commands.web:app_from_env", factory=True, host=host,
                         port=port, workers=workers, log_level="warning", access_log=False)
+
+    @app.command()
+    def migrate(
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Aplicar las migraciones del esquema PostgreSQL / apply the PostgreSQL schema
+        migrations (run it as the owner role before starting the servers)."""
+        try:
+            if not is_postgres_url(opts.db):
+                raise EscrutinioError(
+                    "migrate es para PostgreSQL (--db postgresql://...); un archivo DuckDB "
+                    "se crea y se actualiza solo",
+                    "migrate is for PostgreSQL (--db postgresql://...); a DuckDB file is "
+                    "created and updated by itself")
+            report = _migrate(opts.db)
+        except EscrutinioError as exc:
+            fail(exc, as_json)
+            return
+        if as_json:
+            emit_json(report)
+            return
+        applied = report["applied"]
+        out.print(T(f"esquema en la versión {report['schema_version']}; aplicadas ahora: "
+                    f"{', '.join(map(str, applied)) or 'ninguna'}",
+                    f"schema at version {report['schema_version']}; applied now: "
+                    f"{', '.join(map(str, applied)) or 'none'}"))
 
     @app.command("export-site")
     def export_site(
@@ -149,7 +219,7 @@ def register(app: typer.Typer) -> None:
             if snapshots not in ("all", "latest", "actas"):
                 raise EscrutinioError("--snapshots: all, latest o actas",
                                       "--snapshots: all, latest or actas")
-            if not Path(opts.db).exists():
+            if not is_postgres_url(opts.db) and not Path(opts.db).exists():
                 raise EscrutinioError(
                     f"no existe el almacén {opts.db}; ejecute 'escrutinio ingest' primero",
                     f"store {opts.db} does not exist; run 'escrutinio ingest' first")
@@ -168,6 +238,31 @@ def register(app: typer.Typer) -> None:
                     f"{len(report['skipped'])} pages skipped"))
         for s in report["skipped"][:20]:
             out.print(f"  {s['url']}: {s['status']} {T(s['message_es'], s['message_en'])}")
+
+
+def _migrate(url: str) -> dict[str, object]:
+    """Apply the pending migrations and create the ledger's tables (so that the roles the
+    servers run as need no right to create tables); report the schema."""
+    import psycopg
+
+    from escrutinio.store.ledger import DDL
+    from escrutinio.store.postgres_store import migrate as run_migrations
+
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as con:
+            applied = run_migrations(con)
+            with con.transaction():
+                for ddl in DDL:
+                    con.execute(ddl)  # type: ignore[arg-type]  (trusted, shipped with us)
+            rows = con.execute("SELECT version, name, sha256, applied_at FROM "
+                               "schema_migrations ORDER BY version").fetchall()
+    except psycopg.Error as exc:
+        raise EscrutinioError(f"no se pudo migrar {_redacted(url)}: {exc}",
+                              f"could not migrate {_redacted(url)}: {exc}") from exc
+    return {"db": _redacted(url), "applied": applied,
+            "schema_version": max((int(r[0]) for r in rows), default=0),
+            "migrations": [{"version": int(r[0]), "name": r[1], "sha256": r[2],
+                            "applied_at": r[3]} for r in rows]}
 
 
 def _warm_home(application: object) -> None:

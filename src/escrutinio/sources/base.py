@@ -94,6 +94,9 @@ def read_source(path: str | Path, *, encoding: str = "utf-8") -> SourceBytes:
     if not data.strip():
         raise IngestError(Location(name), "empty_file", "el archivo está vacío",
                           "the file is empty")
+    if b"\n" not in data and b"\r" in data:
+        # classic Mac line endings (Excel's "CSV (Macintosh)"): lines end in CR alone
+        data = data.replace(b"\r", b"\n")
     return SourceBytes(path=name, raw=raw, sha256=sha256_bytes(raw), text=data)
 
 

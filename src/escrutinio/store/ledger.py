@@ -24,13 +24,19 @@ The ledger lives in two tables created here (same SQL on DuckDB and PostgreSQL):
 snapshot, so that ``verify_log`` can name the altered row; they are themselves checked
 against the chained root before being trusted). It uses only the Store interface to read
 the snapshots.
+
+Format version 2 adds two entry types to the same chain (version-1 logs verify unchanged):
+``submission`` (one observer submission, written by :mod:`escrutinio.server` in the same
+transaction as its row) and ``checkpoint`` (the Merkle root over every submission entry
+so far, leaves = SHA-256(0x00 || entry bytes) in chain order), which inclusion proofs of
+submissions point to. See docs/store.md and docs/observers.md.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -42,7 +48,10 @@ from escrutinio.domain import ACTA_COLUMNS, UNIT_COLUMNS, Contest, SnapshotKind
 from escrutinio.errors import EscrutinioError, NotFoundError
 from escrutinio.store.base import SnapshotInfo, Store
 
-LEDGER_VERSION = 1
+LEDGER_VERSION = 1  # layout of snapshot entries and row proofs (unchanged in format 2)
+#: version of the documented ledger format: 2 = version 1 + submission and checkpoint entries
+FORMAT_VERSION = 2
+SUBMISSION_ENTRY_VERSION = 1
 GENESIS = "00" * 32
 EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
 #: serialises ledger writers on PostgreSQL (advisory lock key)
@@ -285,8 +294,9 @@ def append_new(store: Store) -> list[LedgerEntry]:
     Idempotent; call it after each ingest. Returns the new entries."""
     added: list[LedgerEntry] = []
     with _transaction(store):
-        for ddl in DDL:
-            _exec(store, ddl)
+        if not _has_tables(store):  # DDL only when needed: a role without CREATE can log
+            for ddl in DDL:
+                _exec(store, ddl)
         last = _exec(store, "SELECT seq, entry_hash FROM ledger_entries "
                      "ORDER BY seq DESC LIMIT 1")
         seq, prev = (int(last[0][0]), str(last[0][1])) if last else (0, GENESIS)
@@ -332,6 +342,8 @@ class LogReport:
     head_hash: str
     problems: list[Problem] = field(default_factory=list)
     roots: dict[str, str] = field(default_factory=dict)  # snapshot id -> logged root
+    #: submission checkpoints: seq, tree_size, merkle_root (format 2)
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -372,6 +384,7 @@ def verify_log(store: Store, *, expected_head: str | None = None) -> LogReport:
     prev, head = GENESIS, GENESIS
     roots: dict[str, str] = {}
     logged: set[str] = set()
+    chained: list[tuple[int, str, str, str, dict[str, Any], str]] = []
     for i, (seq, etype, ref, text, prev_hash, h, _at) in enumerate(rows_db):
         if seq != i + 1:
             problems.append(Problem("chain_gap", f"falta la entrada {i + 1} de la cadena",
@@ -386,6 +399,9 @@ def verify_log(store: Store, *, expected_head: str | None = None) -> LogReport:
                 f"entry {seq} was altered (its hash does not match)", seq, ref))
         prev = head = h
         entry = json.loads(text)
+        if etype in ("submission", "checkpoint"):
+            chained.append((seq, etype, ref, text, entry, h))
+            continue
         if etype != "snapshot" or entry.get("type") != "snapshot":
             continue
         sid = entry["snapshot_id"]
@@ -409,11 +425,13 @@ def verify_log(store: Store, *, expected_head: str | None = None) -> LogReport:
                 "por fuera de escrutinio o falta 'escrutinio log-sync'",
                 f"snapshot {sid[:12]} ({info.label}) is not in the chain: it was added "
                 "behind escrutinio's back, or 'escrutinio log-sync' was not run", None, sid))
+    sub_problems, checkpoints = _check_submissions(store, chained)
+    problems.extend(sub_problems)
     if expected_head is not None and expected_head != head:
         problems.append(Problem(
             "head_mismatch", f"la cabeza de la cadena es {head}, se publicó {expected_head}",
             f"the chain head is {head}, the published one is {expected_head}"))
-    return LogReport(not problems, len(rows_db), head, problems, roots)
+    return LogReport(not problems, len(rows_db), head, problems, roots, checkpoints)
 
 
 def _check_snapshot(store: Store, info: SnapshotInfo, entry: dict[str, Any], seq: int,
@@ -529,3 +547,278 @@ def verify_proof(proof: InclusionProof, root: str | None = None) -> bool:
     implied = root_from_path(leaf_hash(encode_row(proof.values)), proof.leaf_index,
                              proof.tree_size, proof.path)
     return implied is not None and implied == (root if root is not None else proof.merkle_root)
+
+
+# -- observers' submissions and their checkpoints (format 2) ------------------------------
+#: ``run(sql, params)``: execute one statement (``?`` placeholders) on the caller's
+#: connection, inside the caller's transaction; returns the rows (empty if none)
+Runner = Callable[[str, Sequence[object]], list[tuple[Any, ...]]]
+SUBMISSION_PROOF_FORMAT = "escrutinio-submission-proof-v1"
+#: the submissions columns an entry is recomputed from (see server/repo.py)
+SUBMISSION_COLUMNS = ("submission_id", "client_id", "account_id", "contest_id", "acta_id",
+                      "received_at", "payload", "photo_sha256", "official_snapshot_id",
+                      "category", "reconciliation", "ledger_seq", "payload_sha256")
+
+
+def store_runner(store: Store) -> Runner:
+    """A :data:`Runner` over the store's own connection."""
+    return lambda sql, params=(): _exec(store, sql, params)
+
+
+def iso_utc(when: datetime) -> str:
+    """The one text form of a time in submission entries (UTC, microseconds, ``Z``)."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def canonical_json(obj: object) -> str:
+    """Keys sorted, no spaces, UTF-8: the bytes that are hashed."""
+    return _canonical_json(obj)
+
+
+def submission_entry(row: Mapping[str, Any]) -> dict[str, object]:
+    """The chain entry of a submission row (a mapping with :data:`SUBMISSION_COLUMNS`).
+    The payload and the reconciliation are covered by their SHA-256."""
+    received = row["received_at"]
+    return {
+        "v": SUBMISSION_ENTRY_VERSION, "type": "submission",
+        "submission_id": row["submission_id"], "client_id": row["client_id"],
+        "account": row["account_id"], "contest_id": row["contest_id"],
+        "acta_id": row["acta_id"],
+        "received_at": iso_utc(received) if isinstance(received, datetime) else received,
+        "payload_sha256": sha256_text(row["payload"]), "photo_sha256": row["photo_sha256"],
+        "official_snapshot_id": row["official_snapshot_id"], "category": row["category"],
+        "reconciliation_sha256": sha256_text(row["reconciliation"]),
+    }
+
+
+def ensure_tables(run: Runner) -> None:
+    """Create the ledger tables if they are missing (only then: PostgreSQL checks the
+    CREATE privilege even for ``CREATE TABLE IF NOT EXISTS`` on an existing table)."""
+    have = run("SELECT count(*) FROM information_schema.tables WHERE "
+               "table_schema = current_schema() AND table_name IN "
+               "('ledger_entries', 'ledger_leaves')", [])
+    if int(have[0][0]) == 2:
+        return
+    for ddl in DDL:
+        run(ddl, [])
+
+
+def append_entry(run: Runner, entry_type: str, ref: str, entry: Mapping[str, object],
+                 now: datetime | None = None) -> LedgerEntry:
+    """Append one entry on the caller's connection. The caller holds the transaction and
+    the ledger lock (PostgreSQL: ``pg_advisory_xact_lock(LEDGER_LOCK)``; DuckDB: one
+    writer per process), so that the entry and the caller's rows commit together."""
+    last = run("SELECT seq, entry_hash FROM ledger_entries ORDER BY seq DESC LIMIT 1", [])
+    seq, prev = (int(last[0][0]) + 1, str(last[0][1])) if last else (1, GENESIS)
+    text = _canonical_json(entry)
+    h = entry_hash(prev, text)
+    when = now or datetime.now(UTC)
+    run("INSERT INTO ledger_entries VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [seq, entry_type, ref, text, prev, h, when])
+    return LedgerEntry(seq, entry_type, ref, dict(entry), prev, h, when)
+
+
+def _submission_leaves(run: Runner) -> list[tuple[int, str, str]]:
+    return [(int(r[0]), str(r[1]), str(r[2])) for r in run(
+        "SELECT seq, ref, entry FROM ledger_entries WHERE entry_type = 'submission' "
+        "ORDER BY seq", [])]
+
+
+def _checkpoint_rows(run: Runner) -> list[LedgerEntry]:
+    return [LedgerEntry(int(r[0]), "checkpoint", r[1], json.loads(r[2]), r[3], r[4], r[5])
+            for r in run("SELECT seq, ref, entry, prev_hash, entry_hash, recorded_at FROM "
+                         "ledger_entries WHERE entry_type = 'checkpoint' ORDER BY seq", [])]
+
+
+def checkpoint_entry(leaves: Sequence[tuple[int, str, str]]) -> dict[str, object]:
+    return {"v": SUBMISSION_ENTRY_VERSION, "type": "checkpoint", "of": "submissions",
+            "tree_size": len(leaves), "last_seq": leaves[-1][0] if leaves else 0,
+            "merkle_root": merkle_root([leaf_hash(t) for _s, _r, t in leaves])}
+
+
+def append_checkpoint_with(run: Runner) -> LedgerEntry | None:
+    """Append a checkpoint over every submission entry so far, unless the latest
+    checkpoint already covers them all. Caller holds the transaction and the lock."""
+    leaves = _submission_leaves(run)
+    if not leaves:
+        return None
+    done = _checkpoint_rows(run)
+    if done and int(done[-1].entry.get("tree_size", -1)) == len(leaves):
+        return None
+    entry = checkpoint_entry(leaves)
+    return append_entry(run, "checkpoint", f"submissions:{len(leaves)}", entry)
+
+
+def append_checkpoint(store: Store) -> LedgerEntry | None:
+    """:func:`append_checkpoint_with` on the store's connection (``escrutinio log-sync``)."""
+    with _transaction(store):
+        run = store_runner(store)
+        ensure_tables(run)
+        return append_checkpoint_with(run)
+
+
+def checkpoints(store: Store) -> list[LedgerEntry]:
+    return _checkpoint_rows(store_runner(store)) if _has_tables(store) else []
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionProof:
+    """Everything needed to check that a submission is under a published checkpoint root:
+    the exact entry bytes (its leaf), the leaf's index and audit path."""
+
+    submission_id: str
+    entry: str
+    entry_seq: int
+    entry_hash: str
+    leaf_index: int
+    tree_size: int
+    path: list[str]
+    merkle_root: str
+    checkpoint_seq: int
+    checkpoint_entry_hash: str
+    format: str = SUBMISSION_PROOF_FORMAT
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> SubmissionProof:
+        return SubmissionProof(
+            str(d["submission_id"]), str(d["entry"]), int(d["entry_seq"]),
+            str(d["entry_hash"]), int(d["leaf_index"]), int(d["tree_size"]),
+            [str(p) for p in d["path"]], str(d["merkle_root"]), int(d["checkpoint_seq"]),
+            str(d["checkpoint_entry_hash"]), str(d.get("format", SUBMISSION_PROOF_FORMAT)))
+
+
+def prove_submission_with(run: Runner, submission_id: str) -> SubmissionProof:
+    leaves = _submission_leaves(run)
+    index = next((i for i, (_s, ref, _t) in enumerate(leaves) if ref == submission_id), None)
+    if index is None:
+        raise NotFoundError(f"el envío {submission_id} no está en la cadena",
+                            f"submission {submission_id} is not in the chain")
+    cover = [c for c in _checkpoint_rows(run) if int(c.entry.get("tree_size", 0)) > index]
+    if not cover:
+        raise NotFoundError(
+            f"el envío {submission_id} aún no está bajo un punto de control; ejecute "
+            "'escrutinio log-sync' (o POST /api/v1/admin/checkpoint)",
+            f"submission {submission_id} is not under a checkpoint yet; run "
+            "'escrutinio log-sync' (or POST /api/v1/admin/checkpoint)")
+    cp = cover[0]  # the earliest root that covers it: it never changes afterwards
+    n = int(cp.entry["tree_size"])
+    hashes = [leaf_hash(t) for _s, _r, t in leaves[:n]]
+    levels = merkle_levels(hashes)
+    root = merkle_root(hashes)
+    if root != cp.entry.get("merkle_root"):
+        raise LedgerError(
+            f"las entradas de envíos ya no dan la raíz del punto de control {cp.seq}; "
+            "ejecute 'escrutinio verify-log'",
+            f"the submission entries no longer give the root of checkpoint {cp.seq}; run "
+            "'escrutinio verify-log'")
+    seq, _ref, text = leaves[index]
+    h = run("SELECT entry_hash FROM ledger_entries WHERE seq = ?", [seq])[0][0]
+    return SubmissionProof(submission_id, text, seq, str(h), index, n,
+                           audit_path(levels, index), root, cp.seq, cp.entry_hash)
+
+
+def prove_submission(store: Store, submission_id: str) -> SubmissionProof:
+    """Inclusion proof of a submission under the first checkpoint that covers it."""
+    if not _has_tables(store):
+        raise NotFoundError("el almacén no tiene cadena", "the store has no log")
+    return prove_submission_with(store_runner(store), submission_id)
+
+
+def verify_submission_proof(proof: SubmissionProof, root: str | None = None) -> bool:
+    """True if the proof's entry is a submission entry for ``proof.submission_id`` (in
+    canonical form) and hashes up to ``root`` (default: the root inside the proof)."""
+    try:
+        entry = json.loads(proof.entry)
+    except ValueError:
+        return False
+    if (not isinstance(entry, dict) or entry.get("type") != "submission"
+            or entry.get("submission_id") != proof.submission_id
+            or _canonical_json(entry) != proof.entry):
+        return False
+    implied = root_from_path(leaf_hash(proof.entry), proof.leaf_index, proof.tree_size,
+                             proof.path)
+    return implied is not None and implied == (root if root is not None else proof.merkle_root)
+
+
+def _table_exists(store: Store, name: str) -> bool:
+    rows = _exec(store, "SELECT count(*) FROM information_schema.tables WHERE "
+                 "table_schema = current_schema() AND table_name = ?", [name])
+    return int(rows[0][0]) == 1
+
+
+def _check_submissions(store: Store, chained: list[tuple[int, str, str, str, dict[str, Any],
+                                                        str]]
+                       ) -> tuple[list[Problem], list[dict[str, Any]]]:
+    """Recompute every submission entry from the submissions table, every checkpoint root
+    from the submission entries, and every photo's hash from its bytes."""
+    out: list[Problem] = []
+    cps: list[dict[str, Any]] = []
+    rows: dict[str, dict[str, Any]] = {}
+    if _table_exists(store, "submissions"):
+        for r in _exec(store, f"SELECT {', '.join(SUBMISSION_COLUMNS)} FROM submissions"):
+            rows[str(r[0])] = dict(zip(SUBMISSION_COLUMNS, r, strict=True))
+    if _table_exists(store, "photos"):
+        digest = "encode(sha256(bytes), 'hex')" if _is_pg(store) else "sha256(bytes)"
+        for sha, now in _exec(store, f"SELECT sha256, {digest} FROM photos"):
+            if sha != now:
+                out.append(Problem(
+                    "photo_altered", f"los bytes de la foto {sha[:16]}… fueron alterados",
+                    f"the bytes of photo {sha[:16]}… were altered", None, None, sha))
+    leaves: list[bytes] = []
+    logged: set[str] = set()
+    for seq, etype, ref, text, entry, h in chained:
+        if etype == "checkpoint":
+            n = entry.get("tree_size")
+            ok = (entry.get("type") == "checkpoint" and n == len(leaves)
+                  and entry.get("merkle_root") == merkle_root(leaves))
+            if not ok:
+                out.append(Problem(
+                    "checkpoint_altered",
+                    f"el punto de control {seq} no coincide con las entradas de envíos",
+                    f"checkpoint {seq} does not match the submission entries", seq))
+            cps.append({"seq": seq, "tree_size": n, "merkle_root": entry.get("merkle_root"),
+                        "entry_hash": h})
+            continue
+        leaves.append(leaf_hash(text))
+        sid = str(entry.get("submission_id"))
+        if sid != ref or entry.get("type") != "submission":
+            out.append(Problem("entry_altered", f"la entrada {seq} no es del envío {ref}",
+                               f"entry {seq} is not about submission {ref}", seq, None, ref))
+        logged.add(sid)
+        row = rows.get(sid)
+        if row is None:
+            out.append(Problem("submission_missing",
+                               f"el envío {sid} (entrada {seq}) fue borrado",
+                               f"submission {sid} (entry {seq}) was deleted", seq, None, sid))
+            continue
+        now = submission_entry(row)
+        for k in sorted(set(entry) | set(now)):
+            if entry.get(k) != now.get(k):
+                what = {"payload_sha256": "payload",
+                        "reconciliation_sha256": "reconciliation"}.get(k, k)
+                out.append(Problem(
+                    "submission_altered", f"el envío {sid} cambió en '{what}'",
+                    f"submission {sid} changed in '{what}'", seq, None, sid, what))
+        if row["payload_sha256"] != now["payload_sha256"]:
+            out.append(Problem(
+                "submission_altered", f"el envío {sid} cambió en 'payload_sha256'",
+                f"submission {sid} changed in 'payload_sha256'", seq, None, sid,
+                "payload_sha256"))
+        if row["ledger_seq"] is None or int(row["ledger_seq"]) != seq:
+            out.append(Problem(
+                "submission_altered", f"el envío {sid} apunta a otra entrada",
+                f"submission {sid} points to another entry", seq, None, sid, "ledger_seq"))
+    for sid in sorted(set(rows) - logged):
+        out.append(Problem(
+            "unlogged_submission",
+            f"el envío {sid} no está en la cadena: se añadió por fuera de escrutinio",
+            f"submission {sid} is not in the chain: it was added behind escrutinio's back",
+            None, None, sid))
+    return out, cps

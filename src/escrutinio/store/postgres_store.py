@@ -88,9 +88,13 @@ def migrate(con: psycopg.Connection[Any]) -> list[int]:
     applied_now: list[int] = []
     con.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK])
     try:
-        con.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
-                    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, sha256 TEXT NOT NULL, "
-                    "applied_at TIMESTAMPTZ NOT NULL)")
+        # checked first: CREATE ... IF NOT EXISTS needs the right to create tables even when
+        # the table exists, and a server's least-privileged role has no such right
+        exists = con.execute("SELECT to_regclass('schema_migrations')").fetchone()
+        if exists is None or exists[0] is None:
+            con.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                        "version INTEGER PRIMARY KEY, name TEXT NOT NULL, sha256 TEXT NOT NULL, "
+                        "applied_at TIMESTAMPTZ NOT NULL)")
         done = {int(r[0]): str(r[1]) for r in
                 con.execute("SELECT version, sha256 FROM schema_migrations").fetchall()}
         for mig in migrations():
@@ -128,28 +132,55 @@ def _csv_bytes(frame: pl.DataFrame) -> bytes:
 
 
 class PostgresStore(Store):
-    def __init__(self, dsn: str, *, read_only: bool = False) -> None:
+    """``lazy``: connect on first use instead of now (a server worker must start even while
+    the database is down). ``connect_options``: extra libpq parameters (``connect_timeout``,
+    ``keepalives_idle``, ``tcp_user_timeout``...). A connection that broke (the server
+    restarted, the network dropped) is replaced by a new one on the next use: the query
+    that met the broken connection raises ``psycopg.OperationalError``, the next one
+    reconnects."""
+
+    def __init__(self, dsn: str, *, read_only: bool = False, lazy: bool = False,
+                 connect_options: dict[str, Any] | None = None) -> None:
         self.dsn = dsn
         self.read_only = read_only
-        self.con: psycopg.Connection[Any] = psycopg.connect(dsn, autocommit=True)
-        self.con.execute("SET TIME ZONE 'UTC'")
+        self.connect_options = dict(connect_options or {})
+        self._con: psycopg.Connection[Any] | None = None
         self._frames: OrderedDict[tuple[str, str], pl.DataFrame] = OrderedDict()
         self._geography: dict[str, pl.DataFrame] = {}
-        if read_only:
-            if self._one("SELECT to_regclass('schema_migrations')")[0] is None:  # type: ignore[index]
-                self.con.close()
-                raise EscrutinioError(
-                    "la base de datos PostgreSQL no tiene el esquema de escrutinio; ejecute "
-                    "'escrutinio ingest' primero",
-                    "the PostgreSQL database has no escrutinio schema; run "
-                    "'escrutinio ingest' first")
-            self.con.execute("SET default_transaction_read_only = on")
-        else:
-            try:
-                migrate(self.con)
-            except BaseException:
-                self.con.close()
-                raise
+        if not lazy:
+            self._connect()
+
+    @property
+    def con(self) -> psycopg.Connection[Any]:
+        con = self._con
+        if con is None or con.closed or con.broken:
+            con = self._connect()
+        return con
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        con: psycopg.Connection[Any] = psycopg.connect(self.dsn, autocommit=True,
+                                                       **self.connect_options)
+        try:
+            con.execute("SET TIME ZONE 'UTC'")
+            if self.read_only:
+                row = con.execute("SELECT to_regclass('schema_migrations')").fetchone()
+                if row is None or row[0] is None:
+                    raise EscrutinioError(
+                        "la base de datos PostgreSQL no tiene el esquema de escrutinio; "
+                        "ejecute 'escrutinio ingest' primero",
+                        "the PostgreSQL database has no escrutinio schema; run "
+                        "'escrutinio ingest' first")
+                con.execute("SET default_transaction_read_only = on")
+            else:
+                migrate(con)
+        except BaseException:
+            con.close()
+            raise
+        self._con = con
+        return con
 
     @property
     def path(self) -> str:
@@ -162,7 +193,8 @@ class PostgresStore(Store):
     def close(self) -> None:
         self._frames.clear()
         self._geography.clear()
-        self.con.close()
+        if self._con is not None:
+            self._con.close()
 
     def schema_versions(self) -> list[int]:
         return [int(r[0]) for r in self.con.execute(

@@ -84,23 +84,6 @@
     window.setInterval(poll, every * 1000);
   }
 
-  /* --- parallel tabulation: send observers' copies (JSON) --------------------------------- */
-  var form = document.getElementById("pvt-form");
-  if (form) {
-    var out = document.getElementById("pvt-result");
-    form.addEventListener("submit", function (e) {
-      e.preventDefault();
-      var file = document.getElementById("pvt-file").files[0];
-      if (!file) { out.textContent = T("Elija un archivo JSON.", "Choose a JSON file."); return; }
-      out.textContent = T("Comparando…", "Comparing…");
-      file.text().then(function (text) {
-        return fetch(form.getAttribute("data-endpoint"), { method: "POST", headers: { "Content-Type": "application/json" }, body: text });
-      }).then(function (r) { return r.json().then(function (j) { return [r.status, j]; }); }).then(function (res) {
-        var j = res[1];
-        if (res[0] !== 200) { out.textContent = lang === "es" ? j.message_es : j.message_en; return; }
-        var s = j.result.summary;
-        out.textContent = (lang === "es" ? s.statement_es : s.statement_en) + " " + T("Alarmas: ", "Alarms: ") + s.n_alarms + ".";
-      }).catch(function (err) { out.textContent = T("Error: ", "Error: ") + err; });
-    });
-  }
+  /* The upload forms (observers' copies, quick-count reports) are plain HTML forms: the
+     server answers with the page and the result, so they need no script. */
 })();
