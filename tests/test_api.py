@@ -433,3 +433,31 @@ def test_cli_commands_validate_their_arguments(tmp_path):
                             "--baseline", "maybe"])
     assert r.exit_code == 1 and "--baseline" in r.output
     assert not Path(tmp_path / "x").exists()
+
+
+def test_merkle_roots_are_published_and_proofs_verify(app, client, ids):
+    """Each snapshot's Merkle root is in its JSON, in the log view and on its page; a proof
+    for a real acta checks against it, and the same proof with one figure changed fails."""
+    from escrutinio.store.ledger import InclusionProof, verify_proof
+
+    sid = ids["final"]
+    led = client.get(f"/api/v1/s/{sid}").json()["ledger"]
+    assert led["tree_size"] == 86_488 and len(led["merkle_root"]) == 64
+    log = client.get("/api/v1/ledger").json()
+    row = next(s for s in log["snapshots"] if s["snapshot_id"] == sid)
+    assert (row["merkle_root"], row["seq"]) == (led["merkle_root"], led["seq"])
+    assert log["head"]["n_entries"] >= len(log["snapshots"]) == len(
+        app.state.backend.store.all_snapshots())
+    assert led["merkle_root"][:16] in client.get(f"/s/{sid}/").text
+    acta = app.state.backend.store.load_actas(sid)["acta_id"][1234]
+    r = client.get(f"/api/v1/s/{sid}/proof/{acta}")
+    assert r.status_code == 200, r.text
+    proof = InclusionProof.from_dict(r.json()["proof"])
+    assert proof.merkle_root == led["merkle_root"] and proof.key == acta
+    assert verify_proof(proof, led["merkle_root"])
+    values = list(proof.values)
+    i = proof.columns.index("v_castillo")
+    values[i] = int(values[i]) + 1
+    forged = InclusionProof.from_dict({**proof.to_dict(), "values": values})
+    assert not verify_proof(forged, led["merkle_root"])
+    assert client.get(f"/api/v1/s/{sid}/proof/no-such-acta").status_code == 404

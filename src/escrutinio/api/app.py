@@ -505,7 +505,54 @@ def _api_routes(app: FastAPI, b: Backend) -> None:
         return await respond(request, ("snapshot", sid), lambda: {
             "snapshot": info, "contest": contest_of(info),
             "levels": [lv.value for lv in b.levels_of(info)],
+            "ledger": b.ledger_summary(info),
             "links": api_links(info, f"/api/v1/s/{ref}.json", f"/s/{sid}/")}, cc(ref, info))
+
+    @app.get("/api/v1/s/{ref}/proof/{key}", responses=schemas.ok(
+        "InclusionProof", "Prueba de inclusión de una fila en la raíz Merkle publicada / "
+        "inclusion proof of a row in the published Merkle root"),
+        summary="Prueba de inclusión / inclusion proof (docs/store.md)")
+    async def proof(request: Request, ref: Ref,
+                    key: Annotated[str, Path(
+                        max_length=200, description="acta id; level:unit_code for aggregate "
+                                                    "snapshots")],
+                    contest: ContestQ = None) -> Response:
+        key = strip_json(key)
+        info = b.resolve(ref, contest=contest)
+        sid = info.snapshot_id
+        if b.ledger_entry(info) is None:
+            raise NotFoundError(
+                f"la instantánea {sid[:12]} no está en el registro (ejecute 'escrutinio "
+                "log-sync')", f"snapshot {sid[:12]} is not in the log (run 'escrutinio "
+                "log-sync')")
+        pr = await run_in_threadpool(b.cached, ("proof", sid, key),
+                                     lambda: b.store.prove(sid, key))
+        return JSONResponse({"proof": pr.to_dict(), "snapshot_id": sid,
+                             "verify": "escrutinio verify-proof FILE [--root ROOT]"},
+                            headers={"Cache-Control": cc(ref, info)})
+
+    @app.get("/api/v1/ledger.json", include_in_schema=False)
+    @app.get("/api/v1/ledger", responses=schemas.ok(
+        "LedgerResponse", "Cabeza de la cadena y raíz Merkle de cada instantánea / chain "
+        "head and the Merkle root of every snapshot"),
+        summary="Registro a prueba de manipulación / tamper-evident log (docs/store.md)")
+    async def ledger_view(request: Request) -> Response:
+        def build() -> dict[str, Any]:
+            n, head = b.store.ledger_head()
+            logged = b.store.logged_snapshots()
+            snaps = [{"snapshot_id": s.snapshot_id, "label": s.label, "as_of": s.as_of,
+                      "contest_id": s.contest_id, "seq": e.seq, "entry_hash": e.entry_hash,
+                      "merkle_root": e.entry.get("merkle_root"),
+                      "tree_size": e.entry.get("tree_size")}
+                     for s in b.store.list_snapshots()
+                     if (e := logged.get(s.snapshot_id)) is not None]
+            return {"head": {"n_entries": n, "head_hash": head},
+                    "snapshots": snaps,
+                    "check": "escrutinio verify-log --head HEAD_HASH"}
+
+        raw = dumps(await run_in_threadpool(build))
+        return Response(raw, media_type="application/json",
+                        headers={"Cache-Control": "no-cache"})
 
     @get("/api/v1/s/{ref}/state/{level}", "StateResponse",
          "Estado del conteo por nivel / count state by level")

@@ -243,6 +243,28 @@ class Backend:
         self.upload_limit = UPLOAD_LIMIT
         self._timeline: Any = None
         self._timeline_lock = threading.Lock()
+        #: chain entries of logged snapshots (an entry never changes once written)
+        self._logged: dict[str, Any] = {}
+
+    # -- the tamper-evident log ------------------------------------------------------------
+    def ledger_entry(self, info: SnapshotInfo) -> Any:
+        """The chain entry of a snapshot (its Merkle root, seq, entry hash), or None when
+        it is not logged (yet)."""
+        sid = info.snapshot_id
+        if sid not in self._logged:
+            self._logged.update(self.store.logged_snapshots())
+        return self._logged.get(sid)
+
+    def ledger_summary(self, info: SnapshotInfo) -> dict[str, Any] | None:
+        """What the API and the pages publish about a snapshot's place in the log."""
+        e = self.ledger_entry(info)
+        if e is None:
+            return None
+        return {"seq": e.seq, "entry_hash": e.entry_hash,
+                "merkle_root": e.entry.get("merkle_root"),
+                "tree_size": e.entry.get("tree_size"),
+                "recorded_at": e.recorded_at,
+                "proof": f"/api/v1/s/{info.snapshot_id}/proof/{{key}}"}
 
     # -- generic cached computation ------------------------------------------------------
     def cached(self, key: Hashable, compute: Callable[[], Any]) -> Any:

@@ -21,7 +21,9 @@ import polars as pl
 from escrutinio.domain import Contest, SnapshotKind
 from escrutinio.errors import NotFoundError
 from escrutinio.sources.base import ParsedSnapshot
+from escrutinio.store import ledger
 from escrutinio.store.base import IngestOutcome, SnapshotInfo, Store
+from escrutinio.store.ledger import LedgerEntry
 
 
 @dataclass
@@ -126,6 +128,19 @@ class CatalogStore(Store):
     def geography(self, contest_id: str) -> pl.DataFrame:
         with self.lock:
             return self.inner.geography(contest_id)
+
+    # -- the tamper-evident log (read through the lock) -----------------------------------
+    def logged_snapshots(self) -> dict[str, LedgerEntry]:
+        with self.lock:
+            return ledger.logged_snapshots(self.inner)
+
+    def ledger_head(self) -> tuple[int, str]:
+        with self.lock:
+            return ledger.head(self.inner)
+
+    def prove(self, snapshot_id: str, key: str) -> ledger.InclusionProof:
+        with self.lock:
+            return ledger.prove(self.inner, snapshot_id, key)
 
     def put_snapshots(self, snapshots: list[ParsedSnapshot]) -> list[IngestOutcome]:
         raise NotImplementedError("the web server's store is read-only")

@@ -35,7 +35,7 @@ def site_urls(backend: Any, *, snapshots: str = "all") -> tuple[list[str], list[
     pages = ["/", "/snapshots/", "/history/", "/api/"]
     jsons = ["/api/v1/snapshots.json", "/api/v1/history.json",
              "/api/v1/projection-history.json", "/api/v1/contests.json",
-             "/api/v1/openapi.json"]
+             "/api/v1/openapi.json", "/api/v1/ledger.json"]
     for s in chosen:
         sid = s.snapshot_id
         pages.append(f"/s/{sid}/")

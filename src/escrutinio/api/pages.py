@@ -102,6 +102,7 @@ class Page:
             "contest": contest, "nav": self.nav(), "replay": replay,
             "static_site": self.static_site, "path": self.path,
             "permalink": self.permalink_url(),
+            "ledger": b.ledger_summary(info) if info is not None else None,
             "candidate_names": {c.code: c.name for c in contest.candidates} if contest else {},
             "candidate_colours": {c.code: svg.colour(i) for i, c in
                                   enumerate(contest.candidates)} if contest else {},

@@ -289,6 +289,25 @@ def entries(store: Store) -> list[LedgerEntry]:
             for s, t, ref, e, p, h, at in _entries(store)]
 
 
+def logged_snapshots(store: Store) -> dict[str, LedgerEntry]:
+    """The chain entry of every logged snapshot, by snapshot id (what the API publishes:
+    each snapshot's Merkle root and its place in the chain)."""
+    if not _has_tables(store):
+        return {}
+    rows = _exec(store, "SELECT seq, entry_type, ref, entry, prev_hash, entry_hash, "
+                 "recorded_at FROM ledger_entries WHERE entry_type = 'snapshot' ORDER BY seq")
+    return {str(r[2]): LedgerEntry(int(r[0]), str(r[1]), str(r[2]), json.loads(r[3]),
+                                   str(r[4]), str(r[5]), r[6]) for r in rows}
+
+
+def head(store: Store) -> tuple[int, str]:
+    """(number of entries, head hash) of the chain; (0, GENESIS) when it is empty."""
+    if not _has_tables(store):
+        return 0, GENESIS
+    rows = _exec(store, "SELECT seq, entry_hash FROM ledger_entries ORDER BY seq DESC LIMIT 1")
+    return (int(rows[0][0]), str(rows[0][1])) if rows else (0, GENESIS)
+
+
 def append_new(store: Store) -> list[LedgerEntry]:
     """Append every stored snapshot that is not in the chain yet (in as_of order).
     Idempotent; call it after each ingest. Returns the new entries."""
