@@ -10,7 +10,7 @@ DB ?= out/escrutinio.duckdb
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,postgres]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,live]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -30,7 +30,7 @@ def live_config(fake: FakeOnpe, *, name: str = "onpe2026-runoff", area1: Any = U
                 actas: list[str] | None = None, intervals: dict[str, Any] | None = None,
                 transport: dict[str, Any] | None = None,
                 validation: dict[str, Any] | None = None, area1_complete: bool | None = None,
-                **top: Any) -> LiveConfig:
+                cold: dict[str, Any] | None = None, **top: Any) -> LiveConfig:
     d = config_dict(name)
     d["scopes"]["area1"] = list(area1) if not isinstance(area1, str) else area1
     if area1_complete is not None:
@@ -44,6 +44,8 @@ def live_config(fake: FakeOnpe, *, name: str = "onpe2026-runoff", area1: Any = U
                       "backoff_max_s": 30.0} | (transport or {})
     if validation:
         d["validation"] = d.get("validation", {}) | validation
+    if cold is not None:
+        d["cold"] = d.get("cold", {}) | cold
     d.update(top)
     base = fake.backend_url if name.startswith("onpe2026") else fake.url
     d["base_url"], d["site_url"] = base, fake.url

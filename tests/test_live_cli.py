@@ -224,3 +224,35 @@ def test_sigterm_stops_cleanly_and_restart_resumes(tmp_path: Path, fake: FakeOnp
         assert runs[0] == 2
     finally:
         store.close()
+
+
+def test_fake_onpe_actas_scenario_and_watch_crawl(tmp_path: Path, data_dir: Path):
+    """`fake-onpe --scenario actas-2021` serves real 2021 actas as a 2026 count;
+    `watch --crawl` follows them on the cold path; `watch-status` reports the crawl."""
+    code, out = run(tmp_path / "x.duckdb", "fake-onpe", "--scenario", "actas-2021",
+                    "--region", "160300", "--region", "950000", "--port", "0",
+                    "--duration", "0.1", "--data-dir", str(data_dir), "--json")
+    assert code == 0, out
+    info = json.loads(out)
+    assert (info["actas"], info["districts"]) == (28 + 24, 3 + 7)
+    assert info["watch_crawl"].endswith("--crawl 160300 --crawl 950000")
+    from escrutinio.live.fake_onpe import ActaUniverse
+
+    u = ActaUniverse.from_2021(data_dir / "peru-2021-runoff", ("160300",))
+    tl = Synthetic2026(seed=2, n_states=300, step_s=0.4, universe=u, n_watch_actas=1)
+    with FakeOnpe(tl) as fake:
+        cfg = fast_config(tmp_path, fake)
+        d = json.loads(cfg.read_text())
+        d["scopes"]["area1"] = ["160000"]
+        cfg.write_text(json.dumps(d))
+        db = tmp_path / "c.duckdb"
+        code, out = run(db, "watch", str(cfg), "--crawl", "160300", "--cycles", "4",
+                        "--json")
+        assert code == 0, out
+        crawl = json.loads(out)["crawl"]
+        assert crawl["areas"] == ["160300"] and crawl["actas"] == 28
+        assert crawl["districts_listed"] == 3 and crawl["geography"]["method"] == "flat"
+        code, out = run(db, "--lang", "en", "watch-status")
+        assert code == 0 and "Crawl 160300: 3/3 districts listed" in out
+        code, out = run(db, "watch", str(cfg), "--crawl", "lima", "--json")
+        assert code == 2 and "not a ubigeo" in json.loads(out)["message_en"]

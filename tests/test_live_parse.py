@@ -358,15 +358,34 @@ def test_parse_2026_acta_n_and_ad_keys():
     assert dict(b.votes) == dict(a.votes) and dict(b.figures) == dict(a.figures)
     # an acta bound for the JEE: detail present, header totals null -> cast from detail
     e = parse_acta_2026(dict(n_keys, codigoEstadoActa="E", totalVotosEmitidos=None),
-                        Scope.from_key("acta:1"), cfg)
+                        Scope.from_key("acta:550704010210"), cfg)
     assert e.status == "jee" and e.figures["cast"] == 220
     p = parse_acta_2026(dict(n_keys, codigoEstadoActa="P", detalle=None,
-                             totalVotosEmitidos=None), Scope.from_key("acta:1"), cfg)
+                             totalVotosEmitidos=None), Scope.from_key("acta:550704010210"), cfg)
     assert p.status == "pending" and p.votes["fujimori"] is None
-    ni = parse_acta_2026(dict(n_keys, estadoActa="N", detalle=[]), Scope.from_key("acta:1"), cfg)
+    ni = parse_acta_2026(dict(n_keys, estadoActa="N", detalle=[]),
+                         Scope.from_key("acta:550704010210"), cfg)
     assert ni.status == "not_installed"
     with pytest.raises(ParseDrift):
-        parse_acta_2026(dict(n_keys, codigoEstadoActa="Z"), Scope.from_key("acta:1"), cfg)
+        parse_acta_2026(dict(n_keys, codigoEstadoActa="Z"), Scope.from_key("acta:550704010210"),
+                        cfg)
+    # an answer for another acta (or mesa) than asked is drift, never stored
+    with pytest.raises(ParseDrift, match="asked for acta 1"):
+        parse_acta_2026(n_keys, Scope.from_key("acta:1"), cfg)
+    with pytest.raises(ParseDrift, match="asked for mesa 000001"):
+        parse_acta_2026(ad, Scope.from_key("mesa:000001"), cfg)
+    # the polling place is kept; an unknown party is reported, not dropped silently
+    assert parse_acta_2026(dict(n_keys, nombreLocalVotacion=" IE  18288 "), Scope.from_key(
+        "acta:550704010210"), cfg).polling_place == "IE 18288"
+    other = dict(n_keys, detalle=[*n_keys["detalle"], {"ccodigo": "00000099",
+                                                       "descripcion": "OTRO", "nvotos": 3}])
+    odd = parse_acta_2026(other, Scope.from_key("acta:550704010210"), cfg)
+    assert odd.extra == {"99": 3}
+    assert [p.rule for p in rejects(check_acta(None, odd, cfg.validation))] == [
+        "unknown_candidate"]
+    half = dict(n_keys, detalle=n_keys["detalle"][1:])
+    assert [p.rule for p in rejects(check_acta(None, parse_acta_2026(
+        half, Scope.from_key("acta:550704010210"), cfg)))] == ["missing_candidate"]
 
 
 # --- validation -----------------------------------------------------------------------------
@@ -444,3 +463,88 @@ def test_aggregate_drift_is_reported_not_reconciled():
                                             "actas_total": 0},
               votes={"fujimori": 4_999, "sanchez": 4_500})
     assert aggregate_drift(nat, [a, b2]) == {"actas_counted": 1, "cast": 10, "v_fujimori": 1}
+
+
+# --- the cold path: geography, acta lists, configuration ---------------------------------
+
+def test_parse_geography_flat_and_tree():
+    from escrutinio.live.parse import parse_geography_flat, parse_geography_level
+
+    flat = [{"ubigeo": "000000", "nombre": "TOTAL"},
+            {"ubigeo": 10101, "nombre": "AMAZONAS \\ CHACHAPOYAS \\ CHACHAPOYAS"},
+            {"ubigeo": "920201", "nombre": "AMERICA\\ARGENTINA\\ BUENOS AIRES "},
+            {"ubigeo": "010102", "departamento": "AMAZONAS", "provincia": "CHACHAPOYAS",
+             "distrito": "ASUNCION"}]
+    nodes = {(g.level, g.code): (g.name, g.parent, g.abroad)
+             for g in parse_geography_flat(flat)}
+    assert nodes == {
+        ("area1", "010000"): ("AMAZONAS", None, False),
+        ("area2", "010100"): ("CHACHAPOYAS", "010000", False),
+        ("area3", "010101"): ("CHACHAPOYAS", "010100", False),
+        ("area3", "010102"): ("ASUNCION", "010100", False),
+        ("area1", "920000"): ("AMERICA", None, True),
+        ("area2", "920200"): ("ARGENTINA", "920000", True),
+        ("area3", "920201"): ("BUENOS AIRES", "920200", True)}
+    for bad in ([{"ubigeo": "010100", "nombre": "A \\ B \\ C"}],  # not a district
+                [{"ubigeo": "010101", "nombre": "AMAZONAS"}],  # no path
+                [{"ubigeo": "LIMA", "nombre": "A \\ B \\ C"}]):
+        with pytest.raises(ParseDrift):
+            parse_geography_flat(bad)
+    provs = parse_geography_level([{"ubigeo": 10100, "nombre": "CHACHAPOYAS"}], "area2",
+                                  parent="010000")
+    assert [(g.code, g.parent) for g in provs] == [("010100", "010000")]
+    with pytest.raises(ParseDrift, match="not an area2 of 020000"):
+        parse_geography_level([{"ubigeo": 10100, "nombre": "X"}], "area2", parent="020000")
+
+
+def test_parse_acta_list_and_what_moved():
+    from escrutinio.live.crawl import moved
+    from escrutinio.live.parse import parse_acta_list_2026, parse_mesas_2021
+
+    row = {"id": 6311810, "codigoMesa": 63118, "idEleccion": 10, "codigoEstadoActa": "P",
+           "ubigeoNivel03": 160101, "totalElectoresHabiles": "300",
+           "nombreLocalVotacion": "269 JARDIN DE DIOS"}
+    page = parse_acta_list_2026({"content": [row], "totalPaginas": 3, "totalRegistros": 245,
+                                 "paginaActual": 0}, district="160101", election_id=10)
+    assert (page.total_pages, page.total_records, page.page) == (3, 245, 0)
+    it = page.items[0]
+    assert (it.key, it.mesa, it.state, it.district, it.electors, it.polling_place) == (
+        "acta:6311810", "063118", "P", "160101", 300, "269 JARDIN DE DIOS")
+    for change in ({"idEleccion": 11}, {"ubigeoNivel03": 160102}, {"codigoEstadoActa": "X"},
+                   {"id": None}):
+        with pytest.raises(ParseDrift):
+            parse_acta_list_2026({"content": [row | change]}, district="160101",
+                                 election_id=10)
+    mesas = parse_mesas_2021({"mesasVotacion": [{"NUMMESA": "000001", "PROCESADO": 1},
+                                                {"NUMMESA": "2", "PROCESADO": 0}]})
+    assert [(i.key, i.state) for i in mesas.items] == [("mesa:000001", "C"),
+                                                        ("mesa:000002", "P")]
+    # an acta is fetched again only when its list entry says it moved
+    assert moved("C", "pending", Stack.ONPE2026) and moved("E", "pending", Stack.ONPE2026)
+    assert moved("C", "jee", Stack.ONPE2026) and moved("P", "counted", Stack.ONPE2026)
+    assert not moved("C", "counted", Stack.ONPE2026) and not moved("C", "annulled",
+                                                                   Stack.ONPE2026)
+    assert not moved("E", "jee", Stack.ONPE2026) and not moved(None, "jee", Stack.ONPE2026)
+    assert moved("C", "pending", Stack.ONPE2021) and not moved("C", "jee", Stack.ONPE2021)
+
+
+def test_cold_configuration():
+    import tomllib
+
+    base = tomllib.loads((EXAMPLES_DIR / "onpe2026-runoff.toml").read_text())
+    cfg = config_from_dict(base | {"cold": {"areas": ["160000", 950000, "abroad"],
+                                            "first_page": 1}})
+    assert cfg.cold.areas == ("160000", "950000", "abroad") and cfg.cold.first_page == "1"
+    assert cfg.cold.wants("160301") and cfg.cold.wants("940101")
+    assert not cfg.cold.wants("150101") and cfg.fetch_geography
+    assert cfg.with_crawl(["10101"]).cold.areas == ("010101",)
+    with pytest.raises(IngestError) as exc:
+        config_from_dict(base | {"cold": {"areas": ["lima"]}})
+    assert "not a ubigeo" in exc.value.message_en and "no es un ubigeo" in exc.value.message_es
+    with pytest.raises(IngestError, match="unknown key"):
+        config_from_dict(base | {"cold": {"areaz": []}})
+    b21 = tomllib.loads((EXAMPLES_DIR / "onpe2021-runoff.toml").read_text())
+    assert not config_from_dict(b21).fetch_geography
+    with pytest.raises(IngestError) as exc:
+        config_from_dict(b21 | {"cold": {"areas": ["010000"]}})  # no 2021 geography
+    assert "districts" in exc.value.message_en

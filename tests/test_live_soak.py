@@ -1,8 +1,10 @@
 """Twelve hours of count night in seconds: real HTTP on 127.0.0.1, virtual time, random
-fault bursts of every kind, two WAF blocks and slow answers. It must end with zero bad
-snapshots, no good state lost, and the final state exactly right.
+fault bursts of every kind, two WAF blocks and slow answers, while the cold path crawls
+one district abroad (geography, acta list, actas). It must end with zero bad snapshots
+(unit and acta), no good state lost, and the final state exactly right.
 
-The longer version (more seeds, 48 virtual hours) is ``validation/live_soak.py``.
+The longer version (more seeds, 48 virtual hours, a whole continent or everything
+crawled, the ledger verified) is ``validation/live_soak.py``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from escrutinio.live.soak import run_soak
 
 
 def test_twelve_hour_soak_with_random_faults():
-    r = run_soak(seed=12, hours=12.0, fault_rate=0.04, max_burst=10)
+    r = run_soak(seed=12, hours=12.0, fault_rate=0.04, max_burst=10, crawl=("920101",),
+                 verify_ledger=False)
     assert r.virtual_hours >= 12.0
     # every soft fault kind happened, and the two blocks
     assert set(r.faults_injected) >= set(SOFT_FAULTS)
@@ -29,4 +32,10 @@ def test_twelve_hour_soak_with_random_faults():
     assert r.accepted_states >= r.distinct_truth_states - 3
     # stale only around blocks and storms, never for most of the night
     assert 0.0 < r.stale_fraction < 0.15
-    assert r.wall_seconds < 40
+    # the cold path: the district's every acta, in bounded steps, the hot path on time
+    c = r.crawl
+    assert c["actas"] > 50 and c["actas_fetched"] >= c["actas"] - 5  # some stay pending
+    assert c["complete_at"] is not None and c["geo_requests"] == 1
+    assert 0 < c["max_cold_requests_per_cycle"] <= 60
+    assert c["hot_gap_p50_s"] < 50
+    assert r.wall_seconds < 60

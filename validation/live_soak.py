@@ -7,9 +7,14 @@ time (states every 10 minutes; two real corrections; three freezes), while the f
 injects random fault bursts of every soft kind (HTML with 200, 204, empty, 429/5xx
 storms, Lambda timeout text, success:false, Spring errors, all-null data, truncated JSON,
 dropped connections, older states served again, schema drift, another election's
-candidates), two WAF blocks (403, 401) and a few slow answers. The verdict per run:
-bad snapshots (must be 0), good states lost (must be 0), final national / area / acta
-state exactly the truth.
+candidates), two WAF blocks (403, 401) and a few slow answers. Meanwhile the cold path
+crawls (the geography from /ubigeos, the acta lists of each district, the actas) under
+the same faults: the synthetic abroad continent, or every acta of the count. The verdict
+per run: bad snapshots (unit and acta; must be 0), good states lost (must be 0), final
+national / area / acta state exactly the truth (every crawled acta), the hash chain
+verified (`verify-log`).
+
+Run a subset: `.venv/bin/python validation/live_soak.py 12 5` (seeds).
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ import time
 from escrutinio.live.soak import run_soak
 
 RUNS = [
-    # (seed, virtual hours, fault rate, max burst)
-    (12, 12.0, 0.04, 10),
-    (1, 48.0, 0.04, 10),
-    (2, 24.0, 0.10, 12),
-    (3, 24.0, 0.20, 6),
-    (4, 12.0, 0.02, 30),
+    # (seed, virtual hours, fault rate, max burst, areas crawled)
+    (12, 12.0, 0.04, 10, ("abroad",)),
+    (1, 48.0, 0.04, 10, ("abroad",)),
+    (2, 24.0, 0.10, 12, ("abroad",)),
+    (3, 24.0, 0.20, 6, ("abroad",)),
+    (4, 12.0, 0.02, 30, ("abroad",)),
+    (5, 24.0, 0.04, 10, ("all",)),
 ]
 
 
@@ -36,10 +42,13 @@ def main() -> int:
     t0 = time.time()
     rows = []
     ok = True
-    for seed, hours, rate, burst in RUNS:
-        r = run_soak(seed=seed, hours=hours, fault_rate=rate, max_burst=burst)
+    only = {int(x) for x in sys.argv[1:]}  # seeds to run (default: all)
+    for seed, hours, rate, burst, crawl in RUNS:
+        if only and seed not in only:
+            continue
+        r = run_soak(seed=seed, hours=hours, fault_rate=rate, max_burst=burst, crawl=crawl)
         good = (not r.bad_snapshots and not r.lost_states and r.final_national_ok
-                and r.final_area1_ok and r.final_actas_ok)
+                and r.final_area1_ok and r.final_actas_ok and bool(r.crawl["ledger_ok"]))
         ok = ok and good
         rows.append((seed, hours, rate, burst, r))
         print(json.dumps(r.to_dict(), default=str), file=sys.stderr)
@@ -63,6 +72,18 @@ def main() -> int:
               f"{len(r.bad_snapshots)} | "
               f"{r.final_national_ok and r.final_area1_ok and r.final_actas_ok} | "
               f"{100 * r.stale_fraction:.1f} | {r.max_age_s:.0f} | {r.wall_seconds:.1f} |")
+    print("\nThe cold path (same runs):\n")
+    print("| seed | crawled | actas | acta requests | list requests | geography requests | "
+          "max cold requests / cycle | national interval p50 / p99 s | acta snapshots | "
+          "crawl complete | ledger verified |")
+    print("|" + "---|" * 11)
+    for seed, _hours, _rate, _burst, r in rows:
+        c = r.crawl
+        print(f"| {seed} | {', '.join(c['areas'])} | {c['actas']} | {c['acta_requests']} | "
+              f"{c['list_requests']} | {c['geo_requests']} | "
+              f"{c['max_cold_requests_per_cycle']} | {c['hot_gap_p50_s']:.0f} / "
+              f"{c['hot_gap_p99_s']:.0f} | {r.snapshots['actas']} | "
+              f"{c.get('complete_at') is not None} | {c['ledger_ok']} |")
     print("\nRejections by rule (all runs): " + json.dumps(
         _sum([r.rejections for *_, r in rows])))
     print("Faults injected (all runs): " + json.dumps(_sum([r.faults_injected

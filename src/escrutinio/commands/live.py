@@ -21,7 +21,7 @@ import typer
 from escrutinio.commands.common import T, emit_json, err, fail, open_store, opts, out
 from escrutinio.errors import EscrutinioError
 
-SCENARIOS = ("synthetic-2026", "replay-2021", "fixtures")
+SCENARIOS = ("synthetic-2026", "actas-2021", "replay-2021", "fixtures")
 
 
 class _JsonLines(logging.Formatter):
@@ -47,11 +47,14 @@ def _status_path(status_file: str | None) -> Path:
     return Path(status_file) if status_file else Path(f"{opts.db}.live-status.json")
 
 
-def _load_cfg(config: str, base_url: str | None, site_url: str | None) -> Any:
+def _load_cfg(config: str, base_url: str | None, site_url: str | None,
+              crawl: list[str] | None = None) -> Any:
     from escrutinio.live.config import example, load_config
 
     p = Path(config)
     cfg = load_config(p if p.exists() or p.suffix else example(config))
+    if crawl:
+        cfg = cfg.with_crawl(crawl)
     if base_url:
         if not site_url:
             s = urllib.parse.urlsplit(base_url)
@@ -96,6 +99,20 @@ def _print_status(st: dict[str, Any]) -> None:
     out.print(f"{T('Correcciones', 'Corrections')}: {st.get('corrections', 0)}  "
               f"{T('Alarmas', 'Alarms')}: {st.get('alarms', 0)}  "
               f"{T('Instantáneas nuevas', 'New snapshots')}: {st.get('snapshots_created', 0)}")
+    crawl = st.get("crawl")
+    if crawl:
+        geo = crawl.get("geography") or {}
+        out.print(f"{T('Geografía', 'Geography')}: {geo.get('nodes', 0)} "
+                  f"{T('áreas', 'areas')} ({geo.get('method') or '-'})")
+        if crawl.get("areas"):
+            by = ", ".join(f"{k} {v}" for k, v in sorted((crawl.get("by_status") or {}).items()))
+            out.print(f"{T('Recorrido', 'Crawl')} {', '.join(crawl['areas'])}: "
+                      f"{crawl['districts_listed']}/{crawl['districts']} "
+                      f"{T('distritos listados', 'districts listed')}, "
+                      f"{crawl['actas_fetched']}/{crawl['actas']} "
+                      f"{T('actas leídas', 'actas fetched')} ({by}); "
+                      f"{crawl['actas_due']} {T('pendientes de pedir', 'due')}"
+                      + (T(" — completo", " — complete") if crawl.get("complete_at") else ""))
     if st.get("last_error"):
         e = st["last_error"]
         out.print(f"{T('Último error', 'Last error')}: {e.get('at')} {e.get('scope')} "
@@ -125,6 +142,9 @@ def register(app: typer.Typer) -> None:
         cycles: Annotated[int | None, typer.Option(help="máximo de ciclos / max cycles")] = None,
         duration: Annotated[float | None, typer.Option(
             help="segundos de vigilancia / seconds to watch")] = None,
+        crawl: Annotated[list[str] | None, typer.Option(
+            help="recorrer las actas de esta área (ubigeo, all, home, abroad; se puede "
+                 "repetir) / crawl the actas of this area (repeatable)")] = None,
         replay: Annotated[str | None, typer.Option(
             help="seguir una carpeta grabada / follow a recorded folder")] = None,
         speed: Annotated[float, typer.Option(
@@ -147,7 +167,7 @@ def register(app: typer.Typer) -> None:
         handler = _setup_logging(log_file, quiet or (as_json and not log_file))
         health = None
         try:
-            cfg = _load_cfg(config, base_url, site_url)
+            cfg = _load_cfg(config, base_url, site_url, crawl)
             with open_store() as store:
                 if replay:
                     clock = ReplayClock()
@@ -250,7 +270,13 @@ def register(app: typer.Typer) -> None:
         step_seconds: Annotated[float, typer.Option(
             help="segundos reales entre estados del conteo / real seconds between states")
         ] = 30.0,
-        states: Annotated[int, typer.Option(help="synthetic-2026: número de estados")] = 48,
+        states: Annotated[int, typer.Option(
+            help="synthetic-2026, actas-2021: número de estados / number of states")] = 48,
+        region: Annotated[list[str] | None, typer.Option(
+            help="actas-2021: solo las actas de este ubigeo (se puede repetir) / only the "
+                 "actas of this ubigeo (repeatable)")] = None,
+        first_page: Annotated[int, typer.Option(
+            help="primera página de /actas: 0 o 1 / first page of /actas: 0 or 1")] = 0,
         fault_rate: Annotated[float, typer.Option(
             help="probabilidad de una ráfaga de fallas por respuesta / fault burst rate")
         ] = 0.0,
@@ -271,11 +297,23 @@ def register(app: typer.Typer) -> None:
                 raise EscrutinioError(f"escenario desconocido; use {', '.join(SCENARIOS)}",
                                       f"unknown scenario; use {', '.join(SCENARIOS)}")
             timeline: Any
-            if scenario == "synthetic-2026":
+            if first_page not in (0, 1):
+                raise EscrutinioError("--first-page debe ser 0 o 1",
+                                      "--first-page must be 0 or 1")
+            if scenario in ("synthetic-2026", "actas-2021"):
                 big = states >= 8
+                universe = None
+                if scenario == "actas-2021":
+                    root = _data_dir(data_dir, "peru-2021-runoff") / "peru-2021-runoff"
+                    universe = fk.ActaUniverse.from_2021(root, tuple(region or ()))
+                    if not len(universe):
+                        raise EscrutinioError(
+                            f"ninguna acta en {', '.join(region or [])}",
+                            f"no acta in {', '.join(region or [])}")
                 timeline = fk.Synthetic2026(seed=seed, n_states=states, step_s=step_seconds,
                                             corrections=(states // 2,) if big else (),
-                                            freezes=(states // 3,) if big else ())
+                                            freezes=(states // 3,) if big else (),
+                                            universe=universe, first_page=first_page)
                 example = "onpe2026-runoff"
                 base = "/presentacion-backend"
             elif scenario == "replay-2021":
@@ -295,9 +333,15 @@ def register(app: typer.Typer) -> None:
                 f"no se pudo iniciar: {exc}", f"could not start: {exc}")
             fail(e, as_json)
             return
-        info = {"url": server.url, "base_url": server.url + base, "scenario": scenario,
-                "states": timeline.n_states,
-                "watch": f"escrutinio watch {example} --base-url {server.url + base}"}
+        info: dict[str, Any] = {
+            "url": server.url, "base_url": server.url + base, "scenario": scenario,
+            "states": timeline.n_states,
+            "watch": f"escrutinio watch {example} --base-url {server.url + base}"}
+        if isinstance(timeline, fk.Synthetic2026):
+            info["actas"] = len(timeline.mesa)
+            info["districts"] = len(timeline.district_codes())
+            areas = " ".join(f"--crawl {a}" for a in (region or ["all"]))
+            info["watch_crawl"] = f"{info['watch']} {areas}"
         if as_json:
             emit_json(info)
             sys.stdout.flush()
@@ -305,6 +349,10 @@ def register(app: typer.Typer) -> None:
             out.print(f"fake ONPE: {server.url}  ({scenario}, {timeline.n_states} "
                       f"{T('estados', 'states')})")
             out.print(T("Para seguirlo: ", "To follow it: ") + info["watch"])
+            if "watch_crawl" in info:
+                out.print(T(f"Con las {info['actas']:,} actas ({info['districts']} distritos): ",
+                            f"With its {info['actas']:,} actas ({info['districts']} districts): ")
+                          + info["watch_crawl"])
         stop = threading.Event()
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):

@@ -8,6 +8,8 @@
 * :mod:`~escrutinio.live.validate` — checks before a state is accepted;
 * :mod:`~escrutinio.live.rawlog` — every raw answer kept (DuckDB tables of its own);
 * :mod:`~escrutinio.live.watcher` — hot/warm/cold polling, snapshots, status;
+* :mod:`~escrutinio.live.crawl` — the cold path's crawl (geography, acta lists, actas)
+  with its persisted frontier;
 * :mod:`~escrutinio.live.replay` — following recorded folders through the same path;
 * :mod:`~escrutinio.live.fake_onpe` — a fake ONPE on 127.0.0.1 for tests and rehearsal;
 * :mod:`~escrutinio.live.soak` — time-compressed count nights against the fake.

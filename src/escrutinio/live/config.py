@@ -152,6 +152,54 @@ class ActaTargets:
     mesas: tuple[str, ...] = ()  # 2026: /actas/buscar/mesa; 2021: /mesas/detalle/{mesa}
 
 
+def area_matches(district: str, area: str) -> bool:
+    """Is ``district`` (a 6-digit area3 ubigeo) inside ``area`` (DD0000 area1, DDPP00
+    area2, DDPPDD area3, or ``all`` / ``home`` / ``abroad``)?"""
+    if area == "all":
+        return True
+    if area in ("home", "abroad"):
+        return district.startswith("9") == (area == "abroad")
+    if area.endswith("0000"):
+        return district[:2] == area[:2]
+    if area.endswith("00"):
+        return district[:4] == area[:4]
+    return district == area
+
+
+@dataclass(frozen=True, slots=True)
+class ColdConfig:
+    """The cold path's crawl: geography, acta lists per district, and the actas.
+
+    ``areas`` names what is crawled (first-, second- or third-level ubigeos, or ``all`` /
+    ``home`` / ``abroad``); empty = no crawl (only ``[actas]`` are followed). The work of
+    each cycle is bounded (``max_requests`` requests and ``max_seconds``, and it yields
+    as soon as the hot path is due), so the national totals are never starved.
+    """
+
+    areas: tuple[str, ...] = ()
+    #: fetch the geography from /ubigeos (2026 stack) and put it in the store
+    geography: bool | None = None  # None: true for the 2026 stack
+    geography_refresh_s: float = 86_400.0
+    page_size: int = 100  # ``tamanio`` of /actas pages
+    first_page: str = "auto"  # "0", "1" or "auto" (ONPE's first page: test both)
+    max_requests: int = 100  # per cycle, retries and cookie priming included
+    max_seconds: float = 0.0  # per cycle; 0 = 80% of hot_s
+    step_s: float = 10.0  # pause between two cold steps while the crawl has work
+    lists_s: float = 0.0  # list refresh of districts with actas not final; 0 = cold_s
+    #: also re-poll a non-final acta whose list entry did not move after this long (a
+    #: safety net for lists that lag; the lists already say when an acta moves); 0 = no
+    repoll_s: float = 0.0
+    #: acta snapshots of a crawl at most this often (always one at shutdown)
+    snapshot_s: float = 300.0
+
+    @property
+    def crawl(self) -> bool:
+        return bool(self.areas)
+
+    def wants(self, district: str) -> bool:
+        return any(area_matches(district, a) for a in self.areas)
+
+
 @dataclass(frozen=True, slots=True)
 class LiveConfig:
     name: str
@@ -179,6 +227,7 @@ class LiveConfig:
     national_ubigeo: str = "800000"  # 2021 stack
     abroad_ubigeo: str = "900000"  # 2021 stack
     actas: ActaTargets = field(default_factory=ActaTargets)
+    cold: ColdConfig = field(default_factory=ColdConfig)
     intervals: Intervals = field(default_factory=Intervals)
     transport: TransportConfig = field(default_factory=TransportConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
@@ -188,6 +237,12 @@ class LiveConfig:
     @property
     def parser_name(self) -> str:
         return f"onpe.live.{self.stack.value}"
+
+    @property
+    def fetch_geography(self) -> bool:
+        if self.cold.geography is None:
+            return self.stack is Stack.ONPE2026
+        return self.cold.geography
 
     def scopes(self) -> list[Scope]:
         """Every scope of this configuration, hot first."""
@@ -202,6 +257,13 @@ class LiveConfig:
         out += [Scope(f"acta:{i}", Tier.COLD, "acta", i) for i in self.actas.ids]
         out += [Scope(f"mesa:{m}", Tier.COLD, "mesa", m) for m in self.actas.mesas]
         return out
+
+    def with_crawl(self, areas: list[str] | tuple[str, ...]) -> LiveConfig:
+        """The same election, crawling ``areas`` on the cold path (``--crawl``)."""
+        from dataclasses import replace
+
+        norm = _cold({"areas": list(areas)}, self.stack, self.source).areas
+        return replace(self, cold=replace(self.cold, areas=norm))
 
     def with_base(self, base_url: str, site_url: str | None = None) -> LiveConfig:
         """The same election against another host (a fake server, a mirror)."""
@@ -268,12 +330,50 @@ def _contest(raw: Any, source: str) -> Contest:
                    f"invalid [contest]: {exc}") from None
 
 
+def _cold(raw: dict[str, Any], stack: Stack, source: str) -> ColdConfig:
+    raw = dict(raw)
+    areas = raw.pop("areas", [])
+    if isinstance(areas, str):
+        areas = [areas]
+    if not isinstance(areas, list):
+        raise _err(source, "cold.areas", "cold.areas: lista de ubigeos, 'all', 'home' o "
+                   "'abroad'", "cold.areas: a list of ubigeos, 'all', 'home' or 'abroad'")
+    norm: list[str] = []
+    for a in areas:
+        t = str(a).strip().lower()
+        if t in ("all", "home", "abroad"):
+            norm.append(t)
+        elif t.isdigit() and len(t) <= 6:
+            norm.append(t.zfill(6))
+        else:
+            raise _err(source, "cold.areas", f"cold.areas: {a!r} no es un ubigeo",
+                       f"cold.areas: {a!r} is not a ubigeo")
+    if stack is Stack.ONPE2021 and any(len(a) != 6 or a.endswith("00") for a in norm):
+        raise _err(source, "cold.areas",
+                   "la API de 2021 no publica la geografía: cold.areas debe listar distritos "
+                   "(ubigeos de 6 dígitos que no terminan en 00)",
+                   "the 2021 API publishes no geography: cold.areas must list districts "
+                   "(6-digit ubigeos not ending in 00)")
+    if "first_page" in raw:
+        raw["first_page"] = str(raw["first_page"]).lower()
+        if raw["first_page"] not in ("0", "1", "auto"):
+            raise _err(source, "cold.first_page", "cold.first_page: 0, 1 o 'auto'",
+                       "cold.first_page: 0, 1 or 'auto'")
+    cfg = _typed(ColdConfig, raw, source, "cold")
+    if cfg.page_size < 1 or cfg.max_requests < 1:
+        raise _err(source, "cold", "cold.page_size y cold.max_requests deben ser ≥ 1",
+                   "cold.page_size and cold.max_requests must be ≥ 1")
+    from dataclasses import replace
+
+    return replace(cfg, areas=tuple(dict.fromkeys(norm)))
+
+
 def config_from_dict(d: Mapping[str, Any], *, source: str = "<inline>",
                      sha256: str = "") -> LiveConfig:
     """Build a :class:`LiveConfig` from the parsed TOML/JSON document."""
     allowed = {"name", "stack", "base_url", "site_url", "contest", "authority_codes",
-               "match_by", "election", "scopes", "actas", "intervals", "transport",
-               "validation"}
+               "match_by", "election", "scopes", "actas", "cold", "intervals",
+               "transport", "validation"}
     extra = sorted(set(d) - allowed)
     if extra:
         raise _err(source, extra[0], f"clave desconocida: {', '.join(extra)}",
@@ -330,6 +430,7 @@ def config_from_dict(d: Mapping[str, Any], *, source: str = "<inline>",
     names = {str(k).zfill(6): str(v) for k, v in scopes.get("area1_names", {}).items()}
     names = {c: names.get(c, PERU_AREA1.get(c, c)) for c in area1}
     actas = _sub(d, "actas", source)
+    cold = _cold(_sub(d, "cold", source), stack, source)
     base_url = str(d["base_url"]).rstrip("/")
     participants = election.get("participants")
     extra_scope = sorted(set(scopes) - {"national", "ambitos", "area1", "area1_names",
@@ -363,6 +464,7 @@ def config_from_dict(d: Mapping[str, Any], *, source: str = "<inline>",
         abroad_ubigeo=str(scopes.get("abroad_ubigeo", "900000")).zfill(6),
         actas=ActaTargets(ids=tuple(str(x) for x in actas.get("ids", [])),
                           mesas=tuple(str(x).zfill(6) for x in actas.get("mesas", []))),
+        cold=cold,
         intervals=_typed(Intervals, _sub(d, "intervals", source), source, "intervals"),
         transport=_typed(TransportConfig, _sub(d, "transport", source), source, "transport"),
         validation=_typed(ValidationConfig, _sub(d, "validation", source), source,

@@ -39,6 +39,7 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -131,16 +132,105 @@ RUNOFF_2026: Final = (
 )
 
 
+@dataclass(frozen=True)
+class ActaUniverse:
+    """The actas a fake count is made of, with their real figures and places.
+
+    :meth:`from_2021` takes them from the 2021 runoff's per-acta file (86,488 actas, real
+    RENIEC ubigeos, polling places and names, home and abroad), so that a whole district,
+    department or continent can be crawled; the 2021 parties are re-labelled as the 2026
+    runoff's (Fuerza Popular keeps Fujimori's figures, Juntos por el Perú gets Castillo's).
+    Actas that went through the JEE in 2021 (at the JEE on 15 June, or annulled) go
+    through the JEE in the fake count too.
+    """
+
+    mesa: tuple[str, ...]
+    area3: tuple[str, ...]
+    electors: np.ndarray
+    cast: np.ndarray
+    blank: np.ndarray
+    null: np.ndarray
+    challenged: np.ndarray
+    votes: np.ndarray  # (n, candidates), in the timeline's candidate order
+    observed: np.ndarray  # bool: goes through the JEE
+    final: np.ndarray  # int8: 0 counted, 1 annulled, 2 mesa not installed
+    place: tuple[str | None, ...]
+    names: Mapping[str, str]  # ubigeo -> name (area1, area2, area3)
+
+    def __len__(self) -> int:
+        return len(self.mesa)
+
+    @staticmethod
+    def from_2021(runoff_dir: str | Path, regions: tuple[str, ...] = ()) -> ActaUniverse:
+        """``peru-2021-runoff/`` -> the actas whose ubigeo is inside one of ``regions``
+        (area1 ``DD0000``, area2 ``DDPP00`` or area3 codes; empty = all 86,488)."""
+        return _universe_2021(str(Path(runoff_dir).resolve()), tuple(sorted(regions)))
+
+    def frame(self) -> pl.DataFrame:
+        return pl.DataFrame({"mesa": list(self.mesa), "area3": list(self.area3)})
+
+
+@lru_cache(maxsize=2)
+def _actas_2021(root: str) -> tuple[pl.DataFrame, dict[str, str]]:
+    """The 2021 runoff's final per-acta file joined with the JEE states of 15 June, and
+    the place names (parsed once per process: about a second)."""
+    from escrutinio.sources.onpe_files import parse_provisional, parse_ronderos
+
+    actas = Path(root) / "actas"
+    final = parse_ronderos(actas / "actas_electorales_ronderos.pe.csv.gz",
+                           as_of="2021-06-20T00:00:00Z")
+    prov = parse_provisional(actas / "actas_electorales.csv.gz").frame.select(
+        "acta_id", pl.col("status").alias("st15"))
+    f = (final.frame.filter(pl.col("area3_code").is_not_null()).sort("acta_id")
+         .join(prov, on="acta_id", how="left"))
+    names = dict(zip(final.geography["code"], final.geography["name"], strict=True))
+    return f, names
+
+
+def _universe_2021(root: str, regions: tuple[str, ...]) -> ActaUniverse:
+    f, names = _actas_2021(root)
+    if regions:
+        c = pl.col("area3_code")
+        keep = pl.lit(False)
+        for r in (x.zfill(6) for x in regions):
+            keep = keep | (c.str.slice(0, 2) == r[:2] if r.endswith("0000")
+                           else c.str.slice(0, 4) == r[:4] if r.endswith("00") else c == r)
+        f = f.filter(keep)
+    observed = (f["st15"].is_in(["jee", "observed", "annulled"]).fill_null(False)
+                | (f["status"] == "annulled")).to_numpy()
+    kind = {"counted": 0, "annulled": 1, "not_installed": 2}
+    ints = {c: f[c].fill_null(0).to_numpy().astype(np.int64)
+            for c in ("electors", "cast", "blank", "null", "challenged", "v_fujimori",
+                      "v_castillo")}
+    return ActaUniverse(
+        mesa=tuple(f["acta_id"].to_list()), area3=tuple(f["area3_code"].to_list()),
+        electors=ints["electors"], cast=ints["cast"], blank=ints["blank"],
+        null=ints["null"], challenged=ints["challenged"],
+        votes=np.stack([ints["v_fujimori"], ints["v_castillo"]], axis=1),
+        observed=observed,
+        final=np.array([kind.get(s, 0) for s in f["status"].to_list()], dtype=np.int8),
+        place=tuple(f["polling_place"].to_list()), names=names)
+
+
 class Synthetic2026:
     """A consistent synthetic count in ``presentacion-backend`` format.
 
     Actas (92,766 by default) are drawn once (seeded): unit, electors, votes, the time
-    each is counted, and for ~4% a detour through the JEE. State ``k`` counts the actas
-    whose time is ≤ k; every invariant holds exactly (counted + JEE + pending = total;
-    candidates add up to the valid votes; national = Σ units). ``corrections`` are states
-    where one counted acta goes back to the JEE (for ``correction_len`` states) and
-    nothing else is counted, so the national counts go down: a real correction.
-    ``freezes`` are states where nothing changes but ``fechaActualizacion``.
+    each is counted, and for ~4% a detour through the JEE — or taken from an
+    :class:`ActaUniverse` (real 2021 actas), only their timing drawn. State ``k`` counts
+    the actas whose time is ≤ k; every invariant holds exactly (counted + JEE + pending
+    = total; candidates add up to the valid votes; national = Σ units = Σ actas).
+    ``corrections`` are states where one counted acta goes back to the JEE (for
+    ``correction_len`` states) and nothing else is counted, so the national counts go
+    down: a real correction. ``freezes`` are states where nothing changes but
+    ``fechaActualizacion``.
+
+    The cold path is served too: the geography (``/ubigeos/dep-prov-distritos`` and the
+    ``departamentos`` / ``provincias`` / ``distritos`` tree), the paginated acta lists
+    of each district (``/actas``; first page ``first_page``, 0 or 1) and every acta
+    (``/actas/{id}``, ``/actas/buscar/mesa``). Synthetic actas sit in
+    ``districts_per_unit`` districts of province ``01`` of their first-level area;
+    ``extra_jee`` sends that share of the actas through the JEE as well.
     """
 
     def __init__(self, *, seed: int = 2026, n_states: int = 48, step_s: float = 300.0,
@@ -149,33 +239,63 @@ class Synthetic2026:
                  units: tuple[str, ...] = tuple(PERU_AREA1), n_actas: int = 92_766,
                  corrections: tuple[int, ...] = (), correction_len: int = 3,
                  freezes: tuple[int, ...] = (), n_watch_actas: int = 12,
-                 start_as_of: datetime | None = None, pending_at_end: float = 0.01) -> None:
+                 start_as_of: datetime | None = None, pending_at_end: float = 0.01,
+                 universe: ActaUniverse | None = None, first_page: int = 0,
+                 districts_per_unit: int = 4, extra_jee: float = 0.0) -> None:
         self.n_states = n_states
         self.step_s = step_s
         self.onpe_step_s = onpe_step_s if onpe_step_s is not None else step_s
         self.election_id = election_id
         self.candidates = candidates
-        self.units = units
+        self.first_page = first_page
         self.start_as_of = start_as_of or datetime(2026, 6, 7, 18, 0, tzinfo=LIMA)
         rng = np.random.Generator(np.random.PCG64(seed))
-        n_u = len(units)
-        abroad = np.array([u.startswith("9") for u in units])
-        weight = rng.gamma(2.0, 1.0, n_u) * np.where(abroad, 0.15, 1.0)
-        unit = rng.choice(n_u, size=n_actas, p=weight / weight.sum())
-        electors = rng.integers(180, 301, n_actas)
-        turnout = np.where(abroad, 0.35, 0.78)[unit] + rng.normal(0, 0.04, n_actas)
-        cast = rng.binomial(electors, np.clip(turnout, 0.05, 0.98))
-        blank = rng.binomial(cast, 0.02)
-        null = rng.binomial(cast - blank, 0.06)
-        valid = cast - blank - null
         k = len(candidates)
-        base = rng.dirichlet(np.full(k, 4.0), n_u)  # each unit's leaning
-        votes = rng.multinomial(valid, base[unit])
+        if universe is None:
+            n_u = len(units)
+            abroad = np.array([u.startswith("9") for u in units])
+            weight = rng.gamma(2.0, 1.0, n_u) * np.where(abroad, 0.15, 1.0)
+            unit = rng.choice(n_u, size=n_actas, p=weight / weight.sum())
+            electors = rng.integers(180, 301, n_actas)
+            turnout = np.where(abroad, 0.35, 0.78)[unit] + rng.normal(0, 0.04, n_actas)
+            cast = rng.binomial(electors, np.clip(turnout, 0.05, 0.98))
+            blank = rng.binomial(cast, 0.02)
+            null = rng.binomial(cast - blank, 0.06)
+            valid = cast - blank - null
+            base = rng.dirichlet(np.full(k, 4.0), n_u)  # each unit's leaning
+            votes = rng.multinomial(valid, base[unit])
+            challenged = np.zeros(n_actas, dtype=np.int64)
+            final = np.zeros(n_actas, dtype=np.int8)
+            dpu = max(1, districts_per_unit)
+            self.mesa = [f"{i:06d}" for i in range(n_actas)]
+            self.area3 = [f"{units[u][:2]}01{1 + i % dpu:02d}" for i, u in enumerate(unit)]
+            self.place: list[str | None] = [None] * n_actas
+            self.names = {u: PERU_AREA1.get(u, f"AREA {u}") for u in units}
+        else:
+            if universe.votes.shape[1] != k:
+                raise ValueError(f"the universe has {universe.votes.shape[1]} candidates, "
+                                 f"the timeline {k}")
+            units = tuple(sorted({a[:2] + "0000" for a in universe.area3}))
+            n_u, n_actas = len(units), len(universe)
+            abroad = np.array([u.startswith("9") for u in units])
+            pos = {u: i for i, u in enumerate(units)}
+            unit = np.array([pos[a[:2] + "0000"] for a in universe.area3], dtype=np.int64)
+            electors, cast = universe.electors, universe.cast
+            blank, null, challenged = universe.blank, universe.null, universe.challenged
+            votes = universe.votes
+            valid = votes.sum(axis=1)
+            final = universe.final
+            self.mesa, self.area3 = list(universe.mesa), list(universe.area3)
+            self.place, self.names = list(universe.place), dict(universe.names)
+        self.units = units
         # time each acta is counted (in state units): abroad later, a skewed arrival curve
         last = n_states - 1
         shape_b = np.where(abroad[unit], 1.2, 2.6)
         t_count = 0.05 + (last - 0.05) * rng.beta(1.3, shape_b)
-        observed = rng.random(n_actas) < 0.04
+        drawn = rng.random(n_actas) < 0.04
+        observed = drawn if universe is None else universe.observed.copy()
+        if extra_jee > 0:  # more detours through the JEE than the real actas had
+            observed |= (rng.random(n_actas) < extra_jee) & (final == 0)
         t_jee = np.where(observed, t_count, np.inf)
         t_count = np.where(observed, t_count + rng.uniform(2.0, 0.6 * n_states, n_actas),
                            t_count)
@@ -190,22 +310,31 @@ class Synthetic2026:
                 t[hit] += 1.0
         self.uncount: dict[int, tuple[int, int]] = {}  # acta index -> [from, to)
         for s in corrections:
-            cand = np.flatnonzero((t_count < s - 1) & ~observed)
+            cand = np.flatnonzero((t_count < s - 1) & ~observed & (final == 0))
             if cand.size == 0:  # nothing counted yet: no correction possible
                 continue
             idx = int(cand[rng.integers(0, cand.size)])
             self.uncount[idx] = (s, s + correction_len)
         self.unit, self.electors, self.cast = unit, electors, cast
         self.blank, self.null, self.valid, self.votes = blank, null, valid, votes
+        self.challenged, self.final = challenged, final
         self.t_count, self.t_jee, self.observed = t_count, t_jee, observed
         # a few actas to follow on the cold path (one per status path, and the corrected)
         watch = list(self.uncount)
-        watch += list(rng.choice(np.flatnonzero(observed & np.isfinite(t_count)), 4,
-                                 replace=False))
-        watch += list(rng.choice(np.flatnonzero(~observed), max(0, n_watch_actas - len(watch)),
+        jee_path = np.flatnonzero(observed & np.isfinite(t_count))
+        watch += list(rng.choice(jee_path, min(4, jee_path.size), replace=False))
+        plain = np.flatnonzero(~observed)
+        watch += list(rng.choice(plain, min(plain.size, max(0, n_watch_actas - len(watch))),
                                  replace=False))
         self.watch_actas = [int(i) for i in dict.fromkeys(watch)][:max(n_watch_actas, 1)]
+        self._by_id = {self.acta_id_of(i): i for i in range(n_actas)}
+        self._by_mesa = {m: i for i, m in enumerate(self.mesa)}
+        order = sorted(range(n_actas), key=lambda i: (self.area3[i], self.mesa[i]))
+        self._by_district: dict[str, list[int]] = {}
+        for i in order:
+            self._by_district.setdefault(self.area3[i], []).append(i)
         self._cache: dict[int, dict[str, Any]] = {}
+        self._status_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._lock = threading.Lock()
 
     # -- truth ---------------------------------------------------------------------------
@@ -216,6 +345,11 @@ class Synthetic2026:
         return self.start_as_of + timedelta(seconds=k * self.onpe_step_s)
 
     def status_at(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(counted, at the JEE) per acta in state ``k`` (read-only arrays)."""
+        with self._lock:
+            hit = self._status_cache.get(k)
+        if hit is not None:
+            return hit
         counted = self.t_count <= k
         for idx, (a, b) in self.uncount.items():
             if a <= k < b:
@@ -224,7 +358,42 @@ class Synthetic2026:
         for idx, (a, b) in self.uncount.items():
             if a <= k < b:
                 jee[idx] = True
+        counted.flags.writeable = False
+        jee.flags.writeable = False
+        with self._lock:
+            if len(self._status_cache) > 64:
+                self._status_cache.clear()
+            self._status_cache[k] = (counted, jee)
         return counted, jee
+
+    def acta_status(self, k: int, i: int) -> str:
+        """The acta's :class:`~escrutinio.domain.ActaStatus` value in state ``k``."""
+        counted, jee = self.status_at(k)
+        if counted[i]:
+            return ("counted", "annulled", "not_installed")[int(self.final[i])]
+        return "jee" if jee[i] else "pending"
+
+    def acta_truth(self, k: int, i: int, codes: list[str]) -> dict[str, Any]:
+        """What a correct acta snapshot holds for acta ``i`` in state ``k`` (status and,
+        once digitised, figures; the canonical column names)."""
+        status = self.acta_status(k, i)
+        out: dict[str, Any] = {"status": status, "area3_code": self.area3[i]}
+        if status in ("counted", "annulled", "jee"):
+            out |= {"cast": int(self.cast[i]), "blank": int(self.blank[i]),
+                    "null": int(self.null[i]),
+                    **{f"v_{c}": int(self.votes[i, n]) for n, c in enumerate(codes)}}
+        return out
+
+    def index_of_mesa(self, mesa: str) -> int:
+        return self._by_mesa[mesa]
+
+    def region_actas(self, *areas: str) -> list[int]:
+        """Indices of the actas inside ``areas`` (see :func:`~escrutinio.live.config.
+        area_matches`)."""
+        from escrutinio.live.config import area_matches
+
+        return [i for d, idx in self._by_district.items()
+                if any(area_matches(d, a) for a in areas) for i in idx]
 
     def state(self, k: int) -> dict[str, Any]:
         """Aggregates of state ``k``: ``{scope key: {counts..., votes: [...]}}``."""
@@ -327,46 +496,155 @@ class Synthetic2026:
         random.Random(k * 7919 + len(scope)).shuffle(rows)  # unordered, as the backend
         return _envelope(rows, "")
 
-    def _acta_id(self, i: int) -> str:
-        u = self.units[int(self.unit[i])]
-        return f"{i % 10000:04d}{u[:2]}0101{self.election_id:02d}"
+    def acta_id_of(self, i: int) -> str:
+        """The backend's ``idActa``: the mesa code and the election id (unique)."""
+        return str(int(self.mesa[i]) * 100 + self.election_id)
+
+    def _acta_id(self, i: int) -> str:  # kept for older callers
+        return self.acta_id_of(i)
 
     def mesa_code(self, i: int) -> str:
-        return f"{i:06d}"
+        return self.mesa[i]
 
-    def acta_data(self, k: int, i: int, *, ad_keys: bool = False) -> dict[str, Any]:
+    def _ms(self, k: int) -> int:
+        return int(self.as_of(k).timestamp() * 1000)
+
+    def acta_data(self, k: int, i: int, *, ad_keys: bool = False, variant: str = ""
+                  ) -> dict[str, Any]:
         counted, jee = self.status_at(k)
         code = "C" if counted[i] else "E" if jee[i] else "P"
-        u = self.units[int(self.unit[i])]
-        t0 = self.as_of(0)
-        line = [{"codigoEstadoActa": "P", "fechaRegistro": int(t0.timestamp() * 1000)}]
-        if code in ("E", "C") and np.isfinite(self.t_jee[i]):
+        u = self.area3[i]
+        # the state history: each change at the ONPE time of the state it happened in
+        line = [{"codigoEstadoActa": "P", "fechaRegistro": self._ms(0)}]
+        if np.isfinite(self.t_jee[i]) and self.t_jee[i] <= k:
             line.append({"codigoEstadoActa": "E",
-                         "fechaRegistro": int(self.as_of(int(np.ceil(self.t_jee[i])))
-                                              .timestamp() * 1000)})
-        if code == "C":
+                         "fechaRegistro": self._ms(int(np.ceil(self.t_jee[i])))})
+        if self.t_count[i] <= k:
             line.append({"codigoEstadoActa": "C",
-                         "fechaRegistro": int(self.as_of(k).timestamp() * 1000)})
+                         "fechaRegistro": self._ms(int(np.ceil(self.t_count[i])))})
+        a, b = self.uncount.get(i, (None, None))
+        if a is not None and b is not None and a <= k:
+            line.append({"codigoEstadoActa": "E", "fechaRegistro": self._ms(a)})
+            if b <= k:
+                line.append({"codigoEstadoActa": "C", "fechaRegistro": self._ms(b)})
+        fin = int(self.final[i])
         detalle = None
-        if code in ("C", "E"):
+        if code in ("C", "E") and not (code == "C" and fin == 2):
             vk, dk, ck = ("adVotos", "adDescripcion", "adCodigo") if ad_keys else (
                 "nvotos", "descripcion", "ccodigo")
-            detalle = [{ck: f"{int(c.authority_code):08d}", dk: c.party, "nposicion": n + 1,
-                        vk: int(self.votes[i, n])} for n, c in enumerate(self.candidates)]
+            wrong = variant == "wrong_election"
+            detalle = [{ck: f"{(900 + n) if wrong else int(c.authority_code):08d}",
+                        dk: c.party, "nposicion": n + 1, vk: int(self.votes[i, n])}
+                       for n, c in enumerate(self.candidates)]
             detalle += [{ck: "80", dk: "VOTOS EN BLANCO", vk: int(self.blank[i])},
                         {ck: "81", dk: "VOTOS NULOS", vk: int(self.null[i])}]
+            if int(self.challenged[i]):
+                detalle.append({ck: "82", dk: "VOTOS IMPUGNADOS",
+                                vk: int(self.challenged[i])})
         header = code == "C"
+        desc = {"C": ("CONTABILIZADA", "ACTA ELECTORAL ANULADA", "MESA NO INSTALADA")[fin],
+                "E": "PARA ENVIO AL JEE", "P": "PENDIENTE"}[code]
+        electors: Any = int(self.electors[i])
+        if variant == "drift":  # a percentage where a count belongs
+            electors = round(100.0 * int(self.cast[i]) / max(1, electors), 3) + 0.001
         return {
-            "id": int(self._acta_id(i)), "idMesa": None, "codigoMesa": self.mesa_code(i),
-            "idEleccion": self.election_id, "ubigeoDistrito": f"{u[:2]}0101",
-            "codigoEstadoActa": code, "estadoActa": code,
-            "descripcionEstadoActa": {"C": "CONTABILIZADA", "E": "PARA ENVIO AL JEE",
-                                      "P": "PENDIENTE"}[code],
-            "totalElectoresHabiles": int(self.electors[i]),
+            "id": int(self.acta_id_of(i)), "idMesa": None, "codigoMesa": self.mesa[i],
+            "idEleccion": self.election_id, "ubigeoDistrito": u,
+            "codigoEstadoActa": code, "estadoActa": "N" if header and fin == 2 else code,
+            "descripcionEstadoActa": desc, "nombreLocalVotacion": self.place[i],
+            "totalElectoresHabiles": electors,
             "totalVotosEmitidos": int(self.cast[i]) if header else None,
             "totalVotosValidos": int(self.valid[i]) if header else None,
             "detalle": detalle, "lineaTiempo": line, "archivos": [],
         }
+
+    # -- geography and acta lists (the cold path) ------------------------------------------
+    def district_codes(self) -> list[str]:
+        return sorted(self._by_district)
+
+    def geo_name(self, code: str) -> str:
+        if code in self.names:
+            return self.names[code]
+        if code.endswith("0000"):
+            return PERU_AREA1.get(code, f"AREA {code}")
+        return (f"PROVINCIA {code}" if code.endswith("00") else f"DISTRITO {code}")
+
+    def geography(self) -> list[tuple[str, str, str, str | None]]:
+        """(code, name, level, parent) of every area that has actas."""
+        out: dict[str, tuple[str, str, str, str | None]] = {}
+        for d in self.district_codes():
+            a1, a2 = d[:2] + "0000", d[:4] + "00"
+            out.setdefault(a1, (a1, self.geo_name(a1), "area1", None))
+            out.setdefault(a2, (a2, self.geo_name(a2), "area2", a1))
+            out.setdefault(d, (d, self.geo_name(d), "area3", a2))
+        return sorted(out.values(), key=lambda g: (g[2], g[0]))
+
+    def _geo_answer(self, sub: str, query: Mapping[str, str], variant: str) -> Answer:
+        amb = query.get("idAmbitoGeografico", "")
+
+        def in_ambito(code: str) -> bool:
+            return amb not in ("1", "2") or code.startswith("9") == (amb == "2")
+
+        if sub.endswith("dep-prov-distritos"):
+            rows = [{"ubigeo": d, "nombre": f"{self.geo_name(d[:2] + '0000')} \\ "
+                                            f"{self.geo_name(d[:4] + '00')} \\ "
+                                            f"{self.geo_name(d)}",
+                     "idAmbitoGeografico": 2 if d.startswith("9") else 1}
+                    for d in self.district_codes()]
+            if variant == "drift":
+                rows[0]["ubigeo"] = "LIMA"
+            return Answer(200, _envelope(rows, ""), "geo|flat", None)
+        level, parent_key = {"departamentos": ("area1", None),
+                             "provincias": ("area2", "idUbigeoDepartamento"),
+                             "distritos": ("area3", "idUbigeoProvincia")}[sub.rsplit("/", 1)[-1]]
+        parent = (query.get(parent_key) or "").zfill(6) if parent_key else None
+        nodes = [g for g in self.geography() if g[2] == level and in_ambito(g[0])
+                 and (parent is None or g[3] == parent)]
+        rows = [{"ubigeo": int(c), "nombre": n} for c, n, _l, _p in nodes]
+        return Answer(200, _envelope(rows, ""), f"geo|{level}|{parent or amb}", None)
+
+    def list_item(self, k: int, i: int, *, variant: str = "") -> dict[str, Any]:
+        counted, jee = self.status_at(k)
+        code = "C" if counted[i] else "E" if jee[i] else "P"
+        d = self.area3[i]
+        return {"id": int(self.acta_id_of(i)), "codigoMesa": self.mesa[i],
+                "idEleccion": 99 if variant == "wrong_election" else self.election_id,
+                "codigoEstadoActa": "X" if variant == "drift" else code,
+                "estadoActa": "N" if code == "C" and self.final[i] == 2 else code,
+                "descripcionEstadoActa": {"C": "CONTABILIZADA", "E": "PARA ENVIO AL JEE",
+                                          "P": "PENDIENTE"}[code],
+                "idAmbitoGeografico": 2 if d.startswith("9") else 1,
+                "ubigeoNivel01": int(d[:2] + "0000"), "ubigeoNivel02": int(d[:4] + "00"),
+                "ubigeoNivel03": int(d), "nombreLocalVotacion": self.place[i],
+                "totalElectoresHabiles": int(self.electors[i]),
+                "totalVotosEmitidos": int(self.cast[i]) if code == "C" else None,
+                "archivos": []}
+
+    def _list_answer(self, k: int, query: Mapping[str, str], variant: str) -> Answer:
+        raw = query.get("idUbigeo", "")
+        try:
+            pagina, size = int(query.get("pagina", "0")), int(query.get("tamanio", "100"))
+        except ValueError:
+            pagina, size = -1, 0
+        if not raw.isdigit() or size < 1 or pagina < 0:
+            return Answer(500, _dumps({"status": 500, "error": "Internal Server Error",
+                                       "message": "parámetros inválidos"}), "list|bad", None)
+        d = raw.zfill(6)
+        amb = query.get("idAmbitoGeografico")
+        idx = self._by_district.get(d, [])
+        if amb in ("1", "2") and d.startswith("9") != (amb == "2"):
+            idx = []
+        page = pagina - self.first_page
+        rows = idx[page * size:(page + 1) * size] if page >= 0 else []
+        counted, jee = self.status_at(k)
+        sel = np.array(idx, dtype=np.int64)
+        c = int(counted[sel].sum()) if sel.size else 0
+        j = int(jee[sel].sum()) if sel.size else 0
+        data = {"content": [self.list_item(k, i, variant=variant) for i in rows],
+                "totalPaginas": -(-len(idx) // size), "totalRegistros": len(idx),
+                "paginaActual": pagina, "tamanio": size, "contabilizada": c,
+                "observada": j, "pendiente": len(idx) - c - j}
+        return Answer(200, _envelope(data, ""), f"list|{d}|{pagina}", k)
 
     def answer(self, k: int, path: str, query: Mapping[str, str], *, variant: str = ""
                ) -> Answer | None:
@@ -379,9 +657,10 @@ class Synthetic2026:
                 "acronimo": "SEP2026", "fechaProceso": 1780808400000,
                 "idEleccionPrincipal": self.election_id, "tipoProcesoElectoral": "presidencial",
                 "activoFechaProceso": True}, ""), "proceso", None)
+        eid_ok = query.get("idEleccion") == str(self.election_id)
         if sub in ("/resumen-general/totales", "/resumen-general/participantes",
                    "/eleccion-presidencial/participantes-ubicacion-geografica-nombre"):
-            if query.get("idEleccion") != str(self.election_id):
+            if not eid_ok:
                 return Answer(204, b"", "wrong_election", None)
             scope = self._scope_of(query)
             if scope is None or scope not in self.state(k):
@@ -392,26 +671,37 @@ class Synthetic2026:
                               f"totales|{scope}", k)
             return Answer(200, self.participantes(k, scope, wrong=variant == "wrong_election"),
                           f"participantes|{scope}", k)
+        if sub in ("/ubigeos/dep-prov-distritos", "/ubigeos/departamentos",
+                   "/ubigeos/provincias", "/ubigeos/distritos"):
+            if not eid_ok:
+                return Answer(204, b"", "wrong_election", None)
+            return self._geo_answer(sub, query, variant)
+        if sub == "/actas":
+            if not eid_ok:
+                return Answer(204, b"", "wrong_election", None)
+            return self._list_answer(k, query, variant)
         if sub.startswith("/actas/buscar/mesa"):
             mesa = query.get("codigoMesa", "")
-            idx = next((i for i in self.watch_actas if self.mesa_code(i) == mesa), None)
-            if idx is None:
+            idx = self._by_mesa.get(mesa)
+            if idx is None or not eid_ok:
                 return Answer(204, b"", f"mesa|{mesa}", k)
-            return Answer(200, _envelope([self.acta_data(k, idx, ad_keys=True)], ""),
+            return Answer(200, _envelope([self.acta_data(k, idx, ad_keys=True,
+                                                         variant=variant)], ""),
                           f"mesa|{mesa}", k)
-        if sub.startswith("/actas/"):
+        if sub.startswith("/actas/") and sub.count("/") == 2:
             aid = sub.rsplit("/", 1)[-1]
-            idx = next((i for i in self.watch_actas if self._acta_id(i) == aid), None)
+            idx = self._by_id.get(aid)
             if idx is None:  # the documented answer for an id that does not exist
                 return Answer(200, _envelope({"id": None, "idMesa": None, "codigoMesa": None,
                                               "descripcionMesa": None, "idEleccion": None,
                                               "detalle": None, "lineaTiempo": None,
                                               "archivos": None}, ""), f"acta|{aid}", k)
-            return Answer(200, _envelope(self.acta_data(k, idx), ""), f"acta|{aid}", k)
+            return Answer(200, _envelope(self.acta_data(k, idx, variant=variant), ""),
+                          f"acta|{aid}", k)
         return Answer(404, SPRING_404, "spring404", None)
 
     def acta_ids(self) -> list[str]:
-        return [self._acta_id(i) for i in self.watch_actas]
+        return [self.acta_id_of(i) for i in self.watch_actas]
 
 
 # --- 2021 replay of the 48 national snapshots -------------------------------------------

@@ -294,6 +294,41 @@ class ActaReading:
     raw_sha256: tuple[str, ...] = ()
     urls: tuple[str, ...] = ()
     fetched_at: datetime | None = None
+    polling_place: str | None = None
+    extra: Mapping[str, int] = field(default_factory=dict)  # unknown party codes
+    #: (area1, area2, area3) names when the answer carries them (2021 ``detalle``)
+    place: tuple[str, str, str] | None = None
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        return tuple(c for c, v in self.votes.items() if v is None)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready copy (the crawl frontier keeps accepted actas this way)."""
+        return {"scope": self.scope, "acta_id": self.acta_id, "status": self.status,
+                "area3_code": self.area3_code, "figures": dict(self.figures),
+                "votes": dict(self.votes), "observation": self.observation,
+                "resolved": self.resolved, "authority_id": self.authority_id,
+                "as_of": None if self.as_of is None else self.as_of.isoformat(),
+                "raw": list(self.raw_sha256), "urls": list(self.urls),
+                "fetched_at": None if self.fetched_at is None else self.fetched_at.isoformat(),
+                "polling_place": self.polling_place, "extra": dict(self.extra),
+                "place": None if self.place is None else list(self.place)}
+
+    @staticmethod
+    def from_json(d: Mapping[str, Any]) -> ActaReading:
+        def dt(v: Any) -> datetime | None:
+            return None if not v else datetime.fromisoformat(v)
+
+        return ActaReading(
+            scope=d["scope"], acta_id=d["acta_id"], status=d["status"],
+            area3_code=d.get("area3_code"), figures=dict(d.get("figures", {})),
+            votes=dict(d.get("votes", {})), observation=d.get("observation"),
+            resolved=bool(d.get("resolved")), authority_id=str(d.get("authority_id", "")),
+            as_of=dt(d.get("as_of")), raw_sha256=tuple(d.get("raw", ())),
+            urls=tuple(d.get("urls", ())), fetched_at=dt(d.get("fetched_at")),
+            polling_place=d.get("polling_place"), extra=dict(d.get("extra") or {}),
+            place=None if not d.get("place") else tuple(d["place"]))  # type: ignore[arg-type]
 
     def fingerprint(self) -> str:
         doc = {"acta": self.acta_id, "status": self.status, "figures": dict(self.figures),
@@ -308,7 +343,7 @@ class ActaReading:
             "area2_code": None if u is None else u[:4] + "00",
             "area3_code": u,
             "abroad": None if u is None else u.startswith("9"),
-            "polling_place": None,
+            "polling_place": self.polling_place,
             "status": self.status,
             "observation": self.observation,
             "resolved": self.resolved,
@@ -459,6 +494,14 @@ def parse_acta_2026(data: Any, scope: Scope, cfg: LiveConfig, *, url: str = "",
     mesa = pick(d, "codigoMesa")
     if mesa is None:
         raise ParseDrift(url, "codigoMesa", "acta sin codigoMesa", "acta without codigoMesa")
+    got_id = norm_code(pick(d, "id", "idActa"))
+    if scope.kind == "acta" and got_id and got_id != norm_code(scope.code):
+        raise ParseDrift(url, "id", f"se pidió el acta {scope.code} y la respuesta es de {got_id}",
+                         f"asked for acta {scope.code}, the answer is for {got_id}")
+    if scope.kind == "mesa" and str(mesa).strip().zfill(6) != scope.code.zfill(6):
+        raise ParseDrift(url, "codigoMesa",
+                         f"se pidió la mesa {scope.code} y la respuesta es de {mesa}",
+                         f"asked for mesa {scope.code}, the answer is for {mesa}")
     code = str(pick(d, "codigoEstadoActa") or "").strip().upper()
     if code not in _STATE_2026:
         raise ParseDrift(url, "codigoEstadoActa", f"estado de acta desconocido {code!r}",
@@ -484,7 +527,7 @@ def parse_acta_2026(data: Any, scope: Scope, cfg: LiveConfig, *, url: str = "",
             figures[sp] = v
         elif sp is None:
             rows.append((cod, pick(r, "nombreCandidato"), desc_i, v))
-    votes, _extra = CandidateMatcher(cfg).collect(rows, url) if rows else (
+    votes, extra = CandidateMatcher(cfg).collect(rows, url) if rows else (
         dict.fromkeys(c.code for c in cfg.contest.candidates), {})
     figures["electors"] = to_int(pick(d, "totalElectoresHabiles"), url=url,
                                  name="totalElectoresHabiles")
@@ -504,10 +547,18 @@ def parse_acta_2026(data: Any, scope: Scope, cfg: LiveConfig, *, url: str = "",
         resolved=bool(times) and status is ActaStatus.COUNTED and any(
             str(pick(x, "codigoEstadoActa") or "").upper() == "E"
             for x in (pick(d, "lineaTiempo") or []) if isinstance(x, dict)),
-        authority_id=norm_code(pick(d, "id", "idActa")),
+        authority_id=got_id,
         as_of=max(times) if times else None, raw_sha256=raw_sha256, urls=(url,),
-        fetched_at=fetched_at,
+        fetched_at=fetched_at, polling_place=_text(pick(d, "nombreLocalVotacion")),
+        extra=extra,
     )
+
+
+def _text(v: Any) -> str | None:
+    if v is None:
+        return None
+    t = " ".join(fix_mojibake(str(v)).split())
+    return t or None
 
 
 # --- 2021 stack ----------------------------------------------------------------------
@@ -625,7 +676,7 @@ def parse_acta_2021(doc: Any, scope: Scope, cfg: LiveConfig, *, url: str = "",
             figures["cast"] = v
         elif sp is None:
             rows.append((r.get("CCODI_AUTO"), None, r.get("AUTORIDAD"), v))
-    votes, _ = CandidateMatcher(cfg).collect(rows, url) if rows else (
+    votes, extra = CandidateMatcher(cfg).collect(rows, url) if rows else (
         dict.fromkeys(c.code for c in cfg.contest.candidates), {})
     figures["electors"] = to_int(pres.get("NNUME_HABILM"), url=url, name="NNUME_HABILM")
     if figures["cast"] is None:
@@ -637,6 +688,10 @@ def parse_acta_2021(doc: Any, scope: Scope, cfg: LiveConfig, *, url: str = "",
         figures=figures, votes=votes, observation=observation,
         resolved="RESUELTA" in label(pres.get("OBSERVACION_TXT")),
         raw_sha256=raw_sha256, urls=(url,), fetched_at=fetched_at,
+        polling_place=_text(pres.get("TNOMB_LOCAL")), extra=extra,
+        place=(None if pres.get("DEPARTAMENTO") is None else
+               (_text(pres.get("DEPARTAMENTO")) or "", _text(pres.get("PROVINCIA")) or "",
+                _text(pres.get("DISTRITO")) or "")),
     )
 
 
@@ -650,3 +705,197 @@ def election_from_proceso(data: Any, *, url: str = "") -> int | None:
     except ParseDrift:
         return None
     return n if n is not None and n > 0 else None
+
+
+# --- the cold path: geography and acta lists -------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class GeoNode:
+    """One area of the geography as the backend publishes it (RENIEC ubigeos)."""
+
+    code: str  # six digits
+    name: str
+    level: str  # area1 | area2 | area3
+    parent: str | None
+
+    @property
+    def abroad(self) -> bool:
+        return self.code.startswith("9")
+
+
+def level_of(code: str) -> str:
+    """area1 (DD0000), area2 (DDPP00) or area3 (DDPPDD) of a six-digit ubigeo."""
+    if code.endswith("0000"):
+        return "area1"
+    if code.endswith("00"):
+        return "area2"
+    return "area3"
+
+
+def parent_of(code: str) -> str | None:
+    lvl = level_of(code)
+    if lvl == "area1":
+        return None
+    return code[:2] + "0000" if lvl == "area2" else code[:4] + "00"
+
+
+def _split_path(name: str) -> list[str]:
+    return [p.strip() for p in name.replace("/", "\\").split("\\") if p.strip()]
+
+
+def parse_geography_flat(data: Any, *, url: str = "") -> list[GeoNode]:
+    """``/ubigeos/dep-prov-distritos``: one row per district (city abroad) with its
+    ``ubigeo`` and a ``nombre`` path ``DEPARTAMENTO \\\\ PROVINCIA \\\\ DISTRITO``
+    (abroad: continent, country, city). Returns every area1/area2/area3 node; the
+    national placeholder ``000000`` is skipped. Rows with separate ``departamento`` /
+    ``provincia`` / ``distrito`` names are read too."""
+    out: dict[tuple[str, str], GeoNode] = {}
+    for i, item in enumerate(_expect_list(data, url, "data")):
+        r = _expect_dict(item, url, f"data[{i}]")
+        code = ubigeo6(pick(r, "ubigeo", "idUbigeo", "codigo"), url=url,
+                       name=f"data[{i}].ubigeo")
+        if code is None or code == "000000":
+            continue
+        if level_of(code) != "area3":
+            raise ParseDrift(url, f"data[{i}].ubigeo",
+                             f"se esperaba un distrito y llegó {code}",
+                             f"expected a district, got {code}")
+        names = [_text(pick(r, k)) for k in ("departamento", "provincia", "distrito")]
+        if None in names:
+            names = _split_path(str(pick(r, "nombre", "descripcion") or ""))
+        if len(names) != 3 or not all(names):
+            raise ParseDrift(url, f"data[{i}].nombre",
+                             f"{code}: el nombre no es 'DEP \\\\ PROV \\\\ DIST': "
+                             f"{pick(r, 'nombre')!r}",
+                             f"{code}: the name is not 'DEP \\\\ PROV \\\\ DIST': "
+                             f"{pick(r, 'nombre')!r}")
+        a1, a2 = code[:2] + "0000", code[:4] + "00"
+        for c, n, lvl, par in ((a1, names[0], "area1", None), (a2, names[1], "area2", a1),
+                               (code, names[2], "area3", a2)):
+            out.setdefault((lvl, c), GeoNode(c, str(n), lvl, par))
+    return sorted(out.values(), key=lambda g: (g.level, g.code))
+
+
+def parse_geography_level(data: Any, level: str, *, url: str = "",
+                          parent: str | None = None) -> list[GeoNode]:
+    """``/ubigeos/departamentos`` (area1), ``/provincias`` (area2) or ``/distritos``
+    (area3): ``[{ubigeo, nombre}]``. Each code must be of the level asked and inside
+    ``parent`` (an answer for another scope is drift)."""
+    out: list[GeoNode] = []
+    for i, item in enumerate(_expect_list(data, url, "data")):
+        r = _expect_dict(item, url, f"data[{i}]")
+        code = ubigeo6(pick(r, "ubigeo", "idUbigeo", "codigo"), url=url,
+                       name=f"data[{i}].ubigeo")
+        name = _text(pick(r, "nombre", "descripcion"))
+        if code is None or code == "000000":
+            continue
+        if level_of(code) != level or (parent is not None and parent_of(code) != parent):
+            raise ParseDrift(url, f"data[{i}].ubigeo",
+                             f"{code} no es un {level} de {parent or 'la raíz'}",
+                             f"{code} is not an {level} of {parent or 'the root'}")
+        if not name:
+            raise ParseDrift(url, f"data[{i}].nombre", f"{code} sin nombre",
+                             f"{code} without a name")
+        out.append(GeoNode(code, name, level, parent_of(code)))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ListedActa:
+    """One row of an acta list: enough to fetch the acta and to see that it moved."""
+
+    key: str  # the scope key it is fetched with: acta:<idActa> (2026), mesa:<NNNNNN> (2021)
+    mesa: str
+    state: str | None  # ONPE's state code in the list (C/E/P/N), or None
+    district: str | None
+    electors: int | None = None
+    polling_place: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActaPage:
+    items: tuple[ListedActa, ...]
+    total_pages: int | None
+    total_records: int | None
+    page: int | None  # ``paginaActual`` when the backend says it
+
+
+def parse_acta_list_2026(data: Any, *, url: str = "", district: str | None = None,
+                         election_id: int | None = None) -> ActaPage:
+    """``/actas?pagina=&tamanio=&idEleccion=&idAmbitoGeografico=&idUbigeo=``:
+    ``{content: [...], totalPaginas, totalRegistros, paginaActual}``. Rows of another
+    election or another district than asked are drift."""
+    d = _expect_dict(data, url, "data")
+    content = d.get("content")
+    items: list[ListedActa] = []
+    for i, item in enumerate(_expect_list(content if content is not None else [], url,
+                                          "content")):
+        r = _expect_dict(item, url, f"content[{i}]")
+        aid = norm_code(pick(r, "id", "idActa"))
+        mesa = pick(r, "codigoMesa")
+        if not aid or mesa is None:
+            raise ParseDrift(url, f"content[{i}].id", "fila sin id o codigoMesa",
+                             "row without id or codigoMesa")
+        eid = norm_code(pick(r, "idEleccion"))
+        if election_id is not None and eid and eid != norm_code(election_id):
+            raise ParseDrift(url, f"content[{i}].idEleccion",
+                             f"acta de la elección {eid}, se pidió {election_id}",
+                             f"acta of election {eid}, asked for {election_id}")
+        where = ubigeo6(pick(r, "ubigeoNivel03", "ubigeoDistrito", "idUbigeo"), url=url,
+                        name=f"content[{i}].ubigeoNivel03")
+        if district is not None and where is not None and where != district:
+            raise ParseDrift(url, f"content[{i}].ubigeoNivel03",
+                             f"acta de {where}, se pidió {district}",
+                             f"acta of {where}, asked for {district}")
+        state = str(pick(r, "codigoEstadoActa") or "").strip().upper() or None
+        if state is not None and state not in _STATE_2026:
+            raise ParseDrift(url, f"content[{i}].codigoEstadoActa",
+                             f"estado de acta desconocido {state!r}",
+                             f"unknown acta state {state!r}")
+        items.append(ListedActa(
+            f"acta:{aid}", str(mesa).strip().zfill(6), state, where or district,
+            to_int(pick(r, "totalElectoresHabiles"), url=url,
+                   name=f"content[{i}].totalElectoresHabiles"),
+            _text(pick(r, "nombreLocalVotacion"))))
+    return ActaPage(tuple(items),
+                    to_int(d.get("totalPaginas"), url=url, name="totalPaginas"),
+                    to_int(d.get("totalRegistros"), url=url, name="totalRegistros"),
+                    to_int(d.get("paginaActual"), url=url, name="paginaActual"))
+
+
+def parse_locales_2021(doc: Any, *, url: str = "", district: str | None = None
+                       ) -> list[str]:
+    """``/mesas/locales/{ubigeo}``: the polling places of a district (``CCODI_LOCAL``)."""
+    d = _expect_dict(doc, url, "body")
+    out = []
+    for i, item in enumerate(_expect_list(d.get("locales") or [], url, "locales")):
+        r = _expect_dict(item, url, f"locales[{i}]")
+        where = ubigeo6(r.get("CCODI_UBIGEO"), url=url, name=f"locales[{i}].CCODI_UBIGEO")
+        if district is not None and where is not None and where != district:
+            raise ParseDrift(url, f"locales[{i}].CCODI_UBIGEO",
+                             f"local de {where}, se pidió {district}",
+                             f"polling place of {where}, asked for {district}")
+        code = str(r.get("CCODI_LOCAL") or "").strip()
+        if not code:
+            raise ParseDrift(url, f"locales[{i}].CCODI_LOCAL", "local sin código",
+                             "polling place without a code")
+        out.append(code)
+    return out
+
+
+def parse_mesas_2021(doc: Any, *, url: str = "", district: str | None = None) -> ActaPage:
+    """``/mesas/actas/11/{ubigeo}/{local}``: the mesas of one polling place. ``PROCESADO``
+    (1 = the acta was processed) is the only state the list gives: ``C`` / ``P``."""
+    d = _expect_dict(doc, url, "body")
+    items = []
+    for i, item in enumerate(_expect_list(d.get("mesasVotacion") or [], url,
+                                          "mesasVotacion")):
+        r = _expect_dict(item, url, f"mesasVotacion[{i}]")
+        mesa = str(r.get("NUMMESA") or "").strip()
+        if not mesa.isdigit():
+            raise ParseDrift(url, f"mesasVotacion[{i}].NUMMESA", f"mesa inválida {mesa!r}",
+                             f"invalid mesa {mesa!r}")
+        done = to_int(r.get("PROCESADO"), url=url, name=f"mesasVotacion[{i}].PROCESADO")
+        items.append(ListedActa(f"mesa:{mesa.zfill(6)}", mesa.zfill(6),
+                                None if done is None else ("C" if done else "P"), district))
+    return ActaPage(tuple(items), 1, len(items), None)

@@ -89,7 +89,8 @@ def _export_groups(folder: Path) -> Iterator[tuple[int, str, list[RawResponse]]]
                 fetched_at=datetime.fromisoformat(d["fetched_at"]),
                 elapsed_s=float(d.get("elapsed_ms") or 0.0) / 1e3, error=d.get("error"),
                 scope=d["scope"], endpoint=d["endpoint"], attempt=int(d["attempt"]))
-            starts = (resp.endpoint in ("totales", "results", "acta", "proceso", "prime")
+            starts = (resp.endpoint in ("totales", "results", "acta", "proceso", "prime",
+                                        "geography", "list")
                       and resp.attempt == 1)
             if group and (starts or resp.scope != key or int(d["cycle"]) != cycle):
                 yield cycle, key, group
@@ -116,7 +117,16 @@ def replay_export(folder: Path, watcher: Any, clock: ReplayClock, *, speed: floa
     prev_t: datetime | None = None
     open_tier: tuple[int, str] | None = None  # (cycle, tier) whose snapshot is pending
     for cycle, key, group in _export_groups(folder):
-        tier = Scope.from_key(key).tier.value if key not in ("site", "proceso") else ""
+        if key.startswith(("geo", "list:")):  # the crawl's geography and acta lists
+            for r in group:
+                watcher._on_response(r, classify(r, cfg.stack))
+            if key.startswith("list:"):
+                _replay_list(watcher, key[5:], group[-1])
+            continue
+        try:
+            tier = Scope.from_key(key).tier.value if key not in ("site", "proceso") else ""
+        except ValueError:
+            tier = ""
         if open_tier is not None and open_tier != (cycle, tier):
             # the live run stored the warm/cold snapshot when that tier's sweep ended
             watcher._finish_tier_units()
@@ -171,6 +181,29 @@ def replay_export(folder: Path, watcher: Any, clock: ReplayClock, *, speed: floa
     watcher.rawlog.flush()
     watcher._publish_status()
     return report
+
+
+def _replay_list(watcher: Any, district: str, resp: RawResponse) -> None:
+    """A recorded acta list: its pending actas enter as the live crawl took them (the
+    others were fetched, and their answers are in the export)."""
+    from escrutinio.live.parse import ParseDrift, parse_acta_list_2026, parse_mesas_2021
+
+    cls = classify(resp, watcher.cfg.stack)
+    if cls.outcome is not Outcome.OK:
+        return
+    try:
+        if watcher.cfg.stack is Stack.ONPE2026:
+            page = parse_acta_list_2026(cls.payload, url=resp.url, district=district,
+                                        election_id=watcher.election_id)
+        elif "/mesas/actas/" in resp.url:
+            page = parse_mesas_2021(cls.payload, url=resp.url, district=district)
+        else:
+            return
+    except ParseDrift:
+        return
+    for item in page.items:
+        if item.state == "P" and item.key not in watcher.actas:
+            watcher.ingest_listed(item, resp)
 
 
 def _pace(prev: datetime | None, t: datetime, speed: float) -> None:
@@ -245,6 +278,7 @@ def replay_snapshots(folder: Path, watcher: Any, clock: ReplayClock, *, speed: f
     watcher.confirm_decreases = 1  # each snapshot is a publication, not a poll
     cands = [c.code for c in cfg.contest.candidates]
     prev: datetime | None = None
+    batch: list[Any] = []
     for snap in snaps:
         if snap.contest.id != cfg.contest.id:
             raise IngestError(Location(snap.source_uri), "contest_mismatch",
@@ -272,14 +306,23 @@ def replay_snapshots(folder: Path, watcher: Any, clock: ReplayClock, *, speed: f
             report.add(r)
             accepted = accepted or r == "accepted"
         if accepted:
-            out = watcher.store.put_snapshots([snap])[0]
-            if out.created:
-                watcher.stats.snapshots_created += 1
-            if snap.level in (None, "national"):
-                watcher.served_snapshot = out.snapshot_id
+            batch.append(snap)
+            if speed > 0:  # paced (the dashboard's replay): each appears in its time
+                _store_batch(watcher, batch)
+    _store_batch(watcher, batch)  # as fast as possible: one transaction, one ledger append
     watcher.rawlog.flush()
     watcher._publish_status()
     return report
+
+
+def _store_batch(watcher: Any, batch: list[Any]) -> None:
+    """Store the accepted snapshots (and append them to the ledger), as any ingest."""
+    if not batch:
+        return
+    for snap, out in zip(batch, watcher._put_many(batch), strict=True):
+        if snap.level in (None, "national"):
+            watcher.served_snapshot = out.snapshot_id
+    batch.clear()
 
 
 def replay(folder: str | Path, watcher: Any, clock: ReplayClock, *, speed: float = 0.0
@@ -289,6 +332,7 @@ def replay(folder: str | Path, watcher: Any, clock: ReplayClock, *, speed: float
     if not p.exists():
         raise IngestError(Location(str(p)), "file_not_found", "la carpeta no existe",
                           "the folder does not exist")
+    watcher.crawler = None  # a replay follows what was recorded; it never crawls
     kind = folder_kind(p)
     if kind == "export":
         return replay_export(p, watcher, clock, speed=speed)

@@ -11,11 +11,14 @@ whose ONPE time it claims, or if national ONPE times ever go back.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import numpy as np
 
 from escrutinio.domain import SnapshotKind
 from escrutinio.live.config import LiveConfig, config_from_dict, example
@@ -23,6 +26,7 @@ from escrutinio.live.fake_onpe import SOFT_FAULTS, FakeOnpe, Synthetic2026
 from escrutinio.live.transport import FakeClock
 from escrutinio.live.watcher import Watcher
 from escrutinio.store.duckdb_store import DuckDBStore
+from escrutinio.store.ledger import verify_log
 
 COMPARED = ("actas_total", "actas_counted", "actas_processed", "actas_jee", "actas_pending",
             "cast")
@@ -55,6 +59,8 @@ def audit_against_truth(store: DuckDBStore, cfg: LiveConfig, tl: Synthetic2026) 
     k_of = {tl.as_of(k).astimezone(UTC): k for k in range(tl.n_states)}
     out = Audit()
     last: datetime | None = None
+    ever = _statuses_ever(tl)
+    held: dict[int, str] = {}  # acta -> status in the previous acta snapshot
     for info in store.list_snapshots(cfg.contest.id):
         if info.parser != cfg.parser_name:
             continue
@@ -63,18 +69,7 @@ def audit_against_truth(store: DuckDBStore, cfg: LiveConfig, tl: Synthetic2026) 
             out.actas += 1
             frame = store.load_actas(info.snapshot_id)
             for row in frame.iter_rows(named=True):
-                idx = int(row["acta_id"])
-                statuses = set()
-                for k in range(tl.n_states):
-                    counted, jee = tl.status_at(k)
-                    statuses.add("counted" if counted[idx] else "jee" if jee[idx]
-                                 else "pending")
-                if row["status"] not in statuses:
-                    out.bad.append(f"{sid}: acta {row['acta_id']} status {row['status']}")
-                if row["status"] == "counted" and (
-                        row["cast"] != int(tl.cast[idx])
-                        or [row[f"v_{c}"] for c in codes] != [int(x) for x in tl.votes[idx]]):
-                    out.bad.append(f"{sid}: acta {row['acta_id']} figures")
+                out.bad.extend(_audit_acta(tl, row, codes, ever, held, sid))
             continue
         frame = store.load_units(info.snapshot_id)
         meta = json.loads(store.con.execute(
@@ -100,6 +95,47 @@ def audit_against_truth(store: DuckDBStore, cfg: LiveConfig, tl: Synthetic2026) 
             elif key == "national" and info.level == "national":
                 out.accepted_states.add(k)
     return out
+
+
+_STATUS_CODES = ("pending", "jee", "counted", "annulled", "not_installed")
+
+
+def _statuses_ever(tl: Synthetic2026) -> np.ndarray:
+    """(states × actas) codes of ``_STATUS_CODES``: every status each acta ever had."""
+    out = np.zeros((tl.n_states, len(tl.mesa)), dtype=np.int8)
+    for k in range(tl.n_states):
+        counted, jee = tl.status_at(k)
+        out[k] = np.where(counted, 2 + tl.final, np.where(jee, 1, 0))
+    return out
+
+
+def _audit_acta(tl: Synthetic2026, row: dict[str, Any], codes: list[str], ever: np.ndarray,
+                held: dict[int, str], sid: str) -> list[str]:
+    """An acta row is bad if its status is one the acta never had, if its figures are
+    not the acta's, or if a counted acta went back (unless the count really moved it)."""
+    bad = []
+    aid = row["acta_id"]
+    try:
+        idx = tl.index_of_mesa(aid)
+    except KeyError:
+        return [f"{sid}: acta {aid} does not exist"]
+    had = {_STATUS_CODES[c] for c in np.unique(ever[:, idx])}
+    status = row["status"]
+    if status not in had:
+        bad.append(f"{sid}: acta {aid} status {status} (it was only {sorted(had)})")
+    if status in ("counted", "annulled", "jee"):
+        want = tl.acta_truth(tl.n_states - 1, idx, codes)
+        got = {k: row[k] for k in ("cast", "blank", "null", *(f"v_{c}" for c in codes))}
+        if got != {k: want[k] for k in got}:
+            bad.append(f"{sid}: acta {aid} figures {got} != {want}")
+    if row["area3_code"] != tl.area3[idx]:
+        bad.append(f"{sid}: acta {aid} area {row['area3_code']} != {tl.area3[idx]}")
+    prev = held.get(idx)
+    if prev in ("counted", "annulled", "not_installed") and status != prev \
+            and idx not in tl.uncount:
+        bad.append(f"{sid}: acta {aid} went back {prev} -> {status}")
+    held[idx] = status
+    return bad
 
 
 def clean_national_states(fake: FakeOnpe, min_pairs: int = 2) -> set[int]:
@@ -137,6 +173,7 @@ class SoakReport:
     final_national_ok: bool
     final_area1_ok: bool
     final_actas_ok: bool
+    crawl: dict[str, Any]  # the cold path: areas, actas crawled, requests, bounds
     hard_blocks: int
     storms: int
     corrections: int
@@ -149,13 +186,15 @@ class SoakReport:
 
 
 def soak_config(fake: FakeOnpe, tl: Synthetic2026, *, units: tuple[str, ...],
-                n_actas: int) -> LiveConfig:
+                n_actas: int, crawl: tuple[str, ...] = ()) -> LiveConfig:
     import tomllib
 
     d = tomllib.loads(example("onpe2026-runoff").read_text("utf-8"))
     d["base_url"], d["site_url"] = fake.backend_url, fake.url
     d["scopes"]["area1"] = list(units)
     d["actas"] = {"ids": tl.acta_ids()[:n_actas]}
+    d["cold"] = d.get("cold", {}) | {"areas": list(crawl), "max_requests": 60,
+                                     "page_size": 100}
     d["intervals"] = {"hot_s": 45, "warm_s": 300, "cold_s": 900, "stale_after_s": 180,
                       "hard_block_pause_s": 600, "storm_threshold": 3,
                       "storm_backoff_max_s": 600}
@@ -168,10 +207,13 @@ def run_soak(*, seed: int = 12, hours: float = 12.0, fault_rate: float = 0.04,
              max_burst: int = 8, units: tuple[str, ...] = ("010000", "140000", "150000",
                                                           "920000"),
              n_actas: int = 5, hard_blocks: int = 2, slow: int = 2,
+             crawl: tuple[str, ...] = ("abroad",), verify_ledger: bool = True,
              store: DuckDBStore | None = None) -> SoakReport:
     """``hours`` of virtual polling over a count whose states change every 10 minutes,
     with random fault bursts (every soft kind), ``hard_blocks`` 401/403 blocks and
-    ``slow`` slow answers (these cost real time: the client's timeout)."""
+    ``slow`` slow answers (these cost real time: the client's timeout). The cold path
+    crawls ``crawl`` (geography, acta lists, actas) under the same faults; with
+    ``verify_ledger`` the hash chain is verified at the end (``verify-log``)."""
     step = 600.0
     n_states = int(hours * 3600 / step) + 1
     tl = Synthetic2026(seed=seed, n_states=n_states, step_s=step, units=units,
@@ -183,13 +225,16 @@ def run_soak(*, seed: int = 12, hours: float = 12.0, fault_rate: float = 0.04,
     fake = FakeOnpe(tl, clock=clock, slow_s=0.35).start()
     own_store = store is None
     store = store or DuckDBStore(":memory:")
-    cfg = soak_config(fake, tl, units=units, n_actas=n_actas)
+    cfg = soak_config(fake, tl, units=units, n_actas=n_actas, crawl=crawl)
     kinds = tuple(k for k in SOFT_FAULTS if k != "slow")
     fake.random_faults(fault_rate, kinds=kinds, max_burst=max_burst, seed=seed)
     w = Watcher(cfg, store, clock=clock, seed=seed)
     ages: list[tuple[datetime, float | None, bool]] = []
 
-    def sample(_: dict[str, Any]) -> None:
+    cold_requests: list[int] = []
+
+    def sample(rep: dict[str, Any]) -> None:
+        cold_requests.append(int(rep.get("cold_requests", 0)))
         s = w.served()
         ages.append((clock.now(), None if s is None else s["age_s"],
                      True if s is None else bool(s["stale"])))
@@ -219,11 +264,28 @@ def run_soak(*, seed: int = 12, hours: float = 12.0, fault_rate: float = 0.04,
             st.accepted is not None
             and _pick(st.accepted.row(), codes) == truth_row(tl, last, key, codes)
             for key, st in w.state.items() if key.startswith("area1:"))
-        counted, jee = tl.status_at(last)
-        final_actas = all(
-            r.status == ("counted" if counted[int(r.acta_id)] else "jee"
-                         if jee[int(r.acta_id)] else "pending") for r in w.actas.values()
-        ) and len(w.actas) == n_actas
+        want = {tl.mesa[i] for i in tl.region_actas(*crawl)} | {
+            tl.mesa[i] for i in tl.watch_actas[:n_actas]}
+        final_frame = store.load_actas(w.actas_snapshot) if w.actas_snapshot else None
+        final_actas = final_frame is not None and set(final_frame["acta_id"]) == want and all(
+            {k: row[k] for k in truth} == truth
+            for row in final_frame.iter_rows(named=True)
+            for truth in [tl.acta_truth(last, tl.index_of_mesa(row["acta_id"]), codes)])
+        nat_t = [s.t for s in fake.log if s.route == "totales|national"]
+        gaps = sorted((b - a).total_seconds() for a, b in itertools.pairwise(nat_t))
+        acta_reqs = sum(1 for s in fake.log if s.route.startswith("acta|"))
+        crawl_info = {
+            "areas": list(crawl), "actas": len(tl.region_actas(*crawl)) if crawl else 0,
+            "acta_requests": acta_reqs,
+            "list_requests": sum(1 for s in fake.log if s.route.startswith("list|")),
+            "geo_requests": sum(1 for s in fake.log if s.route.startswith("geo|")),
+            "max_cold_requests_per_cycle": max(cold_requests, default=0),
+            "hot_gap_p50_s": gaps[len(gaps) // 2] if gaps else None,
+            "hot_gap_p99_s": gaps[int(len(gaps) * 0.99)] if gaps else None,
+            "ledger_ok": verify_log(store).ok if verify_ledger else None,
+            **{k: v for k, v in (w.crawler.summary() if w.crawler else {}).items()
+               if k in ("actas_fetched", "complete_at", "first_page")},
+        }
         truths = [truth_row(tl, k, "national", codes) for k in range(tl.n_states)]
         distinct = {json.dumps(t, sort_keys=True) for t in truths}
         clean = clean_national_states(fake, 2)
@@ -246,7 +308,7 @@ def run_soak(*, seed: int = 12, hours: float = 12.0, fault_rate: float = 0.04,
             truth_states=tl.n_states, distinct_truth_states=len(distinct),
             accepted_states=len(accepted_rows), clean_states=len(clean), lost_states=lost,
             bad_snapshots=audit.bad, final_national_ok=final_nat, final_area1_ok=final_area,
-            final_actas_ok=final_actas, hard_blocks=w.stats.hard_blocks,
+            final_actas_ok=final_actas, crawl=crawl_info, hard_blocks=w.stats.hard_blocks,
             storms=w.stats.storms, corrections=w.stats.corrections,
             stale_fraction=round(stale_time / span, 4) if span else 1.0,
             max_age_s=max((a[1] for a in ages if a[1] is not None), default=0.0),

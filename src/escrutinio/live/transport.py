@@ -220,7 +220,9 @@ class Transport:
             try:
                 from curl_cffi import requests as curl_requests  # type: ignore[import-not-found]
 
-                self._curl = curl_requests.Session(impersonate=cfg.impersonate)
+                # proxies are decided here (loopback never, "none" never), not by curl
+                self._curl = curl_requests.Session(impersonate=cfg.impersonate,
+                                                   trust_env=False)
             except ImportError:
                 self._emit("impersonation_unavailable",
                            "curl_cffi no está instalado: se usa urllib sin huella TLS de Chrome",
@@ -341,13 +343,16 @@ class Transport:
         error: str | None = None
         if self._curl is not None:
             try:
-                proxies = None
-                if self.cfg.proxy not in ("env", "none") and not is_loopback(url):
-                    proxies = {"http": self.cfg.proxy, "https": self.cfg.proxy}
+                via = self._proxy_for(urllib.parse.urlsplit(url))
+                proxies = None if via is None else {"http": via.geturl(),
+                                                    "https": via.geturl()}
                 r = self._curl.get(url, headers=headers, timeout=self.cfg.timeout_s,
-                                   proxies=proxies)
+                                   proxies=proxies, allow_redirects=False)
                 status, body = int(r.status_code), bytes(r.content)
                 hdrs = tuple((str(k), str(v)) for k, v in r.headers.items())
+                if len(body) > self.cfg.max_body_bytes:
+                    body, error, status = (b"", f"body above {self.cfg.max_body_bytes} bytes",
+                                           None)
             except Exception as exc:  # curl_cffi raises its own error types
                 error = f"{type(exc).__name__}: {exc}"
         else:

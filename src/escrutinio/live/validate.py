@@ -182,14 +182,29 @@ def check_progress(prev: UnitReading | None, new: UnitReading) -> Progress:
     return Progress(stale, False, tuple(dec), tuple(alarms))
 
 
-def check_acta(prev: ActaReading | None, new: ActaReading) -> list[Problem]:
-    """A counted acta should never change its figures; a final state never moves back."""
+def check_acta(prev: ActaReading | None, new: ActaReading,
+               cfg: ValidationConfig | None = None) -> list[Problem]:
+    """One acta: no negative count; when it has per-party figures, every expected
+    candidate and no unknown one (another election's answer); a counted acta should
+    never change its figures and a final state never moves back (flags: the watcher
+    holds such a change until it is confirmed)."""
     out: list[Problem] = []
     neg = [k for k, v in {**dict(new.figures), **dict(new.votes)}.items()
            if v is not None and v < 0]
     if neg:
         out.append(_p("negative_count", REJECT, neg[0], "conteos negativos en el acta",
                       "negative counts in the acta"))
+    has_detail = any(v is not None for v in new.votes.values())
+    if has_detail and new.missing:
+        out.append(_p("missing_candidate", REJECT, "votes",
+                      f"faltan candidatos esperados en el acta: {', '.join(new.missing)}",
+                      f"expected candidates are missing in the acta: "
+                      f"{', '.join(new.missing)}"))
+    if new.extra and not (cfg is not None and cfg.allow_extra_candidates):
+        codes = ", ".join(sorted(new.extra))
+        out.append(_p("unknown_candidate", REJECT, "votes",
+                      f"el acta trae partidos que la contienda no tiene: {codes}",
+                      f"the acta carries parties the contest does not have: {codes}"))
     if new.status == "counted":
         cast = new.figures.get("cast")
         parts = [*new.votes.values(), new.figures.get("blank"), new.figures.get("null")]

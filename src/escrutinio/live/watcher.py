@@ -8,8 +8,14 @@ Three paths, each on its own interval (``[intervals]`` of the configuration):
   sweep, if any area changed, an ``area1`` unit snapshot is stored: the latest accepted
   national row plus every area's latest accepted row. Home/abroad totals are validated
   and kept in that snapshot's metadata (they are not a unit level).
-* **cold** — actas named in the configuration, re-polled only while not final (E and P
-  actas; counted ones are cached), stored as an acta snapshot when any changed.
+* **cold** — actas: those named in the configuration (re-polled every ``cold_s`` while
+  not final) and the crawl of ``[cold] areas`` (:mod:`~escrutinio.live.crawl`: geography,
+  acta lists per district, each acta when its list entry moves; counted ones are cached
+  and never requested again), in bounded steps that yield to the hot path; stored as one
+  acta snapshot with every acta followed.
+
+Every snapshot is stored as any ingest stores it (``service.ingest``): one transaction,
+then appended to the tamper-evident ledger.
 
 The rule everything else serves: **a rejected response never replaces the last good
 state**. A response must be classified ``ok`` (:mod:`~escrutinio.live.classify`), parse
@@ -48,9 +54,11 @@ import polars as pl
 from escrutinio.domain import FINAL, SnapshotKind
 from escrutinio.live.classify import Classification, Outcome, RawResponse
 from escrutinio.live.config import LiveConfig, Scope, Stack, Tier
+from escrutinio.live.crawl import Crawler
 from escrutinio.live.parse import (
     LIMA,
     ActaReading,
+    ListedActa,
     ParseDrift,
     UnitReading,
     election_from_proceso,
@@ -71,6 +79,7 @@ from escrutinio.live.validate import (
     rejects,
 )
 from escrutinio.sources.base import REJECTED_SCHEMA, ParsedSnapshot, conform
+from escrutinio.store.base import IngestOutcome
 from escrutinio.store.duckdb_store import DuckDBStore
 
 log = logging.getLogger("escrutinio.live")
@@ -114,6 +123,11 @@ class Stats:
 
 def _iso(dt: datetime | None) -> str | None:
     return None if dt is None else dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _newer(a: ActaReading, b: ActaReading) -> bool:
+    t0 = datetime.min.replace(tzinfo=UTC)
+    return (a.as_of or t0, a.fetched_at or t0) > (b.as_of or t0, b.fetched_at or t0)
 
 
 def _lima(dt: datetime | None) -> str | None:
@@ -160,8 +174,19 @@ class Watcher:
         self.actas_snapshot: str | None = None
         self._warm_changed = False
         self._actas_changed = False
+        self._acta_dirty: set[str] = set()  # actas changed since the last acta snapshot
+        self._acta_pending: dict[str, tuple[str, int]] = {}  # held changes of final actas
+        self._last_acta_snapshot_at: datetime | None = None
+        self._listed_due = now  # the next pass over the configured ([actas]) actas
+        self._listed_todo: list[Scope] = []
+        self._cold_req0 = 0
+        self._cold_t0 = 0.0
+        self._geo_stored = 0  # geography nodes already handed to the store
         self._status_lock = threading.Lock()
         self._status_cache: dict[str, Any] = {}
+        self.crawler: Crawler | None = None
+        if cfg.cold.crawl or cfg.fetch_geography:
+            self.crawler = Crawler(self)
         self.resume()
 
     # -- logging -----------------------------------------------------------------------
@@ -238,21 +263,35 @@ class Watcher:
                     st.accepted_at = info.ingested_at
                     restored.append(key)
         acta_snaps = [s for s in snaps if s.kind is SnapshotKind.ACTAS]
+        crawled = self.crawler.readings() if self.crawler is not None else {}
+        crawled_ids = {r.acta_id: k for k, r in crawled.items()}
+        stored: dict[str, str] = {}  # acta id -> fingerprint in the last acta snapshot
         if acta_snaps:
             info = acta_snaps[-1]
             self.actas_snapshot = info.snapshot_id
+            self._last_acta_snapshot_at = info.ingested_at
             meta = json.loads(self._metadata(info.snapshot_id).get("actas", "{}"))
             for row in self.store.load_actas(info.snapshot_id).iter_rows(named=True):
                 m = meta.get(row["acta_id"], {})
-                self.actas[m.get("scope", f"mesa:{row['acta_id']}")] = ActaReading(
-                    scope=m.get("scope", f"mesa:{row['acta_id']}"), acta_id=row["acta_id"],
+                key = m.get("scope") or crawled_ids.get(row["acta_id"]) \
+                    or f"crawl:{row['acta_id']}"
+                r = ActaReading(
+                    scope=key, acta_id=row["acta_id"],
                     status=row["status"], area3_code=row["area3_code"],
                     figures={k: row[k] for k in ("electors", "cast", "blank", "null",
                                                  "challenged")},
                     votes={c: row[f"v_{c}"] for c in cands}, observation=row["observation"],
                     resolved=bool(row["resolved"]), authority_id=m.get("authority_id", ""),
-                    raw_sha256=tuple(m.get("raw", ())))
-        if restored or acta_snaps:
+                    raw_sha256=tuple(m.get("raw", ())), polling_place=row["polling_place"])
+                stored[r.acta_id] = r.fingerprint()
+                if key not in crawled:
+                    self.actas[key] = r
+        for key, r in crawled.items():  # the frontier holds every accepted acta state
+            self.actas[key] = r
+            if stored.get(r.acta_id) != r.fingerprint():
+                self._acta_dirty.add(key)
+                self._actas_changed = True
+        if restored or acta_snaps or crawled:
             self._event("resumed", "info", None,
                         f"se reanuda desde el almacén ({len(restored)} ámbitos, "
                         f"{len(self.actas)} actas)",
@@ -539,11 +578,32 @@ class Watcher:
             self._warm_changed = True
         return "accepted"
 
-    def ingest_acta(self, scope: Scope, resp: RawResponse, cls: Classification) -> str:
-        if cls.outcome is not Outcome.OK:
-            self.acta_errors[scope.key] = {"outcome": cls.outcome.value, "reason": cls.reason}
-            return self._failure(scope.key, (resp, cls))
+    def _ok(self) -> None:
+        """An answer was usable: the run of failures (storm detection) is over."""
         self.consecutive_failures = 0
+        self.storm_level = 0
+
+    def _acta_error(self, key: str, err: dict[str, Any]) -> None:
+        self.acta_errors.pop(key, None)
+        self.acta_errors[key] = err
+        while len(self.acta_errors) > 200:  # a crawl can fail on thousands: keep the last
+            self.acta_errors.pop(next(iter(self.acta_errors)))
+
+    def ingest_acta(self, scope: Scope, resp: RawResponse, cls: Classification) -> str:
+        """A classified answer for one acta -> accepted / duplicate / held / rejected /
+        stale / a failure class. The only way an acta state is accepted, live, crawled
+        or replayed.
+
+        Rejected: type drift, an answer for another acta, negative counts, a missing or
+        unknown party in its figures, an older state than the accepted one (its
+        ``lineaTiempo`` ends earlier: a cache). A counted acta that leaves the counted
+        state or changes its figures is held until ``confirm_decreases`` readings in a
+        row say the same, then accepted as a logged correction."""
+        key = scope.key
+        if cls.outcome is not Outcome.OK:
+            self._acta_error(key, {"outcome": cls.outcome.value, "reason": cls.reason})
+            return self._failure(key, (resp, cls))
+        self._ok()
         try:
             if self.cfg.stack is Stack.ONPE2021:
                 reading = parse_acta_2021(cls.payload, scope, self.cfg, url=resp.url,
@@ -554,23 +614,87 @@ class Watcher:
                                           raw_sha256=(resp.sha256,),
                                           fetched_at=resp.fetched_at)
         except ParseDrift as exc:
-            self._reject(scope.key, "schema_drift", exc.detail_en, [resp])
+            self.stats.results["rejected"] += 1
+            self._acta_error(key, {"outcome": "rejected", "reason": "schema_drift"})
+            self._reject(key, "schema_drift", exc.detail_en, [resp])
             return "rejected"
-        prev = self.actas.get(scope.key)
-        problems = check_acta(prev, reading)
+        return self.accept_acta(reading, resp)
+
+    def ingest_listed(self, item: ListedActa, resp: RawResponse) -> str:
+        """A pending acta as its district's list shows it (state P): a pending acta has
+        neither figures nor detail, so the list says all the acta would (mesa, place,
+        electors, status) and it is not requested on its own until the list says it
+        moved. Accepted through the same checks as a fetched acta."""
+        reading = ActaReading(
+            scope=item.key, acta_id=item.mesa, status="pending", area3_code=item.district,
+            figures={"electors": item.electors, "cast": None, "blank": None, "null": None,
+                     "challenged": None},
+            votes=dict.fromkeys(c.code for c in self.cfg.contest.candidates),
+            raw_sha256=(resp.sha256,), urls=(resp.url,), fetched_at=resp.fetched_at,
+            polling_place=item.polling_place)
+        return self.accept_acta(reading, resp)
+
+    def accept_acta(self, reading: ActaReading, resp: RawResponse) -> str:
+        """Validate one acta reading against the accepted state of that acta."""
+        key = reading.scope
+        prev = self.actas.get(key)
+        problems = check_acta(prev, reading, self.cfg.validation)
         if rejects(problems):
-            self._reject(scope.key, rejects(problems), "", [resp])
+            self.stats.results["rejected"] += 1
+            self._acta_error(key, {"outcome": "rejected",
+                                   "reason": ",".join(p.rule for p in rejects(problems))})
+            self._reject(key, rejects(problems), "", [resp])
             return "rejected"
-        for p in problems:
-            self.stats.alarms += 1
-            self._event("alarm", "warning", scope.key, f"{scope.key}: {p.message_es}",
-                        f"{scope.key}: {p.message_en}", rule=p.rule)
         if prev is not None and prev.fingerprint() == reading.fingerprint():
+            self._acta_pending.pop(key, None)
+            self.stats.results["duplicate"] += 1
             return "duplicate"
-        self.actas[scope.key] = reading
-        self.acta_errors.pop(scope.key, None)
+        if prev is not None and prev.as_of is not None and reading.as_of is not None \
+                and reading.as_of < prev.as_of:
+            self.stats.results["rejected"] += 1
+            self._reject(key, "stale_response",
+                         f"acta {reading.acta_id}: state history ends {_lima(reading.as_of)}, "
+                         f"before the accepted {_lima(prev.as_of)}", [resp])
+            return "stale"
+        moved = [p for p in problems if p.rule in ("counted_acta_moved", "counted_acta_changed")]
+        corrected = False
+        if moved:
+            fp = reading.fingerprint()
+            held = self._acta_pending.get(key)
+            seen = held[1] + 1 if held is not None and held[0] == fp else 1
+            need = max(1, self.confirm_decreases)
+            if seen < need:
+                self._acta_pending[key] = (fp, seen)
+                self.stats.results["held"] += 1
+                self._event("decrease_unconfirmed", "warning", key,
+                            f"acta {reading.acta_id}: {moved[0].message_es}; se espera "
+                            f"confirmación ({seen}/{need})",
+                            f"acta {reading.acta_id}: {moved[0].message_en}; waiting for "
+                            f"confirmation ({seen}/{need})", rule=moved[0].rule,
+                            sha256=resp.sha256)
+                return "held"
+            self._acta_pending.pop(key, None)
+            self.stats.corrections += 1
+            corrected = True
+            assert prev is not None
+            self._event("correction", "error", key,
+                        f"acta {reading.acta_id}: CORRECCIÓN aceptada tras {need} lecturas: "
+                        f"{prev.status} → {reading.status}",
+                        f"acta {reading.acta_id}: CORRECTION accepted after {need} readings: "
+                        f"{prev.status} → {reading.status}", rule=moved[0].rule,
+                        sha256=resp.sha256)
+        for p in problems:
+            if corrected and p in moved:
+                continue
+            self.stats.alarms += 1
+            self._event("alarm", "warning", key, f"{key}: {p.message_es}",
+                        f"{key}: {p.message_en}", rule=p.rule)
+        self.actas[key] = reading
+        self.acta_errors.pop(key, None)
+        self._acta_dirty.add(key)
         self._actas_changed = True
-        self._event("acta_changed", "info", scope.key,
+        self.stats.results["accepted"] += 1
+        self._event("acta_changed", "info", key,
                     f"acta {reading.acta_id}: {prev.status if prev else '-'} → {reading.status}",
                     f"acta {reading.acta_id}: {prev.status if prev else '-'} → {reading.status}",
                     sha256=resp.sha256)
@@ -642,12 +766,9 @@ class Watcher:
                                 "the national total differs from the sum of the areas "
                                 "(same ONPE time); both are kept", drift=drift)
             codes = [r.unit_code for r in readings if r.level == "area1"]
-            geography = pl.DataFrame({
-                "code": codes, "name": [self.cfg.area1_names.get(c, c) for c in codes],
-                "level": ["area1"] * len(codes), "parent": [None] * len(codes),
-                "abroad": [c.startswith("9") for c in codes], "alt_code": [None] * len(codes),
-            }, schema={"code": pl.String, "name": pl.String, "level": pl.String,
-                       "parent": pl.String, "abroad": pl.Boolean, "alt_code": pl.String})
+            geography = self._geography_frame(codes)
+        elif self._geo_unsent():
+            geography = self._geography_frame([])
         snap = ParsedSnapshot(
             contest=contest, kind=SnapshotKind.UNITS, as_of=as_of,
             source_uri=f"{self.cfg.base_url} [{tier}]", source_sha256=source,
@@ -659,10 +780,7 @@ class Watcher:
                    f"(fetched {_iso(accepted_at)})"),
             level=tier, metadata=meta, geography=geography,
         )
-        self.rawlog.flush()  # the raw responses are on disk before the snapshot
-        outcome = self.store.put_snapshots([snap])[0]
-        if outcome.created:
-            self.stats.snapshots_created += 1
+        outcome = self._put(snap)
         if tier == "national":
             self.served_snapshot = outcome.snapshot_id
         else:
@@ -694,32 +812,94 @@ class Watcher:
         return aggregate_drift(nat.accepted, ready)
 
     def _store_actas(self) -> None:
+        """One acta snapshot with every acta followed (configured and crawled): the
+        latest accepted state of each, one row per acta. Its metadata names the raw
+        answer of every acta that changed since the previous acta snapshot (and of every
+        configured acta): with ``previous`` they chain back to the first."""
         if not self.actas:
             return
         contest = self.cfg.contest
-        readings = sorted(self.actas.values(), key=lambda r: r.acta_id)
+        by_id: dict[str, ActaReading] = {}
+        for r in self.actas.values():  # one row per acta, the newest reading
+            old = by_id.get(r.acta_id)
+            if old is None or _newer(r, old):
+                by_id[r.acta_id] = r
+        readings = [by_id[k] for k in sorted(by_id)]
         frame = conform(pl.from_dicts([r.row() for r in readings], infer_schema_length=None),
                         contest, SnapshotKind.ACTAS)
         shas = sorted({s for r in readings for s in r.raw_sha256})
         source = hashlib.sha256("\n".join(shas).encode()).hexdigest()
         as_of = max((r.as_of or r.fetched_at or self.clock.now()) for r in readings
                     ).astimezone(UTC)
+        configured = {s.key for s in self.scopes if s.tier is Tier.COLD}
+
+        def prov(r: ActaReading) -> dict[str, Any]:
+            return {"scope": r.scope, "raw": list(r.raw_sha256),
+                    "authority_id": r.authority_id, "urls": list(r.urls)}
+
+        small = len(readings) <= 500
         meta = {"live_run": self.run_id, "config_sha256": self.cfg.sha256,
-                "actas": json.dumps({r.acta_id: {"scope": r.scope, "raw": list(r.raw_sha256),
-                                                 "authority_id": r.authority_id,
-                                                 "urls": list(r.urls)} for r in readings})}
+                "n_actas": str(len(readings)), "previous": self.actas_snapshot or "",
+                "actas": json.dumps({r.acta_id: prov(r) for r in readings
+                                     if small or r.scope in configured}),
+                "changed": json.dumps({r.acta_id: prov(r) for r in readings
+                                       if r.scope in self._acta_dirty})}
+        geography = self._geography_frame([]) if self._geo_unsent() else None
         snap = ParsedSnapshot(
             contest=contest, kind=SnapshotKind.ACTAS, as_of=as_of,
             source_uri=f"{self.cfg.base_url} [actas]", source_sha256=source,
             parser=self.cfg.parser_name, frame=frame, part=f"actas@{_iso(as_of)}",
             label=f"ONPE live {_lima(as_of)} actas (fetched {_iso(self.clock.now())})",
-            metadata=meta)
-        self.rawlog.flush()
-        outcome = self.store.put_snapshots([snap])[0]
-        if outcome.created:
-            self.stats.snapshots_created += 1
+            metadata=meta, geography=geography)
+        outcome = self._put(snap)
         self.actas_snapshot = outcome.snapshot_id
         self._actas_changed = False
+        self._acta_dirty.clear()
+        self._last_acta_snapshot_at = self.clock.now()
+        self._event("snapshot", "info", None,
+                    f"instantánea de actas {outcome.snapshot_id[:12]} ({len(readings)} actas)",
+                    f"acta snapshot {outcome.snapshot_id[:12]} ({len(readings)} actas)",
+                    snapshot_id=outcome.snapshot_id, created=outcome.created,
+                    as_of=_iso(as_of), actas=len(readings))
+
+    def _put(self, snap: ParsedSnapshot) -> IngestOutcome:
+        """Store one snapshot the way every ingest does (``service.ingest``): one
+        transaction, then appended to the tamper-evident ledger. The raw answers it was
+        built from are flushed to disk first."""
+        return self._put_many([snap])[0]
+
+    def _put_many(self, snaps: list[ParsedSnapshot]) -> list[IngestOutcome]:
+        from escrutinio.service import ingest
+
+        self.rawlog.flush()
+        outcomes = ingest(self.store, snaps)
+        for snap, outcome in zip(snaps, outcomes, strict=True):
+            if outcome.created:
+                self.stats.snapshots_created += 1
+                if snap.geography is not None and self.crawler is not None:
+                    self._geo_stored = len(self.crawler.f.geo)
+        return outcomes
+
+    # -- geography -----------------------------------------------------------------------
+    def _geo_unsent(self) -> bool:
+        return self.crawler is not None and len(self.crawler.f.geo) > self._geo_stored
+
+    def _geography_frame(self, area1: list[str]) -> pl.DataFrame:
+        """The areas known: every node from ONPE's ubigeo endpoints (or, in 2021, from the
+        actas), plus the configured first-level areas with their configured names."""
+        nodes: dict[tuple[str, str], tuple[str, str, str, str | None]] = {}
+        for c in area1:
+            nodes[("area1", c)] = (c, self.cfg.area1_names.get(c, c), "area1", None)
+        if self.crawler is not None:
+            for g in self.crawler.geography_rows():
+                nodes[(g.level, g.code)] = (g.code, g.name, g.level, g.parent)
+        rows = sorted(nodes.values(), key=lambda x: (x[2], x[0]))
+        return pl.DataFrame({
+            "code": [r[0] for r in rows], "name": [r[1] for r in rows],
+            "level": [r[2] for r in rows], "parent": [r[3] for r in rows],
+            "abroad": [r[0].startswith("9") for r in rows], "alt_code": [None] * len(rows),
+        }, schema={"code": pl.String, "name": pl.String, "level": pl.String,
+                   "parent": pl.String, "abroad": pl.Boolean, "alt_code": pl.String})
 
     # -- the loop ----------------------------------------------------------------------
     def _interval(self, tier: Tier) -> float:
@@ -732,6 +912,63 @@ class Watcher:
             out = [s for s in out if s.key not in self.actas
                    or self.actas[s.key].status not in FINAL_STATUSES]
         return out
+
+    def _tier_has_work(self, tier: Tier) -> bool:
+        if tier is Tier.COLD and self.crawler is not None:
+            return True
+        return bool(self._tier_scopes(tier))
+
+    # -- the cold path -------------------------------------------------------------------
+    def _cold_budget_ok(self) -> bool:
+        """Bounded cold work: at most ``max_requests`` requests per cycle — a request
+        starts only if even its worst case (every retry, re-priming the cookies before
+        each) fits — and ``max_seconds``; and it yields to the hot path as soon as that
+        is due. The first request of a step always goes, so the crawl advances."""
+        if self._stop.is_set():
+            return False
+        used = self.transport.requests - self._cold_req0
+        worst = 2 * max(1, self.cfg.transport.max_attempts) - 1
+        if used > 0 and used + worst > self.cfg.cold.max_requests:
+            return False
+        limit = self.cfg.cold.max_seconds or 0.8 * self.cfg.intervals.hot_s
+        if self.clock.monotonic() - self._cold_t0 >= limit:
+            return False
+        hot_due = self.next_due[Tier.HOT] <= self.clock.now() and bool(
+            self._tier_scopes(Tier.HOT))
+        return not (used > 0 and hot_due)
+
+    def _cold_step(self, results: dict[str, str]) -> None:
+        """The configured actas (a pass every ``cold_s``, only those not final), then a
+        bounded step of the crawl."""
+        self._cold_req0 = self.transport.requests
+        self._cold_t0 = self.clock.monotonic()
+        now = self.clock.now()
+        if self._listed_due <= now or self._listed_todo:
+            if not self._listed_todo:
+                self._listed_todo = self._tier_scopes(Tier.COLD)
+            while self._listed_todo and self._cold_budget_ok():
+                scope = self._listed_todo[0]
+                res = self._get(self.acta_url(scope), scope.key, "acta")  # may stop the cycle
+                self._listed_todo.pop(0)
+                results[scope.key] = self.ingest_acta(scope, res.response, res.classification)
+                self._after_scope()
+            if not self._listed_todo:
+                jitter = self.rng.uniform(0.9, 1.1)
+                self._listed_due = now + timedelta(seconds=self.cfg.intervals.cold_s * jitter)
+        if self.crawler is not None and self._cold_budget_ok():
+            self.crawler.step(self._cold_budget_ok, results)
+
+    def _cold_next_due(self) -> datetime:
+        now = self.clock.now()
+        cands = []
+        if self._tier_scopes(Tier.COLD):
+            cands.append(now if self._listed_todo else self._listed_due)
+        if self.crawler is not None:
+            cands.append(self.crawler.next_due(now))
+        if not cands:
+            return now + timedelta(seconds=self.cfg.intervals.cold_s)
+        return max(min(cands), now + timedelta(seconds=min(self.cfg.cold.step_s,
+                                                            self.cfg.intervals.cold_s)))
 
     def _after_scope(self) -> None:
         if self.consecutive_failures >= self.cfg.intervals.storm_threshold:
@@ -753,7 +990,7 @@ class Watcher:
             self._event("resume_after_block", "warning", None,
                         "fin de la pausa por bloqueo; se vuelve a intentar",
                         "block pause over; trying again")
-        due = [t for t in Tier if self.next_due[t] <= now and self._tier_scopes(t)]
+        due = [t for t in Tier if self.next_due[t] <= now and self._tier_has_work(t)]
         if not due:
             report["skipped"] = "nothing due"
             return report
@@ -767,23 +1004,24 @@ class Watcher:
                 report["skipped"] = "no election id"
                 return report
             for tier in due:
-                for scope in self._tier_scopes(tier):
-                    if self._stop.is_set():
-                        break
-                    if tier is Tier.COLD:
-                        res = self.transport.get(self.acta_url(scope), scope=scope.key,
-                                                 endpoint="acta")
-                        if res.classification.outcome is Outcome.HARD_BLOCKED:
-                            raise HardBlocked(res.classification.reason)
-                        r = self.ingest_acta(scope, res.response, res.classification)
-                    else:
-                        r = self.poll_unit(scope)
-                    report["results"][scope.key] = r
-                    self._after_scope()
+                if tier is Tier.COLD:
+                    n0 = self.transport.requests
+                    self._cold_step(report["results"])
+                    report["cold_requests"] = self.transport.requests - n0
+                else:
+                    for scope in self._tier_scopes(tier):
+                        if self._stop.is_set():
+                            break
+                        report["results"][scope.key] = self.poll_unit(scope)
+                        self._after_scope()
                 self._finish_tier(tier)
                 report["tiers"].append(tier.value)
-                jitter = self.rng.uniform(0.9, 1.1)
-                self.next_due[tier] = now + timedelta(seconds=self._interval(tier) * jitter)
+                if tier is Tier.COLD:
+                    self.next_due[tier] = self._cold_next_due()
+                else:
+                    jitter = self.rng.uniform(0.9, 1.1)
+                    self.next_due[tier] = now + timedelta(seconds=self._interval(tier)
+                                                          * jitter)
                 if self._stop.is_set():
                     break
         except HardBlocked as exc:
@@ -828,15 +1066,29 @@ class Watcher:
             self._warm_changed = False
             self._store_units("area1")
 
-    def _finish_tier_actas(self) -> None:
-        if self._actas_changed:
+    def _finish_tier_actas(self, *, force: bool = False) -> None:
+        """End of a cold step: the frontier is written, and the acta snapshot stored
+        when actas changed — when crawling, at most every ``snapshot_s`` (``force``: at
+        shutdown, always). A crawl's snapshot holds up to every acta of the country:
+        one per cold step would be thousands a night."""
+        store = self._actas_changed and (
+            force or self.crawler is None or not self.cfg.cold.crawl
+            or self._last_acta_snapshot_at is None
+            or (self.clock.now() - self._last_acta_snapshot_at).total_seconds()
+            >= self.cfg.cold.snapshot_s)
+        if self.crawler is not None:  # the frontier is on disk before any acta snapshot
+            if store or force:
+                self.crawler.flush()
+            else:
+                self.crawler.maybe_flush()
+        if store:
             self._store_actas()
 
     def seconds_to_next(self) -> float:
         now = self.clock.now()
         if self.paused_until is not None:
             return max(0.0, (self.paused_until - now).total_seconds())
-        due = [self.next_due[t] for t in Tier if self._tier_scopes(t)]
+        due = [self.next_due[t] for t in Tier if self._tier_has_work(t)]
         if not due:
             return self.cfg.intervals.hot_s
         return max(0.0, (min(due) - now).total_seconds())
@@ -878,6 +1130,12 @@ class Watcher:
                 if self.clock.wait(self._stop, max(wait, 0.001)):
                     break
         finally:
+            try:  # what was accepted is in the store before the process goes
+                self._finish_tier_actas(force=True)
+            except Exception as exc:  # shutdown must finish
+                self._event("shutdown_store_failed", "error", None,
+                            f"no se pudo guardar la instantánea de actas: {exc}",
+                            f"could not store the acta snapshot: {exc}")
             self._event("shutdown", "info", None, "vigilancia detenida limpiamente",
                         "watch stopped cleanly", cycles=self.cycle_no,
                         snapshots=self.stats.snapshots_created)
@@ -941,8 +1199,11 @@ class Watcher:
                                              if st.accepted else None),
                            "last_error": st.last_error}
                        for k, st in self.state.items()},
-            "actas": {r.acta_id: r.status for r in self.actas.values()},
-            "acta_errors": dict(self.acta_errors),
+            "actas": ({r.acta_id: r.status for r in self.actas.values()}
+                      if len(self.actas) <= 200 else {}),
+            "actas_by_status": dict(Counter(r.status for r in self.actas.values())),
+            "acta_errors": dict(list(self.acta_errors.items())[-50:]),
+            "crawl": None if self.crawler is None else self.crawler.summary(),
             "snapshots": {"national": self.served_snapshot, "area1": self.area1_snapshot,
                           "actas": self.actas_snapshot},
         }
