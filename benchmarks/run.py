@@ -418,6 +418,10 @@ section is one run of the full benchmark with the machine, software, commit and 
 it ran on; a rerun on the same commit and machine replaces its section, other runs are
 kept. Timings are wall-clock seconds; "peak memory" is the peak resident set of the
 process that did the work, interpreter and imports included.
+
+Other benchmarks record their results beside this file: RESULTS-api.md (HTTP API load),
+RESULTS-server.md (server mode, load and faults), RESULTS-postgres.md,
+RESULTS-projection.md, RESULTS-defence.md, RESULTS-forensics.md, RESULTS-audit.md.
 """
 
 
