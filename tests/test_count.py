@@ -179,3 +179,16 @@ def test_subnational_snapshot_says_it_covers_home_only(data_dir: Path) -> None:
     assert "home only" in st.national.name
     assert st.abroad is None and st.national.actas_total == 83_048  # 86,488 − 3,440 abroad
     assert len(st.units) == 1_874
+
+
+def test_hurdle_sentence_in_both_languages() -> None:
+    from escrutinio.count import hurdle
+
+    names = {"b": "Beto"}
+    es, en = hurdle(100, 1000, "a", "b").sentence(names)
+    assert "Beto necesita 55.000%" in es and "Beto needs 55.000%" in en
+    es, en = hurdle(100, 50, "a", "b").sentence(names)
+    assert "no puede remontar" in es and "would need 150.00%" in en
+    es, en = hurdle(100, 0, "a", "b").sentence(names)
+    assert es.startswith("no quedan votos") and "cannot catch up" in en
+    assert hurdle(0, 0).sentence() == ("sin votos todavía", "no votes yet")

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from escrutinio import __version__, service
 from escrutinio.commands.common import T, emit_json, err, fail, open_store, opts, out
-from escrutinio.count import CountState, HurdleStatus, LeadHistory, UnitState
+from escrutinio.count import CountState, LeadHistory, UnitState
 from escrutinio.diff import SnapshotDiff
 from escrutinio.domain import Level, SnapshotKind, status_label
 from escrutinio.errors import EscrutinioError
@@ -139,23 +139,7 @@ def _pct(x: float | None, digits: int = 3) -> str:
 
 
 def _hurdle_text(st: CountState) -> str:
-    h = st.hurdle
-    if h.leader is None:
-        return T("sin votos todavía", "no votes yet")
-    names = {c.code: c.name for c in st.national.candidates}
-    trailer = names.get(h.trailer or "", h.trailer or "")
-    if h.status is HurdleStatus.NOTHING_REMAINING:
-        return T(f"no quedan votos por contar: {trailer} ya no puede remontar",
-                 f"no votes remain to be counted: {trailer} cannot catch up")
-    if h.status is HurdleStatus.CANNOT_CATCH_UP:
-        return T(f"{trailer} no puede remontar con las actas restantes (necesitaría "
-                 f"{h.required_pct:.2f}% de ~{h.remaining_two_candidate:,} votos)",
-                 f"{trailer} cannot catch up with the remaining actas (would need "
-                 f"{h.required_pct:.2f}% of ~{h.remaining_two_candidate:,} votes)")
-    return T(f"{trailer} necesita {h.required_pct:.3f}% de los ~{h.remaining_two_candidate:,} "
-             "votos de ambos candidatos que faltan",
-             f"{trailer} needs {h.required_pct:.3f}% of the ~{h.remaining_two_candidate:,} "
-             "two-candidate votes still to come")
+    return T(*st.hurdle.sentence({c.code: c.name for c in st.national.candidates}))
 
 
 def _unit_row(u: UnitState) -> list[str]:

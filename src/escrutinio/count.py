@@ -107,6 +107,25 @@ class Hurdle:
     def required_pct(self) -> float | None:
         return None if self.required_share is None else 100 * float(self.required_share)
 
+    def sentence(self, names: dict[str, str] | None = None) -> tuple[str, str]:
+        """The hurdle in one sentence, (Spanish, English); ``names`` maps candidate codes
+        to the names to show."""
+        if self.leader is None:
+            return "sin votos todavía", "no votes yet"
+        trailer = (names or {}).get(self.trailer or "", self.trailer or "")
+        if self.status is HurdleStatus.NOTHING_REMAINING:
+            return (f"no quedan votos por contar: {trailer} ya no puede remontar",
+                    f"no votes remain to be counted: {trailer} cannot catch up")
+        pct, rem = self.required_pct, self.remaining_two_candidate
+        if self.status is HurdleStatus.CANNOT_CATCH_UP:
+            return (f"{trailer} no puede remontar con las actas restantes (necesitaría "
+                    f"{pct:.2f}% de ~{rem:,} votos)",
+                    f"{trailer} cannot catch up with the remaining actas (would need "
+                    f"{pct:.2f}% of ~{rem:,} votes)")
+        return (f"{trailer} necesita {pct:.3f}% de los ~{rem:,} votos de ambos candidatos "
+                "que faltan",
+                f"{trailer} needs {pct:.3f}% of the ~{rem:,} two-candidate votes still to come")
+
 
 def hurdle(margin: int, remaining: int, leader: str | None = None,
            trailer: str | None = None, basis: str = "") -> Hurdle:

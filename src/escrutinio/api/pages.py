@@ -34,7 +34,7 @@ from escrutinio.api.app import (
 )
 from escrutinio.api.backend import Backend, NeedsActas, ProjectionView, Unavailable
 from escrutinio.api.geo import has_map, peru_geometry, peru_reniec_to_inei
-from escrutinio.count import CountState, HurdleStatus, UnitState
+from escrutinio.count import CountState, UnitState
 from escrutinio.defence.pvt import category_label
 from escrutinio.domain import Level, SnapshotKind, status_label
 from escrutinio.errors import EscrutinioError, IngestError, Location
@@ -244,23 +244,8 @@ def projection_note(v: ProjectionView) -> tuple[str, str]:
 
 
 def hurdle_text(st: CountState, names: dict[str, str], lang: str) -> str:
-    h = st.hurdle
-    T = (lambda es, en: es if lang == "es" else en)  # noqa: N806, E731
-    if h.leader is None:
-        return T("sin votos todavía", "no votes yet")
-    trailer = names.get(h.trailer or "", h.trailer or "")
-    if h.status is HurdleStatus.NOTHING_REMAINING:
-        return T(f"no quedan votos por contar: {trailer} ya no puede remontar",
-                 f"no votes remain to be counted: {trailer} cannot catch up")
-    if h.status is HurdleStatus.CANNOT_CATCH_UP:
-        return T(f"{trailer} no puede remontar con las actas restantes (necesitaría "
-                 f"{h.required_pct:.2f}% de ~{h.remaining_two_candidate:,} votos)",
-                 f"{trailer} cannot catch up with the remaining actas (would need "
-                 f"{h.required_pct:.2f}% of ~{h.remaining_two_candidate:,} votes)")
-    return T(f"{trailer} necesita {h.required_pct:.3f}% de los ~{h.remaining_two_candidate:,} "
-             "votos de ambos candidatos que faltan",
-             f"{trailer} needs {h.required_pct:.3f}% of the ~{h.remaining_two_candidate:,} "
-             "two-candidate votes still to come")
+    es, en = st.hurdle.sentence(names)
+    return es if lang == "es" else en
 
 
 def timeline_chart(b: Backend, page: Page, cid: str, current_sid: str | None,
