@@ -111,6 +111,30 @@ def test_chain_is_idempotent_and_verifies(any_store: Store, small, final) -> Non
     assert not verify_log(any_store, expected_head="ab" * 32).ok
 
 
+def test_ingest_stores_and_logs_in_one_transaction(any_store_opener, small, final,
+                                                    monkeypatch) -> None:
+    """service.ingest logs a snapshot in the transaction that stores it: when logging
+    fails, the snapshot is not stored either (and a retry stores and logs it)."""
+    from escrutinio import service
+
+    with any_store_opener() as store:
+        service.ingest(store, [small])
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("ledger failure")
+
+        monkeypatch.setattr(ledger, "snapshot_entry", broken)
+        with pytest.raises(RuntimeError, match="ledger failure"):
+            service.ingest(store, [final])
+        monkeypatch.undo()
+        assert [s.snapshot_id for s in store.list_snapshots()] == [small.snapshot_id]
+        assert [e.ref for e in ledger.entries(store)] == [small.snapshot_id]
+        service.ingest(store, [final])
+    with any_store_opener() as store:
+        assert {e.ref for e in ledger.entries(store)} == {small.snapshot_id, final.snapshot_id}
+        assert verify_log(store).ok
+
+
 def test_tampered_rows_are_named(any_store_opener, small) -> None:
     victim, gone = small.frame["acta_id"][17], small.frame["acta_id"][2000]
     sid = small.snapshot_id

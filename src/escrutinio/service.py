@@ -76,12 +76,12 @@ def parse_paths(paths: Sequence[Path], *, as_of: str | None = None) -> list[Pars
 
 
 def ingest(store: Store, snapshots: list[ParsedSnapshot]) -> list[IngestOutcome]:
-    """Store snapshots atomically, then append the new ones to the tamper-evident ledger."""
+    """Store snapshots and append them to the tamper-evident ledger in one transaction:
+    a snapshot is never stored without its chain entry (if logging fails, nothing is)."""
     from escrutinio.store.ledger import append_new
 
-    outcomes = store.put_snapshots(snapshots)
-    append_new(store)
-    return outcomes
+    return store.put_snapshots(
+        snapshots, before_commit=lambda: append_new(store, in_transaction=True))
 
 
 @dataclass(frozen=True, slots=True)

@@ -142,7 +142,9 @@ class CatalogStore(Store):
         with self.lock:
             return ledger.prove(self.inner, snapshot_id, key)
 
-    def put_snapshots(self, snapshots: list[ParsedSnapshot]) -> list[IngestOutcome]:
+    def put_snapshots(self, snapshots: list[ParsedSnapshot], *,
+                      before_commit: Callable[[], object] | None = None
+                      ) -> list[IngestOutcome]:
         raise NotImplementedError("the web server's store is read-only")
 
     def close(self) -> None:

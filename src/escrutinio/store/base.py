@@ -4,6 +4,7 @@ store for shared servers implements the same methods and passes the same tests."
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -53,8 +54,12 @@ class Store(ABC):
     """Immutable, content-addressed snapshots of an election count."""
 
     @abstractmethod
-    def put_snapshots(self, snapshots: list[ParsedSnapshot]) -> list[IngestOutcome]:
-        """Store snapshots atomically: all of them or none. Existing ids are no-ops."""
+    def put_snapshots(self, snapshots: list[ParsedSnapshot], *,
+                      before_commit: Callable[[], object] | None = None
+                      ) -> list[IngestOutcome]:
+        """Store snapshots atomically: all of them or none. Existing ids are no-ops.
+        ``before_commit`` runs inside the transaction, on this store's connection, just
+        before it commits (the ledger appends there); if it raises, nothing is stored."""
 
     @abstractmethod
     def list_snapshots(self, contest_id: str | None = None,

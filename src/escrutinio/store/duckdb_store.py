@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
@@ -69,7 +69,9 @@ class DuckDBStore(Store):
         self.con.close()
 
     # -- writing -------------------------------------------------------------------------
-    def put_snapshots(self, snapshots: list[ParsedSnapshot]) -> list[IngestOutcome]:
+    def put_snapshots(self, snapshots: list[ParsedSnapshot], *,
+                      before_commit: Callable[[], object] | None = None
+                      ) -> list[IngestOutcome]:
         outcomes: list[IngestOutcome] = []
         con = self.con
         self._geography.clear()
@@ -104,6 +106,8 @@ class DuckDBStore(Store):
                 outcomes.append(IngestOutcome(sid, snap.label, snap.as_of, snap.kind, True,
                                               snap.frame.height, snap.rejected.height,
                                               snap.findings.height))
+            if before_commit is not None:
+                before_commit()
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

@@ -115,6 +115,15 @@ def _transaction(store: Store) -> Iterator[None]:
         raise
 
 
+@contextmanager
+def _joined(store: Store) -> Iterator[None]:
+    """Inside the caller's open transaction (``Store.put_snapshots(before_commit=...)``):
+    only take the ledger lock, which PostgreSQL releases when that transaction ends."""
+    if _is_pg(store):
+        _exec(store, "SELECT pg_advisory_xact_lock(?)", [LEDGER_LOCK])
+    yield
+
+
 # -- hashing ---------------------------------------------------------------------------
 def _h(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
@@ -308,11 +317,13 @@ def head(store: Store) -> tuple[int, str]:
     return (int(rows[0][0]), str(rows[0][1])) if rows else (0, GENESIS)
 
 
-def append_new(store: Store) -> list[LedgerEntry]:
+def append_new(store: Store, *, in_transaction: bool = False) -> list[LedgerEntry]:
     """Append every stored snapshot that is not in the chain yet (in as_of order).
-    Idempotent; call it after each ingest. Returns the new entries."""
+    Idempotent. ``in_transaction``: run inside the caller's open transaction (how
+    :func:`escrutinio.service.ingest` logs a snapshot in the transaction that stores it);
+    otherwise in a transaction of its own (``log-sync``). Returns the new entries."""
     added: list[LedgerEntry] = []
-    with _transaction(store):
+    with _joined(store) if in_transaction else _transaction(store):
         if not _has_tables(store):  # DDL only when needed: a role without CREATE can log
             for ddl in DDL:
                 _exec(store, ddl)

@@ -20,6 +20,7 @@ import io
 import json
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -201,7 +202,9 @@ class PostgresStore(Store):
             "SELECT version FROM schema_migrations ORDER BY version").fetchall()]
 
     # -- writing -------------------------------------------------------------------------
-    def put_snapshots(self, snapshots: list[ParsedSnapshot]) -> list[IngestOutcome]:
+    def put_snapshots(self, snapshots: list[ParsedSnapshot], *,
+                      before_commit: Callable[[], object] | None = None
+                      ) -> list[IngestOutcome]:
         outcomes: list[IngestOutcome] = []
         self._geography.clear()
         with self.con.transaction():
@@ -233,6 +236,8 @@ class PostgresStore(Store):
                 outcomes.append(IngestOutcome(sid, snap.label, snap.as_of, snap.kind, True,
                                               snap.frame.height, snap.rejected.height,
                                               snap.findings.height))
+            if before_commit is not None:
+                before_commit()
         return outcomes
 
     def _put_contest(self, contest: Contest) -> None:
