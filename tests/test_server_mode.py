@@ -133,6 +133,22 @@ def test_duckdb_observer_api_only_when_writable(tmp_path: Path, national: list[A
     assert res.exit_code != 0 and "one process" in res.output
 
 
+def test_public_only_node_on_postgresql(pg_url: str, national: list[Any],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serve --no-observers`` on PostgreSQL: the public site works, the observer and admin
+    API answer 503 ``observer_api_disabled`` (a node that cannot take submissions)."""
+    ingest(pg_url, national[:1])
+    for flag, status in (("0", 503), ("1", 401)):
+        monkeypatch.setenv("ESCRUTINIO_OBSERVERS", flag)
+        with client_for(pg_url) as c:
+            r = c.get("/api/v1/observer/submissions")
+            assert r.status_code == status, r.text
+            assert c.get("/api/v1/snapshots").status_code == 200
+        if flag == "0":
+            assert r.json()["reason"] == "observer_api_disabled"
+            assert "--no-observers" in r.json()["message_en"]
+
+
 def test_two_workers_follow_the_catalogue_at_once(pg_url: str, national: list[Any]) -> None:
     """Two apps over one database (two workers, or two nodes): a snapshot ingested by
     another process is seen by both on the very next request, even on URLs that were

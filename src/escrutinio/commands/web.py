@@ -113,11 +113,13 @@ def register(app: typer.Typer) -> None:
         warm: Annotated[bool, typer.Option(
             "--warm/--no-warm", help="calcular por adelantado la portada / precompute the "
                                      "home page")] = True,
-        observers: Annotated[bool, typer.Option(
-            "--observers", help="DuckDB: abrir el archivo en escritura para recibir copias "
-                                "de personeros (un solo proceso; en PostgreSQL siempre) / "
-                                "DuckDB: open the file read-write to accept observers' "
-                                "copies (one process; always on with PostgreSQL)")] = False,
+        observers: Annotated[bool | None, typer.Option(
+            "--observers/--no-observers",
+            help="API de observadores: en PostgreSQL activa salvo --no-observers (nodo "
+                 "solo público); en DuckDB solo con --observers (abre el archivo en "
+                 "escritura, un proceso) / observer API: on with PostgreSQL unless "
+                 "--no-observers (a public-only node); on a DuckDB file only with "
+                 "--observers (opens it read-write, one process)")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="print the address as JSON")]
         = False,
     ) -> None:
@@ -136,6 +138,8 @@ def register(app: typer.Typer) -> None:
                    "WRITABLE": "1" if observers else "0"}
             for k, v in env.items():
                 os.environ[ENV_PREFIX + k] = v
+            if observers is not None:  # read by every worker's observer API
+                os.environ["ESCRUTINIO_OBSERVERS"] = "1" if observers else "0"
             if workers < 1:
                 raise EscrutinioError("--workers: al menos 1", "--workers: at least 1")
             if observers and workers > 1 and not is_postgres_url(opts.db):

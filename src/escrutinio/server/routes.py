@@ -62,6 +62,8 @@ class ObserverConfig:
     body_max_bytes: int = 64 * 1024
     pool_size: int = 4
     session_hours: float = 12.0
+    #: False on a public-only node (``serve --no-observers``): the API answers 503
+    enabled: bool = True
 
     @staticmethod
     def from_env() -> ObserverConfig:
@@ -75,7 +77,8 @@ class ObserverConfig:
 
         return ObserverConfig(int(num("PHOTO_MAX_BYTES", 5 * 1024 * 1024)),
                               int(num("SUBMISSION_MAX_BYTES", 64 * 1024)),
-                              int(num("DB_POOL", 4)), num("SESSION_HOURS", 12.0))
+                              int(num("DB_POOL", 4)), num("SESSION_HOURS", 12.0),
+                              env.get(ENV + "OBSERVERS", "1") != "0")
 
 
 def sniff_image(data: bytes) -> str | None:
@@ -143,6 +146,11 @@ class ObserverApp:
         self.repo: Repo | None = None
         self.subs: Submissions | None = None
         self.disabled: EscrutinioError | None = None
+        if not config.enabled:
+            self.disabled = ObserverApiDisabled(
+                "la API de observadores está desactivada en este nodo (serve --no-observers)",
+                "the observer API is disabled on this node (serve --no-observers)")
+            return
         try:
             self.repo = Repo(store, pool_size=config.pool_size)
             self.subs = Submissions(self.repo, reader)
