@@ -71,20 +71,10 @@ def any_store_opener(request: pytest.FixtureRequest,
     if request.param == "duckdb":
         yield lambda read_only=False: open_store(tmp_path / "t.duckdb", read_only=read_only)
         return
-    from pg_support import PgSchemas
+    from pg_support import schema_url
 
-    server = request.getfixturevalue("pg_server")
-    dsn = server.ensure()
-    if dsn is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI requires PostgreSQL: {server.reason}", pytrace=False)
-        pytest.skip(server.reason)
-    schemas = PgSchemas(dsn)
-    name, url = schemas.create()
-    try:
+    with schema_url(request.getfixturevalue("pg_server")) as url:
         yield lambda read_only=False: open_store(url, read_only=read_only)
-    finally:
-        schemas.drop(name)
 
 
 @pytest.fixture

@@ -28,9 +28,12 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+import pytest
 from psycopg import sql
 
 ENV_DSN = "ESCRUTINIO_TEST_PG"
@@ -147,6 +150,23 @@ class PgSchemas:
     def drop(self, name: str) -> None:
         with psycopg.connect(self.dsn, autocommit=True) as con:
             con.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+@contextmanager
+def schema_url(server: PgServer) -> Iterator[str]:
+    """The URL of a fresh schema on ``server`` (the ``pg_server`` fixture), dropped
+    afterwards. No server: the test fails in CI (``$CI``) and is skipped elsewhere."""
+    dsn = server.ensure()
+    if dsn is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI requires PostgreSQL: {server.reason}", pytrace=False)
+        pytest.skip(server.reason)
+    schemas = PgSchemas(dsn)
+    name, url = schemas.create()
+    try:
+        yield url
+    finally:
+        schemas.drop(name)
 
 
 def pg_unavailable_reason() -> str:

@@ -9,7 +9,6 @@ with their tokens: ``root`` (admin), ``coord`` (coordinator of the department co
 from __future__ import annotations
 
 import dataclasses
-import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pytest
 
 from escrutinio import service
 from escrutinio.server.auth import Scope
@@ -54,19 +52,10 @@ def store_url(kind: str, tmp: Path, pg_server: Any) -> Iterator[str]:
     if kind == "duckdb":
         yield str(tmp / "server.duckdb")
         return
-    from pg_support import PgSchemas
+    from pg_support import schema_url
 
-    dsn = pg_server.ensure()
-    if dsn is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI requires PostgreSQL: {pg_server.reason}", pytrace=False)
-        pytest.skip(pg_server.reason)
-    schemas = PgSchemas(dsn)
-    name, url = schemas.create()
-    try:
+    with schema_url(pg_server) as url:
         yield url
-    finally:
-        schemas.drop(name)
 
 
 @dataclass

@@ -38,19 +38,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def pg_url(pg_server: Any) -> Iterator[str]:
-    from pg_support import PgSchemas
+    from pg_support import schema_url
 
-    dsn = pg_server.ensure()
-    if dsn is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI requires PostgreSQL: {pg_server.reason}", pytrace=False)
-        pytest.skip(pg_server.reason)
-    schemas = PgSchemas(dsn)
-    name, url = schemas.create()
-    try:
+    with schema_url(pg_server) as url:
         yield url
-    finally:
-        schemas.drop(name)
 
 
 @pytest.fixture(scope="module")
