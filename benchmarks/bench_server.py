@@ -384,15 +384,35 @@ class LoadResult:
     abandoned: list[str] = field(default_factory=list)  # no ack before the deadline
     wall: float = 0.0
     faults: list[dict[str, Any]] = field(default_factory=list)
+    #: set while observers hold back their last copy until the faults are injected (so that
+    #: a fault always lands in the middle of the load, however slow the machine)
+    hold: asyncio.Event | None = None
+    hold_for: int = 0
+    injected: int = 0
+    finished: bool = False
+
+    def mark_injected(self) -> bool:
+        """Called by a fault right after it strikes; releases the held copies once every
+        expected fault has struck. Returns whether the load was still running."""
+        self.injected += 1
+        if self.hold is not None and self.injected >= self.hold_for:
+            self.hold.set()
+        return not self.finished
 
 
 async def run_load(base: str, observers: list[dict[str, str]], copies: list[list[Copy]], *,
                    timeout: float = 30.0, deadline_s: float = 600.0,
-                   fault: Any = None) -> LoadResult:
+                   fault: Any = None, hold_for: int = 0) -> LoadResult:
     """Every observer at once, each submitting its copies in turn; ``fault`` is an async
-    callable run alongside (it gets the result object to watch the progress)."""
+    callable run alongside (it gets the result object to watch the progress).
+
+    ``hold_for``: every observer holds back its last copy until ``hold_for`` faults have
+    struck (``LoadResult.mark_injected``), so the faults cannot miss the load on a slow
+    machine; a fault's ack threshold must then stay below the copies not held back."""
     res = LoadResult()
     total = sum(len(c) for c in copies)
+    if hold_for:
+        res.hold, res.hold_for = asyncio.Event(), hold_for
     t_start = time.monotonic()
     end = t_start + deadline_s
     limits = httpx.Limits(max_connections=len(observers) + 50,
@@ -401,7 +421,9 @@ async def run_load(base: str, observers: list[dict[str, str]], copies: list[list
     async def observer(client: httpx.AsyncClient, who: dict[str, str], mine: list[Copy],
                        rng: random.Random) -> None:
         auth = {"Authorization": f"Bearer {who['token']}"}
-        for c in mine:
+        for k, c in enumerate(mine):
+            if res.hold is not None and k == len(mine) - 1:
+                await res.hold.wait()
             body = {"client_id": c.client_id, "copy": c.record}
             first = None
             backoff = 0.2
@@ -441,7 +463,11 @@ async def run_load(base: str, observers: list[dict[str, str]], copies: list[list
         tasks = [asyncio.create_task(observer(client, who, mine, random.Random(i)))
                  for i, (who, mine) in enumerate(zip(observers, copies, strict=True))]
         ftask = asyncio.create_task(fault(res, total)) if fault is not None else None
+        if ftask is not None and res.hold is not None:
+            # a fault that fails or gives up must not leave the observers waiting forever
+            ftask.add_done_callback(lambda _t: res.hold.set() if res.hold else None)
         await asyncio.gather(*tasks)
+        res.finished = True
         res.wall = time.monotonic() - t_start
         if ftask is not None:
             await ftask
@@ -460,7 +486,8 @@ def worker_fault(server: Server, at: float = FAULT_AT) -> Any:
         t0 = time.monotonic()
         os.kill(victim, signal.SIGKILL)
         info: dict[str, Any] = {"fault": "worker", "killed_pid": victim,
-                                "acked_before": len(res.acks)}
+                                "acked_before": len(res.acks),
+                                "during_load": res.mark_injected()}
         while time.monotonic() - t0 < 60:
             now = server.worker_pids()
             new = [p for p in now if p not in before]
@@ -484,7 +511,7 @@ def postgres_fault(pg: Postgres, down_seconds: float = 3.0, at: float = FAULT_AT
         t0 = time.monotonic()
         await asyncio.to_thread(pg.kill9)
         info: dict[str, Any] = {"fault": "postgres", "acked_before": len(res.acks),
-                                "t_kill": t0}
+                                "t_kill": t0, "during_load": res.mark_injected()}
         await asyncio.sleep(down_seconds)
         info["restart_s"] = round(await asyncio.to_thread(pg.restart), 2)
         info["down_s"] = round(time.monotonic() - t0, 2)
@@ -596,6 +623,9 @@ def problems(chk: dict[str, Any], http: dict[str, Any], vlog: dict[str, Any],
     if res.refused:
         out.append(f"{len(res.refused)} submissions refused: "
                    f"{list(res.refused.items())[:3]}")
+    late = [f["fault"] for f in res.faults if not f.get("during_load", True)]
+    if late:
+        out.append(f"fault(s) {late} struck after the load had finished: not tested")
     return out
 
 
@@ -661,7 +691,8 @@ def run(*, n_observers: int, per_observer: int, workers: int, faults: list[str],
             fault = {"none": None, "worker": worker_fault(server),
                      "postgres": postgres_fault(pg, down_seconds)}[fault_name]
             load_avg = os.getloadavg()[0]
-            res = asyncio.run(run_load(server.base, observers, copies, fault=fault))
+            res = asyncio.run(run_load(server.base, observers, copies, fault=fault,
+                                       hold_for=0 if fault is None else 1))
             attempted = {c.client_id for mine in copies for c in mine}
             # this run's rows only: each run has its own accounts
             mine_accounts = {o["account_id"] for o in observers}

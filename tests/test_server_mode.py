@@ -274,8 +274,9 @@ def test_load_with_worker_kill_and_postgres_restart(tmp_path: Path, data_dir: Pa
 
         observers = asyncio.run(bench.create_observers(server.base, admin, copies))
         both = _both_faults(bench, server, pg)
+        # each observer's last copy waits for both faults: the outage always meets the load
         res = asyncio.run(bench.run_load(server.base, observers, copies, fault=both,
-                                         deadline_s=120))
+                                         deadline_s=120, hold_for=2))
         attempted = {c.client_id for mine in copies for c in mine}
         accounts = {o["account_id"] for o in observers}
         chk = bench.check(dsn, res, attempted, accounts)
@@ -288,6 +289,7 @@ def test_load_with_worker_kill_and_postgres_restart(tmp_path: Path, data_dir: Pa
         assert bench.problems(chk, http, vlog, res) == [], (chk, http, vlog, log)
         assert len(res.acks) == 180 and chk["rows"] == 180
         pgf = kinds["postgres"]
+        assert kinds["worker"]["during_load"] and pgf["during_load"], kinds
         outage = bench.http_summary(res, (pgf["t_kill"], pgf["t_up"]))
         assert outage["n_503"] > 0, (outage, http)  # the outage was seen, answered 503
         assert server.healthy()
