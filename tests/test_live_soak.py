@@ -38,4 +38,3 @@ def test_twelve_hour_soak_with_random_faults():
     assert c["complete_at"] is not None and c["geo_requests"] == 1
     assert 0 < c["max_cold_requests_per_cycle"] <= 60
     assert c["hot_gap_p50_s"] < 50
-    assert r.wall_seconds < 60
