@@ -445,8 +445,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5, help="runs per benchmark")
     ap.add_argument("--repeat-large", type=int, default=3,
                     help="runs per synthetic ingest benchmark")
-    ap.add_argument("--only", nargs="*", default=None,
-                    help="run only these: ronderos, synthetic")
+    ap.add_argument("--only", nargs="*", default=None, choices=["ronderos", "synthetic"],
+                    help="run only these groups")
     ap.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                     help="first wait up to this long for the CPU to be quiet")
