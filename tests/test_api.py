@@ -63,6 +63,7 @@ def test_state_json_matches_published_totals(client, ids):
     assert sum(u["candidates"][0]["votes"] for u in units) == FINAL_CASTILLO
     assert body["snapshot"]["snapshot_id"] == ids["final"]
     assert body["links"]["html"] == f"/s/{ids['final']}/map/area1/"
+    assert body["level_label"] == {"es": "departamento", "en": "department"}
 
 
 def test_level_aliases_and_json_suffix_give_the_same_body(client, ids):
@@ -211,6 +212,10 @@ def test_map_page_draws_every_department(client, ids):
     assert "AMERICA" in html  # the abroad panel
     lima = re.search(r'<path [^>]*data-code="140000"[^>]*>', html).group(0)
     assert 'fill="#c24e00"' in lima  # Fujimori's colour: she won Lima
+    # the levels carry the country's names (ONPE's), in both languages
+    assert "<h1>Mapa por departamento</h1>" in html and ">Provincia</a>" in html
+    en = client.get(f"/en/s/{ids['final']}/map/area3/").text
+    assert "<h1>Map by district</h1>" in en and "Table by district (" in en
 
 
 def test_contested_verify_audit_quickcount(client, ids):

@@ -54,9 +54,25 @@ def test_ingest_status_history_diff(tmp_path: Path, data_dir: Path) -> None:
     assert code == 0 and d["n_state_changes"] == len(d["state_changes"]) > 0
 
     code, out = run(db, "--lang", "en", "status")
-    assert code == 0 and "Margin: 43,957 votes" in out
-    code, out = run(db, "status")
-    assert "Margen: 43,957 votos" in out
+    assert code == 0 and "Margin: 43,957 votes" in out and "By department" in out
+    code, out = run(db, "status", "--level", "province")
+    assert "Margen: 43,957 votos" in out and "Por provincia" in out
+    code, out = run(db, "status", "--json")
+    assert json.loads(out)["area_labels"]["area3"] == {"es": "distrito", "en": "district"}
+
+
+def test_status_names_a_second_countrys_levels(tmp_path: Path, data_dir: Path) -> None:
+    """Chile through the generic format: its levels are regiones and comunas, not area1."""
+    from escrutinio.sources.chile import convert_chile_2021
+
+    data, _ = convert_chile_2021(data_dir / "chile-2021-first-round/chile_election_2021.csv.gz",
+                                 tmp_path / "chile.csv.gz", as_of="2021-11-22T03:00:00Z")
+    db = tmp_path / "cl.duckdb"
+    assert run(db, "ingest", str(data), "--json")[0] == 0
+    code, out = run(db, "status", "--level", "area2")
+    assert code == 0 and "Por comuna" in out
+    code, out = run(db, "--lang", "en", "status", "--level", "area1")
+    assert code == 0 and "By region" in out
 
 
 def test_bad_file_exit_code_and_store_unchanged(tmp_path: Path, data_dir: Path) -> None:

@@ -49,6 +49,10 @@ def test_roundtrip_and_idempotent_ingest(any_store: Store, final, early) -> None
     reports = any_store.load_row_reports(early.snapshot_id)
     assert reports.height == early.findings.height
     assert set(reports["severity"].unique()) == {"flag"}
+    md = any_store.snapshot_metadata(final.contest.id)
+    assert list(md) == [early.snapshot_id, final.snapshot_id]  # as_of order
+    assert md[final.snapshot_id] == dict(final.metadata)
+    assert any_store.snapshot_metadata("no-such-contest") == {}
 
 
 def test_ingest_is_atomic(any_store: Store, final, early) -> None:

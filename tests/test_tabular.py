@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from escrutinio import service
 from escrutinio.domain import ActaStatus, Contest, SnapshotKind
 from escrutinio.errors import IngestError
 from escrutinio.sources.chile import CHILE_2021_FIRST_ROUND, convert_chile_2021
@@ -63,10 +65,37 @@ def test_chile_2021_through_generic_format_matches_raw_sums(data_dir, tmp_path, 
     assert geo.filter(pl.col("level") == "area1").height == 16
     assert geo.filter(pl.col("level") == "area3").height == 679
     assert geo.filter(pl.col("code") == "13")["name"].item() == "Metropolitana de Santiago"
-    meta = json.loads(tmp_store.con.execute(
-        "SELECT metadata FROM snapshots WHERE snapshot_id = ?",
-        [outcome.snapshot_id]).fetchone()[0])
+    meta = tmp_store.snapshot_metadata(CHILE_2021_FIRST_ROUND.id)[outcome.snapshot_id]
     assert json.loads(meta["area_labels"])["area1"] == {"es": "región", "en": "region"}
+    # ... and that is what the levels are called wherever they are shown
+    names = service.area_labels(tmp_store, CHILE_2021_FIRST_ROUND.id)
+    assert names["area1"] == ("región", "region") and names["area2"] == ("comuna", "commune")
+
+
+def test_level_names_come_from_the_sidecar_then_the_country_then_generic(
+        runoff, tmp_path, tmp_store):
+    """A generic file's ``area_labels`` name the levels; without them a country escrutinio
+    knows keeps its own names, and an unknown one gets "nivel 1 / level 1"."""
+    frame = runoff.frame.head(2000)
+    other = dataclasses.replace(runoff.contest, id="zz-test", country="ZZ")
+    plain, _ = write_tabular(frame, other, tmp_path / "zz.csv", runoff.as_of,
+                             geography=runoff.geography)
+    tmp_store.put_snapshot(parse_tabular(plain))
+    assert service.area_labels(tmp_store, "zz-test") == {
+        "area1": ("nivel 1", "level 1"), "area2": ("nivel 2", "level 2"),
+        "area3": ("nivel 3", "level 3")}
+    # Peru, with no labels in its files, keeps ONPE's names
+    tmp_store.put_snapshot(runoff)
+    assert service.area_labels(tmp_store, runoff.contest.id)["area1"] == (
+        "departamento", "department")
+    # a later sidecar naming the levels wins over the country's names
+    mx = {"area1": {"es": "entidad", "en": "state"}, "area2": {"es": "distrito federal",
+          "en": "federal district"}, "area3": {"es": "sección", "en": "section"}}
+    named, _ = write_tabular(frame.head(1999), other, tmp_path / "zz2.csv",
+                             "2021-06-18T00:00:00Z",
+                             geography=runoff.geography, area_labels=mx)
+    tmp_store.put_snapshot(parse_tabular(named))
+    assert service.area_labels(tmp_store, "zz-test")["area3"] == ("sección", "section")
 
 
 # --- round trip: any snapshot can be exported and re-imported ------------------------

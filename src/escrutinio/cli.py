@@ -16,7 +16,7 @@ from escrutinio import __version__, service
 from escrutinio.commands.common import T, emit_json, err, fail, open_store, opts, out
 from escrutinio.count import CountState, LeadHistory, UnitState
 from escrutinio.diff import SnapshotDiff
-from escrutinio.domain import Level, SnapshotKind, status_label
+from escrutinio.domain import Level, SnapshotKind, level_label, status_label
 from escrutinio.errors import EscrutinioError
 from escrutinio.provenance import to_jsonable
 
@@ -173,6 +173,7 @@ def status(
         with open_store(read_only=True) as store:
             st = service.state(store, snapshot, level=lv, contest_id=contest,
                                kind=SnapshotKind(kind) if kind else None)
+            names = service.area_labels(store, st.contest_id)
     except (EscrutinioError, ValueError) as exc:
         if not isinstance(exc, EscrutinioError):
             exc = EscrutinioError(str(exc), str(exc))
@@ -180,7 +181,8 @@ def status(
         return
     units = st.units if abroad is None else tuple(u for u in st.units if u.abroad == abroad)
     if as_json:
-        emit_json({**to_jsonable(st), "units": to_jsonable(units)})
+        emit_json({**to_jsonable(st), "units": to_jsonable(units),
+                   "area_labels": {k: {"es": es, "en": en} for k, (es, en) in names.items()}})
         return
     n = st.national
     out.print(f"[bold]{st.contest_id}[/] — {T('instantánea', 'snapshot')} "
@@ -212,7 +214,8 @@ def status(
                     "not in these totals[/]"))
     if units:
         cands = [c.name.split()[0] for c in n.candidates[:4]]
-        table = Table(title=T("Por ", "By ") + lv.value)
+        table = Table(title=T(f"Por {level_label(names, lv, 'es')}",
+                              f"By {level_label(names, lv, 'en')}"))
         for col in (T("código", "code"), T("nombre", "name"), T("contab.", "counted"),
                     T("% contab.", "% counted"), T("% proces.", "% processed"), "JEE",
                     T("pend.", "pending"), T("particip.", "turnout"), *cands,

@@ -24,6 +24,7 @@ sección, and so on.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -125,12 +126,23 @@ class Level(StrEnum):
     AREA3 = "area3"
 
 
-LEVEL_LABELS_PERU: Final[dict[Level, tuple[str, str]]] = {
-    Level.NATIONAL: ("nacional", "national"),
-    Level.AREA1: ("departamento / continente", "department / continent"),
-    Level.AREA2: ("provincia / país", "province / country"),
-    Level.AREA3: ("distrito / ciudad", "district / city"),
+#: what the three nested areas are called when nothing says otherwise; a country's source
+#: module (``escrutinio.sources.labels``) or a generic file's sidecar (``area_labels``)
+#: gives the real names, e.g. departamento / provincia / distrito
+GENERIC_AREA_LABELS: Final[dict[str, tuple[str, str]]] = {
+    "area1": ("nivel 1", "level 1"),
+    "area2": ("nivel 2", "level 2"),
+    "area3": ("nivel 3", "level 3"),
 }
+
+
+def level_label(labels: Mapping[str, tuple[str, str]], level: Level | str, lang: str) -> str:
+    """The singular name of ``level`` in ``lang`` ('es' or 'en'); 'nacional' / 'national'
+    for the whole country."""
+    key = level.value if isinstance(level, Level) else str(level)
+    es, en = ("nacional", "national") if key == Level.NATIONAL.value else \
+        labels.get(key, GENERIC_AREA_LABELS.get(key, (key, key)))
+    return es if lang == "es" else en
 
 
 @dataclass(frozen=True, slots=True)

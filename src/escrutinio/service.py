@@ -67,6 +67,17 @@ def detect_parser(path: Path, *, as_of: str | None = None) -> Parser:
                       "unrecognised format; see docs/formats.md")
 
 
+def area_labels(store: Store, contest_id: str) -> dict[str, tuple[str, str]]:
+    """What the contest's country calls area1/2/3, ``{"area1": (es, en), ...}``: a stored
+    sidecar's ``area_labels`` (newest snapshot first), else the known country's names,
+    else "nivel 1 / level 1" (:mod:`escrutinio.sources.labels`)."""
+    from escrutinio.sources import labels
+
+    contest = store.contest(contest_id)
+    md = store.snapshot_metadata(contest_id)
+    return labels.area_labels(contest.country, reversed(list(md.values())))
+
+
 def parse_paths(paths: Sequence[Path], *, as_of: str | None = None) -> list[ParsedSnapshot]:
     """Parse every path first; nothing is stored unless all of them parse."""
     out: list[ParsedSnapshot] = []

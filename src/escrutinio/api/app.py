@@ -41,7 +41,7 @@ from escrutinio.api.backend import (
 )
 from escrutinio.api.catalog import CatalogStore, ReplayClock, replay_steps
 from escrutinio.api.i18n import LEVEL_ALIASES
-from escrutinio.domain import Level
+from escrutinio.domain import Level, level_label
 from escrutinio.errors import EscrutinioError, IngestError, NotFoundError
 from escrutinio.provenance import to_jsonable
 from escrutinio.store.base import SnapshotInfo, Store
@@ -479,6 +479,10 @@ def _api_routes(app: FastAPI, b: Backend) -> None:
     def contest_of(info: SnapshotInfo) -> dict[str, object]:
         return b.store.contest(info.contest_id).to_dict()
 
+    def level_label_json(info: SnapshotInfo, lv: Level) -> dict[str, str]:
+        names = b.area_labels(info.contest_id)
+        return {"es": level_label(names, lv, "es"), "en": level_label(names, lv, "en")}
+
     @get("/api/v1/contests", "ContestList", "Contiendas / contests")
     async def contests(request: Request) -> Response:
         cur = b.contest_id() if b.store.all_snapshots() else None
@@ -563,7 +567,7 @@ def _api_routes(app: FastAPI, b: Backend) -> None:
         sid = info.snapshot_id
         return await respond(request, ("state", sid, lv.value), lambda: {
             "snapshot": info, "contest": contest_of(info), "level": lv.value,
-            "state": b.state(info, lv),
+            "level_label": level_label_json(info, lv), "state": b.state(info, lv),
             "links": api_links(info, f"/api/v1/s/{ref}/state/{lv.value}.json",
                                f"/s/{sid}/" if lv is Level.NATIONAL
                                else f"/s/{sid}/map/{lv.value}/")}, cc(ref, info))
@@ -575,8 +579,8 @@ def _api_routes(app: FastAPI, b: Backend) -> None:
         info = b.resolve(ref, contest=contest)
         lv = Level(LEVEL_ALIASES[level.value])
         if lv is Level.NATIONAL:
-            raise EscrutinioError("el mapa es por departamento, provincia o distrito",
-                                  "the map is by department, province or district")
+            raise EscrutinioError("el mapa es por área: area1, area2 o area3",
+                                  "the map is by area: area1, area2 or area3")
         from escrutinio.api.pages import map_join
 
         sid = info.snapshot_id
@@ -584,6 +588,7 @@ def _api_routes(app: FastAPI, b: Backend) -> None:
         def build() -> dict[str, Any]:
             st = b.state(info, lv)
             return {"snapshot": info, "contest": contest_of(info), "level": lv.value,
+                    "level_label": level_label_json(info, lv),
                     "state": st, "map": map_join(b, info, lv, st),
                     "links": api_links(info, f"/api/v1/s/{ref}/map/{lv.value}.json",
                                        f"/s/{sid}/map/{lv.value}/")}

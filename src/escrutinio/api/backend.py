@@ -360,6 +360,12 @@ class Backend:
                 return s
         return None
 
+    def area_labels(self, contest_id: str) -> dict[str, tuple[str, str]]:
+        """What the contest's country calls area1/2/3 (``service.area_labels``)."""
+        visible = tuple(s.snapshot_id for s in self.store.list_snapshots(contest_id))
+        return self.cached(("area_labels", contest_id, visible[-1:] if visible else ()),
+                           lambda: service.area_labels(self.store, contest_id))
+
     # -- count state, history, diff --------------------------------------------------------
     def state(self, info: SnapshotInfo, level: Level) -> CountState:
         return self.cached(("state", info.snapshot_id, level.value),

@@ -129,6 +129,12 @@ class CatalogStore(Store):
         with self.lock:
             return self.inner.geography(contest_id)
 
+    def snapshot_metadata(self, contest_id: str) -> dict[str, dict[str, str]]:
+        with self.lock:
+            md = self.inner.snapshot_metadata(contest_id)
+        return {k: v for k, v in md.items()
+                if (i := self._by_id.get(k)) is not None and self.visible(i)}
+
     # -- the tamper-evident log (read through the lock) -----------------------------------
     def logged_snapshots(self) -> dict[str, LedgerEntry]:
         with self.lock:

@@ -14,12 +14,6 @@ MONTHS = {
     "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
 }
 
-LEVEL_NAMES = {
-    "national": ("Nacional", "National"),
-    "area1": ("Departamentos", "Departments"),
-    "area2": ("Provincias", "Provinces"),
-    "area3": ("Distritos", "Districts"),
-}
 LEVEL_ALIASES = {
     "national": "national", "nacional": "national",
     "area1": "area1", "department": "area1", "departamento": "area1",

@@ -36,7 +36,7 @@ from escrutinio.api.backend import Backend, NeedsActas, ProjectionView, Unavaila
 from escrutinio.api.geo import has_map, peru_geometry, peru_reniec_to_inei
 from escrutinio.count import CountState, UnitState
 from escrutinio.defence.pvt import category_label
-from escrutinio.domain import Level, SnapshotKind, status_label
+from escrutinio.domain import Level, SnapshotKind, level_label, status_label
 from escrutinio.errors import EscrutinioError, IngestError, Location
 from escrutinio.store.base import SnapshotInfo
 
@@ -422,9 +422,11 @@ def _lang_routes(app: FastAPI, b: Backend, prefix: str, lang: str, html: Any, cc
             sid = info.snapshot_id
             p = page(request, f"/s/{sid}/map/{lv.value}/", info=info,
                      json_url=f"/api/v1/s/{sid}/map/{lv.value}.json", section="map")
-            ctx: dict[str, Any] = {"level": lv, "levels": [
-                (x, i18n.LEVEL_NAMES[x.value][0 if lang == "es" else 1],
-                 b.map_snapshot(info, x)) for x in (Level.AREA1, Level.AREA2, Level.AREA3)]}
+            names_lv = b.area_labels(info.contest_id)
+            lvname = (level_label(names_lv, lv, "es"), level_label(names_lv, lv, "en"))
+            ctx: dict[str, Any] = {"level": lv, "lvname": lvname, "levels": [
+                (x, level_label(names_lv, x, lang).capitalize(), b.map_snapshot(info, x))
+                for x in (Level.AREA1, Level.AREA2, Level.AREA3)]}
             if lv not in b.levels_of(info):
                 alt = b.map_snapshot(info, lv)
                 return render("map.html", p.context(
@@ -455,8 +457,7 @@ def _lang_routes(app: FastAPI, b: Backend, prefix: str, lang: str, html: Any, cc
             home_units = [u for u in st.units if u.abroad is False]
             abroad_units = [u for u in st.units if u.abroad]
             return render("map.html", p.context(
-                title=p.T(f"Mapa: {i18n.LEVEL_NAMES[lv.value][0].lower()}",
-                          f"Map: {i18n.LEVEL_NAMES[lv.value][1].lower()}"),
+                title=p.T(f"Mapa por {lvname[0]}", f"Map by {lvname[1]}"),
                 available=True, st=st, geom=geom, shapes=shapes, join=join,
                 home_units=home_units, abroad_units=abroad_units, colours=colours,
                 names=names, bins=MARGIN_BINS, focusable=lv is Level.AREA1,
@@ -708,8 +709,11 @@ def _lang_routes(app: FastAPI, b: Backend, prefix: str, lang: str, html: Any, cc
         def make() -> bytes:
             p = page(request, "/snapshots/", json_url="/api/v1/snapshots.json",
                      section="snapshots")
+            labels = {c: b.area_labels(c) for c in {s.contest_id for s in snaps}}
             return render("snapshots.html", p.context(
-                title=p.T("Instantáneas", "Snapshots"), snaps=list(reversed(snaps))))
+                title=p.T("Instantáneas", "Snapshots"), snaps=list(reversed(snaps)),
+                level_name=lambda s: level_label(labels[s.contest_id], s.level, lang)
+                if s.level else ""))
 
         return await html(request, ("snapshots", lang, tuple(s.snapshot_id for s in snaps)),
                           make, CC_REPLAY if b.clock is not None else CC_MOVING)

@@ -60,6 +60,13 @@ PERU_2021_FIRST_ROUND: Final = Contest(
 
 CONTESTS: Final = {c.id: c for c in (PERU_2021_RUNOFF, PERU_2021_FIRST_ROUND)}
 
+#: ONPE's three levels at home; abroad the same columns hold continente / país / ciudad
+AREA_LABELS: Final = {
+    "area1": {"es": "departamento", "en": "department"},
+    "area2": {"es": "provincia", "en": "province"},
+    "area3": {"es": "distrito", "en": "district"},
+}
+
 #: ONPE ``observacion`` value -> (status, observation code). Observed actas that ONPE
 #: marks "PARA ENVÍO AL JEE" are at the JEE (ONPE counts them in TOTAL_JEE).
 ONPE_OBSERVACION: Final[dict[str, tuple[ActaStatus, str | None]]] = {

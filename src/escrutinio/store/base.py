@@ -87,6 +87,11 @@ class Store(ABC):
     def geography(self, contest_id: str) -> pl.DataFrame: ...
 
     @abstractmethod
+    def snapshot_metadata(self, contest_id: str) -> dict[str, dict[str, str]]:
+        """The metadata each source stored with its snapshots of ``contest_id`` (parser
+        details, a sidecar's ``area_labels``...), by snapshot id, in as_of order."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
     # -- shared helpers ----------------------------------------------------------------

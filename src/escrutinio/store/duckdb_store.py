@@ -191,6 +191,12 @@ class DuckDBStore(Store):
                                     int(r[12]), ing.astimezone(UTC), r[14]))
         return out
 
+    def snapshot_metadata(self, contest_id: str) -> dict[str, dict[str, str]]:
+        rows = self.con.execute(
+            "SELECT snapshot_id, metadata FROM snapshots WHERE contest_id = ? "
+            "ORDER BY as_of, label", [contest_id]).fetchall()
+        return {r[0]: json.loads(r[1]) for r in rows}
+
     def contest(self, contest_id: str) -> Contest:
         row = self._one("SELECT definition FROM contests WHERE contest_id = ?",
                                [contest_id])

@@ -318,6 +318,12 @@ class PostgresStore(Store):
                              r[5], r[6], r[7], r[8], r[9], int(r[10]), int(r[11]),
                              int(r[12]), r[13].astimezone(UTC), r[14]) for r in rows]
 
+    def snapshot_metadata(self, contest_id: str) -> dict[str, dict[str, str]]:
+        rows = self.con.execute(
+            "SELECT snapshot_id, metadata FROM snapshots WHERE contest_id = %s "
+            "ORDER BY as_of, label", [contest_id]).fetchall()
+        return {r[0]: json.loads(r[1]) for r in rows}
+
     def contest(self, contest_id: str) -> Contest:
         row = self._one("SELECT definition FROM contests WHERE contest_id = %s", [contest_id])
         if row is None:
