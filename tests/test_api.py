@@ -466,3 +466,35 @@ def test_merkle_roots_are_published_and_proofs_verify(app, client, ids):
     forged = InclusionProof.from_dict({**proof.to_dict(), "values": values})
     assert not verify_proof(forged, led["merkle_root"])
     assert client.get(f"/api/v1/s/{sid}/proof/no-such-acta").status_code == 404
+
+
+def test_first_round_pages_show_the_race_for_the_runoff(tmp_path, data_dir):
+    """Peru 2026 (no acta counts; about 20 of its national cuts, for speed): the overview says
+    the acta counts are unknown and shows second place; the history draws the race and its
+    one change."""
+    from api_support import TEST_SIMS
+    from escrutinio import service
+    from escrutinio.api.app import create_app
+    from escrutinio.sources.bundles import bundle_paths
+    from escrutinio.store import open_store
+
+    db = tmp_path / "p26.duckdb"
+    snaps = [s for item, path in bundle_paths("peru-2026-first-round") for s in item.parse(path)]
+    snaps = snaps[:1] + snaps[1::12] + snaps[-1:]  # the bundle, every 12th cut, the last
+    with open_store(str(db)) as store:
+        service.ingest(store, snaps)
+    app = create_app(str(db), projection_sims=TEST_SIMS, warm=False)
+    with TestClient(app) as c:
+        home = c.get("/").text
+        assert 'id="actas-unknown"' in home and 'id="runoff-race"' in home
+        assert "26,491" in home and "no quedan votos" not in home
+        hist = c.get("/en/history/").text
+        assert 'id="runoff-changes"' in hist and "The race for the runoff" in hist
+        assert hist.count("<li>In <strong>ROBERTO HELBERT SANCHEZ PALOMINO</strong>") == 1
+        body = c.get("/api/v1/history.json").json()["history"]
+        assert [(x["dropped"], x["entered"]) for x in body["runoff_changes"]] == [
+            ("lopez_aliaga", "sanchez")]
+        st = c.get("/api/v1/s/latest/state/national.json").json()["state"]
+        assert st["national"]["actas_known"] is False
+        assert st["hurdle"]["status"] == "unknown_remaining"
+        assert st["runoff_race"]["leader"] == "sanchez"

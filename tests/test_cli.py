@@ -103,3 +103,23 @@ def test_datasets_json(tmp_path: Path) -> None:
     assert code == 0
     names = {d["name"] for d in json.loads(out)}
     assert {"peru-2021-runoff", "chile-2021-first-round"} <= names
+
+
+def test_first_round_2026_race_for_the_runoff(tmp_path: Path, data_dir: Path) -> None:
+    """The 2026 dataset (district bundle + 230 national cuts): no acta counts, so nothing is
+    said about actas remaining; second place and its one change are."""
+    db = tmp_path / "p26.duckdb"
+    code, out = run(db, "ingest", "peru-2026-first-round", "--json")
+    assert code == 0, out
+    assert len(json.loads(out)["snapshots"]) == 231
+    code, out = run(db, "status", "--level", "national")
+    assert code == 0, out
+    flat = " ".join(out.split())
+    assert "no publica cuántas hay" in flat and "0 de 0" not in flat
+    assert "no quedan votos" not in flat
+    assert "Segundo lugar (pase a la segunda vuelta): ROBERTO HELBERT SANCHEZ PALOMINO " \
+           "aventaja a RAFAEL BERNARDO LÓPEZ ALIAGA CAZORLA por 26,491 votos" in flat
+    code, out = run(db, "--lang", "en", "history")
+    flat = " ".join(out.split())
+    assert "Change in who goes to the runoff: sanchez in, lopez_aliaga out" in flat
+    assert "Lead change" not in flat

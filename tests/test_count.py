@@ -192,3 +192,74 @@ def test_hurdle_sentence_in_both_languages() -> None:
     es, en = hurdle(100, 0, "a", "b").sentence(names)
     assert es.startswith("no quedan votos") and "cannot catch up" in en
     assert hurdle(0, 0).sentence() == ("sin votos todavía", "no votes yet")
+
+
+# --- first rounds: the race for the runoff; sources without acta counts ---------------------
+FIRST_2021 = "peru-2021-first-round/presidencial-actas_ronderos.pe.csv.gz"
+FR_2026 = "peru-2026-first-round"
+
+
+def test_runoff_race_of_the_2021_first_round_per_acta(data_dir: Path, final) -> None:
+    """Perú Libre (Castillo) first, Fuerza Popular (Fujimori) second; in this partial file
+    (9,335 mesas without data) Avanza País (de Soto) is third, just ahead of Renovación
+    Popular (López Aliaga, third in ONPE's final count)."""
+    fr = parse_ronderos(data_dir / FIRST_2021, as_of="2021-05-11T09:15:00Z")
+    s = count_state_actas(fr.frame, fr.contest, ref(fr), level=Level.NATIONAL)
+    r = s.runoff_race
+    assert s.national.leader == "perulibre" and r is not None
+    assert (r.leader, r.trailer) == (s.national.runner_up, "avpais") == ("fp", "avpais")
+    votes = {c.code: c.votes for c in s.national.candidates}
+    assert r.margin == votes["fp"] - votes["avpais"] > 0
+    assert votes["avpais"] > votes["rp"] == max(v for k, v in votes.items()
+                                                if k not in ("perulibre", "fp", "avpais"))
+    assert r.status is HurdleStatus.NOTHING_REMAINING  # every acta of the file is counted
+    es, en = r.sentence({"avpais": "De Soto"})
+    assert "De Soto" in es and "De Soto" in en
+    # a runoff has no such race
+    assert count_state_actas(final.frame, final.contest, ref(final),
+                             level=Level.NATIONAL).runoff_race is None
+
+
+def test_a_source_without_acta_counts_never_says_nothing_remains(data_dir: Path) -> None:
+    """The 2026 district bundle (97.9% counted) carries no acta counts: the count says so,
+    instead of "0 of 0 actas" and "no votes remain"."""
+    from escrutinio.count import count_state_units
+    from escrutinio.sources.onpe_aggregates import parse_2026_district_bundle
+
+    b = parse_2026_district_bundle(data_dir / FR_2026 /
+                                   "ikusij_first_round_district_bundle_20260504.json.gz")
+    s = count_state_units(b.frame, b.contest, ref(b), level=Level.NATIONAL)
+    assert s.national.actas_known is False and s.home is not None
+    assert s.home.actas_known is False
+    assert s.hurdle.status is HurdleStatus.UNKNOWN_REMAINING
+    assert s.hurdle.remaining_two_candidate is None and s.hurdle.required_share is None
+    assert "no publica" in s.hurdle.sentence()[0]
+    assert "does not publish" in s.hurdle.sentence()[1]
+    # the race that mattered in 2026: Sánchez 1,976,734 v López Aliaga 1,950,243
+    r = s.runoff_race
+    assert r is not None and (r.leader, r.trailer, r.margin) == (
+        "sanchez", "lopez_aliaga", 26_491)
+    assert r.status is HurdleStatus.UNKNOWN_REMAINING
+
+
+def test_history_of_2026_shows_the_runoff_change_and_skips_the_truncated_cut(
+        data_dir: Path, tmp_path: Path) -> None:
+    from escrutinio import service
+    from escrutinio.sources.onpe_aggregates import parse_2026_national_timeseries
+    from escrutinio.store import open_store
+
+    series = parse_2026_national_timeseries(
+        data_dir / FR_2026 / "ikusij_first_round_national_timeseries.csv.gz")
+    broken = [s for s in series if s.rejected.height]
+    assert [s.label for s in broken] == ["ikusij national 2026-04-23 11:38"]
+    assert broken[0].frame.height == 0
+    assert broken[0].rejected["rule"].to_list() == ["series_cut_truncated"]
+    with open_store(str(tmp_path / "s.duckdb")) as store:
+        service.ingest(store, series)
+        h = service.history(store, series[0].contest.id)
+    assert len(h.points) == 229  # the truncated cut has nothing to show
+    assert h.lead_changes == ()  # Fujimori led throughout
+    assert [(c.dropped, c.entered) for c in h.runoff_changes] == [("lopez_aliaga", "sanchez")]
+    c = h.runoff_changes[0]
+    assert c.before.as_of < c.after.as_of and c.after.pct_counted is None  # no acta counts
+    assert all(p.third is not None for p in h.points)

@@ -57,9 +57,12 @@ def load_series(d: Path) -> tuple[list[CutMeta], list[float], list[CutMeta]]:
     metas, fracs, broken = [], [], []
     best = 0
     for s in snaps:
+        frac = float(s.metadata["pct_votes_counted"])
+        if s.frame.height == 0:  # rejected at ingest (series_cut_truncated)
+            broken.append(CutMeta(s.as_of, s.label, s.snapshot_id, 100.0 * frac, {}))
+            continue
         row = s.frame.row(0, named=True)
         votes = {c.code: int(row[c.column] or 0) for c in CONTEST.candidates}
-        frac = float(s.metadata["pct_votes_counted"])
         meta = CutMeta(s.as_of, s.label, s.snapshot_id, 100.0 * frac, votes)
         total = sum(votes.values())
         if total < 0.99 * best:

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from escrutinio import __version__, service
 from escrutinio.commands.common import T, emit_json, err, fail, open_store, opts, out
-from escrutinio.count import CountState, LeadHistory, UnitState
+from escrutinio.count import CountState, HistoryPoint, LeadHistory, UnitState
 from escrutinio.diff import SnapshotDiff
 from escrutinio.domain import Level, SnapshotKind, level_label, status_label
 from escrutinio.errors import EscrutinioError
@@ -142,12 +142,29 @@ def _hurdle_text(st: CountState) -> str:
     return T(*st.hurdle.sentence({c.code: c.name for c in st.national.candidates}))
 
 
+def _race_text(st: CountState) -> str | None:
+    """First rounds: who holds the second place on the runoff ballot, and the hurdle."""
+    r = st.runoff_race
+    if r is None:
+        return None
+    names = {c.code: c.name for c in st.national.candidates}
+    es, en = r.sentence(names)
+    second, third = names.get(r.leader or "", r.leader), names.get(r.trailer or "", r.trailer)
+    return T(f"Segundo lugar (pase a la segunda vuelta): {second} aventaja a {third} por "
+             f"{r.margin:,} votos; {es}",
+             f"Second place (the runoff ballot): {second} leads {third} by {r.margin:,} votes; "
+             f"{en}")
+
+
 def _unit_row(u: UnitState) -> list[str]:
     lead = {c.code: c for c in u.candidates}
     leader = lead[u.leader].name.split()[0] if u.leader else "—"
-    return [u.code, u.name[:28], f"{u.actas_counted:,}/{u.actas_total:,}",
-            _pct(u.pct_counted, 2), _pct(u.pct_processed, 2), f"{u.actas_jee:,}",
-            f"{u.actas_pending:,}", _pct(u.turnout, 1),
+    known = u.actas_known
+    return [u.code, u.name[:28], f"{u.actas_counted:,}/{u.actas_total:,}" if known else "—",
+            _pct(u.pct_counted if known else None, 2),
+            _pct(u.pct_processed if known else None, 2),
+            f"{u.actas_jee:,}" if known else "—", f"{u.actas_pending:,}" if known else "—",
+            _pct(u.turnout, 1),
             *[f"{c.votes:,}" for c in u.candidates[:4]], leader, f"{u.margin_votes:,}",
             _pct(u.margin_pct_valid, 2)]
 
@@ -190,16 +207,21 @@ def status(
               f"{st.snapshot.as_of:%Y-%m-%d %H:%M} UTC")
     if n.name != "Total":
         out.print(f"[yellow]{n.name}[/]")
-    out.print(T(f"Actas contabilizadas {n.actas_counted:,} de {n.actas_total:,} "
-                f"({_pct(n.pct_counted)}); procesadas {n.actas_processed:,} "
-                f"({_pct(n.pct_processed)}); en el JEE {n.actas_jee:,}; pendientes "
-                f"{n.actas_pending:,}; anuladas {n.actas_annulled:,}; mesas no instaladas "
-                f"{n.actas_not_installed:,}",
-                f"Actas counted {n.actas_counted:,} of {n.actas_total:,} "
-                f"({_pct(n.pct_counted)}); processed {n.actas_processed:,} "
-                f"({_pct(n.pct_processed)}); at the JEE {n.actas_jee:,}; pending "
-                f"{n.actas_pending:,}; annulled {n.actas_annulled:,}; not installed "
-                f"{n.actas_not_installed:,}"))
+    if not n.actas_known:
+        out.print(T("[yellow]Actas: esta fuente no publica cuántas hay, cuántas se contaron ni "
+                    "cuántas faltan[/]", "[yellow]Actas: this source does not publish how many "
+                    "there are, how many were counted or how many remain[/]"))
+    else:
+        out.print(T(f"Actas contabilizadas {n.actas_counted:,} de {n.actas_total:,} "
+                    f"({_pct(n.pct_counted)}); procesadas {n.actas_processed:,} "
+                    f"({_pct(n.pct_processed)}); en el JEE {n.actas_jee:,}; pendientes "
+                    f"{n.actas_pending:,}; anuladas {n.actas_annulled:,}; mesas no instaladas "
+                    f"{n.actas_not_installed:,}",
+                    f"Actas counted {n.actas_counted:,} of {n.actas_total:,} "
+                    f"({_pct(n.pct_counted)}); processed {n.actas_processed:,} "
+                    f"({_pct(n.pct_processed)}); at the JEE {n.actas_jee:,}; pending "
+                    f"{n.actas_pending:,}; annulled {n.actas_annulled:,}; not installed "
+                    f"{n.actas_not_installed:,}"))
     for c in n.candidates:
         out.print(f"  {c.name:<40} {c.votes:>12,}  {c.pct_valid:7.3f}%")
     out.print(T(f"Margen: {n.margin_votes:,} votos ({n.margin_pct_valid:.3f} puntos de los "
@@ -207,6 +229,9 @@ def status(
                 f"Margin: {n.margin_votes:,} votes ({n.margin_pct_valid:.3f} points of valid "
                 f"votes); turnout {_pct(n.turnout, 2)}"))
     out.print(T("Umbral: ", "Hurdle: ") + _hurdle_text(st))
+    race = _race_text(st)
+    if race:
+        out.print(race)
     if st.n_rejected:
         out.print(T(f"[yellow]{st.n_rejected:,} filas rechazadas al ingerir: sus votos no están "
                     "en estos totales ('escrutinio snapshots' para verlas)[/]",
@@ -261,13 +286,23 @@ def _print_history(h: LeadHistory) -> None:
                       _pct(p.pct_processed, 2), f"{p.leader or '—'}{mark}",
                       f"{p.margin_votes:,}", f"{p.margin_pct_valid:.3f}", p.label[:40])
     out.print(table)
+    def when(a: HistoryPoint, b: HistoryPoint) -> tuple[str, str]:
+        span = f"{a.as_of:%d %b %H:%M} → {b.as_of:%d %b %H:%M} UTC"
+        if a.pct_counted is None or b.pct_counted is None:
+            return span, span
+        return (f"{span}, {a.pct_counted:.2f}% → {b.pct_counted:.2f}% contabilizadas",
+                f"{span}, {a.pct_counted:.2f}% → {b.pct_counted:.2f}% counted")
+
     for c in h.lead_changes:
-        out.print(T(f"Cambio de liderazgo: {c.previous_leader} → {c.new_leader} entre "
-                    f"{c.before.as_of:%d %b %H:%M} y {c.after.as_of:%d %b %H:%M} UTC "
-                    f"({c.before.pct_counted:.2f}% → {c.after.pct_counted:.2f}% contabilizadas)",
-                    f"Lead change: {c.previous_leader} → {c.new_leader} between "
-                    f"{c.before.as_of:%d %b %H:%M} and {c.after.as_of:%d %b %H:%M} UTC "
-                    f"({c.before.pct_counted:.2f}% → {c.after.pct_counted:.2f}% counted)"))
+        es, en = when(c.before, c.after)
+        out.print(T(f"Cambio de liderazgo: {c.previous_leader} → {c.new_leader} ({es})",
+                    f"Lead change: {c.previous_leader} → {c.new_leader} ({en})"))
+    for r in h.runoff_changes:
+        es, en = when(r.before, r.after)
+        out.print(T(f"Cambio en el pase a la segunda vuelta: entra {r.entered}, sale "
+                    f"{r.dropped} ({es})",
+                    f"Change in who goes to the runoff: {r.entered} in, {r.dropped} out "
+                    f"({en})"))
     for cand, margin, _sid in h.max_lead:
         out.print(T(f"Mayor ventaja de {cand}: {margin:,}", f"Largest lead of {cand}: {margin:,}"))
 

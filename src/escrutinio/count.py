@@ -12,7 +12,12 @@ Pure functions: canonical frames in (see ``domain``), frozen results out. Defini
 * **margin** = leader − runner-up in valid votes; in points of valid votes:
   100·margin/valid.
 * **hurdle**: with margin M ≥ 0 and R two-candidate votes still to come, the trailer needs
-  s = 1/2 + M/(2R) of them (exact fraction). s > 1 → cannot catch up.
+  s = 1/2 + M/(2R) of them (exact fraction). s > 1 → cannot catch up. When the source does
+  not publish acta counts (``actas_known`` false), R is unknown and so is the hurdle: it is
+  never reported as "nothing remains".
+* **the race for the runoff** (first rounds with three or more candidates): the same hurdle
+  between the second and the third, who are fighting for the second place on the runoff
+  ballot (``CountState.runoff_race``; Peru 2026: Sánchez v López Aliaga, ~26,000 votes).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from escrutinio.domain import (
     PROCESADA,
     ActaStatus,
     Contest,
+    ContestKind,
     Level,
 )
 from escrutinio.provenance import Provenance
@@ -82,6 +88,9 @@ class UnitState:
     runner_up: str | None
     margin_votes: int
     margin_pct_valid: float
+    #: False when the source publishes no acta counts (the acta fields then read 0 and the
+    #: percentages 0.0: show them as unknown, never as "0 of 0")
+    actas_known: bool = True
 
 
 class HurdleStatus(StrEnum):
@@ -89,6 +98,7 @@ class HurdleStatus(StrEnum):
     CANNOT_CATCH_UP = "cannot_catch_up"  # s > 1 with the remaining actas
     TIED = "tied"  # M = 0: the trailer needs just over half
     NOTHING_REMAINING = "nothing_remaining"  # R = 0
+    UNKNOWN_REMAINING = "unknown_remaining"  # the source does not say how many actas remain
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +108,7 @@ class Hurdle:
     leader: str | None
     trailer: str | None
     margin: int
-    remaining_two_candidate: int  # R, estimated; never negative
+    remaining_two_candidate: int | None  # R, estimated, never negative; None: unknown
     required_share: Fraction | None  # s = 1/2 + M/(2R), two-candidate base; None if R = 0
     status: HurdleStatus
     basis: str  # how R was obtained
@@ -113,10 +123,15 @@ class Hurdle:
         if self.leader is None:
             return "sin votos todavía", "no votes yet"
         trailer = (names or {}).get(self.trailer or "", self.trailer or "")
+        if self.status is HurdleStatus.UNKNOWN_REMAINING:
+            return (f"la fuente no publica cuántas actas faltan: no se puede calcular cuánto "
+                    f"necesita {trailer}",
+                    f"the source does not publish how many actas remain: what {trailer} "
+                    "needs cannot be computed")
         if self.status is HurdleStatus.NOTHING_REMAINING:
             return (f"no quedan votos por contar: {trailer} ya no puede remontar",
                     f"no votes remain to be counted: {trailer} cannot catch up")
-        pct, rem = self.required_pct, self.remaining_two_candidate
+        pct, rem = self.required_pct, self.remaining_two_candidate or 0
         if self.status is HurdleStatus.CANNOT_CATCH_UP:
             return (f"{trailer} no puede remontar con las actas restantes (necesitaría "
                     f"{pct:.2f}% de ~{rem:,} votos)",
@@ -166,6 +181,8 @@ class CountState:
     hurdle: Hurdle
     n_rejected: int
     provenance: Provenance
+    #: first rounds with 3+ candidates: the hurdle between the second and the third
+    runoff_race: Hurdle | None = None
 
 
 # --- aggregation of acta frames --------------------------------------------------------
@@ -334,6 +351,7 @@ def _to_states(units: pl.DataFrame, contest: Contest, level: Level,
         pl.col("electors_total").cast(pl.Int64), pl.col("turnout").cast(pl.Float64),
         pl.col("pct_counted", "pct_processed", "margin_pct_valid").cast(pl.Float64),
         pl.col("margin_votes").cast(pl.Int64), "leader", "runner_up",
+        pl.col("actas_total").is_not_null().alias("__known"),
     ).to_dict(as_series=False)
     none = [None] * n
     codes = [c or "" for c in (units["unit_code"].to_list() if "unit_code" in units.columns
@@ -346,17 +364,17 @@ def _to_states(units: pl.DataFrame, contest: Contest, level: Level,
         UnitState(level, code, names.get(code, code) if code else "Total", ab, total,
                   counted, processed, jee, pending, annulled, not_inst, pct_c, pct_p,
                   electors, electors_total, cast, val, blank, null, challenged, turnout,
-                  cv, leader, runner_up, margin, margin_pct)
+                  cv, leader, runner_up, margin, margin_pct, known)
         for (code, ab, total, counted, processed, jee, pending, annulled, not_inst, pct_c,
              pct_p, electors, electors_total, cast, val, blank, null, challenged, turnout,
-             cv, leader, runner_up, margin, margin_pct) in zip(
+             cv, leader, runner_up, margin, margin_pct, known) in zip(
             codes, abroad, cols["actas_total"], cols["actas_counted"],
             cols["actas_processed"], cols["actas_jee"], cols["actas_pending"],
             cols["actas_annulled"], cols["actas_not_installed"], cols["pct_counted"],
             cols["pct_processed"], cols["electors"], cols["electors_total"], cols["cast"],
             cols["valid"], cols["blank"], cols["null"], cols["challenged"], cols["turnout"],
             votes, cols["leader"], cols["runner_up"], cols["margin_votes"],
-            cols["margin_pct_valid"], strict=True)
+            cols["margin_pct_valid"], cols["__known"], strict=True)
     )
 
 
@@ -474,9 +492,12 @@ def count_state_actas(
     if h.leader and h.trailer:
         r = _remaining(frame, fine, h.leader, h.trailer)
         h = hurdle(national.margin_votes, r, h.leader, h.trailer, h.basis)
+    pair = _race_pair(national, contest)
+    race = (hurdle(pair[2], _remaining(frame, fine, pair[0], pair[1]), pair[0], pair[1],
+                   h.basis) if pair else None)
     return CountState(
         contest_id=contest.id, snapshot=snapshot, level=level, national=national, home=home,
-        abroad=abroad, units=units, hurdle=h, n_rejected=n_rejected,
+        abroad=abroad, units=units, hurdle=h, n_rejected=n_rejected, runoff_race=race,
         provenance=Provenance((snapshot.snapshot_id,), "count_state",
                               {"level": level.value, "abroad_only": abroad_only}),
     )
@@ -496,9 +517,10 @@ def count_state_units(
     levels_present = set(units["level"].unique().to_list())
     finest = max((Level(x) for x in levels_present), key=lambda lv: list(Level).index(lv))
     sum_cols = [c for c in units.columns if c not in ("level", "unit_code", "abroad")]
+    sums = _unit_sums(sum_cols)
 
     def total(frame: pl.DataFrame) -> pl.DataFrame:
-        return frame.select([pl.col(c).sum() for c in sum_cols])
+        return frame.select(sums)
 
     if Level.NATIONAL.value in levels_present:
         nat_raw = units.filter(pl.col("level") == Level.NATIONAL.value).select(sum_cols)
@@ -518,8 +540,7 @@ def count_state_units(
     fine = units.filter(pl.col("level") == finest.value)
     home = abroad = None
     if finest is not Level.NATIONAL and fine["abroad"].is_not_null().all():
-        split = _finish_units(fine.group_by("abroad").agg([pl.col(c).sum() for c in sum_cols]),
-                              contest)
+        split = _finish_units(fine.group_by("abroad").agg(sums), contest)
         for st, flag in zip(_to_states(split, contest, Level.NATIONAL, names),
                             split["abroad"].to_list(), strict=True):
             st = _rename(st, "En el país / At home" if not flag else "Extranjero / Abroad", flag)
@@ -536,22 +557,30 @@ def count_state_units(
             sel = fine
             for _ in range(list(Level).index(finest) - list(Level).index(level)):
                 sel = sel.with_columns(pl.col("unit_code").replace(parents))
-            sel = sel.group_by("unit_code", "abroad").agg([pl.col(c).sum() for c in sum_cols])
+            sel = sel.group_by("unit_code", "abroad").agg(sums)
         else:
             sel = None
         if sel is not None:
             unit_states = _to_states(_finish_units(sel, contest).sort("abroad", "unit_code"),
                                      contest, level, names)
-    h = _hurdle_for(national, basis="units: two-candidate votes per counted acta × actas "
-                    "not yet counted, per unit")
+    basis = "units: two-candidate votes per counted acta × actas not yet counted, per unit"
+    src = units.filter(pl.col("level") == finest.value)
+
+    def units_hurdle(a: str, b: str, margin: int) -> Hurdle:
+        if not national.actas_known:
+            return Hurdle(a, b, margin, None, None, HurdleStatus.UNKNOWN_REMAINING,
+                          "units: the source publishes no acta counts")
+        return hurdle(margin, remaining_two_candidate_units(src, a, b), a, b, basis)
+
+    h = _hurdle_for(national, basis=basis)
     if h.leader and h.trailer:
-        src = units.filter(pl.col("level") == finest.value)
-        r = remaining_two_candidate_units(src, h.leader, h.trailer)
-        h = hurdle(national.margin_votes, r, h.leader, h.trailer, h.basis)
+        h = units_hurdle(h.leader, h.trailer, national.margin_votes)
+    pair = _race_pair(national, contest)
     return CountState(
         contest_id=contest.id, snapshot=snapshot, level=level, national=national, home=home,
         abroad=abroad, units=unit_states, hurdle=h, n_rejected=n_rejected,
         provenance=Provenance((snapshot.snapshot_id,), "count_state", {"level": level.value}),
+        runoff_race=units_hurdle(*pair) if pair else None,
     )
 
 
@@ -559,6 +588,24 @@ def _rename(st: UnitState, name: str, abroad: bool) -> UnitState:
     from dataclasses import replace
 
     return replace(st, name=name, code="abroad" if abroad else "home", abroad=abroad)
+
+
+def _unit_sums(cols: Sequence[str]) -> list[pl.Expr]:
+    """Sums of unit rows; ``actas_total`` stays null (unknown) if any row lacks it, so a
+    source without acta counts never reads as "0 actas, nothing remaining"."""
+    return [pl.when(pl.col(c).null_count() > 0).then(None).otherwise(pl.col(c).sum()).alias(c)
+            if c == "actas_total" else pl.col(c).sum() for c in cols]
+
+
+def _race_pair(national: UnitState, contest: Contest) -> tuple[str, str, int] | None:
+    """(second, third, their margin) in a first round with 3+ candidates: the race for the
+    runoff. Ties keep the contest's order, as the leader and runner-up do."""
+    if contest.kind is not ContestKind.FIRST_ROUND or len(national.candidates) < 3:
+        return None
+    order = sorted(national.candidates, key=lambda c: -c.votes)
+    if order[0].votes == 0:
+        return None
+    return order[1].code, order[2].code, order[1].votes - order[2].votes
 
 
 def _hurdle_for(national: UnitState, basis: str) -> Hurdle:
@@ -573,13 +620,14 @@ class HistoryPoint:
     snapshot_id: str
     as_of: datetime
     label: str
-    pct_counted: float
-    pct_processed: float
+    pct_counted: float | None  # None: the source publishes no acta counts
+    pct_processed: float | None
     leader: str | None
     runner_up: str | None
     margin_votes: int
     margin_pct_valid: float
     votes: tuple[tuple[str, int], ...]
+    third: str | None = None  # first rounds: who trails the runner-up for the runoff
 
 
 @dataclass(frozen=True, slots=True)
@@ -591,23 +639,38 @@ class LeadChange:
 
 
 @dataclass(frozen=True, slots=True)
+class RunoffChange:
+    """First rounds: the two candidates headed for the runoff changed between two cuts."""
+
+    before: HistoryPoint
+    after: HistoryPoint
+    dropped: str  # was in the top two, is not any more
+    entered: str  # is in the top two now
+
+
+@dataclass(frozen=True, slots=True)
 class LeadHistory:
     contest_id: str
     points: tuple[HistoryPoint, ...]
     lead_changes: tuple[LeadChange, ...]
     max_lead: tuple[tuple[str, int, str], ...]  # candidate, largest margin, snapshot id
     provenance: Provenance
+    #: first rounds: every change in who would go to the runoff (2026: López Aliaga → Sánchez)
+    runoff_changes: tuple[RunoffChange, ...] = ()
 
 
 def lead_history(states: Sequence[CountState]) -> LeadHistory:
-    """Margin over time, every lead change, and each candidate's largest lead."""
+    """Margin over time, every lead change, each candidate's largest lead and, in first
+    rounds, every change in the two candidates headed for the runoff."""
     ordered = sorted(states, key=lambda s: (s.snapshot.as_of, s.snapshot.label))
     points = tuple(
         HistoryPoint(
             s.snapshot.snapshot_id, s.snapshot.as_of, s.snapshot.label,
-            s.national.pct_counted, s.national.pct_processed, s.national.leader,
-            s.national.runner_up, s.national.margin_votes, s.national.margin_pct_valid,
-            tuple((c.code, c.votes) for c in s.national.candidates),
+            s.national.pct_counted if s.national.actas_known else None,
+            s.national.pct_processed if s.national.actas_known else None,
+            s.national.leader, s.national.runner_up, s.national.margin_votes,
+            s.national.margin_pct_valid, tuple((c.code, c.votes) for c in s.national.candidates),
+            s.runoff_race.trailer if s.runoff_race is not None else None,
         )
         for s in ordered
     )
@@ -616,6 +679,14 @@ def lead_history(states: Sequence[CountState]) -> LeadHistory:
         for a, b in itertools.pairwise(points)
         if a.leader != b.leader and a.leader is not None and b.leader is not None
     )
+    runoff = []
+    for a, b in itertools.pairwise(points):
+        if a.third is None or b.third is None or None in (a.runner_up, b.runner_up):
+            continue
+        was, now = {a.leader, a.runner_up}, {b.leader, b.runner_up}
+        if was != now and len(was - now) == 1:
+            runoff.append(RunoffChange(a, b, str(next(iter(was - now))),
+                                       str(next(iter(now - was)))))
     best: dict[str, tuple[int, str]] = {}
     for p in points:
         if p.leader is not None and p.margin_votes > best.get(p.leader, (-1, ""))[0]:
@@ -625,4 +696,5 @@ def lead_history(states: Sequence[CountState]) -> LeadHistory:
         contest_id, points, changes,
         tuple((k, v[0], v[1]) for k, v in sorted(best.items())),
         Provenance(tuple(p.snapshot_id for p in points), "lead_history"),
+        tuple(runoff),
     )

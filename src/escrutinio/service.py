@@ -58,6 +58,10 @@ def detect_parser(path: Path, *, as_of: str | None = None) -> Parser:
         return lambda p: [onpe_files.parse_ronderos(p, as_of=as_of)]
     if "num_mesa" in head and "observacion" in head:
         return lambda p: [onpe_files.parse_provisional(p)]
+    if head.startswith("timestamp,pct_counted,candidate"):
+        from escrutinio.sources import onpe_aggregates
+
+        return lambda p: onpe_aggregates.parse_2026_national_timeseries(p)
     if "acta_id" in head or "unit_code" in head:
         from escrutinio.sources import tabular
 
@@ -141,9 +145,10 @@ def state_of(store: Store, info: SnapshotInfo, *, level: Level = Level.AREA1) ->
 
 
 def history_snapshots(store: Store, contest_id: str) -> list[SnapshotInfo]:
-    """Snapshots that cover the whole country: acta snapshots and national unit rows."""
+    """Snapshots that cover the whole country: acta snapshots and national unit rows (a
+    snapshot whose every row was rejected, e.g. a truncated scrape, has nothing to show)."""
     return [s for s in store.list_snapshots(contest_id)
-            if s.kind is SnapshotKind.ACTAS or s.level in (None, "national")]
+            if (s.kind is SnapshotKind.ACTAS or s.level in (None, "national")) and s.n_rows]
 
 
 def history(store: Store, contest_id: str | None = None,

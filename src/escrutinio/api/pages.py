@@ -249,7 +249,11 @@ def hurdle_text(st: CountState, names: dict[str, str], lang: str) -> str:
 
 
 def timeline_chart(b: Backend, page: Page, cid: str, current_sid: str | None,
-                   height: int = 300, until: SnapshotInfo | None = None) -> dict[str, Any]:
+                   height: int = 300, until: SnapshotInfo | None = None,
+                   ranks: tuple[int, int] = (0, 1)) -> dict[str, Any]:
+    """The margin between the candidates ranked ``ranks`` in the latest point over time:
+    (0, 1) the leader and runner-up, with the lead changes marked; (1, 2) in a first round,
+    the race for the runoff, with its changes marked."""
     hist = b.history(cid, until=until)
     contest = b.store.contest(cid)
     codes = [c.code for c in contest.candidates]
@@ -257,30 +261,38 @@ def timeline_chart(b: Backend, page: Page, cid: str, current_sid: str | None,
     # the plotted margin: the two leading candidates of the latest point, in the contest's
     # order (so the chart keeps its orientation while a replay advances)
     last = dict(hist.points[-1].votes) if hist.points else {}
-    a, bb = pair_in_order(codes, (sorted(codes, key=lambda c: -last.get(c, 0)) + codes)[:2])
+    ranked = sorted(codes, key=lambda c: -last.get(c, 0)) + codes
+    a, bb = pair_in_order(codes, [ranked[ranks[0]], ranked[ranks[1]]])
     margins = [dict(p.votes).get(a, 0) - dict(p.votes).get(bb, 0) for p in hist.points]
-    flips_after = {c.after.snapshot_id for c in hist.lead_changes}
+    race = ranks != (0, 1)
+    flips_after = ({c.after.snapshot_id for c in hist.runoff_changes} if race
+                   else {c.after.snapshot_id for c in hist.lead_changes})
     flips = [i for i, p in enumerate(hist.points) if p.snapshot_id in flips_after]
     cur = next((i for i, p in enumerate(hist.points) if p.snapshot_id == current_sid), None)
     T = page.T  # noqa: N806
-    titles = [f"{i18n.short_when(p.as_of, page.lang)} — {p.pct_counted:.2f}% "
-              + T("contabilizadas", "counted") + f"; {i18n.short_name(names[a])} − "
-              f"{i18n.short_name(names[bb])}: {m:+,}"
+    titles = [f"{i18n.short_when(p.as_of, page.lang)} — "
+              + (f"{p.pct_counted:.2f}% " + T("contabilizadas", "counted")
+                 if p.pct_counted is not None else T("actas: sin datos", "actas: no data"))
+              + f"; {i18n.short_name(names[a])} − {i18n.short_name(names[bb])}: {m:+,}"
               for p, m in zip(hist.points, margins, strict=True)]
+    n_flips = len(flips_after)
     short = {c: i18n.short_name(names[c]) if names[c] else c for c in codes}
     chart = svg.timeline_svg(
         [p.as_of for p in hist.points], margins,
         [i18n.short_when(p.as_of, page.lang) for p in hist.points], titles, flips,
         title=T(f"Margen {short[a]} − {short[bb]} en el tiempo",
                 f"Margin {short[a]} − {short[bb]} over time"),
-        desc=T(f"{len(hist.points)} instantáneas; {len(hist.lead_changes)} cambios de "
-               "liderazgo. La tabla de abajo tiene los mismos números.",
-               f"{len(hist.points)} snapshots; {len(hist.lead_changes)} lead changes. The "
-               "table below has the same numbers."),
+        desc=T(f"{len(hist.points)} instantáneas; {n_flips} "
+               + ("cambios en el pase a la segunda vuelta" if race else
+                  "cambios de liderazgo") + ". La tabla de abajo tiene los mismos números.",
+               f"{len(hist.points)} snapshots; {n_flips} "
+               + ("changes in who goes to the runoff" if race else "lead changes")
+               + ". The table below has the same numbers."),
         above=T(f"{short[a]} adelante", f"{short[a]} ahead"),
         below=T(f"{short[bb]} adelante", f"{short[bb]} ahead"),
         colours=(svg.colour(codes.index(a)), svg.colour(codes.index(bb))),
-        flip_label=T("cambio de liderazgo", "lead change"), current=cur, height=height)
+        flip_label=T("cambio en el pase a la segunda vuelta", "runoff change") if race
+        else T("cambio de liderazgo", "lead change"), current=cur, height=height)
     return {"svg": Markup(chart), "history": hist, "a": a, "b": bb, "margins": margins,
             "flips": flips_after}
 
@@ -403,6 +415,8 @@ def _lang_routes(app: FastAPI, b: Backend, prefix: str, lang: str, html: Any, cc
         return render("overview.html", p.context(
             title=p.T("Dónde está el conteo", "Where the count stands"), st=st,
             n=st.national, hurdle=hurdle_text(st, names, lang), home=home,
+            race=st.runoff_race, race_text=(
+                p.T(*st.runoff_race.sentence(names)) if st.runoff_race else None),
             bars=bars([(c.code, c.name, c.pct_valid) for c in st.national.candidates]),
             proj=proj, proj_err=proj_err, proj_note=projection_note(proj) if proj else None,
             timeline=timeline, latest_actas=latest_actas[-1] if latest_actas else None))
@@ -479,13 +493,17 @@ def _lang_routes(app: FastAPI, b: Backend, prefix: str, lang: str, html: Any, cc
             p = page(request, f"/s/{sid}/history/", info=until,
                      json_url=f"/api/v1/s/{sid}/history.json", section="history")
         tl = timeline_chart(b, p, cid, cur, until=until)
+        race_tl = None
+        if any(pt.third is not None for pt in tl["history"].points):
+            race_tl = timeline_chart(b, p, cid, cur, until=until, ranks=(1, 2))
         fan = fan_err = None
         try:
             fan = fan_chart(b, p, cid, cur, until=until)
         except EscrutinioError as exc:
             fan_err = exc
         return render("history.html", p.context(
-            title=p.T("Historia del conteo", "Count history"), tl=tl, fan=fan,
+            title=p.T("Historia del conteo", "Count history"), tl=tl, race_tl=race_tl,
+            fan=fan,
             fan_err=fan_err, snaps={s.snapshot_id: s for s in snaps}, until=until,
             fan_json=(f"/api/v1/s/{until.snapshot_id}/projection-history.json" if until
                       else "/api/v1/projection-history.json")))

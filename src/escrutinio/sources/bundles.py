@@ -55,6 +55,12 @@ def _bundle_2026(p: Path) -> list[ParsedSnapshot]:
     return [parse_2026_district_bundle(p)]
 
 
+def _series_2026(p: Path) -> list[ParsedSnapshot]:
+    from escrutinio.sources.onpe_aggregates import parse_2026_national_timeseries
+
+    return parse_2026_national_timeseries(p)
+
+
 BUNDLES: dict[str, list[BundleItem]] = {
     "peru-2021-runoff": [
         BundleItem("peru-2021-runoff", "progress_national", _progress,
@@ -84,6 +90,9 @@ BUNDLES: dict[str, list[BundleItem]] = {
         BundleItem("peru-2026-first-round",
                    "ikusij_first_round_district_bundle_20260504.json.gz", _bundle_2026,
                    "2,102 districts and cities abroad at 97.9% counted"),
+        BundleItem("peru-2026-first-round",
+                   "ikusij_first_round_national_timeseries.csv.gz", _series_2026,
+                   "230 national cuts, 14 Apr (78%) to 4 May 2026 (97.9%)"),
     ],
 }
 

@@ -859,6 +859,10 @@ def parse_2026_district_bundle(
     )
 
 
+#: a series cut below this fraction of the largest earlier total is a truncated scrape
+SERIES_DROP_FRACTION: Final = 0.9
+
+
 def parse_2026_national_timeseries(
     path: str | Path,
     *,
@@ -872,6 +876,13 @@ def parse_2026_national_timeseries(
     ``candidate`` (ONPE's name, or ``VOTOS EN BLANCO`` / ``VOTOS NULOS``),
     ``projected_votes`` (the author's Monte Carlo projection: model output, ignored) and
     ``votes_counted`` (Σ of the district bundle of that moment for that name).
+
+    A cut whose total falls below :data:`SERIES_DROP_FRACTION` of the largest total before
+    it is a truncated scrape, not a correction (``2026-04-23 11:38``: 303,186 votes
+    against 19.1 million the cut before): its row is rejected with the rule
+    ``series_cut_truncated`` and kept in the snapshot's rejected rows; the snapshot holds
+    no row, so histories and replays skip it instead of showing a false change of leader.
+    Smaller decreases (``2026-04-29 11:32``: −12,221) are kept: corrections happen.
 
     Each timestamp becomes one national unit snapshot: ``v_<code>``, ``blank``, ``null``
     from ``votes_counted``; ``cast`` = the sum of all rows of the cut (the bundle's
@@ -939,16 +950,33 @@ def parse_2026_national_timeseries(
         pl.lit(None, pl.Boolean).alias("abroad"),
         pl.sum_horizontal(columns).alias("cast"),
     )
+    best_before = wide["cast"].cum_max().shift(1).fill_null(0)
+    truncated = (wide["cast"] < SERIES_DROP_FRACTION * best_before).to_list()
     tz = timezone(offset)
     out: list[ParsedSnapshot] = []
-    for row, part_df in zip(wide.iter_rows(named=True),
-                            wide.partition_by("__t", maintain_order=True), strict=True):
+    for row, part_df, cut_bad, best in zip(
+            wide.iter_rows(named=True), wide.partition_by("__t", maintain_order=True),
+            truncated, best_before.to_list(), strict=True):
         t = row["__t"]
         iso = _iso(t)
+        frame = conform(part_df, contest, SnapshotKind.UNITS)
+        rejected = pl.DataFrame(schema=REJECTED_SCHEMA)
+        if cut_bad:
+            rejected = pl.DataFrame({
+                "line": [int(df.filter(pl.col("__t") == t)["__line"].min())],
+                "acta_id": ["national/"], "field": ["votes_counted"],
+                "rule": ["series_cut_truncated"],
+                "message_es": [f"el corte suma {row['cast']:,} votos frente a {best:,} en un "
+                               "corte anterior: un raspado truncado, no una corrección"],
+                "message_en": [f"the cut adds up to {row['cast']:,} votes against {best:,} in "
+                               "an earlier cut: a truncated scrape, not a correction"],
+                "raw": [json.dumps({"timestamp": row["timestamp"], "cast": row["cast"]})],
+            }, schema=REJECTED_SCHEMA)
+            frame = frame.head(0)
         out.append(ParsedSnapshot(
             contest=contest, kind=SnapshotKind.UNITS, as_of=t, source_uri=file,
             source_sha256=src.sha256, parser="ikusij.national_timeseries",
-            frame=conform(part_df, contest, SnapshotKind.UNITS),
+            frame=frame, rejected=rejected,
             part=f"national@{iso}", label=f"ikusij national {row['timestamp']}",
             level=Level.NATIONAL.value,
             metadata={
