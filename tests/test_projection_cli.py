@@ -85,6 +85,27 @@ def test_project_first_round_units(app: typer.Typer, db: Path) -> None:
     assert tops["fujimori"] == pytest.approx(1.0)
     assert sum(tops.values()) == pytest.approx(2.0)
     assert len(p["races"]) == 2 and p["p_outright"] is not None
+    # the bundle has no acta counts: what is to come is the source's own estimate per unit
+    # (fraction_counted_by_unit), ~2% of the votes, never "nothing remains"
+    assert p["diagnostics"]["external_remaining_votes"] > 300_000
+    race = next(r for r in p["races"] if r["leader"] == "sanchez")
+    assert race["trailer"] == "lopez_aliaga" and 0.5 < race["p_leader_ahead"] < 1.0
+
+
+def test_project_refuses_a_cut_that_does_not_say_what_remains(
+        app: typer.Typer, tmp_path: Path, data_dir: Path) -> None:
+    """A national cut of the 2026 series has votes but no acta counts and no estimate of
+    what is left: projecting it would be a false certainty, so the command says why not."""
+    db = tmp_path / "series.duckdb"
+    series = str(data_dir / "peru-2026-first-round/"
+                 "ikusij_first_round_national_timeseries.csv.gz")
+    res = runner.invoke(main_app, ["--db", str(db), "ingest", series, "--json"])
+    assert res.exit_code == 0, res.stdout
+    res = runner.invoke(app, ["--db", str(db), "project", "--contest",
+                              "pe-2026-presidencial-1v", "--sims", "500", "--json"])
+    assert res.exit_code != 0
+    body = json.loads(res.stdout)
+    assert "certeza falsa" in body["message_es"] and "false certainty" in body["message_en"]
 
 
 def test_replay_series_cli(app: typer.Typer, db: Path, tmp_path: Path) -> None:

@@ -203,6 +203,23 @@ def unit_baseline(base_actas: pl.DataFrame, units: pl.DataFrame) -> pl.DataFrame
                                         + [pl.col("electors").sum()]).rename({key: "unit_code"})
 
 
+def _source_remaining(store: Store, info: SnapshotInfo) -> pl.DataFrame | None:
+    """The source's own estimate of the fraction counted per unit, when it publishes no
+    acta counts (``fraction_counted_by_unit`` in the snapshot's metadata), as the
+    ``remaining`` frame of :func:`escrutinio.projection.units.project_units`."""
+    import json
+
+    from escrutinio.sources.onpe_aggregates import FRACTION_COUNTED_KEY
+
+    raw = store.snapshot_metadata(info.contest_id).get(info.snapshot_id, {}).get(
+        FRACTION_COUNTED_KEY)
+    if not raw:
+        return None
+    frac = json.loads(raw)
+    return pl.DataFrame({"unit_code": list(frac), "fraction_counted": list(frac.values())},
+                        schema={"unit_code": pl.String, "fraction_counted": pl.Float64})
+
+
 def project_snapshot(store: Store, info: SnapshotInfo, *, params: ModelParams,
                      baseline: pl.DataFrame | None = None,
                      blocs: dict[str, list[str]] | None = None,
@@ -238,6 +255,7 @@ def project_snapshot(store: Store, info: SnapshotInfo, *, params: ModelParams,
     base = unit_baseline(baseline, units) if baseline is not None else None
     proj = project_units(units, contest, parents=area_parents(store, info.contest_id),
                          baseline=base, blocs=blocs if base is not None else None,
+                         remaining=_source_remaining(store, info),
                          params=params, snapshot_id=info.snapshot_id, as_of=info.as_of)
     if note is not None:
         from dataclasses import replace

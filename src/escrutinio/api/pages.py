@@ -558,6 +558,7 @@ def _lang_routes(app: FastAPI, b: Backend, prefix: str, lang: str, html: Any, cc
             return render("projection.html", p.context(
                 title=p.T("Proyección del resultado final", "Projection of the final result"),
                 v=v, pr=pr, chart=Markup(chart), note=projection_note(v),
+                hurdle=p.T(*pr.hurdle.sentence(names)),
                 pwin=bars([(c.code, c.name, 100 * c.p_win) for c in
                            sorted(pr.candidates, key=lambda c: -c.p_win)])))
 

@@ -84,14 +84,9 @@ def _print_projection(p: Projection, contest: Contest) -> None:
                     f"{c.expected_margin_change:+,.0f} ± {c.sd_margin_change:,.0f}",
                     f"  {c.label_en}: {c.n_items:,}; expected change of the margin "
                     f"{c.expected_margin_change:+,.0f} ± {c.sd_margin_change:,.0f}"))
-    h = p.hurdle
-    if h.required_share is not None:
-        out.print(T(f"Umbral: {names.get(h.trailer or '', h.trailer)} necesita "
-                    f"{h.required_pct:.2f}% de ~{h.remaining_two_candidate:,} votos de ambos "
-                    "que faltan",
-                    f"Hurdle: {names.get(h.trailer or '', h.trailer)} needs "
-                    f"{h.required_pct:.2f}% of ~{h.remaining_two_candidate:,} two-candidate "
-                    "votes to come"))
+    if p.hurdle.leader:
+        es, en = p.hurdle.sentence(names)
+        out.print(T(f"Umbral: {es}", f"Hurdle: {en}"))
     if p.p_outright is not None:
         out.print(T(f"P(alguien gana en primera vuelta): {100 * p.p_outright:.2f}%",
                     f"P(someone wins outright): {100 * p.p_outright:.2f}%"))

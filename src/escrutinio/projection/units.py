@@ -32,6 +32,7 @@ import numpy as np
 import polars as pl
 
 from escrutinio.domain import Contest, Level
+from escrutinio.errors import EscrutinioError
 from escrutinio.projection import linalg as la
 from escrutinio.projection.engine import LevelVariance, build_cells, concat_cells, simulate
 from escrutinio.projection.model import (
@@ -98,6 +99,10 @@ def _areas(fine: pl.DataFrame, parents: Mapping[str, str] | None) -> pl.DataFram
     return pl.DataFrame({"__a1": a1, "__a2": a2, "__u": codes})
 
 
+class UnknownRemaining(EscrutinioError):
+    """The snapshot does not say how much is still to come, and nothing estimates it."""
+
+
 def prepare_units(
     units: pl.DataFrame, contest: Contest, *, parents: Mapping[str, str] | None = None,
     baseline: pl.DataFrame | Baseline | None = None,
@@ -138,6 +143,14 @@ def prepare_units(
     el_per_acta = np.where(known & (with_votes > 0) & ~np.isnan(electors),
                            electors / np.where(with_votes > 0, with_votes, 1), np.nan)
     ext_rest = np.zeros(n)
+    if remaining is None and not known.all():
+        raise UnknownRemaining(
+            f"{int((~known).sum()):,} de {n:,} unidades no dicen cuántas actas tienen ni cuántas "
+            "se contaron, y no hay una estimación de lo que falta: proyectar daría una "
+            "certeza falsa (como si no faltara nada)",
+            f"{int((~known).sum()):,} of {n:,} units do not say how many actas they have or "
+            "how many were counted, and there is no estimate of what remains: a projection "
+            "would give a false certainty (as if nothing remained)")
     if remaining is not None:
         r = fine.select("unit_code").join(remaining, on="unit_code", how="left")
         frac = r["fraction_counted"].cast(pl.Float64).to_numpy().astype(float)

@@ -840,7 +840,13 @@ def parse_2026_district_bundle(
     ).drop("__t")
     restantes = int(df["votos_restantes"].sum())
     emitidos = int(df["cast"].sum())
+    seen = df.filter(pl.col("cast") + pl.col("votos_restantes") > 0)
+    fraction = dict(zip(seen["unit_code"].to_list(), (
+        seen["cast"] / (seen["cast"] + seen["votos_restantes"])).round(6).to_list(),
+        strict=True))
     meta |= {
+        # what the projection may use for the votes still to come (acta counts unknown)
+        FRACTION_COUNTED_KEY: json.dumps(fraction, sort_keys=True, separators=(",", ":")),
         "units": str(df.height),
         "units_abroad": str(int(frame["abroad"].sum())),
         "votos_restantes_total": str(restantes),
@@ -858,6 +864,11 @@ def parse_2026_district_bundle(
         metadata=meta,
     )
 
+
+#: snapshot metadata: JSON {unit_code: fraction of the unit's votes counted}, an external
+#: estimate a source may carry when it publishes no acta counts (the 2026 bundle's, from
+#: the scraper's votosRestantes); the unit projection uses it for the votes still to come
+FRACTION_COUNTED_KEY: Final = "fraction_counted_by_unit"
 
 #: a series cut below this fraction of the largest earlier total is a truncated scrape
 SERIES_DROP_FRACTION: Final = 0.9
