@@ -119,6 +119,11 @@ def test_first_round_2026_race_for_the_runoff(tmp_path: Path, data_dir: Path) ->
     assert "no quedan votos" not in flat
     assert "Segundo lugar (pase a la segunda vuelta): ROBERTO HELBERT SANCHEZ PALOMINO " \
            "aventaja a RAFAEL BERNARDO LÓPEZ ALIAGA CAZORLA por 26,491 votos" in flat
+    # the latest cut is national only: the department table is the bundle's, named
+    code, out = run(db, "status", "--level", "department")
+    flat = " ".join(out.split())
+    assert "no tiene cifras por departamento; la más reciente que sí:" in flat
+    assert "(ikusij bundle ikusij_first_round_district_bundle_20260504" in flat
     code, out = run(db, "--lang", "en", "history")
     flat = " ".join(out.split())
     assert "Change in who goes to the runoff: sanchez in, lopez_aliaga out" in flat

@@ -191,6 +191,9 @@ def status(
             st = service.state(store, snapshot, level=lv, contest_id=contest,
                                kind=SnapshotKind(kind) if kind else None)
             names = service.area_labels(store, st.contest_id)
+            info = store.snapshot(st.snapshot.snapshot_id, contest_id=st.contest_id)
+            alt = (service.latest_with_level(store, info, lv)
+                   if lv not in service.levels_of(info) else None)
     except (EscrutinioError, ValueError) as exc:
         if not isinstance(exc, EscrutinioError):
             exc = EscrutinioError(str(exc), str(exc))
@@ -237,6 +240,14 @@ def status(
                     "en estos totales ('escrutinio snapshots' para verlas)[/]",
                     f"[yellow]{st.n_rejected:,} rows were rejected on ingest: their votes are "
                     "not in these totals[/]"))
+    if lv not in service.levels_of(info):
+        lv_es, lv_en = level_label(names, lv, "es"), level_label(names, lv, "en")
+        hint = ((f"; la más reciente que sí: {alt.short_id} ({alt.label})",
+                 f"; the latest that has: {alt.short_id} ({alt.label})") if alt else ("", ""))
+        out.print(T(f"[yellow]Esta instantánea no tiene cifras por {lv_es}{hint[0]} "
+                    f"(escrutinio status -s ID --level {lv.value})[/]",
+                    f"[yellow]This snapshot has no figures by {lv_en}{hint[1]} "
+                    f"(escrutinio status -s ID --level {lv.value})[/]"))
     if units:
         cands = [c.name.split()[0] for c in n.candidates[:4]]
         table = Table(title=T(f"Por {level_label(names, lv, 'es')}",

@@ -144,6 +144,26 @@ def state_of(store: Store, info: SnapshotInfo, *, level: Level = Level.AREA1) ->
                              n_rejected=info.n_rejected, parents=parents)
 
 
+def levels_of(info: SnapshotInfo) -> tuple[Level, ...]:
+    """Levels with units in a snapshot (an acta snapshot has them all)."""
+    if info.kind is SnapshotKind.ACTAS:
+        return (Level.NATIONAL, Level.AREA1, Level.AREA2, Level.AREA3)
+    finest = Level(info.level or "national")
+    order = list(Level)
+    return tuple(order[: order.index(finest) + 1])
+
+
+def latest_with_level(store: Store, info: SnapshotInfo, level: Level) -> SnapshotInfo | None:
+    """``info`` if it has units at ``level``, else the latest earlier snapshot of the same
+    contest that has (a national-only cut shows its areas from the latest cut with them)."""
+    if level in levels_of(info):
+        return info
+    for s in reversed(store.list_snapshots(info.contest_id)):
+        if s.as_of <= info.as_of and s.n_rows and level in levels_of(s):
+            return s
+    return None
+
+
 def history_snapshots(store: Store, contest_id: str) -> list[SnapshotInfo]:
     """Snapshots that cover the whole country: acta snapshots and national unit rows (a
     snapshot whose every row was rejected, e.g. a truncated scrape, has nothing to show)."""

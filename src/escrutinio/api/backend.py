@@ -343,22 +343,13 @@ class Backend:
         return self.store.list_snapshots(contest)
 
     def levels_of(self, info: SnapshotInfo) -> tuple[Level, ...]:
-        """Levels with units in a snapshot (an acta snapshot has them all)."""
-        if info.kind is SnapshotKind.ACTAS:
-            return (Level.NATIONAL, Level.AREA1, Level.AREA2, Level.AREA3)
-        finest = Level(info.level or "national")
-        order = list(Level)
-        return tuple(order[: order.index(finest) + 1])
+        """Levels with units in a snapshot (``service.levels_of``)."""
+        return service.levels_of(info)
 
     def map_snapshot(self, info: SnapshotInfo, level: Level) -> SnapshotInfo | None:
         """``info`` if it has units at ``level``, else the latest earlier snapshot of the
-        same contest that has (for the map link of a national-only cut)."""
-        if level in self.levels_of(info):
-            return info
-        for s in reversed(self.store.list_snapshots(info.contest_id)):
-            if s.as_of <= info.as_of and level in self.levels_of(s):
-                return s
-        return None
+        same contest that has (``service.latest_with_level``)."""
+        return service.latest_with_level(self.store, info, level)
 
     def area_labels(self, contest_id: str) -> dict[str, tuple[str, str]]:
         """What the contest's country calls area1/2/3 (``service.area_labels``)."""
