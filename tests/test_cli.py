@@ -73,6 +73,14 @@ def test_status_names_a_second_countrys_levels(tmp_path: Path, data_dir: Path) -
     assert code == 0 and "Por comuna" in out
     code, out = run(db, "--lang", "en", "status", "--level", "area1")
     assert code == 0 and "By region" in out
+    # the first round of the second place: Boric ahead of Parisi, nothing left to count
+    code, out = run(db, "status", "--level", "national")
+    flat = " ".join(out.split())
+    assert "Segundo lugar (pase a la segunda vuelta): Gabriel Boric Font aventaja a Franco " \
+           "Parisi Fernández por 897,186 votos" in flat
+    # a complete count without electors: nothing to project, said plainly
+    code, out = run(db, "project", "--sims", "200", "--json")
+    assert code != 0 and "nothing left to project" in json.loads(out)["message_en"]
 
 
 def test_bad_file_exit_code_and_store_unchanged(tmp_path: Path, data_dir: Path) -> None:

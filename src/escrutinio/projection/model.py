@@ -336,6 +336,12 @@ def prepare_actas(
     a1, a2, a3 = nested_codes(df, ["area1_code", "area2_code", "area3_code"])
     raw_electors = df["electors"].cast(pl.Float64).to_numpy().astype(float)
     if not (np.isfinite(raw_electors) & (raw_electors > 0)).any():
+        if not (jee_mask | pending_mask).any():
+            raise EscrutinioError(
+                "todas las actas están contabilizadas: el resultado es el conteo "
+                "(escrutinio status), no queda nada que proyectar",
+                "every acta is counted: the result is the count (escrutinio status), there is "
+                "nothing left to project")
         raise EscrutinioError(
             "no hay electores hábiles por acta: sin ellos no se pueden proyectar las actas "
             "pendientes (use la proyección por unidades o indique electors)",
