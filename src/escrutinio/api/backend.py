@@ -424,14 +424,15 @@ class Backend:
 
         def compute() -> ProjectionView:
             from escrutinio.projection.model import ModelParams
-            from escrutinio.projection.units import UnknownRemaining
             from escrutinio.service import project_snapshot
 
             base = self._baseline_frame(info.contest_id)
             params = ModelParams(n_sims=sims, seed=seed)
             try:
                 proj = project_snapshot(self.store, info, params=params, baseline=base)
-            except UnknownRemaining as exc:
+            except NotFoundError:
+                raise
+            except EscrutinioError as exc:  # the data cannot be projected (UnknownRemaining…)
                 raise Unavailable(exc.message_es, exc.message_en) from exc
             except ValueError as exc:
                 raise Unavailable(f"no se puede proyectar esta instantánea: {exc}",
