@@ -295,6 +295,12 @@ def flip_set(nets: np.ndarray, ids: np.ndarray, base_margin: int, leader: str,
         en = (f"Annulling the {k_flip:,} actas most favourable to {who} (net "
               f"{int(cum[k_flip - 1]):,} votes) would put {other} ahead; {k_tie:,} would "
               "tie. No smaller set can.")
+    elif not len(gains):
+        chosen = ()
+        es = (f"Ninguna acta en disputa favorece a {who}: ningún conjunto puede cambiar el "
+              f"resultado (margen {m:,}).")
+        en = (f"No contested acta favours {who}: no set can change the result (margin "
+              f"{m:,}).")
     else:
         chosen = ()
         es = (f"Ningún conjunto puede cambiar el resultado: aun anulando las "
