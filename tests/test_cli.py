@@ -81,6 +81,12 @@ def test_status_names_a_second_countrys_levels(tmp_path: Path, data_dir: Path) -
     # a complete count without electors: nothing to project, said plainly
     code, out = run(db, "project", "--sims", "200", "--json")
     assert code != 0 and "nothing left to project" in json.loads(out)["message_en"]
+    # nothing contested in Chile's file: said in one plain sentence
+    code, out = run(db, "contested", "--json", "--sims", "200")
+    flip = json.loads(out)["flip"]
+    assert code == 0 and flip["possible"] is False and flip["n_favouring_leader"] == 0
+    assert flip["explanation_en"] == ("No contested acta favours kast: no set can change the "
+                                      "result (margin 157,516).")
 
 
 def test_bad_file_exit_code_and_store_unchanged(tmp_path: Path, data_dir: Path) -> None:
