@@ -498,3 +498,8 @@ def test_first_round_pages_show_the_race_for_the_runoff(tmp_path, data_dir):
         assert st["national"]["actas_known"] is False
         assert st["hurdle"]["status"] == "unknown_remaining"
         assert st["runoff_race"]["leader"] == "sanchez"
+        # the latest cut is projected from the series; the fan chart follows second place
+        pr = c.get("/api/v1/s/latest/projection.json").json()["projection"]
+        assert pr["basis"] == "series"
+        fan = c.get("/api/v1/projection-history.json").json()["projection_history"]
+        assert set(fan["pair"]) == {"sanchez", "lopez_aliaga"} and len(fan["points"]) > 10

@@ -92,20 +92,40 @@ def test_project_first_round_units(app: typer.Typer, db: Path) -> None:
     assert race["trailer"] == "lopez_aliaga" and 0.5 < race["p_leader_ahead"] < 1.0
 
 
-def test_project_refuses_a_cut_that_does_not_say_what_remains(
+def test_project_a_national_cut_without_actas_from_its_series(
         app: typer.Typer, tmp_path: Path, data_dir: Path) -> None:
-    """A national cut of the 2026 series has votes but no acta counts and no estimate of
-    what is left: projecting it would be a false certainty, so the command says why not."""
+    """A national cut of the 2026 series has votes and the source's fraction counted but
+    no acta counts: it is projected from the series up to that cut (basis "series"), and
+    the race for second place stays too close to call, as in validation/replay_2026.py."""
     db = tmp_path / "series.duckdb"
     series = str(data_dir / "peru-2026-first-round/"
                  "ikusij_first_round_national_timeseries.csv.gz")
     res = runner.invoke(main_app, ["--db", str(db), "ingest", series, "--json"])
     assert res.exit_code == 0, res.stdout
     res = runner.invoke(app, ["--db", str(db), "project", "--contest",
-                              "pe-2026-presidencial-1v", "--sims", "500", "--json"])
-    assert res.exit_code != 0
-    body = json.loads(res.stdout)
-    assert "certeza falsa" in body["message_es"] and "false certainty" in body["message_en"]
+                              "pe-2026-presidencial-1v", "--sims", "2000", "--json"])
+    assert res.exit_code == 0, res.stdout
+    p = json.loads(res.stdout)
+    assert p["basis"] == "series"
+    race = next(r for r in p["races"] if r["leader"] == "sanchez")
+    assert race["trailer"] == "lopez_aliaga" and 0.6 < race["p_leader_ahead"] < 0.9
+    assert race["call"]["winner"] is None  # too close to call
+    assert [c["component"] for c in p["components"]] == ["remainder"]
+
+
+def test_units_without_acta_counts_or_estimate_are_refused(data_dir: Path) -> None:
+    """Without acta counts and without an estimate of what remains, a projection would be
+    a false certainty (as if nothing remained): refused, with the reason."""
+    from escrutinio.projection.model import ModelParams
+    from escrutinio.projection.units import UnknownRemaining, project_units
+    from escrutinio.sources.onpe_aggregates import parse_2026_district_bundle
+
+    b = parse_2026_district_bundle(data_dir / "peru-2026-first-round/"
+                                   "ikusij_first_round_district_bundle_20260504.json.gz")
+    with pytest.raises(UnknownRemaining) as err:
+        project_units(b.frame, b.contest, params=ModelParams(n_sims=200))
+    assert "certeza falsa" in err.value.message_es
+    assert "false certainty" in err.value.message_en
 
 
 def test_replay_series_cli(app: typer.Typer, db: Path, tmp_path: Path) -> None:

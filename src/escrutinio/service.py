@@ -240,19 +240,60 @@ def _source_remaining(store: Store, info: SnapshotInfo) -> pl.DataFrame | None:
                         schema={"unit_code": pl.String, "fraction_counted": pl.Float64})
 
 
+#: national vote vectors of series cuts, by snapshot id (snapshots never change)
+_CUT_VOTES: dict[str, tuple[int, ...]] = {}
+
+
+def _series_history(store: Store, info: SnapshotInfo
+                    ) -> list[tuple[Sequence[float], float]] | None:
+    """(votes per candidate, fraction of the votes counted) of every national cut up to
+    ``info``, when ``info`` is a national cut without acta counts whose source gives the
+    fraction counted (metadata ``pct_votes_counted``, a fraction in (0, 1]: the 2026
+    series); None otherwise."""
+    from escrutinio.sources.onpe_aggregates import SERIES_FRACTION_KEY
+
+    if info.kind is not SnapshotKind.UNITS or info.level != Level.NATIONAL.value:
+        return None
+    md = store.snapshot_metadata(info.contest_id)
+    if not md.get(info.snapshot_id, {}).get(SERIES_FRACTION_KEY):
+        return None
+    contest = store.contest(info.contest_id)
+    out: list[tuple[Sequence[float], float]] = []
+    for s in history_snapshots(store, info.contest_id):
+        frac = md.get(s.snapshot_id, {}).get(SERIES_FRACTION_KEY)
+        if s.as_of > info.as_of or s.level != Level.NATIONAL.value or not frac:
+            continue
+        votes = _CUT_VOTES.get(s.snapshot_id)
+        if votes is None:
+            row = store.load_units(s.snapshot_id).row(0, named=True)
+            votes = tuple(int(row[c.column] or 0) for c in contest.candidates)
+            _CUT_VOTES[s.snapshot_id] = votes
+        out.append((votes, float(frac)))
+    return out
+
+
 def project_snapshot(store: Store, info: SnapshotInfo, *, params: ModelParams,
                      baseline: pl.DataFrame | None = None,
                      blocs: dict[str, list[str]] | None = None,
                      with_national: bool = True) -> Projection:
     """Load one snapshot and project it (per acta or per unit)."""
     from escrutinio.projection.model import project_actas
-    from escrutinio.projection.units import complete_with_national, finest_units, project_units
+    from escrutinio.projection.units import (
+        complete_with_national,
+        finest_units,
+        project_series,
+        project_units,
+    )
 
     contest = store.contest(info.contest_id)
     if info.kind is SnapshotKind.ACTAS:
         return project_actas(store.load_actas(info.snapshot_id), contest, baseline=baseline,
                              blocs=blocs, params=params, snapshot_id=info.snapshot_id,
                              as_of=info.as_of)
+    series = _series_history(store, info)
+    if series is not None:  # national totals alone, with the source's fraction counted
+        return project_series(series, contest, params=params, snapshot_id=info.snapshot_id,
+                              as_of=info.as_of)
     units = finest_units(store.load_units(info.snapshot_id))
     note = None
     if with_national and info.level not in (None, "national"):

@@ -462,19 +462,28 @@ class Backend:
                 raise Unavailable("no hay proyecciones para esta contienda",
                                   "there are no projections for this contest")
             last = views[-1][1].projection
-            codes = [c.code for c in self.store.contest(cid).candidates]
+            contest = self.store.contest(cid)
+            codes = [c.code for c in contest.candidates]
             # the projected top two of the latest snapshot, in the contest's order (the
-            # chart keeps its orientation while a replay advances)
-            a, b = sorted((last.margin.leader, last.margin.trailer), key=codes.index)
+            # chart keeps its orientation while a replay advances); in a first round the
+            # race in most doubt (Peru 2026: second place, Sánchez v López Aliaga)
+            race = last.margin
+            if contest.kind is ContestKind.FIRST_ROUND:
+                race = min((last.margin, *last.races), key=lambda r: abs(r.median))
+            a, b = sorted((race.leader, race.trailer), key=codes.index)
             pair = (a, b)
             points = []
             for s, v in views:
                 p = v.projection
                 st = self.state(s, Level.NATIONAL)
                 counted = {c.code: c.votes for c in st.national.candidates}
-                m = _race(p, pair)
+                try:
+                    m = _race(p, pair)
+                except Unavailable:  # a first-round cut before the pair was the race
+                    continue
                 points.append(ProjectionPoint(
-                    s.snapshot_id, s.as_of, s.label, st.national.pct_counted, counted,
+                    s.snapshot_id, s.as_of, s.label,
+                    st.national.pct_counted if st.national.actas_known else None, counted,
                     m["median"], m["intervals"], pair[0], pair[1], m["p_ahead"],
                     p.call.status.value, p.call.winner, v.reconstructed))
             return ProjectionHistory(cid, tuple(points), pair, sims, seed)

@@ -116,12 +116,15 @@ class Component(StrEnum):
     PENDING_HOME = "pending_home"  # pendientes en el país
     JEE = "jee"  # observadas / en el JEE
     ABROAD = "abroad"  # pendientes en el extranjero
+    REMAINDER = "remainder"  # a national series: all that is still to count, one block
 
 
 COMPONENT_LABELS: dict[Component, tuple[str, str]] = {
     Component.PENDING_HOME: ("actas pendientes en el país", "pending actas at home"),
     Component.JEE: ("actas observadas / en el JEE", "observed actas / at the JEE"),
     Component.ABROAD: ("actas pendientes en el extranjero", "pending actas abroad"),
+    Component.REMAINDER: ("bloques por contar (serie nacional, sin actas)",
+                          "blocks still to count (national series, no actas)"),
 }
 
 

@@ -374,7 +374,7 @@ def prepare_series(
         cells = Cells(
             (rest * p)[None], g[None], np.zeros((1, k)), (g @ cov @ g.T)[None],
             np.full((1, k), 3.0 * rest), np.zeros(1, dtype=np.int64),
-            np.array([Component.PENDING_HOME.value], dtype=object), np.zeros((1, k)),
+            np.array([Component.REMAINDER.value], dtype=object), np.zeros((1, k)),
             np.ones(1, dtype=np.int64))
     zero = np.zeros((k, k))
     from escrutinio.projection.engine import Shocks

@@ -870,6 +870,10 @@ def parse_2026_district_bundle(
 #: the scraper's votosRestantes); the unit projection uses it for the votes still to come
 FRACTION_COUNTED_KEY: Final = "fraction_counted_by_unit"
 
+#: snapshot metadata of a national cut without acta counts: the fraction of the votes
+#: counted (0-1], as the source estimates it; the projection then models the series
+SERIES_FRACTION_KEY: Final = "pct_votes_counted"
+
 #: a series cut below this fraction of the largest earlier total is a truncated scrape
 SERIES_DROP_FRACTION: Final = 0.9
 
@@ -991,7 +995,7 @@ def parse_2026_national_timeseries(
             part=f"national@{iso}", label=f"ikusij national {row['timestamp']}",
             level=Level.NATIONAL.value,
             metadata={
-                "pct_votes_counted": repr(row["pct_counted"]),
+                SERIES_FRACTION_KEY: repr(row["pct_counted"]),
                 "timestamp_raw": str(row["timestamp"]),
                 "timezone_assumed": str(tz),
                 "note": ("pct_votes_counted is the scraper's vote-weighted estimate, not "
