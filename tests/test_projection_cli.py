@@ -111,6 +111,9 @@ def test_project_a_national_cut_without_actas_from_its_series(
     assert race["trailer"] == "lopez_aliaga" and 0.6 < race["p_leader_ahead"] < 0.9
     assert race["call"]["winner"] is None  # too close to call
     assert [c["component"] for c in p["components"]] == ["remainder"]
+    # every cut the model saw is in the provenance, this one first (229: one is rejected)
+    ids = p["provenance"]["snapshot_ids"]
+    assert len(ids) == 229 and ids[0] == p["snapshot_id"]
 
 
 def test_units_without_acta_counts_or_estimate_are_refused(data_dir: Path) -> None:

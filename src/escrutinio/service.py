@@ -245,11 +245,11 @@ _CUT_VOTES: dict[str, tuple[int, ...]] = {}
 
 
 def _series_history(store: Store, info: SnapshotInfo
-                    ) -> list[tuple[Sequence[float], float]] | None:
+                    ) -> tuple[list[tuple[Sequence[float], float]], list[str]] | None:
     """(votes per candidate, fraction of the votes counted) of every national cut up to
     ``info``, when ``info`` is a national cut without acta counts whose source gives the
     fraction counted (metadata ``pct_votes_counted``, a fraction in (0, 1]: the 2026
-    series); None otherwise."""
+    series), with the ids of those cuts; None otherwise."""
     from escrutinio.sources.onpe_aggregates import SERIES_FRACTION_KEY
 
     if info.kind is not SnapshotKind.UNITS or info.level != Level.NATIONAL.value:
@@ -259,6 +259,7 @@ def _series_history(store: Store, info: SnapshotInfo
         return None
     contest = store.contest(info.contest_id)
     out: list[tuple[Sequence[float], float]] = []
+    ids: list[str] = []
     for s in history_snapshots(store, info.contest_id):
         frac = md.get(s.snapshot_id, {}).get(SERIES_FRACTION_KEY)
         if s.as_of > info.as_of or s.level != Level.NATIONAL.value or not frac:
@@ -269,7 +270,8 @@ def _series_history(store: Store, info: SnapshotInfo
             votes = tuple(int(row[c.column] or 0) for c in contest.candidates)
             _CUT_VOTES[s.snapshot_id] = votes
         out.append((votes, float(frac)))
-    return out
+        ids.append(s.snapshot_id)
+    return out, ids
 
 
 def project_snapshot(store: Store, info: SnapshotInfo, *, params: ModelParams,
@@ -292,8 +294,14 @@ def project_snapshot(store: Store, info: SnapshotInfo, *, params: ModelParams,
                              as_of=info.as_of)
     series = _series_history(store, info)
     if series is not None:  # national totals alone, with the source's fraction counted
-        return project_series(series, contest, params=params, snapshot_id=info.snapshot_id,
+        from dataclasses import replace
+
+        cuts, ids = series
+        proj = project_series(cuts, contest, params=params, snapshot_id=info.snapshot_id,
                               as_of=info.as_of)
+        # reproducible: every cut the series model saw, this one first
+        return replace(proj, provenance=replace(proj.provenance, snapshot_ids=(
+            info.snapshot_id, *(i for i in ids if i != info.snapshot_id))))
     units = finest_units(store.load_units(info.snapshot_id))
     note = None
     if with_national and info.level not in (None, "national"):
