@@ -229,7 +229,7 @@ def _source_remaining(store: Store, info: SnapshotInfo) -> pl.DataFrame | None:
     ``remaining`` frame of :func:`escrutinio.projection.units.project_units`."""
     import json
 
-    from escrutinio.sources.onpe_aggregates import FRACTION_COUNTED_KEY
+    from escrutinio.sources.base import FRACTION_COUNTED_KEY
 
     raw = store.snapshot_metadata(info.contest_id).get(info.snapshot_id, {}).get(
         FRACTION_COUNTED_KEY)
@@ -250,7 +250,7 @@ def _series_history(store: Store, info: SnapshotInfo
     ``info``, when ``info`` is a national cut without acta counts whose source gives the
     fraction counted (metadata ``pct_votes_counted``, a fraction in (0, 1]: the 2026
     series), with the ids of those cuts; None otherwise."""
-    from escrutinio.sources.onpe_aggregates import SERIES_FRACTION_KEY
+    from escrutinio.sources.base import SERIES_FRACTION_KEY
 
     if info.kind is not SnapshotKind.UNITS or info.level != Level.NATIONAL.value:
         return None

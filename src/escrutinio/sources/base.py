@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 import polars as pl
@@ -433,6 +434,16 @@ def parse_timestamp(value: str) -> datetime:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC)
+
+
+#: snapshot metadata: JSON {unit_code: fraction of the unit's votes counted}, an external
+#: estimate a source may carry when it publishes no acta counts (the 2026 bundle's, from
+#: the scraper's votosRestantes); the unit projection uses it for the votes still to come
+FRACTION_COUNTED_KEY: Final = "fraction_counted_by_unit"
+
+#: snapshot metadata of a national cut without acta counts: the fraction of the votes
+#: counted (0-1], as the source estimates it; the projection then models the series
+SERIES_FRACTION_KEY: Final = "pct_votes_counted"
 
 
 def empty_rejected() -> pl.DataFrame:

@@ -39,7 +39,9 @@ import polars as pl
 from escrutinio.domain import Contest, Level, SnapshotKind
 from escrutinio.errors import IngestError, Location
 from escrutinio.sources.base import (
+    FRACTION_COUNTED_KEY,
     REJECTED_SCHEMA,
+    SERIES_FRACTION_KEY,
     ParsedSnapshot,
     SourceBytes,
     cast_ints,
@@ -864,15 +866,6 @@ def parse_2026_district_bundle(
         metadata=meta,
     )
 
-
-#: snapshot metadata: JSON {unit_code: fraction of the unit's votes counted}, an external
-#: estimate a source may carry when it publishes no acta counts (the 2026 bundle's, from
-#: the scraper's votosRestantes); the unit projection uses it for the votes still to come
-FRACTION_COUNTED_KEY: Final = "fraction_counted_by_unit"
-
-#: snapshot metadata of a national cut without acta counts: the fraction of the votes
-#: counted (0-1], as the source estimates it; the projection then models the series
-SERIES_FRACTION_KEY: Final = "pct_votes_counted"
 
 #: a series cut below this fraction of the largest earlier total is a truncated scrape
 SERIES_DROP_FRACTION: Final = 0.9
