@@ -262,7 +262,8 @@ class Server:
 
     def start(self, timeout: float = 90) -> None:
         fh = open(self.log, "ab")  # noqa: SIM115 - kept open for the subprocess's lifetime
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # info: the supervisor logs every worker it replaces (kept in the run's log)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "ESCRUTINIO_UVICORN_LOG_LEVEL": "info"}
         self.proc = subprocess.Popen(
             [*CLI, "--db", self.dsn, "serve", "--port", str(self.port), "--workers",
              str(self.workers), "--no-warm"], stdout=fh, stderr=subprocess.STDOUT, env=env,

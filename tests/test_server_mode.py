@@ -307,14 +307,12 @@ def test_load_with_worker_kill_and_postgres_restart(tmp_path: Path, data_dir: Pa
         # a worker that dies while the database is down is replaced all the same (uvicorn
         # stops the whole server when a new worker fails to start: ours start without it)
         pg.kill9()
-        before = server.worker_pids()
+        before = _wait_workers(server, 2, lambda pids: True)[-1][1]
         os.kill(before[0], signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and (
-                len(server.worker_pids()) != 2 or before[0] in server.worker_pids()):
-            time.sleep(0.1)
-        assert server.proc.poll() is None and len(server.worker_pids()) == 2
-        assert before[0] not in server.worker_pids()
+        seen = _wait_workers(server, 2, lambda pids: before[0] not in pids)
+        log = (tmp_path / "serve.log").read_text("utf-8", "replace")[-2000:]
+        assert server.proc.poll() is None, (seen, log)
+        assert len(seen[-1][1]) == 2 and before[0] not in seen[-1][1], (before, seen, log)
         r = httpx.get(server.base + "/api/v1/health", timeout=10)
         assert r.status_code == 503 and r.headers["retry-after"]
         pg.restart()
@@ -323,6 +321,22 @@ def test_load_with_worker_kill_and_postgres_restart(tmp_path: Path, data_dir: Pa
         if server is not None:
             server.stop()
         pg.stop()
+
+
+def _wait_workers(server: Any, n: int, ok: Callable[[list[int]], bool],
+                  timeout: float = 90.0) -> list[tuple[float, list[int]]]:
+    """Poll the server's workers until there are ``n`` and ``ok(pids)``; returns every
+    change seen, (seconds, pids), for the failure message."""
+    t0 = time.monotonic()
+    seen: list[tuple[float, list[int]]] = []
+    while True:
+        pids = server.worker_pids()
+        if not seen or seen[-1][1] != pids:
+            seen.append((round(time.monotonic() - t0, 2), pids))
+        if (len(pids) == n and ok(pids)) or time.monotonic() - t0 > timeout \
+                or server.proc.poll() is not None:
+            return seen
+        time.sleep(0.1)
 
 
 def _both_faults(bench: Any, server: Any, pg: Any) -> Callable[..., Any]:

@@ -167,12 +167,14 @@ def register(app: typer.Typer) -> None:
         else:
             out.print(T(f"escrutinio en {url} (API: {url}api/) — Ctrl+C para salir",
                         f"escrutinio at {url} (API: {url}api/) — Ctrl+C to stop"))
+        # the server's own log level (info: worker restarts are logged), from the environment
+        level = os.environ.get("ESCRUTINIO_UVICORN_LOG_LEVEL", "warning")
         if application is not None:
-            uvicorn.run(application, host=host, port=port, log_level="warning",
+            uvicorn.run(application, host=host, port=port, log_level=level,
                         access_log=False)
         else:
             uvicorn.run("escrutinio.commands.web:app_from_env", factory=True, host=host,
-                        port=port, workers=workers, log_level="warning", access_log=False)
+                        port=port, workers=workers, log_level=level, access_log=False)
 
     @app.command()
     def migrate(
