@@ -90,6 +90,9 @@ class Shocks:
     draw: tuple[int, ...]
     jee_rate_sd: float
     scales: ShockScales
+    #: when set, the national share draws are multivariate Student t with these degrees of
+    #: freedom (a scale estimated from few residuals: :mod:`escrutinio.projection.drift`)
+    tail_df: float | None = None
 
 
 def sqrt_psd(m: np.ndarray) -> np.ndarray:
@@ -258,6 +261,9 @@ def simulate(
         s = min(chunk, n_sims - start)
         xi = rng.standard_normal((2, s, k))
         zeta = rng.standard_normal((2, s))
+        if shocks.tail_df is not None:
+            df = float(shocks.tail_df)
+            xi *= np.sqrt(df / rng.chisquare(df, (2, s)))[:, :, None]
         # (J, S, K): shock j = its group's draw through its own square root
         eps = xi[draw] @ np.swapaxes(nat_sqrt, 1, 2)
         dlt = zeta[draw] * tsd[:, None]

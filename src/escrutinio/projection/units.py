@@ -107,13 +107,15 @@ def prepare_units(
     units: pl.DataFrame, contest: Contest, *, parents: Mapping[str, str] | None = None,
     baseline: pl.DataFrame | Baseline | None = None,
     blocs: Mapping[str, Sequence[str]] | None = None, remaining: pl.DataFrame | None = None,
-    params: ModelParams | None = None,
+    params: ModelParams | None = None, history: Sequence[pl.DataFrame] = (),
 ) -> Prepared:
     """Fit on the units with counted votes and reduce what is to come to cells.
 
     ``remaining`` (optional): ``unit_code`` and ``fraction_counted`` (0-1] — used for the
     units whose acta counts are unknown: votes still to come = counted valid votes ×
-    (1/fraction − 1)."""
+    (1/fraction − 1). ``history``: the earlier cuts of the same count (unit frames, oldest
+    first, without this one): the late-count drift and every error term of the units
+    with counted votes are learned from them (:mod:`escrutinio.projection.drift`)."""
     params = params or ModelParams()
     jee = params.jee
     cols = contest.candidate_columns
@@ -282,12 +284,12 @@ def project_units(
     baseline: pl.DataFrame | Baseline | None = None,
     blocs: Mapping[str, Sequence[str]] | None = None, remaining: pl.DataFrame | None = None,
     params: ModelParams | None = None, snapshot_id: str = "", as_of: datetime | None = None,
-    pairs: tuple[tuple[str, str], ...] = (),
+    pairs: tuple[tuple[str, str], ...] = (), history: Sequence[pl.DataFrame] = (),
 ) -> Projection:
     """Project the final result from a unit snapshot (see the module docstring)."""
     params = params or ModelParams()
     prep = prepare_units(units, contest, parents=parents, baseline=baseline, blocs=blocs,
-                         remaining=remaining, params=params)
+                         remaining=remaining, params=params, history=history)
     return simulate(
         contest, prep.counted, prep.cells, prep.shocks, n_sims=params.n_sims,
         seed=params.seed, levels=params.levels, call_rule=params.call_rule, basis="units",
