@@ -2,7 +2,8 @@
 
 The names come, in this order, from the newest snapshot of the contest whose metadata
 carries ``area_labels`` (a generic-format sidecar, :mod:`escrutinio.sources.tabular`), from
-the source module of a country escrutinio knows (:data:`KNOWN`, by ISO country code), or
+the country pack of a country escrutinio knows (:mod:`escrutinio.countries`, by ISO
+country code), or
 fall back to the generic "nivel 1 / level 1" (:data:`escrutinio.domain.GENERIC_AREA_LABELS`).
 Presenters ask :func:`escrutinio.service.area_labels`; nothing below this layer names a
 country's levels.
@@ -14,13 +15,12 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Final
 
+from escrutinio.countries import PACKS
 from escrutinio.domain import GENERIC_AREA_LABELS
-from escrutinio.sources import chile, peru
 
-#: the source modules' own names, by ISO 3166-1 alpha-2 country code
+#: the country packs' own names, by ISO 3166-1 alpha-2 country code
 KNOWN: Final[dict[str, Mapping[str, Mapping[str, str]]]] = {
-    "PE": peru.AREA_LABELS,
-    "CL": chile.AREA_LABELS,
+    code: pack.area_labels for code, pack in PACKS.items()
 }
 
 

@@ -1,0 +1,46 @@
+"""Chile's pack: SERVEL, the TRICEL, mesas receptoras, región / comuna / circunscripción
+electoral, America/Santiago. The 2021 first-round converter is :mod:`.source`."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from escrutinio.countries.pack import (
+    GENERIC_AUDIT_ERROR_RATE,
+    GENERIC_COURT_OUTCOMES,
+    CountryPack,
+    Vocabulary,
+)
+from escrutinio.domain import ActaStatus
+
+AREA_LABELS: Final = {
+    "area1": {"es": "región", "en": "region"},
+    "area2": {"es": "comuna", "en": "commune"},
+    "area3": {"es": "circunscripción electoral", "en": "electoral district"},
+}
+
+VOCABULARY: Final = Vocabulary(
+    country=("Chile", "Chile"),
+    authority=("SERVEL", "SERVEL"),
+    court=("TRICEL", "TRICEL"),
+    court_long=("Tribunal Calificador de Elecciones (TRICEL)",
+                "Election Qualifying Court (TRICEL)"),
+    polling_station=("mesa receptora", "polling station"),
+    polling_stations=("mesas receptoras", "polling stations"),
+    status_overrides={ActaStatus.JEE: ("en el TRICEL", "at the TRICEL"),
+                      ActaStatus.NOT_INSTALLED: ("mesa receptora no constituida",
+                                                 "polling station not set up")},
+)
+
+PACK: Final = CountryPack(
+    code="CL",
+    vocabulary=VOCABULARY,
+    area_labels=AREA_LABELS,
+    timezone="America/Santiago",
+    # nothing measured for Chile: the generic, stated assumptions
+    audit_error_rate=GENERIC_AUDIT_ERROR_RATE,
+    court_outcomes=GENERIC_COURT_OUTCOMES,
+    datasets=("chile-2021-first-round",),
+    parsers=("escrutinio.countries.chile.source",),
+    contests=("cl-2021-presidencial-1v",),
+)
