@@ -68,3 +68,41 @@ class NotFoundError(EscrutinioError):
 
 class DatasetError(EscrutinioError):
     exit_code = 4
+
+
+class BadOptionError(EscrutinioError):
+    """A command-line option (or argument) with a value the command cannot use.
+
+    The message names the option, the value and the values that are valid; exit code 2,
+    like every other bad input, and nothing is computed or stored.
+    """
+
+    exit_code = 2
+
+    def __init__(self, option: str, value: object, valid_es: str, valid_en: str) -> None:
+        shown = _short(value)
+        super().__init__(f"{option}: valor no válido {shown}; {valid_es}",
+                         f"{option}: invalid value {shown}; {valid_en}")
+        self.option = option
+        self.value = value
+
+    def to_dict(self) -> dict[str, object]:
+        return super().to_dict() | {"option": self.option, "rule": "bad_option"}
+
+
+class UnknownReferenceError(NotFoundError):
+    """A snapshot, contest or other reference that the store does not hold.
+
+    A ``NotFoundError`` (the web layer answers 404) whose exit code is 2: on the command
+    line an unknown reference is a mistyped option value, and the message lists the
+    valid ones.
+    """
+
+    exit_code = 2
+
+
+def _short(value: object, limit: int = 60) -> str:
+    """A value quoted for a message: escaped (no control character reaches the terminal)
+    and cut to ``limit`` characters."""
+    text = repr(value)  # repr escapes NUL, newlines and bidi controls (not printable)
+    return text if len(text) <= limit else text[: limit - 1] + "…'"

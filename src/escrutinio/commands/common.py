@@ -1,23 +1,30 @@
-"""Presenter helpers shared by every CLI command: consoles, language, JSON, errors, store."""
+"""Presenter helpers shared by every CLI command: consoles, language, JSON, errors, store,
+and the validation of option values (every bad value: exit 2 and the valid ones listed).
+
+Imports stay light (no polars, numpy or analyses): ``escrutinio --help`` loads this module.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from escrutinio.errors import EscrutinioError
-from escrutinio.provenance import to_jsonable
-from escrutinio.store import Store, is_postgres_url
-from escrutinio.store import open_store as open_url
+from escrutinio.errors import BadOptionError, EscrutinioError
+
+if TYPE_CHECKING:
+    from escrutinio.store import Store
 
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
+
+V = TypeVar("V")
 
 
 class Options:
@@ -36,10 +43,24 @@ def T(es: str, en: str) -> str:  # noqa: N802  (short on purpose: used in every 
 
 
 def emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(to_jsonable(obj), ensure_ascii=False, indent=2) + "\n")
+    """Strict JSON on stdout (NaN and infinities become null)."""
+    from escrutinio.provenance import to_jsonable
+
+    sys.stdout.write(json.dumps(_strict(to_jsonable(obj)), ensure_ascii=False, indent=2,
+                                allow_nan=False) + "\n")
 
 
-def fail(exc: EscrutinioError, as_json: bool) -> None:
+def _strict(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_strict(v) for v in obj]
+    return obj
+
+
+def fail(exc: EscrutinioError, as_json: bool) -> NoReturn:
     """Report a user-facing error (bilingual) and exit with its code."""
     if as_json:
         emit_json(exc.to_dict())
@@ -51,6 +72,9 @@ def fail(exc: EscrutinioError, as_json: bool) -> None:
 
 def open_store(read_only: bool = False) -> Store:
     """The store named by ``--db``: a DuckDB file path or a ``postgresql://`` URL."""
+    from escrutinio.store import is_postgres_url
+    from escrutinio.store import open_store as open_url
+
     if is_postgres_url(opts.db):
         return open_url(opts.db, read_only=read_only)
     if read_only and not Path(opts.db).exists():
@@ -58,3 +82,123 @@ def open_store(read_only: bool = False) -> Store:
             f"no existe el almacén {opts.db}; ejecute 'escrutinio ingest' primero",
             f"store {opts.db} does not exist; run 'escrutinio ingest' first")
     return open_url(opts.db, read_only=read_only)
+
+
+# --- option values --------------------------------------------------------------------------
+
+def _listing(valid: Iterable[str], limit: int = 40) -> str:
+    items = list(dict.fromkeys(valid))
+    shown = ", ".join(items[:limit])
+    return shown + (f", … (+{len(items) - limit})" if len(items) > limit else "")
+
+
+def choice(value: str, valid: Iterable[str] | Mapping[str, V], option: str) -> Any:
+    """``value`` if it is one of ``valid`` (case-insensitive), else a :class:`BadOptionError`
+    (exit 2) that lists the valid values. With a mapping (aliases), the mapped value."""
+    check_text(value, option)
+    table: dict[str, Any] = (
+        {str(k).lower(): v for k, v in valid.items()} if isinstance(valid, Mapping)
+        else {str(k).lower(): k for k in valid})
+    key = value.strip().lower()
+    if key in table:
+        return table[key]
+    listing = _listing(str(k) for k in (valid.keys() if isinstance(valid, Mapping) else valid))
+    raise BadOptionError(option, value, f"valores válidos: {listing}",
+                         f"valid values: {listing}")
+
+
+def choices(value: str, valid: Iterable[str], option: str) -> list[str]:
+    """A comma-separated list in which every item is one of ``valid``."""
+    check_text(value, option)
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        listing = _listing(valid)
+        raise BadOptionError(option, value, f"indique uno o más de: {listing}",
+                             f"give one or more of: {listing}")
+    valid_l = list(valid)
+    return [choice(v, valid_l, option) for v in items]
+
+
+def pair(value: str | None, codes: Sequence[str], option: str = "--pair") -> \
+        tuple[str, str] | None:
+    """Two distinct candidate codes ``a,b`` of the contest (``codes``), or None."""
+    if value is None:
+        return None
+    check_text(value, option)
+    listing = _listing(codes)
+    parts = [p.strip() for p in value.split(",")]
+    if len(parts) != 2 or not all(parts) or parts[0].lower() == parts[1].lower():
+        raise BadOptionError(
+            option, value,
+            f"dos códigos distintos separados por coma, de: {listing}",
+            f"two distinct codes separated by a comma, from: {listing}")
+    a, b = (choice(p, list(codes), option) for p in parts)
+    return a, b
+
+
+def number(value: float, option: str, *, lo: float | None = None, hi: float | None = None,
+           lo_open: bool = False, hi_open: bool = False) -> float:
+    """``value`` if it lies in the range, else exit 2 naming the range."""
+    ok = (value == value
+          and (lo is None or (value > lo if lo_open else value >= lo))
+          and (hi is None or (value < hi if hi_open else value <= hi)))
+    if ok:
+        return value
+    left = "-∞" if lo is None else f"{lo:g}"
+    right = "∞" if hi is None else f"{hi:g}"
+    opening = "(" if lo_open or lo is None else "["
+    closing = ")" if hi_open or hi is None else "]"
+    rng = f"{opening}{left}, {right}{closing}"
+    raise BadOptionError(option, value, f"debe estar en {rng}", f"must lie in {rng}")
+
+
+def check_text(value: str, option: str) -> str:
+    """Refuse control characters (NUL, newlines, bidi overrides...) in an option value."""
+    from escrutinio.sources.sanitize import control_char, describe_char
+
+    at = control_char(value)
+    if at is not None:
+        ch = describe_char(value[at])
+        raise BadOptionError(option, value,
+                             f"contiene el carácter de control {ch} en la posición {at + 1}",
+                             f"it holds the control character {ch} at position {at + 1}")
+    return value
+
+
+def input_path(value: str | Path, option: str) -> Path:
+    """An existing file or folder given as input."""
+    check_text(str(value), option)
+    p = Path(value)
+    if not p.exists():
+        raise BadOptionError(option, str(value), "el archivo o la carpeta no existe",
+                             "the file or folder does not exist")
+    return p
+
+
+def output_path(value: str | Path, option: str) -> Path:
+    """A file the command will write: its folder must exist (or be creatable) and it must
+    not be a folder."""
+    check_text(str(value), option)
+    p = Path(value)
+    if p.is_dir():
+        raise BadOptionError(option, str(value), "es una carpeta; indique un archivo",
+                             "it is a folder; give a file name")
+    parent = p.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise BadOptionError(option, str(value),
+                             f"no se puede crear: {parent} no es una carpeta",
+                             f"it cannot be created: {parent} is not a folder")
+    return p
+
+
+def as_error(exc: BaseException) -> EscrutinioError:
+    """An exception as a user-facing error (analyses raise ValueError on bad parameters:
+    those are bad option values, exit 2)."""
+    if isinstance(exc, EscrutinioError):
+        return exc
+    msg = str(exc) or type(exc).__name__
+    error = EscrutinioError(msg, msg)
+    error.exit_code = 2
+    return error

@@ -11,7 +11,7 @@ from datetime import datetime
 import polars as pl
 
 from escrutinio.domain import Contest, SnapshotKind
-from escrutinio.errors import NotFoundError
+from escrutinio.errors import NotFoundError, UnknownReferenceError
 from escrutinio.sources.base import ParsedSnapshot
 
 
@@ -104,6 +104,13 @@ class Store(ABC):
         label, ``latest``/``first``, or ``latest-1`` style offsets."""
         snaps = self.list_snapshots(contest_id, kind)
         if not snaps:
+            if contest_id is not None:
+                known = [c.id for c in self.contests()]
+                if contest_id not in known:
+                    listing = ", ".join(known) or "—"
+                    raise UnknownReferenceError(
+                        f"contienda desconocida: {contest_id!r}; las del almacén: {listing}",
+                        f"unknown contest: {contest_id!r}; the store holds: {listing}")
             raise NotFoundError("no hay instantáneas en el almacén; ejecute 'escrutinio ingest'",
                                 "there are no snapshots in the store; run 'escrutinio ingest'")
         if ref in ("latest", "last"):
@@ -122,9 +129,16 @@ class Store(ABC):
             if len(pref) == 1:
                 return pref[0]
             if len(pref) > 1:
-                raise NotFoundError(f"el prefijo {ref!r} es ambiguo ({len(pref)} instantáneas)",
-                                    f"prefix {ref!r} is ambiguous ({len(pref)} snapshots)")
-        raise NotFoundError(f"instantánea desconocida: {ref!r}", f"unknown snapshot: {ref!r}")
+                raise UnknownReferenceError(
+                    f"el prefijo {ref!r} es ambiguo ({len(pref)} instantáneas)",
+                    f"prefix {ref!r} is ambiguous ({len(pref)} snapshots)")
+        recent = ", ".join(f"{s.short_id} ({s.label})" for s in snaps[-3:][::-1])
+        raise UnknownReferenceError(
+            f"instantánea desconocida: {ref!r}; válidas: latest, first, latest-N (N < "
+            f"{len(snaps)}), un id o un prefijo de 6+ caracteres, o una etiqueta; las más "
+            f"recientes: {recent}",
+            f"unknown snapshot: {ref!r}; valid: latest, first, latest-N (N < {len(snaps)}), "
+            f"an id or a prefix of 6+ characters, or a label; the latest: {recent}")
 
     def __enter__(self) -> Store:
         return self
