@@ -113,12 +113,16 @@ def test_missing_candidate_column(store, tmp_path):
     assert_rejected_file(store, tmp_path, p, 1, "v_caro", "missing_candidate_column")
 
 
-def test_wrong_encoding_latin1(store, tmp_path):
+def test_latin1_is_read_with_a_warning(store, tmp_path):
+    # Excel's CSV export in many locales is Latin-1: read, never silently (issue #16)
     rows = [*GOOD[:2], GOOD[2].replace("Sur", "Ñuñoa")]
     data = csv_text(rows).encode("latin-1")
     p = put_file(tmp_path / "bad", data)
-    err = assert_rejected_file(store, tmp_path, p, 4, None, "encoding")
-    assert "Latin-1" in err.message_en
+    snap = parse_tabular(p)
+    assert snap.geography.filter(pl.col("code") == "02")["name"].to_list() == ["Ñuñoa"]
+    warn = snap.findings.filter(pl.col("rule") == "ingest_warning")
+    assert warn.height == 1 and "Latin-1" in warn["message_en"][0]
+    assert "line 4" in warn["message_en"][0] and "Latin-1" in snap.metadata["warnings"]
 
 
 def test_truncated_gzip(store, tmp_path):

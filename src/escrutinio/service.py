@@ -37,12 +37,14 @@ def _ref(info: SnapshotInfo) -> SnapshotRef:
 
 def detect_parser(path: Path, *, as_of: str | None = None) -> Parser:
     """Choose a parser from the file's header (not only its name)."""
-    from escrutinio.sources import onpe_files
+    from escrutinio.sources import onpe_files, tabular
     from escrutinio.sources.base import read_source
 
     name = path.name
     if path.is_dir():
         from escrutinio.sources import onpe_aggregates
+        if tabular.is_generic_folder(path):  # data files with their sidecars
+            return tabular.parse_folder
 
         return lambda p: onpe_aggregates.parse_progress_tables(p)
     if name.endswith(".parquet") or name.endswith((".json", ".json.gz")):
@@ -50,9 +52,9 @@ def detect_parser(path: Path, *, as_of: str | None = None) -> Parser:
             from escrutinio.sources import onpe_aggregates
 
             return lambda p: [onpe_aggregates.parse_2026_district_bundle(p)]
-        from escrutinio.sources import tabular
-
-        return lambda p: [tabular.parse_tabular(p)]
+        return tabular.parse_tabular_many
+    if tabular.sidecar_path_for(path).is_file():  # the generic format, in any CSV dialect
+        return tabular.parse_tabular_many
     head = read_source(path).text[:4096].split(b"\n", 1)[0].decode("utf-8", "replace")
     if "v2_emitidos" in head or "v1_emitidos" in head:
         return lambda p: [onpe_files.parse_ronderos(p, as_of=as_of)]
@@ -63,9 +65,7 @@ def detect_parser(path: Path, *, as_of: str | None = None) -> Parser:
 
         return lambda p: onpe_aggregates.parse_2026_national_timeseries(p)
     if "acta_id" in head or "unit_code" in head:
-        from escrutinio.sources import tabular
-
-        return lambda p: [tabular.parse_tabular(p)]
+        return tabular.parse_tabular_many
     raise IngestError(Location(str(path), 1), "unknown_format",
                       "formato no reconocido; vea docs/formats.md",
                       "unrecognised format; see docs/formats.md")

@@ -29,9 +29,10 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
@@ -47,7 +48,11 @@ from escrutinio.domain import (
 )
 from escrutinio.errors import IngestError, Location
 from escrutinio.sources.base import (
+    FRACTION_COUNTED_KEY,
+    REJECTED_SCHEMA,
+    SERIES_FRACTION_KEY,
     ParsedSnapshot,
+    SourceBytes,
     cast_ints,
     conform,
     read_csv_strict,
@@ -58,24 +63,38 @@ from escrutinio.verify.checks import validate_actas
 from escrutinio.verify.unit_checks import validate_units
 
 FORMAT: Final = "escrutinio-tabular"
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
+#: sidecar versions this code reads: 1 (the original keys) and 2 (1 plus the optional keys
+#: timezone, court_name, vote_types, seats, previous_round, pct_votes_counted,
+#: votes_remaining; unknown keys warn). Schema: ``sources/schema/contest-sidecar.v2.json``
+SUPPORTED_VERSIONS: Final = (1, 2)
 SIDECAR_SUFFIX: Final = ".contest.json"
 PARQUET_MAGIC: Final = b"PAR1"
 
-ACTA_REQUIRED: Final = ("acta_id", "status", "area1_code", "electors", "cast", "blank", "null")
+ACTA_REQUIRED: Final = ("acta_id", "status", "area1_code", "cast")
+#: a series file (many cuts in one file) has one of these columns: the cut's moment
+SERIES_COLUMNS: Final = ("as_of", "cut")
+#: figures a country's actas may not have: an absent column is unknown (null), never 0
+ABSENT_FIGURES: Final = ("electors", "blank", "null")
 ACTA_OPTIONAL: Final = ("area1_name", "area2_code", "area2_name", "area3_code", "area3_name",
-                        "abroad", "polling_place", "observation", "resolved", "challenged")
-UNIT_REQUIRED: Final = ("level", "unit_code", "actas_total", "actas_counted", "electors",
-                        "cast", "blank", "null")
-UNIT_OPTIONAL: Final = ("unit_name", "parent_code", "abroad", "actas_processed", "actas_jee",
-                        "actas_pending", "actas_annulled", "actas_not_installed",
-                        "electors_total", "challenged")
+                        "abroad", "polling_place", "observation", "resolved", "challenged",
+                        *ABSENT_FIGURES, "vote_type", "batch", "ballots_issued",
+                        *SERIES_COLUMNS)
+UNIT_REQUIRED: Final = ("level", "unit_code", "cast")
+UNIT_OPTIONAL: Final = ("unit_name", "parent_code", "abroad", "actas_total", "actas_counted",
+                        "actas_processed", "actas_jee", "actas_pending", "actas_annulled",
+                        "actas_not_installed", "electors", "electors_total", "blank", "null",
+                        "challenged", "votes_remaining", "pct_votes_counted", *SERIES_COLUMNS)
+#: per-unit columns that are not canonical figures: kept in the snapshot's metadata
+UNIT_ESTIMATES: Final = ("votes_remaining", "pct_votes_counted")
 
 TEXT_COLUMNS: Final = frozenset({
     "acta_id", "status", "area1_code", "area1_name", "area2_code", "area2_name", "area3_code",
     "area3_name", "polling_place", "observation", "level", "unit_code", "unit_name",
-    "parent_code",
+    "parent_code", "vote_type", "batch", "as_of", "cut",
 })
+#: columns read as numbers with a fraction (not integers)
+FLOAT_COLUMNS: Final = frozenset({"pct_votes_counted"})
 BOOL_COLUMNS: Final = frozenset({"abroad", "resolved"})
 # every other column (counts and v_<code>) is an integer
 
@@ -123,16 +142,32 @@ class RowLocation(Location):
 
 @dataclass(frozen=True, slots=True)
 class Sidecar:
-    """The contest sidecar of a data file (schema in docs/formats.md)."""
+    """The contest sidecar of a data file (schema in docs/formats.md and
+    ``sources/schema/contest-sidecar.v2.json``).
+
+    ``as_of`` is None only when the sidecar leaves it to the data (a series file carries
+    an ``as_of`` or ``cut`` column). ``warnings`` lists (field, es, en) for what was
+    accepted with a caveat (an unknown key, a Latin-1 file...)."""
 
     path: str
     contest: Contest
-    as_of: datetime
+    as_of: datetime | None
     sha256: str
     kind: SnapshotKind | None = None
     source_uri: str | None = None
     label: str | None = None
     area_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    timezone: str | None = None
+    court_name: Mapping[str, str] | None = None
+    vote_types: Mapping[str, Mapping[str, str]] | None = None
+    seats: int | None = None
+    previous_round: str | None = None
+    #: national fraction of the votes counted, and per unit code
+    pct_votes_counted: float | None = None
+    pct_votes_counted_by_unit: Mapping[str, float] = field(default_factory=dict)
+    votes_remaining: int | None = None
+    votes_remaining_by_unit: Mapping[str, int] = field(default_factory=dict)
+    warnings: tuple[tuple[str, str, str], ...] = ()
 
 
 def sidecar_path_for(data_path: str | Path) -> Path:
@@ -141,15 +176,34 @@ def sidecar_path_for(data_path: str | Path) -> Path:
     return p.with_name(p.name + SIDECAR_SUFFIX)
 
 
-_SIDECAR_KEYS = {"format", "format_version", "kind", "contest", "as_of", "source_uri", "label",
-                 "area_labels"}
-_CONTEST_KEYS = {"id", "name", "kind", "country", "date", "majority_threshold", "candidates"}
-_CANDIDATE_KEYS = {"code", "name", "party", "authority_code"}
+#: top-level sidecar keys, in documented order (the JSON Schema lists the same)
+SIDECAR_KEYS: Final = ("format", "format_version", "kind", "contest", "as_of", "timezone",
+                       "source_uri", "label", "area_labels", "court_name", "vote_types",
+                       "seats", "previous_round", "pct_votes_counted", "votes_remaining")
+CONTEST_KEYS: Final = ("id", "name", "kind", "country", "date", "majority_threshold",
+                       "candidates")
+CANDIDATE_KEYS: Final = ("code", "name", "party", "authority_code")
+_SIDECAR_KEYS = set(SIDECAR_KEYS)
+_CONTEST_KEYS = set(CONTEST_KEYS)
+_CANDIDATE_KEYS = set(CANDIDATE_KEYS)
 _CODE_RE = re.compile(r"^[a-z0-9_]+$")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: the key of the national value in a per-unit ``pct_votes_counted`` / ``votes_remaining``
+NATIONAL_KEY: Final = "national"
 
 
-def _parse_as_of(value: object) -> datetime | None:
+def _zone(name: str | None) -> tzinfo | None:
+    if name is None:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def _parse_as_of(value: object, zone: tzinfo | None = None) -> datetime | None:
+    """ISO 8601 with a zone; a bare local time only when ``zone`` (the sidecar's
+    ``timezone``) says where it was read."""
     if not isinstance(value, str):
         return None
     try:
@@ -157,8 +211,49 @@ def _parse_as_of(value: object) -> datetime | None:
     except ValueError:
         return None
     if dt.tzinfo is None:
-        return None
+        if zone is None:
+            return None
+        dt = dt.replace(tzinfo=zone)
     return dt.astimezone(UTC)
+
+
+def _close_key(key: str, known: Sequence[str]) -> str | None:
+    """The known key a typo most likely meant (``asof`` -> ``as_of``)."""
+    flat = key.lower().replace("_", "").replace("-", "")
+    for k in known:
+        if k.replace("_", "") == flat:
+            return k
+    return None
+
+
+def _labels_ok(v: object) -> bool:
+    return (isinstance(v, dict) and bool(v) and set(v) <= {"es", "en"}
+            and all(isinstance(x, str) and x.strip() for x in v.values()))
+
+
+def _per_unit(d: Mapping[str, Any], key: str, bad: Any, *, fraction: bool
+              ) -> tuple[float | int | None, dict[str, Any]]:
+    """``pct_votes_counted`` / ``votes_remaining``: a number (national) or an object
+    ``{unit_code: number}`` whose key ``national`` is the national value."""
+    v = d.get(key)
+    if v is None:
+        return None, {}
+    items = v.items() if isinstance(v, dict) else [(NATIONAL_KEY, v)]
+    out: dict[str, Any] = {}
+    for unit, x in items:
+        where = key if not isinstance(v, dict) else f"{key}.{unit}"
+        if fraction:
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 <= x <= 1:
+                raise bad(where, "debe ser una fracción entre 0 y 1 (0.975 para 97.5 %)",
+                          "must be a fraction between 0 and 1 (0.975 for 97.5%)")
+            out[str(unit)] = float(x)
+        else:
+            if isinstance(x, bool) or not isinstance(x, int) or x < 0:
+                raise bad(where, "debe ser un número entero de votos >= 0",
+                          "must be a whole number of votes >= 0")
+            out[str(unit)] = int(x)
+    national = out.pop(NATIONAL_KEY, None)
+    return national, out
 
 
 def read_sidecar(path: str | Path) -> Sidecar:
@@ -192,29 +287,39 @@ def read_sidecar(path: str | Path) -> Sidecar:
                           f"unreadable JSON: {exc.msg} (column {exc.colno})") from None
     if not isinstance(d, dict):
         raise bad("*", "el JSON debe ser un objeto", "the JSON must be an object")
+    warnings: list[tuple[str, str, str]] = []
     for k in d:
         if k not in _SIDECAR_KEYS:
-            raise bad(k, f"clave no reconocida {k!r}", f"unrecognised key {k!r}")
+            _unknown(k, k, SIDECAR_KEYS, bad, warnings)
     if "format" in d and d["format"] != FORMAT:
         raise bad("format", f"'format' debe ser {FORMAT!r}", f"'format' must be {FORMAT!r}")
-    if "format_version" in d and d["format_version"] != FORMAT_VERSION:
-        raise bad("format_version", f"versión de formato no soportada: {d['format_version']!r}",
-                  f"unsupported format version: {d['format_version']!r}")
+    if "format_version" in d and d["format_version"] not in SUPPORTED_VERSIONS:
+        raise bad("format_version", f"versión de formato no soportada: {d['format_version']!r} "
+                  f"(se leen {', '.join(map(str, SUPPORTED_VERSIONS))})",
+                  f"unsupported format version: {d['format_version']!r} (readable: "
+                  f"{', '.join(map(str, SUPPORTED_VERSIONS))})")
     kind = None
     if d.get("kind") is not None:
         if d["kind"] not in ("actas", "units"):
             raise bad("kind", "'kind' debe ser 'actas' o 'units'",
                       "'kind' must be 'actas' or 'units'")
         kind = SnapshotKind(d["kind"])
-    if "as_of" not in d:
-        raise bad("as_of", "falta 'as_of' (momento que describen los datos, ISO 8601 con zona)",
-                  "'as_of' is missing (moment the data describes, ISO 8601 with a zone)")
-    as_of = _parse_as_of(d["as_of"])
-    if as_of is None:
-        raise bad("as_of", f"'as_of' debe ser ISO 8601 con zona horaria, p. ej. "
-                  f"2021-06-17T00:00:00Z (se encontró {d['as_of']!r})",
-                  f"'as_of' must be ISO 8601 with a time zone, e.g. 2021-06-17T00:00:00Z "
-                  f"(found {d['as_of']!r})")
+    tz_name = d.get("timezone")
+    zone = _zone(tz_name) if isinstance(tz_name, str) else None
+    if tz_name is not None and zone is None:
+        raise bad("timezone", f"zona horaria IANA desconocida {tz_name!r} (p. ej. "
+                  "America/Lima, America/Santiago, UTC)",
+                  f"unknown IANA time zone {tz_name!r} (e.g. America/Lima, "
+                  "America/Santiago, UTC)")
+    as_of = None
+    if d.get("as_of") is not None:
+        as_of = _parse_as_of(d["as_of"], zone)
+        if as_of is None:
+            raise bad("as_of", f"'as_of' debe ser ISO 8601 con zona horaria, p. ej. "
+                      f"2021-06-17T00:00:00Z, o hora local con 'timezone' declarada (se "
+                      f"encontró {d['as_of']!r})",
+                      f"'as_of' must be ISO 8601 with a time zone, e.g. 2021-06-17T00:00:00Z, "
+                      f"or a local time with 'timezone' declared (found {d['as_of']!r})")
     for k in ("source_uri", "label"):
         if d.get(k) is not None and not isinstance(d[k], str):
             raise bad(k, f"'{k}' debe ser texto", f"'{k}' must be text")
@@ -223,23 +328,77 @@ def read_sidecar(path: str | Path) -> Sidecar:
         raise bad("area_labels", "'area_labels' debe ser un objeto",
                   "'area_labels' must be an object")
     for k, v in labels.items():
-        ok = (k in ("area1", "area2", "area3") and isinstance(v, dict)
-              and set(v) <= {"es", "en"} and all(isinstance(x, str) for x in v.values()))
-        if not ok:
+        if not (k in ("area1", "area2", "area3") and _labels_ok(v)):
             raise bad(f"area_labels.{k}",
                       "use area1/area2/area3 con textos {\"es\": ..., \"en\": ...}",
                       "use area1/area2/area3 with texts {\"es\": ..., \"en\": ...}")
-    contest = _contest_from_json(d.get("contest"), bad)
+    court = d.get("court_name")
+    if isinstance(court, str) and court.strip():
+        court = {"es": court, "en": court}
+    if court is not None and not _labels_ok(court):
+        raise bad("court_name", "'court_name': texto u objeto {\"es\": ..., \"en\": ...}",
+                  "'court_name': text or an object {\"es\": ..., \"en\": ...}")
+    vote_types = d.get("vote_types")
+    if isinstance(vote_types, list):
+        if not all(isinstance(x, str) and _CODE_RE.match(x) for x in vote_types):
+            raise bad("vote_types", "lista de códigos (minúsculas ASCII, dígitos y '_')",
+                      "a list of codes (lower-case ASCII, digits and '_')")
+        vote_types = {x: {"es": x, "en": x} for x in vote_types}
+    if vote_types is not None:
+        if not isinstance(vote_types, dict) or not vote_types:
+            raise bad("vote_types", "'vote_types': lista de códigos u objeto {código: "
+                      "{\"es\": ..., \"en\": ...}}",
+                      "'vote_types': a list of codes or an object {code: "
+                      "{\"es\": ..., \"en\": ...}}")
+        for k, v in vote_types.items():
+            if not _CODE_RE.match(k) or not _labels_ok(v):
+                raise bad(f"vote_types.{k}", "código en minúsculas con textos {\"es\", \"en\"}",
+                          "a lower-case code with texts {\"es\", \"en\"}")
+    seats = d.get("seats")
+    if seats is not None and (isinstance(seats, bool) or not isinstance(seats, int)
+                              or seats < 1):
+        raise bad("seats", "'seats' debe ser un entero >= 1", "'seats' must be an integer >= 1")
+    prev = d.get("previous_round")
+    if prev is not None and (not isinstance(prev, str) or not _ID_RE.match(prev)):
+        raise bad("previous_round", "identificador de contienda inválido (letras, dígitos, "
+                  "'.', '_', '-')", "invalid contest identifier (letters, digits, '.', '_', '-')")
+    pct, pct_units = _per_unit(d, "pct_votes_counted", bad, fraction=True)
+    rem, rem_units = _per_unit(d, "votes_remaining", bad, fraction=False)
+    contest = _contest_from_json(d.get("contest"), bad, warnings)
+    if prev is not None and prev == contest.id:
+        raise bad("previous_round", "'previous_round' no puede ser la misma contienda",
+                  "'previous_round' cannot be the contest itself")
     return Sidecar(path=name, contest=contest, as_of=as_of, sha256=sha256_bytes(raw), kind=kind,
-                   source_uri=d.get("source_uri"), label=d.get("label"), area_labels=labels)
+                   source_uri=d.get("source_uri"), label=d.get("label"), area_labels=labels,
+                   timezone=tz_name, court_name=court, vote_types=vote_types, seats=seats,
+                   previous_round=prev, pct_votes_counted=pct, pct_votes_counted_by_unit=pct_units,
+                   votes_remaining=rem, votes_remaining_by_unit=rem_units,
+                   warnings=tuple(warnings))
 
 
-def _contest_from_json(c: Any, bad: Any) -> Contest:
+def _unknown(key: str, where: str, known: Sequence[str], bad: Any,
+             warnings: list[tuple[str, str, str]]) -> None:
+    """An unknown key warns, unless it is a typo of a known one or a top-level key put in
+    the wrong object: then it is an error (silently ignoring it would lose data)."""
+    meant = _close_key(key, known)
+    if meant is not None and meant != key:
+        raise bad(where, f"clave no reconocida {key!r}: ¿quiso decir {meant!r}?",
+                  f"unrecognised key {key!r}: did you mean {meant!r}?")
+    if key in _SIDECAR_KEYS:
+        raise bad(where, f"{key!r} va en el nivel superior del archivo, no aquí",
+                  f"{key!r} belongs at the top level of the file, not here")
+    warnings.append((where, f"clave no reconocida {key!r}: se ignora",
+                     f"unrecognised key {key!r}: ignored"))
+
+
+def _contest_from_json(c: Any, bad: Any, warnings: list[tuple[str, str, str]] | None = None
+                       ) -> Contest:
+    warns = warnings if warnings is not None else []
     if not isinstance(c, dict):
         raise bad("contest", "falta el objeto 'contest'", "the 'contest' object is missing")
     for k in c:
         if k not in _CONTEST_KEYS:
-            raise bad(f"contest.{k}", f"clave no reconocida {k!r}", f"unrecognised key {k!r}")
+            _unknown(k, f"contest.{k}", CONTEST_KEYS, bad, warns)
     for k in ("id", "name", "kind", "country", "date", "candidates"):
         if k not in c:
             raise bad(f"contest.{k}", f"falta 'contest.{k}'", f"'contest.{k}' is missing")
@@ -274,7 +433,7 @@ def _contest_from_json(c: Any, bad: Any) -> Contest:
             raise bad(where, "cada candidato es un objeto", "each candidate is an object")
         for k in cand:
             if k not in _CANDIDATE_KEYS:
-                raise bad(f"{where}.{k}", f"clave no reconocida {k!r}", f"unrecognised key {k!r}")
+                _unknown(k, f"{where}.{k}", CANDIDATE_KEYS, bad, warns)
         code = cand.get("code")
         if not isinstance(code, str) or not _CODE_RE.match(code):
             raise bad(f"{where}.code",
@@ -285,8 +444,11 @@ def _contest_from_json(c: Any, bad: Any) -> Contest:
         for k in ("party", "authority_code"):
             if cand.get(k) is not None and not isinstance(cand[k], str):
                 raise bad(f"{where}.{k}", f"'{k}' debe ser texto", f"'{k}' must be text")
+    known = {k: v for k, v in c.items() if k in _CONTEST_KEYS}
+    known["candidates"] = [{k: v for k, v in cand.items() if k in _CANDIDATE_KEYS}
+                           for cand in cands]
     try:
-        return Contest.from_dict(c)
+        return Contest.from_dict(known)
     except ValueError as exc:
         raise bad("contest.candidates", f"contienda inválida: {exc}",
                   f"invalid contest: {exc}") from None
@@ -430,6 +592,16 @@ def _coerce_parquet(df: pl.DataFrame, file: str) -> pl.DataFrame:
                       else pl.Int64)
             df = df.with_columns(pl.col(c).cast(target))
             continue
+        if c in SERIES_COLUMNS and isinstance(dt, pl.Datetime):
+            fmt = "%Y-%m-%dT%H:%M:%S%.f" + ("%:z" if dt.time_zone else "")
+            df = df.with_columns(pl.col(c).dt.strftime(fmt))
+            continue
+        if c in FLOAT_COLUMNS:
+            if dt.is_numeric():
+                df = df.with_columns(pl.col(c).cast(pl.Float64))
+                continue
+            df = _typed(df.with_columns(pl.col(c).cast(pl.String)), file, RowLocation)
+            continue
         if c in TEXT_COLUMNS:
             if dt in (pl.String, pl.Categorical) or isinstance(dt, pl.Enum):
                 df = df.with_columns(pl.col(c).cast(pl.String))
@@ -494,36 +666,143 @@ class _Read:
     kind: SnapshotKind
     sha256: str
     n_bytes: int
-    fmt: str  # "csv" | "parquet"
+    fmt: str  # "csv" | "parquet" | "json"
+    warnings: tuple[tuple[str, str, str], ...] = ()  # (field, es, en)
+    dialect: str = ""
+
+
+#: separators a CSV may use: Excel writes ';' where the decimal mark is a comma
+SEPARATORS: Final = {",": "comma", ";": "semicolon", "\t": "tab"}
+
+
+def sniff_separator(header_line: str) -> str:
+    """The separator that splits the header into the most fields (a tie keeps ',')."""
+    best, n_best = ",", 0
+    for sep in SEPARATORS:
+        n = len(next(csv.reader([header_line], delimiter=sep)))
+        if n > n_best:
+            best, n_best = sep, n
+    return best
+
+
+def _read_text(path: Path) -> tuple[SourceBytes, list[tuple[str, str, str]]]:
+    """UTF-8 (with or without BOM); a file that is not UTF-8 is read as Latin-1 with a
+    warning naming the first line that is not (Excel's export in many locales)."""
+    try:
+        return read_source(path), []
+    except IngestError as exc:
+        if exc.rule != "encoding":
+            raise
+        src = read_source(path, encoding="latin-1")
+        return src, [("*", f"el archivo no es UTF-8 (línea {exc.location.line}): se leyó como "
+                           "Latin-1 (ISO-8859-1); revise los nombres con tildes y eñes",
+                      f"the file is not UTF-8 (line {exc.location.line}): read as Latin-1 "
+                      "(ISO-8859-1); check names with accents")]
+
+
+def _typed(df: pl.DataFrame, file: str, loc_type: type[Location]) -> pl.DataFrame:
+    """String CSV columns to their types: integers, fractions, booleans."""
+    ints = [c for c in df.columns if c not in TEXT_COLUMNS and c not in BOOL_COLUMNS
+            and c not in FLOAT_COLUMNS and c != "__line"]
+    df = cast_ints(df, ints, file)
+    for c in [c for c in df.columns if c in FLOAT_COLUMNS]:
+        x = pl.col(c).str.strip_chars().str.replace(",", ".", literal=True)
+        out = df.select(x.cast(pl.Float64, strict=False).alias(c))[c]
+        bad_mask = pl.col(c).is_not_null() & out.is_null()
+        if df.select(bad_mask.any()).item():
+            line, value, n = _first_bad(df, bad_mask, c)
+            raise IngestError(loc_type(file, line, c), "not_a_number",
+                              f"se esperaba un número y se encontró {value!r} ({n} filas)",
+                              f"expected a number, found {value!r} ({n} rows)")
+        df = df.with_columns(out)
+    return _parse_bools(df, file, loc_type)
 
 
 def _read_csv(path: Path, sidecar_getter: Any, wanted: SnapshotKind | None
               ) -> tuple[_Read, Sidecar]:
-    src = read_source(path)
+    src, warns = _read_text(path)
     header_line = src.text.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
-    header = next(csv.reader([header_line]))
+    sep = sniff_separator(header_line)
+    header = next(csv.reader([header_line], delimiter=sep))
     side: Sidecar = sidecar_getter()
     loc = Location(src.path, 1)
     kind = _detect_kind(header, loc, wanted, side)
     _check_candidates(header, side.contest, loc, side.path)
     req, opt = _columns_for(kind)
-    df = read_csv_strict(src, required=[*req, *side.contest.candidate_columns], optional=opt)
-    ints = [c for c in df.columns if c not in TEXT_COLUMNS and c not in BOOL_COLUMNS
-            and c != "__line"]
-    df = cast_ints(df, ints, src.path)
-    df = _parse_bools(df, src.path, Location)
-    return _Read(df, kind, src.sha256, len(src.raw), "csv"), side
+    df = read_csv_strict(src, required=[*req, *side.contest.candidate_columns], optional=opt,
+                         separator=sep)
+    df = _typed(df, src.path, Location)
+    return _Read(df, kind, src.sha256, len(src.raw), "csv", tuple(warns),
+                 SEPARATORS[sep]), side
 
 
-def _read_parquet(path: Path, raw: bytes, sidecar_getter: Any, wanted: SnapshotKind | None
-                  ) -> tuple[_Read, Sidecar]:
-    name = str(path)
+def _json_frame(raw: bytes, name: str) -> pl.DataFrame:
+    """A JSON array of row objects (or ``{"rows": [...]}``), gzip allowed; every value a
+    JSON string, number, boolean or null."""
+    data = raw
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(raw)
+        except (EOFError, gzip.BadGzipFile, OSError) as exc:
+            raise IngestError(Location(name), "gzip_corrupt",
+                              f"el archivo gzip está truncado o dañado ({exc})",
+                              f"the gzip file is truncated or corrupt ({exc})") from None
     try:
-        df = pl.read_parquet(io.BytesIO(raw))
-    except Exception as exc:  # polars/arrow raise several types for a damaged file
-        raise IngestError(Location(name), "parquet_corrupt",
-                          f"el archivo Parquet está truncado o dañado ({exc})",
-                          f"the Parquet file is truncated or corrupt ({exc})") from None
+        doc = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise IngestError(Location(name, line), "encoding", "el JSON no es UTF-8 válido",
+                          "the JSON is not valid UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise IngestError(Location(name, exc.lineno), "json_syntax",
+                          f"JSON ilegible: {exc.msg} (columna {exc.colno})",
+                          f"unreadable JSON: {exc.msg} (column {exc.colno})") from None
+    rows = doc.get("rows") if isinstance(doc, dict) else doc
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise IngestError(Location(name), "json_shape",
+                          "se esperaba una lista de filas [{columna: valor}, ...] o "
+                          "{\"rows\": [...]}",
+                          "expected a list of rows [{column: value}, ...] or {\"rows\": [...]}")
+    if not rows:
+        raise IngestError(RowLocation(name, 1), "no_rows", "el archivo no tiene filas de datos",
+                          "the file has no data rows")
+    columns: dict[str, None] = {}
+    for r in rows:
+        columns.update(dict.fromkeys(r))
+    for i, r in enumerate(rows, start=1):
+        for k, v in r.items():
+            if isinstance(v, (dict, list)):
+                raise IngestError(RowLocation(name, i, k), "wrong_type",
+                                  "se esperaba un valor simple, no un objeto o lista",
+                                  "expected a plain value, not an object or list")
+    # every value as text: the same typing rules as CSV then apply
+    def text(v: object) -> str | None:
+        if v is None:
+            return None
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))
+        return str(v)
+
+    return pl.DataFrame({c: [text(r.get(c)) for r in rows] for c in columns},
+                        schema=dict.fromkeys(columns, pl.String))
+
+
+def _read_frame(path: Path, raw: bytes, fmt: str, sidecar_getter: Any,
+                wanted: SnapshotKind | None) -> tuple[_Read, Sidecar]:
+    """Parquet or JSON: a frame with typed (Parquet) or text (JSON) columns; errors name
+    the data row."""
+    name = str(path)
+    if fmt == "parquet":
+        try:
+            df = pl.read_parquet(io.BytesIO(raw))
+        except Exception as exc:  # polars/arrow raise several types for a damaged file
+            raise IngestError(Location(name), "parquet_corrupt",
+                              f"el archivo Parquet está truncado o dañado ({exc})",
+                              f"the Parquet file is truncated or corrupt ({exc})") from None
+    else:
+        df = _json_frame(raw, name)
     side: Sidecar = sidecar_getter()
     loc = RowLocation(name, None)
     kind = _detect_kind(df.columns, loc, wanted, side)
@@ -534,8 +813,8 @@ def _read_parquet(path: Path, raw: bytes, sidecar_getter: Any, wanted: SnapshotK
         raise IngestError(RowLocation(name, 1), "no_rows", "el archivo no tiene filas de datos",
                           "the file has no data rows")
     df = df.with_row_index("__line", offset=1).with_columns(pl.col("__line").cast(pl.Int64))
-    df = _coerce_parquet(df, name)
-    return _Read(df, kind, sha256_bytes(raw), len(raw), "parquet"), side
+    df = _coerce_parquet(df, name) if fmt == "parquet" else _typed(df, name, RowLocation)
+    return _Read(df, kind, sha256_bytes(raw), len(raw), fmt), side
 
 
 def _status_expr() -> pl.Expr:
@@ -582,20 +861,10 @@ def _unit_geography(df: pl.DataFrame) -> pl.DataFrame | None:
     return geo.cast(_GEO_SCHEMA).sort("level", "code")  # type: ignore[arg-type]
 
 
-def parse_tabular(
-    path: str | Path, contest_file: str | Path | None = None, *,
-    kind: SnapshotKind | str | None = None, label: str = "",
-) -> ParsedSnapshot:
-    """Parse a file in the generic format (CSV, CSV.gz or Parquet) with its sidecar.
-
-    ``contest_file`` defaults to ``<path>.contest.json``. ``kind`` forces per-acta or
-    per-unit reading; by default the columns decide (``acta_id`` vs ``level``/``unit_code``).
-    Raises :class:`IngestError` for anything that prevents reading the file; rows that
-    break a rule are rejected (kept in ``ParsedSnapshot.rejected``) or flagged.
-    """
-    p = Path(path)
-    name = str(path)
-    wanted = SnapshotKind(kind) if kind is not None else None
+def _open(p: Path, contest_file: str | Path | None, wanted: SnapshotKind | None
+          ) -> tuple[_Read, Sidecar]:
+    """Read the data file (CSV, Parquet or JSON, by its first bytes) and its sidecar."""
+    name = str(p)
     side_path = Path(contest_file) if contest_file is not None else sidecar_path_for(p)
     cache: list[Sidecar] = []
 
@@ -605,55 +874,309 @@ def parse_tabular(
         return cache[0]
 
     try:
-        with p.open("rb") as fh:
-            head = fh.read(4)
-    except FileNotFoundError:
+        raw = p.read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
         raise IngestError(Location(name), "file_not_found", "el archivo no existe",
                           "the file does not exist") from None
+    head = raw[:4]
+    lower = p.name.lower()
     if head == PARQUET_MAGIC:
-        read, side = _read_parquet(p, p.read_bytes(), get_sidecar, wanted)
-    elif p.name.lower().endswith(".parquet"):
-        if not head:
+        return _read_frame(p, raw, "parquet", get_sidecar, wanted)
+    if lower.endswith(".parquet"):
+        if not raw.strip():
             raise IngestError(Location(name), "empty_file", "el archivo está vacío",
                               "the file is empty")
         raise IngestError(Location(name), "parquet_corrupt",
                           "el archivo .parquet no empieza con la marca PAR1",
                           "the .parquet file does not start with the PAR1 marker")
-    else:
-        read, side = _read_csv(p, get_sidecar, wanted)
+    if lower.endswith((".json", ".json.gz")):
+        if not raw.strip():
+            raise IngestError(Location(name), "empty_file", "el archivo está vacío",
+                              "the file is empty")
+        return _read_frame(p, raw, "json", get_sidecar, wanted)
+    return _read_csv(p, get_sidecar, wanted)
+
+
+def _fail_first(df: pl.DataFrame, mask: pl.Expr, column: str, file: str, fmt: str, rule: str,
+                es: str, en: str) -> None:
+    if df.select(mask.fill_null(False).any()).item():
+        line, value, n = _first_bad(df, mask.fill_null(False), column)
+        loc = Location(file, line, column) if fmt == "csv" else RowLocation(file, line, column)
+        raise IngestError(loc, rule, f"{es}: {value!r} ({n} filas)", f"{en}: {value!r} ({n} rows)")
+
+
+def _cuts(df: pl.DataFrame, side: Sidecar, file: str, fmt: str) -> pl.DataFrame:
+    """A series file: ``__cut`` (UTC datetime of each row's cut) and ``__cut_label``."""
+    col = "as_of" if "as_of" in df.columns else "cut"
+    zone = _zone(side.timezone)
+    values = df[col].drop_nulls().unique().to_list()
+    parsed = {v: _parse_as_of(v, zone) for v in values}
+    bad = [v for v, t in parsed.items() if t is None]
+    _fail_first(df, pl.col(col).is_null() | pl.col(col).str.strip_chars().eq(""), col, file, fmt,
+                "missing_cut", "fila sin momento del corte",
+                "row without the moment of its cut")
+    _fail_first(df, pl.col(col).is_in(bad), col, file, fmt, "bad_cut",
+                "momento del corte inválido: ISO 8601 con zona (2020-11-04T13:28:22Z), o "
+                "local con 'timezone' en el archivo de contienda",
+                "invalid cut moment: ISO 8601 with a zone (2020-11-04T13:28:22Z), or local "
+                "with 'timezone' in the contest file")
+    keys = list(parsed)
+    times = [parsed[k] for k in keys]
+    cut = pl.col(col).replace_strict(keys, times, return_dtype=pl.Datetime("us", "UTC"))
+    label = pl.col("cut") if col == "as_of" and "cut" in df.columns else pl.lit(None, pl.String)
+    return df.with_columns(cut.alias("__cut"), label.alias("__cut_label"))
+
+
+def _check_estimates(df: pl.DataFrame, file: str, fmt: str) -> None:
+    if "votes_remaining" in df.columns:
+        _fail_first(df, pl.col("votes_remaining") < 0, "votes_remaining", file, fmt,
+                    "negative_count", "votos por contar negativos",
+                    "negative votes remaining")
+    if "pct_votes_counted" in df.columns:
+        x = pl.col("pct_votes_counted")
+        _fail_first(df, (x < 0) | (x > 1) | x.is_nan(), "pct_votes_counted", file, fmt,
+                    "fraction_out_of_range",
+                    "fracción contada fuera de [0, 1] (0.975 para 97.5 %)",
+                    "fraction counted outside [0, 1] (0.975 for 97.5%)")
+    if "ballots_issued" in df.columns:
+        _fail_first(df, pl.col("ballots_issued") < 0, "ballots_issued", file, fmt,
+                    "negative_count", "cédulas entregadas negativas",
+                    "negative ballots issued")
+
+
+def _vote_types(df: pl.DataFrame, side: Sidecar, file: str, fmt: str) -> pl.DataFrame:
+    """``batch`` is another name of ``vote_type``; declared types must match."""
+    if "batch" in df.columns:
+        if "vote_type" in df.columns:
+            raise IngestError(Location(file, 1, "batch"), "duplicate_columns",
+                              "'batch' y 'vote_type' son la misma columna: use una",
+                              "'batch' and 'vote_type' are the same column: use one")
+        df = df.rename({"batch": "vote_type"})
+    if "vote_type" not in df.columns:
+        return df
+    df = df.with_columns(pl.col("vote_type").str.strip_chars().str.to_lowercase())
+    if side.vote_types:
+        _fail_first(df, pl.col("vote_type").is_not_null()
+                    & ~pl.col("vote_type").is_in(list(side.vote_types)), "vote_type", file, fmt,
+                    "unknown_vote_type",
+                    f"tipo de voto no declarado en 'vote_types' ({', '.join(side.vote_types)})",
+                    f"vote type not declared in 'vote_types' ({', '.join(side.vote_types)})")
+    return df
+
+
+def _jdump(obj: object) -> str:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _warning_rows(warns: Sequence[tuple[str, str, str]], file: str) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"line": [None] * len(warns), "acta_id": [None] * len(warns),
+         "field": [w[0] for w in warns], "rule": ["ingest_warning"] * len(warns),
+         "message_es": [f"{file}: {w[1]}" for w in warns],
+         "message_en": [f"{file}: {w[2]}" for w in warns], "raw": [None] * len(warns)},
+        schema=REJECTED_SCHEMA)
+
+
+def _unit_estimates(part: pl.DataFrame, accepted: pl.DataFrame, side: Sidecar,
+                    cand: Sequence[str]) -> dict[str, str]:
+    """Metadata the projection reads: the fraction of the votes counted, national
+    (``pct_votes_counted``) and per unit (``fraction_counted_by_unit``), from the
+    sidecar and the unit columns (a column wins over the sidecar for its unit). Where
+    only ``votes_remaining`` is given, fraction = candidates' votes / (those + remaining)."""
+    pct: dict[str, float] = dict(side.pct_votes_counted_by_unit)
+    rem: dict[str, int] = dict(side.votes_remaining_by_unit)
+    nat_pct, nat_rem = side.pct_votes_counted, side.votes_remaining
+    valid: dict[str, int] = {}
+    if accepted.height:
+        keys = accepted.select("level", "unit_code", pl.sum_horizontal(
+            [pl.col(c).fill_null(0) for c in cand]).alias("__valid"))
+        rows = part.join(keys, on=["level", "unit_code"], how="inner")
+        for r in rows.iter_rows(named=True):  # one row per unit, not per acta
+            unit = NATIONAL_KEY if r["level"] == Level.NATIONAL.value else r["unit_code"]
+            valid[unit] = int(r["__valid"])
+            if r.get("pct_votes_counted") is not None:
+                pct[unit] = float(r["pct_votes_counted"])
+            if r.get("votes_remaining") is not None:
+                rem[unit] = int(r["votes_remaining"])
+    if NATIONAL_KEY in pct:
+        nat_pct = pct.pop(NATIONAL_KEY)
+    if NATIONAL_KEY in rem:
+        nat_rem = rem.pop(NATIONAL_KEY)
+
+    def frac(unit: str, remaining: int) -> float | None:
+        v = valid.get(unit)
+        if v is None or v + remaining <= 0:
+            return None
+        return v / (v + remaining)
+
+    for unit, r in rem.items():
+        if unit not in pct and (f := frac(unit, r)) is not None:
+            pct[unit] = f
+    if nat_pct is None and nat_rem is not None:
+        nat_pct = frac(NATIONAL_KEY, nat_rem)
+    out: dict[str, str] = {}
+    if nat_pct is not None and nat_pct > 0:
+        out[SERIES_FRACTION_KEY] = repr(float(nat_pct))
+    if pct:
+        out[FRACTION_COUNTED_KEY] = _jdump({k: round(v, 9) for k, v in pct.items()})
+    if rem or nat_rem is not None:
+        out["votes_remaining"] = _jdump({**rem, **({NATIONAL_KEY: nat_rem}
+                                                   if nat_rem is not None else {})})
+    return out
+
+
+def _snapshot(read: _Read, side: Sidecar, df: pl.DataFrame, *, name: str, as_of: datetime,
+              part: str | None, label: str, geography: pl.DataFrame | None,
+              warns: pl.DataFrame) -> ParsedSnapshot:
     contest = side.contest
-    df = read.frame
-    metadata = {"bytes": str(read.n_bytes), "format": read.fmt, "sidecar": side.path,
-                "sidecar_sha256": side.sha256}
+    metadata: dict[str, str] = {"bytes": str(read.n_bytes), "format": read.fmt,
+                                "sidecar": side.path, "sidecar_sha256": side.sha256}
+    if read.dialect:
+        metadata["csv_separator"] = read.dialect
     if side.area_labels:
         metadata["area_labels"] = json.dumps(side.area_labels, ensure_ascii=False,
                                              sort_keys=True)
-    common = {"contest": contest, "kind": read.kind, "as_of": side.as_of,
+    for key, value in (("timezone", side.timezone), ("previous_round", side.previous_round),
+                       ("seats", None if side.seats is None else str(side.seats))):
+        if value is not None:
+            metadata[key] = value
+    if side.court_name:
+        metadata["court_name"] = _jdump(side.court_name)
+    if side.vote_types:
+        metadata["vote_types"] = _jdump(side.vote_types)
+    absent = [c for c in ABSENT_FIGURES if c not in read.frame.columns]
+    if absent:
+        metadata["figures_absent"] = ",".join(absent)
+    warnings = [*side.warnings, *read.warnings]
+    if warnings:
+        metadata["warnings"] = _jdump([{"field": f, "es": es, "en": en}
+                                       for f, es, en in warnings])
+    common = {"contest": contest, "kind": read.kind, "as_of": as_of, "part": part,
               "source_uri": side.source_uri or name, "source_sha256": read.sha256,
-              "parser": f"tabular.{read.fmt}", "label": label or side.label or p.name,
-              "metadata": metadata}
+              "parser": f"tabular.{read.fmt}", "label": label}
     if read.kind is SnapshotKind.ACTAS:
-        fills = [pl.lit(False).alias(c) for c in ("abroad", "resolved") if c not in df.columns]
-        df = df.with_columns(_status_expr(), *fills)
         canon = conform(df, contest, SnapshotKind.ACTAS).with_columns(df["__line"])
-        result = validate_actas(canon, contest)
+        result = validate_actas(canon, contest, absent=absent)
+        ok = df.join(result.frame.select("acta_id"), on="acta_id", how="semi")
+        if "vote_type" in ok.columns:
+            by_type = (ok.filter(pl.col("vote_type").is_not_null())
+                       .group_by("vote_type").agg(pl.col("acta_id").sort()))
+            metadata["vote_type_by_acta"] = _jdump(dict(zip(
+                by_type["vote_type"].to_list(), by_type["acta_id"].to_list(), strict=True)))
+        if "ballots_issued" in ok.columns:
+            bi = ok.filter(pl.col("ballots_issued").is_not_null())
+            metadata["ballots_issued_by_acta"] = _jdump(dict(zip(
+                bi["acta_id"].to_list(), bi["ballots_issued"].to_list(), strict=True)))
+        if side.pct_votes_counted is not None and side.pct_votes_counted > 0:
+            metadata[SERIES_FRACTION_KEY] = repr(float(side.pct_votes_counted))
         return ParsedSnapshot(frame=result.frame, rejected=result.rejected,
-                              findings=result.findings, geography=_acta_geography(df),
-                              **common)
-    level = pl.col("level").str.strip_chars().str.to_lowercase()
-    df = df.with_columns(level.alias("level")).with_columns(
-        pl.when(pl.col("level") == Level.NATIONAL.value)
-        .then(pl.col("unit_code").fill_null("")).otherwise(pl.col("unit_code"))
-        .alias("unit_code"),
-        *([] if "abroad" in df.columns else [pl.lit(None, pl.Boolean).alias("abroad")]),
-    )
+                              findings=pl.concat([warns, result.findings]),
+                              geography=geography, metadata=metadata, **common)
     canon = conform(df, contest, SnapshotKind.UNITS).with_columns(df["__line"])
     result = validate_units(canon, contest)
+    metadata |= _unit_estimates(df, result.frame, side, contest.candidate_columns)
     present = set(result.frame["level"].unique().to_list())
     finest = next((lv for lv in reversed(_LEVEL_ORDER) if lv in present), None)
     return ParsedSnapshot(frame=result.frame, rejected=result.rejected,
-                          findings=result.findings, geography=_unit_geography(df),
-                          level=finest, **common)
+                          findings=pl.concat([warns, result.findings]), geography=geography,
+                          level=finest, metadata=metadata, **common)
+
+
+def parse_tabular_many(
+    path: str | Path, contest_file: str | Path | None = None, *,
+    kind: SnapshotKind | str | None = None, label: str = "",
+) -> list[ParsedSnapshot]:
+    """Parse a file in the generic format (CSV in any of its dialects, CSV.gz, Parquet or
+    JSON) with its sidecar: one snapshot, or one per cut of a **series** file (a file
+    with an ``as_of`` or ``cut`` column, docs/formats.md §3b).
+
+    ``contest_file`` defaults to ``<path>.contest.json``. ``kind`` forces per-acta or
+    per-unit reading; by default the columns decide (``acta_id`` vs ``level``/``unit_code``).
+    Raises :class:`IngestError` for anything that prevents reading the file; rows that
+    break a rule are rejected (kept in ``ParsedSnapshot.rejected``) or flagged.
+    """
+    p = Path(path)
+    name = str(path)
+    wanted = SnapshotKind(kind) if kind is not None else None
+    read, side = _open(p, contest_file, wanted)
+    df = _vote_types(read.frame, side, name, read.fmt)
+    _check_estimates(df, name, read.fmt)
+    if read.kind is SnapshotKind.ACTAS:
+        fills = [pl.lit(False).alias(c) for c in ("abroad", "resolved") if c not in df.columns]
+        df = df.with_columns(_status_expr(), *fills)
+        geography = _acta_geography(df)
+    else:
+        level = pl.col("level").str.strip_chars().str.to_lowercase()
+        df = df.with_columns(level.alias("level")).with_columns(
+            pl.when(pl.col("level") == Level.NATIONAL.value)
+            .then(pl.col("unit_code").fill_null("")).otherwise(pl.col("unit_code"))
+            .alias("unit_code"),
+            *([] if "abroad" in df.columns else [pl.lit(None, pl.Boolean).alias("abroad")]),
+        )
+        geography = _unit_geography(df)
+    warns = _warning_rows([*side.warnings, *read.warnings], side.path)
+    base_label = label or side.label or p.name
+    if not any(c in df.columns for c in SERIES_COLUMNS):
+        if side.as_of is None:
+            raise IngestError(
+                Location(side.path, None, "as_of"), "sidecar_invalid",
+                "falta 'as_of' (momento que describen los datos, ISO 8601 con zona), o una "
+                "columna 'as_of'/'cut' en los datos (archivo de serie)",
+                "'as_of' is missing (moment the data describes, ISO 8601 with a zone), or an "
+                "'as_of'/'cut' column in the data (a series file)")
+        return [_snapshot(read, side, df, name=name, as_of=side.as_of, part=None,
+                          label=base_label, geography=geography, warns=warns)]
+    df = _cuts(df, side, name, read.fmt)
+    out = []
+    for (when,), part in df.partition_by("__cut", as_dict=True, maintain_order=True).items():
+        assert isinstance(when, datetime)
+        stamp = when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        cut_label = part["__cut_label"].drop_nulls()
+        lbl = (str(cut_label[0]) if cut_label.len() else
+               f"{base_label} {when.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z")
+        out.append(_snapshot(read, side, part.drop("__cut", "__cut_label"), name=name,
+                             as_of=when, part=stamp, label=lbl, geography=geography,
+                             warns=warns))
+    return sorted(out, key=lambda s: s.as_of)
+
+
+def parse_tabular(
+    path: str | Path, contest_file: str | Path | None = None, *,
+    kind: SnapshotKind | str | None = None, label: str = "",
+) -> ParsedSnapshot:
+    """Parse a file in the generic format holding **one** snapshot (see
+    :func:`parse_tabular_many` for series files, which hold many)."""
+    snaps = parse_tabular_many(path, contest_file, kind=kind, label=label)
+    if len(snaps) != 1:
+        raise IngestError(Location(str(path), None, "as_of"), "series_file",
+                          f"el archivo es una serie de {len(snaps)} cortes: use "
+                          "parse_tabular_many o 'escrutinio ingest'",
+                          f"the file is a series of {len(snaps)} cuts: use parse_tabular_many "
+                          "or 'escrutinio ingest'")
+    return snaps[0]
+
+
+def parse_folder(folder: str | Path) -> list[ParsedSnapshot]:
+    """Every generic file of a folder that has its sidecar beside it (``x.csv`` with
+    ``x.csv.contest.json``), in name order; a folder with none is an error."""
+    d = Path(folder)
+    files = sorted(f for f in d.iterdir() if f.is_file() and not f.name.endswith(SIDECAR_SUFFIX)
+                   and sidecar_path_for(f).is_file())
+    if not files:
+        raise IngestError(Location(str(d)), "no_generic_files",
+                          "la carpeta no tiene archivos con su archivo de contienda "
+                          "(<datos>.contest.json)",
+                          "the folder has no data file with its contest file "
+                          "(<data>.contest.json)")
+    out: list[ParsedSnapshot] = []
+    for f in files:
+        out.extend(parse_tabular_many(f))
+    return out
+
+
+def is_generic_folder(folder: str | Path) -> bool:
+    """A folder holding at least one generic sidecar."""
+    return any(Path(folder).glob(f"*{SIDECAR_SUFFIX}"))
 
 
 # --- writing -------------------------------------------------------------------------

@@ -13,6 +13,7 @@ All rules are vectorised polars expressions: no Python loop over actas.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -88,8 +89,14 @@ def _report(df: pl.DataFrame, mask: pl.Expr | pl.Series, rule: Rule,
     )
 
 
-def validate_actas(df: pl.DataFrame, contest: Contest) -> ValidationResult:
-    """Apply every rule to a canonical acta frame carrying ``__line``."""
+def validate_actas(df: pl.DataFrame, contest: Contest, *,
+                   absent: Sequence[str] = ()) -> ValidationResult:
+    """Apply every rule to a canonical acta frame carrying ``__line``.
+
+    ``absent``: figures the source does not have at all (a country whose actas have no
+    ``blank`` or ``null`` line): they stay null (unknown), a counted acta is complete
+    without them, and the sum identity becomes "candidates (+ the known figures) do not
+    exceed the votes cast", since what is missing cannot be checked."""
     if "__line" not in df.columns:
         df = df.with_row_index("__line", offset=1).with_columns(pl.col("__line").cast(pl.Int64))
     cand = contest.candidate_columns
@@ -98,14 +105,16 @@ def validate_actas(df: pl.DataFrame, contest: Contest) -> ValidationResult:
     counted = pl.col("status") == ActaStatus.COUNTED.value
     votes_sum = pl.sum_horizontal([pl.col(c).fill_null(0) for c in
                                    [*cand, "blank", "null", "challenged"]])
-    sum_bad = pl.col("cast").is_not_null() & (votes_sum != pl.col("cast"))
+    gap = ((votes_sum > pl.col("cast")) if {"blank", "null"} & set(absent)
+           else (votes_sum != pl.col("cast")))
+    sum_bad = pl.col("cast").is_not_null() & gap
     over = (pl.col("cast").is_not_null() & pl.col("electors").is_not_null()
             & (pl.col("cast") > pl.col("electors")))
 
     empty = (pl.col("status").is_null() & pl.col("cast").is_null()
              & pl.col("area3_code").is_null())
     incomplete = pl.any_horizontal([pl.col(c).is_null() for c in
-                                    ["cast", "blank", "null", *cand]])
+                                    ["cast", "blank", "null", *cand] if c not in absent])
     # (mask, rule, field) in reporting order; every mask is computed in one pass and only
     #: the rules that hit some row build a report
     checks: list[tuple[pl.Expr, str, str | None]] = [
