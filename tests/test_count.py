@@ -263,3 +263,99 @@ def test_history_of_2026_shows_the_runoff_change_and_skips_the_truncated_cut(
     c = h.runoff_changes[0]
     assert c.before.as_of < c.after.as_of and c.after.pct_counted is None  # no acta counts
     assert all(p.third is not None for p in h.points)
+
+
+# --- rejected and missing rows stay in every denominator (issue #14, item 3) -------------------
+ARG = "argentina-2015-runoff"
+
+
+def argentina_generic(data_dir: Path, out_dir: Path) -> Path:
+    """The Argentine 2015 runoff by school, converted to the generic per-acta format as
+    docs/formats.md says (a school is the acta; distrito / sección / circuito the areas).
+    Most schools break the turnout identity (votantes < válidos + nulos) and are rejected."""
+    import json
+
+    schools = pl.read_csv(data_dir / ARG / "arg_ballo_establecimientos.csv.gz",
+                          infer_schema_length=0)
+    votes = pl.read_csv(data_dir / ARG / "arg_ballo_est_diff_votos.csv.gz",
+                        infer_schema_length=0)
+    wide = votes.with_columns(pl.col("id_partido").replace({"0131": "v_fpv",
+                                                            "0135": "v_cambiemos"})
+                              ).pivot("id_partido", index="id_establecimiento",
+                                      values="votos")
+    area2 = pl.col("id_distrito") + "-" + pl.col("id_seccion")
+    df = schools.join(wide, on="id_establecimiento", how="left").select(
+        pl.col("id_establecimiento").alias("acta_id"), pl.lit("counted").alias("status"),
+        pl.col("id_distrito").alias("area1_code"), pl.col("distrito").alias("area1_name"),
+        area2.alias("area2_code"), pl.col("seccion").alias("area2_name"),
+        (area2 + "-" + pl.col("id_circuito")).alias("area3_code"),
+        pl.col("electores").alias("electors"), pl.col("votantes").alias("cast"),
+        pl.col("blancos").alias("blank"), pl.col("nulos").alias("null"),
+        "v_fpv", "v_cambiemos")
+    path = out_dir / "arg2015.csv"
+    df.write_csv(path)
+    sidecar = {"contest": {"id": "ar-2015-presidencial-2v", "name": "Argentina 2015, balotaje",
+                           "kind": "runoff", "country": "AR", "date": "2015-11-22",
+                           "candidates": [{"code": "fpv", "name": "Daniel Scioli"},
+                                          {"code": "cambiemos", "name": "Mauricio Macri"}]},
+               "as_of": "2015-11-23T03:00:00Z",
+               "area_labels": {"area1": {"es": "distrito", "en": "district"},
+                               "area2": {"es": "sección", "en": "section"},
+                               "area3": {"es": "circuito", "en": "circuit"}}}
+    (out_dir / "arg2015.csv.contest.json").write_text(json.dumps(sidecar), encoding="utf-8")
+    return path
+
+
+def test_rejected_schools_stay_in_every_denominator(data_dir: Path, tmp_path: Path) -> None:
+    """Argentina 2015: 9,927 of 13,706 schools fail the turnout identity. They are not
+    counted, but they are actas: 3,779 of 13,706 counted (27.6%), never "100%", and the
+    hurdle never says nothing remains."""
+    from escrutinio.sources.tabular import parse_tabular
+
+    snap = parse_tabular(argentina_generic(data_dir, tmp_path))
+    assert snap.frame.height + snap.rejected["line"].n_unique() == 13_706
+    s = count_state_actas(snap.frame, snap.contest, ref(snap), level=Level.AREA1,
+                          n_rejected=snap.rejected.height, rejected=snap.rejected)
+    n = s.national
+    assert n.actas_total == 13_706
+    assert n.actas_rejected == 13_706 - snap.frame.height > 9_000
+    assert n.actas_counted == snap.frame.height
+    assert n.pct_counted == pytest.approx(100 * n.actas_counted / 13_706)
+    assert n.pct_counted < 30 and n.actas_missing == 0
+    assert n.electors_total is not None  # the rejected schools keep their electors
+    # the rejected schools sit in their districts
+    assert sum(u.actas_rejected for u in s.units) == n.actas_rejected
+    assert sum(u.actas_total for u in s.units) == 13_706
+    h = s.hurdle
+    assert h.status is not HurdleStatus.NOTHING_REMAINING
+    assert h.unresolved == n.actas_rejected and (h.remaining_two_candidate or 0) > 0
+    es, en = h.sentence()
+    assert "rechazadas" in es and "rejected" in en
+    # without the rejected rows (as before) the count claimed everything was in
+    old = count_state_actas(snap.frame, snap.contest, ref(snap), level=Level.NATIONAL)
+    assert old.national.pct_counted == 100.0
+
+
+def test_missing_mesas_of_the_2021_first_round(data_dir: Path) -> None:
+    """9,335 mesas of the 2021 first-round file have no data: 77,153 of 86,488 counted,
+    shown as missing (faltantes), and no race is "over"."""
+    fr = parse_ronderos(data_dir / FIRST_2021, as_of="2021-05-11T09:15:00Z")
+    s = count_state_actas(fr.frame, fr.contest, ref(fr), level=Level.AREA1,
+                          n_rejected=fr.rejected.height, rejected=fr.rejected)
+    n = s.national
+    assert (n.actas_counted, n.actas_total, n.actas_missing) == (77_153, 86_488, 9_335)
+    assert n.actas_rejected == 0 and n.electors_total is None  # their electors are unknown
+    assert round(n.pct_counted, 3) == 89.207
+    for h in (s.hurdle, s.runoff_race):
+        assert h is not None and h.status is not HurdleStatus.NOTHING_REMAINING
+        assert h.unresolved == 9_335
+    # missing rows have no location: the nation holds them, no department does
+    assert sum(u.actas_total for u in s.units) == 77_153
+
+
+def test_missing_rows_with_no_estimate_are_unknown_not_nothing() -> None:
+    assert hurdle(10, 0, "a", "b", unresolved=3).status is HurdleStatus.UNKNOWN_REMAINING
+    h = hurdle(10, 0, "a", "b", unresolved=3)
+    assert h.remaining_two_candidate is None
+    assert "3 rejected or missing" in h.sentence()[1]
+    assert hurdle(10, 0, "a", "b").status is HurdleStatus.NOTHING_REMAINING

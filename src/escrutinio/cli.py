@@ -219,12 +219,14 @@ def status(
                     f"({_pct(n.pct_counted)}); procesadas {n.actas_processed:,} "
                     f"({_pct(n.pct_processed)}); en el JEE {n.actas_jee:,}; pendientes "
                     f"{n.actas_pending:,}; anuladas {n.actas_annulled:,}; mesas no instaladas "
-                    f"{n.actas_not_installed:,}",
+                    f"{n.actas_not_installed:,}; rechazadas {n.actas_rejected:,}; faltantes "
+                    f"{n.actas_missing:,}",
                     f"Actas counted {n.actas_counted:,} of {n.actas_total:,} "
                     f"({_pct(n.pct_counted)}); processed {n.actas_processed:,} "
                     f"({_pct(n.pct_processed)}); at the JEE {n.actas_jee:,}; pending "
                     f"{n.actas_pending:,}; annulled {n.actas_annulled:,}; not installed "
-                    f"{n.actas_not_installed:,}"))
+                    f"{n.actas_not_installed:,}; rejected {n.actas_rejected:,}; missing "
+                    f"{n.actas_missing:,}"))
     for c in n.candidates:
         out.print(f"  {c.name:<40} {c.votes:>12,}  {c.pct_valid:7.3f}%")
     out.print(T(f"Margen: {n.margin_votes:,} votos ({n.margin_pct_valid:.3f} puntos de los "
@@ -237,9 +239,11 @@ def status(
         out.print(race)
     if st.n_rejected:
         out.print(T(f"[yellow]{st.n_rejected:,} filas rechazadas al ingerir: sus votos no están "
-                    "en estos totales ('escrutinio snapshots' para verlas)[/]",
+                    "en estos totales, pero sus actas sí están en el total de actas y en lo "
+                    "que falta ('escrutinio snapshots' para verlas)[/]",
                     f"[yellow]{st.n_rejected:,} rows were rejected on ingest: their votes are "
-                    "not in these totals[/]"))
+                    "not in these totals, but their actas are in the acta total and in what "
+                    "remains[/]"))
     if lv not in service.levels_of(info):
         lv_es, lv_en = level_label(names, lv, "es"), level_label(names, lv, "en")
         hint = ((f"; la más reciente que sí: {alt.short_id} ({alt.label})",

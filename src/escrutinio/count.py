@@ -91,6 +91,11 @@ class UnitState:
     #: False when the source publishes no acta counts (the acta fields then read 0 and the
     #: percentages 0.0: show them as unknown, never as "0 of 0")
     actas_known: bool = True
+    #: rows of the source rejected at ingest (they broke an acta rule) and rows listed with
+    #: no data at all (``row_without_data``): their votes are unknown, they are part of
+    #: ``actas_total`` (so of every percentage) and of what remains, never of the counted
+    actas_rejected: int = 0
+    actas_missing: int = 0
 
 
 class HurdleStatus(StrEnum):
@@ -112,6 +117,9 @@ class Hurdle:
     required_share: Fraction | None  # s = 1/2 + M/(2R), two-candidate base; None if R = 0
     status: HurdleStatus
     basis: str  # how R was obtained
+    #: rejected or missing rows (actas or units) whose votes are unknown: R includes an
+    #: estimate for the actas among them, and nothing is ever said to "remain" at zero
+    unresolved: int = 0
 
     @property
     def required_pct(self) -> float | None:
@@ -123,6 +131,21 @@ class Hurdle:
         if self.leader is None:
             return "sin votos todavía", "no votes yet"
         trailer = (names or {}).get(self.trailer or "", self.trailer or "")
+        es, en = self._sentence(trailer)
+        if self.unresolved:
+            n = f"{self.unresolved:,}"
+            es += (f" (incluye {n} filas rechazadas o faltantes cuyos votos se desconocen; "
+                   "estimadas como actas por contar)")
+            en += (f" (includes {n} rejected or missing rows whose votes are unknown, "
+                   "estimated as actas still to come)")
+        return es, en
+
+    def _sentence(self, trailer: str) -> tuple[str, str]:
+        if self.status is HurdleStatus.UNKNOWN_REMAINING and self.unresolved:
+            return (f"quedan {self.unresolved:,} filas rechazadas o faltantes cuyos votos se "
+                    f"desconocen: no se puede calcular cuánto necesita {trailer}",
+                    f"{self.unresolved:,} rejected or missing rows with unknown votes "
+                    f"remain: what {trailer} needs cannot be computed")
         if self.status is HurdleStatus.UNKNOWN_REMAINING:
             return (f"la fuente no publica cuántas actas faltan: no se puede calcular cuánto "
                     f"necesita {trailer}",
@@ -143,12 +166,16 @@ class Hurdle:
 
 
 def hurdle(margin: int, remaining: int, leader: str | None = None,
-           trailer: str | None = None, basis: str = "") -> Hurdle:
+           trailer: str | None = None, basis: str = "", unresolved: int = 0) -> Hurdle:
     """Exact hurdle. ``margin`` must be >= 0 (leader minus trailer); ``remaining`` is the
-    number of two-candidate (leader + trailer) votes still to come."""
+    number of two-candidate (leader + trailer) votes still to come; ``unresolved`` the
+    rejected or missing rows behind it (with any, nothing is ever said to remain at 0)."""
     if margin < 0:
         raise ValueError("margin must be >= 0: pass the leader first")
     r = max(0, int(remaining))
+    if r == 0 and unresolved:
+        return Hurdle(leader, trailer, margin, None, None, HurdleStatus.UNKNOWN_REMAINING,
+                      basis, unresolved)
     if r == 0:
         return Hurdle(leader, trailer, margin, 0, None,
                       HurdleStatus.TIED if margin == 0 else HurdleStatus.NOTHING_REMAINING, basis)
@@ -159,7 +186,7 @@ def hurdle(margin: int, remaining: int, leader: str | None = None,
         status = HurdleStatus.CANNOT_CATCH_UP
     else:
         status = HurdleStatus.CAN_CATCH_UP
-    return Hurdle(leader, trailer, margin, r, s, status, basis)
+    return Hurdle(leader, trailer, margin, r, s, status, basis, unresolved)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +218,47 @@ class CountState:
 #: of these groups, so one pass over the actas serves every level
 _FINE_KEYS = ["area1_code", "area2_code", "area3_code", "abroad"]
 _FIGURES = ["electors", "cast", "blank", "null", "challenged"]
+
+#: pseudo statuses of the rows the source held but ingest did not accept: they are actas
+#: whose votes are unknown (never zero), counted in every denominator and in what remains
+REJECTED = "rejected"  # the row broke an acta rule (e.g. the turnout identity)
+MISSING = "missing"  # the source lists the acta with no data at all (``row_without_data``)
+#: rejection rules under which the acta itself is still in the frame (a repeated copy)
+_KEPT_RULES = ("duplicate_acta_identical",)
+
+
+def unresolved_actas(rejected: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
+    """The actas behind a snapshot's rejected rows (``Store.load_row_reports``, severity
+    ``reject``), as rows of ``frame``'s schema with status :data:`REJECTED` or
+    :data:`MISSING`, their location and electors when the raw row has them, and no
+    figures. One row per source line; an acta rejected on several lines (every copy of a
+    duplicate) counts once, and an acta still present in ``frame`` not at all."""
+    rep = rejected
+    if "severity" in rep.columns:
+        rep = rep.filter(pl.col("severity") == "reject")
+    rep = rep.filter(~pl.col("rule").is_in(_KEPT_RULES))
+    if rep.height == 0:
+        return frame.clear()
+    missing_lines = rep.filter(pl.col("rule") == "row_without_data")["line"]
+    rep = rep.unique("line", keep="first", maintain_order=True)
+    raw = pl.col("raw").fill_null("{}")
+    rows = rep.select(
+        pl.coalesce(pl.col("acta_id"), raw.str.json_path_match("$.acta_id")).alias("acta_id"),
+        *[raw.str.json_path_match(f"$.{c}").alias(c)
+          for c in ("area1_code", "area2_code", "area3_code")],
+        raw.str.json_path_match("$.abroad").str.to_lowercase().is_in(["true", "1"])
+        .alias("abroad"),
+        raw.str.json_path_match("$.electors").cast(pl.Float64, strict=False)
+        .cast(pl.Int64, strict=False).alias("electors"),
+        pl.when(pl.col("line").is_in(missing_lines.implode())).then(pl.lit(MISSING))
+        .otherwise(pl.lit(REJECTED)).alias("status"),
+    )
+    with_id = rows.filter(pl.col("acta_id").is_not_null())
+    with_id = with_id.unique("acta_id", keep="first", maintain_order=True).join(
+        frame.select("acta_id"), on="acta_id", how="anti")
+    rows = pl.concat([with_id, rows.filter(pl.col("acta_id").is_null())])
+    rows = rows.with_columns(pl.col("abroad").fill_null(False))
+    return pl.concat([frame.clear(), rows], how="diagonal_relaxed").select(frame.columns)
 
 
 def _acta_groups(df: pl.DataFrame, keys: list[str], columns: list[str]) -> pl.DataFrame:
@@ -231,6 +299,8 @@ def _acta_terms(contest: Contest) -> list[pl.Expr]:
         _count(st == ActaStatus.PENDING.value).alias("actas_pending"),
         _count(annulled).alias("actas_annulled"),
         _count(st == ActaStatus.NOT_INSTALLED.value).alias("actas_not_installed"),
+        _count(st == REJECTED).alias("actas_rejected"),
+        _count(st == MISSING).alias("actas_missing"),
         _sum("electors", with_figures).alias("electors"),
         pl.col("electors").alias("electors_total"),
         (pl.col("__len") - pl.col("__electors_n")).alias("__electors_nulls"),
@@ -340,7 +410,9 @@ def _to_states(units: pl.DataFrame, contest: Contest, level: Level,
     n = units.height
     ints = ["actas_total", "actas_counted", "actas_processed", "actas_jee", "actas_pending",
             "actas_annulled", "actas_not_installed", "electors", "cast", "valid", "blank",
-            "null", "challenged", *[c.column for c in cand]]
+            "null", "challenged", "actas_rejected", "actas_missing", *[c.column for c in cand]]
+    units = units.with_columns(pl.lit(0, pl.Int64).alias(c) for c in
+                               ("actas_rejected", "actas_missing") if c not in units.columns)
     # whole columns to Python lists at once (no per-row polars call); the shares of
     # valid votes are computed here too (100 * votes / valid, as in Python)
     valid = pl.col("valid").fill_null(0)
@@ -364,17 +436,18 @@ def _to_states(units: pl.DataFrame, contest: Contest, level: Level,
         UnitState(level, code, names.get(code, code) if code else "Total", ab, total,
                   counted, processed, jee, pending, annulled, not_inst, pct_c, pct_p,
                   electors, electors_total, cast, val, blank, null, challenged, turnout,
-                  cv, leader, runner_up, margin, margin_pct, known)
+                  cv, leader, runner_up, margin, margin_pct, known, rej, miss)
         for (code, ab, total, counted, processed, jee, pending, annulled, not_inst, pct_c,
              pct_p, electors, electors_total, cast, val, blank, null, challenged, turnout,
-             cv, leader, runner_up, margin, margin_pct, known) in zip(
+             cv, leader, runner_up, margin, margin_pct, known, rej, miss) in zip(
             codes, abroad, cols["actas_total"], cols["actas_counted"],
             cols["actas_processed"], cols["actas_jee"], cols["actas_pending"],
             cols["actas_annulled"], cols["actas_not_installed"], cols["pct_counted"],
             cols["pct_processed"], cols["electors"], cols["electors_total"], cols["cast"],
             cols["valid"], cols["blank"], cols["null"], cols["challenged"], cols["turnout"],
             votes, cols["leader"], cols["runner_up"], cols["margin_votes"],
-            cols["margin_pct_valid"], cols["__known"], strict=True)
+            cols["margin_pct_valid"], cols["__known"], cols["actas_rejected"],
+            cols["actas_missing"], strict=True)
     )
 
 
@@ -459,10 +532,14 @@ def remaining_two_candidate_units(units: pl.DataFrame, leader: str, trailer: str
 def count_state_actas(
     df: pl.DataFrame, contest: Contest, snapshot: SnapshotRef, *,
     level: Level = Level.AREA1, names: dict[str, str] | None = None, n_rejected: int = 0,
-    abroad_only: bool | None = None,
+    abroad_only: bool | None = None, rejected: pl.DataFrame | None = None,
 ) -> CountState:
-    """Count state from a canonical acta frame."""
+    """Count state from a canonical acta frame. ``rejected``: the snapshot's rejected row
+    reports (``Store.load_row_reports``); the actas behind them (:func:`unresolved_actas`)
+    join every denominator and what remains, as ``actas_rejected`` / ``actas_missing``."""
     names = names or {}
+    if rejected is not None and rejected.height:
+        df = pl.concat([df, unresolved_actas(rejected, df)], how="vertical_relaxed")
     frame = df if abroad_only is None else df.filter(pl.col("abroad") == abroad_only)
     fine_all = _fine_aggregates(df, contest)  # the only pass over every acta
     fine = (fine_all if abroad_only is None
@@ -484,17 +561,20 @@ def count_state_actas(
     units: tuple[UnitState, ...] = ()
     key = LEVEL_KEYS[level]
     if key is not None:
-        agg = _roll_up(fine, [key, "abroad"]).rename({key: "unit_code"})
+        # rows without a location (missing rows) count in the nation only
+        agg = _roll_up(fine.filter(pl.col(key).is_not_null()), [key, "abroad"]
+                       ).rename({key: "unit_code"})
         agg = _finish_units(agg, contest).sort("abroad", "unit_code")
         units = _to_states(agg, contest, level, names)
     h = _hurdle_for(national, basis="actas: provisional figures where digitised, else "
                     "electors × two-candidate rate of counted actas nearby")
+    unresolved = national.actas_rejected + national.actas_missing
     if h.leader and h.trailer:
         r = _remaining(frame, fine, h.leader, h.trailer)
-        h = hurdle(national.margin_votes, r, h.leader, h.trailer, h.basis)
+        h = hurdle(national.margin_votes, r, h.leader, h.trailer, h.basis, unresolved)
     pair = _race_pair(national, contest)
     race = (hurdle(pair[2], _remaining(frame, fine, pair[0], pair[1]), pair[0], pair[1],
-                   h.basis) if pair else None)
+                   h.basis, unresolved) if pair else None)
     return CountState(
         contest_id=contest.id, snapshot=snapshot, level=level, national=national, home=home,
         abroad=abroad, units=units, hurdle=h, n_rejected=n_rejected, runoff_race=race,
@@ -569,8 +649,14 @@ def count_state_units(
     def units_hurdle(a: str, b: str, margin: int) -> Hurdle:
         if not national.actas_known:
             return Hurdle(a, b, margin, None, None, HurdleStatus.UNKNOWN_REMAINING,
-                          "units: the source publishes no acta counts")
-        return hurdle(margin, remaining_two_candidate_units(src, a, b), a, b, basis)
+                          "units: the source publishes no acta counts", n_rejected)
+        r = remaining_two_candidate_units(src, a, b)
+        if n_rejected and Level.NATIONAL.value not in levels_present:
+            # the nation is a sum of units and some unit rows were rejected: how many
+            # actas they hold, and so what remains, is unknown
+            return Hurdle(a, b, margin, None, None, HurdleStatus.UNKNOWN_REMAINING,
+                          basis + f"; {n_rejected} unit rows rejected", n_rejected)
+        return hurdle(margin, r, a, b, basis, n_rejected)
 
     h = _hurdle_for(national, basis=basis)
     if h.leader and h.trailer:
@@ -599,8 +685,10 @@ def _unit_sums(cols: Sequence[str]) -> list[pl.Expr]:
 
 def _race_pair(national: UnitState, contest: Contest) -> tuple[str, str, int] | None:
     """(second, third, their margin) in a first round with 3+ candidates: the race for the
-    runoff. Ties keep the contest's order, as the leader and runner-up do."""
-    if contest.kind is not ContestKind.FIRST_ROUND or len(national.candidates) < 3:
+    runoff. Ties keep the contest's order, as the leader and runner-up do. A first round
+    without a ``majority_threshold`` is a plurality contest: no runoff, no race."""
+    if (contest.kind is not ContestKind.FIRST_ROUND or contest.majority_threshold is None
+            or len(national.candidates) < 3):
         return None
     order = sorted(national.candidates, key=lambda c: -c.votes)
     if order[0].votes == 0:

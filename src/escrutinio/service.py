@@ -136,8 +136,9 @@ def state_of(store: Store, info: SnapshotInfo, *, level: Level = Level.AREA1) ->
     names = dict(zip(geo["code"].to_list(), geo["name"].to_list(), strict=True))
     loaded = load(store, info)
     if info.kind is SnapshotKind.ACTAS:
+        rejected = store.load_row_reports(info.snapshot_id) if info.n_rejected else None
         return count_state_actas(loaded.frame, contest, _ref(info), level=level, names=names,
-                                 n_rejected=info.n_rejected)
+                                 n_rejected=info.n_rejected, rejected=rejected)
     parents = {c: p for c, p in zip(geo["code"].to_list(), geo["parent"].to_list(),
                                     strict=True) if p}
     return count_state_units(loaded.frame, contest, _ref(info), level=level, names=names,
