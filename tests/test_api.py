@@ -503,3 +503,52 @@ def test_first_round_pages_show_the_race_for_the_runoff(tmp_path, data_dir):
         assert pr["basis"] == "series"
         fan = c.get("/api/v1/projection-history.json").json()["projection_history"]
         assert set(fan["pair"]) == {"sanchez", "lopez_aliaga"} and len(fan["points"]) > 10
+
+
+def test_replay_banner_names_the_cut_whose_numbers_it_shows(tmp_path_factory):
+    """Every cut of the 2021 night, in order, while the clock moves on during each page
+    (every read of the clock is one step later than the one before): the banner's cut, the
+    snapshot under it and its numbers are one and the same, and no cut is skipped."""
+    from api_support import runoff_db
+    from escrutinio import service
+    from escrutinio.api.app import create_app
+    from escrutinio.api.i18n import when
+    from escrutinio.domain import Level
+
+    app = create_app(runoff_db(tmp_path_factory.getbasetemp()), replay=True, loop=False,
+                     step_seconds=5.0, projection_sims=200)
+    b = app.state.backend
+    clock = b.clock
+    snaps = service.history_snapshots(b.store.inner, b.replay_contest)
+    assert clock.n_steps == len(snaps) == 52
+    reads = {"n": 0, "k": 0}
+
+    def moving() -> float:  # the k-th cut at the first read, then one cut later per read
+        reads["n"] += 1
+        return clock.started + (reads["k"] + reads["n"] - 1 + 0.5) * clock.step_seconds
+
+    clock.now_fn = moving
+    shown = []
+    from zoneinfo import ZoneInfo
+
+    lima = ZoneInfo("America/Lima")
+    with TestClient(app) as c:
+        for k, snap in enumerate(snaps):
+            reads.update(n=0, k=k)
+            r = c.get("/")
+            assert r.status_code == 200, (k, r.text[:300])
+            m = re.search(r'id="replay-status"[^>]*>corte (\d+) / (\d+), ([^<]+)<', r.text)
+            assert m, k
+            assert (int(m[1]), int(m[2])) == (k + 1, 52)
+            assert m[3] == when(snap.as_of, "es", tz=lima)  # the cut's time, Lima time
+            lede = re.search(r'class="lede">Instantánea de ([^·<]+)', r.text)[1].strip()
+            assert lede == when(snap.as_of, "es", year=True, tz=lima)
+            sid = re.search(r'class="permalink" title="([0-9a-f]{64})"', r.text)[1]
+            shown.append(sid)
+            n = b.state(snap, Level.NATIONAL).national
+            margin = re.search(r'id="margin">.*?([\d,]+)</p>', r.text)[1]
+            assert margin == f"{n.margin_votes:,}"
+            assert f'id="pct-counted">{n.pct_counted:.3f}%<' in r.text
+            assert f'data-step="{k}"' in r.text
+            assert reads["n"] > 1  # the clock did move while the page was drawn
+    assert shown == [s.snapshot_id for s in snaps]  # every cut, once, in order

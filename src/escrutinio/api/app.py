@@ -39,7 +39,7 @@ from escrutinio.api.backend import (
     NeedsActas,
     Unavailable,
 )
-from escrutinio.api.catalog import CatalogStore, ReplayClock, replay_steps
+from escrutinio.api.catalog import CatalogStore, replay_steps
 from escrutinio.api.i18n import LEVEL_ALIASES
 from escrutinio.domain import Level, level_label
 from escrutinio.errors import EscrutinioError, IngestError, NotFoundError
@@ -216,7 +216,15 @@ class EscrutinioAPI(FastAPI):
         self.hot = HotCache(super().__call__)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.hot(scope, receive, send)
+        clock = getattr(getattr(self.state, "backend", None), "clock", None)
+        if clock is None or scope["type"] != "http":
+            await self.hot(scope, receive, send)
+            return
+        from escrutinio.api.replay import pinned_step
+
+        # a replay: the whole request (banner, numbers, cache key) sees one step
+        with pinned_step(clock):
+            await self.hot(scope, receive, send)
 
 
 def error_payload(status: int, exc: EscrutinioError | None = None, *, es: str = "",
@@ -293,7 +301,9 @@ def create_app(db_path: str | FilePath | None = None, *, store: Store | None = N
         cat = CatalogStore(store)
         cid = replay_contest or service.default_contest(cat, None)
         steps = replay_steps(service.history_snapshots(cat, cid))
-        cat.clock = ReplayClock(steps, step_seconds=step_seconds, loop=loop, fixed=replay_at)
+        from escrutinio.api.replay import StepClock
+
+        cat.clock = StepClock(steps, step_seconds=step_seconds, loop=loop, fixed=replay_at)
         backend = Backend(cat, replay_contest=cid, baseline=baseline,
                           projection_sims=projection_sims)
     elif backend is None:
@@ -851,10 +861,17 @@ def _api_routes(app: FastAPI, b: Backend) -> None:
 def replay_payload(b: Backend) -> dict[str, Any]:
     if b.clock is None:
         return {"replay": False, "step": None, "n_steps": None, "as_of": None,
+                "as_of_label": None,
                 "snapshot_id": None, "seconds_to_next": None, "step_seconds": None}
+    from escrutinio.api import i18n
+    from escrutinio.api.pages import zone_of
+
     info = b.overview_snapshot()
+    now = b.clock.now()
+    tz = zone_of(b, info.contest_id)
     return {"replay": True, "step": b.clock.index(), "n_steps": b.clock.n_steps,
-            "as_of": to_jsonable(b.clock.now()), "snapshot_id": info.snapshot_id,
+            "as_of": to_jsonable(now), "snapshot_id": info.snapshot_id,
+            "as_of_label": {lang: i18n.when(now, lang, tz=tz) for lang in i18n.LANGS},
             "seconds_to_next": round(b.clock.seconds_to_next(), 3),
             "step_seconds": b.clock.step_seconds}
 

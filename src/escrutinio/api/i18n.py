@@ -5,8 +5,10 @@ languages, so a screenshot reads the same everywhere."""
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 LANGS = ("es", "en")
 MONTHS = {
@@ -57,15 +59,67 @@ def prob(x: Any) -> str:
     return f"{v:.1f}%"
 
 
-def when(d: datetime | None, lang: str, *, year: bool = False) -> str:
+#: the time zone of a country's election authority when the sources do not declare one
+#: (ISO 3166 alpha-2 -> IANA zone); the pages show local time with its UTC offset
+COUNTRY_ZONES = {
+    "PE": "America/Lima", "CL": "America/Santiago", "AR": "America/Argentina/Buenos_Aires",
+    "BO": "America/La_Paz", "EC": "America/Guayaquil", "CO": "America/Bogota",
+    "MX": "America/Mexico_City", "BR": "America/Sao_Paulo", "UY": "America/Montevideo",
+    "PY": "America/Asuncion", "VE": "America/Caracas", "ES": "Europe/Madrid",
+}
+
+
+def contest_zone(country: str | None, metadata: Mapping[str, Mapping[str, Any]] | None = None
+                 ) -> tzinfo:
+    """The contest's local time zone: the ``timezone`` its sources declare (sidecar key,
+    latest snapshot first), else the country's authority's zone, else UTC."""
+    for md in reversed(list((metadata or {}).values())):
+        name = md.get("timezone") if isinstance(md, Mapping) else None
+        if isinstance(name, str) and name:
+            try:
+                return ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    name = COUNTRY_ZONES.get((country or "").upper())
+    if name:
+        try:
+            return ZoneInfo(name)
+        except ZoneInfoNotFoundError:
+            pass
+    return UTC
+
+
+def utc_offset(d: datetime) -> str:
+    """``UTC−5``, ``UTC+5:30``, ``UTC`` (a true minus sign)."""
+    off = d.utcoffset()
+    if not off:
+        return "UTC"
+    minutes = int(off.total_seconds() // 60)
+    sign = "+" if minutes > 0 else "−"
+    h, m = divmod(abs(minutes), 60)
+    return f"UTC{sign}{h}" + (f":{m:02d}" if m else "")
+
+
+def local(d: datetime, tz: tzinfo | None) -> datetime:
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=UTC)
+    return d.astimezone(tz or UTC)
+
+
+def when(d: datetime | None, lang: str, *, year: bool = False, tz: tzinfo | None = None
+         ) -> str:
+    """``6 jun 2021 20:23 (UTC−5)``: the contest's local time with its offset."""
     if d is None:
         return "—"
+    d = local(d, tz)
     m = MONTHS[lang][d.month - 1]
     y = f" {d.year}" if year else ""
-    return f"{d.day} {m}{y} {d:%H:%M} UTC"
+    return f"{d.day} {m}{y} {d:%H:%M} ({utc_offset(d)})"
 
 
-def short_when(d: datetime, lang: str) -> str:
+def short_when(d: datetime, lang: str, tz: tzinfo | None = None) -> str:
+    """``6 jun 20:23`` in local time (charts: the offset is said once, in the caption)."""
+    d = local(d, tz)
     return f"{d.day} {MONTHS[lang][d.month - 1]} {d:%H:%M}"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from datetime import UTC, tzinfo
 from functools import cache
 from typing import Any
 from urllib.parse import quote
@@ -74,6 +75,20 @@ class Page:
         #: the page itself at full snapshot ids (default: its path when it names the
         #: snapshot, else the snapshot's overview)
         self.permalink: str | None = None
+        self._tz: tzinfo | None = None
+
+    @property
+    def tz(self) -> tzinfo:
+        """The contest's local time zone (:func:`zone_of`)."""
+        if self._tz is None:
+            cid = self.info.contest_id if self.info is not None else None
+            if cid is None and self.b.store.all_snapshots():
+                try:
+                    cid = self.b.contest_id()
+                except EscrutinioError:
+                    cid = None
+            self._tz = zone_of(self.b, cid) if cid is not None else UTC
+        return self._tz
 
     def T(self, es: str, en: str) -> str:  # noqa: N802
         return es if self.lang == "es" else en
@@ -82,7 +97,7 @@ class Page:
         return ("/en" + path) if self.lang == "en" else path
 
     def when(self, d: Any, year: bool = False) -> str:
-        return i18n.when(d, self.lang, year=year)
+        return i18n.when(d, self.lang, year=year, tz=self.tz)
 
     def context(self, **extra: Any) -> dict[str, Any]:
         b, info = self.b, self.info
@@ -95,7 +110,8 @@ class Page:
         alt_url = ("/en" + self.path) if alt == "en" else self.path
         replay = None
         if b.clock is not None and not self.static_site:
-            replay = {**replay_payload(b), "as_of_label": i18n.when(b.clock.now(), self.lang)}
+            replay = {**replay_payload(b),
+                      "as_of_label": i18n.when(b.clock.now(), self.lang, tz=self.tz)}
         return {
             "lang": self.lang, "alt_lang": alt, "alt_url": alt_url, "T": self.T, "u": self.u,
             "when": self.when, "json_url": self.json_url, "snapshot": info,
@@ -150,6 +166,21 @@ class Page:
         items.append(("snapshots", self.T("Instantáneas", "Snapshots"), "/snapshots/"))
         return [{"key": k, "label": lab, "href": self.u(h), "current": k == self.section}
                 for k, lab, h in items]
+
+
+def zone_of(b: Backend, contest_id: str) -> tzinfo:
+    """The contest's local time zone: the sidecar's ``timezone`` in the snapshots'
+    metadata, else the country's default, else UTC (``i18n.contest_zone``). The pages
+    show local time with its UTC offset; the JSON keeps UTC."""
+    def compute() -> tzinfo:
+        contest = b.store.contest(contest_id)
+        try:
+            md = b.store.snapshot_metadata(contest_id)
+        except EscrutinioError:
+            md = {}
+        return i18n.contest_zone(contest.country, md)
+
+    return b.cached(("zone", contest_id), compute)
 
 
 def previous_snapshot(b: Backend, info: SnapshotInfo) -> SnapshotInfo | None:
@@ -270,7 +301,7 @@ def timeline_chart(b: Backend, page: Page, cid: str, current_sid: str | None,
     flips = [i for i, p in enumerate(hist.points) if p.snapshot_id in flips_after]
     cur = next((i for i, p in enumerate(hist.points) if p.snapshot_id == current_sid), None)
     T = page.T  # noqa: N806
-    titles = [f"{i18n.short_when(p.as_of, page.lang)} — "
+    titles = [f"{i18n.short_when(p.as_of, page.lang, page.tz)} — "
               + (f"{p.pct_counted:.2f}% " + T("contabilizadas", "counted")
                  if p.pct_counted is not None else T("actas: sin datos", "actas: no data"))
               + f"; {i18n.short_name(names[a])} − {i18n.short_name(names[bb])}: {m:+,}"
@@ -279,7 +310,7 @@ def timeline_chart(b: Backend, page: Page, cid: str, current_sid: str | None,
     short = {c: i18n.short_name(names[c]) if names[c] else c for c in codes}
     chart = svg.timeline_svg(
         [p.as_of for p in hist.points], margins,
-        [i18n.short_when(p.as_of, page.lang) for p in hist.points], titles, flips,
+        [i18n.short_when(p.as_of, page.lang, page.tz) for p in hist.points], titles, flips,
         title=T(f"Margen {short[a]} − {short[bb]} en el tiempo",
                 f"Margin {short[a]} − {short[bb]} over time"),
         desc=T(f"{len(hist.points)} instantáneas; {n_flips} "
@@ -321,7 +352,7 @@ def fan_chart(b: Backend, page: Page, cid: str, current_sid: str | None,
     chart = svg.fan_svg(
         [p.as_of for p in ph.points], [p.median for p in ph.points],
         [p.intervals for p in ph.points], raw,
-        [i18n.short_when(p.as_of, page.lang) for p in ph.points], final=final,
+        [i18n.short_when(p.as_of, page.lang, page.tz) for p in ph.points], final=final,
         final_label=T(f"resultado final {final:+,} (conocido después)",
                       f"final result {final:+,} (known afterwards)") if final is not None else "",
         title=T(f"Proyección del margen final {names[a]} − {names[bb]}",
@@ -348,6 +379,10 @@ def bars(candidates: list[tuple[str, str, float]]) -> list[dict[str, Any]]:
 def install_pages(app: FastAPI, b: Backend, *, static_site: bool = False) -> None:
     async def html(request: Request, key: tuple[Any, ...], make: Callable[[], bytes],
                    cache_control: str) -> Response:
+        if b.clock is not None:
+            # a replay: the banner names the step, so the step is part of the key (the
+            # request's step is pinned: the page is drawn from this step, see replay.py)
+            key = (*key, ("replay-step", b.clock.index()))
         etag = etag_for("html", key, static_site)
         body = b.bodies.get(("html", key, static_site))
         if body is None:

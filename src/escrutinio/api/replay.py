@@ -14,11 +14,50 @@ Orchestration only: the order and the projections come from ``escrutinio.project
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from escrutinio.api.catalog import CatalogStore
+from escrutinio.api.catalog import CatalogStore, ReplayClock
 from escrutinio.domain import SnapshotKind
+
+#: the replay step of the request being served: set once when the request arrives
+#: (:func:`pinned_step`), read by every part of the page (the banner, "latest", the
+#: history, the numbers), so a page is drawn from one step however long it takes to draw
+#: while the clock moves on (the worker threads of a request inherit the context)
+_PINNED: ContextVar[int | None] = ContextVar("escrutinio_replay_step", default=None)
+
+
+@dataclass
+class StepClock(ReplayClock):
+    """The dashboard's replay clock: :meth:`index` is the step pinned for the current
+    request when there is one (see :func:`pinned_step`), else the clock's own."""
+
+    def index(self) -> int:
+        pinned = _PINNED.get()
+        if pinned is not None:
+            return max(0, min(pinned, self.n_steps - 1))
+        return self.clock_index()
+
+    def clock_index(self) -> int:
+        """The step the clock reads now, ignoring any pin."""
+        return ReplayClock.index(self)
+
+
+@contextmanager
+def pinned_step(clock: ReplayClock | None) -> Iterator[int | None]:
+    """Pin the clock's current step for everything done inside (one request)."""
+    if clock is None:
+        yield None
+        return
+    step = clock.index()
+    token = _PINNED.set(step)
+    try:
+        yield step
+    finally:
+        _PINNED.reset(token)
 
 
 @dataclass

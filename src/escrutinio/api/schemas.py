@@ -120,6 +120,7 @@ def components() -> dict[str, Any]:
             "replay": {"type": "boolean"}, "step": {"type": ["integer", "null"]},
             "n_steps": {"type": ["integer", "null"]},
             "as_of": {"type": ["string", "null"]},
+            "as_of_label": {"type": ["object", "null"]},
             "snapshot_id": {"type": ["string", "null"]},
             "seconds_to_next": {"type": ["number", "null"]},
             "step_seconds": {"type": ["number", "null"]}}),

@@ -77,7 +77,7 @@
     var poll = function () {
       fetch("/api/v1/replay", { cache: "no-store" }).then(function (r) { return r.json(); }).then(function (s) {
         if (!s.replay) { return; }
-        if (status) { status.textContent = T("corte ", "cut ") + (s.step + 1) + " / " + s.n_steps + ", " + s.as_of.replace("T", " ").replace("Z", " UTC"); }
+        if (status) { status.textContent = T("corte ", "cut ") + (s.step + 1) + " / " + s.n_steps + ", " + (s.as_of_label ? s.as_of_label[lang] : s.as_of.replace("T", " ").replace("Z", " UTC")); }
         if (String(s.step) !== step && body.getAttribute("data-home") && !paused) { window.location.reload(); }
       }).catch(function () { /* offline: keep the page as it is */ });
     };
