@@ -141,7 +141,8 @@ def build_assertions(contest: Contest, totals: dict[str, int],
                                                              tuple[str, ...]]:
     """Assertions that together confirm the reported outcome, and the reported winners.
 
-    Runoff (or any plurality contest): the winner beats every loser. First round: if the
+    Runoff (or any plurality contest, including a first round whose
+    ``majority_threshold`` is null): the winner beats every loser. First round: if the
     leader has more than the threshold share of valid votes, the majority assertion plus
     every winner-loser pair; otherwise the two finalists each beat every other candidate
     and neither has a majority. Ties in the reported totals are ordered by contest order.
@@ -160,7 +161,9 @@ def build_assertions(contest: Contest, totals: dict[str, int],
         return Assertion(f"{codes[wi]}>{codes[li]}", "pairwise", (codes[wi],), (codes[li],),
                          tuple(coef))
 
-    if contest.kind is ContestKind.FIRST_ROUND and n_winners is None:
+    # a first round without a threshold is a plurality contest: no majority to assert
+    if (contest.kind is ContestKind.FIRST_ROUND and n_winners is None
+            and contest.majority_threshold is not None):
         top = order[0]
         if int(totals.get(codes[top], 0)) * q > p * valid:
             coef = [-p] * k

@@ -14,6 +14,7 @@ from rich.table import Table
 from escrutinio.audit.model import Policy
 from escrutinio.commands.common import T, emit_json, err, fail, open_store, out
 from escrutinio.errors import EscrutinioError
+from escrutinio.provenance import to_jsonable
 
 audit_app = typer.Typer(no_args_is_help=True, help=(
     "Auditorías que limitan el riesgo sobre actas / risk-limiting audits over actas"))
@@ -52,7 +53,8 @@ def plan_cmd(
     annulled: Annulled = "batch", not_installed: NotInst = "batch",
     unresolved: Unresolved = "subtract", ballot_bound: BallotBound = "cast",
     error_rate: Annotated[float | None, typer.Option(
-        help="share of actas with a discrepancy (default: Peru 2021 model, 0.3%)")] = None,
+        help="share of actas with a discrepancy (default: the rate the country's pack "
+             "states, else a generic stated 0.3%)")] = None,
     replicates: Annotated[int, typer.Option(help="simulated audits per method")] = 600,
     seed: Annotated[int, typer.Option(help="seed of the planning simulation (not the "
                                       "public sample)")] = 20210606,
@@ -63,24 +65,32 @@ def plan_cmd(
 
     from escrutinio.audit.plan import DEFAULT_RISK_LIMITS, ErrorModel, plan_audit
     from escrutinio.audit.workflow import population_for
+    from escrutinio.countries import pack_for
 
     try:
-        errors = ErrorModel() if error_rate is None else replace(ErrorModel(), rate=error_rate)
         with open_store(read_only=True) as store:
             pop, _ = population_for(store, snapshot, contest_id=contest,
                                     policy=_policy(annulled, not_installed, unresolved,
                                                    ballot_bound))
+        stated = pack_for(pop.contest).audit_error_rate
+        errors = replace(ErrorModel(), rate=stated.value if error_rate is None else error_rate)
+        source = stated.source if error_rate is None else (
+            f"indicada con --error-rate: {error_rate:.2%}",
+            f"given with --error-rate: {error_rate:.2%}")
         plan = plan_audit(pop, risk_limits=tuple(risk_limit or DEFAULT_RISK_LIMITS),
                           errors=errors, replicates=replicates, seed=seed)
     except (EscrutinioError, ValueError) as exc:
         fail(_as_error(exc), as_json)
         return
     if as_json:
-        emit_json(plan)
+        emit_json({**to_jsonable(plan),
+                   "error_model_source": {"es": source[0], "en": source[1]}})
         return
     out.print(f"[bold]{plan.contest_id}[/] — {T('instantánea', 'snapshot')} "
               f"{plan.snapshot_id[:12]}; {plan.n_actas:,} actas, "
               f"{plan.total_ballots:,} {T('boletas', 'ballots')}")
+    out.print(T(f"Tasa de discrepancias supuesta: {source[0]}",
+                f"Assumed discrepancy rate: {source[1]}"))
     for a, v, s in zip(plan.assertions, plan.margins, plan.subtracted, strict=True):
         out.print(f"  {a['label_es'] if T('es', 'en') == 'es' else a['label_en']}: "
                   f"{T('margen', 'margin')} {v:,}"
