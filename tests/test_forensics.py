@@ -62,14 +62,18 @@ def test_real_runoff_is_not_flagged_and_report_adds_up(peru, peru_report) -> Non
     assert integer.national.statistic == 24_070
     assert abs(integer.national.expected - 24_070) < 500
     assert integer.verdict_es.startswith("Sin anomalía") and "p = " in integer.verdict_en
-    # the stakes bound: the flagged actas' votes, against the real margin
+    # the stakes bound: only actas in flagged scopes count (issue 14). Nothing is flagged,
+    # so the actas that stand out individually are listed for review but weigh nothing
     st = rep.stakes
     assert st.margin == 8_835_653 - 8_791_696 and st.leader == "castillo"
-    assert st.n_actas == rep.n_flagged_actas == len(rep.flagged_actas) > 0
-    assert st.valid_votes == sum(sum(a.votes.values()) for a in rep.flagged_actas)
-    assert st.net_for_leader == sum(a.votes["castillo"] - a.votes["fujimori"]
-                                    for a in rep.flagged_actas)
+    assert st.n_listed == rep.n_flagged_actas == len(rep.flagged_actas) > 0
+    assert not any(a.in_flagged_scope for a in rep.flagged_actas)
+    assert st.n_actas == st.valid_votes == st.net_for_leader == 0
     assert st.margin_if_annulled == st.margin - st.net_for_leader
+    assert not st.could_change_winner and not st.could_change_result
+    assert [t.kind for t in st.thresholds] == ["winner"]
+    assert "matter for the result" not in st.text_en and "importan" not in st.text_es
+    assert "no flagged vote can change" in st.text_en
     assert rep.panel_info["actas_joined"] > 75_000
     # reproducibility footer: data hash, snapshots, seed, filters, in both languages
     assert rep.data_hash[:16] in rep.footer_es and rep.data_hash[:16] in rep.footer_en

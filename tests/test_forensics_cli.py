@@ -59,7 +59,8 @@ def test_forensics_json_image_and_languages(db: Path, tmp_path: Path) -> None:
                                                 "fingerprint", "place", "panel"}
     assert doc["panel_info"]["actas_joined"] > 5_000  # first round found automatically
     assert len(doc["provenance"]["snapshot_ids"]) == 2
-    assert doc["stakes"]["n_actas"] == len(doc["flagged_actas"])
+    assert doc["stakes"]["n_listed"] == len(doc["flagged_actas"])
+    assert doc["stakes"]["n_actas"] == sum(a["in_flagged_scope"] for a in doc["flagged_actas"])
     assert "sha256:" in doc["footer_es"] and doc["summary_en"]
 
     png = tmp_path / "huella.png"

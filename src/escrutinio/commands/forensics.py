@@ -39,12 +39,6 @@ def _first_round(store: Store, contest_id: str, ref: str) -> SnapshotInfo | None
     return store.snapshot(ref, kind=SnapshotKind.ACTAS)
 
 
-def _fmt_p(p: float) -> str:
-    if p != p:  # NaN
-        return "—"
-    return f"{p:.1e}" if p < 1e-4 else f"{p:.4f}"
-
-
 def _num(x: float | None) -> str:
     return "—" if x is None else f"{x:,.3g}"
 
@@ -140,13 +134,14 @@ def _print(report, has_prev: bool, limit: int, image: Path | None) -> None:  # n
     for t in report.tests:
         n = t.national
         table.add_row(t.title_es if es else t.title_en, t.quantity, _num(n.statistic),
-                      _num(n.expected), _num(n.effect), _fmt_p(n.p_value),
-                      _fmt_p(n.q_value if n.q_value is not None else float("nan")),
+                      _num(n.expected), _num(n.effect), n.p_text, n.q_text,
                       f"{t.n_flagged_scopes}", f"{t.n_flagged_actas:,}")
     out.print(table)
     for t in report.tests:
         out.print(f"• [bold]{t.title_es if es else t.title_en} — {t.quantity}[/]: "
-                  f"{t.verdict_es if es else t.verdict_en}")
+                  f"{t.verdict_national_es if es else t.verdict_national_en}")
+        if t.verdict_scopes_es:
+            out.print(f"  {t.verdict_scopes_es if es else t.verdict_scopes_en}")
         if t.n_flagged_scopes:
             out.print(T(f"  Falsas alarmas esperadas entre sus señales: "
                         f"~{t.expected_false_flags:.2f}. Explicaciones benignas: ",
@@ -163,15 +158,18 @@ def _print(report, has_prev: bool, limit: int, image: Path | None) -> None:  # n
                     "q"):
             ft.add_column(col)
         for f in report.flags:
-            ft.add_row(f.scope_name, f.test, f.quantity, _fmt_p(f.p_value), _fmt_p(f.q_value))
+            ft.add_row(f.scope_name, f.test, f.quantity, f.p_text, f.q_text)
         out.print(ft)
     out.print(T(f"Hipótesis: {report.n_hypotheses}; falsas alarmas esperadas entre las "
                 f"señales: ~{report.expected_false_flags:.1f}",
                 f"Hypotheses: {report.n_hypotheses}; expected false flags among the flags: "
                 f"~{report.expected_false_flags:.1f}"))
     if report.flagged_actas and limit > 0:
-        at = Table(title=T(f"Actas señaladas ({report.n_flagged_actas:,}; primeras {limit})",
-                           f"Flagged actas ({report.n_flagged_actas:,}; first {limit})"))
+        k = report.stakes.n_actas
+        at = Table(title=T(f"Actas que destacan individualmente ({report.n_flagged_actas:,}; "
+                           f"{k:,} en ámbitos señalados; primeras {limit})",
+                           f"Actas that stand out individually ({report.n_flagged_actas:,}; "
+                           f"{k:,} in flagged scopes; first {limit})"))
         codes = list(report.flagged_actas[0].votes)
         # a terminal fits the tested candidates; the others are summed (JSON: all of them)
         shown = [c for c in dict.fromkeys(t.quantity for t in report.tests) if c in codes]
@@ -179,7 +177,8 @@ def _print(report, has_prev: bool, limit: int, image: Path | None) -> None:  # n
         rest = [c for c in codes if c not in shown]
         extra = [T("otros", "others")] if rest else []
         for col in ("acta", T("área", "area"), T("local", "place"), T("electores", "electors"),
-                    T("emitidos", "cast"), *shown, *extra, "JEE", T("motivos", "reasons"), "z"):
+                    T("emitidos", "cast"), *shown, *extra, "JEE", T("motivos", "reasons"), "z",
+                    T("ámbito señalado", "flagged scope")):
             at.add_column(col, overflow="fold")
         for a in report.flagged_actas[:limit]:
             others = [f"{sum(a.votes[c] for c in rest):,}"] if rest else []
@@ -187,7 +186,8 @@ def _print(report, has_prev: bool, limit: int, image: Path | None) -> None:  # n
                        "—" if a.electors is None else f"{a.electors}", f"{a.cast}",
                        *[f"{a.votes[c]:,}" for c in shown], *others,
                        T("sí", "yes") if a.resolved else "",
-                       ", ".join(a.reasons), f"{a.max_abs_z:.1f}")
+                       ", ".join(a.reasons), f"{a.max_abs_z:.1f}",
+                       T("sí", "yes") if a.in_flagged_scope else T("no", "no"))
         out.print(at)
     out.print(report.stakes.text_es if es else report.stakes.text_en)
     out.print(f"[bold]{report.summary_es if es else report.summary_en}[/]")

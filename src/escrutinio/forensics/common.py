@@ -52,6 +52,11 @@ class ScopeResult:
     q_value: float | None = None
     flagged: bool = False
     details: dict[str, Any] = field(default_factory=dict)
+    #: the smallest p-value the method can tell apart from 0: 1/(B + 1) for a
+    #: Monte-Carlo p-value with B draws, ANALYTIC_RESOLUTION otherwise
+    p_resolution: float = 0.0
+    p_text: str = ""  # "0.397", "< 0.001": what the report prints (never "0")
+    q_text: str = ""
 
 
 def finite_or_none(x: Any) -> Any:
@@ -65,12 +70,45 @@ def finite_or_none(x: Any) -> Any:
     return x
 
 
+#: below this an analytic or exact p-value is not told apart from 0: tails computed as
+#: 1 − cdf lose everything under double precision's 1e-16, and the approximations
+#: behind them are not accurate that far out anyway
+ANALYTIC_RESOLUTION = 1e-15
+
+
+def p_resolution(r: ScopeResult) -> float:
+    """The resolution of ``r``'s p-value: 1/(B + 1) for a Monte-Carlo p-value, the
+    analytic floor otherwise."""
+    draws = r.details.get("draws")
+    if r.p_method == "monte_carlo" and isinstance(draws, int) and draws > 0:
+        return 1.0 / (draws + 1)
+    return ANALYTIC_RESOLUTION
+
+
+def format_p(p: float | None, resolution: float = ANALYTIC_RESOLUTION) -> str:
+    """A p- or q-value as printed: never "0". At or below the method's resolution it is
+    "< resolution" (a Monte-Carlo p-value with 999 draws and none as extreme prints
+    "< 0.001"); otherwise 3 significant decimals, scientific below 1e-4."""
+    if p is None or not np.isfinite(p):
+        return "—"
+    if p <= resolution:
+        r = f"{resolution:.2g}" if resolution >= 1e-4 else f"{resolution:.0e}"
+        return f"< {r}"
+    if p < 1e-4:
+        return f"{p:.1e}"
+    return f"{p:.4f}" if p < 0.01 else f"{p:.3f}"
+
+
 def sanitized(r: ScopeResult) -> ScopeResult:
+    res = p_resolution(r)
+    p = r.p_value if np.isfinite(r.p_value) else 1.0
     return ScopeResult(
         scope=r.scope, n_units=r.n_units, statistic=finite_or_none(r.statistic),
         expected=finite_or_none(r.expected), effect=finite_or_none(r.effect),
-        p_value=r.p_value if np.isfinite(r.p_value) else 1.0, p_method=r.p_method,
-        q_value=r.q_value, flagged=r.flagged, details=finite_or_none(r.details))
+        p_value=p, p_method=r.p_method,
+        q_value=r.q_value, flagged=r.flagged, details=finite_or_none(r.details),
+        p_resolution=res, p_text=format_p(p, res),
+        q_text=format_p(r.q_value, res) if r.q_value is not None else "—")
 
 
 @dataclass(frozen=True, slots=True)

@@ -146,7 +146,8 @@ def summarize_digits(
             dk = (nc - e[None, :])[:, keep]
             null_stats = np.einsum("bi,ij,bj->b", dk, inv, dk)
             p_mc = mc_pvalue(null_stats, stat)
-            details |= {"p_monte_carlo": p_mc, "null_mean": float(null_stats.mean())}
+            details |= {"p_monte_carlo": p_mc, "null_mean": float(null_stats.mean()),
+                        "draws": len(null_stats)}
             # beyond the Monte-Carlo resolution the analytic tail is the better estimate
             if int(np.count_nonzero(null_stats >= stat)) < 5:
                 p, method = p_an, "analytic_tail"

@@ -123,7 +123,7 @@ def summarize_integer(
             nulls = null_hits[:, regs].sum(axis=1).astype(float)
             p_mc = mc_pvalue(nulls, h)
             details |= {"p_monte_carlo": p_mc, "null_mean": float(nulls.mean()),
-                        "null_sd": float(nulls.std())}
+                        "null_sd": float(nulls.std()), "draws": len(nulls)}
             # beyond the Monte-Carlo resolution the analytic tail is the better estimate
             if int(np.count_nonzero(nulls >= h)) < 5:
                 p, method = p_an, "analytic_tail"

@@ -18,7 +18,14 @@ import polars as pl
 
 from escrutinio.domain import Contest
 from escrutinio.forensics.benford import BENFORD_ALIASES, BenfordRefused
-from escrutinio.forensics.common import Outliers, ScopeResult, sanitized, scopes_for
+from escrutinio.forensics.common import (
+    Outliers,
+    Scope,
+    ScopeResult,
+    format_p,
+    sanitized,
+    scopes_for,
+)
 from escrutinio.forensics.digits import DEFAULT_MIN_EXPECTED
 from escrutinio.forensics.engine import run_count_tests
 from escrutinio.forensics.fingerprint import (
@@ -30,6 +37,7 @@ from escrutinio.forensics.fingerprint import (
 from escrutinio.forensics.inputs import ForensicInput, prepare
 from escrutinio.forensics.outliers import DEFAULT_THRESHOLD, run_place
 from escrutinio.forensics.panel import run_panel
+from escrutinio.forensics.stakes import Stakes, stakes_bound
 from escrutinio.forensics.stats import benjamini_hochberg
 from escrutinio.provenance import Provenance
 
@@ -146,8 +154,12 @@ class TestSummary:
     n_flagged_scopes: int
     expected_false_flags: float  # q × flagged scopes: the BH bound on false ones
     n_flagged_actas: int  # actas this test singles out (0: aggregate tests)
-    verdict_es: str
+    verdict_es: str  # the national line, then the partial scopes' line
     verdict_en: str
+    verdict_national_es: str  # the nation only
+    verdict_national_en: str
+    verdict_scopes_es: str  # home / abroad / regions only
+    verdict_scopes_en: str
     benign_es: str
     benign_en: str
     cannot_tell_es: str
@@ -164,6 +176,8 @@ class Flag:
     quantity: str
     p_value: float
     q_value: float
+    p_text: str = ""  # as printed: never "0" ("< 0.001" below the resolution)
+    q_text: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,24 +192,7 @@ class FlaggedActa:
     resolved: bool
     reasons: tuple[str, ...]  # e.g. "place:turnout", "panel:fujimori", "fingerprint:castillo"
     max_abs_z: float
-    in_flagged_scope: bool  # its area1 (or the nation) is flagged for one of its reasons
-
-
-@dataclass(frozen=True, slots=True)
-class Stakes:
-    """If every flagged acta were wrong: how many votes, against the margin."""
-
-    n_actas: int
-    valid_votes: int  # candidate votes in the flagged actas: the most that could move
-    cast_votes: int
-    leader: str
-    runner_up: str
-    margin: int  # leader − runner-up over the analysed actas
-    net_for_leader: int  # Σ (leader − runner-up) in flagged actas: what annulling them moves
-    margin_if_annulled: int
-    could_change_winner: bool  # valid votes involved exceed the margin
-    text_es: str
-    text_en: str
+    in_flagged_scope: bool  # a scope holding it is flagged by a test that singles it out
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,10 +230,9 @@ class ForensicsReport:
     footer_en: str
 
 
-def _fmt_p(p: float) -> str:
-    if p < 1e-4:
-        return f"{p:.1e}"
-    return f"{p:.4f}" if p < 0.01 else f"{p:.3f}"
+def _p(r: ScopeResult) -> str:
+    """The p-value as printed: never 0 (below the method's resolution: "< 1/(B+1)")."""
+    return r.p_text or format_p(r.p_value)
 
 
 def _describe(test: str, quantity: str, r: ScopeResult, names: Mapping[str, str],
@@ -252,47 +248,47 @@ def _describe(test: str, quantity: str, r: ScopeResult, names: Mapping[str, str]
         what_en = "turnout" if quantity == "turnout" else f"{qn}'s share"
         return (f"{int(r.statistic):,} de {r.n_units:,} actas tienen {what_es} en un "
                 f"porcentaje entero (±0,05); se esperaban {r.expected:,.0f} por el tamaño de "
-                f"cada mesa (razón {r.effect:.3f}); p = {_fmt_p(r.p_value)}.",
+                f"cada mesa (razón {r.effect:.3f}); p = {_p(r)}.",
                 f"{int(r.statistic):,} of {r.n_units:,} actas report {what_en} as a whole "
                 f"percentage (±0.05); {r.expected:,.0f} were expected from each mesa's size "
-                f"(ratio {r.effect:.3f}); p = {_fmt_p(r.p_value)}.")
+                f"(ratio {r.effect:.3f}); p = {_p(r)}.")
     if test == "last_digit":
         dig = d.get("largest_excess_digit", 0)
         return (f"Últimos dígitos de los votos de {qn} en {r.n_units:,} actas: χ² = "
                 f"{r.statistic:.1f} con {int(r.expected)} g.l. contra el nulo según tamaño "
-                f"(mayor exceso: dígito {dig}); p = {_fmt_p(r.p_value)}.",
+                f"(mayor exceso: dígito {dig}); p = {_p(r)}.",
                 f"Last digits of {qn}'s votes in {r.n_units:,} actas: χ² = "
                 f"{r.statistic:.1f} on {int(r.expected)} df against the size-aware null "
-                f"(largest excess: digit {dig}); p = {_fmt_p(r.p_value)}.")
+                f"(largest excess: digit {dig}); p = {_p(r)}.")
     if test == "second_digit":
         lo = min(d["baseline_smoothed"], d["baseline_binomial"])
         hi = max(d["baseline_smoothed"], d["baseline_binomial"])
         return (f"Media del segundo dígito de {qn}: {r.statistic:.3f}; líneas base simuladas "
-                f"{lo:.3f}–{hi:.3f} (el 4,187 de Benford no aplica); p = {_fmt_p(r.p_value)}.",
+                f"{lo:.3f}–{hi:.3f} (el 4,187 de Benford no aplica); p = {_p(r)}.",
                 f"Mean second digit of {qn}: {r.statistic:.3f}; simulated baselines "
                 f"{lo:.3f}–{hi:.3f} (Benford's 4.187 does not apply); "
-                f"p = {_fmt_p(r.p_value)}.")
+                f"p = {_p(r)}.")
     if test == "fingerprint":
         return (f"{int(r.statistic)} actas con participación ≥ 95 % y {qn} ≥ 95 %; "
-                f"{r.expected:.1f} esperadas según sus locales; p = {_fmt_p(r.p_value)}.",
+                f"{r.expected:.1f} esperadas según sus locales; p = {_p(r)}.",
                 f"{int(r.statistic)} actas with turnout ≥ 95 % and {qn} ≥ 95 %; "
                 f"{r.expected:.1f} expected from their polling places; "
-                f"p = {_fmt_p(r.p_value)}.")
+                f"p = {_p(r)}.")
     where_es = "su local" if test == "place" else "su local y su primera vuelta"
     where_en = "their polling place" if test == "place" else "their place and first round"
     if quantity == "turnout":
         return (f"{int(r.statistic)} actas con participación muy por encima de {where_es} "
                 f"(≥ {threshold:g} desv. robustas) y {int(r.expected)} muy por debajo; "
-                f"p = {_fmt_p(r.p_value)}.",
+                f"p = {_p(r)}.",
                 f"{int(r.statistic)} actas with turnout far above {where_en} (≥ "
                 f"{threshold:g} robust SD) and {int(r.expected)} far below; "
-                f"p = {_fmt_p(r.p_value)}.")
+                f"p = {_p(r)}.")
     return (f"{int(r.statistic)} actas muy a favor de {qn} respecto de {where_es} (≥ "
             f"{threshold:g} desv. robustas) y {int(r.expected)} muy en contra; "
-            f"p = {_fmt_p(r.p_value)}.",
+            f"p = {_p(r)}.",
             f"{int(r.statistic)} actas far in favour of {qn} relative to {where_en} (≥ "
             f"{threshold:g} robust SD) and {int(r.expected)} far against; "
-            f"p = {_fmt_p(r.p_value)}.")
+            f"p = {_p(r)}.")
 
 
 def _beneficiaries(outliers: Mapping[str, list[Outliers]],
@@ -313,27 +309,89 @@ def _beneficiaries(outliers: Mapping[str, list[Outliers]],
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    national_es: str
+    national_en: str
+    scopes_es: str
+    scopes_en: str
+    n_flagged: int
+
+    @property
+    def es(self) -> str:
+        return f"{self.national_es} {self.scopes_es}"
+
+    @property
+    def en(self) -> str:
+        return f"{self.national_en} {self.scopes_en}"
+
+
 def _verdict(test: str, quantity: str, rows: list[ScopeResult], names: Mapping[str, str],
-             scope_names: Mapping[str, str], threshold: float) -> tuple[str, str, int]:
+             scope_names: Mapping[str, str], threshold: float) -> _Verdict:
+    """Two lines that cannot contradict each other: the nation (its own test, its own
+    p-value) and the partial scopes (home, abroad, regions: how many of how many survived
+    the false-discovery control, and where)."""
     nat = rows[0]
-    flagged = [r for r in rows if r.flagged]
+    partial = [r for r in rows[1:] if r.n_units > 0]
+    flagged = [r for r in partial if r.flagged]
     es, en = _describe(test, quantity, nat, names, threshold)
     gains = nat.details.get("share_above_neighbours")
-    if flagged and gains:
+    if (nat.flagged or flagged) and gains:
         best = max(gains, key=lambda c: gains[c])
         bn = names.get(best, best)
         es += (f" En {gains[best]:.0%} de esas actas de participación alta, {bn} también "
                "supera a sus vecinas.")
         en += (f" In {gains[best]:.0%} of those high-turnout actas {bn} also beats the "
                "neighbouring mesas.")
-    if not flagged:
-        return (f"Sin anomalía detectable. {es}", f"No detectable anomaly. {en}", 0)
-    where = ", ".join(scope_names.get(r.scope, r.scope) for r in flagged[:8])
-    more = f" (+{len(flagged) - 8})" if len(flagged) > 8 else ""
-    return (f"ANOMALÍA (no prueba) en {len(flagged)} ámbito(s) tras el control FDR: "
-            f"{where}{more}. {es} Revise primero las explicaciones benignas.",
-            f"ANOMALY (not proof) in {len(flagged)} scope(s) after FDR control: "
-            f"{where}{more}. {en} Check the benign explanations first.", len(flagged))
+    if nat.flagged:
+        nes = (f"Total nacional: ANOMALÍA (no prueba) tras el control FDR (q = "
+               f"{nat.q_text}). {es}")
+        nen = f"National total: ANOMALY (not proof) after FDR control (q = {nat.q_text}). {en}"
+    else:
+        nes = f"Sin anomalía detectable en el total nacional. {es}"
+        nen = f"No detectable anomaly in the national total. {en}"
+    n_part = len(partial)
+    if n_part == 0:
+        ses, sen = "", ""
+    elif not flagged:
+        ses = (f"Ámbitos parciales (país/extranjero y regiones): ninguno de {n_part} "
+               "señalado tras el control FDR.")
+        sen = (f"Partial scopes (home/abroad and regions): none of {n_part} flagged after "
+               "FDR control.")
+    else:
+        where = ", ".join(f"{scope_names.get(r.scope, r.scope)} (p = {r.p_text}, q = "
+                          f"{r.q_text})" for r in flagged[:8])
+        more = f" (+{len(flagged) - 8})" if len(flagged) > 8 else ""
+        local_es = ("" if nat.flagged else
+                    " Es local: el total nacional no la muestra.")
+        local_en = ("" if nat.flagged else
+                    " It is local: the national total does not show it.")
+        ses = (f"Ámbitos parciales: ANOMALÍA (no prueba) en {len(flagged)} de {n_part} tras "
+               f"el control FDR: {where}{more}.{local_es}")
+        sen = (f"Partial scopes: ANOMALY (not proof) in {len(flagged)} of {n_part} after "
+               f"FDR control: {where}{more}.{local_en}")
+    if nat.flagged or flagged:
+        ses += " Revise primero las explicaciones benignas."
+        sen += " Check the benign explanations first."
+    return _Verdict(nes, nen, ses.strip(), sen.strip(),
+                    len(flagged) + int(nat.flagged))
+
+
+def _coverage(filters: Mapping[str, int]) -> tuple[str, str]:
+    """What the tests saw, out of what the snapshot holds: what was left out is unknown
+    to them, never clean."""
+    total = int(filters.get("actas_in_snapshot", 0))
+    seen = int(filters.get("actas_analysed", 0))
+    left = total - seen
+    if left <= 0:
+        return (f"Se analizaron las {seen:,} actas de la instantánea.",
+                f"All {seen:,} actas of the snapshot were analysed.")
+    return (f"Se analizaron {seen:,} de {total:,} actas; las otras {left:,} (anuladas, "
+            "pendientes, en el JEE o sin cifras completas) no entraron: las pruebas no dicen "
+            "nada de ellas.",
+            f"{seen:,} of {total:,} actas were analysed; the other {left:,} (annulled, "
+            "pending, at the JEE or without complete figures) did not enter: the tests say "
+            "nothing about them.")
 
 
 def _candidates_by_votes(inp: ForensicInput, top: int) -> list[int]:
@@ -345,7 +403,8 @@ def _candidates_by_votes(inp: ForensicInput, top: int) -> list[int]:
 def _flagged_actas(
     inp: ForensicInput, outliers: dict[str, list[Outliers]], tails: dict[str, np.ndarray],
     threshold: float, flagged_scopes: set[tuple[str, str, str]], limit: int | None,
-) -> tuple[list[FlaggedActa], np.ndarray]:
+    scopes: list[Scope],
+) -> tuple[list[FlaggedActa], np.ndarray, np.ndarray]:
     """Actas beyond the threshold in the favourable direction of each quantity (turnout
     up; a candidate's share up), and actas in the joint ≥ 95 % tail."""
     n = inp.n
@@ -362,20 +421,14 @@ def _flagged_actas(
                 reasons.setdefault(i, []).append(f"{test}:{o.quantity}")
             max_z = np.maximum(max_z, np.where(hit, z, 0.0))
             any_flag |= hit
-            for scope_id in ("national", "home", "abroad"):
-                if (scope_id, test, o.quantity) in flagged_scopes:
-                    in_scope |= hit & _scope_mask(inp, scope_id)
-            reg_flag = np.array([(f"area1:{c}", test, o.quantity) in flagged_scopes
-                                 for c in inp.region_codes.tolist()], dtype=bool)
-            in_scope |= hit & reg_flag[inp.region_idx]
+            in_scope |= hit & _flagged_scope_mask(inp, scopes, flagged_scopes, test,
+                                                  o.quantity)
     for code, mask in tails.items():
         for i in np.flatnonzero(mask).tolist():
             reasons.setdefault(i, []).append(f"fingerprint:{code}")
         any_flag |= mask
-        if any(("national", "fingerprint", code) == f or
-               (f[1] == "fingerprint" and f[2] == code and f[0].startswith("area1:"))
-               for f in flagged_scopes):
-            in_scope |= mask
+        in_scope |= mask & _flagged_scope_mask(inp, scopes, flagged_scopes, "fingerprint",
+                                               code)
     idx = np.flatnonzero(any_flag)
     idx = idx[np.argsort(-max_z[idx], kind="stable")]
     shown = idx if limit is None else idx[:limit]
@@ -389,52 +442,18 @@ def _flagged_actas(
         resolved=bool(inp.resolved[i]), reasons=tuple(reasons[i]),
         max_abs_z=round(float(max_z[i]), 2), in_flagged_scope=bool(in_scope[i]))
         for i in shown.tolist()]
-    return out, any_flag
+    return out, any_flag, in_scope
 
 
-def _scope_mask(inp: ForensicInput, scope_id: str) -> np.ndarray:
-    if scope_id == "national":
-        return np.ones(inp.n, dtype=bool)
-    return inp.abroad if scope_id == "abroad" else ~inp.abroad
-
-
-def _stakes(inp: ForensicInput, mask: np.ndarray, names: Mapping[str, str]) -> Stakes:
-    totals = inp.votes.sum(axis=0)
-    order = np.argsort(-totals, kind="stable")
-    lead, run = int(order[0]), int(order[1]) if len(order) > 1 else int(order[0])
-    margin = int(totals[lead] - totals[run])
-    valid = int(inp.valid[mask].sum())
-    cast = int(inp.cast[mask].sum())
-    net = int((inp.votes[mask, lead] - inp.votes[mask, run]).sum())
-    ln, rn = names.get(inp.codes[lead], inp.codes[lead]), names.get(inp.codes[run],
-                                                                    inp.codes[run])
-    could = valid > margin
-    k = int(mask.sum())
-    if k == 0:
-        es = (f"Ninguna acta destaca individualmente; el margen es {margin:,} ({ln} sobre "
-              f"{rn}).")
-        en = f"No acta stands out individually; the margin is {margin:,} ({ln} over {rn})."
-    else:
-        es = (f"Si las {k:,} actas señaladas estuvieran todas mal, involucrarían como máximo "
-              f"{valid:,} votos válidos, frente a un margen de {margin:,} ({ln} sobre {rn}). "
-              f"Anularlas todas movería el margen en {-net:+,} votos (quedaría en "
-              f"{margin - net:,}). "
-              + ("Esos votos superan el margen: importan para el resultado y deben "
-                 "revisarse acta por acta (no significa que estén mal)." if could else
-                 "Ni siquiera todos juntos alcanzan el margen: no pueden cambiar al "
-                 "ganador."))
-        en = (f"If all {k:,} flagged actas were wrong, they would involve at most "
-              f"{valid:,} valid votes, against a margin of {margin:,} ({ln} over {rn}). "
-              f"Annulling all of them would move the margin by {-net:+,} votes (to "
-              f"{margin - net:,}). "
-              + ("Those votes exceed the margin: they matter for the result and should be "
-                 "checked acta by acta (which does not mean they are wrong)." if could else
-                 "Even all together they do not reach the margin: they cannot change the "
-                 "winner."))
-    return Stakes(n_actas=k, valid_votes=valid, cast_votes=cast, leader=inp.codes[lead],
-                  runner_up=inp.codes[run], margin=margin, net_for_leader=net,
-                  margin_if_annulled=margin - net, could_change_winner=could,
-                  text_es=es, text_en=en)
+def _flagged_scope_mask(inp: ForensicInput, scopes: list[Scope],
+                        flagged_scopes: set[tuple[str, str, str]], test: str,
+                        quantity: str) -> np.ndarray:
+    """Actas inside some scope where ``test`` on ``quantity`` survived FDR."""
+    regions = np.zeros(len(inp.region_codes), dtype=bool)
+    for sc in scopes:
+        if (sc.id, test, quantity) in flagged_scopes:
+            regions[list(sc.regions)] = True
+    return regions[inp.region_idx]
 
 
 def run_forensics(
@@ -537,18 +556,22 @@ def run_forensics(
                 qv, fl = qmap.get((test, quantity, i), (None, False))
                 new_rows.append(sanitized(replace(r, q_value=qv, flagged=fl)))
                 if fl:
+                    sr = new_rows[-1]
                     flags.append(Flag(r.scope, scope_names.get(r.scope, r.scope), test,
-                                      quantity, r.p_value, float(qv or 0.0)))
+                                      quantity, r.p_value, float(qv or 0.0), sr.p_text,
+                                      sr.q_text))
                     flagged_scopes.add((r.scope, test, quantity))
-            ves, ven, nfl = _verdict(test, quantity, new_rows, names, scope_names, threshold)
+            vd = _verdict(test, quantity, new_rows, names, scope_names, threshold)
             t_es, t_en = TITLES[test]
             b_es, b_en = BENIGN[test]
             c_es, c_en = CANNOT_TELL[test]
             summaries.append(TestSummary(
                 test=test, quantity=quantity, title_es=t_es, title_en=t_en,
-                national=new_rows[0], scopes=tuple(new_rows), n_flagged_scopes=nfl,
-                expected_false_flags=q * nfl, n_flagged_actas=0, verdict_es=ves,
-                verdict_en=ven, benign_es=b_es, benign_en=b_en, cannot_tell_es=c_es,
+                national=new_rows[0], scopes=tuple(new_rows), n_flagged_scopes=vd.n_flagged,
+                expected_false_flags=q * vd.n_flagged, n_flagged_actas=0, verdict_es=vd.es,
+                verdict_en=vd.en, verdict_national_es=vd.national_es,
+                verdict_national_en=vd.national_en, verdict_scopes_es=vd.scopes_es,
+                verdict_scopes_en=vd.scopes_en, benign_es=b_es, benign_en=b_en, cannot_tell_es=c_es,
                 cannot_tell_en=c_en))
     tail_masks = ({inp.codes[c]: joint_tail_mask(inp, c) for c in cands}
                   if "fingerprint" in results else {})
@@ -558,9 +581,13 @@ def run_forensics(
     per_test_actas |= {("fingerprint", code): int(m.sum()) for code, m in tail_masks.items()}
     summaries = [replace(t, n_flagged_actas=per_test_actas.get((t.test, t.quantity), 0))
                  for t in summaries]
-    flagged, mask = _flagged_actas(inp, outliers, tail_masks, threshold, flagged_scopes,
-                                   max_flagged)
-    stakes = _stakes(inp, mask, names)
+    flagged, mask, in_scope = _flagged_actas(inp, outliers, tail_masks, threshold,
+                                             flagged_scopes, max_flagged, scopes)
+    singles = {"place", "panel", "fingerprint"}
+    n_scope_flags = sum(f.test in singles for f in flags)
+    stakes = stakes_bound(contest, inp.codes, inp.votes, inp.valid, inp.cast,
+                          mask & in_scope, int(mask.sum()), n_scope_flags,
+                          len(flags) - n_scope_flags, names)
     m = len(pvals)
     efl = q * len(flags)
     params: dict[str, Any] = {
@@ -582,20 +609,44 @@ def run_forensics(
                  f"{draws} Monte-Carlo draws; q = {q}; threshold {threshold:g}; "
                  f"escrutinio {prov.version}.")
     n_tests = len(summaries)
+    nat_flags = [f for f in flags if f.scope == "national"]
+    part_flags = [f for f in flags if f.scope != "national"]
+    cov_es, cov_en = _coverage(inp.filters)
     if flags:
-        summary_es = (f"{len(flags)} señal(es) de anomalía entre {m} pruebas (FDR {q:.0%}; "
-                      f"~{efl:.1f} podrían ser falsas alarmas). Una anomalía no es prueba de "
-                      f"fraude. {stakes.text_es}")
-        summary_en = (f"{len(flags)} anomaly flag(s) among {m} tests (FDR {q:.0%}; "
-                      f"~{efl:.1f} may be false alarms). An anomaly is not proof of fraud. "
+        def _list(fs: list[Flag]) -> str:
+            shown = ", ".join(f"{f.test}/{names.get(f.quantity, f.quantity)}"
+                              + ("" if f.scope == "national" else f" ({f.scope_name})")
+                              for f in fs[:6])
+            return shown + (f" (+{len(fs) - 6})" if len(fs) > 6 else "")
+        nat_es = (f"Total nacional: {len(nat_flags)} señal(es) de anomalía tras el control FDR "
+                  f"al {q:.0%}: {_list(nat_flags)}." if nat_flags else
+                  "Total nacional: ninguna prueba nacional señala anomalía tras el control "
+                  f"FDR al {q:.0%}.")
+        nat_en = (f"National total: {len(nat_flags)} anomaly flag(s) after FDR control at "
+                  f"{q:.0%}: {_list(nat_flags)}." if nat_flags else
+                  f"National total: no national test flags an anomaly after FDR control at "
+                  f"{q:.0%}.")
+        part_es = (f" Ámbitos parciales: {len(part_flags)} señal(es) de anomalía: "
+                   f"{_list(part_flags)}." if part_flags else
+                   " Ámbitos parciales: ninguna señal.")
+        part_en = (f" Partial scopes: {len(part_flags)} anomaly flag(s): "
+                   f"{_list(part_flags)}." if part_flags else
+                   " Partial scopes: no flag.")
+        summary_es = (f"{nat_es}{part_es} Entre {m} hipótesis; ~{efl:.1f} de las señales "
+                      f"podrían ser falsas alarmas. Una anomalía no es prueba de fraude. "
+                      f"{cov_es} {stakes.text_es}")
+        summary_en = (f"{nat_en}{part_en} Among {m} hypotheses; ~{efl:.1f} of the flags may "
+                      f"be false alarms. An anomaly is not proof of fraud. {cov_en} "
                       f"{stakes.text_en}")
     else:
         summary_es = (f"Ninguna de las {n_tests} pruebas ({m} hipótesis por ámbito) señala "
-                      f"anomalías tras el control FDR al {q:.0%}. Sin control, unas "
-                      f"{q * m:.0f} tendrían p < {q} solo por azar. {stakes.text_es}")
+                      f"anomalías tras el control FDR al {q:.0%}, ni en el total nacional ni "
+                      f"en los ámbitos parciales. Sin control, unas {q * m:.0f} tendrían "
+                      f"p < {q} solo por azar. {cov_es} {stakes.text_es}")
         summary_en = (f"None of the {n_tests} tests ({m} hypotheses by scope) flags an "
-                      f"anomaly after FDR control at {q:.0%}. Without control, about "
-                      f"{q * m:.0f} would have p < {q} by chance alone. {stakes.text_en}")
+                      f"anomaly after FDR control at {q:.0%}, neither in the national total "
+                      f"nor in the partial scopes. Without control, about {q * m:.0f} would "
+                      f"have p < {q} by chance alone. {cov_en} {stakes.text_en}")
     return ForensicsReport(
         contest_id=contest.id, contest_name=contest.name, provenance=prov,
         data_hash=inp.data_hash, filters=dict(inp.filters), q_level=q, threshold=threshold,
