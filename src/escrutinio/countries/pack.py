@@ -18,6 +18,7 @@ Presenters and analyses never hard-wire a country's word: they ask
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Final
@@ -25,6 +26,11 @@ from typing import Final
 from escrutinio.domain import STATUS_LABELS, ActaStatus
 
 Pair = tuple[str, str]  # (Spanish, English)
+
+_JEE: Final = re.compile(r"\bJEE\b")
+_ONPE: Final = re.compile(r"\bONPE\b")
+#: "mesa(s)" not already followed by another country's qualifier
+_MESA: Final = re.compile(r"\b[Mm]esas?\b(?! receptoras?\b| de votación\b)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +50,23 @@ class Vocabulary:
         st = ActaStatus(status)
         es, en = self.status_overrides.get(st, STATUS_LABELS[st])
         return es if lang == "es" else en
+
+    def localize(self, text: str, lang: str = "es") -> str:
+        """Prose written with Peru's words (the analyses' reference vocabulary: "JEE",
+        "ONPE", "mesa(s)") in this country's words. Identity for Peru."""
+        i = 0 if lang == "es" else 1
+        subs = ((_JEE, self.court[i]), (_ONPE, self.authority[i]))
+        for rx, word in subs:
+            text = rx.sub(word, text)
+        one, many = self.polling_station[i], self.polling_stations[i]
+        if one in ("mesa", "Mesa"):
+            return text
+
+        def station(m: re.Match[str]) -> str:
+            word = many if m.group(0).lower().endswith("s") else one
+            return word[:1].upper() + word[1:] if m.group(0)[0] == "M" else word
+
+        return _MESA.sub(station, text)
 
     def with_court(self, short: Pair, long: Pair | None = None) -> Vocabulary:
         """The same vocabulary with another court name (a sidecar's ``court_name``);

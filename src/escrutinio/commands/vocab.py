@@ -1,0 +1,52 @@
+"""The words of the contest's country for the presenters (:mod:`escrutinio.countries`).
+
+Every CLI command that names the electoral court, a polling station or an acta state asks
+here instead of writing "JEE" or "mesa": a Peruvian contest reads "JEE" and "mesa", a
+Chilean one "TRICEL" and "mesa receptora", an unknown country "tribunal electoral /
+electoral court" and "mesa de votación / polling station".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from escrutinio.commands.common import opts
+from escrutinio.countries import CountryPack, Vocabulary, pack_for, vocabulary
+from escrutinio.domain import ActaStatus, Contest
+from escrutinio.errors import EscrutinioError
+from escrutinio.store.base import Store
+
+
+def contest_vocabulary(store: Store, contest_id: str,
+                       snapshot_id: str | None = None) -> Vocabulary:
+    """The contest's vocabulary; a stored sidecar's ``court_name`` (the given snapshot's,
+    else the newest that names one) overrides the pack's court."""
+    try:
+        contest = store.contest(contest_id)
+        metadata = store.snapshot_metadata(contest_id)
+    except (EscrutinioError, KeyError):
+        return pack_for(None).vocabulary
+    chosen: Mapping[str, str] = {}
+    if snapshot_id is not None and "court_name" in metadata.get(snapshot_id, {}):
+        chosen = metadata[snapshot_id]
+    else:
+        for md in reversed(list(metadata.values())):
+            if "court_name" in md:
+                chosen = md
+                break
+    return vocabulary(contest, chosen)
+
+
+def contest_pack(contest: Contest | str | None) -> CountryPack:
+    return pack_for(contest)
+
+
+def W(voc: Vocabulary, key: str) -> str:  # noqa: N802  (like T: one word per call site)
+    """One vocabulary word (``court``, ``polling_stations``...) in the user's language."""
+    es, en = getattr(voc, key)
+    return es if opts.lang == "es" else en
+
+
+def status_word(voc: Vocabulary, status: ActaStatus | str) -> str:
+    """An acta state's name in the user's language, as the contest's country says it."""
+    return voc.status_label(status, opts.lang)
