@@ -167,6 +167,8 @@ class Sidecar:
     pct_votes_counted_by_unit: Mapping[str, float] = field(default_factory=dict)
     votes_remaining: int | None = None
     votes_remaining_by_unit: Mapping[str, int] = field(default_factory=dict)
+    #: what the converter or the source says about the data, [{"es": ..., "en": ...}]
+    notes: tuple[Mapping[str, str], ...] = ()
     warnings: tuple[tuple[str, str, str], ...] = ()
 
 
@@ -179,7 +181,8 @@ def sidecar_path_for(data_path: str | Path) -> Path:
 #: top-level sidecar keys, in documented order (the JSON Schema lists the same)
 SIDECAR_KEYS: Final = ("format", "format_version", "kind", "contest", "as_of", "timezone",
                        "source_uri", "label", "area_labels", "court_name", "vote_types",
-                       "seats", "previous_round", "pct_votes_counted", "votes_remaining")
+                       "seats", "previous_round", "pct_votes_counted", "votes_remaining",
+                       "notes")
 CONTEST_KEYS: Final = ("id", "name", "kind", "country", "date", "majority_threshold",
                        "candidates")
 CANDIDATE_KEYS: Final = ("code", "name", "party", "authority_code")
@@ -362,6 +365,10 @@ def read_sidecar(path: str | Path) -> Sidecar:
     if prev is not None and (not isinstance(prev, str) or not _ID_RE.match(prev)):
         raise bad("previous_round", "identificador de contienda inválido (letras, dígitos, "
                   "'.', '_', '-')", "invalid contest identifier (letters, digits, '.', '_', '-')")
+    notes = d.get("notes") or []
+    if not isinstance(notes, list) or not all(_labels_ok(n) for n in notes):
+        raise bad("notes", "'notes': lista de textos {\"es\": ..., \"en\": ...}",
+                  "'notes': a list of texts {\"es\": ..., \"en\": ...}")
     pct, pct_units = _per_unit(d, "pct_votes_counted", bad, fraction=True)
     rem, rem_units = _per_unit(d, "votes_remaining", bad, fraction=False)
     contest = _contest_from_json(d.get("contest"), bad, warnings)
@@ -373,7 +380,7 @@ def read_sidecar(path: str | Path) -> Sidecar:
                    timezone=tz_name, court_name=court, vote_types=vote_types, seats=seats,
                    previous_round=prev, pct_votes_counted=pct, pct_votes_counted_by_unit=pct_units,
                    votes_remaining=rem, votes_remaining_by_unit=rem_units,
-                   warnings=tuple(warnings))
+                   notes=tuple(notes), warnings=tuple(warnings))
 
 
 def _unknown(key: str, where: str, known: Sequence[str], bad: Any,
@@ -1044,6 +1051,8 @@ def _snapshot(read: _Read, side: Sidecar, df: pl.DataFrame, *, name: str, as_of:
         metadata["court_name"] = _jdump(side.court_name)
     if side.vote_types:
         metadata["vote_types"] = _jdump(side.vote_types)
+    if side.notes:
+        metadata["notes"] = _jdump(list(side.notes))
     absent = [c for c in ABSENT_FIGURES if c not in read.frame.columns]
     if absent:
         metadata["figures_absent"] = ",".join(absent)
