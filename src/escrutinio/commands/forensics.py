@@ -12,6 +12,8 @@ import typer
 from rich.table import Table
 
 from escrutinio.commands.common import T, emit_json, err, fail, open_store, opts, out
+from escrutinio.commands.vocab import contest_vocabulary, localized
+from escrutinio.countries import Vocabulary
 from escrutinio.domain import ContestKind, SnapshotKind
 from escrutinio.errors import EscrutinioError
 from escrutinio.store.base import SnapshotInfo, Store
@@ -86,6 +88,7 @@ def register(app: typer.Typer) -> None:
                 cid = service.default_contest(store, contest)
                 info = store.snapshot(snapshot, contest_id=cid, kind=SnapshotKind.ACTAS)
                 cont = store.contest(info.contest_id)
+                voc = contest_vocabulary(store, info.contest_id, info.snapshot_id)
                 frame = store.load_actas(info.snapshot_id)
                 geo = store.geography(info.contest_id)
                 names = dict(zip(geo["code"].to_list(), geo["name"].to_list(), strict=True))
@@ -101,6 +104,7 @@ def register(app: typer.Typer) -> None:
                 frame, cont, previous=prev_frame, previous_contest=prev_contest,
                 tests=wanted, seed=seed, draws=draws, q=q, threshold=threshold, names=names,
                 snapshot_ids=tuple(ids), max_flagged=None if as_json else max(limit, 0))
+            report = localized(report, voc)
             if image is not None:
                 write_png(image, fingerprint_image(report, candidate))
         except BenfordRefused as exc:
@@ -119,10 +123,11 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json(report)
             return
-        _print(report, prev is not None, limit, image)
+        _print(report, prev is not None, limit, image, voc)
 
 
-def _print(report, has_prev: bool, limit: int, image: Path | None) -> None:  # noqa: ANN001
+def _print(report, has_prev: bool, limit: int, image: Path | None,  # noqa: ANN001
+           voc: Vocabulary) -> None:
     es = opts.lang == "es"
     out.print(f"[bold]{report.contest_name}[/] — "
               + T("cribado forense (anomalía, no prueba)", "forensic screen (anomaly, not proof)"))
@@ -177,7 +182,8 @@ def _print(report, has_prev: bool, limit: int, image: Path | None) -> None:  # n
         rest = [c for c in codes if c not in shown]
         extra = [T("otros", "others")] if rest else []
         for col in ("acta", T("área", "area"), T("local", "place"), T("electores", "electors"),
-                    T("emitidos", "cast"), *shown, *extra, "JEE", T("motivos", "reasons"), "z",
+                    T("emitidos", "cast"), *shown, *extra, T(*voc.court),
+                    T("motivos", "reasons"), "z",
                     T("ámbito señalado", "flagged scope")):
             at.add_column(col, overflow="fold")
         for a in report.flagged_actas[:limit]:
