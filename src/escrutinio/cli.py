@@ -1,36 +1,184 @@
 """The ``escrutinio`` command line. Every command takes ``--json``.
 
 Presenters only: numbers come from ``escrutinio.service`` and the analyses.
+
+Start-up is kept short (``escrutinio --help`` in well under 0.2 s): this module imports no
+analysis, no polars and no numpy; each command imports what it uses when it runs, and the
+command modules under ``escrutinio.commands`` are imported only when one of their commands
+is called (:class:`EscrutinioGroup`; ``--help`` lists them from :data:`LAZY_COMMANDS`).
+Every option value is checked for control characters before any command runs, and no
+Python traceback reaches the user (:meth:`App.__call__`).
 """
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
 
-from escrutinio import __version__, service
-from escrutinio.commands.common import T, emit_json, err, fail, open_store, opts, out
-from escrutinio.count import CountState, HistoryPoint, LeadHistory, UnitState
-from escrutinio.diff import SnapshotDiff
-from escrutinio.domain import Level, SnapshotKind, level_label, status_label
-from escrutinio.errors import EscrutinioError
-from escrutinio.provenance import to_jsonable
+from escrutinio.commands.common import (
+    T,
+    choice,
+    emit_json,
+    err,
+    fail,
+    input_path,
+    open_store,
+    opts,
+    out,
+)
+from escrutinio.errors import BadOptionError, EscrutinioError
 
-app = typer.Typer(
-    add_completion=False, no_args_is_help=True,
+if TYPE_CHECKING:
+    from escrutinio.count import CountState, HistoryPoint, LeadHistory, UnitState
+    from escrutinio.diff import SnapshotDiff
+
+#: commands defined in ``escrutinio.commands.<module>``: name -> (module, short help).
+#: ``--help`` lists them from here without importing the module; tests/test_cli_options.py
+#: checks that this table and the modules agree.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "project": ("projection", "Proyectar el resultado final / project the final result."),
+    "replay": ("projection", "Repetir la noche del conteo / replay the count night."),
+    "verify": ("defence", "Verificar actas: aritmética y cambios, por materialidad / verify "
+                          "actas: arithmetic and changes, ranked by materiality."),
+    "pvt": ("defence", "Tabulación paralela / parallel vote tabulation."),
+    "quickcount": ("defence", "Conteo rápido / quick count."),
+    "contested": ("defence", "Actas observadas / contested actas."),
+    "forensics": ("forensics", "Forense electoral / election forensics."),
+    "audit": ("audit", "Auditorías que limitan el riesgo / risk-limiting audits."),
+    "watch": ("live", "Seguir el conteo en vivo / follow the live count."),
+    "watch-status": ("live", "Estado del seguimiento / state of the watcher."),
+    "watch-export": ("live", "Exportar una corrida / export a run."),
+    "fake-onpe": ("live", "Servidor ONPE simulado / simulated ONPE server."),
+    "verify-log": ("ledger", "Verificar la cadena / verify the log."),
+    "prove": ("ledger", "Prueba de inclusión / inclusion proof."),
+    "verify-proof": ("ledger", "Verificar una prueba / verify a proof."),
+    "log-sync": ("ledger", "Sincronizar la cadena / sync the log."),
+    "serve": ("web", "Panel web y API / web dashboard and API."),
+    "migrate": ("web", "Migrar el almacén / migrate the store."),
+    "export-site": ("web", "Exportar un sitio estático / export a static site."),
+    "accounts": ("accounts", "Cuentas de observadores / observer accounts."),
+}
+
+
+class EscrutinioGroup(TyperGroup):
+    """The root command group: loads command modules on demand and refuses control
+    characters in every argument before anything runs."""
+
+    _listing = False
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = list(super().list_commands(ctx))
+        return names + [n for n in LAZY_COMMANDS if n not in names]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is not None:
+            return cmd
+        lazy = LAZY_COMMANDS.get(cmd_name)
+        if lazy is not None and self._listing:  # --help: name and summary, no import
+            return TyperCommand(name=cmd_name, help=lazy[1], short_help=lazy[1])
+        modules = [lazy[0]] if lazy else list(dict.fromkeys(m for m, _ in
+                                                            LAZY_COMMANDS.values()))
+        for module in modules:
+            self.load(module)
+        return super().get_command(ctx, cmd_name)
+
+    def load(self, module: str) -> None:
+        """Import ``escrutinio.commands.<module>`` and add its commands."""
+        mod = importlib.import_module(f"escrutinio.commands.{module}")
+        sub = typer.Typer()
+        mod.register(sub)
+        group = typer.main.get_group(sub)
+        for name, cmd in group.commands.items():
+            self.commands.setdefault(name, cmd)
+
+    def load_all(self) -> None:
+        for module in dict.fromkeys(m for m, _ in LAZY_COMMANDS.values()):
+            self.load(module)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        from escrutinio.sources.sanitize import control_char, describe_char
+
+        for arg in args:
+            at = control_char(arg)
+            if at is not None:
+                ch = describe_char(arg[at])
+                exc = BadOptionError(
+                    "argumento/argument", arg,
+                    f"contiene el carácter de control {ch}: no se admite en ninguna opción",
+                    f"it holds the control character {ch}: no option accepts it")
+                fail(exc, "--json" in args)
+        return super().parse_args(ctx, args)
+
+
+class App(typer.Typer):
+    """The typer app, with a last line of defence: an unexpected exception is reported
+    in one bilingual line (exit 1), never as a Python traceback. ``ESCRUTINIO_DEBUG=1``
+    shows the traceback for a developer."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # the one place that catches everything
+            if os.environ.get("ESCRUTINIO_DEBUG"):
+                raise
+            what = f"{type(exc).__name__}: {exc}"[:300]
+            sys.stderr.write(f"Error interno / internal error: {what}\n"
+                             "(ESCRUTINIO_DEBUG=1 muestra el detalle / shows the details)\n")
+            raise SystemExit(1) from None
+
+
+app = App(
+    cls=EscrutinioGroup, add_completion=False, no_args_is_help=True,
+    pretty_exceptions_enable=False,
     help="escrutinio: el conteo, con números reproducibles / the count, with reproducible "
          "numbers.",
 )
-LEVEL_ALIASES = {
-    "national": Level.NATIONAL, "nacional": Level.NATIONAL,
-    "area1": Level.AREA1, "department": Level.AREA1, "departamento": Level.AREA1,
-    "area2": Level.AREA2, "province": Level.AREA2, "provincia": Level.AREA2,
-    "area3": Level.AREA3, "district": Level.AREA3, "distrito": Level.AREA3,
+#: --level values: the generic names and their Spanish and English aliases
+LEVEL_ALIASES: dict[str, str] = {
+    "national": "national", "nacional": "national",
+    "area1": "area1", "department": "area1", "departamento": "area1",
+    "area2": "area2", "province": "area2", "provincia": "area2",
+    "area3": "area3", "district": "area3", "distrito": "area3",
 }
+KIND_VALUES = ("actas", "units")
+
+
+def level_option(value: str, option: str = "--level") -> Any:
+    """A ``--level`` value as a :class:`~escrutinio.domain.Level` (exit 2 if unknown)."""
+    from escrutinio.domain import Level
+
+    return Level(choice(value, LEVEL_ALIASES, option))
+
+
+def kind_option(value: str | None, option: str = "--kind") -> Any:
+    """A ``--kind`` value as a :class:`~escrutinio.domain.SnapshotKind`, or None."""
+    from escrutinio.domain import SnapshotKind
+
+    return None if value is None else SnapshotKind(choice(value, KIND_VALUES, option))
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from escrutinio import __version__
+
+        out.print(f"escrutinio {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -39,13 +187,16 @@ def main(
                                     help="archivo DuckDB o URL postgresql:// / DuckDB file "
                                          "or postgresql:// URL")] = "escrutinio.duckdb",
     lang: Annotated[str, typer.Option(help="es | en")] = "es",
-    version: Annotated[bool, typer.Option("--version", help="show the version")] = False,
+    version: Annotated[bool, typer.Option("--version", help="show the version",
+                                          callback=_show_version, is_eager=True)] = False,
 ) -> None:
-    if version:
-        out.print(f"escrutinio {__version__}")
-        raise typer.Exit()
     opts.db = db
-    opts.lang = "en" if lang.lower().startswith("en") else "es"
+    low = lang.strip().lower()
+    if low[:2] not in ("es", "en") or (len(low) > 2 and low[2] not in "-_" and low not in (
+            "español", "espanol", "english")):
+        fail(BadOptionError("--lang", lang, "valores válidos: es, en",
+                            "valid values: es, en"), False)
+    opts.lang = "en" if low.startswith("en") else "es"
 
 
 # --- ingest ------------------------------------------------------------------------------
@@ -59,15 +210,22 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Ingerir instantáneas (atómico) / ingest snapshots (all or nothing)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from escrutinio import service
+    from escrutinio.commands.common import timestamp
     from escrutinio.sources.bundles import BUNDLES, bundle_paths
 
     try:
+        if as_of is not None:
+            timestamp(as_of, "--as-of")
         jobs: list[tuple[str, Any]] = []
         for src in sources:
             if src in BUNDLES:
                 jobs.extend((str(p), item.parse) for item, p in bundle_paths(src))
             else:
-                p = Path(src)
+                p = input_path(src, "SOURCES")
                 jobs.append((src, service.detect_parser(p, as_of=as_of)))
         parsed = []
         with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
@@ -112,6 +270,8 @@ def snapshots(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Listar instantáneas / list snapshots."""
+    from rich.table import Table
+
     try:
         with open_store(read_only=True) as store:
             snaps = store.list_snapshots(contest)
@@ -156,16 +316,17 @@ def _race_text(st: CountState) -> str | None:
              f"{en}")
 
 
-def _unit_row(u: UnitState) -> list[str]:
-    lead = {c.code: c for c in u.candidates}
-    leader = lead[u.leader].name.split()[0] if u.leader else "—"
+def _unit_row(u: UnitState, shown: list[str], rest: list[str]) -> list[str]:
+    from escrutinio.commands.count_view import candidate_cells, short_name
+
+    leader = short_name(u.leader) if u.leader else "—"
     known = u.actas_known
     return [u.code, u.name[:28], f"{u.actas_counted:,}/{u.actas_total:,}" if known else "—",
             _pct(u.pct_counted if known else None, 2),
             _pct(u.pct_processed if known else None, 2),
             f"{u.actas_jee:,}" if known else "—", f"{u.actas_pending:,}" if known else "—",
             _pct(u.turnout, 1),
-            *[f"{c.votes:,}" for c in u.candidates[:4]], leader, f"{u.margin_votes:,}",
+            *candidate_cells(u, shown, rest), leader, f"{u.margin_votes:,}",
             _pct(u.margin_pct_valid, 2)]
 
 
@@ -183,14 +344,23 @@ def status(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Dónde está el conteo / where the count stands."""
+    from rich.table import Table
+
+    from escrutinio import service
+    from escrutinio.commands.count_view import by_votes, candidate_headers, split_columns
+    from escrutinio.commands.vocab import contest_vocabulary
+    from escrutinio.countries import has_runoff
+    from escrutinio.domain import level_label
+    from escrutinio.provenance import to_jsonable
+
     try:
-        lv = LEVEL_ALIASES.get(level.lower())
-        if lv is None:
-            raise EscrutinioError(f"nivel desconocido {level!r}", f"unknown level {level!r}")
+        lv = level_option(level)
+        sk = kind_option(kind)
         with open_store(read_only=True) as store:
-            st = service.state(store, snapshot, level=lv, contest_id=contest,
-                               kind=SnapshotKind(kind) if kind else None)
+            st = service.state(store, snapshot, level=lv, contest_id=contest, kind=sk)
             names = service.area_labels(store, st.contest_id)
+            voc = contest_vocabulary(store, st.contest_id, st.snapshot.snapshot_id)
+            runoff = has_runoff(store.contest(st.contest_id))
             info = store.snapshot(st.snapshot.snapshot_id, contest_id=st.contest_id)
             alt = (service.latest_with_level(store, info, lv)
                    if lv not in service.levels_of(info) else None)
@@ -217,24 +387,25 @@ def status(
     else:
         out.print(T(f"Actas contabilizadas {n.actas_counted:,} de {n.actas_total:,} "
                     f"({_pct(n.pct_counted)}); procesadas {n.actas_processed:,} "
-                    f"({_pct(n.pct_processed)}); en el JEE {n.actas_jee:,}; pendientes "
-                    f"{n.actas_pending:,}; anuladas {n.actas_annulled:,}; mesas no instaladas "
+                    f"({_pct(n.pct_processed)}); en el {voc.court[0]} {n.actas_jee:,}; pendientes "
+                    f"{n.actas_pending:,}; anuladas {n.actas_annulled:,}; "
+                    f"{voc.polling_stations[0]} no instaladas "
                     f"{n.actas_not_installed:,}; rechazadas {n.actas_rejected:,}; faltantes "
                     f"{n.actas_missing:,}",
                     f"Actas counted {n.actas_counted:,} of {n.actas_total:,} "
                     f"({_pct(n.pct_counted)}); processed {n.actas_processed:,} "
-                    f"({_pct(n.pct_processed)}); at the JEE {n.actas_jee:,}; pending "
+                    f"({_pct(n.pct_processed)}); at the {voc.court[1]} {n.actas_jee:,}; pending "
                     f"{n.actas_pending:,}; annulled {n.actas_annulled:,}; not installed "
                     f"{n.actas_not_installed:,}; rejected {n.actas_rejected:,}; missing "
                     f"{n.actas_missing:,}"))
-    for c in n.candidates:
+    for c in by_votes(n.candidates):
         out.print(f"  {c.name:<40} {c.votes:>12,}  {c.pct_valid:7.3f}%")
     out.print(T(f"Margen: {n.margin_votes:,} votos ({n.margin_pct_valid:.3f} puntos de los "
                 f"votos válidos); participación {_pct(n.turnout, 2)}",
                 f"Margin: {n.margin_votes:,} votes ({n.margin_pct_valid:.3f} points of valid "
                 f"votes); turnout {_pct(n.turnout, 2)}"))
     out.print(T("Umbral: ", "Hurdle: ") + _hurdle_text(st))
-    race = _race_text(st)
+    race = _race_text(st) if runoff else None
     if race:
         out.print(race)
     if st.n_rejected:
@@ -253,16 +424,17 @@ def status(
                     f"[yellow]This snapshot has no figures by {lv_en}{hint[1]} "
                     f"(escrutinio status -s ID --level {lv.value})[/]"))
     if units:
-        cands = [c.name.split()[0] for c in n.candidates[:4]]
+        shown, rest = split_columns(n)
+        cands = candidate_headers(shown, rest)
         table = Table(title=T(f"Por {level_label(names, lv, 'es')}",
                               f"By {level_label(names, lv, 'en')}"))
         for col in (T("código", "code"), T("nombre", "name"), T("contab.", "counted"),
-                    T("% contab.", "% counted"), T("% proces.", "% processed"), "JEE",
+                    T("% contab.", "% counted"), T("% proces.", "% processed"), T(*voc.court),
                     T("pend.", "pending"), T("particip.", "turnout"), *cands,
                     T("lidera", "leader"), T("margen", "margin"), T("pts", "pts")):
             table.add_column(col, overflow="fold")
         for u in [*(x for x in (st.home, st.abroad) if x), *units]:
-            table.add_row(*_unit_row(u))
+            table.add_row(*_unit_row(u, shown, rest))
         out.print(table)
 
 
@@ -275,9 +447,12 @@ def history(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Historia del margen y cambios de liderazgo / margin history and lead changes."""
+    from escrutinio import service
+
     try:
+        sk = kind_option(kind)
         with open_store(read_only=True) as store:
-            h = service.history(store, contest, SnapshotKind(kind) if kind else None)
+            h = service.history(store, contest, sk)
     except EscrutinioError as exc:
         fail(exc, as_json)
         return
@@ -288,6 +463,8 @@ def history(
 
 
 def _print_history(h: LeadHistory) -> None:
+    from rich.table import Table
+
     table = Table(title=T(f"Historia del conteo — {h.contest_id}",
                           f"Count history — {h.contest_id}"))
     for col in (T("fecha (UTC)", "as of (UTC)"), T("% contab.", "% counted"),
@@ -329,10 +506,13 @@ def diff(
     older: Annotated[str, typer.Argument(help="older snapshot (id, prefix, label, first...)")],
     newer: Annotated[str, typer.Argument(help="newer snapshot")] = "latest",
     contest: Annotated[str | None, typer.Option(help="contest id")] = None,
-    limit: Annotated[int, typer.Option(help="rows listed per category (0 = all)")] = 50,
+    limit: Annotated[int, typer.Option(help="rows listed per category (0 = all)",
+                                       min=0)] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Qué cambió entre dos instantáneas / what changed between two snapshots."""
+    from escrutinio import service
+
     try:
         with open_store(read_only=True) as store:
             d = service.diff(store, older, newer, contest_id=contest, limit=limit or None)
@@ -346,6 +526,10 @@ def diff(
 
 
 def _print_diff(d: SnapshotDiff) -> None:
+    from rich.table import Table
+
+    from escrutinio.domain import status_label
+
     out.print(f"{d.older.label} ({d.older.as_of:%Y-%m-%d %H:%M}) → {d.newer.label} "
               f"({d.newer.as_of:%Y-%m-%d %H:%M})")
     if d.transitions:
@@ -391,6 +575,8 @@ def datasets(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Conjuntos de datos: origen, SHA-256, licencia / datasets: upstream, SHA-256, licence."""
+    from rich.table import Table
+
     from escrutinio import datasets as ds
 
     try:
@@ -411,14 +597,6 @@ def datasets(
         table.add_row(*[str(r[c]) for c in cols])
     out.print(table)
 
-
-def _register_command_modules() -> None:
-    from escrutinio.commands import register_all
-
-    register_all(app)
-
-
-_register_command_modules()
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -165,6 +165,20 @@ def check_text(value: str, option: str) -> str:
     return value
 
 
+def timestamp(value: str, option: str) -> Any:
+    """An ISO 8601 time (``2021-06-07T12:00:00-05:00``; without a zone: UTC) as an aware
+    datetime, or exit 2 showing the expected form."""
+    from escrutinio.sources.base import timestamp_or_none
+
+    check_text(value, option)
+    dt = timestamp_or_none(value)
+    if dt is None:
+        raise BadOptionError(option, value,
+                             "se espera una fecha ISO 8601, p. ej. 2021-06-07T12:00:00-05:00",
+                             "expected an ISO 8601 time, e.g. 2021-06-07T12:00:00-05:00")
+    return dt
+
+
 def input_path(value: str | Path, option: str) -> Path:
     """An existing file or folder given as input."""
     check_text(str(value), option)

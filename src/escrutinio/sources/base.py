@@ -428,12 +428,56 @@ def cast_ints(df: pl.DataFrame, columns: Iterable[str], file: str) -> pl.DataFra
     return out
 
 
-def parse_timestamp(value: str) -> datetime:
-    v = value.strip().replace("Z", "+00:00")
-    dt = datetime.fromisoformat(v)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+#: the earliest and latest times a snapshot may carry (outside: a typo, not a count)
+EARLIEST_TIME: Final = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_TIME: Final = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def timestamp_or_none(value: str) -> datetime | None:
+    """An ISO 8601 time as an aware UTC datetime (no zone: UTC), or None when the text is
+    not one or lies outside 1900-2200."""
+    v = value.strip()
+    if not v or len(v) > 40 or not v[:4].isdigit():
+        return None
+    if v[-1:] in ("Z", "z"):
+        v = v[:-1] + "+00:00"
+    try:
+        dt = datetime.fromisoformat(v)
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        dt = dt.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+    return dt if EARLIEST_TIME <= dt < LATEST_TIME else None
+
+
+def parse_timestamp(value: str, where: Location | None = None) -> datetime:
+    """An ISO 8601 time (see :func:`timestamp_or_none`), or an :class:`IngestError`
+    (rule ``bad_timestamp``) naming ``where`` (file, line, field)."""
+    dt = timestamp_or_none(value)
+    if dt is None:
+        shown = repr(value[:60])
+        raise IngestError(
+            where or Location("?"), "bad_timestamp",
+            f"fecha y hora no válida {shown}: se espera ISO 8601 entre 1900 y 2200, p. ej. "
+            "2021-06-07T12:00:00-05:00",
+            f"invalid time {shown}: expected ISO 8601 between 1900 and 2200, e.g. "
+            "2021-06-07T12:00:00-05:00")
+    return dt
+
+
+def latest_timestamp(df: pl.DataFrame, column: str, file: str) -> datetime | None:
+    """The latest time in a text column of ISO 8601 times, every value checked: a bad one
+    raises ``bad_timestamp`` naming its line (``__line``) and field. None when empty."""
+    values = df.select(pl.col(column).drop_nulls().unique())[column].to_list()
+    parsed = {v: timestamp_or_none(str(v)) for v in values}
+    bad = [v for v, dt in parsed.items() if dt is None]
+    if bad:
+        row = df.filter(pl.col(column).is_in(bad)).head(1)
+        line = int(row["__line"][0]) if "__line" in row.columns else None
+        parse_timestamp(str(row[column][0]), Location(file, line, column))
+    good = [dt for dt in parsed.values() if dt is not None]
+    return max(good) if good else None
 
 
 #: snapshot metadata: JSON {unit_code: fraction of the unit's votes counted}, an external

@@ -22,6 +22,7 @@ from escrutinio.sources.base import (
     ParsedSnapshot,
     cast_ints,
     conform,
+    latest_timestamp,
     parse_timestamp,
     read_csv_strict,
     read_source,
@@ -133,7 +134,7 @@ def parse_provisional(path: str | Path, *, label: str = "") -> ParsedSnapshot:
     if stamps.len() == 0:
         raise IngestError(Location(src.path, 2, "descargado"), "as_of_missing",
                           "sin fecha de descarga", "no download time")
-    as_of = parse_timestamp(str(stamps.max()))
+    as_of = latest_timestamp(df, "descargado", src.path) or parse_timestamp(str(stamps.max()))
     geo = geography_from_names(df, "ubigeo", "departamento", "provincia", "distrito")
     return _finish(df, contest, src.path, src.sha256, len(src.raw), "onpe.provisional", as_of,
                    label or Path(src.path).name, geo)
