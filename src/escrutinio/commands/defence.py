@@ -15,6 +15,8 @@ import typer
 from rich.table import Table
 
 from escrutinio.commands.common import T, emit_json, err, fail, open_store, opts, out
+from escrutinio.commands.vocab import W, contest_vocabulary, localized
+from escrutinio.countries import resolution_prior
 from escrutinio.domain import Contest, SnapshotKind
 from escrutinio.errors import EscrutinioError
 from escrutinio.provenance import to_jsonable
@@ -299,6 +301,7 @@ def quickcount(
                                   "--seed is missing: the public seed of the sample")
         with open_store(read_only=True) as store:
             info, c = _acta_snapshot(store, snapshot, contest)
+            voc = contest_vocabulary(store, c.id, info.snapshot_id)
             frame, universe, note = _universe(store, info, c, urban_file, no_urban)
             partial = None
             if fuse:
@@ -352,20 +355,23 @@ def quickcount(
         }
         emit_json(payload)
         return
-    out.print(f"[bold]{c.id}[/] — {T('universo', 'universe')}: {universe.height:,} mesas, "
+    out.print(f"[bold]{c.id}[/] — {T('universo', 'universe')}: {universe.height:,} "
+              f"{W(voc, 'polling_stations')}, "
               f"{plan.n_strata} {T('estratos', 'strata')} ({note})")
     if de is not None:
-        out.print(T(f"Efecto de diseño medido: {de.deff_unstratified:.1f} sin estratos, "
+        out.print(voc.localize(T(
+                    f"Efecto de diseño medido: {de.deff_unstratified:.1f} sin estratos, "
                     f"{de.deff_stratified:.1f} con estratos; {de.mean_votes_per_mesa:.0f} votos "
                     "de ambos candidatos por mesa",
                     f"Measured design effect: {de.deff_unstratified:.1f} unstratified, "
                     f"{de.deff_stratified:.1f} stratified; {de.mean_votes_per_mesa:.0f} "
-                    "two-candidate votes per mesa"))
+                    "two-candidate votes per mesa"), opts.lang))
         moe_now = qc.margin_of_error(plan.n_mesas, mean_votes_per_mesa=de.mean_votes_per_mesa,
                                      deff=use_deff or de.deff_stratified)
-        out.print(T(f"Muestra: {plan.n_mesas:,} mesas → margen de error ±{100 * moe_now:.2f} "
-                    "puntos (95%)", f"Sample: {plan.n_mesas:,} mesas → margin of error "
-                    f"±{100 * moe_now:.2f} points (95%)"))
+        out.print(voc.localize(T(
+            f"Muestra: {plan.n_mesas:,} mesas → margen de error ±{100 * moe_now:.2f} "
+            "puntos (95%)", f"Sample: {plan.n_mesas:,} mesas → margin of error "
+            f"±{100 * moe_now:.2f} points (95%)"), opts.lang))
     if estimate is None:
         table = Table(title=T(f"Muestra pública (semilla {seed!r})",
                               f"Public sample (seed {seed!r})"))
@@ -377,9 +383,10 @@ def quickcount(
     else:
         e = estimate
         if n_outside:
-            err.print(T(f"[yellow]{n_outside:,} reportes de mesas fuera de la muestra: "
-                        "descartados[/]", f"[yellow]{n_outside:,} reports of mesas outside "
-                        "the sample: discarded[/]"))
+            err.print(voc.localize(T(
+                f"[yellow]{n_outside:,} reportes de mesas fuera de la muestra: "
+                "descartados[/]", f"[yellow]{n_outside:,} reports of mesas outside "
+                "the sample: discarded[/]"), opts.lang))
         table = Table(title=T(f"Estimación ({e.n_reports:,} reportes)",
                               f"Estimate ({e.n_reports:,} reports)"))
         for col in (T("método", "method"), f"% {a}", T("inferior", "lower"),
@@ -389,7 +396,7 @@ def quickcount(
             table.add_row(iv.method, f"{100 * iv.estimate:.2f}", f"{100 * iv.lower:.2f}",
                           f"{100 * iv.upper:.2f}")
         out.print(table)
-        out.print(T(e.call_es, e.call_en))
+        out.print(voc.localize(T(e.call_es, e.call_en), opts.lang))
     if csv:
         out.print(T(f"Informe CSV: {csv}", f"CSV report: {csv}"))
 
@@ -402,7 +409,9 @@ def contested(
     history: Annotated[bool, typer.Option(
         "--history/--no-history",
         help="learn resolution rates from earlier snapshots")] = True,
-    prior: Annotated[str, typer.Option(help="2021 | historical")] = "2021",
+    prior: Annotated[str, typer.Option(
+        help="country (the country pack's rates; Peru: 2021) | 2021 | historical")] =
+    "country",
     strength: Annotated[float, typer.Option(help="prior weight in pseudo-actas")] = 20.0,
     request: Annotated[Path | None, typer.Option(
         help="actas a party asks to annul (CSV with acta_id|mesa, or one id per line)")] =
@@ -420,10 +429,12 @@ def contested(
     from escrutinio.defence.observers import read_acta_list
 
     try:
-        if prior not in ("2021", "historical"):
-            raise EscrutinioError("--prior: 2021 o historical", "--prior: 2021 or historical")
+        if prior not in ("country", "2021", "historical"):
+            raise EscrutinioError("--prior: country, 2021 o historical",
+                                  "--prior: country, 2021 or historical")
         with open_store(read_only=True) as store:
             info, c = _acta_snapshot(store, snapshot, contest)
+            voc = contest_vocabulary(store, c.id, info.snapshot_id)
             current = store.load_actas(info.snapshot_id)
             earlier_infos = [s for s in store.list_snapshots(c.id, SnapshotKind.ACTAS)
                              if s.as_of < info.as_of] if history else []
@@ -431,7 +442,8 @@ def contested(
         requested = read_acta_list(request) if request else None
         res = ct.analyse_contested(
             current, c, earlier=earlier,
-            prior=ct.RATES_2021 if prior == "2021" else ct.historical_prior(),
+            prior={"country": resolution_prior(c), "2021": ct.RATES_2021}.get(prior)
+            or ct.historical_prior(),
             strength=strength, requested=requested, pair=_pair(pair), n_sims=sims, seed=seed,
             snapshot_ids=[info.snapshot_id, *[s.snapshot_id for s in earlier_infos]])
     except (EscrutinioError, ValueError) as exc:
@@ -440,8 +452,9 @@ def contested(
     if csv:
         write_csv(res.actas, csv)
     if as_json:
-        emit_json(res.to_jsonable(limit or None))
+        emit_json(localized(res.to_jsonable(limit or None), voc))
         return
+    res = localized(res, voc)
     out.print(f"[bold]{c.id}[/] — {info.label} ({info.as_of:%Y-%m-%d %H:%M} UTC)")
     out.print(T(res.summary_es, res.summary_en))
     d = res.distribution

@@ -9,6 +9,7 @@ from escrutinio.countries.pack import (
     GENERIC_AUDIT_ERROR_RATE,
     GENERIC_COURT_OUTCOMES,
     CountryPack,
+    CourtOutcomes,
     Vocabulary,
 )
 from escrutinio.domain import ActaStatus
@@ -32,6 +33,16 @@ VOCABULARY: Final = Vocabulary(
                                                  "polling station not set up")},
 )
 
+#: nothing measured for Chile: the generic assumption, said with Chile's court
+COURT_OUTCOMES: Final = CourtOutcomes(
+    p_annulled=GENERIC_COURT_OUTCOMES.p_annulled, p_corrected=GENERIC_COURT_OUTCOMES.p_corrected,
+    correction_sd=GENERIC_COURT_OUTCOMES.correction_sd,
+    rate_prior_n=GENERIC_COURT_OUTCOMES.rate_prior_n,
+    source=("supuesto genérico: 14% anuladas y 16% corregidas en el TRICEL, con poco peso "
+            "(no medido en Chile)",
+            "generic assumption: 14% annulled and 16% corrected at the TRICEL, with little "
+            "weight (not measured in Chile)"))
+
 PACK: Final = CountryPack(
     code="CL",
     vocabulary=VOCABULARY,
@@ -39,7 +50,7 @@ PACK: Final = CountryPack(
     timezone="America/Santiago",
     # nothing measured for Chile: the generic, stated assumptions
     audit_error_rate=GENERIC_AUDIT_ERROR_RATE,
-    court_outcomes=GENERIC_COURT_OUTCOMES,
+    court_outcomes=COURT_OUTCOMES,
     datasets=("chile-2021-first-round",),
     parsers=("escrutinio.countries.chile.source",),
     contests=("cl-2021-presidencial-1v",),
