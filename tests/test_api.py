@@ -503,6 +503,27 @@ def test_first_round_pages_show_the_race_for_the_runoff(tmp_path, data_dir):
         assert pr["basis"] == "series"
         fan = c.get("/api/v1/projection-history.json").json()["projection_history"]
         assert set(fan["pair"]) == {"sanchez", "lopez_aliaga"} and len(fan["points"]) > 10
+        # a first round nobody wins: no "Se proyecta" winner; who goes to the runoff, and
+        # P(someone passes 50%), on the page and in its JSON twin
+        prj = c.get("/api/v1/s/latest/projection.json").json()
+        call = re.search(r'id="call-status">([^<]+)<', home)[1]
+        assert prj["projection"]["p_outright"] is not None
+        if prj["projection"]["p_outright"] < 0.99:
+            assert prj["headline"] in ("runoff", "tie")
+            assert "Se proyecta:" not in call and "segunda vuelta" in call
+            assert "P(alguien supera el 50%" in call
+        assert prj["text_headline_es"] == call.replace("&#39;", "'")
+        en = c.get("/en/").text
+        assert "runoff" in re.search(r'id="call-status">([^<]+)<', en)[1]
+        # candidates sorted by votes, each with its own colour (and pattern beyond eight)
+        nat = st["national"]["candidates"]
+        names = re.findall(r'<tr><th scope="row"><span class="swatch ?([a-z-]*)" '
+                           r'style="background-color:(#[0-9a-f]{6})" aria-hidden="true">'
+                           r'</span> ([^<]+)</th><td class="r">([\d,]+)</td>', home)
+        assert len(names) == len(nat) > 8
+        votes = [int(v.replace(",", "")) for *_, v in names]
+        assert votes == sorted(votes, reverse=True)
+        assert len({(pat, col) for pat, col, *_ in names}) == len(names)
 
 
 def test_replay_banner_names_the_cut_whose_numbers_it_shows(tmp_path_factory):
@@ -552,3 +573,41 @@ def test_replay_banner_names_the_cut_whose_numbers_it_shows(tmp_path_factory):
             assert f'data-step="{k}"' in r.text
             assert reads["n"] > 1  # the clock did move while the page was drawn
     assert shown == [s.snapshot_id for s in snaps]  # every cut, once, in order
+
+
+def test_technical_tie_only_when_the_projection_cannot_tell(tmp_path_factory):
+    """Replay cuts of 2021 whose leader is short of the call rule: a technical tie only
+    when the central 95% interval of the final margin contains a tie; 'not called yet'
+    with the probability otherwise (a 99% leader is not a tie)."""
+    app = replay_app(tmp_path_factory.getbasetemp())
+    b = app.state.backend
+    seen = set()
+    with TestClient(app) as c:
+        for step in (0, 13, 30, 40):
+            b.clock.fixed = step
+            pr = c.get("/api/v1/s/latest/projection.json").json()
+            m = pr["projection"]["margin"]
+            iv = next(x for x in m["intervals"] if x["level"] == 0.95)
+            status = pr["headline"]
+            seen.add(status)
+            home = c.get("/").text
+            call = re.search(r'id="call-status">([^<]+)<', home)[1]
+            assert call == pr["text_headline_es"]
+            if pr["projection"]["call"]["status"] == "called":
+                assert status == "called" and "Se proyecta" in call
+            elif iv["lower"] <= 0 <= iv["upper"]:
+                assert status == "tie" and call.startswith("Empate técnico")
+            else:
+                assert status == "not_yet" and "empate técnico" not in call.lower()
+                assert call.startswith("Aún sin proyección")
+                assert m["p_leader_ahead"] >= 0.95
+    assert "tie" in seen and "not_yet" in seen  # both cases occur on the 2021 night
+
+
+def test_candidate_colours_stay_distinct_beyond_the_palette():
+    from escrutinio.api.pages import candidate_colour, candidate_pattern
+
+    looks = [(candidate_colour(i), candidate_pattern(i)) for i in range(32)]
+    assert len(set(looks)) == 32
+    assert len({c for c, _ in looks}) == 24  # hue x lightness distinct for 24 candidates
+    assert all(re.fullmatch(r"#[0-9a-f]{6}", c) for c, _ in looks)

@@ -614,12 +614,17 @@ def _api_routes(app: FastAPI, b: Backend) -> None:
         sid = info.snapshot_id
 
         def build() -> dict[str, Any]:
-            from escrutinio.api.pages import projection_note
+            from escrutinio.api.pages import call_view, projection_note
 
             v = b.projection(info, n, seed)
             es, en = projection_note(v)
+            contest = b.store.contest(info.contest_id)
+            head = call_view(v.projection, {c.code: c.name for c in contest.candidates},
+                             contest.majority_threshold)
             return {"snapshot": info, "contest": contest_of(info),
                     "reconstructed": v.reconstructed, "note_es": es, "note_en": en,
+                    "headline": head["status"], "text_headline_es": head["es"],
+                    "text_headline_en": head["en"],
                     "projection": v.projection,
                     "links": api_links(info, f"/api/v1/s/{ref}/projection.json",
                                        f"/s/{sid}/projection/", query=_query(

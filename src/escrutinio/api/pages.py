@@ -41,6 +41,35 @@ from escrutinio.domain import Level, SnapshotKind, level_label, status_label
 from escrutinio.errors import EscrutinioError, IngestError, Location
 from escrutinio.store.base import SnapshotInfo
 
+
+def _mix(hex_colour: str, other: tuple[int, int, int], t: float) -> str:
+    rgb = [int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(c + (o - c) * t):02x}" for c, o in zip(rgb, other,
+                                                                        strict=True))
+
+
+def candidate_colour(i: int) -> str:
+    """The colour of the i-th candidate (contest order), distinct for any number of
+    candidates: the colour-blind-safe palette (Okabe-Ito based, svg.PALETTE) for the first
+    eight; then the same hues lighter (9-16, drawn striped) and darker (17-24, drawn
+    dotted), and so on — the hue, the lightness and the pattern (:func:`candidate_pattern`)
+    together keep two candidates apart."""
+    base = svg.PALETTE[i % len(svg.PALETTE)]
+    tier = (i // len(svg.PALETTE)) % 3
+    if tier == 1:
+        return _mix(base, (255, 255, 255), 0.45)
+    if tier == 2:
+        return _mix(base, (0, 0, 0), 0.45)
+    return base
+
+
+def candidate_pattern(i: int) -> str:
+    """CSS class of the fill pattern of the i-th candidate's swatches and bars ('' for the
+    first eight; stripes, dots, cross-hatching beyond)."""
+    tier = i // len(svg.PALETTE)
+    return ("", "pat-stripe", "pat-dot", "pat-cross")[min(tier, 3)]
+
+
 LEVEL_SLUGS = {Level.AREA1: "area1", Level.AREA2: "area2", Level.AREA3: "area3"}
 #: map shading: margin in points of valid votes -> opacity of the leader's colour
 MARGIN_BINS = ((5.0, 0.35), (15.0, 0.62), (math.inf, 0.9))
@@ -54,7 +83,8 @@ def _env() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined)
     env.filters.update(short=i18n.short_name, num=i18n.num, signed=i18n.signed, pct=i18n.pct,
                        prob=i18n.prob)
-    env.globals.update(version=__version__, status_label=status_label, colour=svg.colour)
+    env.globals.update(version=__version__, status_label=status_label,
+                       colour=candidate_colour)
     return env
 
 
@@ -120,8 +150,10 @@ class Page:
             "permalink": self.permalink_url(),
             "ledger": b.ledger_summary(info) if info is not None else None,
             "candidate_names": {c.code: c.name for c in contest.candidates} if contest else {},
-            "candidate_colours": {c.code: svg.colour(i) for i, c in
+            "candidate_colours": {c.code: candidate_colour(i) for i, c in
                                   enumerate(contest.candidates)} if contest else {},
+            "candidate_patterns": {c.code: candidate_pattern(i) for i, c in
+                                   enumerate(contest.candidates)} if contest else {},
             **extra,
         }
 
@@ -274,6 +306,94 @@ def projection_note(v: ProjectionView) -> tuple[str, str]:
             "Projection on the per-acta snapshot.")
 
 
+#: a "technical tie" is said only when the projection's central interval at this level
+#: contains a tie (both results remain plausible); a leader short of the declared call rule
+#: but outside it is "not called yet", never a tie (docs/api.md)
+TIE_INTERVAL_LEVEL = 0.95
+
+
+def _prob_text(p: float) -> str:
+    return i18n.prob(p)
+
+
+def call_view(pr: Any, names: dict[str, str], threshold: float | None = None
+              ) -> dict[str, str]:
+    """The projection's headline, in both languages, as the page and its JSON twin say it:
+    ``status`` (called / not_yet / tie / runoff / outright), ``es``, ``en``.
+
+    A runoff: the call when the declared rule calls it; otherwise a technical tie only
+    when the central 95% interval of the final margin contains a tie, else "not called
+    yet" with the leader's probability. A first round never names a winner of a round
+    nobody wins: it says who is projected to go to the runoff, and P(someone passes the
+    threshold)."""
+    rule = pr.call.rule
+    nm = {c: names.get(c, c) for c in names}
+    if pr.kind == "first_round":
+        thr = f"{100 * threshold:g}%" if threshold else "50%"
+        p_out = pr.p_outright
+        out_es = (f"P(alguien supera el {thr} de los votos válidos) {_prob_text(p_out)}"
+                  if p_out is not None else "")
+        out_en = (f"P(someone passes {thr} of valid votes) {_prob_text(p_out)}"
+                  if p_out is not None else "")
+        first = max(pr.candidates, key=lambda c: c.p_win)
+        if p_out is not None and p_out >= rule.min_probability:
+            n = nm.get(first.code, first.name)
+            return {"status": "outright",
+                    "es": f"Se proyecta: {n} gana en primera vuelta ({out_es})",
+                    "en": f"Projected: {n} wins in the first round ({out_en})"}
+        ranked = sorted(pr.candidates, key=lambda c: -(c.p_top_two or 0.0))
+        sure = [c for c in ranked if (c.p_top_two or 0.0) >= rule.min_probability][:2]
+        contenders = [c for c in ranked if c not in sure][: 3 - len(sure)] if len(sure) < 2 \
+            else []
+
+        def lst(cs: list[Any], conj: str) -> str:
+            items = [f"{nm.get(c.code, c.name)} ({_prob_text(c.p_top_two or 0.0)})" for c in cs]
+            return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" {conj} " + \
+                items[-1]
+
+        if len(sure) == 2:
+            es = f"Segunda vuelta proyectada entre {lst(sure, 'y')}"
+            en = f"Projected runoff between {lst(sure, 'and')}"
+        elif sure:
+            es = (f"Se proyecta que {lst(sure, 'y')} pasa a la segunda vuelta; el otro "
+                  f"lugar está demasiado ajustado: {lst(contenders, 'o')}")
+            en = (f"{lst(sure, 'and')} is projected to go to the runoff; the other place is "
+                  f"too close to call: {lst(contenders, 'or')}")
+        else:
+            es = ("Demasiado ajustado para proyectar quién pasa a la segunda vuelta: "
+                  + lst(contenders, "y"))
+            en = "Too close to call who goes to the runoff: " + lst(contenders, "and")
+        es += ". " + _capital(out_es)
+        en += ". " + _capital(out_en)
+        return {"status": "runoff" if sure else "tie", "es": es.rstrip(". ") + ".",
+                "en": en.rstrip(". ") + "."}
+    call = pr.call
+    if call.status.value == "called":
+        return {"status": "called", "es": call.label_es, "en": call.label_en}
+    m = pr.margin
+    leader = nm.get(m.leader, m.leader)
+    p = m.p_leader_ahead
+    iv = next((x for x in m.intervals if abs(x.level - TIE_INTERVAL_LEVEL) < 1e-9), None)
+    tie = (iv.lower <= 0 <= iv.upper) if iv is not None else p < 1 - (1 - TIE_INTERVAL_LEVEL) / 2
+    if tie:
+        return {"status": "tie",
+                "es": f"Empate técnico: demasiado ajustado para proyectar ({leader} adelante "
+                      f"con probabilidad {_prob_text(p)})",
+                "en": f"Technical tie: too close to call ({leader} ahead with probability "
+                      f"{_prob_text(p)})"}
+    return {"status": "not_yet",
+            "es": f"Aún sin proyección: {leader} adelante con probabilidad {_prob_text(p)}; "
+                  f"la regla declarada pide ≥ {100 * rule.min_probability:g}% y que el "
+                  f"intervalo de {100 * rule.interval_level:g}% excluya el empate",
+            "en": f"Not called yet: {leader} ahead with probability {_prob_text(p)}; the "
+                  f"declared rule needs ≥ {100 * rule.min_probability:g}% and the "
+                  f"{100 * rule.interval_level:g}% interval to exclude a tie"}
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:] if text else ""
+
+
 def hurdle_text(st: CountState, names: dict[str, str], lang: str) -> str:
     es, en = st.hurdle.sentence(names)
     return es if lang == "es" else en
@@ -321,7 +441,7 @@ def timeline_chart(b: Backend, page: Page, cid: str, current_sid: str | None,
                + ". The table below has the same numbers."),
         above=T(f"{short[a]} adelante", f"{short[a]} ahead"),
         below=T(f"{short[bb]} adelante", f"{short[bb]} ahead"),
-        colours=(svg.colour(codes.index(a)), svg.colour(codes.index(bb))),
+        colours=(candidate_colour(codes.index(a)), candidate_colour(codes.index(bb))),
         flip_label=T("cambio en el pase a la segunda vuelta", "runoff change") if race
         else T("cambio de liderazgo", "lead change"), current=cur, height=height)
     return {"svg": Markup(chart), "history": hist, "a": a, "b": bb, "margins": margins,
@@ -447,12 +567,17 @@ def _lang_routes(app: FastAPI, b: Backend, prefix: str, lang: str, html: Any, cc
             timeline = None
         latest_actas = [s for s in b.store.list_snapshots(info.contest_id, SnapshotKind.ACTAS)
                         if s.as_of <= info.as_of]
+        contest = b.store.contest(info.contest_id)
+        headline = (call_view(proj.projection, {c.code: c.name for c in contest.candidates},
+                              contest.majority_threshold) if proj else None)
         return render("overview.html", p.context(
             title=p.T("Dónde está el conteo", "Where the count stands"), st=st,
+            headline=headline,
             n=st.national, hurdle=hurdle_text(st, names, lang), home=home,
             race=st.runoff_race, race_text=(
                 p.T(*st.runoff_race.sentence(names)) if st.runoff_race else None),
-            bars=bars([(c.code, c.name, c.pct_valid) for c in st.national.candidates]),
+            bars={x["code"]: x for x in bars([(c.code, c.name, c.pct_valid)
+                                              for c in st.national.candidates])},
             proj=proj, proj_err=proj_err, proj_note=projection_note(proj) if proj else None,
             timeline=timeline, latest_actas=latest_actas[-1] if latest_actas else None))
 
@@ -482,7 +607,7 @@ def _lang_routes(app: FastAPI, b: Backend, prefix: str, lang: str, html: Any, cc
                     title=p.T("Mapa", "Map"), available=False, alt=alt, **ctx))
             st = b.state(info, lv)
             contest = b.store.contest(info.contest_id)
-            colours = {c.code: svg.colour(i) for i, c in enumerate(contest.candidates)}
+            colours = {c.code: candidate_colour(i) for i, c in enumerate(contest.candidates)}
             names = {c.code: c.name for c in contest.candidates}
             join = map_join(b, info, lv, st)
             shapes = []
@@ -589,10 +714,12 @@ def _lang_routes(app: FastAPI, b: Backend, prefix: str, lang: str, html: Any, cc
                 median_label=p.T("mediana", "median"), counted_label=p.T("contado", "counted"),
                 left_label=p.T(f"← gana {short[m.trailer]}", f"← {short[m.trailer]} wins"),
                 right_label=p.T(f"gana {short[m.leader]} →", f"{short[m.leader]} wins →"),
-                colours=(svg.colour(codes.index(m.leader)), svg.colour(codes.index(m.trailer))))
+                colours=(candidate_colour(codes.index(m.leader)),
+                         candidate_colour(codes.index(m.trailer))))
             return render("projection.html", p.context(
                 title=p.T("Proyección del resultado final", "Projection of the final result"),
-                v=v, pr=pr, chart=Markup(chart), note=projection_note(v),
+                headline=call_view(pr, names, contest.majority_threshold), v=v, pr=pr,
+                chart=Markup(chart), note=projection_note(v),
                 hurdle=p.T(*pr.hurdle.sentence(names)),
                 pwin=bars([(c.code, c.name, 100 * c.p_win) for c in
                            sorted(pr.candidates, key=lambda c: -c.p_win)])))
