@@ -181,3 +181,58 @@ def test_monte_carlo_null_agrees_with_exact(subset) -> None:
         if ta.test == "integer":
             assert tb.national.details["null_mean"] == pytest.approx(ta.national.expected,
                                                                      rel=0.01)
+
+
+def _stuff_most_of_districts(seed: int, candidate: str, share: float):
+    """A small clean synthetic election; in the first district of every other province,
+    ``share`` of the mesas stuffed heavily for ``candidate`` (most of each place)."""
+    from escrutinio.forensics.simulate import SMALL_RUNOFF, small_election
+
+    rng = np.random.Generator(np.random.PCG64(seed))
+    frame = small_election(rng)
+    prov = frame["area2_code"].to_numpy()
+    dist = frame["area3_code"].to_numpy()
+    first = {p: d for p, d in zip(prov[::-1], dist[::-1], strict=True)}
+    target = np.isin(dist, [first[p] for p in sorted(first)[::2]])
+    stuffed, mask = inject_stuffing(frame, SMALL_RUNOFF, candidate, share, rng, fill=0.9,
+                                    steal=0.8, where=target)
+    return stuffed, SMALL_RUNOFF, mask, target
+
+
+def test_place_outliers_where_most_mesas_are_stuffed() -> None:
+    """80% of the mesas of a dozen districts stuffed for Rojo: the place's own median is
+    the stuffed value, so a within-place comparison alone names the honest mesas as
+    outliers for Azul. Re-referenced to the neighbouring places, the stuffed mesas are
+    named, for Rojo, and no honest mesa is."""
+    frame, contest, mask, target = _stuff_most_of_districts(1, "rojo", 0.8)
+    rep = run_forensics(frame, contest, max_flagged=None)
+    ids = frame["acta_id"].to_numpy()
+    stuffed, honest = set(ids[mask]), set(ids[target & ~mask])
+    flagged = {(f.test, f.quantity) for f in rep.flags}
+    assert ("place", "rojo") in flagged and ("place", "turnout") in flagged
+    assert not any(q == "azul" for _, q in flagged)
+    listed = {a.acta_id: a for a in rep.flagged_actas}
+    assert not set(listed) & honest  # the honest minority is never named
+    assert len(set(listed) & stuffed) >= 0.7 * len(stuffed)
+    assert all("place:azul" not in a.reasons for a in rep.flagged_actas if a.acta_id in stuffed)
+    place = next(t for t in rep.tests if t.test == "place" and t.quantity == "rojo")
+    assert place.national.details["outliers_in_favour"] > 10 * max(
+        place.national.details["outliers_against"], 1)
+    # the stakes count those actas, against the winner line, swaps counted twice
+    st = rep.stakes
+    assert st.n_actas == sum(a.in_flagged_scope for a in rep.flagged_actas) > 0
+    (line,) = st.thresholds
+    counted = [a for a in rep.flagged_actas if a.in_flagged_scope]
+    lead, other = line.ahead, line.behind
+    assert line.reach == sum(2 * a.votes[lead] for a in counted)  # two candidates
+    assert line.annul_move == sum(a.votes[lead] - a.votes[other] for a in counted)
+
+
+def test_place_test_needs_a_geography(subset) -> None:
+    frame, contest, *_ = subset
+    bare = frame.with_columns(pl.lit(None, pl.String).alias("area3_code"),
+                              pl.lit(None, pl.String).alias("polling_place"))
+    rep = run_forensics(bare, contest, tests=["place", "integer"])
+    assert [s.test for s in rep.skipped] == ["place"]
+    assert "polling place" in rep.skipped[0].reason_en and "local" in rep.skipped[0].reason_es
+    assert {t.test for t in rep.tests} == {"integer"}

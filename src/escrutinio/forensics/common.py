@@ -183,13 +183,37 @@ def loo_median(values: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.nd
     return out, size
 
 
+def group_median(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """Median of ``values`` in each group 0..n_groups-1 (NaN for empty groups; rows with
+    group < 0 or NaN values ignored). Vectorised: one lexsort."""
+    out = np.full(n_groups, np.nan)
+    ok = (group >= 0) & np.isfinite(values)
+    if not ok.any():
+        return out
+    g, v = group[ok], values[ok]
+    order = np.lexsort((v, g))
+    gs, vs = g[order], v[order]
+    uniq, start, count = np.unique(gs, return_index=True, return_counts=True)
+    lo = vs[start + (count - 1) // 2]
+    hi = vs[start + count // 2]
+    out[uniq] = 0.5 * (lo + hi)
+    return out
+
+
+def known_geography(inp: ForensicInput) -> np.ndarray:
+    """Actas whose neighbours are known: a polling place, or a district (area3) that is
+    not unknown. Without either, an acta would be compared with the whole country."""
+    known_district = inp.area3.astype(str) != "?"
+    return (inp.place_idx >= 0) | known_district
+
+
 def comparison_groups(inp: ForensicInput, usable: np.ndarray, min_size: int = 3) -> np.ndarray:
     """Group of each acta for within-place comparisons: its polling place when that place
     has at least ``min_size`` usable actas, else its district (area3) when the district's
     remaining actas are enough, else -1 (not compared)."""
     n = inp.n
     group = np.full(n, -1, dtype=np.int64)
-    use = usable.copy()
+    use = usable & known_geography(inp)
     if (inp.place_idx >= 0).any():
         pcount = np.bincount(inp.place_idx[use & (inp.place_idx >= 0)],
                              minlength=int(inp.place_idx.max()) + 1)
@@ -199,7 +223,8 @@ def comparison_groups(inp: ForensicInput, usable: np.ndarray, min_size: int = 3)
         group[big] = inp.place_idx[big]
         rest = use & ~big
     else:
-        rest = use
+        rest = use.copy()
+    rest &= inp.area3.astype(str) != "?"  # no district to fall back on: not compared
     if rest.any():
         offset = int(group.max()) + 1
         dcount = np.bincount(inp.district_idx[rest], minlength=int(inp.district_idx.max()) + 1)

@@ -108,6 +108,9 @@ def prepare(frame: pl.DataFrame, contest: Contest) -> ForensicInput:
     place_s = area3 + "|" + df["polling_place"].fill_null("")
     has_place = df["polling_place"].null_count() < df.height
     place_idx = _dense(place_s) if has_place else np.full(df.height, -1, dtype=np.int64)
+    if has_place:  # an acta without a place name has no place (not "the empty place")
+        no_name = (df["polling_place"].fill_null("").str.strip_chars() == "").to_numpy()
+        place_idx = np.where(no_name, -1, place_idx)
     region_idx = _dense(area1)
     region_codes = np.asarray(area1.unique().sort().to_list(), dtype=object)
     hash_cols = ["acta_id", "cast", *cand_cols] + (["electors"] if has_electors else [])

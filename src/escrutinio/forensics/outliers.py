@@ -15,6 +15,16 @@ place has fewer than 3 usable mesas), n̄ is their mean size and m the group siz
 z's are divided by their robust spread (MAD/0.6745) in each area1, which absorbs the
 real extra-binomial variation between mesas (age cohorts, late roll changes...).
 
+**When most of a place is anomalous** its own median is the anomaly, and its honest mesas
+look like outliers the other way (stuffing for A would name A's opponents' mesas). So
+each place's median is also compared with a robust centre of its **neighbouring places**
+(the median of the other places' medians in the same province, area2; the region when
+the province has fewer than 3 other places). A place is *re-referenced* when it holds a
+within-place outlier that is ordinary against the neighbours (|z_neighbours| < c) and
+lies on the opposite side from the place's own median: then every mesa of that place is
+measured against the neighbours instead (z_neighbours, scaled by its own robust spread
+per area1), so the stuffed majority is named and the honest minority is not.
+
 **Test.** Benign outliers go both ways; manipulation in favour of a candidate makes
 outliers in one direction. With K⁺ actas at z ≥ c (in favour) and K⁻ at z ≤ −c
 (against), the test asks whether K⁺ − K⁻ is too large for chance. Benign outliers come
@@ -35,6 +45,7 @@ from escrutinio.forensics.common import (
     ScopeResult,
     asin_sqrt,
     comparison_groups,
+    group_median,
     loo_median,
 )
 from escrutinio.forensics.inputs import ForensicInput
@@ -78,21 +89,73 @@ def deviation_z(
     return standardize_by_region(z_raw, region_idx)
 
 
-def place_outliers(inp: ForensicInput, candidates: list[int]) -> list[Outliers]:
+MIN_NEIGHBOURS = 3
+
+
+def neighbour_centre(values: np.ndarray, group: np.ndarray, inp: ForensicInput) -> np.ndarray:
+    """Per acta: the median of the *other* places' medians in its province (area2), or in
+    its region (area1) when the province has fewer than MIN_NEIGHBOURS other places. NaN
+    for actas without a group."""
+    n = len(values)
+    out = np.full(n, np.nan)
+    ok = group >= 0
+    if not ok.any():
+        return out
+    ng = int(group[ok].max()) + 1
+    gmed = group_median(values, group, ng)
+    g_cluster = np.full(ng, -1, dtype=np.int64)
+    g_region = np.full(ng, -1, dtype=np.int64)
+    g_cluster[group[ok]] = inp.cluster_idx[ok]
+    g_region[group[ok]] = inp.region_idx[ok]
+    valid_g = np.isfinite(gmed)
+    by_cluster, k_cluster = loo_median(gmed, np.where(valid_g, g_cluster, -1))
+    by_region, _ = loo_median(gmed, np.where(valid_g, g_region, -1))
+    centre = np.where(k_cluster - 1 >= MIN_NEIGHBOURS, by_cluster, by_region)
+    out[ok] = centre[group[ok]]
+    return out
+
+
+def robust_z(values: np.ndarray, size: np.ndarray, group: np.ndarray, inp: ForensicInput,
+             region_idx: np.ndarray, threshold: float) -> np.ndarray:
+    """Within-place z (:func:`deviation_z`), with places whose own centre is the anomaly
+    re-referenced to their neighbouring places (module docstring)."""
+    z_place = deviation_z(values, size, group, region_idx)
+    ref = neighbour_centre(values, group, inp)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z_nb = standardize_by_region((values - ref) * np.sqrt(4.0 * size), region_idx)
+    ok = (group >= 0) & np.isfinite(z_place) & np.isfinite(z_nb)
+    if not ok.any():
+        return z_place
+    ng = int(group[group >= 0].max()) + 1
+    gmed = group_median(values, group, ng)
+    g_ref = np.full(ng, np.nan)
+    g_ref[group[ok]] = ref[ok]
+    side = np.sign(gmed - g_ref)  # where the place's own centre sits against neighbours
+    gi = np.where(group >= 0, group, 0)
+    odd = (ok & (np.abs(z_place) >= threshold) & (np.abs(z_nb) < threshold)
+           & (np.sign(z_place) == -side[gi]) & (side[gi] != 0))
+    reref = np.zeros(ng, dtype=bool)
+    reref[group[odd]] = True
+    use_nb = (group >= 0) & reref[gi] & np.isfinite(z_nb)
+    return np.where(use_nb, z_nb, z_place)
+
+
+def place_outliers(inp: ForensicInput, candidates: list[int],
+                   threshold: float = DEFAULT_THRESHOLD) -> list[Outliers]:
     """z for turnout (when electors are known) and for each candidate's share."""
     out: list[Outliers] = []
     if inp.electors is not None:
         usable = (inp.electors > 0) & (inp.cast <= inp.electors)
         group = comparison_groups(inp, usable)
         a = np.where(usable, asin_sqrt(inp.cast, inp.electors), np.nan)
-        out.append(Outliers("turnout", deviation_z(a, inp.electors.astype(float), group,
-                                                   inp.region_idx)))
+        out.append(Outliers("turnout", robust_z(a, inp.electors.astype(float), group, inp,
+                                                inp.region_idx, threshold)))
     usable = inp.valid > 0
     group = comparison_groups(inp, usable)
     cands = candidates[:1] if len(inp.codes) == 2 else candidates
     for c in cands:
         a = np.where(usable, asin_sqrt(inp.votes[:, c], inp.valid), np.nan)
-        z = deviation_z(a, inp.valid.astype(float), group, inp.region_idx)
+        z = robust_z(a, inp.valid.astype(float), group, inp, inp.region_idx, threshold)
         out.append(Outliers(inp.codes[c], z))
         if len(inp.codes) == 2:  # the other candidate's share is the mirror image
             out.append(Outliers(inp.codes[1 - c], -z))
@@ -137,5 +200,5 @@ def sign_test(
 def run_place(
     inp: ForensicInput, scopes: list[Scope], candidates: list[int], *, threshold: float,
 ) -> tuple[dict[str, list[ScopeResult]], list[Outliers]]:
-    zs = place_outliers(inp, candidates)
+    zs = place_outliers(inp, candidates, threshold)
     return {o.quantity: sign_test(o.z, inp, scopes, threshold) for o in zs}, zs

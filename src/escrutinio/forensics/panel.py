@@ -13,7 +13,9 @@ district when the place is small), exactly as in :mod:`escrutinio.forensics.outl
 
     z_i = (e_i − median_{j ≠ i} e_j) / √(1/(4 n_i) + π/(8 n̄ (m − 1)))
 
-scaled by its robust spread per area1. A stuffed or shifted mesa moves away from its
+scaled by its robust spread per area1 (and, where most of a place moved together against
+its neighbouring places, re-referenced to them: :func:`escrutinio.forensics.outliers.robust_z`).
+A stuffed or shifted mesa moves away from its
 neighbours *and* from its own first-round past; benign causes include electors moved
 between rounds, a first-round acta error, or a genuine local event.
 
@@ -30,7 +32,7 @@ import polars as pl
 
 from escrutinio.forensics.common import Outliers, Scope, ScopeResult, asin_sqrt, comparison_groups
 from escrutinio.forensics.inputs import ForensicInput
-from escrutinio.forensics.outliers import deviation_z, sign_test
+from escrutinio.forensics.outliers import DEFAULT_THRESHOLD, robust_z, sign_test
 
 
 def join_rounds(current: ForensicInput, previous: ForensicInput) -> tuple[np.ndarray, np.ndarray]:
@@ -54,7 +56,8 @@ def _wls(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def panel_outliers(
-    current: ForensicInput, previous: ForensicInput, candidates: list[int]
+    current: ForensicInput, previous: ForensicInput, candidates: list[int],
+    threshold: float = DEFAULT_THRESHOLD,
 ) -> tuple[list[Outliers], dict[str, int]]:
     """Per-acta z (NaN where the acta is not in both rounds) for turnout and shares."""
     i, j = join_rounds(current, previous)
@@ -74,7 +77,7 @@ def panel_outliers(
         resid = np.full(len(i), np.nan)
         resid[usable] = y[usable] - _wls(x[usable], y[usable], e2[usable].astype(float))
         group = comparison_groups(sub, usable)
-        z = deviation_z(resid, e2.astype(float), group, sub.region_idx)
+        z = robust_z(resid, e2.astype(float), group, sub, sub.region_idx, threshold)
         full = np.full(n, np.nan)
         full[i] = z
         out.append(Outliers("turnout", full))
@@ -91,7 +94,7 @@ def panel_outliers(
         y = asin_sqrt(current.votes[i, c], v2)
         resid = np.full(len(i), np.nan)
         resid[usable] = y[usable] - _wls(x[usable], y[usable], v2[usable].astype(float))
-        z = deviation_z(resid, v2.astype(float), group, sub.region_idx)
+        z = robust_z(resid, v2.astype(float), group, sub, sub.region_idx, threshold)
         full = np.full(n, np.nan)
         full[i] = z
         out.append(Outliers(current.codes[c], full))
@@ -117,5 +120,5 @@ def run_panel(
     current: ForensicInput, previous: ForensicInput, scopes: list[Scope],
     candidates: list[int], *, threshold: float,
 ) -> tuple[dict[str, list[ScopeResult]], list[Outliers], dict[str, int]]:
-    zs, info = panel_outliers(current, previous, candidates)
+    zs, info = panel_outliers(current, previous, candidates, threshold)
     return {o.quantity: sign_test(o.z, current, scopes, threshold) for o in zs}, zs, info

@@ -23,6 +23,7 @@ from escrutinio.forensics.common import (
     Scope,
     ScopeResult,
     format_p,
+    known_geography,
     sanitized,
     scopes_for,
 )
@@ -509,11 +510,19 @@ def run_forensics(
         else:
             skipped.append(Skipped("fingerprint", *no_turnout))
     if "place" in requested:
-        res, zs = run_place(inp, scopes, cands, threshold=threshold)
-        results["place"] = res
-        outliers["place"] = zs
-        if not inp.has_turnout:
-            skipped.append(Skipped("place:turnout", *no_turnout))
+        if not known_geography(inp).any():
+            skipped.append(Skipped(
+                "place", "sin local de votación ni distrito por acta no hay con qué comparar "
+                "cada mesa (compararla con todo el país no dice nada de su local)",
+                "without a polling place or district per acta there is nothing to compare "
+                "each mesa with (comparing it with the whole country says nothing about its "
+                "place)"))
+        else:
+            res, zs = run_place(inp, scopes, cands, threshold=threshold)
+            results["place"] = res
+            outliers["place"] = zs
+            if not inp.has_turnout:
+                skipped.append(Skipped("place:turnout", *no_turnout))
     if "panel" in requested:
         if previous is None:
             skipped.append(Skipped(

@@ -13,6 +13,11 @@
   whole percentages, Kobak's fingerprint) and :func:`inject_fabricated_digits` (final
   digits invented with human preferences for 0 and 5).
 
+:func:`small_election` builds a clean synthetic election from scratch (a new structure
+each time, small enough to run the whole screen in a fraction of a second): regions,
+provinces, districts and polling places with their own turnout and lean, binomial
+counts per mesa.
+
 Every function takes a canonical acta frame and an explicit ``numpy.random.Generator``,
 returns a new frame (the input is not modified) and, for injections, the boolean mask of
 manipulated rows. Acta arithmetic (candidates + blank + null + challenged = cast ≤
@@ -24,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from escrutinio.domain import ActaStatus, Contest
+from escrutinio.domain import ACTA_COLUMNS, ActaStatus, Candidate, Contest, ContestKind
 
 
 def _counted(frame: pl.DataFrame, contest: Contest) -> np.ndarray:
@@ -112,15 +117,16 @@ def _pick(frame: pl.DataFrame, contest: Contest, share: float, rng: np.random.Ge
 def inject_stuffing(
     frame: pl.DataFrame, contest: Contest, candidate: str, share: float,
     rng: np.random.Generator, *, fill: float | tuple[float, float] = (0.3, 0.8),
-    steal: float = 0.0,
+    steal: float = 0.0, where: np.ndarray | None = None,
 ) -> tuple[pl.DataFrame, np.ndarray]:
-    """Ballot stuffing in a random ``share`` of counted actas: ballots for ``candidate``
-    fill a fraction ``fill`` (fixed, or uniform in a range per acta) of the acta's
-    non-voters; ``steal`` also moves that fraction of the other candidates' votes to it
-    (``fill`` ≈ 0.95, ``steal`` ≈ 0.9 is Klimek's extreme fraud)."""
+    """Ballot stuffing in a random ``share`` of counted actas (of those in ``where``,
+    when given): ballots for ``candidate`` fill a fraction ``fill`` (fixed, or uniform in
+    a range per acta) of the acta's non-voters; ``steal`` also moves that fraction of the
+    other candidates' votes to it (``fill`` ≈ 0.95, ``steal`` ≈ 0.9 is Klimek's extreme
+    fraud)."""
     if frame["electors"].null_count():
         raise ValueError("ballot stuffing needs electors per acta")
-    mask = _pick(frame, contest, share, rng)
+    mask = _pick(frame, contest, share, rng, where)
     m = int(mask.sum())
     f = (rng.uniform(fill[0], fill[1], m) if isinstance(fill, tuple) else np.full(m, fill))
     col = f"v_{candidate}"
@@ -247,3 +253,66 @@ def inject_fabricated_digits(
     new_cast[idx] = cast + delta
     updates["cast"] = new_cast
     return _replace(frame, updates, mask), mask
+
+
+SMALL_RUNOFF = Contest(
+    id="zz-pequena-2v", name="Elección sintética pequeña, segunda vuelta",
+    kind=ContestKind.RUNOFF, country="ZZ", date="2031-06-01",
+    candidates=(Candidate("azul", "Candidata Azul", "Partido Azul"),
+                Candidate("rojo", "Candidato Rojo", "Partido Rojo")))
+
+
+def small_election(
+    rng: np.random.Generator, *, regions: int = 6, provinces: int = 4, districts: int = 4,
+    places: int = 3, mesas: tuple[int, int] = (6, 14), contest: Contest = SMALL_RUNOFF,
+) -> pl.DataFrame:
+    """A clean election (every acta counted) with nested geography: each region,
+    province, district and polling place has its own turnout and lean (normal shifts on
+    the logit scale), each mesa 150-300 electors and binomial/multinomial counts.
+    Candidates' shares: a softmax of per-candidate leans (first candidates stronger)."""
+    k = len(contest.candidates)
+    n_pl = regions * provinces * districts * places
+    per = rng.integers(mesas[0], mesas[1] + 1, n_pl)
+    pl_idx = np.repeat(np.arange(n_pl), per)
+    n = len(pl_idx)
+    d_idx = pl_idx // places
+    p_idx = d_idx // districts
+    r_idx = p_idx // provinces
+
+    def lean(sd: tuple[float, float, float, float], size: int) -> np.ndarray:
+        r = rng.normal(0, sd[0], (regions, size))[r_idx]
+        p = rng.normal(0, sd[1], (regions * provinces, size))[p_idx]
+        d = rng.normal(0, sd[2], (regions * provinces * districts, size))[d_idx]
+        q = rng.normal(0, sd[3], (n_pl, size))[pl_idx]
+        return r + p + d + q
+
+    t_logit = 1.1 + lean((0.25, 0.15, 0.1, 0.08), 1)[:, 0] + rng.normal(0, 0.1, n)
+    base = -0.35 * np.arange(k, dtype=float)
+    s_logit = base[None, :] + lean((0.45, 0.25, 0.15, 0.1), k) + rng.normal(0, 0.08, (n, k))
+    share = np.exp(s_logit - s_logit.max(axis=1, keepdims=True))
+    share /= share.sum(axis=1, keepdims=True)
+    electors = rng.integers(150, 301, n)
+    cast = rng.binomial(electors, 1.0 / (1.0 + np.exp(-t_logit)))
+    null = rng.binomial(cast, 0.06)
+    blank = rng.binomial(cast - null, 0.02)
+    votes = _sequential_multinomial(cast - null - blank, share, rng)
+    reg = np.char.add("R", np.char.zfill((r_idx + 1).astype(str), 2))
+    prov = np.char.add(reg, np.char.zfill((p_idx % provinces + 1).astype(str), 2))
+    dist = np.char.add(prov, np.char.zfill((d_idx % districts + 1).astype(str), 2))
+    cols: dict[str, object] = {
+        "acta_id": [f"{i + 1:06d}" for i in range(n)],
+        "area1_code": reg.tolist(), "area2_code": prov.tolist(), "area3_code": dist.tolist(),
+        "abroad": np.zeros(n, dtype=bool),
+        "polling_place": [f"Local {i % places + 1}" for i in pl_idx.tolist()],
+        "status": [ActaStatus.COUNTED.value] * n, "observation": [None] * n,
+        "resolved": np.zeros(n, dtype=bool), "electors": electors, "cast": cast,
+        "blank": blank, "null": null, "challenged": np.zeros(n, dtype=np.int64),
+    }
+    for j, col in enumerate(contest.candidate_columns):
+        cols[col] = votes[:, j]
+    frame = pl.DataFrame(cols)
+    for c, dtype in ACTA_COLUMNS.items():
+        if c not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype).alias(c))
+    return frame.select([*ACTA_COLUMNS, *contest.candidate_columns]).cast(
+        {**ACTA_COLUMNS, **{c: pl.Int64() for c in contest.candidate_columns}})
