@@ -154,3 +154,72 @@ def test_companion_lists(tmp_path: Path, data_dir: Path) -> None:
     with pytest.raises(IngestError) as ei:
         observers.read_acta_list(write(tmp_path, "000001", "1 2", name="bad.txt"))
     assert (ei.value.rule, ei.value.location.line) == ("not_an_acta_id", 2)
+
+
+# --- any dialect, JSON files, optional time (#16.4) --------------------------------------
+
+def test_csv_dialects_and_json_read_the_same(tmp_path: Path, generated: pl.DataFrame) -> None:
+    ref_path = observers.write_observer_copies(generated, tmp_path / "ref.csv")
+    ref = observers.parse_observer_copies(ref_path, RUNOFF)
+    text = ref_path.read_text("utf-8")
+    frame = pl.read_csv(ref_path, infer_schema=False)
+    semi = tmp_path / "excel.csv"  # Excel in a decimal-comma locale: BOM, ';', CRLF
+    semi.write_bytes(b"\xef\xbb\xbf" + frame.write_csv(separator=";").replace("\n", "\r\n")
+                     .encode("utf-8"))
+    tab = tmp_path / "copies.tsv"
+    tab.write_text(frame.write_csv(separator="\t"), encoding="utf-8")
+    js = tmp_path / "copies.json"
+    js.write_text(json.dumps({"copies": frame.to_dicts()}), encoding="utf-8")
+    # default ids hash the bytes; JSON rows are numbered from 1 (a CSV's data from line 2)
+    cols = [c for c in ref.frame.columns if c not in ("copy_id", "line")]
+    for p in (semi, tab, js):
+        got = observers.parse_observer_copies(p, RUNOFF)
+        assert got.frame.select(cols).equals(ref.frame.select(cols)), p.name
+        shift = 1 if p is js else 0
+        assert (got.frame["line"] + shift).equals(ref.frame["line"])
+        assert got.n_rejected == ref.n_rejected
+    assert observers.parse_observer_copies(js, RUNOFF).fmt == "json"
+    assert text.count(",") > 0
+
+
+def test_observed_at_is_optional(tmp_path: Path) -> None:
+    no_col = HEADER.replace(",observed_at", "")
+    c = observers.parse_observer_copies(
+        write(tmp_path, no_col, "000001,obs-1,214,1,14,0,118,81"), RUNOFF)
+    assert c.n_copies == 1 and c.frame["observed_at"].null_count() == 1
+    c = observers.parse_observer_copies(
+        write(tmp_path, HEADER, "000001,obs-1,,214,1,14,0,118,81", name="e.csv"), RUNOFF)
+    assert c.n_copies == 1 and c.frame["observed_at"].null_count() == 1
+
+
+def test_latin1_is_read_with_a_warning(tmp_path: Path) -> None:
+    p = tmp_path / "latin.csv"
+    p.write_bytes((HEADER + ",organization\n" + ROW + ",Perú Libre\n").encode("cp1252"))
+    c = observers.parse_observer_copies(p, RUNOFF)
+    assert c.frame["organization"].to_list() == ["Perú Libre"]
+    assert c.warnings and "Latin-1" in c.warnings[0][1]
+
+
+def test_bad_json_file_names_file_and_line(tmp_path: Path) -> None:
+    p = tmp_path / "bad.json"
+    p.write_text('[\n {"acta_id": "000001",\n  "observer_id": }\n]\n', encoding="utf-8")
+    with pytest.raises(IngestError) as ei:
+        observers.parse_observer_copies(p, RUNOFF)
+    assert ei.value.rule == "json_syntax" and ei.value.location.line == 3
+    p.write_text('{"acta_id": "1"}', encoding="utf-8")
+    with pytest.raises(IngestError) as ei:
+        observers.parse_observer_copies(p, RUNOFF)
+    assert ei.value.rule == "json_not_a_list" and ei.value.exit_code == 2
+    p.write_text('[{"acta_id": "1", "observer_id": "o", "cast": "x", "blank": 0, '
+                 '"null": 0, "v_castillo": 1, "v_fujimori": 2}]', encoding="utf-8")
+    with pytest.raises(IngestError) as ei:
+        observers.parse_observer_copies(p, RUNOFF)
+    assert str(ei.value.location) == f"{p}, fila/row 1, campo/field 'cast'"
+
+
+def test_semicolon_header_missing_a_column_names_it(tmp_path: Path) -> None:
+    p = write(tmp_path, HEADER.replace(",blank", "").replace(",", ";"),
+              ROW.replace(",1,14", ",14").replace(",", ";"))
+    with pytest.raises(IngestError) as ei:
+        observers.parse_observer_copies(p, RUNOFF)
+    assert ei.value.rule == "missing_columns" and ei.value.location.field == "blank"

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from defence_data import final, june15
 from escrutinio.defence.generator import generate_copies, score
 from escrutinio.defence.observers import copy_columns
-from escrutinio.defence.pvt import adjacent_transposition, reconcile
+from escrutinio.defence.pvt import adjacent_transposition, reconcile, reconcile_units
+from escrutinio.errors import BadOptionError
 from escrutinio.sources.peru import PERU_2021_RUNOFF as RUNOFF
 
 ZERO = {k: 0.0 for k in ("transposed_digits", "candidates_swapped", "sum_mismatch",
@@ -159,3 +160,226 @@ def test_exact_copies_of_every_acta_raise_no_alarm(official: pl.DataFrame) -> No
     assert r.summary.toward_runner_up == r.summary.toward_leader == 0
     assert r.summary.categories == {"exact": g.copies.height}
     assert not r.summary.could_flip
+
+
+# --- the headline counts only plausible discrepancies on published actas (#14.4) ----------
+
+RATES = {"transposed_digits": 0.02, "candidates_swapped": 0.01, "sum_mismatch": 0.03,
+         "votes_above_electors": 0.02, "figures_differ": 0.02, "official_missing": 0.01,
+         "copy_code_mismatch": 0.005, "unknown_mesa": 0.005, "duplicate": 0.03,
+         "conflicting": 0.03}
+
+
+def _toward(copies: pl.DataFrame) -> int:
+    """Σ over actas of max(0, −min change), computed here independently of the module."""
+    per: dict[str, int] = {}
+    for a, ch in copies.select("acta_id", "net_change").iter_rows():
+        per[a] = min(per.get(a, 0), ch)
+    return sum(-v for v in per.values())
+
+
+def test_headline_excludes_impossible_and_unpublished_copies(official: pl.DataFrame) -> None:
+    g = generate_copies(official, RUNOFF, coverage=0.3, rates=RATES, seed=14)
+    r = reconcile(g.copies, g.official, RUNOFF, copy_codes=g.copy_codes)
+    c, s = r.copies, r.summary
+    comp = c.filter(pl.col("comparable"))
+    impossible = comp.filter(pl.col("copy_sum_mismatch") | pl.col("copy_above_electors"))
+    assert impossible.height > 500  # the injected sum mismatches and inflated casts
+    assert set(impossible["scope"]) <= {"impossible"} | {"published"} and \
+        set(impossible.filter(pl.col("material"))["scope"]) == {"impossible"}
+    unpublished = comp.filter(pl.col("category") == "official_missing")
+    assert unpublished.height > 100 and set(unpublished["scope"]) <= {"unpublished",
+                                                                      "impossible"}
+    head = comp.filter(pl.col("scope") == "published")
+    # the headline is exactly the published, plausible part; the rest are separate lines
+    assert s.toward_runner_up == _toward(head) > 0
+    assert s.scopes["impossible"]["toward_runner_up"] == _toward(
+        comp.filter(pl.col("scope") == "impossible")) > 0
+    assert s.scopes["unpublished"]["toward_runner_up"] == _toward(
+        comp.filter(pl.col("scope") == "unpublished")) > 0
+    assert _toward(comp) > s.toward_runner_up  # the old sum overstated the headline
+    assert f"{s.toward_runner_up:,} votos de {abs(s.margin):,}" in s.statement_es
+    assert f"{s.toward_runner_up:,} votes of {abs(s.margin):,}" in s.statement_en
+    assert any("imposibles" in n and f"{s.scopes['impossible']['toward_runner_up']:,}" in n
+               for n in s.notes_es)
+    assert any("not yet published" in n for n in s.notes_en)
+    assert sum(v["n_copies"] for v in s.scopes.values()) == s.n_copies
+
+
+def test_majority_copy_tie_rule(official: pl.DataFrame) -> None:
+    o = official.filter(pl.col("acta_id") == "000001").row(0, named=True)
+    c0, f0 = o["v_castillo"], o["v_fujimori"]
+    # two copies of 000001 disagree 1 to 1: +5 votes to either side (both add up)
+    df = copies_of(official, ["000001", "000001"], v_castillo=[c0 + 5, c0 - 5],
+                   v_fujimori=[f0 - 5, f0 + 5])
+    later = df.with_columns(pl.Series("observed_at", [
+        "2021-06-06T23:00:00Z", "2021-06-06T22:00:00Z"]).str.to_datetime(time_zone="UTC"))
+    r = reconcile(later, official, RUNOFF)
+    assert r.summary.net_if_copies_right == -10  # the copy observed first (k1) wins
+    r_rev = reconcile(later.reverse(), official, RUNOFF)
+    assert r_rev.summary == r.summary
+    # same time: the lowest SHA-256 of the canonical content decides
+    import hashlib
+
+    sigs = {ch: "|".join(str(v) for v in (o["electors"], o["cast"], o["blank"], o["null"],
+                                          o["challenged"], c0 + ch // 2, f0 - ch // 2))
+            for ch in (+10, -10)}
+    want = min(sigs, key=lambda ch: hashlib.sha256(sigs[ch].encode()).hexdigest())
+    same = reconcile(df, official, RUNOFF)
+    assert same.summary.net_if_copies_right == want
+    assert reconcile(df.reverse(), official, RUNOFF).summary == same.summary
+    # untimed copies come after timed ones
+    untimed = later.with_columns(pl.lit(None, dtype=pl.Datetime("us", "UTC"))
+                                 .alias("observed_at"))
+    assert reconcile(untimed, official, RUNOFF).summary.net_if_copies_right == want
+    one_timed = later.with_columns(pl.when(pl.col("copy_id") == "k1").then(None)
+                                   .otherwise(pl.col("observed_at")).alias("observed_at"))
+    assert reconcile(one_timed, official, RUNOFF).summary.net_if_copies_right == 10
+
+
+def test_every_figure_is_identical_between_runs_and_row_orders(official: pl.DataFrame
+                                                                ) -> None:
+    g = generate_copies(official, RUNOFF, coverage=0.3, rates=RATES, seed=15)
+    r = reconcile(g.copies, g.official, RUNOFF, copy_codes=g.copy_codes)
+    for seed in (1, 2):
+        shuffled = g.copies.sample(fraction=1.0, shuffle=True, seed=seed)
+        r2 = reconcile(shuffled, g.official, RUNOFF, copy_codes=g.copy_codes)
+        assert r2.summary == r.summary
+        assert r2.actas.equals(r.actas)
+    assert r.summary.n_conflicting_actas > 100
+
+
+def test_copy_codes_checked_whenever_present(official: pl.DataFrame) -> None:
+    df = copies_of(official, ["000001", "000001", "000002"]).with_columns(
+        pl.Series("copy_code", ["91L", "17K", "55A"]))
+    r = reconcile(df, official, RUNOFF)  # no official codes: compared among the copies
+    got = dict(zip(r.copies["copy_id"], r.copies["alarm"], strict=True))
+    assert got == {"k0": True, "k1": True, "k2": False}
+    assert r.summary.n_copy_code_conflicts == 1 and r.summary.n_copy_codes_unchecked == 3
+    assert any("3 copies carry a copy code" in n for n in r.summary.notes_en)
+    codes = pl.DataFrame({"acta_id": ["000001", "000002"], "copy_code": ["91L", "55A"]})
+    r2 = reconcile(df, official, RUNOFF, copy_codes=codes)
+    assert r2.summary.n_copy_codes_unchecked == 0
+    assert r2.copies.filter(pl.col("copy_id") == "k1")["category"][0] == "copy_code_mismatch"
+
+
+def test_mistyped_pair_is_a_bad_option(official: pl.DataFrame) -> None:
+    from escrutinio.errors import BadOptionError
+
+    df = copies_of(official, ["000001"])
+    with pytest.raises(BadOptionError) as ei:
+        reconcile(df, official, RUNOFF, pair=("castilo", "fujimori"))
+    assert ei.value.exit_code == 2 and "castillo, fujimori" in ei.value.message_en
+
+
+# --- against published totals only (#16.4) ----------------------------------------------
+
+def _units_of(frame: pl.DataFrame, level: str) -> pl.DataFrame:
+    """Unit totals as an authority publishes them, summed here from the per-acta file."""
+    key = pl.lit("") if level == "national" else pl.col(f"{level}_code")
+    figs = ["electors", "cast", "blank", "null", "challenged", "v_castillo", "v_fujimori"]
+    counted = pl.col("status") == "counted"
+    return (frame.with_columns(key.alias("unit_code")).group_by("unit_code").agg(
+        pl.len().alias("actas_total"), counted.sum().cast(pl.Int64).alias("actas_counted"),
+        *[pl.col(f).filter(counted).sum().alias(f) for f in figs])
+        .with_columns(pl.lit(level).alias("level")))
+
+
+def test_units_full_coverage_finds_the_altered_actas(official: pl.DataFrame) -> None:
+    units = _units_of(official, "area1")
+    dep = official.filter((pl.col("area1_code") == "170000") & (pl.col("status") == "counted"))
+    ids = dep["acta_id"].to_list()
+    assert 100 < len(ids) < 1000  # Madre de Dios
+    exact = copies_of(official, ids)
+    r = reconcile_units(exact, units, RUNOFF, acta_areas=official, level="area1")
+    row = r.units.filter(pl.col("unit_code") == "170000").row(0, named=True)
+    assert row["full_coverage"] and row["gap_change"] == 0 and not row["has_excess"]
+    assert r.summary.n_units_full == 1 and r.summary.gap_change_full == 0
+    assert r.summary.n_units == 30 and not r.alarms().height  # 25 + 5 continents
+    # three tallies altered: 10 votes moved from Castillo to Fujimori on each (sums intact)
+    moved = exact.with_columns(
+        pl.when(pl.int_range(pl.len()) < 3).then(pl.col("v_castillo") - 10)
+        .otherwise(pl.col("v_castillo")).alias("v_castillo"),
+        pl.when(pl.int_range(pl.len()) < 3).then(pl.col("v_fujimori") + 10)
+        .otherwise(pl.col("v_fujimori")).alias("v_fujimori"))
+    r2 = reconcile_units(moved, units, RUNOFF, acta_areas=official, level="area1")
+    row = r2.units.filter(pl.col("unit_code") == "170000").row(0, named=True)
+    assert row["gap_change"] == -60 and row["diff_v_fujimori"] == 30
+    assert row["excess_v_fujimori"] == 30 and row["has_excess"]
+    assert "−60" in r2.summary.statement_es.replace("-", "−")
+    assert r2.alarms().height == len(ids)  # every copy of the unit is named for review
+    # a partial set of the same altered copies: only the excess can speak
+    part = moved.head(len(ids) // 2)
+    r3 = reconcile_units(part, units, RUNOFF, acta_areas=official, level="area1")
+    row = r3.units.filter(pl.col("unit_code") == "170000").row(0, named=True)
+    assert not row["full_coverage"] and row["gap_change"] is None and not row["has_excess"]
+    assert "no prueba que no las haya" in r3.summary.statement_es
+    # the copies ranked by the part of the gap resting on their acta
+    nets = r3.copies["copy_net"].abs().to_list()
+    assert nets == sorted(nets, reverse=True)
+
+
+def test_units_against_real_national_progress(official: pl.DataFrame, data_dir: Path
+                                              ) -> None:
+    from escrutinio.sources.onpe_aggregates import parse_progress_tables
+
+    cut = parse_progress_tables(data_dir / "peru-2021-runoff" / "progress_national",
+                                "national")[-1]  # 8 Jun 23:19Z, 96.7% counted
+    g = generate_copies(official, RUNOFF, coverage=0.5, rates=ZERO, seed=3)
+    r = reconcile_units(g.copies, cut.frame, RUNOFF)  # national needs no areas
+    s = r.summary
+    assert s.level == "national" and s.margin == 8_670_028 - 8_567_920
+    assert s.n_units_excess == 0 and s.n_units_full == 0 and s.n_impossible == 0
+    assert s.n_actas_with_copies == g.copies["acta_id"].n_unique()
+    # copies of every acta of the final file: more actas than ONPE had counted that night;
+    # the excess is named, never called a fraud, and no margin change is claimed
+    every = generate_copies(official, RUNOFF, coverage=1.0, rates=ZERO, seed=3)
+    r2 = reconcile_units(every.copies, cut.frame, RUNOFF)
+    s2 = r2.summary
+    assert s2.n_units_full == 0 and s2.n_units_excess == 1
+    assert s2.excess["v_fujimori"] == 8_791_696 - 8_567_920
+    assert any("more actas than the authority has counted" in n for n in s2.notes_en)
+    with pytest.raises(BadOptionError):
+        reconcile_units(every.copies, cut.frame, RUNOFF, level="area1")
+
+
+def test_cli_pvt_against_published_totals(official: pl.DataFrame, data_dir: Path,
+                                          tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from defence_data import final
+    from escrutinio.cli import app
+    from escrutinio.defence.observers import write_observer_copies
+    from escrutinio.sources.onpe_aggregates import parse_progress_tables
+    from escrutinio.store.duckdb_store import DuckDBStore
+
+    cut = parse_progress_tables(data_dir / "peru-2021-runoff" / "progress_national",
+                                "national")[-1]
+    db = tmp_path / "n.duckdb"
+    with DuckDBStore(db) as store:
+        store.put_snapshots([cut])
+    g = generate_copies(official, RUNOFF, coverage=0.2, rates=ZERO, seed=8)
+    copies = write_observer_copies(g.copies, tmp_path / "c.csv")
+    runner = CliRunner()
+    res = runner.invoke(app, ["--db", str(db), "pvt", str(copies), "--json", "--limit", "3"])
+    assert res.exit_code == 0, res.stdout
+    r = json.loads(res.stdout)
+    assert r["summary"]["level"] == "national" and r["summary"]["n_units_excess"] == 0
+    assert len(r["copies"]) == 3 and r["provenance"]["snapshot_ids"][0] == cut.snapshot_id
+    res = runner.invoke(app, ["--db", str(db), "--lang", "en", "pvt", str(copies)])
+    assert res.exit_code == 0 and "compared with the national total" in res.stdout
+    for bad in (["--level", "area1"], ["--pair", "castilo,fujimori"]):
+        res = runner.invoke(app, ["--db", str(db), "pvt", str(copies), *bad])
+        assert res.exit_code == 2, res.stdout
+        assert isinstance(res.exception, SystemExit)  # a message, not a traceback
+    # with a per-acta snapshot in the store, a unit snapshot compares per department
+    with DuckDBStore(db) as store:
+        store.put_snapshots([final()])
+    res = runner.invoke(app, ["--db", str(db), "pvt", str(copies), "-s",
+                              cut.snapshot_id[:12], "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["summary"]["level"] == "national"
+    res = runner.invoke(app, ["--db", str(db), "pvt", str(copies), "--json"])  # latest acta
+    assert res.exit_code == 0 and json.loads(res.stdout)["summary"]["n_copies"] == \
+        g.copies.height

@@ -680,11 +680,23 @@ class Backend:
     def pvt(self, info: SnapshotInfo, upload: Upload) -> Any:
         """Reconcile observers' copies sent in a request (JSON records, CSV or a file;
         not cached: the copies are the request's own data)."""
-        self._needs_actas(info, "la tabulación paralela", "the parallel tabulation")
-        from escrutinio.defence.pvt import reconcile
+        from escrutinio.defence.pvt import reconcile, reconcile_units
 
         contest = self.store.contest(info.contest_id)
         copies = parse_copies(upload, contest, limit=self.upload_limit)
+        if info.kind is SnapshotKind.UNITS:
+            # only published totals: the copies are aggregated to their level (the areas
+            # of each acta from the latest per-acta snapshot, when there is one)
+            actas = self.store.list_snapshots(info.contest_id, SnapshotKind.ACTAS)
+            with self.compute_lock:
+                units = self.store.load_units(info.snapshot_id)
+                areas = (self.store.load_actas(actas[-1].snapshot_id).select(
+                    "acta_id", "area1_code", "area2_code", "area3_code") if actas else None)
+            return reconcile_units(copies.frame, units, contest, acta_areas=areas,
+                                   snapshot_ids=[info.snapshot_id],
+                                   copies_sha256=copies.source_sha256,
+                                   rejected=copies.rejected)
+        self._needs_actas(info, "la tabulación paralela", "the parallel tabulation")
         with self.compute_lock:
             official = self.store.load_actas(info.snapshot_id)
         return reconcile(copies.frame, official, contest, snapshot_ids=[info.snapshot_id],

@@ -82,7 +82,7 @@ def verify(
              "'none' or a reference)")] = "previous",
     contest: ContestOpt = None,
     pair: PairOpt = None,
-    limit: Annotated[int, typer.Option(help="rows listed (0 = all)")] = 30,
+    limit: Annotated[int, typer.Option(help="rows listed (0 = all)", min=0)] = 30,
     as_json: JsonOpt = False,
     csv: CsvOpt = None,
 ) -> None:
@@ -147,12 +147,16 @@ def pvt(
         help="list of every acta id that exists (when the snapshot lacks some)")] = None,
     tz: Annotated[str, typer.Option(help="zone for times written without one")] = "UTC",
     pair: PairOpt = None,
+    level: Annotated[str | None, typer.Option(
+        help="when the snapshot has only unit totals: the published level to compare at "
+             "(default: national when published)")] = None,
     generate: Annotated[Path | None, typer.Option(
         help="write synthetic copies of the snapshot here (with known defects) and exit")] =
     None,
-    coverage: Annotated[float, typer.Option(help="--generate: share of actas copied")] = 0.5,
-    seed: Annotated[int, typer.Option(help="--generate: seed")] = 0,
-    limit: Annotated[int, typer.Option(help="rows listed (0 = all)")] = 30,
+    coverage: Annotated[float, typer.Option(help="--generate: share of actas copied",
+        min=0.0, max=1.0)] = 0.5,
+    seed: Annotated[int, typer.Option(help="--generate: seed", min=0)] = 0,
+    limit: Annotated[int, typer.Option(help="rows listed (0 = all)", min=0)] = 30,
     as_json: JsonOpt = False,
     csv: CsvOpt = None,
 ) -> None:
@@ -163,8 +167,15 @@ def pvt(
 
     try:
         with open_store(read_only=True) as store:
-            info, c = _acta_snapshot(store, snapshot, contest)
-            official = store.load_actas(info.snapshot_id)
+            info, c, official, areas = _pvt_official(store, snapshot, contest)
+        if info.kind is SnapshotKind.UNITS:
+            if generate is not None:
+                raise EscrutinioError(
+                    "--generate necesita una instantánea por acta",
+                    "--generate needs a per-acta snapshot")
+            _pvt_units(copies, info, c, official, areas, tz, pair, level, limit, as_json,
+                       csv)
+            return
         if generate is not None:
             from escrutinio.defence.generator import generate_copies
 
@@ -234,6 +245,96 @@ def pvt(
                       f"{r['net_change']:+,}", pct, r["likely_wrong"])
     out.print(table)
     out.print(T(s.statement_es, s.statement_en))
+    for n_es, n_en in zip(s.notes_es, s.notes_en, strict=True):
+        out.print(T(n_es, n_en))
+    for w_es, w_en in parsed.warnings:
+        err.print(T(f"[yellow]{w_es}[/]", f"[yellow]{w_en}[/]"))
+    if csv:
+        out.print(T(f"Informe CSV: {csv}", f"CSV report: {csv}"))
+
+
+def _pvt_official(store: Store, ref: str, contest_id: str | None
+                  ) -> tuple[SnapshotInfo, Contest, pl.DataFrame, pl.DataFrame | None]:
+    """The official side of a parallel tabulation: a per-acta snapshot when ``ref`` names
+    one (or, for 'latest', when any exists); otherwise the unit snapshot ``ref`` names,
+    with the areas of every acta from the latest per-acta snapshot of the contest (to
+    aggregate copies to the published level), or ``None``."""
+    from escrutinio.errors import NotFoundError
+    from escrutinio.service import default_contest
+
+    cid = default_contest(store, contest_id)
+    try:
+        info = store.snapshot(ref, contest_id=cid, kind=SnapshotKind.ACTAS)
+    except NotFoundError:
+        info = store.snapshot(ref, contest_id=cid)
+    c = store.contest(cid)
+    if info.kind is SnapshotKind.ACTAS:
+        return info, c, store.load_actas(info.snapshot_id), None
+    actas = store.list_snapshots(cid, SnapshotKind.ACTAS)
+    areas = None
+    if actas:
+        areas = store.load_actas(actas[-1].snapshot_id).select(
+            "acta_id", "area1_code", "area2_code", "area3_code")
+    return info, c, store.load_units(info.snapshot_id), areas
+
+
+def _pvt_units(copies: list[Path] | None, info: SnapshotInfo, c: Contest,
+               units: pl.DataFrame, areas: pl.DataFrame | None, tz: str, pair: str | None,
+               level: str | None, limit: int, as_json: bool, csv: str | None) -> None:
+    """``pvt`` against a snapshot of published totals (no per-acta figures)."""
+    from escrutinio.defence import observers
+    from escrutinio.defence.pvt import reconcile_units
+
+    try:
+        if not copies:
+            raise EscrutinioError("indique al menos un archivo de copias",
+                                  "give at least one copies file")
+        parsed = observers.combine([observers.parse_observer_copies(p, c, assume_tz=tz)
+                                    for p in copies])
+        res = reconcile_units(parsed.frame, units, c, level=level, acta_areas=areas,
+                              pair=_pair(pair), snapshot_ids=[info.snapshot_id],
+                              copies_sha256=parsed.source_sha256, rejected=parsed.rejected)
+    except (EscrutinioError, ValueError) as exc:
+        fail(_as_error(exc), as_json)
+        return
+    if csv:
+        write_csv(res.copies, csv)
+    if as_json:
+        emit_json(res.to_jsonable(limit or None))
+        return
+    s = res.summary
+    out.print(f"[bold]{c.id}[/] — {info.label} ({info.as_of:%Y-%m-%d %H:%M} UTC)")
+    out.print(T(f"{s.n_copies:,} copias de {s.n_actas_with_copies:,} actas "
+                f"({parsed.n_rejected:,} filas rechazadas al leer)",
+                f"{s.n_copies:,} copies of {s.n_actas_with_copies:,} actas "
+                f"({parsed.n_rejected:,} rows rejected on reading)"))
+    table = Table(title=T(f"Copias contra totales publicados ({s.level})",
+                          f"Copies against published totals ({s.level})"))
+    for col in (T("unidad", "unit"), T("contabilizadas", "counted"), T("con copia", "copied"),
+                T("cubierta", "covered"), T("exceso", "excess"),
+                T("cambio del margen", "margin change")):
+        table.add_column(col, justify="right")
+    cand = ["cast", "blank", "null", *c.candidate_columns]
+    for r in res.units.head(limit or res.units.height).iter_rows(named=True):
+        exc_txt = ", ".join(f"{f.removeprefix('v_')} +{r[f'excess_{f}']:,}" for f in cand
+                            if r[f"excess_{f}"])
+        table.add_row(r["unit_code"] or T("nacional", "national"),
+                      "" if r["actas_counted"] is None else f"{r['actas_counted']:,}",
+                      f"{r['copies_actas']:,}",
+                      T("todas", "all") if r["full_coverage"] else T("parcial", "partial"),
+                      exc_txt, "" if r["gap_change"] is None else f"{r['gap_change']:+,}")
+    out.print(table)
+    top = Table(title=T("Copias por peso en el margen", "Copies by weight in the margin"))
+    for col in ("#", "acta", T("copia", "copy"), T("observador", "observer"),
+                T("neto de la copia", "copy net"), T("alcance", "scope")):
+        top.add_column(col, overflow="fold")
+    for r in res.copies.head(limit or res.copies.height).iter_rows(named=True):
+        top.add_row(str(r["rank"]), r["acta_id"], r["copy_id"], r["observer_id"],
+                    f"{r['copy_net']:+,}", r["scope"])
+    out.print(top)
+    out.print(T(s.statement_es, s.statement_en))
+    for n_es, n_en in zip(s.notes_es, s.notes_en, strict=True):
+        out.print(T(n_es, n_en))
     if csv:
         out.print(T(f"Informe CSV: {csv}", f"CSV report: {csv}"))
 
@@ -269,11 +370,13 @@ def quickcount(
     contest: ContestOpt = None,
     seed: Annotated[str | None, typer.Option(
         help="semilla pública (p. ej. dados lanzados en público) / public seed")] = None,
-    mesas: Annotated[int | None, typer.Option(help="sample size in mesas")] = None,
+    mesas: Annotated[int | None, typer.Option(help="sample size in mesas", min=1)] = None,
     moe: Annotated[float | None, typer.Option(
-        help="target margin of error (fraction, 0.01 = ±1 point) instead of --mesas")] = None,
+        help="target margin of error (fraction, 0.01 = ±1 point) instead of --mesas",
+            min=0.0001, max=0.5)] = None,
     deff: Annotated[float | None, typer.Option(
-        help="design effect (default: measured on the snapshot's counted actas)")] = None,
+        help="design effect (default: measured on the snapshot's counted actas)",
+            min=0.01, max=100.0)] = None,
     reports: Annotated[list[Path] | None, typer.Option(
         "--reports", help="observers' reports of the sampled mesas (copy format)")] = None,
     simulate_reports: Annotated[bool, typer.Option(
@@ -284,8 +387,8 @@ def quickcount(
         help="district table for the urban/rural proxy")] = None,
     no_urban: Annotated[bool, typer.Option(help="strata without urban/rural")] = False,
     pair: PairOpt = None,
-    boot: Annotated[int, typer.Option(help="bootstrap replicates")] = 2000,
-    limit: Annotated[int, typer.Option(help="rows listed (0 = all)")] = 30,
+    boot: Annotated[int, typer.Option(help="bootstrap replicates", min=1, max=1_000_000)] = 2000,
+    limit: Annotated[int, typer.Option(help="rows listed (0 = all)", min=0)] = 30,
     as_json: JsonOpt = False,
     csv: CsvOpt = None,
 ) -> None:
@@ -412,14 +515,14 @@ def contested(
     prior: Annotated[str, typer.Option(
         help="country (the country pack's rates; Peru: 2021) | 2021 | historical")] =
     "country",
-    strength: Annotated[float, typer.Option(help="prior weight in pseudo-actas")] = 20.0,
+    strength: Annotated[float, typer.Option(help="prior weight in pseudo-actas", min=0.0)] = 20.0,
     request: Annotated[Path | None, typer.Option(
         help="actas a party asks to annul (CSV with acta_id|mesa, or one id per line)")] =
     None,
     pair: PairOpt = None,
-    sims: Annotated[int, typer.Option(help="simulations")] = 20_000,
-    seed: Annotated[int, typer.Option(help="seed of the simulations")] = 0,
-    limit: Annotated[int, typer.Option(help="rows listed (0 = all)")] = 30,
+    sims: Annotated[int, typer.Option(help="simulations", min=1, max=10_000_000)] = 20_000,
+    seed: Annotated[int, typer.Option(help="seed of the simulations", min=0)] = 0,
+    limit: Annotated[int, typer.Option(help="rows listed (0 = all)", min=0)] = 30,
     as_json: JsonOpt = False,
     csv: CsvOpt = None,
 ) -> None:

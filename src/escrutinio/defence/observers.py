@@ -4,8 +4,10 @@ One row per copy of an acta that an observer (a party's *personero*, an NGO volu
 photographed or transcribed at the mesa. The same format serves the quick count: an
 observer at a sampled mesa reports its acta in exactly these columns.
 
-Columns (CSV with a header, gzipped CSV or Parquet; JSON records for an API, see
-``observer_copy.schema.json`` next to this module and docs/defence.md):
+Columns (CSV with a header — comma, semicolon or tab separated, UTF-8 with or without a
+byte order mark, as Excel exports it; Latin-1 is read with a warning —, gzipped CSV,
+Parquet, or a JSON file holding a list of records or ``{"copies": [...]}``; JSON records
+for an API, see ``observer_copy.schema.json`` next to this module and docs/defence.md):
 
 =================  ========  ==============================================================
 column             required  meaning
@@ -13,9 +15,9 @@ column             required  meaning
 ``acta_id``        yes       the acta / mesa number, as the authority writes it (Peru: the
                              6-digit mesa; ``1`` and ``000001`` match the same acta)
 ``observer_id``    yes       who sent the copy (any stable pseudonymous id)
-``observed_at``    yes       when the copy was taken, ISO 8601 (``2021-06-06T19:40:00-05:00``;
+``observed_at``    no        when the copy was taken, ISO 8601 (``2021-06-06T19:40:00-05:00``;
                              without a zone the parser's ``assume_tz`` applies, UTC by
-                             default)
+                             default); empty = unknown
 ``cast``           yes       votos emitidos
 ``blank``          yes       votos en blanco
 ``null``           yes       votos nulos
@@ -69,9 +71,12 @@ FORMAT: Final = "escrutinio-observer-copies"
 FORMAT_VERSION: Final = 1
 SCHEMA_FILE: Final = "observer_copy.schema.json"
 
-REQUIRED_TEXT: Final = ("acta_id", "observer_id", "observed_at")
+REQUIRED_TEXT: Final = ("acta_id", "observer_id")
 REQUIRED_COUNTS: Final = ("cast", "blank", "null")
-OPTIONAL_TEXT: Final = ("copy_id", "copy_code", "organization", "image_sha256", "notes")
+OPTIONAL_TEXT: Final = ("observed_at", "copy_id", "copy_code", "organization", "image_sha256",
+                        "notes")
+#: separators a copies CSV may use (Excel in decimal-comma locales writes semicolons)
+SEPARATORS: Final = (",", ";", "\t")
 OPTIONAL_COUNTS: Final = ("electors", "challenged")
 TEXT_COLUMNS: Final = frozenset({*REQUIRED_TEXT, *OPTIONAL_TEXT})
 #: counts in the order every canonical copy frame carries them (candidates follow)
@@ -124,6 +129,8 @@ class ObserverCopies:
     source_uri: str = ""
     source_sha256: str = ""  # SHA-256 of the bytes read (provenance)
     fmt: str = "csv"  # csv | parquet | json
+    #: what the reader had to assume (e.g. a Latin-1 file), in Spanish and English
+    warnings: tuple[tuple[str, str], ...] = ()
 
     @property
     def n_copies(self) -> int:
@@ -301,7 +308,8 @@ def _finish(df: pl.DataFrame, contest: Contest, file: str, sha: str, fmt: str,
             df = df.with_columns(pl.lit(None, dtype=pl.String).alias(c))
     df = df.with_columns(
         pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c)
-        for c in ("copy_id", "copy_code", "organization", "image_sha256", "notes")
+        for c in ("observed_at", "copy_id", "copy_code", "organization", "image_sha256",
+                  "notes")
     ).with_columns(pl.col("image_sha256").str.to_lowercase())
     # copy ids must be unique: they are how a coordinator refers back to a submission
     given = df.filter(pl.col("copy_id").is_not_null())
@@ -330,7 +338,8 @@ def _finish(df: pl.DataFrame, contest: Contest, file: str, sha: str, fmt: str,
 
 def parse_observer_copies(path: str | Path, contest: Contest, *,
                           assume_tz: str = "UTC") -> ObserverCopies:
-    """Read observers' copies from CSV (optionally gzipped) or Parquet."""
+    """Read observers' copies from CSV (any of :data:`SEPARATORS`, optionally gzipped),
+    Parquet or a JSON file (a list of records, or an object with a ``copies`` list)."""
     p = Path(path)
     name = str(path)
     try:
@@ -338,21 +347,73 @@ def parse_observer_copies(path: str | Path, contest: Contest, *,
     except FileNotFoundError:
         raise IngestError(Location(name), "file_not_found", "el archivo no existe",
                           "the file does not exist") from None
+    except IsADirectoryError:
+        raise IngestError(Location(name), "not_a_file", "es una carpeta, no un archivo",
+                          "it is a folder, not a file") from None
     if head == b"PAR1":
         return _parse_parquet(p, contest, assume_tz)
-    src = read_source(p)
-    return _parse_csv(src, contest, assume_tz)
+    warnings: tuple[tuple[str, str], ...] = ()
+    try:
+        src = read_source(p)
+    except IngestError as exc:
+        if exc.rule != "encoding":
+            raise
+        src = read_source(p, encoding="cp1252")
+        warnings = (("el archivo no es UTF-8: se leyó como Latin-1 (Windows-1252); "
+                     "revise los acentos", "the file is not UTF-8: read as Latin-1 "
+                     "(Windows-1252); check the accents"),)
+    if src.text.lstrip()[:1] in (b"[", b"{"):
+        return _parse_json_file(src, contest, assume_tz)
+    out = _parse_csv(src, contest, assume_tz)
+    return out if not warnings else ObserverCopies(
+        out.contest, out.frame, out.rejected, out.source_uri, out.source_sha256, out.fmt,
+        warnings)
+
+
+def sniff_separator(header_line: str, contest: Contest, file: str) -> str:
+    """The separator of a copies CSV, from its header: the one of :data:`SEPARATORS` that
+    splits it into the most required columns (ties: comma, semicolon, tab)."""
+    required = {*REQUIRED_TEXT, *REQUIRED_COUNTS, *contest.candidate_columns}
+    best, best_hits = ",", -1
+    for sep in SEPARATORS:
+        cols = next(csv.reader([header_line], delimiter=sep), [])
+        hits = len(required & {c.strip() for c in cols})
+        if hits > best_hits:
+            best, best_hits = sep, hits
+    return best
 
 
 def _parse_csv(src: SourceBytes, contest: Contest, assume_tz: str) -> ObserverCopies:
     header_line = src.text.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
-    header = next(csv.reader([header_line]))
+    sep = sniff_separator(header_line, contest, src.path)
+    header = next(csv.reader([header_line], delimiter=sep))
     _check_header(header, contest, Location(src.path, 1))
     df = read_csv_strict(src, required=[*REQUIRED_TEXT, *REQUIRED_COUNTS,
                                         *contest.candidate_columns],
-                         optional=[*OPTIONAL_TEXT, *OPTIONAL_COUNTS])
+                         optional=[*OPTIONAL_TEXT, *OPTIONAL_COUNTS], separator=sep)
     df = cast_ints(df, [*COUNT_COLUMNS, *contest.candidate_columns], src.path)
     return _finish(df, contest, src.path, src.sha256, "csv", Location, assume_tz)
+
+
+def _parse_json_file(src: SourceBytes, contest: Contest, assume_tz: str) -> ObserverCopies:
+    try:
+        data = json.loads(src.text.decode("utf-8"))
+    except json.JSONDecodeError as exc:
+        raise IngestError(Location(src.path, exc.lineno), "json_syntax",
+                          f"JSON ilegible: {exc.msg} (columna {exc.colno})",
+                          f"unreadable JSON: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise IngestError(Location(src.path), "json_too_deep",
+                          "JSON anidado en exceso", "JSON nested too deeply") from None
+    if isinstance(data, dict) and isinstance(data.get("copies"), list):
+        data = data["copies"]
+    if not isinstance(data, list):
+        raise IngestError(Location(src.path, 1), "json_not_a_list",
+                          "se esperaba una lista de copias (o un objeto con «copies»)",
+                          "expected a list of copies (or an object with 'copies')")
+    out = parse_observer_records(data, contest, source=src.path, assume_tz=assume_tz)
+    return ObserverCopies(out.contest, out.frame, out.rejected, out.source_uri, src.sha256,
+                          "json")
 
 
 def _parse_parquet(path: Path, contest: Contest, assume_tz: str) -> ObserverCopies:
