@@ -88,7 +88,8 @@ def add(
 @accounts_app.command("token")
 def token(
     account: Annotated[str, typer.Argument(help="nombre o id de la cuenta / account name or id")],
-    days: Annotated[float, typer.Option(help="validez en días / validity in days")] = 30.0,
+    days: Annotated[float, typer.Option(help="validez en días / validity in days",
+        min=0.01, max=3650.0)] = 30.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Emitir una ficha (se muestra una sola vez) / issue a token (shown only once)."""

@@ -49,15 +49,16 @@ def _fmt(x: float | int | None, digits: int = 0) -> str:
 def plan_cmd(
     snapshot: SnapshotOpt = "latest", contest: ContestOpt = None,
     risk_limit: Annotated[list[float] | None, typer.Option(
-        "--risk-limit", "-r", help="0.05, 0.10 ... (repeat)")] = None,
+        "--risk-limit", "-r", help="0.05, 0.10 ... (repeat)", min=0.0001, max=0.5)] = None,
     annulled: Annulled = "batch", not_installed: NotInst = "batch",
     unresolved: Unresolved = "subtract", ballot_bound: BallotBound = "cast",
     error_rate: Annotated[float | None, typer.Option(
         help="share of actas with a discrepancy (default: the rate the country's pack "
-             "states, else a generic stated 0.3%)")] = None,
-    replicates: Annotated[int, typer.Option(help="simulated audits per method")] = 600,
+             "states, else a generic stated 0.3%)", min=0.0, max=1.0)] = None,
+    replicates: Annotated[int, typer.Option(help="simulated audits per method",
+        min=10, max=1_000_000)] = 600,
     seed: Annotated[int, typer.Option(help="seed of the planning simulation (not the "
-                                      "public sample)")] = 20210606,
+                                      "public sample)", min=0)] = 20210606,
     as_json: JsonOpt = False,
 ) -> None:
     """Tamaños iniciales por método y límite de riesgo / initial sizes per method and limit."""
@@ -138,7 +139,7 @@ def sample_cmd(
     method: Annotated[str, typer.Option(help="macro | alpha")] = "macro",
     design: Annotated[str, typer.Option(help="ppeb | uniform")] = "ppeb",
     size: Annotated[int | None, typer.Option(help="draws in this round (default: plan / "
-                                             "measured risk)")] = None,
+                                             "measured risk)", min=1)] = None,
     snapshot: SnapshotOpt = "latest", contest: ContestOpt = None,
     totals: Annotated[str | None, typer.Option(
         help="reported totals to check, e.g. castillo=8836380,fujimori=8792117")] = None,
@@ -288,7 +289,7 @@ def measure_cmd(audit_id: AuditOpt, as_json: JsonOpt = False) -> None:
 @audit_app.command("report")
 def report_cmd(
     audit_id: AuditOpt,
-    limit: Annotated[int, typer.Option(help="rows shown (0 = all); --json always has all")] =
+    limit: Annotated[int, typer.Option(help="rows shown (0 = all); --json always has all", min=0)] =
     40,
     only_discrepancies: Annotated[bool, typer.Option("--only-discrepancies")] = False,
     as_json: JsonOpt = False,

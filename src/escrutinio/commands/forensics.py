@@ -57,12 +57,13 @@ def register(app: typer.Typer) -> None:
         tests: Annotated[str | None, typer.Option(
             help="comma-separated: integer,last_digit,second_digit,fingerprint,place,panel")]
         = None,
-        seed: Annotated[int, typer.Option(help="seed of the Monte-Carlo nulls")] = 20210606,
+        seed: Annotated[int, typer.Option(help="seed of the Monte-Carlo nulls", min=0)] = 20210606,
         draws: Annotated[int, typer.Option(
-            help="Monte-Carlo draws (0 = exact/analytic nulls only)")] = 0,
-        q: Annotated[float, typer.Option("--q", help="false discovery rate (BH)")] = 0.05,
+            help="Monte-Carlo draws (0 = exact/analytic nulls only)", min=0, max=10_000_000)] = 0,
+        q: Annotated[float, typer.Option("--q", help="false discovery rate (BH)",
+            min=0.000001, max=1.0)] = 0.05,
         threshold: Annotated[float, typer.Option(
-            help="outlier threshold in robust SD (place, panel)")] = 5.0,
+            help="outlier threshold in robust SD (place, panel)", min=0.0)] = 5.0,
         benford: Annotated[bool, typer.Option(
             "--benford", help="ask for first-digit Benford (explains why it is refused)")]
         = False,
@@ -70,7 +71,7 @@ def register(app: typer.Typer) -> None:
             help="write the turnout × share fingerprint as PNG")] = None,
         candidate: Annotated[str | None, typer.Option(
             help="candidate code for --image (default: the leader)")] = None,
-        limit: Annotated[int, typer.Option(help="flagged actas listed (JSON: all)")] = 15,
+        limit: Annotated[int, typer.Option(help="flagged actas listed (JSON: all)", min=0)] = 15,
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
         """Cribado forense calibrado: anomalía, no prueba / calibrated forensic screening:

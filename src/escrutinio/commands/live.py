@@ -139,24 +139,27 @@ def register(app: typer.Typer) -> None:
             help="sitio web para cookies y Referer / web app for cookies and Referer")] = None,
         once: Annotated[bool, typer.Option(
             help="un ciclo de cada ruta y salir / one cycle of every path, then exit")] = False,
-        cycles: Annotated[int | None, typer.Option(help="máximo de ciclos / max cycles")] = None,
+        cycles: Annotated[int | None, typer.Option(help="máximo de ciclos / max cycles",
+            min=1)] = None,
         duration: Annotated[float | None, typer.Option(
-            help="segundos de vigilancia / seconds to watch")] = None,
+            help="segundos de vigilancia / seconds to watch", min=0.0)] = None,
         crawl: Annotated[list[str] | None, typer.Option(
             help="recorrer las actas de esta área (ubigeo, all, home, abroad; se puede "
                  "repetir) / crawl the actas of this area (repeatable)")] = None,
         replay: Annotated[str | None, typer.Option(
             help="seguir una carpeta grabada / follow a recorded folder")] = None,
         speed: Annotated[float, typer.Option(
-            help="replay: 0 = lo más rápido posible, N = N veces el tiempo real")] = 0.0,
+            help="replay: 0 = lo más rápido posible, N = N veces el tiempo real", min=0.0)] = 0.0,
         status_file: Annotated[str | None, typer.Option(
             help="archivo de estado (por defecto <db>.live-status.json)")] = None,
         health_port: Annotated[int | None, typer.Option(
-            help="servir GET /health en 127.0.0.1:PUERTO / serve GET /health")] = None,
+            help="servir GET /health en 127.0.0.1:PUERTO / serve GET /health",
+                min=0, max=65535)] = None,
         log_file: Annotated[str | None, typer.Option(
             help="registro estructurado (JSON por línea) / structured log")] = None,
         quiet: Annotated[bool, typer.Option(help="sin registro en stderr")] = False,
-        seed: Annotated[int | None, typer.Option(help="semilla del jitter / jitter seed")] = None,
+        seed: Annotated[int | None, typer.Option(help="semilla del jitter / jitter seed",
+            min=0)] = None,
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
         """Seguir el conteo en vivo / follow the live count (never serving bad numbers)."""
@@ -266,27 +269,29 @@ def register(app: typer.Typer) -> None:
     def fake_onpe(
         scenario: Annotated[str, typer.Option(help="synthetic-2026 | replay-2021 | fixtures")
                             ] = "synthetic-2026",
-        port: Annotated[int, typer.Option(help="puerto en 127.0.0.1 (0 = libre)")] = 8765,
+        port: Annotated[int, typer.Option(help="puerto en 127.0.0.1 (0 = libre)",
+            min=0, max=65535)] = 8765,
         step_seconds: Annotated[float, typer.Option(
-            help="segundos reales entre estados del conteo / real seconds between states")
+            help="segundos reales entre estados del conteo / real seconds between states", min=0.0)
         ] = 30.0,
         states: Annotated[int, typer.Option(
-            help="synthetic-2026, actas-2021: número de estados / number of states")] = 48,
+            help="synthetic-2026, actas-2021: número de estados / number of states", min=1)] = 48,
         region: Annotated[list[str] | None, typer.Option(
             help="actas-2021: solo las actas de este ubigeo (se puede repetir) / only the "
                  "actas of this ubigeo (repeatable)")] = None,
         first_page: Annotated[int, typer.Option(
-            help="primera página de /actas: 0 o 1 / first page of /actas: 0 or 1")] = 0,
+            help="primera página de /actas: 0 o 1 / first page of /actas: 0 or 1", min=0)] = 0,
         fault_rate: Annotated[float, typer.Option(
-            help="probabilidad de una ráfaga de fallas por respuesta / fault burst rate")
+            help="probabilidad de una ráfaga de fallas por respuesta / fault burst rate",
+                min=0.0, max=1.0)
         ] = 0.0,
-        seed: Annotated[int, typer.Option(help="semilla / seed")] = 2026,
+        seed: Annotated[int, typer.Option(help="semilla / seed", min=0)] = 2026,
         require_browser: Annotated[bool, typer.Option(
             help="como el WAF: sin cookie ni Chrome, HTML / WAF-like")] = False,
         data_dir: Annotated[str | None, typer.Option(help="carpeta de datos / data folder")
                             ] = None,
         duration: Annotated[float | None, typer.Option(
-            help="segundos y salir (por defecto hasta Ctrl-C)")] = None,
+            help="segundos y salir (por defecto hasta Ctrl-C)", min=0.0)] = None,
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
         """Un ONPE falso en 127.0.0.1 / a fake ONPE on 127.0.0.1 to rehearse count night."""

@@ -111,8 +111,9 @@ def register(app: typer.Typer) -> None:
                                               "baseline snapshot")] = "latest",
         blocs: Annotated[str | None, typer.Option(
             help="bloques: nombre=col+col;... / blocs: name=col+col;...")] = None,
-        sims: Annotated[int, typer.Option(help="simulaciones / simulations")] = 10_000,
-        seed: Annotated[int, typer.Option(help="semilla / seed")] = 0,
+        sims: Annotated[int, typer.Option(help="simulaciones / simulations",
+            min=1, max=10_000_000)] = 10_000,
+        seed: Annotated[int, typer.Option(help="semilla / seed", min=0)] = 0,
         with_national: Annotated[bool, typer.Option(
             help="completar unidades con el total nacional / complete units with the "
                  "national total")] = True,
@@ -157,13 +158,16 @@ def register(app: typer.Typer) -> None:
             help="contienda de la línea de base / baseline contest")] = None,
         baseline: Annotated[str, typer.Option(help="baseline snapshot")] = "latest",
         blocs: Annotated[str | None, typer.Option(help="name=col+col;...")] = None,
-        sims: Annotated[int, typer.Option(help="simulaciones / simulations")] = 10_000,
-        seed: Annotated[int, typer.Option(help="semilla del modelo / model seed")] = 0,
-        order_seed: Annotated[int, typer.Option(help="semilla del orden / order seed")] = 2021,
+        sims: Annotated[int, typer.Option(help="simulaciones / simulations",
+            min=1, max=10_000_000)] = 10_000,
+        seed: Annotated[int, typer.Option(help="semilla del modelo / model seed", min=0)] = 0,
+        order_seed: Annotated[int, typer.Option(help="semilla del orden / order seed",
+            min=0)] = 2021,
         tilt_by: Annotated[str, typer.Option(help="area3_code | polling_place | acta_id")] =
         "area3_code",
         from_pct: Annotated[float, typer.Option(help="cobertura desde % contabilizado / "
-                                                "coverage from % counted")] = 67.0,
+                                                "coverage from % counted",
+                                                    min=0.0, max=100.0)] = 67.0,
         svg: Annotated[Path | None, typer.Option("--svg", help="gráfico SVG / SVG chart")] =
         None,
         as_json: Annotated[bool, typer.Option("--json")] = False,

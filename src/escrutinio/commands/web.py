@@ -87,14 +87,15 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def serve(
         host: Annotated[str, typer.Option(help="dirección / address")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(help="puerto / port")] = 8000,
+        port: Annotated[int, typer.Option(help="puerto / port", min=0, max=65535)] = 8000,
         replay: Annotated[bool, typer.Option(
             "--replay", help="repetir el conteo instantánea por instantánea / replay the "
                              "count snapshot by snapshot")] = False,
         step: Annotated[float, typer.Option(
-            help="segundos por paso de la repetición / seconds per replay step")] = 5.0,
+            help="segundos por paso de la repetición / seconds per replay step", min=0.0)] = 5.0,
         replay_at: Annotated[int | None, typer.Option(
-            help="fijar la repetición en el paso N (0 = primero) / pin the replay at step N")]
+            help="fijar la repetición en el paso N (0 = primero) / pin the replay at step N",
+                min=0)]
         = None,
         loop: Annotated[bool, typer.Option(
             "--loop/--no-loop", help="volver a empezar al final / start again at the end")]
@@ -106,10 +107,10 @@ def register(app: typer.Typer) -> None:
         baseline: Annotated[str, typer.Option(
             help="auto (primera vuelta del mismo año) | none")] = "auto",
         sims: Annotated[int, typer.Option(help="simulaciones de la proyección / projection "
-                                          "simulations")] = 10_000,
+                                          "simulations", min=1, max=10_000_000)] = 10_000,
         workers: Annotated[int, typer.Option(
             help="procesos; un proceso que muere se reemplaza / worker processes; one that "
-                 "dies is replaced")] = 1,
+                 "dies is replaced", min=1, max=64)] = 1,
         warm: Annotated[bool, typer.Option(
             "--warm/--no-warm", help="calcular por adelantado la portada / precompute the "
                                      "home page")] = True,
@@ -210,7 +211,7 @@ def register(app: typer.Typer) -> None:
         "all",
         lang: Annotated[str, typer.Option(help="es,en")] = "es,en",
         sims: Annotated[int, typer.Option(help="simulaciones de la proyección / projection "
-                                          "simulations")] = 10_000,
+                                          "simulations", min=1, max=10_000_000)] = 10_000,
         baseline: Annotated[str, typer.Option(help="auto | none")] = "auto",
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
