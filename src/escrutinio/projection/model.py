@@ -44,6 +44,7 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
+from escrutinio.countries.peru import COURT_OUTCOMES_2021 as _PE_COURT
 from escrutinio.domain import AT_JEE, ActaStatus, Contest
 from escrutinio.errors import EscrutinioError
 from escrutinio.projection import linalg as la
@@ -72,8 +73,10 @@ _AT_JEE = [s.value for s in AT_JEE]
 class JeeOutcomes:
     """What becomes of an acta at the electoral court (JEE), as probabilities.
 
-    Defaults: Peru 2021 runoff, the 1,354 actas at the JEE in ONPE's per-acta state of
-    8 June 20:23 (Lima) compared with the final per-acta file (15-17 June): 187 annulled
+    Defaults (Peru's pack, :data:`escrutinio.countries.peru.COURT_OUTCOMES_2021`; for
+    other countries ``service.review_outcomes`` decides): Peru 2021 runoff, the 1,354
+    actas at the JEE in ONPE's per-acta state of 8 June 20:23 (Lima) compared with the
+    final per-acta file (15-17 June): 187 annulled
     (13.8%), 910 counted with identical candidate figures (67.2%), 223 counted with
     corrected figures (16.5%; per-candidate change ~ N(0, 21²) votes, from the margin
     change SD of 30 votes), 34 without provisional figures. ``rate_prior_n`` is the
@@ -82,13 +85,11 @@ class JeeOutcomes:
     = 14%, unofficial curated counts, METHODS.md §2), which is drawn as one shared shock.
     """
 
-    p_annulled: float = 187 / 1354
-    p_corrected: float = 223 / 1354
-    correction_sd: float = 21.0
-    rate_prior_n: float = 100.0
-    source: str = ("Perú 2021 segunda vuelta: 1,354 actas en el JEE (estado ONPE del "
-                   "8-jun 20:23) frente al archivo final; 187 anuladas, 910 sin cambios, "
-                   "223 corregidas")
+    p_annulled: float = _PE_COURT.p_annulled  # 187 / 1354
+    p_corrected: float = _PE_COURT.p_corrected  # 223 / 1354
+    correction_sd: float = _PE_COURT.correction_sd
+    rate_prior_n: float = _PE_COURT.rate_prior_n
+    source: str = _PE_COURT.source[0]
 
 
 @dataclass(frozen=True, slots=True)
