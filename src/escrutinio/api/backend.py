@@ -396,12 +396,8 @@ class Backend:
                                  contest_id=older.contest_id, limit=limit))
 
     # -- projection ------------------------------------------------------------------------
-    def _baseline_frame(self, contest_id: str) -> pl.DataFrame | None:
-        """``baseline='auto'``: the per-acta first round of the same country and year."""
-        fr = self._first_round(contest_id) if self.baseline == "auto" else None
-        return None if fr is None else self.store.load_actas(fr.snapshot_id)
-
     def _first_round(self, contest_id: str) -> SnapshotInfo | None:
+        """The per-acta first round of the same country and year (forensics)."""
         contest = self.store.contest(contest_id)
         if contest.kind is not ContestKind.RUNOFF:
             return None
@@ -424,12 +420,14 @@ class Backend:
 
         def compute() -> ProjectionView:
             from escrutinio.projection.model import ModelParams
-            from escrutinio.service import project_snapshot
 
-            base = self._baseline_frame(info.contest_id)
             params = ModelParams(n_sims=sims, seed=seed)
             try:
-                proj = project_snapshot(self.store, info, params=params, baseline=base)
+                # the one projection of the CLI too: baseline by default the earlier round
+                # of the same election (said in the result), unless the server runs with
+                # --baseline none
+                proj = service.project(self.store, info, params=params,
+                                       use_default_baseline=self.baseline == "auto")
             except NotFoundError:
                 raise
             except EscrutinioError as exc:  # the data cannot be projected (UnknownRemaining…)

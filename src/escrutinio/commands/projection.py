@@ -11,17 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import polars as pl
 import typer
 from rich.table import Table
 
 from escrutinio.commands.common import T, emit_json, err, fail, open_store, out
 from escrutinio.domain import Contest, SnapshotKind
 from escrutinio.errors import EscrutinioError
-from escrutinio.projection.model import ModelParams, prepare_baseline
+from escrutinio.projection.model import ModelParams
 from escrutinio.projection.result import CallStatus, Projection
-from escrutinio.service import area_parents, project_snapshot, unit_baseline
-from escrutinio.store.base import Store
 
 
 def parse_blocs(text: str | None) -> dict[str, list[str]] | None:
@@ -39,13 +36,6 @@ def parse_blocs(text: str | None) -> dict[str, list[str]] | None:
         name, cols = part.split("=", 1)
         blocs[name.strip()] = [c.strip() for c in cols.split("+") if c.strip()]
     return blocs
-
-
-def _load_baseline(store: Store, contest: str | None, ref: str) -> pl.DataFrame | None:
-    if not contest:
-        return None
-    info = store.snapshot(ref, contest_id=contest, kind=SnapshotKind.ACTAS)
-    return store.load_actas(info.snapshot_id)
 
 
 def _print_projection(p: Projection, contest: Contest) -> None:
@@ -92,9 +82,31 @@ def _print_projection(p: Projection, contest: Contest) -> None:
                     f"P(someone wins outright): {100 * p.p_outright:.2f}%"))
     out.print(T(f"Regla de proyección: {p.call.rule.description_es}",
                 f"Call rule: {p.call.rule.description_en}"))
-    warn = p.diagnostics.get("coverage_warning")
-    if isinstance(warn, dict):
-        out.print(f"[bold yellow]{T('Atención', 'Warning')}:[/] {T(warn['es'], warn['en'])}")
+    base = p.diagnostics.get("baseline")
+    if isinstance(base, dict):
+        out.print(T(f"Línea de base: {base['es']}", f"Baseline: {base['en']}"))
+    else:
+        out.print(T("Sin línea de base", "No baseline"))
+    review = p.diagnostics.get("review_outcomes")
+    if isinstance(review, dict) and review.get("basis") != "peru":
+        out.print(T(f"Actas en revisión: {review['es']}", f"Sheets under review: "
+                    f"{review['en']}"))
+    warns = p.diagnostics.get("warnings")
+    if not isinstance(warns, list) or not warns:
+        cw = p.diagnostics.get("coverage_warning")
+        warns = [cw] if isinstance(cw, dict) else []
+    for w in warns:
+        out.print(f"[bold yellow]{T('Atención', 'Warning')}:[/] {T(w['es'], w['en'])}")
+
+
+def _kind(kind: str | None) -> SnapshotKind | None:
+    if not kind:
+        return None
+    try:
+        return SnapshotKind(kind)
+    except ValueError as exc:
+        raise EscrutinioError(f"--kind: use actas o units, no {kind!r}",
+                              f"--kind: use actas or units, not {kind!r}") from exc
 
 
 def register(app: typer.Typer) -> None:
@@ -109,6 +121,9 @@ def register(app: typer.Typer) -> None:
                  "contest (e.g. the first round)")] = None,
         baseline: Annotated[str, typer.Option(help="instantánea de la línea de base / "
                                               "baseline snapshot")] = "latest",
+        no_baseline: Annotated[bool, typer.Option(
+            "--no-baseline", help="sin la vuelta anterior como línea de base por omisión / "
+                                  "without the earlier round as the default baseline")] = False,
         blocs: Annotated[str | None, typer.Option(
             help="bloques: nombre=col+col;... / blocs: name=col+col;...")] = None,
         sims: Annotated[int, typer.Option(help="simulaciones / simulations",
@@ -127,11 +142,13 @@ def register(app: typer.Typer) -> None:
             with open_store(read_only=True) as store:
                 cid = service.default_contest(store, contest)
                 info = store.snapshot(snapshot, contest_id=cid,
-                                      kind=SnapshotKind(kind) if kind else None)
-                base = _load_baseline(store, baseline_contest, baseline)
+                                      kind=_kind(kind))
                 params = ModelParams(n_sims=sims, seed=seed)
-                proj = project_snapshot(store, info, params=params, baseline=base,
-                                        blocs=parse_blocs(blocs), with_national=with_national)
+                proj = service.project(store, info, params=params,
+                                       baseline_contest=baseline_contest,
+                                       baseline_ref=baseline, blocs=parse_blocs(blocs),
+                                       with_national=with_national,
+                                       use_default_baseline=not no_baseline)
                 c = store.contest(cid)
         except (EscrutinioError, ValueError) as exc:
             if not isinstance(exc, EscrutinioError):
@@ -157,6 +174,9 @@ def register(app: typer.Typer) -> None:
         baseline_contest: Annotated[str | None, typer.Option(
             help="contienda de la línea de base / baseline contest")] = None,
         baseline: Annotated[str, typer.Option(help="baseline snapshot")] = "latest",
+        no_baseline: Annotated[bool, typer.Option(
+            "--no-baseline", help="sin la vuelta anterior como línea de base por omisión / "
+                                  "without the earlier round as the default baseline")] = False,
         blocs: Annotated[str | None, typer.Option(help="name=col+col;...")] = None,
         sims: Annotated[int, typer.Option(help="simulaciones / simulations",
             min=1, max=10_000_000)] = 10_000,
@@ -174,10 +194,23 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Reproducir un conteo real y calificar la proyección / replay a real count and
         score the projection."""
+        from escrutinio import service
+
+        def progress(i: int, n: int) -> None:
+            if not as_json:
+                err.print(f"\r{T('corte', 'cut')} {i}/{n}", end="")
+
         try:
-            res, c = _run_replay(contest, mode, final, baseline_contest, baseline,
-                                 parse_blocs(blocs), ModelParams(n_sims=sims, seed=seed),
-                                 order_seed, tilt_by, from_pct, quiet=as_json)
+            with open_store(read_only=True) as store:
+                c = store.contest(service.default_contest(store, contest))
+                res = service.replay(store, params=ModelParams(n_sims=sims, seed=seed),
+                                     contest_id=c.id, mode=mode, final_ref=final,
+                                     baseline_contest=baseline_contest, baseline_ref=baseline,
+                                     blocs=parse_blocs(blocs), order_seed=order_seed,
+                                     tilt_by=tilt_by, from_pct=from_pct,
+                                     use_default_baseline=not no_baseline, progress=progress)
+            if not as_json:
+                err.print("")
         except (EscrutinioError, ValueError) as exc:
             if not isinstance(exc, EscrutinioError):
                 exc = EscrutinioError(str(exc), str(exc))
@@ -192,153 +225,6 @@ def register(app: typer.Typer) -> None:
             emit_json(res)
             return
         _print_replay(res, c)
-
-
-def _run_replay(contest: str | None, mode: str, final_ref: str | None,
-                baseline_contest: str | None, baseline_ref: str,
-                blocs: dict[str, list[str]] | None, params: ModelParams, order_seed: int,
-                tilt_by: str, from_pct: float, quiet: bool) -> tuple[Any, Contest]:
-    from escrutinio import service
-    from escrutinio.projection.order import (
-        ActaState,
-        cuts_from_unit_snapshots,
-        derive_arrival_order,
-        unit_progress_from_frames,
-    )
-    from escrutinio.projection.replay import (
-        CutMeta,
-        replay_actas,
-        replay_series,
-        replay_snapshots,
-        replay_units,
-    )
-    from escrutinio.projection.units import complete_with_national, finest_units
-
-    def progress(i: int, n: int) -> None:
-        if not quiet:
-            err.print(f"\r{T('corte', 'cut')} {i}/{n}", end="")
-
-    with open_store(read_only=True) as store:
-        cid = service.default_contest(store, contest)
-        c = store.contest(cid)
-        snaps = store.list_snapshots(cid)
-        actas = [s for s in snaps if s.kind is SnapshotKind.ACTAS]
-        nat = [s for s in snaps if s.kind is SnapshotKind.UNITS and s.level == "national"]
-        sub = [s for s in snaps if s.kind is SnapshotKind.UNITS and s.level not in
-               (None, "national")]
-        if final_ref is not None:
-            fin_info = store.snapshot(final_ref, contest_id=cid)
-        elif actas:
-            fin_info = actas[-1]
-        elif nat:
-            fin_info = nat[-1]
-        else:
-            raise EscrutinioError("no hay instantáneas para reproducir",
-                                  "no snapshots to replay")
-        if fin_info.kind is SnapshotKind.ACTAS:
-            ff = store.load_actas(fin_info.snapshot_id)
-            counted = ff.filter(pl.col("status") == "counted")
-            final = {x.code: int(counted[x.column].fill_null(0).sum()) for x in c.candidates}
-        else:
-            ff = store.load_units(fin_info.snapshot_id)
-            row = ff.filter(pl.col("level") == "national") if "national" in \
-                ff["level"].to_list() else ff
-            final = {x.code: int(row[x.column].fill_null(0).sum()) for x in c.candidates}
-        base = _load_baseline(store, baseline_contest, baseline_ref)
-        if mode == "auto":
-            if fin_info.kind is SnapshotKind.ACTAS and nat:
-                mode = "actas"
-            elif len(actas) >= 2:
-                mode = "snapshots"
-            elif sub:
-                mode = "units"
-            else:
-                mode = "series"
-        if base is not None and blocs is not None and mode in ("actas", "snapshots"):
-            base_arg: Any = prepare_baseline(base, blocs)
-        else:
-            base_arg = base
-        if mode == "actas":
-            if fin_info.kind is not SnapshotKind.ACTAS:
-                raise EscrutinioError("el modo 'actas' necesita una instantánea final por acta",
-                                      "mode 'actas' needs a final per-acta snapshot")
-            if not nat:
-                raise EscrutinioError("no hay cortes nacionales para reproducir",
-                                      "no national cuts to replay")
-            cuts = cuts_from_unit_snapshots(
-                [(s.as_of, store.load_units(s.snapshot_id), s.label, s.snapshot_id)
-                 for s in nat], c)
-            states = [ActaState(s.as_of, store.load_actas(s.snapshot_id), s.label)
-                      for s in actas if s.snapshot_id != fin_info.snapshot_id]
-            units = unit_progress_from_frames(
-                [(s.as_of, store.load_units(s.snapshot_id), s.label) for s in sub])
-            order = derive_arrival_order(ff, c, cuts, states=states, units=units,
-                                         seed=order_seed, tilt_by=tilt_by)
-            res = replay_actas(order, c, baseline=base_arg, params=params, final=final,
-                               from_pct=from_pct, progress=progress)
-        elif mode == "snapshots":
-            items_a = [(CutMeta(s.as_of, s.label, s.snapshot_id, None, {}),
-                        store.load_actas(s.snapshot_id))
-                       for s in actas if s.snapshot_id != fin_info.snapshot_id
-                       and s.as_of <= fin_info.as_of]
-            if not items_a:
-                raise EscrutinioError("no hay instantáneas por acta anteriores a la final",
-                                      "no per-acta snapshots before the final one")
-            res = replay_snapshots(items_a, c, final=final, baseline=base_arg, blocs=blocs,
-                                   params=params, from_pct=from_pct, progress=progress)
-        elif mode == "units":
-            parents = area_parents(store, cid)
-            nat_at = {s.as_of: s for s in nat}
-            items = []
-            skipped = []
-            for s in sub:
-                frame = finest_units(store.load_units(s.snapshot_id))
-                n = nat_at.get(s.as_of)
-                pct = None
-                counted = {x.code: int(frame[x.column].fill_null(0).sum()) for x in c.candidates}
-                if n is None and nat:
-                    # a subnational table without a national cut of the same minute may
-                    # not cover the whole country (ONPE 2021: no abroad): not projected
-                    skipped.append(s.label)
-                    continue
-                if n is not None:
-                    nf = store.load_units(n.snapshot_id)
-                    frame = complete_with_national(frame, nf)
-                    r0 = nf.row(0, named=True)
-                    pct = 100.0 * r0["actas_counted"] / r0["actas_total"]
-                    counted = {x.code: int(r0[x.column] or 0) for x in c.candidates}
-                ub = unit_baseline(base, frame) if base is not None else None
-                items.append((CutMeta(s.as_of, s.label, s.snapshot_id, pct, counted), frame,
-                              {"parents": parents, "baseline": ub}))
-            if skipped and not quiet:
-                err.print(T(f"{len(skipped)} instantáneas por unidad sin corte nacional del "
-                            "mismo minuto (pueden no cubrir todo el país) no se proyectan: ",
-                            f"{len(skipped)} unit snapshots without a national cut of the same "
-                            "minute (they may not cover the whole country) are skipped: ")
-                          + ", ".join(skipped))
-            if not items:
-                raise EscrutinioError("no hay instantáneas por unidad", "no unit snapshots")
-            res = replay_units(items, c, final=final, params=params, from_pct=from_pct,
-                               progress=progress)
-        elif mode == "series":
-            metas, fracs = [], []
-            for s in nat:
-                r0 = store.load_units(s.snapshot_id).row(0, named=True)
-                if not r0.get("actas_total") or r0.get("actas_counted") is None:
-                    raise EscrutinioError(
-                        "los cortes nacionales no traen actas contabilizadas: no hay fracción "
-                        "contada", "national cuts carry no acta counts: no counted fraction")
-                f = r0["actas_counted"] / r0["actas_total"]
-                metas.append(CutMeta(s.as_of, s.label, s.snapshot_id, 100 * f,
-                                     {x.code: int(r0[x.column] or 0) for x in c.candidates}))
-                fracs.append(f)
-            res = replay_series(metas, fracs, c, final=final, params=params,
-                                from_pct=from_pct, progress=progress)
-        else:
-            raise EscrutinioError(f"modo desconocido {mode!r}", f"unknown mode {mode!r}")
-    if not quiet:
-        err.print("")
-    return res, c
 
 
 def _print_replay(res: Any, c: Contest) -> None:
@@ -383,6 +269,9 @@ def _print_replay(res: Any, c: Contest) -> None:
     out.print(T("P ≥ 0,9 y se mantiene desde: ", "P ≥ 0.9 and stays from: ")
               + (f"{fp.pct_counted:.2f}%" if fp and fp.pct_counted is not None else
                  (fp.label if fp else T("nunca", "never"))))
+    for sk in res.skipped:
+        out.print(f"[yellow]{T('Corte omitido', 'Skipped cut')} {sk.label}:[/] "
+                  f"{T(sk.reason_es, sk.reason_en)}")
     for bs in res.baselines:
         out.print(f"  {bs.name}: {T('error medio', 'mean |error|')} {bs.mean_abs_error:,.0f}; "
                   + T(f"líder equivocado en {bs.wrong_leader_cuts} cortes",

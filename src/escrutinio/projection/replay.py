@@ -91,6 +91,19 @@ class BaselineScore:
 
 
 @dataclass(frozen=True, slots=True)
+class SkippedCut:
+    """A cut that could not be projected (the replay goes on without it)."""
+
+    index: int  # position among the cuts given to the replay
+    as_of: datetime | None
+    label: str
+    snapshot_id: str
+    pct_counted: float | None
+    reason_es: str
+    reason_en: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReplayResult:
     contest_id: str
     basis: str
@@ -110,6 +123,7 @@ class ReplayResult:
     baselines: tuple[BaselineScore, ...]
     elapsed_seconds: float
     provenance: Provenance = field(default_factory=lambda: Provenance((), "replay"))
+    skipped: tuple[SkippedCut, ...] = ()  # cuts that could not be projected, with why
 
     def coverage_at(self, level: float) -> Coverage:
         for c in self.coverage:
@@ -136,6 +150,7 @@ def score_replay(
     contest_id: str, basis: str, cuts: Sequence[tuple[CutMeta, Projection]],
     final: dict[str, int], *, race: tuple[str, str] | None = None, from_pct: float = 67.0,
     levels: Iterable[float] = LEVELS, elapsed_seconds: float = 0.0, seed: int | None = None,
+    skipped: Sequence[SkippedCut] = (),
 ) -> ReplayResult:
     """Score projections made at successive cuts against the final votes ``final``.
 
@@ -209,6 +224,7 @@ def score_replay(
         provenance=Provenance(tuple(c.snapshot_id for c in out if c.snapshot_id), "replay",
                               {"race": [a, b], "from_pct": from_pct,
                                "final": dict(final)}, seed),
+        skipped=tuple(skipped),
     )
 
 
@@ -217,18 +233,31 @@ def run_replay(
     project: Callable[[int], Projection], final: dict[str, int], *,
     race: tuple[str, str] | None = None, from_pct: float = 67.0,
     progress: Callable[[int, int], Any] | None = None, seed: int | None = None,
+    skipped: Sequence[SkippedCut] = (),
 ) -> ReplayResult:
-    """Project every cut (``project(i)``), in order, and score."""
+    """Project every cut (``project(i)``), in order, and score. A cut that cannot be
+    projected (the model or the data raise an error) is skipped with its reason, listed
+    in the result beside ``skipped`` (cuts left out before projecting); the replay goes
+    on."""
     import time
+
+    from escrutinio.errors import EscrutinioError
 
     t0 = time.perf_counter()
     done = []
+    left = list(skipped)
     for i, meta in enumerate(metas):
-        done.append((meta, project(i)))
+        try:
+            done.append((meta, project(i)))
+        except (EscrutinioError, ValueError, KeyError, np.linalg.LinAlgError) as exc:
+            es = exc.message_es if isinstance(exc, EscrutinioError) else str(exc)
+            en = exc.message_en if isinstance(exc, EscrutinioError) else str(exc)
+            left.append(SkippedCut(i, meta.as_of, meta.label, meta.snapshot_id,
+                                   meta.pct_counted, es, en))
         if progress is not None:
             progress(i + 1, len(metas))
     return score_replay(contest_id, basis, done, final, race=race, from_pct=from_pct,
-                        elapsed_seconds=time.perf_counter() - t0, seed=seed)
+                        elapsed_seconds=time.perf_counter() - t0, seed=seed, skipped=left)
 
 
 # --- SVG chart (hand-written, no dependency) -----------------------------------------------
@@ -378,15 +407,26 @@ def replay_units(
     from_pct: float = 67.0, progress: Callable[[int, int], Any] | None = None,
 ) -> ReplayResult:
     """Replay unit snapshots: each item is (meta, unit frame, keyword arguments for
-    :func:`~escrutinio.projection.units.project_units`: parents, baseline, remaining)."""
+    :func:`~escrutinio.projection.units.project_units`: parents, baseline, remaining,
+    history). Without a ``history`` of its own, a cut is given the frames of the earlier
+    items (``as_of`` strictly before its own, oldest first) when the model takes one:
+    a replay never shows the model a cut from its future."""
+    import inspect
+
     from escrutinio.projection.model import ModelParams
     from escrutinio.projection.units import project_units
 
     params = params or ModelParams()
     a, b = race or tuple(sorted(final, key=lambda c: -final[c])[:2])
+    takes_history = "history" in inspect.signature(project_units).parameters
 
     def one(i: int) -> Projection:
         meta, frame, kw = snapshots[i]
+        kw = dict(kw)
+        if not takes_history:
+            kw.pop("history", None)
+        elif "history" not in kw:
+            kw["history"] = earlier_frames(snapshots, i)
         return project_units(frame, contest, params=params, snapshot_id=meta.snapshot_id,
                              as_of=meta.as_of, pairs=((a, b),), **kw)
 
@@ -394,12 +434,29 @@ def replay_units(
                       race=(a, b), from_pct=from_pct, progress=progress, seed=params.seed)
 
 
+def earlier_frames(snapshots: Sequence[tuple[CutMeta, pl.DataFrame, Any]], i: int
+                   ) -> tuple[pl.DataFrame, ...]:
+    """The frames of the items before ``i`` at the same level whose ``as_of`` is strictly
+    earlier than item ``i``'s, oldest first (items without a time: by position)."""
+    now, frame = snapshots[i][0].as_of, snapshots[i][1]
+
+    def level(f: pl.DataFrame) -> object:
+        return f["level"][0] if "level" in f.columns and f.height else None
+
+    lv = level(frame)
+    prior = [(m.as_of, j, f) for j, (m, f, _) in enumerate(snapshots[:i])
+             if level(f) == lv and (now is None or (m.as_of is not None and m.as_of < now))]
+    if now is not None:
+        prior.sort(key=lambda t: (t[0], t[1]))
+    return tuple(f for _, _, f in prior)
+
+
 def replay_series(
     metas: Sequence[CutMeta], fractions: Sequence[float], contest: Contest, *,
     final: dict[str, int], params: ModelParams | None = None,
     race: tuple[str, str] | None = None,
     from_pct: float = 67.0, window: float = 0.10,
-    progress: Callable[[int, int], Any] | None = None,
+    progress: Callable[[int, int], Any] | None = None, skipped: Sequence[SkippedCut] = (),
 ) -> ReplayResult:
     """Replay national totals alone (:func:`~escrutinio.projection.units.project_series`):
     at cut i the model sees cuts 0..i only."""
@@ -418,7 +475,7 @@ def replay_series(
                               pairs=((a, b),))
 
     return run_replay(contest.id, "series", metas, one, final, race=(a, b), from_pct=from_pct,
-                      progress=progress, seed=params.seed)
+                      progress=progress, seed=params.seed, skipped=skipped)
 
 
 def replay_snapshots(
