@@ -611,3 +611,133 @@ def test_candidate_colours_stay_distinct_beyond_the_palette():
     assert len(set(looks)) == 32
     assert len({c for c, _ in looks}) == 24  # hue x lightness distinct for 24 candidates
     assert all(re.fullmatch(r"#[0-9a-f]{6}", c) for c, _ in looks)
+
+
+# --- mesa lookup ---------------------------------------------------------------------------
+
+def test_mesa_lookup_follows_a_mesa_through_the_jee(client, ids):
+    """Mesa 000043 (Chachapoyas) went to the JEE on count night and was counted, with
+    corrected figures, in the final file; typed as 43 it is found all the same."""
+    r = client.get("/api/v1/mesa/43")
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-cache"
+    body = r.json()
+    m = body["mesa"]
+    assert m["acta_id"] == "000043" and m["area_names"] == ["AMAZONAS", "CHACHAPOYAS",
+                                                             "CHACHAPOYAS"]
+    assert [s["snapshot_id"] for s in m["states"]] == [ids["jun8"], ids["jun9"], ids["jun15"],
+                                                        ids["final"]]
+    assert [s["status"] for s in m["states"]] == ["jee", "jee", "jee", "counted"]
+    assert m["states"][0]["changes"][0]["code"] == "published"
+    assert "sent to the JEE" in m["states"][0]["changes"][0]["en"]
+    last = {c["code"] for c in m["states"][-1]["changes"]}
+    assert {"counted", "resolved", "corrected"} <= last
+    # the official figures now are the final file's row
+    final = client.app.state.backend.store.load_actas(ids["final"]).filter(
+        pl.col("acta_id") == "000043").row(0, named=True)
+    assert m["latest"]["votes"] == {"castillo": final["v_castillo"],
+                                    "fujimori": final["v_fujimori"]}
+    assert m["latest"]["cast"] == final["cast"] and m["latest"]["snapshot_id"] == ids["final"]
+    assert m["states"][0]["as_of"].endswith("Z")  # UTC in the JSON
+    assert body["copies"] is None and body["coordinator"] is False  # public: no copies
+    assert body["links"]["html"] == "/mesa/000043/"
+    assert client.get("/api/v1/mesa/000043.json").json()["mesa"] == {**m, "mesa": "000043"}
+    # the page, in both languages, with the same figures and Lima time
+    page = client.get("/mesa/43/")
+    assert page.status_code == 200 and "private" not in page.headers["cache-control"]
+    assert "<h1>Mesa 000043</h1>" in page.text
+    assert "enviada al JEE" in page.text and "contabilizada" in page.text
+    assert f'<td class="r">{final["v_castillo"]:,}</td>' in page.text
+    assert "(UTC−5)" in page.text and 'id="mesa-copies-public"' in page.text
+    assert 'id="mesa-copies"' not in page.text
+    en = client.get("/en/mesa/000043/").text
+    assert 'lang="en"' in en and "sent to the JEE" in en and "Official figures" in en
+    # annulled after the JEE, with the row the ingest flagged for it
+    ann = client.get("/api/v1/mesa/2336").json()["mesa"]
+    assert [s["status"] for s in ann["states"]][:2] == ["jee", "annulled"]
+    assert ann["reports"] and ann["reports"][0]["rule"] == "sum_mismatch_uncounted"
+    assert "sum_mismatch_uncounted" in client.get("/mesa/2336/").text
+
+
+def test_mesa_lookup_refuses_unknown_and_invalid_mesas(client):
+    r = client.get("/api/v1/mesa/999999")
+    assert r.status_code == 404
+    assert "999999" in r.json()["message_es"] and "none of the 4 per-acta" in \
+        r.json()["message_en"]
+    for bad in ("ab$c", "x" * 41, "-1"):
+        r = client.get(f"/api/v1/mesa/{bad}")
+        assert r.status_code == 422, bad
+        assert "no es un número de mesa" in r.json()["message_es"]
+        assert "is not a mesa number" in r.json()["message_en"]
+    assert client.get("/api/v1/mesa/" + "1" * 201).status_code == 422
+    # the form: a number goes to the mesa's permalink; a bad one stays, with the message
+    r = client.get("/mesa/?mesa=%2043%20", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/mesa/43/"
+    r = client.get("/en/mesa/?mesa=a%24b")
+    assert r.status_code == 422 and 'role="alert"' in r.text
+    assert "is not a mesa number" in r.text and 'value="a$b"' in r.text
+    r = client.get("/mesa/999999/")
+    assert r.status_code == 404 and "no figura en ninguna" in r.text
+    assert client.get("/mesa/").status_code == 200
+
+
+def test_mesa_copies_for_coordinators_only(tmp_path, data_dir):
+    """The observers' copies of a mesa and their verdict: to a coordinator (API token or
+    coordination session), never on the public page or to an observer."""
+    from server_support import copy_of, server_env
+
+    with server_env("duckdb", tmp_path, None, data_dir) as env:
+        c = env.client
+        row = env.acta(inside=True, i=3)
+        aid = row["acta_id"]
+        altered = copy_of(row, v_castillo=row["v_castillo"] + 10, cast=row["cast"] + 10)
+        for who, cid, copy in (("ana", "mesa-copy-0001", copy_of(row)),
+                                ("coord", "mesa-copy-0002", altered)):
+            r = c.post("/api/v1/observer/submissions", headers=env.h(who),
+                       json={"client_id": cid, "copy": copy})
+            assert r.status_code == 201, r.text
+        public = c.get(f"/api/v1/mesa/{aid}")
+        assert public.status_code == 200 and public.json()["copies"] is None
+        mine = c.get(f"/api/v1/mesa/{aid}", headers=env.h("coord"))
+        assert mine.status_code == 200 and mine.headers["cache-control"] == "private, no-store"
+        cop = mine.json()["copies"]
+        assert cop["n_copies"] == 2 and sum(cop["by_verdict"].values()) == 2
+        assert cop["by_verdict"].get("exact") == 1
+        cats = {s["reconciliation"]["category"] for s in cop["copies"]}
+        assert "exact" in cats and len(cats) == 2
+        assert c.get(f"/api/v1/mesa/{aid}", headers=env.h("ana")).status_code == 403
+        assert c.get(f"/api/v1/mesa/{aid}",
+                     headers={"Authorization": "Bearer esc_nonsense"}).status_code == 401
+        page = c.get(f"/mesa/{aid}/")
+        assert 'id="mesa-copies-public"' in page.text and 'id="mesa-copies"' not in page.text
+        # a coordination session shows the copies on the page, never cached
+        form = c.get("/coordinator/login")
+        r = c.post("/coordinator/login", data={"token": env.tokens["coord"],
+                                               "csrf": form.cookies.get("esc_csrf")},
+                   follow_redirects=False)
+        assert r.status_code == 303
+        page = c.get(f"/mesa/{aid}/")
+        assert 'id="mesa-copies"' in page.text and "idéntica" in page.text
+        assert page.headers["cache-control"] == "private, no-store"
+        assert 'id="mesa-verdict">2 copias' in page.text
+        c.cookies.clear()
+        assert 'id="mesa-copies"' not in c.get(f"/mesa/{aid}/").text
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "postgres"])
+def test_store_acta_history_is_one_query_and_agrees_with_the_fallback(kind, tmp_path,
+                                                                      request, data_dir):
+    from escrutinio.store.base import Store
+    from server_support import server_env
+
+    pg = request.getfixturevalue("pg_server") if kind == "postgres" else None
+    with server_env(kind, tmp_path, pg, data_dir) as env:
+        st = env.store
+        cid = st.list_snapshots()[0].contest_id
+        ids = [*env.frame["acta_id"].head(3).to_list(), "no-such-acta"]
+        got = st.acta_history(cid, ids)
+        want = Store.acta_history(st, cid, ids)
+        assert got.height == 3 and got.columns == want.columns
+        assert got.sort("acta_id").equals(want.sort("acta_id"))
+        assert st.acta_history(cid, ["no-such-acta"]).height == 0
+        rep = st.acta_reports(cid, ids)
+        assert rep.columns == Store.acta_reports(st, cid, ids).columns

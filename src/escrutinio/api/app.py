@@ -243,8 +243,12 @@ def error_payload(status: int, exc: EscrutinioError | None = None, *, es: str = 
 
 
 def status_of(exc: EscrutinioError) -> int:
+    from escrutinio.api.mesa import InvalidMesa
+
     if isinstance(exc, NotFoundError):
         return 404
+    if isinstance(exc, InvalidMesa):
+        return 422
     if isinstance(exc, (NeedsActas, Unavailable, IngestError)):
         return 422
     return 400
@@ -857,10 +861,51 @@ def _api_routes(app: FastAPI, b: Backend) -> None:
                                         f"{c.snapshot_id}.json")},
             CC_PERMALINK if perm else (CC_REPLAY if b.clock else CC_MOVING))
 
+    mesa_summary = ("Una mesa: sus cifras oficiales y su estado en cada instantánea "
+                    "(copias de personeros solo para coordinadores) / one mesa: its official "
+                    "figures and its state in every snapshot (observers' copies for "
+                    "coordinators only)")
+    err = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+    @app.get("/api/v1/mesa/{mesa}.json", include_in_schema=False)
+    @app.get("/api/v1/mesa/{mesa}", summary=mesa_summary, responses={
+        **schemas.ok("MesaResponse", mesa_summary),
+        401: {"description": "Cabecera Authorization no válida / invalid Authorization "
+                             "header", **err},
+        403: {"description": "No es coordinador / not a coordinator", **err}})
+    async def mesa(request: Request,
+                   mesa: Annotated[str, Path(max_length=200, description=(
+                       "número de mesa (p. ej. 000043 o 43) / mesa number (e.g. 000043 "
+                       "or 43)"), openapi_examples={"jee": {"value": "000043"}})],
+                   contest: ContestQ = None) -> Response:
+        from escrutinio.api import mesa as mesa_lookup
+
+        mesa = strip_json(mesa)
+        view = await run_in_threadpool(mesa_lookup.find, b, mesa, contest)
+        who = await mesa_lookup.coordinator_of(request, api=True)
+        cop = (await run_in_threadpool(mesa_lookup.copies, request, who, view)
+               if who is not None else None)
+        raw = dumps({"contest": view.contest.to_dict(), "mesa": view.to_jsonable(),
+                     "coordinator": who is not None, "copies": cop,
+                     "links": mesa_links(view)})
+        return Response(raw, media_type="application/json", headers={
+            "Cache-Control": "private, no-store" if who is not None else "no-cache",
+            "Vary": "Authorization"})
+
     @app.get("/api/v1/replay", responses=schemas.ok("ReplayState", "Estado de la repetición "
              "/ replay state"), summary="Estado de la repetición / replay state")
     async def replay_state() -> Response:
         return JSONResponse(replay_payload(b), headers={"Cache-Control": "no-store"})
+
+
+def mesa_links(view: Any) -> dict[str, str]:
+    """The mesa's JSON, its page (both languages) and its permalink (the contest named)."""
+    from urllib.parse import quote
+
+    m = quote(view.acta_id, safe="")
+    return {"self": f"/api/v1/mesa/{m}.json", "html": f"/mesa/{m}/",
+            "html_en": f"/en/mesa/{m}/",
+            "permalink": f"/api/v1/mesa/{m}.json?contest={quote(view.contest.id, safe='')}"}
 
 
 def replay_payload(b: Backend) -> dict[str, Any]:

@@ -129,6 +129,20 @@ class CatalogStore(Store):
         with self.lock:
             return self.inner.geography(contest_id)
 
+    def acta_history(self, contest_id: str, acta_ids: list[str]) -> pl.DataFrame:
+        """The inner store's one query; rows of snapshots hidden by the replay clock are
+        dropped."""
+        with self.lock:
+            df = self.inner.acta_history(contest_id, acta_ids)
+        return df.filter(pl.col("snapshot_id").is_in(
+            [s.snapshot_id for s in self.list_snapshots(contest_id)]))
+
+    def acta_reports(self, contest_id: str, acta_ids: list[str]) -> pl.DataFrame:
+        with self.lock:
+            df = self.inner.acta_reports(contest_id, acta_ids)
+        return df.filter(pl.col("snapshot_id").is_in(
+            [s.snapshot_id for s in self.list_snapshots(contest_id)]))
+
     def snapshot_metadata(self, contest_id: str) -> dict[str, dict[str, str]]:
         with self.lock:
             md = self.inner.snapshot_metadata(contest_id)

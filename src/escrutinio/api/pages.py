@@ -195,6 +195,8 @@ class Page:
         if prev is not None:
             items.append(("diff", self.T("Cambios", "Changes"),
                           f"/diff/{prev.snapshot_id}/{sid}/"))
+        if not self.static_site:
+            items.append(("mesa", self.T("Buscar mesa", "Find a mesa"), "/mesa/"))
         items.append(("snapshots", self.T("Instantáneas", "Snapshots"), "/snapshots/"))
         return [{"key": k, "label": lab, "href": self.u(h), "current": k == self.section}
                 for k, lab, h in items]
@@ -869,6 +871,56 @@ def _lang_routes(app: FastAPI, b: Backend, prefix: str, lang: str, html: Any, cc
         perm = older == a.snapshot_id and newer == c.snapshot_id
         return await html(request, ("diff", lang, a.snapshot_id, c.snapshot_id), make,
                           CC_PERMALINK if perm else CC_MOVING)
+
+    # -- mesa lookup: the form, and one mesa (never cached: a coordinator sees copies) -----
+    async def mesa_html(request: Request, typed: str | None) -> Response:
+        from escrutinio.api import mesa as mesa_lookup
+        from escrutinio.api.app import mesa_links
+
+        view = err = cop = None
+        who = None
+        if typed is not None:
+            try:
+                view = await run_in_threadpool(mesa_lookup.find, b, typed)
+            except EscrutinioError as exc:
+                err = exc
+        if view is not None:
+            who = await mesa_lookup.coordinator_of(request, api=False)
+            if who is not None:
+                cop = await run_in_threadpool(mesa_lookup.copies, request, who, view)
+        path = "/mesa/" if view is None else f"/mesa/{quote(view.acta_id, safe='')}/"
+        p = page(request, path, section="mesa",
+                 json_url=mesa_links(view)["self"] if view is not None else None)
+        p.permalink = path if view is not None else None
+        names = {}
+        if view is not None:
+            names = {c.code: c.name for c in view.contest.candidates}
+        raw = await run_in_threadpool(render, "mesa.html", p.context(
+            title=p.T("Buscar una mesa", "Look up a mesa") if view is None else
+            p.T(f"Mesa {view.acta_id}", f"Mesa {view.acta_id}"),
+            view=view, error=err, typed=typed or "", copies=cop, coordinator=who,
+            mesa_names=names, category_label=lambda k: category_label(k, lang)))
+        status = 200 if err is None else status_of(err)
+        return Response(raw, status_code=status, media_type="text/html; charset=utf-8",
+                        headers={"Cache-Control": "private, no-store" if who is not None
+                                 else "no-cache", "Vary": "Cookie"})
+
+    if not static_site:
+        @route("/mesa/")
+        async def mesa_form(request: Request,
+                            mesa: str | None = Query(None, max_length=200)) -> Response:
+            if mesa is not None and mesa.strip():
+                from escrutinio.api.mesa import MESA_RE
+
+                if MESA_RE.match(mesa.strip()):
+                    return RedirectResponse(f"{prefix}/mesa/{quote(mesa.strip(), safe='')}/",
+                                            status_code=303)
+                return await mesa_html(request, mesa)
+            return await mesa_html(request, None)
+
+        @route("/mesa/{mesa}/")
+        async def mesa_page(request: Request, mesa: str) -> Response:
+            return await mesa_html(request, mesa)
 
     @route("/api/")
     async def api_reference(request: Request) -> Response:

@@ -116,6 +116,10 @@ def components() -> dict[str, Any]:
         "AnalysisResponse": _obj({"snapshot": snap, "contest": _ref("Contest"),
                                   "result": ANY_OBJECT, "links": LINKS},
                                  required=["snapshot", "contest", "result", "links"]),
+        "MesaResponse": _obj({"contest": _ref("Contest"), "mesa": ANY_OBJECT,
+                              "coordinator": {"type": "boolean"},
+                              "copies": {"type": ["object", "null"]}, "links": LINKS},
+                             required=["contest", "mesa", "coordinator", "copies", "links"]),
         "ReplayState": _obj({
             "replay": {"type": "boolean"}, "step": {"type": ["integer", "null"]},
             "n_steps": {"type": ["integer", "null"]},

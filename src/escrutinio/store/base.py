@@ -10,9 +10,9 @@ from datetime import datetime
 
 import polars as pl
 
-from escrutinio.domain import Contest, SnapshotKind
+from escrutinio.domain import ACTA_COLUMNS, Contest, SnapshotKind
 from escrutinio.errors import NotFoundError, UnknownReferenceError
-from escrutinio.sources.base import ParsedSnapshot
+from escrutinio.sources.base import REJECTED_SCHEMA, ParsedSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +93,32 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    # -- one acta across snapshots (the mesa lookup) ------------------------------------
+    def acta_history(self, contest_id: str, acta_ids: list[str]) -> pl.DataFrame:
+        """The rows of the given actas in every per-acta snapshot of ``contest_id``:
+        ``snapshot_id`` + the canonical acta columns + candidate columns. Stores answer
+        it with one query; this fallback reads each snapshot."""
+        frames = [self.load_actas(s.snapshot_id).filter(pl.col("acta_id").is_in(acta_ids))
+                  .with_columns(pl.lit(s.snapshot_id).alias("snapshot_id"))
+                  for s in self.list_snapshots(contest_id, SnapshotKind.ACTAS)]
+        if not frames:
+            return pl.DataFrame(schema={"snapshot_id": pl.String(), **ACTA_COLUMNS})
+        df = pl.concat(frames, how="diagonal_relaxed")
+        return df.select("snapshot_id", *[c for c in df.columns if c != "snapshot_id"])
+
+    def acta_reports(self, contest_id: str, acta_ids: list[str]) -> pl.DataFrame:
+        """The row reports (rejected or flagged rows) naming the given actas in any
+        snapshot of ``contest_id``: ``snapshot_id``, ``severity`` + REJECTED_SCHEMA."""
+        frames = [self.load_row_reports(s.snapshot_id)
+                  .filter(pl.col("acta_id").is_in(acta_ids)).with_columns(pl.lit(s.snapshot_id).alias("snapshot_id"))
+                  for s in self.list_snapshots(contest_id)]
+        frames = [f for f in frames if f.height]
+        if not frames:
+            return pl.DataFrame(schema={"snapshot_id": pl.String(), "severity": pl.String(),
+                                        **REJECTED_SCHEMA})
+        df = pl.concat(frames, how="diagonal_relaxed")
+        return df.select("snapshot_id", *[c for c in df.columns if c != "snapshot_id"])
 
     # -- shared helpers ----------------------------------------------------------------
     def put_snapshot(self, snapshot: ParsedSnapshot) -> IngestOutcome:

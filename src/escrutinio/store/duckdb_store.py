@@ -2,17 +2,37 @@
 
 Writes go through one transaction per ingest (all snapshots of a command or none).
 Frames move in and out as Arrow tables, so no Python loop touches the rows.
+
+**Read while writing** (docs/store.md). DuckDB lets one process hold a file read-write,
+or any number of processes hold it read-only, never both. So a store holds the file only
+while it uses it: the connection is opened on first use (and again after a release),
+waiting with a bounded backoff while another process holds a conflicting lock; with
+``lease`` set (``serve``, ``watch``) it is released after ``lease`` seconds without use
+(and at the latest after :data:`MAX_HOLD` seconds of continuous use, between two calls,
+never inside a transaction), so that readers (``status``, ``snapshots``, ``serve``)
+get in between the writer's short transactions and a writer gets in between the
+readers' requests. A writer that has to wait leaves a marker file (``<db>.write-wait``)
+that readers respect before they open again, so a steady stream of reads cannot starve
+it. When the wait exceeds ``lock_timeout`` (``ESCRUTINIO_LOCK_TIMEOUT``, default 60 s) the
+store raises :class:`StoreBusyError` (exit 2, a message naming the file and the process
+that holds it), never a raw lock error. Each thread works on its own cursor of the one
+connection, so ``serve --watch`` shares one store between the watcher and the server.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import Any, Final
 
 import duckdb
 import polars as pl
@@ -20,13 +40,23 @@ import pyarrow as pa
 
 from escrutinio import __version__
 from escrutinio.domain import ACTA_COLUMNS, UNIT_COLUMNS, Contest, SnapshotKind
-from escrutinio.errors import NotFoundError
+from escrutinio.errors import EscrutinioError, NotFoundError
 from escrutinio.sources.base import REJECTED_SCHEMA, ParsedSnapshot
 from escrutinio.store.base import IngestOutcome, SnapshotInfo, Store
 
 SCHEMA_VERSION = 1
 #: loaded snapshot frames kept per store object (snapshots never change once stored)
 FRAME_CACHE_SIZE = 2
+#: seconds a process waits for another one's lock on the file before giving up
+DEFAULT_LOCK_TIMEOUT: Final = 60.0
+LOCK_TIMEOUT_ENV: Final = "ESCRUTINIO_LOCK_TIMEOUT"
+#: a leased connection is released after this many seconds of continuous use (between
+#: two calls), so that a waiting writer or reader gets its turn
+MAX_HOLD: Final = 2.0
+#: quiet time after a call before a forced release (its caller may still be fetching)
+GRACE_S: Final = 0.2
+#: a writer's wait marker older than this is stale (the writer died while waiting)
+MARKER_STALE_S: Final = 5.0
 
 _SNAPSHOT_COLS = ("snapshot_id, contest_id, kind, level, as_of, source_uri, source_sha256, "
                   "part, parser, label, n_rows, n_rejected, n_findings, ingested_at, "
@@ -37,28 +67,260 @@ def _q(col: str) -> str:
     return f'"{col}"'
 
 
+class StoreBusyError(EscrutinioError):
+    """Another process held the DuckDB file longer than the lock timeout."""
+
+    exit_code = 2
+
+
+def is_lock_conflict(exc: BaseException) -> bool:
+    """A DuckDB error saying another process holds a conflicting lock on the file."""
+    msg = str(exc)
+    return isinstance(exc, duckdb.Error) and ("Could not set lock" in msg
+                                              or "Conflicting lock" in msg)
+
+
+def lock_timeout_default() -> float:
+    raw = os.environ.get(LOCK_TIMEOUT_ENV, "")
+    try:
+        return max(0.0, float(raw)) if raw else DEFAULT_LOCK_TIMEOUT
+    except ValueError:
+        return DEFAULT_LOCK_TIMEOUT
+
+
+def _held(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a store method with the connection held for its whole duration (a query and
+    the fetch of its result are never split by a release)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(self: DuckDBStore, *args: Any, **kwargs: Any) -> Any:
+        with self._use():
+            return fn(self, *args, **kwargs)
+
+    return wrapper
+
+
+class LeasedConnection:
+    """What :attr:`DuckDBStore.con` is: a connection-like object that opens the file on
+    demand (see the module docstring) and hands each thread its own cursor. It answers
+    ``execute``, ``sql``, ``register``, ``unregister``, ``cursor`` and ``close`` like a
+    ``duckdb.DuckDBPyConnection``; anything else is passed to the thread's cursor."""
+
+    def __init__(self, store: DuckDBStore) -> None:
+        self._store = store
+
+    def _run(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        st = self._store
+        with st._use() as cur:
+            if name == "execute" and args and isinstance(args[0], str):
+                st._track_transaction(args[0])
+            return getattr(cur, name)(*args, **kwargs)
+
+    def execute(self, query: str, parameters: Any = None) -> Any:
+        if parameters is None:
+            return self._run("execute", query)
+        return self._run("execute", query, parameters)
+
+    def sql(self, query: str, *, params: Any = None) -> Any:
+        return self._run("sql", query, params=params)
+
+    def register(self, name: str, obj: Any) -> Any:
+        return self._run("register", name, obj)
+
+    def unregister(self, name: str) -> Any:
+        return self._run("unregister", name)
+
+    def cursor(self) -> Any:
+        return self._run("cursor")
+
+    def close(self) -> None:
+        self._store.release()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store._cursor(), name)
+
+
 class DuckDBStore(Store):
-    def __init__(self, path: str | Path = "escrutinio.duckdb", *, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path = "escrutinio.duckdb", *, read_only: bool = False,
+                 lease: float | None = None, lock_timeout: float | None = None) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
+        self.read_only = read_only
+        self.memory = self.path == ":memory:"
+        if not self.memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(self.path, read_only=read_only)
+        self.lease = None if self.memory else lease
+        self.lock_timeout = lock_timeout_default() if lock_timeout is None else lock_timeout
         # snapshots are immutable, so a frame once loaded stays right: keep the last few
         # (a server asked for several levels of the same snapshot reads it once)
         self._frames: OrderedDict[tuple[str, str], pl.DataFrame] = OrderedDict()
         self._geography: dict[str, pl.DataFrame] = {}
-        self.con.execute("SET TimeZone='UTC'")
-        if not read_only:
-            self._migrate()
+        self._guard = threading.RLock()
+        self._root: duckdb.DuckDBPyConnection | None = None
+        self._cursors: dict[int, duckdb.DuckDBPyConnection] = {}
+        self._in_tx: set[int] = set()
+        self._active = 0
+        self._opened_at = self._last_use = 0.0
+        self._migrated = read_only
+        self._closed = False
+        self.n_opens = 0  # how many times the file was opened (tests, diagnostics)
+        self.con = LeasedConnection(self)
+        self._open()  # the file exists (and is migrated) from the start, as before
+        self._releaser: threading.Thread | None = None
+        if self.lease is not None:
+            self._releaser = threading.Thread(target=self._release_idle, daemon=True,
+                                              name=f"duckdb-lease:{Path(self.path).name}")
+            self._releaser.start()
 
-    def _migrate(self) -> None:
+    # -- the connection lease ------------------------------------------------------------
+    @property
+    def marker(self) -> Path:
+        return Path(self.path + ".write-wait")
+
+    def _writer_waiting(self) -> bool:
+        try:
+            return time.time() - self.marker.stat().st_mtime < MARKER_STALE_S
+        except OSError:
+            return False
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        """The root connection, opening the file if needed (with the bounded wait)."""
+        if self._root is not None:
+            return self._root
+        if self._closed:
+            raise EscrutinioError("el almacén está cerrado", "the store is closed")
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.01
+        marked = False
+        last: BaseException | None = None
+        try:
+            while True:
+                if not self.memory and self.read_only and self._writer_waiting() \
+                        and time.monotonic() < deadline:
+                    time.sleep(0.02)  # a writer is waiting for its turn: let it in first
+                    continue
+                try:
+                    root = duckdb.connect(self.path, read_only=self.read_only)
+                    break
+                except duckdb.Error as exc:
+                    if not is_lock_conflict(exc):
+                        raise
+                    last = exc
+                if not self.read_only:
+                    self.marker.touch()
+                    marked = True
+                if time.monotonic() >= deadline:
+                    raise self._busy(last)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
+        finally:
+            if marked:
+                self.marker.unlink(missing_ok=True)
+        root.execute("SET TimeZone='UTC'")
+        self._root = root
+        self._opened_at = time.monotonic()
+        self.n_opens += 1
+        self._geography.clear()  # another process may have added units meanwhile
+        if not self._migrated:
+            self._migrated = True
+            self._migrate(root)
+        return root
+
+    def _busy(self, exc: BaseException | None) -> StoreBusyError:
+        m = re.search(r"PID (\d+)", str(exc or ""))
+        who_es = f" (proceso {m.group(1)})" if m else ""
+        who_en = f" (process {m.group(1)})" if m else ""
+        mode_es, mode_en = (("leer", "read") if self.read_only else ("escribir", "write"))
+        return StoreBusyError(
+            f"el almacén {self.path} está ocupado por otro proceso{who_es} que no lo liberó "
+            f"en {self.lock_timeout:g} s; no se pudo {mode_es}. Vuelva a intentarlo, o suba "
+            f"{LOCK_TIMEOUT_ENV} (segundos)",
+            f"the store {self.path} is held by another process{who_en} that did not free it "
+            f"within {self.lock_timeout:g} s; could not {mode_en}. Try again, or raise "
+            f"{LOCK_TIMEOUT_ENV} (seconds)")
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor on the (re)opened connection."""
+        with self._guard:
+            root = self._open()
+            tid = threading.get_ident()
+            cur = self._cursors.get(tid)
+            if cur is None:
+                cur = root.cursor()
+                cur.execute("SET TimeZone='UTC'")
+                self._cursors[tid] = cur
+            return cur
+
+    @contextmanager
+    def _use(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._guard:
+            cur = self._cursor()
+            self._active += 1
+        try:
+            yield cur
+        finally:
+            with self._guard:
+                self._active -= 1
+                self._last_use = time.monotonic()
+
+    def _track_transaction(self, sql: str) -> None:
+        word = sql.lstrip()[:8].upper()
+        tid = threading.get_ident()
+        with self._guard:
+            if word.startswith("BEGIN"):
+                self._in_tx.add(tid)
+            elif word.startswith(("COMMIT", "ROLLBACK", "ABORT", "END")):
+                self._in_tx.discard(tid)
+
+    def release(self) -> bool:
+        """Close the connection now unless it is in use or inside a transaction (the next
+        use opens it again). True when released."""
+        with self._guard:
+            if self._root is None:
+                return True
+            if self._active or self._in_tx or self.memory:
+                return False
+            self._close_connection()
+            return True
+
+    def _close_connection(self) -> None:
+        for cur in self._cursors.values():
+            with suppress(duckdb.Error):
+                cur.close()
+        self._cursors.clear()
+        root, self._root = self._root, None
+        if root is not None:
+            root.close()
+
+    def _release_idle(self) -> None:
+        assert self.lease is not None
+        tick = min(0.1, max(self.lease / 2, 0.01))
+        while not self._closed:
+            time.sleep(tick)
+            if self._root is None or not self._guard.acquire(blocking=False):
+                continue
+            try:
+                now = time.monotonic()
+                quiet = now - self._last_use
+                idle = quiet >= self.lease
+                # a long hold or a waiting writer: release in the next gap between calls
+                # (a caller may still be fetching the result of its last call: GRACE)
+                turn = quiet >= GRACE_S and (now - self._opened_at >= MAX_HOLD
+                                             or self._writer_waiting())
+                if self._root is not None and (idle or turn):
+                    self.release()
+            finally:
+                self._guard.release()
+
+    def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
         sql = resources.files("escrutinio.store").joinpath("schema.sql").read_text("utf-8")
-        self.con.execute(sql)
-        row = self._one("SELECT max(version) FROM schema_version")
-        if row is None or row[0] is None:
-            self.con.execute("INSERT INTO schema_version VALUES (?, ?)",
-                             [SCHEMA_VERSION, datetime.now(UTC)])
+        con.execute(sql)
+        rows = con.execute("SELECT max(version) FROM schema_version").fetchall()
+        if not rows or rows[0][0] is None:
+            con.execute("INSERT INTO schema_version VALUES (?, ?)",
+                        [SCHEMA_VERSION, datetime.now(UTC)])
 
+    @_held
     def _one(self, sql: str, params: list[object] | None = None) -> tuple[object, ...] | None:
         rows = self.con.execute(sql, params or []).fetchall()
         return rows[0] if rows else None
@@ -66,9 +328,22 @@ class DuckDBStore(Store):
     def close(self) -> None:
         self._frames.clear()
         self._geography.clear()
-        self.con.close()
+        with self._guard:
+            self._closed = True
+            self._close_connection()
+
+    @_held
+    def catalog_epoch(self) -> tuple[int, str]:
+        """What changes whenever a snapshot or contest is stored (a following server
+        reloads its catalogue when this moves): counts and the newest ingest time."""
+        row = self._one("SELECT (SELECT count(*) FROM snapshots), "
+                        "(SELECT count(*) FROM contests), "
+                        "(SELECT CAST(max(ingested_at) AS VARCHAR) FROM snapshots)")
+        assert row is not None
+        return (int(row[0]) * 1_000_003 + int(row[1]), str(row[2]))  # type: ignore[call-overload]
 
     # -- writing -------------------------------------------------------------------------
+    @_held
     def put_snapshots(self, snapshots: list[ParsedSnapshot], *,
                       before_commit: Callable[[], object] | None = None
                       ) -> list[IngestOutcome]:
@@ -169,6 +444,7 @@ class DuckDBStore(Store):
             )
 
     # -- reading -------------------------------------------------------------------------
+    @_held
     def list_snapshots(self, contest_id: str | None = None,
                        kind: SnapshotKind | None = None) -> list[SnapshotInfo]:
         where, args = [], []
@@ -191,12 +467,14 @@ class DuckDBStore(Store):
                                     int(r[12]), ing.astimezone(UTC), r[14]))
         return out
 
+    @_held
     def snapshot_metadata(self, contest_id: str) -> dict[str, dict[str, str]]:
         rows = self.con.execute(
             "SELECT snapshot_id, metadata FROM snapshots WHERE contest_id = ? "
             "ORDER BY as_of, label", [contest_id]).fetchall()
         return {r[0]: json.loads(r[1]) for r in rows}
 
+    @_held
     def contest(self, contest_id: str) -> Contest:
         row = self._one("SELECT definition FROM contests WHERE contest_id = ?",
                                [contest_id])
@@ -205,10 +483,12 @@ class DuckDBStore(Store):
                                 f"unknown contest: {contest_id}")
         return Contest.from_dict(json.loads(row[0]))
 
+    @_held
     def contests(self) -> list[Contest]:
         rows = self.con.execute("SELECT definition FROM contests ORDER BY contest_id").fetchall()
         return [Contest.from_dict(json.loads(r[0])) for r in rows]
 
+    @_held
     def _contest_of(self, snapshot_id: str) -> Contest:
         row = self._one("SELECT contest_id FROM snapshots WHERE snapshot_id = ?",
                                [snapshot_id])
@@ -229,6 +509,7 @@ class DuckDBStore(Store):
             self._frames.popitem(last=False)
         return frame.clone()
 
+    @_held
     def _read(self, table: str, base: dict[str, pl.DataType], snapshot_id: str) -> pl.DataFrame:
         contest = self._contest_of(snapshot_id)
         cols = ", ".join(_q(c) for c in base)
@@ -257,6 +538,34 @@ class DuckDBStore(Store):
     def load_units(self, snapshot_id: str) -> pl.DataFrame:
         return self._load("units", UNIT_COLUMNS, snapshot_id)
 
+    @_held
+    def acta_history(self, contest_id: str, acta_ids: list[str]) -> pl.DataFrame:
+        """One query: the rows of ``acta_ids`` in every per-acta snapshot of the contest."""
+        cand = self.contest(contest_id).candidate_columns
+        cols = ", ".join(f"a.{_q(c)}" for c in ACTA_COLUMNS)
+        votes = "".join(f", a.votes[{i + 1}] AS {_q(c)}" for i, c in enumerate(cand))
+        df = pl.from_arrow(self.con.sql(
+            f"SELECT a.snapshot_id, {cols}{votes} FROM actas a JOIN snapshots s USING "
+            "(snapshot_id) WHERE s.contest_id = ? AND s.kind = 'actas' AND "
+            "list_contains(?, a.acta_id) ORDER BY s.as_of, s.label, a.acta_id",
+            params=[contest_id, list(acta_ids)]).to_arrow_table())
+        assert isinstance(df, pl.DataFrame)
+        schema = {"snapshot_id": pl.String(), **ACTA_COLUMNS, **{c: pl.Int64() for c in cand}}
+        return pl.DataFrame(schema=schema) if df.height == 0 else df.cast(schema)
+
+    @_held
+    def acta_reports(self, contest_id: str, acta_ids: list[str]) -> pl.DataFrame:
+        cols = ", ".join(f"r.{c}" for c in ["severity", *REJECTED_SCHEMA.keys()])
+        df = pl.from_arrow(self.con.sql(
+            f"SELECT r.snapshot_id, {cols} FROM row_reports r JOIN snapshots s USING "
+            "(snapshot_id) WHERE s.contest_id = ? AND list_contains(?, r.acta_id) "
+            "ORDER BY s.as_of, s.label, r.line",
+            params=[contest_id, list(acta_ids)]).to_arrow_table())
+        assert isinstance(df, pl.DataFrame)
+        schema = {"snapshot_id": pl.String(), "severity": pl.String(), **REJECTED_SCHEMA}
+        return pl.DataFrame(schema=schema) if df.height == 0 else df.cast(schema)
+
+    @_held
     def load_row_reports(self, snapshot_id: str) -> pl.DataFrame:
         cols = ", ".join(["severity", *REJECTED_SCHEMA.keys()])
         df = pl.from_arrow(self.con.sql(
@@ -265,6 +574,7 @@ class DuckDBStore(Store):
         assert isinstance(df, pl.DataFrame)
         return df
 
+    @_held
     def geography(self, contest_id: str) -> pl.DataFrame:
         cached = self._geography.get(contest_id)
         if cached is None:  # emptied by every write through this store

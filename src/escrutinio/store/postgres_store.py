@@ -372,6 +372,27 @@ class PostgresStore(Store):
     def load_units(self, snapshot_id: str) -> pl.DataFrame:
         return self._load("units", UNIT_COLUMNS, snapshot_id)
 
+    def acta_history(self, contest_id: str, acta_ids: list[str]) -> pl.DataFrame:
+        """One query: the rows of ``acta_ids`` in every per-acta snapshot of the contest."""
+        cand = self.contest(contest_id).candidate_columns
+        cols = ", ".join(f"a.{_q(c)}::int" if t == pl.Boolean() else f"a.{_q(c)}"
+                         for c, t in ACTA_COLUMNS.items())
+        votes = "".join(f", a.votes[{i + 1}]" for i in range(len(cand)))
+        return self._copy_out(
+            f"SELECT a.snapshot_id, {cols}{votes} FROM actas a JOIN snapshots s USING "
+            "(snapshot_id) WHERE s.contest_id = {} AND s.kind = 'actas' AND "
+            "a.acta_id = ANY({}) ORDER BY s.as_of, s.label, a.acta_id",
+            [contest_id, list(acta_ids)],
+            {"snapshot_id": pl.String(), **ACTA_COLUMNS, **{c: pl.Int64() for c in cand}})
+
+    def acta_reports(self, contest_id: str, acta_ids: list[str]) -> pl.DataFrame:
+        cols = ", ".join(f"r.{c}" for c in ["severity", *REJECTED_SCHEMA.keys()])
+        return self._copy_out(
+            f"SELECT r.snapshot_id, {cols} FROM row_reports r JOIN snapshots s USING "
+            "(snapshot_id) WHERE s.contest_id = {} AND r.acta_id = ANY({}) "
+            "ORDER BY s.as_of, s.label, r.line, r.seq", [contest_id, list(acta_ids)],
+            {"snapshot_id": pl.String(), "severity": pl.String(), **REJECTED_SCHEMA})
+
     def load_row_reports(self, snapshot_id: str) -> pl.DataFrame:
         cols = ", ".join(["severity", *REJECTED_SCHEMA.keys()])
         return self._copy_out(
