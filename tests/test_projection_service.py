@@ -222,6 +222,21 @@ def test_units_missing_from_a_scrape_use_the_national_row(
     assert "actas_total_changed" in codes1 and "actas_total_changed" not in codes
     # history shows these cuts (a national row plus area rows), with the right leader
     assert [pt.leader for pt in hist.points] == ["castillo", "castillo"]
+    assert [w.code for w in hist.warnings] == ["actas_total_changed"]
+    assert hist.warnings[0].snapshot_id == infos[1].snapshot_id
+
+
+def test_history_says_when_totals_go_down(db: Path) -> None:
+    """ONPE 7 June 23:18Z: Fujimori has 276 votes fewer than at 22:48Z (sheets pulled for
+    review); shown in history with a message, in the JSON too."""
+    res = _cli(db, "history", "--contest", RUNOFF, "--json")
+    assert res.exit_code == 0, res.stdout
+    h = _strict(res.stdout)
+    down = [w for w in h["warnings"] if w["code"] == "totals_down"]
+    first = down[0]
+    assert first["label"].endswith("2021-06-07T23:18:00Z")
+    assert "fujimori −276" in first["es"] and "fujimori −276" in first["en"]
+    assert not [w for w in h["warnings"] if w["code"] == "actas_total_changed"]
 
 
 def test_review_rates_are_peru_only_for_peru(db: Path) -> None:

@@ -716,6 +716,7 @@ class HistoryPoint:
     margin_pct_valid: float
     votes: tuple[tuple[str, int], ...]
     third: str | None = None  # first rounds: who trails the runner-up for the runoff
+    actas_total: int | None = None  # None: the source publishes no acta counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -737,6 +738,19 @@ class RunoffChange:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryWarning:
+    """Something wrong between two successive cuts (``code``: ``totals_down`` — a
+    candidate's votes went down, e.g. sheets pulled for review; ``actas_total_changed`` —
+    the source's total of actas changed, e.g. broken abroad totals)."""
+
+    code: str
+    snapshot_id: str  # the later cut
+    label: str
+    es: str
+    en: str
+
+
+@dataclass(frozen=True, slots=True)
 class LeadHistory:
     contest_id: str
     points: tuple[HistoryPoint, ...]
@@ -745,6 +759,8 @@ class LeadHistory:
     provenance: Provenance
     #: first rounds: every change in who would go to the runoff (2026: López Aliaga → Sánchez)
     runoff_changes: tuple[RunoffChange, ...] = ()
+    #: totals that went down and totals of actas that changed between successive cuts
+    warnings: tuple[HistoryWarning, ...] = ()
 
 
 def lead_history(states: Sequence[CountState]) -> LeadHistory:
@@ -759,6 +775,7 @@ def lead_history(states: Sequence[CountState]) -> LeadHistory:
             s.national.leader, s.national.runner_up, s.national.margin_votes,
             s.national.margin_pct_valid, tuple((c.code, c.votes) for c in s.national.candidates),
             s.runoff_race.trailer if s.runoff_race is not None else None,
+            s.national.actas_total if s.national.actas_known else None,
         )
         for s in ordered
     )
@@ -784,5 +801,31 @@ def lead_history(states: Sequence[CountState]) -> LeadHistory:
         contest_id, points, changes,
         tuple((k, v[0], v[1]) for k, v in sorted(best.items())),
         Provenance(tuple(p.snapshot_id for p in points), "lead_history"),
-        tuple(runoff),
+        tuple(runoff), history_warnings(points),
     )
+
+
+def history_warnings(points: Sequence[HistoryPoint]) -> tuple[HistoryWarning, ...]:
+    """Totals that go down (a candidate loses votes between two cuts: sheets pulled for
+    review, corrections, a broken scrape) and totals of actas that change."""
+    out: list[HistoryWarning] = []
+    for a, b in itertools.pairwise(points):
+        before = dict(a.votes)
+        down = [(c, before[c] - v) for c, v in b.votes if c in before and v < before[c]]
+        if down:
+            es = ", ".join(f"{c} −{d:,}" for c, d in down)
+            out.append(HistoryWarning(
+                "totals_down", b.snapshot_id, b.label,
+                f"los votos bajan respecto del corte anterior ({a.label}): {es} (actas "
+                "retiradas para revisión, correcciones o una descarga rota)",
+                f"votes go down from the previous cut ({a.label}): {es} (sheets pulled "
+                "for review, corrections or a broken scrape)"))
+        if a.actas_total is not None and b.actas_total is not None \
+                and a.actas_total != b.actas_total:
+            out.append(HistoryWarning(
+                "actas_total_changed", b.snapshot_id, b.label,
+                f"el total de actas cambia de {a.actas_total:,} ({a.label}) a "
+                f"{b.actas_total:,}: la fuente no es coherente entre cortes",
+                f"the total of actas changes from {a.actas_total:,} ({a.label}) to "
+                f"{b.actas_total:,}: the source is not consistent between cuts"))
+    return tuple(out)
