@@ -18,6 +18,7 @@ from escrutinio.sources.onpe_files import parse_ronderos
 from escrutinio.sources.tabular import (
     STATUS_ALIASES,
     parse_tabular,
+    parse_tabular_many,
     sidecar_dict,
     sidecar_path_for,
     write_snapshot,
@@ -357,3 +358,325 @@ def test_every_rule_is_documented():
     for name in [*RULES, *UNIT_RULES, "missing_candidate_column", "unknown_candidate_column",
                  "wrong_field_count", "not_an_integer", "sidecar_invalid", "wrong_type"]:
         assert f"`{name}`" in text, name
+
+
+# --- format version 2 (issue #16): a generic format that fits real sources -------------
+
+SCHEMA = (Path(__file__).resolve().parents[1] / "src" / "escrutinio" / "sources" / "schema"
+          / "contest-sidecar.v2.json")
+
+
+def schema_errors(value: object, schema: dict, root: dict, path: str = "") -> list[str]:
+    """A small validator for the JSON Schema keywords the sidecar schema uses (the project
+    adds no jsonschema dependency): every violation, with its path."""
+    import re as _re
+
+    if "$ref" in schema:
+        return schema_errors(value, root["$defs"][schema["$ref"].split("/")[-1]], root, path)
+    errs: list[str] = []
+    kinds = {"object": dict, "array": list, "string": str, "null": type(None)}
+    if "type" in schema:
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+
+        def is_a(t: str) -> bool:
+            if t == "integer":
+                return isinstance(value, int) and not isinstance(value, bool)
+            if t == "number":
+                return isinstance(value, (int, float)) and not isinstance(value, bool)
+            return isinstance(value, kinds[t])
+        if not any(is_a(t) for t in types):
+            return [f"{path}: type"]
+    if "const" in schema and value != schema["const"]:
+        errs.append(f"{path}: const")
+    if "enum" in schema and value not in schema["enum"]:
+        errs.append(f"{path}: enum")
+    if "oneOf" in schema:
+        ok = [s for s in schema["oneOf"] if not schema_errors(value, s, root, path)]
+        if len(ok) != 1:
+            errs.append(f"{path}: oneOf")
+    if isinstance(value, str):
+        if len(value) < schema.get("minLength", 0):
+            errs.append(f"{path}: minLength")
+        if "pattern" in schema and not _re.search(schema["pattern"], value):
+            errs.append(f"{path}: pattern")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            errs.append(f"{path}: minimum")
+        if "maximum" in schema and value > schema["maximum"]:
+            errs.append(f"{path}: maximum")
+        if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
+            errs.append(f"{path}: exclusiveMinimum")
+    if isinstance(value, list):
+        if len(value) < schema.get("minItems", 0):
+            errs.append(f"{path}: minItems")
+        for i, v in enumerate(value):
+            errs += schema_errors(v, schema.get("items", {}), root, f"{path}[{i}]")
+    if isinstance(value, dict):
+        errs += [f"{path}.{k}: required" for k in schema.get("required", []) if k not in value]
+        if len(value) < schema.get("minProperties", 0):
+            errs.append(f"{path}: minProperties")
+        props = schema.get("properties", {})
+        for k, v in value.items():
+            if "propertyNames" in schema:
+                errs += schema_errors(k, schema["propertyNames"], root, f"{path}.{k}(name)")
+            if k in props:
+                errs += schema_errors(v, props[k], root, f"{path}.{k}")
+            elif schema.get("additionalProperties") is False:
+                errs.append(f"{path}.{k}: additionalProperties")
+            elif isinstance(schema.get("additionalProperties"), dict):
+                errs += schema_errors(v, schema["additionalProperties"], root, f"{path}.{k}")
+    return errs
+
+
+FULL = {
+    "format": "escrutinio-tabular", "format_version": 2, "kind": "actas", "contest": CONTEST,
+    "as_of": "2024-01-02T00:00:00", "timezone": "America/Lima", "source_uri": "x",
+    "label": "corte 1", "area_labels": {"area1": {"es": "región", "en": "region"}},
+    "court_name": {"es": "Tribunal", "en": "Court"}, "vote_types": ["election_day", "mail"],
+    "seats": 1, "previous_round": "xx-test-0v", "pct_votes_counted": {"national": 0.9,
+                                                                     "01": 0.5},
+    "votes_remaining": 12, "notes": [{"es": "nota", "en": "note"}],
+}
+
+
+def test_schema_and_code_agree_on_keys_and_versions():
+    from escrutinio.domain import ContestKind
+    from escrutinio.sources import tabular
+
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    assert schema["$schema"].endswith("2020-12/schema")
+    assert tuple(schema["properties"]) == tabular.SIDECAR_KEYS
+    contest = schema["$defs"]["contest"]
+    assert tuple(contest["properties"]) == tabular.CONTEST_KEYS
+    assert tuple(contest["properties"]["candidates"]["items"]["properties"]) == \
+        tabular.CANDIDATE_KEYS
+    assert schema["properties"]["format_version"]["enum"] == list(tabular.SUPPORTED_VERSIONS)
+    assert max(tabular.SUPPORTED_VERSIONS) == tabular.FORMAT_VERSION
+    assert contest["properties"]["kind"]["enum"] == [k.value for k in ContestKind]
+    assert SCHEMA.resolve() == tabular.SIDECAR_SCHEMA
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({}, None),
+    ({"format_version": 3}, "format_version"),
+    ({"seats": 0}, "seats"),
+    ({"seats": True}, "seats"),
+    ({"pct_votes_counted": 97.5}, "pct_votes_counted"),
+    ({"pct_votes_counted": {"01": 1.5}}, "pct_votes_counted.01"),
+    ({"votes_remaining": -3}, "votes_remaining"),
+    ({"votes_remaining": {"national": 2.5}}, "votes_remaining.national"),
+    ({"vote_types": ["Mail"]}, "vote_types"),
+    ({"vote_types": {"mail": {"es": "correo", "fr": "poste"}}}, "vote_types.mail"),
+    ({"court_name": {"es": ""}}, "court_name"),
+    ({"previous_round": "no spaces"}, "previous_round"),
+    ({"area_labels": {"area4": {"es": "x"}}}, "area_labels.area4"),
+    ({"notes": ["plain text"]}, "notes"),
+    ({"contest": CONTEST | {"majority_threshold": 0}}, "contest.majority_threshold"),
+    ({"contest": {k: v for k, v in CONTEST.items() if k != "date"}}, "contest.date"),
+])
+def test_code_and_schema_accept_and_refuse_the_same_sidecars(tmp_path, change, field):
+    from escrutinio.sources.tabular import read_sidecar
+
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    doc = FULL | change
+    p = tmp_path / "s.contest.json"
+    p.write_text(json.dumps(doc), encoding="utf-8")
+    errs = schema_errors(doc, schema, schema)
+    if field is None:
+        assert errs == []
+        side = read_sidecar(p)
+        assert side.pct_votes_counted == 0.9 and side.pct_votes_counted_by_unit == {"01": 0.5}
+        assert side.as_of.isoformat() == "2024-01-02T05:00:00+00:00"  # local, Lima
+        assert side.vote_types == {"election_day": {"es": "election_day",
+                                                    "en": "election_day"},
+                                   "mail": {"es": "mail", "en": "mail"}}
+        return
+    assert errs, f"the schema accepts {change}"
+    with pytest.raises(IngestError) as ei:
+        read_sidecar(p)
+    assert (ei.value.rule, ei.value.location.field) == ("sidecar_invalid", field)
+
+
+def test_unknown_keys_warn_and_typos_fail(tmp_path):
+    text = "acta_id,status,area1_code,cast,blank,null,v_ana,v_beto\n1,counted,01,50,1,1,30,18\n"
+    p = write(tmp_path, text, comentario="hola", contest=CONTEST | {"observaciones": "x"})
+    snap = parse_tabular(p)
+    warn = snap.findings.filter(pl.col("rule") == "ingest_warning")
+    assert sorted(warn["field"].to_list()) == ["comentario", "contest.observaciones"]
+    assert all(m.startswith(str(sidecar_path_for(p))) for m in warn["message_en"])
+    assert "comentario" in snap.metadata["warnings"]
+    for bad, field in (({"timezon": "UTC"}, "timezon"), ({"Seats": 3}, "Seats"),
+                       ({"contest": CONTEST | {"seats": 3}}, "contest.seats")):
+        with pytest.raises(IngestError) as ei:
+            parse_tabular(write(tmp_path, text, **bad))
+        assert ei.value.location.field == field
+
+
+def test_optional_sidecar_keys_reach_the_snapshot_metadata(tmp_path, tmp_store):
+    from escrutinio.sources.base import FRACTION_COUNTED_KEY, SERIES_FRACTION_KEY
+
+    text = ("level,unit_code,cast,v_ana,v_beto,votes_remaining,pct_votes_counted\n"
+            "national,,300,150,120,,\n"
+            "area1,01,200,100,80,20,\n"
+            "area1,02,100,50,40,,0.25\n")
+    side = {k: FULL[k] for k in ("timezone", "court_name", "vote_types", "seats",
+                                 "previous_round", "notes")}
+    p = write(tmp_path, text, **side, votes_remaining={"national": 30, "03": 7})
+    snap = parse_tabular(p)
+    md = snap.metadata
+    assert md["timezone"] == "America/Lima" and md["seats"] == "1"
+    assert md["previous_round"] == "xx-test-0v"
+    assert json.loads(md["court_name"]) == {"es": "Tribunal", "en": "Court"}
+    assert list(json.loads(md["vote_types"])) == ["election_day", "mail"]
+    assert json.loads(md["notes"]) == [{"es": "nota", "en": "note"}]
+    # national: 270 candidate votes counted, 30 to come; unit 01: 180 and 20 (a column);
+    # unit 02: the source's own fraction (a column); unit 03: not in the file
+    assert float(md[SERIES_FRACTION_KEY]) == pytest.approx(270 / 300)
+    assert json.loads(md[FRACTION_COUNTED_KEY]) == {"01": pytest.approx(0.9), "02": 0.25}
+    assert json.loads(md["votes_remaining"]) == {"01": 20, "03": 7, "national": 30}
+    assert md["figures_absent"] == "electors,blank,null"
+    service.ingest(tmp_store, [snap])
+    st = service.state(tmp_store)
+    assert (st.national.blank, st.national.null, st.national.electors) == (None, None, None)
+    assert st.national.cast == 300  # what the source has is kept
+
+
+def test_blank_and_null_absent_are_unknown_and_the_identity_an_inequality(tmp_path):
+    text = ("acta_id,status,area1_code,cast,v_ana,v_beto\n"
+            "1,counted,01,50,30,18\n"      # 2 ballots neither Ana nor Beto: fine, unknown
+            "2,counted,01,50,30,21\n"      # 51 votes out of 50 ballots: impossible
+            "3,pending,01,,,\n")
+    snap = parse_tabular(write(tmp_path, text))
+    assert snap.frame["acta_id"].to_list() == ["1", "3"]
+    assert snap.frame["blank"].to_list() == [None, None]
+    assert snap.rejected.select("line", "rule").rows() == [(3, "sum_mismatch")]
+    assert snap.metadata["figures_absent"] == "electors,blank,null"
+    # with the columns present, a counted acta still needs them
+    text2 = "acta_id,status,area1_code,cast,blank,null,v_ana,v_beto\n1,counted,01,50,,,30,18\n"
+    assert "counted_incomplete" in parse_tabular(write(tmp_path, text2)).rejected["rule"]
+
+
+ACTAS = ("acta_id,status,area1_code,area1_name,electors,cast,blank,null,v_ana,v_beto\n"
+         "1,counted,01,Ñuble,100,50,1,1,30,18\n"
+         "2,counted,02,\"Los Ríos, Sur\",90,40,0,2,20,18\n")
+
+
+@pytest.mark.parametrize(("sep", "bom"), [(";", False), ("\t", False), (",", True),
+                                          (";", True)])
+def test_csv_dialects_read_the_same(tmp_path, sep, bom):
+    base = parse_tabular(write(tmp_path, ACTAS, "comma.csv"))
+    text = ACTAS.replace(",", sep).replace(f"\"Los Ríos{sep} Sur\"", "\"Los Ríos, Sur\"")
+    p = tmp_path / "other.csv"
+    p.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
+    sidecar_path_for(p).write_text(sidecar_path_for(tmp_path / "comma.csv").read_text())
+    snap = parse_tabular(p)
+    assert_frame_equal(snap.frame, base.frame)
+    assert_frame_equal(snap.geography, base.geography)
+    assert snap.metadata["csv_separator"] == {",": "comma", ";": "semicolon",
+                                              "\t": "tab"}[sep]
+
+
+def test_semicolon_errors_still_name_line_and_field(tmp_path):
+    text = ACTAS.replace(",", ";").replace(";30;18", ";3O;18").replace("Los Ríos; Sur",
+                                                                       "Los Ríos, Sur")
+    with pytest.raises(IngestError) as ei:
+        parse_tabular(write(tmp_path, text))
+    assert (ei.value.location.line, ei.value.location.field, ei.value.rule) == (
+        2, "v_ana", "not_an_integer")
+
+
+def test_json_rows_read_like_csv(tmp_path):
+    base = parse_tabular(write(tmp_path, ACTAS, "a.csv"))
+    rows = pl.read_csv(tmp_path / "a.csv", infer_schema=False).with_columns(
+        pl.col("electors", "cast", "blank", "null", "v_ana", "v_beto").cast(pl.Int64))
+    p = tmp_path / "a.json"
+    p.write_text(json.dumps(rows.to_dicts(), ensure_ascii=False), encoding="utf-8")
+    sidecar_path_for(p).write_text(sidecar_path_for(tmp_path / "a.csv").read_text())
+    snap = parse_tabular(p)
+    assert_frame_equal(snap.frame, base.frame)
+    assert snap.metadata["format"] == "json" and snap.parser == "tabular.json"
+    bad = rows.to_dicts()
+    bad[1]["v_beto"] = "dieciocho"
+    p.write_text(json.dumps({"rows": bad}), encoding="utf-8")
+    with pytest.raises(IngestError) as ei:
+        parse_tabular(p)
+    assert (ei.value.location.line, ei.value.location.field, ei.value.rule) == (
+        2, "v_beto", "not_an_integer")
+    assert "fila/row 2" in str(ei.value.location)
+
+
+def test_series_file_is_many_snapshots_in_one_transaction(tmp_path, tmp_store):
+    text = ("as_of,level,unit_code,actas_total,actas_counted,cast,blank,null,v_ana,v_beto\n"
+            "2024-01-01 20:00,national,,10,2,100,1,1,50,48\n"
+            "2024-01-01 20:00,area1,01,6,2,100,1,1,50,48\n"
+            "2024-01-01 22:00,national,,10,6,300,3,3,140,154\n"
+            "2024-01-01 22:00,area1,01,6,6,300,3,3,140,154\n")
+    p = write(tmp_path, text, timezone="America/Lima", as_of=None)
+    snaps = service.parse_paths([p])
+    assert [s.as_of.isoformat() for s in snaps] == ["2024-01-02T01:00:00+00:00",
+                                                    "2024-01-02T03:00:00+00:00"]
+    assert [s.frame.height for s in snaps] == [2, 2] and snaps[0].level == "area1"
+    assert len({s.snapshot_id for s in snaps}) == 2
+    out = service.ingest(tmp_store, snaps)
+    assert [o.created for o in out] == [True, True]
+    assert [p.leader for p in service.history(tmp_store).points] == ["ana", "beto"]
+    # a bad cut names its line, and nothing is stored
+    bad = text.replace("2024-01-01 22:00,area1", "ayer,area1")
+    with pytest.raises(IngestError) as ei:
+        parse_tabular(write(tmp_path, bad, "bad.csv", timezone="America/Lima"))
+    assert (ei.value.location.line, ei.value.location.field, ei.value.rule) == (
+        5, "as_of", "bad_cut")
+    # a local time needs the contest's time zone
+    with pytest.raises(IngestError) as ei:
+        parse_tabular(write(tmp_path, text, "nozone.csv"))
+    assert (ei.value.location.line, ei.value.rule) == (2, "bad_cut")
+
+
+def test_series_of_actas_with_cut_labels(tmp_path):
+    text = ("as_of,cut,acta_id,status,area1_code,cast,blank,null,v_ana,v_beto\n"
+            "2024-01-02T01:00:00Z,primer corte,1,counted,01,50,1,1,30,18\n"
+            "2024-01-02T01:00:00Z,primer corte,2,pending,01,,,,,\n"
+            "2024-01-02T03:00:00Z,segundo corte,1,counted,01,50,1,1,30,18\n"
+            "2024-01-02T03:00:00Z,segundo corte,2,counted,01,40,0,0,10,30\n")
+    snaps = parse_tabular_many(write(tmp_path, text))
+    assert [s.label for s in snaps] == ["primer corte", "segundo corte"]
+    assert [s.frame["status"].to_list() for s in snaps] == [["counted", "pending"],
+                                                            ["counted", "counted"]]
+    with pytest.raises(IngestError) as ei:
+        parse_tabular(write(tmp_path, text))
+    assert ei.value.rule == "series_file"
+
+
+def test_vote_type_and_ballots_issued_are_kept(tmp_path):
+    text = ("acta_id,status,area1_code,batch,ballots_issued,cast,blank,null,v_ana,v_beto\n"
+            "1,counted,01,election_day,52,50,1,1,30,18\n"
+            "2,counted,01,Mail,40,40,0,2,20,18\n"
+            "3,counted,01,mail,,40,0,2,20,18\n")
+    snap = parse_tabular(write(tmp_path, text, vote_types=["election_day", "mail"]))
+    assert json.loads(snap.metadata["vote_type_by_acta"]) == {"election_day": ["1"],
+                                                              "mail": ["2", "3"]}
+    assert json.loads(snap.metadata["ballots_issued_by_acta"]) == {"1": 52, "2": 40}
+    with pytest.raises(IngestError) as ei:
+        parse_tabular(write(tmp_path, text, vote_types=["election_day", "early"]))
+    assert (ei.value.location.line, ei.value.location.field, ei.value.rule) == (
+        3, "vote_type", "unknown_vote_type")
+
+
+def test_folder_of_generic_files(tmp_path, tmp_store):
+    d = tmp_path / "folder"
+    d.mkdir()
+    write(d, ACTAS, "a.csv")
+    write(d, ACTAS.replace("1,counted,01", "1,pending,01").replace(",100,50,1,1,30,18",
+                                                                  ",100,,,,,"),
+          "b.csv", as_of="2024-01-01T00:00:00Z")
+    (d / "notes.txt").write_text("not data")
+    snaps = service.parse_paths([d])
+    assert [s.label for s in snaps] == ["a.csv", "b.csv"]
+    service.ingest(tmp_store, snaps)
+    assert len(tmp_store.list_snapshots()) == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "x.contest.json").write_text("{}")
+    with pytest.raises(IngestError) as ei:
+        service.parse_paths([empty])
+    assert ei.value.rule == "no_generic_files"

@@ -23,6 +23,7 @@ that it reads back identically.
 from __future__ import annotations
 
 import csv
+import difflib
 import gzip
 import io
 import json
@@ -69,6 +70,8 @@ FORMAT_VERSION: Final = 2
 #: votes_remaining; unknown keys warn). Schema: ``sources/schema/contest-sidecar.v2.json``
 SUPPORTED_VERSIONS: Final = (1, 2)
 SIDECAR_SUFFIX: Final = ".contest.json"
+#: the JSON Schema (draft 2020-12) of the sidecar, the documentation of read_sidecar
+SIDECAR_SCHEMA: Final = (Path(__file__).parent / "schema" / "contest-sidecar.v2.json").resolve()
 PARQUET_MAGIC: Final = b"PAR1"
 
 ACTA_REQUIRED: Final = ("acta_id", "status", "area1_code", "cast")
@@ -222,11 +225,14 @@ def _parse_as_of(value: object, zone: tzinfo | None = None) -> datetime | None:
 
 def _close_key(key: str, known: Sequence[str]) -> str | None:
     """The known key a typo most likely meant (``asof`` -> ``as_of``)."""
-    flat = key.lower().replace("_", "").replace("-", "")
-    for k in known:
-        if k.replace("_", "") == flat:
-            return k
-    return None
+    def norm(x: str) -> str:
+        return x.lower().replace("_", "").replace("-", "").replace(" ", "")
+
+    flat = {norm(k): k for k in known}
+    if norm(key) in flat:
+        return flat[norm(key)]
+    close = difflib.get_close_matches(norm(key), list(flat), n=1, cutoff=0.85)
+    return flat[close[0]] if close else None
 
 
 def _labels_ok(v: object) -> bool:
@@ -711,7 +717,11 @@ def _typed(df: pl.DataFrame, file: str, loc_type: type[Location]) -> pl.DataFram
     """String CSV columns to their types: integers, fractions, booleans."""
     ints = [c for c in df.columns if c not in TEXT_COLUMNS and c not in BOOL_COLUMNS
             and c not in FLOAT_COLUMNS and c != "__line"]
-    df = cast_ints(df, ints, file)
+    try:
+        df = cast_ints(df, ints, file)
+    except IngestError as exc:
+        raise IngestError(loc_type(file, exc.location.line, exc.location.field), exc.rule,
+                          exc.detail_es, exc.detail_en) from None
     for c in [c for c in df.columns if c in FLOAT_COLUMNS]:
         x = pl.col(c).str.strip_chars().str.replace(",", ".", literal=True)
         out = df.select(x.cast(pl.Float64, strict=False).alias(c))[c]
