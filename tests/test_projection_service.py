@@ -237,6 +237,8 @@ def test_history_says_when_totals_go_down(db: Path) -> None:
     assert first["label"].endswith("2021-06-07T23:18:00Z")
     assert "fujimori −276" in first["es"] and "fujimori −276" in first["en"]
     assert not [w for w in h["warnings"] if w["code"] == "actas_total_changed"]
+    res = _cli(db, "--lang", "en", "history", "--contest", RUNOFF)
+    assert res.exit_code == 0 and "fujimori −276" in res.stdout
 
 
 def test_review_rates_are_peru_only_for_peru(db: Path) -> None:

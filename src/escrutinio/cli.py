@@ -497,6 +497,8 @@ def _print_history(h: LeadHistory) -> None:
                     f"({en})"))
     for cand, margin, _sid in h.max_lead:
         out.print(T(f"Mayor ventaja de {cand}: {margin:,}", f"Largest lead of {cand}: {margin:,}"))
+    for w in h.warnings:  # totals that go down, totals of actas that change
+        out.print(f"[yellow]{T('Atención', 'Warning')} ({w.label}):[/] {T(w.es, w.en)}")
 
 
 # --- diff --------------------------------------------------------------------------------
