@@ -159,11 +159,13 @@ LEVEL_ALIASES: dict[str, str] = {
 KIND_VALUES = ("actas", "units")
 
 
-def level_option(value: str, option: str = "--level") -> Any:
-    """A ``--level`` value as a :class:`~escrutinio.domain.Level` (exit 2 if unknown)."""
+def level_option(value: str, option: str = "--level",
+                 names: dict[str, str] | None = None) -> Any:
+    """A ``--level`` value as a :class:`~escrutinio.domain.Level` (exit 2 if unknown);
+    ``names``: the country's own level names (:func:`escrutinio.service.level_names`)."""
     from escrutinio.domain import Level
 
-    return Level(choice(value, LEVEL_ALIASES, option))
+    return Level(choice(value, {**(names or {}), **LEVEL_ALIASES}, option))
 
 
 def kind_option(value: str | None, option: str = "--kind") -> Any:
@@ -354,9 +356,9 @@ def status(
     from escrutinio.provenance import to_jsonable
 
     try:
-        lv = level_option(level)
         sk = kind_option(kind)
         with open_store(read_only=True) as store:
+            lv = level_option(level, names=service.level_names(store, contest))
             st = service.state(store, snapshot, level=lv, contest_id=contest, kind=sk)
             names = service.area_labels(store, st.contest_id)
             voc = contest_vocabulary(store, st.contest_id, st.snapshot.snapshot_id)

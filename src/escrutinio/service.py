@@ -44,9 +44,9 @@ def detect_parser(path: Path, *, as_of: str | None = None) -> Parser:
 
     name = path.name
     if path.is_dir():
-        from escrutinio.sources import onpe_aggregates
         if tabular.is_generic_folder(path):  # data files with their sidecars
             return tabular.parse_folder
+        from escrutinio.sources import onpe_aggregates
 
         return lambda p: onpe_aggregates.parse_progress_tables(p)
     if name.endswith(".parquet") or name.endswith((".json", ".json.gz")):
@@ -82,6 +82,25 @@ def area_labels(store: Store, contest_id: str) -> dict[str, tuple[str, str]]:
     contest = store.contest(contest_id)
     md = store.snapshot_metadata(contest_id)
     return labels.area_labels(contest.country, reversed(list(md.values())))
+
+
+def level_names(store: Store, contest_id: str | None = None) -> dict[str, str]:
+    """``--level`` words of the contest's country, both languages, with and without
+    accents (``región``, ``region``, ``state``, ``estado``...) -> generic level value."""
+    import unicodedata
+
+    def plain(x: str) -> str:
+        return "".join(ch for ch in unicodedata.normalize("NFKD", x)
+                       if not unicodedata.combining(ch)).lower().strip()
+
+    if not store.contests():
+        return {}
+    out: dict[str, str] = {}
+    for level, pair in area_labels(store, default_contest(store, contest_id)).items():
+        for word in pair:
+            out[word.lower().strip()] = level
+            out.setdefault(plain(word), level)
+    return out
 
 
 def parse_paths(paths: Sequence[Path], *, as_of: str | None = None) -> list[ParsedSnapshot]:
