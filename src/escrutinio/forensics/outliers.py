@@ -19,9 +19,11 @@ real extra-binomial variation between mesas (age cohorts, late roll changes...).
 look like outliers the other way (stuffing for A would name A's opponents' mesas). So
 each place's median is also compared with a robust centre of its **neighbouring places**
 (the median of the other places' medians in the same province, area2; the region when
-the province has fewer than 3 other places). A place is *re-referenced* when it holds a
-within-place outlier that is ordinary against the neighbours (|z_neighbours| < c) and
-lies on the opposite side from the place's own median: then every mesa of that place is
+the province has fewer than 3 other places). A place is *re-referenced* when its median
+is itself an outlier among places (≥ 3 robust SD of the place medians' deviations in its
+area1) and it holds a within-place outlier that is ordinary against the neighbours
+(|z_neighbours| < c), on the opposite side from the place's median: then every mesa of
+that place is
 measured against the neighbours instead (z_neighbours, scaled by its own robust spread
 per area1), so the stuffed majority is named and the honest minority is not.
 
@@ -90,6 +92,9 @@ def deviation_z(
 
 
 MIN_NEIGHBOURS = 3
+#: a place is re-referenced only if its median is this many robust SD away from its
+#: neighbours' (among the places of its area1) — and it holds an opposite outlier
+PLACE_GATE = 3.0
 
 
 def neighbour_centre(values: np.ndarray, group: np.ndarray, inp: ForensicInput) -> np.ndarray:
@@ -131,9 +136,18 @@ def robust_z(values: np.ndarray, size: np.ndarray, group: np.ndarray, inp: Foren
     g_ref = np.full(ng, np.nan)
     g_ref[group[ok]] = ref[ok]
     side = np.sign(gmed - g_ref)  # where the place's own centre sits against neighbours
+    # the place itself must be an outlier among places (its median ≥ PLACE_GATE robust SD of the
+    # place medians' deviations in its area1): a lone odd mesa in an ordinary place keeps
+    # its within-place comparison
+    g_region = np.full(ng, -1, dtype=np.int64)
+    g_region[group[ok]] = region_idx[ok]
+    with np.errstate(invalid="ignore"):
+        g_z = standardize_by_region(np.where(g_region >= 0, gmed - g_ref, np.nan),
+                                    g_region)
+    odd_place = np.nan_to_num(np.abs(g_z), nan=0.0) >= PLACE_GATE
     gi = np.where(group >= 0, group, 0)
     odd = (ok & (np.abs(z_place) >= threshold) & (np.abs(z_nb) < threshold)
-           & (np.sign(z_place) == -side[gi]) & (side[gi] != 0))
+           & (np.sign(z_place) == -side[gi]) & (side[gi] != 0) & odd_place[gi])
     reref = np.zeros(ng, dtype=bool)
     reref[group[odd]] = True
     use_nb = (group >= 0) & reref[gi] & np.isfinite(z_nb)

@@ -261,6 +261,15 @@ SMALL_RUNOFF = Contest(
     candidates=(Candidate("azul", "Candidata Azul", "Partido Azul"),
                 Candidate("rojo", "Candidato Rojo", "Partido Rojo")))
 
+SMALL_FIRST_ROUND = Contest(
+    id="zz-pequena-1v", name="Elección sintética pequeña, primera vuelta",
+    kind=ContestKind.FIRST_ROUND, country="ZZ", date="2031-04-06",
+    candidates=(Candidate("azul", "Candidata Azul", "Partido Azul"),
+                Candidate("rojo", "Candidato Rojo", "Partido Rojo"),
+                Candidate("verde", "Candidata Verde", "Partido Verde"),
+                Candidate("ocre", "Candidato Ocre", "Partido Ocre")),
+    majority_threshold=0.5)
+
 
 def small_election(
     rng: np.random.Generator, *, regions: int = 6, provinces: int = 4, districts: int = 4,

@@ -81,10 +81,8 @@ def decisive_thresholds(contest: Contest, totals: np.ndarray) -> list[tuple[str,
     if first_round and majority is not None:
         out.append(("majority", order[0], -1))
         out.append(("runoff", order[1], order[2]))
-    else:
+    else:  # a runoff, or a first round without a threshold: plurality, no runoff
         out.append(("winner", order[0], order[1]))
-        if first_round:  # a plurality first round with a runoff rule nobody declared
-            out.append(("runoff", order[1], order[2]))
     seats = getattr(contest, "seats", None)
     if isinstance(seats, int) and 1 < seats < len(order):
         out.append(("seat", order[seats - 1], order[seats]))
@@ -108,9 +106,9 @@ def _pair_line(kind: str, a: str, b: str, margin: int, reach: int, annul: int, k
           f"{reach:,}; annulling them would move it {annul:+,}. ")
     if could:
         es += ("Eso alcanza el margen: estas actas importan para el resultado y deben "
-               "revisarse acta por acta (no significa que estén mal).")
+               "revisarse acta por acta. Que importen no significa que estén mal.")
         en += ("That reaches the margin: these actas matter for the result and should be "
-               "checked acta by acta (which does not mean they are wrong).")
+               "checked acta by acta. Mattering does not mean they are wrong.")
     elif k:
         es += "Ni en el peor caso alcanza el margen."
         en += "Not even the worst case reaches the margin."
@@ -129,9 +127,9 @@ def _majority_line(a: str, t: float, above: bool, margin: int, reach: int, annul
           f"{reach:,}; annulling them, {annul:+,}. ")
     if could:
         es += ("Eso alcanza la línea: estas actas importan para el resultado y deben "
-               "revisarse acta por acta (no significa que estén mal).")
+               "revisarse acta por acta. Que importen no significa que estén mal.")
         en += ("That reaches the line: these actas matter for the result and should be "
-               "checked acta by acta (which does not mean they are wrong).")
+               "checked acta by acta. Mattering does not mean they are wrong.")
     elif k:
         es += "Ni en el peor caso alcanza la línea."
         en += "Not even the worst case reaches the line."
