@@ -389,14 +389,16 @@ def status(
     else:
         out.print(T(f"Actas contabilizadas {n.actas_counted:,} de {n.actas_total:,} "
                     f"({_pct(n.pct_counted)}); procesadas {n.actas_processed:,} "
-                    f"({_pct(n.pct_processed)}); en el {voc.court[0]} {n.actas_jee:,}; pendientes "
+                    f"({_pct(n.pct_processed)}); {voc.status_label('jee', 'es')} "
+                    f"{n.actas_jee:,}; pendientes "
                     f"{n.actas_pending:,}; anuladas {n.actas_annulled:,}; "
                     f"{voc.polling_stations[0]} no instaladas "
                     f"{n.actas_not_installed:,}; rechazadas {n.actas_rejected:,}; faltantes "
                     f"{n.actas_missing:,}",
                     f"Actas counted {n.actas_counted:,} of {n.actas_total:,} "
                     f"({_pct(n.pct_counted)}); processed {n.actas_processed:,} "
-                    f"({_pct(n.pct_processed)}); at the {voc.court[1]} {n.actas_jee:,}; pending "
+                    f"({_pct(n.pct_processed)}); {voc.status_label('jee', 'en')} "
+                    f"{n.actas_jee:,}; pending "
                     f"{n.actas_pending:,}; annulled {n.actas_annulled:,}; not installed "
                     f"{n.actas_not_installed:,}; rejected {n.actas_rejected:,}; missing "
                     f"{n.actas_missing:,}"))

@@ -124,7 +124,9 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json(report)
             return
-        _print(report, prev is not None, limit, image, voc)
+        # the panel test compares a runoff with its first round: nothing to say otherwise
+        _print(report, prev is not None or cont.kind is not ContestKind.RUNOFF, limit, image,
+               voc)
 
 
 def _print(report, has_prev: bool, limit: int, image: Path | None,  # noqa: ANN001

@@ -73,7 +73,8 @@ class Vocabulary:
         the state 'at the court' follows it."""
         return replace(self, court=short, court_long=long or short, status_overrides={
             **self.status_overrides,
-            ActaStatus.JEE: (f"en el {short[0]}", f"at the {short[1]}"),
+            # a name's article is unknown in Spanish ("el Tribunal", "la Justicia"): "en: X"
+            ActaStatus.JEE: (f"en {short[0]}", f"at the {short[1]}"),
         })
 
 
