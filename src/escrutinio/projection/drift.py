@@ -53,18 +53,24 @@ MIN_BATCH_VOTES = 20.0
 #: the recent batches behind the centre hold at least this share of the counted votes
 WINDOW_SHARE = 0.05
 #: declared prior SD of the change in the margin's share of the votes to come (common,
-#: i.e. shared by all units) — 5 points; and per unit — 8 points
-PRIOR_COMMON_MARGIN_SD = 0.05
+#: i.e. shared by all units) — 20 points: a first cut may be far from the end, as
+#: Peru 2021 was at 67% counted; and per unit — 8 points
+PRIOR_COMMON_MARGIN_SD = 0.20
 PRIOR_UNIT_MARGIN_SD = 0.08
 #: weight of the prior, in residuals
 PRIOR_WEIGHT = 2.0
 #: smallest degrees of freedom of the common shock's Student t
 MIN_TAIL_DF = 3.0
+#: a trend is only learned from stretches holding at least this share of the votes
+#: (shorter ones show the make-up of a few places, not where the count is heading)
+MIN_LOOKAHEAD_H = 0.05
 
 
 @dataclass(frozen=True, slots=True)
 class VarianceModel:
-    """Scalar variance A + B / min(n, n_cap), blended with a prior of weight w0."""
+    """Scalar variance A + B / min(n, n_cap) + S·h², blended with a prior of weight w0:
+    n the votes of the block to predict, h its share of the unit's final votes (how far
+    ahead the prediction looks)."""
 
     a: float
     b: float
@@ -72,10 +78,11 @@ class VarianceModel:
     n_resid: int
     prior: float
     w0: float = PRIOR_WEIGHT
+    s2: float = 0.0
 
-    def at(self, n: np.ndarray | float) -> np.ndarray:
+    def at(self, n: np.ndarray | float, h: np.ndarray | float = 0.0) -> np.ndarray:
         n_arr = np.maximum(np.minimum(np.asarray(n, dtype=float), self.n_cap), 1.0)
-        fit = self.a + self.b / n_arr
+        fit = self.a + self.b / n_arr + self.s2 * np.asarray(h, dtype=float) ** 2
         if self.n_resid == 0:
             return np.full(n_arr.shape, self.prior)
         return (self.w0 * self.prior + self.n_resid * fit) / (self.w0 + self.n_resid)
@@ -85,7 +92,7 @@ class VarianceModel:
 class DriftFit:
     """What the count's own history says about the votes still to come."""
 
-    center: np.ndarray  # (K,) clr gap of the votes to come vs the counted ones
+    center: np.ndarray  # (U, K) clr gap of each unit's votes to come vs its counted ones
     shape: np.ndarray  # (K, K) clr covariance shape, scaled to unit "share variance"
     common: VarianceModel
     unit: VarianceModel
@@ -94,12 +101,14 @@ class DriftFit:
     n_batches: int
     diagnostics: dict[str, object] = field(default_factory=dict)
 
-    def common_cov(self, remaining_total: float) -> np.ndarray:
-        return float(self.common.at(remaining_total)) * self.shape
+    def common_cov(self, remaining_total: float, counted_total: float) -> np.ndarray:
+        h = remaining_total / max(remaining_total + counted_total, 1.0)
+        return float(self.common.at(remaining_total, h)) * self.shape
 
-    def unit_factor(self, remaining: np.ndarray) -> np.ndarray:
+    def unit_factor(self, remaining: np.ndarray, counted: np.ndarray) -> np.ndarray:
         """Per-unit multiplier of :attr:`shape` for the unit's own deviation."""
-        return self.unit.at(remaining)
+        h = remaining / np.maximum(remaining + counted, 1.0)
+        return self.unit.at(remaining, h)
 
 
 def _share_jacobian(p: np.ndarray) -> np.ndarray:
@@ -143,12 +152,18 @@ def _fit_ab(q: np.ndarray, n: np.ndarray) -> tuple[float, float]:
 
 
 def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
+              remaining: np.ndarray | None = None,
+              unit_prior_cov: np.ndarray | None = None,
               window_share: float = WINDOW_SHARE) -> DriftFit:
     """Learn the late-count drift from the cumulative votes of successive cuts.
 
     ``cum``: (J, U, K) cumulative votes per cut (oldest first; the last is "now"), unit and
     candidate; NaN where a unit is missing from a cut. ``reference``: the shares used to
     weigh candidates in the scalar variance (default: the national counted shares now).
+    ``remaining``: (U,) votes each unit still has to count (sizes the look-ahead term).
+    ``unit_prior_cov``: a clr covariance that replaces the declared prior of the unit
+    term (the per-unit model passes the spread of the swing between units when a
+    baseline is given: the count's own evidence before it has any history).
     """
     cum = np.asarray(cum, dtype=float)
     n_cuts, n_units, k = cum.shape
@@ -158,7 +173,10 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
     jac = _share_jacobian(np.asarray(p_ref, dtype=float))
     prior_shape = _prior_shape(k, jac)
     q_common0 = _margin_var_to_q(PRIOR_COMMON_MARGIN_SD)
-    q_unit0 = _margin_var_to_q(PRIOR_UNIT_MARGIN_SD)
+    # one unit (a national series): everything is common, no separate unit term
+    q_unit0 = _margin_var_to_q(PRIOR_UNIT_MARGIN_SD) if n_units > 1 else 0.0
+    if unit_prior_cov is not None and n_units > 1:
+        q_unit0 = float(np.trace(jac @ unit_prior_cov @ jac.T))
 
     # batches between successive cuts, per unit: sizes, clr levels; corrections skipped
     batches = np.diff(cum, axis=0) if n_cuts > 1 else np.zeros((0, n_units, k))
@@ -166,62 +184,140 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
     ok = (np.isfinite(batches).all(axis=2) & (batches >= 0).all(axis=2)
           & (size >= MIN_BATCH_VOTES)
           & np.isfinite(cum[:-1]).all(axis=2) & (np.nansum(cum[:-1], axis=2) > 0))
-    level = la.clr(np.where(np.isfinite(batches), batches, 0.0).reshape(-1, k)
+    level = la.clr(np.where(np.isfinite(batches) & (batches >= 0), batches, 0.0).reshape(-1, k)
                    ).reshape(batches.shape) if batches.size else batches
+    if batches.size:
+        level = np.where(ok[:, :, None], level, 0.0)
     w = np.where(ok, size, 0.0)
 
-    def centre(upto: int, base: np.ndarray) -> np.ndarray:
-        """Recent-batch gap with the batches before cut ``upto`` (exclusive; batch i
-        ends at cut i + 1) against the cumulative ``base`` (U, K)."""
-        if upto <= 0:
-            return np.zeros(k)
-        zb = la.clr(np.where(np.isfinite(base), base, 0.0))
-        counted = float(np.nansum(base))
-        acc = 0.0
-        num = np.zeros(k)
-        den = 0.0
-        for i in range(upto - 1, -1, -1):  # cuts, newest first (a few hundred at most)
-            wi = w[i]
-            if wi.sum() <= 0:
-                continue
-            num += ((level[i] - zb) * wi[:, None]).sum(0)
-            den += wi.sum()
-            acc += wi.sum()
-            if acc >= window_share * counted:
-                break
-        return num / den if den > 0 else np.zeros(k)
+    # prefix sums over cuts: votes and vote-weighted clr levels of the batches
+    pw = np.concatenate([np.zeros((1, n_units)), np.cumsum(w, axis=0)])
+    pl_ = np.concatenate([np.zeros((1, n_units, k)),
+                          np.cumsum(level * w[:, :, None], axis=0)])
 
-    # one-step-ahead residuals: the rule at cut i predicts batch i (cut i -> i + 1)
-    common_r: list[np.ndarray] = []
-    common_n: list[float] = []
-    unit_r: list[np.ndarray] = []
-    unit_n: list[np.ndarray] = []
+    def centre(upto: int, base: np.ndarray) -> np.ndarray:
+        """Each unit's recent-batch gap (U, K): its batches before cut ``upto``
+        (exclusive; batch i ends at cut i + 1), newest first until they hold
+        ``window_share`` of its counted votes, against its cumulative ``base``."""
+        out = np.zeros((n_units, k))
+        if upto <= 0:
+            return out
+        target = window_share * np.nansum(base, axis=1)
+        # window start: the last prefix that leaves at least ``target`` votes after it
+        thr = pw[upto] - np.maximum(target, 1e-9)
+        start = np.maximum((pw[: upto + 1] <= thr[None]).sum(axis=0) - 1, 0)
+        cols = np.arange(n_units)
+        wsum = pw[upto] - pw[start, cols]
+        lsum = pl_[upto] - pl_[start, cols]
+        zb = la.clr(np.where(np.isfinite(base), base, 0.0))
+        np.divide(lsum - zb * wsum[:, None], wsum[:, None], out=out,
+                  where=wsum[:, None] > 0)
+        return out
+
+    # one-step-ahead: the rule at cut i predicts batch i (cut i -> i + 1) from the cuts
+    # before it; what it got wrong sizes every error term
+    preds: list[np.ndarray] = []
+    real: list[np.ndarray] = []
+    wts: list[np.ndarray] = []
     for i in range(batches.shape[0]):
         sel = ok[i]
         if not sel.any():
             continue
         base = cum[i]
-        pred = centre(i, base)
-        gap = level[i][sel] - la.clr(base[sel]) - pred  # (u, K)
-        wi = w[i][sel]
-        mean = (gap * wi[:, None]).sum(0) / wi.sum()
-        common_r.append(mean)
-        common_n.append(float(wi.sum()))
-        if sel.sum() > 1:
-            unit_r.append(gap - mean)
-            unit_n.append(wi)
-    center = centre(batches.shape[0], now)
+        preds.append(centre(i, base)[sel])
+        real.append(level[i][sel] - la.clr(base[sel]))
+        wts.append(w[i][sel])
 
     def qs(r: np.ndarray) -> np.ndarray:
         return np.einsum("ij,ij->i", r @ jac.T, r @ jac.T)
+
+    # how much of a unit's recent-batch gap carried over to its next batch: one λ for
+    # the count, from the out-of-sample predictions (ridge towards 0, the naive
+    # centre), clipped to [0, 1]
+    carry = 0.0
+    if preds:
+        pr, rl, wa = np.concatenate(preds), np.concatenate(real), np.concatenate(wts)
+        jp, jr = pr @ jac.T, rl @ jac.T
+        pp = float((wa * np.einsum("ij,ij->i", jp, jp)).sum())
+        if pp > 0:
+            ridge = PRIOR_WEIGHT * pp / len(preds)
+            carry = float(np.clip((wa * np.einsum("ij,ij->i", jp, jr)).sum() / (pp + ridge),
+                                  0.0, 1.0))
+    center = carry * centre(batches.shape[0], now)
+    common_r: list[np.ndarray] = []
+    common_n: list[float] = []
+    common_w: list[np.ndarray] = []
+    unit_r: list[np.ndarray] = []
+    unit_n: list[np.ndarray] = []
+    for pred, gap0, wi in zip(preds, real, wts, strict=True):
+        gap = gap0 - carry * pred
+        mean = (gap * wi[:, None]).sum(0) / wi.sum()
+        common_r.append(mean)
+        common_n.append(float(wi.sum()))
+        common_w.append(wi)
+        if wi.size > 1:
+            unit_r.append(gap - mean)
+            unit_n.append(wi)
 
     cr = np.array(common_r).reshape(-1, k)
     cn = np.array(common_n)
     ur = np.concatenate(unit_r) if unit_r else np.zeros((0, k))
     un = np.concatenate(unit_n) if unit_n else np.zeros(0)
-    a_c, b_c = _fit_ab(qs(cr), cn)
     a_u, b_u = _fit_ab(qs(ur), un)
+    if ur.shape[0]:
+        # several units: a cut's common residual is the shared shift plus the vote-weighted
+        # mean of the units' own deviations; only the excess is shared (moments)
+        own = np.array([float((wi ** 2 * (a_u + b_u / np.maximum(wi, 1.0))).sum()
+                              / wi.sum() ** 2) for wi in common_w])
+        a_c, b_c = float(max(0.0, np.mean(qs(cr) - own))), 0.0
+    else:  # one unit (a national series): the batch's own spread, shrinking with its size
+        a_c, b_c = _fit_ab(qs(cr), cn)
     # shape: the residuals' own covariance (each scaled to unit share variance), blended
+    # look-ahead: from each earlier cut, the rule's prediction of everything counted
+    # since (the block to now), against how far ahead it looked (h = the block's share
+    # of the unit's final votes); a trend that goes on makes the error grow like h
+    rem = np.zeros(n_units) if remaining is None else np.asarray(remaining, dtype=float)
+    final_u = np.nansum(now, axis=1) + rem
+    s2_c = s2_u = 0.0
+    cap_c = float(cn.max()) if cn.size else 1.0
+    cap_u = float(un.max()) if un.size else 1.0
+    if n_cuts > 2:
+        blocks = now[None] - cum[:-1]
+        bsize = np.nansum(blocks, axis=2)
+        okb = (np.isfinite(blocks).all(axis=2) & (blocks >= 0).all(axis=2)
+               & (bsize >= MIN_BATCH_VOTES) & np.isfinite(cum[:-1]).all(axis=2)
+               & (np.nansum(cum[:-1], axis=2) > 0))
+        hq_c: list[tuple[float, float]] = []
+        hq_u: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for i in range(n_cuts - 1):
+            sel = okb[i]
+            if not sel.any():
+                continue
+            base = cum[i][sel]
+            gap = (la.clr(np.maximum(blocks[i][sel], 0.0)) - la.clr(base)
+                   - carry * centre(i, cum[i])[sel])
+            wi = bsize[i][sel]
+            mean = (gap * wi[:, None]).sum(0) / wi.sum()
+            # only what the batch-level terms do not already explain is look-ahead error
+            own_i = float((wi ** 2 * (a_u + b_u / np.minimum(np.maximum(wi, 1.0), cap_u)))
+                          .sum() / wi.sum() ** 2) if ur.shape[0] else 0.0
+            exp_c = a_c + b_c / min(max(float(wi.sum()), 1.0), cap_c) + own_i
+            hq_c.append((float(wi.sum() / max(final_u[sel].sum(), 1.0)),
+                         max(0.0, float(qs(mean[None])[0]) - exp_c)))
+            if sel.sum() > 1:
+                exp_u = a_u + b_u / np.minimum(np.maximum(wi, 1.0), cap_u)
+                hq_u.append((wi / np.maximum(final_u[sel], 1.0),
+                             np.maximum(0.0, qs(gap - mean) - exp_u), wi))
+        if hq_c:
+            h, q = np.array(hq_c).T
+            q = np.where(h >= MIN_LOOKAHEAD_H, q, 0.0)
+            h = np.where(h >= MIN_LOOKAHEAD_H, h, 0.0)
+            s2_c = float((q * h ** 2).sum() / max((h ** 4).sum(), 1e-300))
+        if hq_u:
+            h = np.concatenate([x[0] for x in hq_u])
+            q = np.concatenate([x[1] for x in hq_u])
+            wq = np.concatenate([x[2] for x in hq_u]) * (h >= MIN_LOOKAHEAD_H)
+            s2_u = float((wq * q * h ** 2).sum() / max((wq * h ** 4).sum(), 1e-300))
     shape = prior_shape * PRIOR_WEIGHT
     allr = np.concatenate([cr, ur])
     if allr.shape[0]:
@@ -229,17 +325,15 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
         emp = (allr / np.sqrt(qa)[:, None]).T @ (allr / np.sqrt(qa)[:, None])
         shape = shape + emp
     shape = shape / max(float(np.trace(jac @ shape @ jac.T)), 1e-12)
-    common = VarianceModel(a_c, b_c, float(cn.max()) if cn.size else 1.0, int(cr.shape[0]),
-                           q_common0)
-    unit = VarianceModel(a_u, b_u, float(un.max()) if un.size else 1.0, int(ur.shape[0]),
-                         q_unit0)
+    common = VarianceModel(a_c, b_c, cap_c, int(cr.shape[0]), q_common0, s2=s2_c)
+    unit = VarianceModel(a_u, b_u, cap_u, int(ur.shape[0]), q_unit0, s2=s2_u)
     tail = max(MIN_TAIL_DF, cr.shape[0] + PRIOR_WEIGHT) if cr.shape[0] else None
     diag: dict[str, object] = {
         "n_cuts": int(n_cuts), "n_batches": int(ok.sum()),
         "n_common_residuals": int(cr.shape[0]), "n_unit_residuals": int(ur.shape[0]),
-        "common_a": a_c, "common_b": b_c, "unit_a": a_u, "unit_b": b_u,
-        "center_margin_share_shift": float(np.abs(jac @ center).sum() / 2 * 2)
-        if k > 1 else 0.0,
+        "carry": carry, "common_a": a_c, "common_b": b_c, "unit_a": a_u, "unit_b": b_u,
+        "common_lookahead": s2_c, "unit_lookahead": s2_u, "unit_prior_q": q_unit0,
+        "center_share_shift_max": float(np.abs(center @ jac.T).max()) if center.size else 0.0,
     }
     return DriftFit(center, shape, common, unit, tail, int(n_cuts), int(ok.sum()), diag)
 
@@ -256,3 +350,46 @@ def stack_cuts(frames_votes: list[dict[str, np.ndarray]], codes: list[str], k: i
             if i is not None:
                 out[j, i] = v
     return out
+
+
+#: declared prior SD of the log of valid votes per acta still to come vs counted (10%)
+PRIOR_TURNOUT_SD = 0.10
+
+
+@dataclass(frozen=True, slots=True)
+class TurnoutDrift:
+    """Variances (log scale) of the valid votes per acta still to come against the
+    unit's counted ones: shared by all units (``common``) and per unit (``unit``)."""
+
+    common: float
+    unit: float
+    n_resid: int
+
+
+def fit_turnout(valid: np.ndarray, actas: np.ndarray) -> TurnoutDrift:
+    """From (J, U) cumulative valid votes and actas with votes per cut: how the valid
+    votes per acta of each batch differed from those counted before it (no centre: the
+    volume of what is to come is the unit's own rate; only the spread is learned)."""
+    valid = np.asarray(valid, dtype=float)
+    actas = np.asarray(actas, dtype=float)
+    prior = PRIOR_TURNOUT_SD ** 2
+    if valid.shape[0] < 2:
+        return TurnoutDrift(prior, prior, 0)
+    dv, da = np.diff(valid, axis=0), np.diff(actas, axis=0)
+    ok = (np.isfinite(dv) & np.isfinite(da) & (dv >= MIN_BATCH_VOTES) & (da >= 1)
+          & np.isfinite(valid[:-1]) & (valid[:-1] > 0) & (actas[:-1] > 0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap = np.log(dv / da) - np.log(valid[:-1] / actas[:-1])
+    w = np.where(ok, dv, 0.0)
+    gap = np.where(ok, gap, 0.0)
+    steps = w.sum(axis=1) > 0
+    if not steps.any():
+        return TurnoutDrift(prior, prior, 0)
+    mean = (gap * w).sum(axis=1)[steps] / w.sum(axis=1)[steps]
+    dev = (gap[steps] - mean[:, None]) ** 2
+    n_c = int(steps.sum())
+    n_u = int(ok[steps].sum())
+    common = (PRIOR_WEIGHT * prior + (mean ** 2).sum()) / (PRIOR_WEIGHT + n_c)
+    unit = (PRIOR_WEIGHT * prior + (dev * w[steps]).sum() / max(w[steps].sum(), 1.0) * n_u
+            ) / (PRIOR_WEIGHT + n_u)
+    return TurnoutDrift(float(common), float(unit), n_c)

@@ -26,6 +26,7 @@ Simulation: :mod:`escrutinio.projection.engine`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -34,20 +35,28 @@ import polars as pl
 from escrutinio.domain import Contest, Level
 from escrutinio.errors import EscrutinioError
 from escrutinio.projection import linalg as la
-from escrutinio.projection.engine import LevelVariance, build_cells, concat_cells, simulate
+from escrutinio.projection.drift import DriftFit, TurnoutDrift, fit_drift, fit_turnout
+from escrutinio.projection.engine import (
+    LevelVariance,
+    Shocks,
+    build_cells,
+    concat_cells,
+    simulate,
+)
 from escrutinio.projection.model import (
     Baseline,
+    JeeOutcomes,
     ModelParams,
     Prepared,
     _align_baseline,
     _fit_regime,
     _param_dict,
     _Regime,
-    make_shocks,
     nested_codes,
     prepare_baseline,
+    share_sd,
 )
-from escrutinio.projection.result import Component, Projection
+from escrutinio.projection.result import Component, Projection, ShockScales
 
 _ORDER = [Level.NATIONAL.value, Level.AREA1.value, Level.AREA2.value, Level.AREA3.value]
 #: with fewer units with votes than this, no spread can be learned: priors are used
@@ -75,18 +84,21 @@ def complete_with_national(units: pl.DataFrame, national: pl.DataFrame, *,
     national − Σ units (actas and votes) becomes unit ``rest_code`` flagged
     ``rest_abroad``; nothing is added when the remainder is empty."""
     fine = finest_units(units)
-    num = [c for c in fine.columns if c not in ("level", "unit_code", "abroad")]
     nat = national.filter(pl.col("level") == Level.NATIONAL.value) \
         if "level" in national.columns else national
     if nat.height != 1:
         raise ValueError("expected exactly one national row")
+    num = [c for c, t in fine.schema.items() if t.is_numeric() and c in nat.columns]
     rest = {c: (int(nat[c][0]) - int(fine[c].fill_null(0).sum()))
             if nat[c][0] is not None else None for c in num}
     if not any(v for v in rest.values() if v):
         return fine
     row = pl.DataFrame({"level": [fine["level"][0]], "unit_code": [rest_code],
                         "abroad": [rest_abroad], **{c: [v] for c, v in rest.items()}},
-                       schema=fine.schema)
+                       schema={c: fine.schema[c] for c in ("level", "unit_code", "abroad",
+                                                           *num)})
+    row = row.select([pl.col(c) if c in row.columns else pl.lit(None, dtype=t).alias(c)
+                      for c, t in fine.schema.items()])
     return pl.concat([fine, row])
 
 
@@ -97,6 +109,19 @@ def _areas(fine: pl.DataFrame, parents: Mapping[str, str] | None) -> pl.DataFram
     a2 = [par.get(c, "") for c in codes]
     a1 = [par.get(p, p) if p else "" for p in a2]
     return pl.DataFrame({"__a1": a1, "__a2": a2, "__u": codes})
+
+
+def _keyed(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows keyed for the model: ``unit_code`` becomes unit|vote type when the frame has
+    a ``vote_type`` column (one row per unit and type); the area code is kept apart."""
+    vt = (pl.col("vote_type").cast(pl.String).fill_null("") if "vote_type" in frame.columns
+          else pl.lit(""))
+    out = frame.with_columns(pl.col("unit_code").alias("__area_code"), vt.alias("__vote_type"))
+    if "vote_type" in frame.columns:
+        out = out.with_columns(pl.when(pl.col("__vote_type") == "").then(pl.col("unit_code"))
+                               .otherwise(pl.col("unit_code") + "|" + pl.col("__vote_type"))
+                               .alias("unit_code"))
+    return out
 
 
 class UnknownRemaining(EscrutinioError):
@@ -120,7 +145,7 @@ def prepare_units(
     jee = params.jee
     cols = contest.candidate_columns
     k = len(cols)
-    fine = finest_units(units)
+    fine = _keyed(finest_units(units))
     n = fine.height
     votes = fine.select([pl.col(c).cast(pl.Float64).fill_null(0) for c in cols]).to_numpy()
     valid = votes.sum(axis=1)
@@ -160,10 +185,17 @@ def prepare_units(
         ext_rest = np.where(use, valid * (1.0 / np.where(use, frac, 1.0) - 1.0), 0.0)
 
     abroad = fine["abroad"].fill_null(False).to_numpy().astype(bool)
-    areas = _areas(fine, parents)
+    areas = _areas(fine.with_columns(pl.col("__area_code").alias("unit_code")), parents) \
+        .with_columns(pl.Series("__u", fine["unit_code"].to_list()))
     a1, a2, a3 = nested_codes(areas, ["__a1", "__a2", "__u"])
     ab = abroad.astype(float)
     ones = np.ones(n)
+    # vote types (election day, mail...): one intercept per type besides the largest
+    types = fine["__vote_type"].to_list()
+    type_names = sorted(set(types), key=lambda t: -float(valid[[x == t for x in types]].sum()))
+    type_idx = np.array([type_names.index(t) for t in types], dtype=np.int64)
+    tx = (type_idx[:, None] == np.arange(1, len(type_names))[None]).astype(float)
+    xd = np.column_stack([ones, ab, tx])
 
     train_s = valid > 0
     train_t = ~np.isnan(per_acta) & (per_acta > 0)
@@ -184,13 +216,13 @@ def prepare_units(
         feats, _tb, base_ok, _ = _align_baseline(fine, base, key="unit_code")
         tr = train_s & base_ok
         if tr.sum() >= min(params.min_regression, 20):
-            xs_all = np.column_stack([ones, ab, feats])
-            reg = _fit_regime("B", xs_all[tr], np.column_stack([ones, ab])[tr], ys[tr],
+            xs_all = np.column_stack([xd, feats])
+            reg = _fit_regime("B", xs_all[tr], xd[tr], ys[tr],
                               yt[tr], ws[tr], np.where(train_t, wt, 0.0)[tr],
                               [a1[tr], a2[tr], a3[tr]], params.ridge, keys)
             regimes["B"] = reg
             regime_of = np.where(base_ok, 0, 1)
-    x_n = np.column_stack([ones, ab])
+    x_n = xd
     # turnout is fitted on the units with actas counted; shares on units with votes
     regimes["N"] = _fit_regime("N", x_n[train_s], x_n[train_s], ys[train_s],
                                yt[train_s], ws[train_s], wt[train_s],
@@ -216,8 +248,7 @@ def prepare_units(
         if not sel.any():
             continue
         rows = idx[sel]
-        xs = np.column_stack([ones[rows], ab[rows], feats[rows]]) if (r == 0 and feats
-                                                                      is not None) \
+        xs = np.column_stack([xd[rows], feats[rows]]) if (r == 0 and feats is not None) \
             else x_n[rows]
         grp = [a1[rows], a2[rows], a3[rows]]
         eff_s, fac_s = reg.share_fit.predict(grp)
@@ -226,13 +257,27 @@ def prepare_units(
         t_hat[sel] = (x_n[rows] @ reg.turn_beta)[:, 0] + eff_t[:, 0]
         fs[sel] = np.column_stack(fac_s)
         ft[sel] = np.column_stack(fac_t)
-    # the part to come of a unit deviates from its counted part like a sibling unit
-    fs[:, 2] = 1.0
-    ft[:, 2] = 1.0
-    p = la.softmax(z_hat)
+    # units with counted votes: the part to come is centred on the unit's own counted
+    # shares (and valid votes per acta) plus the drift learned from the earlier cuts;
+    # its errors are the drift's (common + own), never the spread between areas
+    own = train_s[idx]
+    own_t = own & train_t[idx]
+    t_hat[own_t] = yt[idx[own_t]]
+    fs[own] = 0.0
+    ft[own_t] = 0.0
+    # units with nothing counted: like a sibling unit (their area effects still unknown)
+    fs[~own, 2] = 1.0
+    ft[~own_t, 2] = 1.0
     vpa = np.exp(t_hat)
     scale = np.where(is_jee, 1.0 - jee.p_annulled, 1.0)
     v = np.where(ext > 0, ext, acts * vpa) * scale
+    rem_u = np.zeros(n)
+    np.add.at(rem_u, idx, v)
+    # with a baseline, the unit term's prior is the spread of the swing between units
+    swing = regimes["B"].share_fit.levels[-1].cov if "B" in regimes else None
+    drift = _unit_drift(fine, cols, votes, history, counted_votes, rem_u, swing)
+    z_hat[own] = la.clr(votes[idx[own]]) + drift.center[idx[own]]
+    p = la.softmax(z_hat)
     # with an external estimate of the votes to come, the volume is given: no turnout shock
     tder = np.where(ext > 0, 0.0, 1.0)
     epa = el_per_acta[idx]
@@ -246,24 +291,47 @@ def prepare_units(
     ]
     few = int(train_s.sum()) < MIN_UNITS
     if few:
-        # too few units to learn any spread from (e.g. one national row): the part to
-        # come of each unit gets the prior of project_series instead of a zero variance
+        # too few units to learn any spread from: a unit with nothing counted gets the
+        # prior of a whole region instead of a zero variance
         prior = np.eye(k) * (PRIOR_SD / 2) ** 2
         prior -= prior.mean(axis=0, keepdims=True)
         prior -= prior.mean(axis=1, keepdims=True)
         lv = levels[2]
-        levels[2] = LevelVariance(lv.codes, np.ones_like(lv.f_share), np.ones_like(lv.f_turn),
+        levels[2] = LevelVariance(lv.codes, np.where(own, 0.0, 1.0),
+                                  np.where(own_t, 0.0, 1.0),
                                   (prior, prior), (PRIOR_TURNOUT_SD ** 2,) * 2)
+    # the unit's own deviation from the drift (independent between units)
+    if len(type_names) > 1:
+        # a vote type with nothing counted yet may lean anywhere: one shared effect per
+        # type, prior SD PRIOR_SD on the log-odds (the spread of a share between regions);
+        # a type with counted units: the standard error of its mean over them
+        seen = np.bincount(type_idx[train_s], minlength=len(type_names)).astype(float)
+        sd_u = max(share_sd(reg_list[-1].share_fit.levels[-1].cov), 0.05)
+        f_type = np.where(seen > 0, (sd_u / PRIOR_SD) ** 2 / np.maximum(seen, 1.0), 1.0)
+        prior_t = np.eye(k) * (PRIOR_SD / 2) ** 2
+        prior_t -= prior_t.mean(axis=0, keepdims=True)
+        prior_t -= prior_t.mean(axis=1, keepdims=True)
+        ti = type_idx[idx]
+        levels.append(LevelVariance(ti, np.where(own, 0.0, f_type[ti]),
+                                    np.where(own_t, 0.0, f_type[ti]), (prior_t, prior_t),
+                                    (PRIOR_TURNOUT_SD ** 2,) * 2))
+    levels.append(LevelVariance(
+        a3[idx], np.where(own, drift.unit_factor(rem_u[idx], valid[idx]), 0.0),
+        np.where(own_t, drift.turnout_unit, 0.0), (drift.shape, drift.shape),
+        (1.0, 1.0)))
     zero_k = np.zeros((k, k))
     cells = concat_cells([build_cells(
-        v=v, p=p, tder=tder, component=comp, regime=reg_i, cell=a1[idx],
+        v=v, p=p, tder=tder, component=comp, regime=reg_i,
+        cell=type_idx[idx] if len(type_names) > 1 else a1[idx],
         group=abroad[idx].astype(np.int64), levels=levels, noise_share=(zero_k, zero_k),
         noise_turn=(0.0, 0.0), cap=cap, jee=is_jee, p_annulled=jee.p_annulled,
         jee_scale=1.0 / scale)], k)
     expected_rest = cells.m.sum() if cells.m.size else 0.0
     counted_fraction = float(counted_votes.sum() / max(1.0, counted_votes.sum()
                                                         + expected_rest))
-    shocks = make_shocks(regimes, counted_fraction, params, jee, fine_level=2)
+    shocks = _drift_shocks(drift, float(expected_rest), float(counted_votes.sum()),
+                           counted_fraction, jee, regimes,
+                           params)
     point = counted_votes + (cells.m.sum(0) if cells.m.size else 0.0)
     diagnostics: dict[str, object] = {
         "n_units": n, "n_units_with_votes": int(train_s.sum()),
@@ -272,11 +340,112 @@ def prepare_units(
         "actas_to_come": float(to_come.sum()), "actas_jee": float(jee_come.sum()),
         "external_remaining_votes": float(ext_rest.sum()),
         "prior_used": few,
+        "drift": drift.diagnostics,
         "blocs": list(bloc_names),
         "expected_votes_point": {c.code: float(point[j])
                                  for j, c in enumerate(contest.candidates)},
     }
     return Prepared(counted_votes, cells, shocks, diagnostics)
+
+
+@dataclass(frozen=True, slots=True)
+class _UnitDrift:
+    """The drift of :mod:`escrutinio.projection.drift` for the units of one cut."""
+
+    fit: DriftFit
+    turnout: TurnoutDrift
+
+    @property
+    def center(self) -> np.ndarray:
+        return self.fit.center
+
+    @property
+    def shape(self) -> np.ndarray:
+        return self.fit.shape
+
+    @property
+    def turnout_unit(self) -> float:
+        return self.turnout.unit
+
+    @property
+    def diagnostics(self) -> dict[str, object]:
+        return {**self.fit.diagnostics, "turnout_common_sd": float(np.sqrt(self.turnout.common)),
+                "turnout_unit_sd": float(np.sqrt(self.turnout.unit))}
+
+    def unit_factor(self, remaining: np.ndarray, counted: np.ndarray) -> np.ndarray:
+        return self.fit.unit_factor(remaining, counted)
+
+
+def _aligned(frames: Sequence[pl.DataFrame], codes: pl.DataFrame, columns: list[str]
+             ) -> np.ndarray:
+    """(J, U, C) values of ``columns`` for the units ``codes`` in each frame (NaN where a
+    frame lacks the unit or the value)."""
+    out = np.full((len(frames), codes.height, len(columns)), np.nan)
+    for j, fr in enumerate(frames):
+        have = [c for c in columns if c in fr.columns]
+        if "unit_code" not in fr.columns or not have:
+            continue
+        sub = _keyed(finest_units(fr) if "level" in fr.columns else fr)
+        sub = sub.select(["unit_code", *[pl.col(c).cast(pl.Float64) for c in have]]) \
+            .unique("unit_code", keep="last")
+        got = codes.join(sub, on="unit_code", how="left")
+        for i, c in enumerate(columns):
+            if c in have:
+                out[j, :, i] = got[c].to_numpy().astype(float)
+    return out
+
+
+def _unit_drift(fine: pl.DataFrame, cols: list[str], votes: np.ndarray,
+                history: Sequence[pl.DataFrame], counted_votes: np.ndarray,
+                remaining: np.ndarray, unit_prior_cov: np.ndarray | None = None
+                ) -> _UnitDrift:
+    """Fit the drift on the earlier cuts plus this one (units aligned on ``unit_code``)."""
+    codes = fine.select("unit_code")
+    k = len(cols)
+    with_actas = "actas_counted" in fine.columns
+    extra = ["actas_counted", "actas_annulled", "actas_not_installed"] if with_actas else []
+    past = _aligned(list(history), codes, cols + extra)
+    cur = _aligned([fine], codes, cols + extra)
+    allc = np.concatenate([past, cur]) if past.shape[0] else cur
+    cum = allc[:, :, :k]
+    cum[-1] = votes  # this cut as the model sees it (nulls as 0)
+    p_ref = counted_votes / max(float(counted_votes.sum()), 1.0)
+    fit = fit_drift(cum, reference=p_ref, remaining=remaining, unit_prior_cov=unit_prior_cov)
+    if with_actas:
+        acts = allc[:, :, k] - np.nan_to_num(allc[:, :, k + 1]) - np.nan_to_num(allc[:, :, k + 2])
+        turnout = fit_turnout(np.nansum(cum, axis=2) + np.where(
+            np.isfinite(cum).all(axis=2), 0.0, np.nan), acts)
+    else:
+        turnout = fit_turnout(np.zeros((1, codes.height)), np.zeros((1, codes.height)))
+    return _UnitDrift(fit, turnout)
+
+
+def _drift_shocks(drift: _UnitDrift, remaining_total: float, counted_total: float,
+                  counted_fraction: float,
+                  jee: JeeOutcomes, regimes: Mapping[str, _Regime], params: ModelParams
+                  ) -> Shocks:
+    """National shocks from the drift: the common residuals' covariance for the votes
+    still to come (home and abroad: the same scale, independent draws), Student t tails
+    while few cuts have been seen."""
+    cs = drift.fit.common_cov(max(remaining_total, 1.0), counted_total)
+    ct = drift.turnout.common
+    jee_sd = float(np.sqrt(jee.p_annulled * (1 - jee.p_annulled) / (jee.rate_prior_n + 1)))
+    sf = regimes.get("B", regimes["N"]).share_fit
+    lv_sd = [share_sd(lv.cov) for lv in sf.levels] + [0.0] * (3 - len(sf.levels))
+    d = drift.fit
+    scales = ShockScales(
+        national_share=share_sd(cs), national_turnout=float(np.sqrt(ct)),
+        abroad_share=share_sd(cs), area1_share=lv_sd[0], area2_share=lv_sd[1],
+        area3_share=lv_sd[2], acta_share=share_sd(drift.shape * float(d.unit.at(1.0))),
+        counted_fraction=counted_fraction, inflation=1.0,
+        notes=(f"drift learned from the count itself: {d.n_cuts} cuts, "
+               f"{d.common.n_resid} common and {d.unit.n_resid} unit out-of-sample "
+               "residuals" if d.common.n_resid else
+               "no earlier cut: declared drift priors (docs/projection.md)")
+        + (f"; common shock Student t, {d.tail_df:.0f} df" if d.tail_df else ""),
+    )
+    return Shocks((cs, cs, cs, cs), (ct,) * 4, (0, 0, 1, 1), jee_sd, scales,
+                  tail_df=d.tail_df)
 
 
 def project_units(
@@ -316,26 +485,19 @@ def clean_series(history: Sequence[tuple[Sequence[float], float]]
 
 def prepare_series(
     history: Sequence[tuple[Sequence[float], float]], contest: Contest, *,
-    window: float = 0.10, min_batches: int = 3, prior_sd: float = PRIOR_SD,
     params: ModelParams | None = None,
 ) -> Prepared:
     """A projection from national totals alone (no geography).
 
-    ``history``: (votes per candidate, fraction counted in (0, 1]) of every national cut
-    so far, oldest first; the last one is "now". Without units, the batches that arrived
-    between cuts play their part. The votes still to come, R = valid × (1/f − 1), get the
-    counted shares (the naive centre: nothing says which way they lean) and deviate from
-    them as much as one batch deviates from another (vote-weighted covariance of the
-    batches' centred log-ratio shares: the whole remainder is treated as a single batch,
-    which is conservative) plus, in the direction of the recent trend, the gap between the
-    most recent batches (the last ``window`` of the counted votes) and the counted shares
-    (a trend may continue or stop; the interval spans both). With fewer than
-    ``min_batches`` batches the
-    counted shares are used with a prior SD of ``prior_sd`` on the log-odds scale (1.0:
-    about the spread of a candidate's share between the regions of a country — with
-    nothing else to go on, the model says so). Cuts whose valid votes fall by more than
-    1% below an earlier cut are taken as broken scrapes and skipped (a correction removes
-    a few hundred votes, not millions).
+    ``history``: (votes per candidate, fraction of the votes counted in (0, 1]) of every
+    national cut so far, oldest first; the last one is "now". The votes still to come,
+    R = valid × (1/f − 1), are one block whose shares are the counted shares moved by the
+    drift that the series itself shows (:mod:`escrutinio.projection.drift`: how each
+    batch of new votes differed from what was counted before it, how much of that
+    carried over to the next batch, and how wrong that rule was — one batch ahead and
+    all the way to now). With one cut there is no history: the declared drift prior.
+    Cuts whose valid votes fall by more than 1% below an earlier cut are taken as broken
+    scrapes and skipped (a correction removes a few hundred votes, not millions).
     """
     params = params or ModelParams()
     k = len(contest.candidates)
@@ -345,63 +507,47 @@ def prepare_series(
     now, f_now = v[-1], float(f[-1])
     valid_now = float(now.sum())
     rest = valid_now * (1.0 / max(f_now, 1e-6) - 1.0) if f_now < 1 else 0.0
-    inc = np.diff(v, axis=0) if v.shape[0] > 1 else np.zeros((0, k))
-    ok = (inc >= 0).all(axis=1) & (inc.sum(axis=1) > 0)
-    inc = inc[ok]
-    if inc.shape[0] >= min_batches:
-        w = inc.sum(axis=1)
-        z = la.clr(inc)
-        back = np.cumsum(w[::-1])[::-1]  # votes from each batch to now
-        recent = back <= max(window * valid_now, w[-1])
-        recent[-1] = True
-        zr = (z[recent] * w[recent, None]).sum(0) / w[recent].sum()
-        zm = (z * w[:, None]).sum(0) / w.sum()
-        dev = z - zm
-        zc = la.clr(now[None])[0]
-        trend = zr - zc
-        cov = (dev * w[:, None]).T @ dev / w.sum() + np.outer(trend, trend)
-        p = now / max(valid_now, 1.0)
-        how = "counted shares; batch spread + recent trend"
-    else:
-        p = now / max(valid_now, 1.0)
-        cov = np.eye(k) * (prior_sd / 2) ** 2
-        cov -= cov.mean(axis=0, keepdims=True)
-        cov -= cov.mean(axis=1, keepdims=True)
-        how = "counted shares, prior SD"
+    drift = fit_drift(v[:, None, :], remaining=np.array([rest]))
+    p = la.softmax(la.clr(now[None])[0][None] + drift.center)[0] if valid_now > 0 \
+        else np.full(k, 1.0 / k)
     g = rest * (np.diag(p) - np.outer(p, p))
     cells = concat_cells([], k)
     if rest > 0:
         from escrutinio.projection.engine import Cells
 
         cells = Cells(
-            (rest * p)[None], g[None], np.zeros((1, k)), (g @ cov @ g.T)[None],
+            (rest * p)[None], g[None], np.zeros((1, k)), np.zeros((1, k, k)),
             np.full((1, k), 3.0 * rest), np.zeros(1, dtype=np.int64),
             np.array([Component.REMAINDER.value], dtype=object), np.zeros((1, k)),
             np.ones(1, dtype=np.int64))
+    cov = drift.common_cov(max(rest, 1.0), valid_now)
     zero = np.zeros((k, k))
-    from escrutinio.projection.engine import Shocks
-    from escrutinio.projection.model import share_sd
-    from escrutinio.projection.result import ShockScales
-
-    scales = ShockScales(0.0, 0.0, 0.0, 0.0, 0.0, share_sd(cov), 0.0, f_now, 1.0,
-                         notes=f"national series: {how}; batch spread in area3_share")
-    shocks = Shocks((zero,) * 4, (0.0,) * 4, (0, 0, 1, 1), 0.0, scales)
-    diagnostics: dict[str, object] = {"n_batches": int(inc.shape[0]), "remaining_valid": rest,
-                                      "method": how, "window": window}
+    how = (f"drift learned from {drift.n_cuts} cuts ({drift.common.n_resid} out-of-sample "
+           "residuals)" if drift.common.n_resid else "one cut: declared drift prior")
+    scales = ShockScales(share_sd(cov), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, f_now, 1.0,
+                         notes=f"national series: {how}"
+                         + (f"; Student t, {drift.tail_df:.0f} df" if drift.tail_df else ""))
+    shocks = Shocks((cov, cov, zero, zero), (0.0,) * 4, (0, 0, 1, 1), 0.0, scales,
+                    tail_df=drift.tail_df)
+    diagnostics: dict[str, object] = {"n_cuts": len(history), "remaining_valid": rest,
+                                      "method": how, "drift": drift.diagnostics}
     return Prepared(now, cells, shocks, diagnostics)
 
 
 def project_series(
     history: Sequence[tuple[Sequence[float], float]], contest: Contest, *,
-    window: float = 0.10, params: ModelParams | None = None, snapshot_id: str = "",
+    params: ModelParams | None = None, snapshot_id: str = "",
     as_of: datetime | None = None, pairs: tuple[tuple[str, str], ...] = (),
+    window: float | None = None,
 ) -> Projection:
-    """Project from a series of national totals (see :func:`prepare_series`)."""
+    """Project from a series of national totals (see :func:`prepare_series`).
+    ``window`` is ignored (the drift model chooses its own recent window)."""
+    del window
     params = params or ModelParams()
-    prep = prepare_series(history, contest, window=window, params=params)
+    prep = prepare_series(history, contest, params=params)
     return simulate(
         contest, prep.counted, prep.cells, prep.shocks, n_sims=params.n_sims,
         seed=params.seed, levels=params.levels, call_rule=params.call_rule, basis="series",
         snapshot_id=snapshot_id, as_of=as_of,
-        parameters={**_param_dict(params, None), "window": window},
+        parameters=_param_dict(params, None),
         diagnostics=prep.diagnostics, pairs=pairs)
