@@ -296,3 +296,40 @@ def test_a_cut_that_cannot_be_projected_is_skipped(db: Path) -> None:
     assert out.n_cuts == 1 and len(out.skipped) == 1
     assert out.skipped[0].index == 0 and out.skipped[0].reason_en == "row without sheet counts"
     assert [c.snapshot_id for c in out.cuts] == [cuts[1].snapshot_id]
+
+
+def test_every_command_writes_strict_json(db: Path, snaps: dict[str, str],
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """--json is strict JSON everywhere (NaN/Infinity become null): the shared encoder,
+    and the output of the commands over a real store, parsed refusing NaN/Infinity.
+    (forensics and verify-log take ~15 s each here: they share the same encoder.)"""
+    import ast
+
+    from escrutinio.commands.common import emit_json
+
+    emit_json({"a": float("nan"), "b": [float("inf"), -float("inf"), 1.5]})
+    assert _strict(capsys.readouterr().out) == {"a": None, "b": [None, None, 1.5]}
+    # no command writes JSON to stdout but through emit_json
+    root = Path(__file__).resolve().parents[1] / "src" / "escrutinio"
+    for path in [root / "cli.py", *sorted((root / "commands").glob("*.py"))]:
+        if path.name == "common.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr in ("dumps", "dump") \
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "json":
+                # only log records (live.py's JSON-lines formatter), never the output
+                assert path.name == "live.py", f"{path.name}:{node.lineno} json.{node.func.attr}"
+    with DuckDBStore(db, read_only=True) as store:
+        nat = [s.snapshot_id for s in store.list_snapshots(RUNOFF) if s.level == "national"]
+    runs = [["snapshots"], ["status", "--contest", RUNOFF], ["history", "--contest", RUNOFF],
+            ["history", "--contest", P2026], ["diff", nat[0], nat[-1], "--contest", RUNOFF],
+            ["verify", "--contest", RUNOFF], ["contested", "--contest", RUNOFF],
+            ["datasets"], ["project", "--contest", RUNOFF, "--sims", "300"],
+            ["replay", "--contest", RUNOFF, "--mode", "series", "--sims", "200"],
+            ["quickcount", "--contest", RUNOFF]]  # the last one: an error, as JSON
+    for args in runs:
+        res = _cli(db, *args, "--json")
+        assert res.exit_code in (0, 1, 2), (args, res.stdout)
+        out = _strict(res.stdout)
+        assert out, args
