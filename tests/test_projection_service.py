@@ -333,3 +333,22 @@ def test_every_command_writes_strict_json(db: Path, snaps: dict[str, str],
         assert res.exit_code in (0, 1, 2), (args, res.stdout)
         out = _strict(res.stdout)
         assert out, args
+
+
+def test_project_and_replay_series_agree_on_the_same_cut(db: Path) -> None:
+    """The 2026 national series: `replay --mode series` up to a cut and `project` of that
+    cut give the same projection (same cuts seen, same model, same seed)."""
+    with DuckDBStore(db, read_only=True) as store:
+        nat = [s for s in store.list_snapshots(P2026) if s.level == "national" and s.n_rows]
+        cut = nat[12]
+        r = service.replay(store, params=ModelParams(n_sims=300), contest_id=P2026,
+                           mode="series", final_ref=cut.snapshot_id)
+        p = service.project(store, cut, params=ModelParams(n_sims=300))
+    assert r.n_cuts == 13 and not r.skipped and r.cuts[-1].snapshot_id == cut.snapshot_id
+    assert r.cuts[-1].pct_counted is not None and r.cuts[-1].pct_counted > 70
+    race = next(x for x in p.races if {x.leader, x.trailer} == {r.candidate_a,
+                                                                   r.candidate_b})
+    sign = 1.0 if race.leader == r.candidate_a else -1.0
+    assert r.cuts[-1].median == pytest.approx(sign * race.median)
+    lo, hi = sorted((sign * race.interval(0.9).lower, sign * race.interval(0.9).upper))
+    assert r.cuts[-1].intervals["0.9"] == pytest.approx((lo, hi))

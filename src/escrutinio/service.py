@@ -432,17 +432,21 @@ class UnitCut:
     own_national: bool  # the national row is the snapshot's own
     missing_units: tuple[str, ...]  # units of this level absent from the cut
     warnings: tuple[dict[str, str], ...]
+    #: the source's own fraction of the votes counted (metadata ``pct_votes_counted``)
+    source_fraction: float | None = None
 
     @property
     def pct_counted(self) -> float | None:
-        """% of actas counted: the national row's, else the sum of the units'."""
+        """% counted: of the actas, from the national row, else from the sum of the
+        units; without acta counts, the source's own % of the votes counted."""
         src = self.national if self.national is not None else self.units
+        frac = None if self.source_fraction is None else 100.0 * self.source_fraction
         if not {"actas_total", "actas_counted"} <= set(src.columns):
-            return None
+            return frac
         if src["actas_total"].null_count() or src["actas_counted"].null_count():
-            return None
+            return frac
         tot = int(src["actas_total"].sum())
-        return 100.0 * int(src["actas_counted"].sum()) / tot if tot > 0 else None
+        return 100.0 * int(src["actas_counted"].sum()) / tot if tot > 0 else frac
 
     def counted(self, contest: Contest) -> dict[str, int]:
         """Counted votes: the national row's, else the sum of the units'."""
@@ -545,11 +549,33 @@ def unit_cut(store: Store, info: SnapshotInfo, *, with_national: bool = True) ->
                     "del mismo minuto las completa: se proyecta solo lo que cubren",
                     f"the units cover {have:,} of {total:,} actas and no national cut of the "
                     "same minute completes them: this projects only what they cover"))
-    cut = UnitCut(info, units, nat, own, missing, tuple(warns))
+    cut = UnitCut(info, units, nat, own, missing, tuple(warns),
+                  _metadata_fraction(store, info))
     _UNIT_CUTS[key] = cut
     while len(_UNIT_CUTS) > 4096:
         _UNIT_CUTS.popitem(last=False)
     return cut
+
+
+def _metadata_fraction(store: Store, info: SnapshotInfo) -> float | None:
+    """The source's fraction of the votes counted for a cut (metadata
+    ``pct_votes_counted``, of the snapshot or of the national cut of the same minute)."""
+    from escrutinio.sources.base import SERIES_FRACTION_KEY
+
+    md = store.snapshot_metadata(info.contest_id)
+    ids = [info.snapshot_id]
+    nat = national_cut_at(store, info) if info.level != Level.NATIONAL.value else None
+    if nat is not None:
+        ids.append(nat.snapshot_id)
+    for sid in ids:
+        raw = md.get(sid, {}).get(SERIES_FRACTION_KEY)
+        try:
+            f = float(raw) if raw else None
+        except ValueError:
+            f = None
+        if f is not None and 0.0 < f <= 1.0:
+            return f
+    return None
 
 
 def _leader(votes: dict[str, int]) -> str | None:
@@ -829,18 +855,10 @@ def _final_votes(store: Store, info: SnapshotInfo, contest: Contest) -> dict[str
 def _series_fraction(store: Store, info: SnapshotInfo) -> float | None:
     """Fraction counted of a national cut: its acta counts, else the source's own figure
     (metadata ``pct_votes_counted``)."""
-    from escrutinio.sources.base import SERIES_FRACTION_KEY
-
     r0 = _frame(store, info).row(0, named=True)
     if r0.get("actas_total") and r0.get("actas_counted") is not None:
         return float(r0["actas_counted"] / r0["actas_total"])
-    raw = store.snapshot_metadata(info.contest_id).get(info.snapshot_id, {}).get(
-        SERIES_FRACTION_KEY)
-    try:
-        f = float(raw) if raw else None
-    except ValueError:
-        f = None
-    return f if f is not None and 0.0 < f <= 1.0 else None
+    return _metadata_fraction(store, info)
 
 
 def replay(store: Store, *, params: ModelParams, contest_id: str | None = None,
