@@ -436,6 +436,7 @@ FULL = {
     "seats": 1, "previous_round": "xx-test-0v", "pct_votes_counted": {"national": 0.9,
                                                                      "01": 0.5},
     "votes_remaining": 12, "notes": [{"es": "nota", "en": "note"}],
+    "columns": {"Mesa": "acta_id", "Comentario": None},
 }
 
 
@@ -471,6 +472,8 @@ def test_schema_and_code_agree_on_keys_and_versions():
     ({"previous_round": "no spaces"}, "previous_round"),
     ({"area_labels": {"area4": {"es": "x"}}}, "area_labels.area4"),
     ({"notes": ["plain text"]}, "notes"),
+    ({"columns": {"Mesa": 3}}, "columns"),
+    ({"columns": {"Mesa": ""}}, "columns"),
     ({"contest": CONTEST | {"majority_threshold": 0}}, "contest.majority_threshold"),
     ({"contest": {k: v for k, v in CONTEST.items() if k != "date"}}, "contest.date"),
 ])
@@ -680,3 +683,28 @@ def test_folder_of_generic_files(tmp_path, tmp_store):
     with pytest.raises(IngestError) as ei:
         service.parse_paths([empty])
     assert ei.value.rule == "no_generic_files"
+
+
+def test_columns_map_a_spreadsheet_as_it_is(tmp_path):
+    text = ("Mesa;Estado;Región;Emitidos;Blancos;Nulos;Ana Pérez;Beto Ruiz;Comentario\n"
+            "1;contabilizada;01;50;1;1;30;18;ok\n"
+            "2;contabilizada;01;40;0;2;2O;18;\n")
+    cols = {"Mesa": "acta_id", "Estado": "status", "Región": "area1_code", "Emitidos": "cast",
+            "Blancos": "blank", "Nulos": "null", "Ana Pérez": "v_ana", "Beto Ruiz": "v_beto",
+            "Comentario": None}
+    p = tmp_path / "hoja.csv"
+    p.write_bytes(text.encode("latin-1"))
+    sidecar_path_for(p).write_text(json.dumps({"contest": CONTEST, "as_of": "2024-01-02T00:00Z",
+                                               "columns": cols}))
+    with pytest.raises(IngestError) as ei:  # errors name the line and the format's column
+        parse_tabular(p)
+    assert (ei.value.location.line, ei.value.location.field) == (3, "v_ana")
+    p.write_bytes(text.replace("2O", "20").encode("latin-1"))
+    snap = parse_tabular(p)
+    assert snap.frame["v_ana"].to_list() == [30, 20] and snap.rejected.height == 0
+    assert "Latin-1" in snap.metadata["warnings"]
+    sidecar_path_for(p).write_text(json.dumps({"contest": CONTEST, "as_of": "2024-01-02T00:00Z",
+                                               "columns": cols | {"Comentario": "notas"}}))
+    with pytest.raises(IngestError) as ei:
+        parse_tabular(p)
+    assert (ei.value.location.field, ei.value.rule) == ("notas", "unexpected_columns")

@@ -23,6 +23,7 @@ that it reads back identically.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import difflib
 import gzip
 import io
@@ -172,6 +173,8 @@ class Sidecar:
     votes_remaining_by_unit: Mapping[str, int] = field(default_factory=dict)
     #: what the converter or the source says about the data, [{"es": ..., "en": ...}]
     notes: tuple[Mapping[str, str], ...] = ()
+    #: the source's own column names -> the format's (a spreadsheet used as it is)
+    columns: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[tuple[str, str, str], ...] = ()
 
 
@@ -185,7 +188,7 @@ def sidecar_path_for(data_path: str | Path) -> Path:
 SIDECAR_KEYS: Final = ("format", "format_version", "kind", "contest", "as_of", "timezone",
                        "source_uri", "label", "area_labels", "court_name", "vote_types",
                        "seats", "previous_round", "pct_votes_counted", "votes_remaining",
-                       "notes")
+                       "notes", "columns")
 CONTEST_KEYS: Final = ("id", "name", "kind", "country", "date", "majority_threshold",
                        "candidates")
 CANDIDATE_KEYS: Final = ("code", "name", "party", "authority_code")
@@ -375,6 +378,19 @@ def read_sidecar(path: str | Path) -> Sidecar:
     if not isinstance(notes, list) or not all(_labels_ok(n) for n in notes):
         raise bad("notes", "'notes': lista de textos {\"es\": ..., \"en\": ...}",
                   "'notes': a list of texts {\"es\": ..., \"en\": ...}")
+    columns = d.get("columns") or {}
+    if not isinstance(columns, dict) or not all(
+            isinstance(k, str) and k and (v is None or (isinstance(v, str) and v))
+            for k, v in columns.items()):
+        raise bad("columns", "'columns': objeto {columna del archivo: columna del formato, o "
+                  "null para no leerla}",
+                  "'columns': an object {column of the file: column of the format, or null "
+                  "to leave it out}")
+    targets = [v for v in columns.values() if v is not None]
+    dupes = sorted({t for t in targets if targets.count(t) > 1})
+    if dupes:
+        raise bad("columns", f"dos columnas del archivo van a la misma: {', '.join(dupes)}",
+                  f"two columns of the file map to the same one: {', '.join(dupes)}")
     pct, pct_units = _per_unit(d, "pct_votes_counted", bad, fraction=True)
     rem, rem_units = _per_unit(d, "votes_remaining", bad, fraction=False)
     contest = _contest_from_json(d.get("contest"), bad, warnings)
@@ -386,7 +402,7 @@ def read_sidecar(path: str | Path) -> Sidecar:
                    timezone=tz_name, court_name=court, vote_types=vote_types, seats=seats,
                    previous_round=prev, pct_votes_counted=pct, pct_votes_counted_by_unit=pct_units,
                    votes_remaining=rem, votes_remaining_by_unit=rem_units,
-                   notes=tuple(notes), warnings=tuple(warnings))
+                   notes=tuple(notes), columns=columns, warnings=tuple(warnings))
 
 
 def _unknown(key: str, where: str, known: Sequence[str], bad: Any,
@@ -742,12 +758,24 @@ def _read_csv(path: Path, sidecar_getter: Any, wanted: SnapshotKind | None
     sep = sniff_separator(header_line)
     header = next(csv.reader([header_line], delimiter=sep))
     side: Sidecar = sidecar_getter()
+    drop: list[str] = []
+    if side.columns:  # the file's own names -> the format's, header line rewritten
+        # a column mapped to null is read under a private name and dropped
+        renamed = [side.columns.get(h, h) or f"__drop{i}" for i, h in enumerate(header)]
+        drop = [r for r in renamed if r.startswith("__drop")]
+        if renamed != header:
+            buf = io.StringIO()
+            csv.writer(buf, delimiter=sep, lineterminator="").writerow(renamed)
+            cut = src.text.find(b"\n")
+            rest = src.text[cut:] if cut >= 0 else b""
+            src = dataclasses.replace(src, text=buf.getvalue().encode("utf-8") + rest)
+            header = renamed
     loc = Location(src.path, 1)
     kind = _detect_kind(header, loc, wanted, side)
     _check_candidates(header, side.contest, loc, side.path)
     req, opt = _columns_for(kind)
-    df = read_csv_strict(src, required=[*req, *side.contest.candidate_columns], optional=opt,
-                         separator=sep)
+    df = read_csv_strict(src, required=[*req, *side.contest.candidate_columns],
+                         optional=[*opt, *drop], separator=sep).drop(drop)
     df = _typed(df, src.path, Location)
     return _Read(df, kind, src.sha256, len(src.raw), "csv", tuple(warns),
                  SEPARATORS[sep]), side
@@ -821,6 +849,9 @@ def _read_frame(path: Path, raw: bytes, fmt: str, sidecar_getter: Any,
     else:
         df = _json_frame(raw, name)
     side: Sidecar = sidecar_getter()
+    if side.columns:
+        df = df.drop([k for k, v in side.columns.items() if v is None and k in df.columns])
+        df = df.rename({k: v for k, v in side.columns.items() if v and k in df.columns})
     loc = RowLocation(name, None)
     kind = _detect_kind(df.columns, loc, wanted, side)
     _check_candidates(df.columns, side.contest, loc, side.path)
