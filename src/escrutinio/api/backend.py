@@ -36,8 +36,6 @@ PROJECTION_SIMS = 10_000
 PROJECTION_SEED = 0
 CONTESTED_SIMS = 20_000
 QUICKCOUNT_MESAS = 1500
-AUDIT_REPLICATES = 600
-AUDIT_SEED = 20210606
 FORENSICS_SEED = 20210606
 QUICKCOUNT_BOOT = 2000  # bootstrap replicates of the estimate (the CLI's --boot)
 QUICKCOUNT_ESTIMATE_SEED = 0
@@ -644,7 +642,10 @@ class Backend:
             contest = self.store.contest(info.contest_id)
             pop = build_population(self.store.load_actas(info.snapshot_id), contest,
                                    snapshot_id=info.snapshot_id)
-            plan = plan_audit(pop, replicates=AUDIT_REPLICATES, seed=AUDIT_SEED)
+            # the same computation, replicates and seed as `audit plan` / `audit sample`
+            from escrutinio.audit.workflow import planning_errors
+
+            plan = plan_audit(pop, errors=planning_errors(contest)[0])
             return AuditView(info, plan, self._audits(info))
 
         return self.cached(("audit", info.snapshot_id), compute)

@@ -27,6 +27,13 @@ Conservative treatment of actas without usable reported figures (:class:`Policy`
 * pending, observed, at the JEE, lost, destroyed (``subtract``, default): no reported
   figures yet; ``neg * max(electors, cast)`` is taken off every margin, i.e. every ballot
   they could hold is assumed to be for the loser; ``batch`` keeps them as phantom batches.
+* rejected at ingest (the row broke an acta rule) or missing (the source lists the acta
+  with no data): their votes are unknown, so they are the RLA's "ballots not found"
+  (``rejected``: ``subtract``, default, i.e. each counts as the worst outcome, every ballot
+  it could hold for the loser; ``batch``: phantom batches, the worst case if drawn and not
+  found). Their bound is their electors; without electors the population refuses, saying
+  how many and why, unless ``missing_bound`` (ballots per acta, e.g. the largest mesa)
+  is given. An audit never plans over the surviving batches only.
 
 With several assertions one sampling weight per acta must bound all of them: the weights
 are ``w_p = max_a ceil(bound_pa * Q / V_a)`` with ``Q = 2**k`` (integers); using a
@@ -54,12 +61,16 @@ class Category(StrEnum):
     ANNULLED = "annulled"
     NOT_INSTALLED = "not_installed"
     UNRESOLVED = "unresolved"  # pending, observed, JEE, lost, destroyed
+    REJECTED = "rejected"  # the source's row broke an acta rule (count.REJECTED)
+    MISSING = "missing"  # the source lists the acta with no data (count.MISSING)
 
 
 _STATUS_CATEGORY = {
     ActaStatus.COUNTED.value: Category.COUNTED,
     ActaStatus.ANNULLED.value: Category.ANNULLED,
     ActaStatus.NOT_INSTALLED.value: Category.NOT_INSTALLED,
+    Category.REJECTED.value: Category.REJECTED,
+    Category.MISSING.value: Category.MISSING,
 }
 
 
@@ -72,9 +83,14 @@ class Policy:
     unresolved: str = "subtract"  # subtract | batch
     ballot_bound: str = "cast"  # cast | electors: b_p for actas with figures
     clip_understatements: bool = False  # taints below 0 are set to 0 (more conservative)
+    rejected: str = "subtract"  # subtract | batch: rejected and missing actas
+    missing_bound: int | None = None  # ballots of a rejected/missing acta without electors
 
     def __post_init__(self) -> None:
-        for name in ("annulled", "not_installed", "unresolved"):
+        if self.missing_bound is not None and self.missing_bound <= 0:
+            raise AuditInputError("--missing-bound debe ser un número positivo de boletas",
+                                  "--missing-bound must be a positive number of ballots")
+        for name in ("annulled", "not_installed", "unresolved", "rejected"):
             if getattr(self, name) not in ("batch", "subtract"):
                 raise AuditInputError(f"política {name} desconocida: {getattr(self, name)}",
                                       f"unknown {name} policy: {getattr(self, name)}")
@@ -85,12 +101,14 @@ class Policy:
     def to_dict(self) -> dict[str, Any]:
         return {"annulled": self.annulled, "not_installed": self.not_installed,
                 "unresolved": self.unresolved, "ballot_bound": self.ballot_bound,
-                "clip_understatements": self.clip_understatements}
+                "clip_understatements": self.clip_understatements, "rejected": self.rejected,
+                "missing_bound": self.missing_bound}
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> Policy:
         return Policy(**{k: d[k] for k in ("annulled", "not_installed", "unresolved",
-                                           "ballot_bound", "clip_understatements") if k in d})
+                                           "ballot_bound", "clip_understatements", "rejected",
+                                           "missing_bound") if k in d})
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,8 +289,10 @@ def build_population(frame: pl.DataFrame, contest: Contest, *, snapshot_id: str 
         cat[status == s] = c.value
     votes = np.column_stack([df[c].fill_null(0).to_numpy().astype(np.int64) for c in cand]) \
         if cand else np.zeros((df.height, 0), np.int64)
+    unknown = (cat == Category.REJECTED.value) | (cat == Category.MISSING.value)
     votes[cat == Category.NOT_INSTALLED.value] = 0
     votes[cat == Category.UNRESOLVED.value] = 0  # not in the reported totals
+    votes[unknown] = 0  # their figures, if any, broke a rule: unknown
     if (votes < 0).any():
         raise AuditInputError("votos negativos en el marco de actas",
                               "negative votes in the acta frame")
@@ -287,6 +307,8 @@ def build_population(frame: pl.DataFrame, contest: Contest, *, snapshot_id: str 
     ballots = np.where(with_figures, cast_rep, np.maximum(electors, cast))
     if policy.ballot_bound == "electors":
         ballots = np.maximum(ballots, electors)
+    if unknown.any():
+        _bound_unknown(df, cat, unknown, electors, ballots, policy)
     no_bound = (~with_figures) & (ballots <= 0) & (cat == Category.UNRESOLVED.value)
     if no_bound.any():
         bad = df["acta_id"].filter(pl.Series(no_bound)).head(3).to_list()
@@ -305,7 +327,8 @@ def build_population(frame: pl.DataFrame, contest: Contest, *, snapshot_id: str 
     leave = np.zeros(df.height, dtype=bool)
     left_out: dict[str, dict[str, int]] = {}
     for name, c in (("annulled", Category.ANNULLED), ("not_installed", Category.NOT_INSTALLED),
-                    ("unresolved", Category.UNRESOLVED)):
+                    ("unresolved", Category.UNRESOLVED), ("rejected", Category.REJECTED),
+                    ("rejected", Category.MISSING)):
         sel = cat == c.value
         if getattr(policy, name) == "subtract" and sel.any():
             leave |= sel
@@ -336,6 +359,89 @@ def build_population(frame: pl.DataFrame, contest: Contest, *, snapshot_id: str 
         assertions=assertions, winners=winners, batch_margin=margin_pa, bound=bound,
         reported_margin=tuple(reported), subtracted=tuple(subtracted), weights=weights,
         scale=int(scale), left_out=left_out)
+
+
+def _bound_unknown(df: pl.DataFrame, cat: np.ndarray, unknown: np.ndarray,
+                   electors: np.ndarray, ballots: np.ndarray, policy: Policy) -> None:
+    """Ballot bounds of rejected and missing actas (in place): their electors, else
+    ``policy.missing_bound``; without either the audit cannot bound them and refuses."""
+    ballots[unknown] = electors[unknown]
+    no_bound = unknown & (ballots <= 0)
+    if no_bound.any() and policy.missing_bound is not None:
+        ballots[no_bound] = policy.missing_bound
+        no_bound[:] = False
+    if no_bound.any():
+        n_rej = int((no_bound & (cat == Category.REJECTED.value)).sum())
+        n_mis = int((no_bound & (cat == Category.MISSING.value)).sum())
+        ex = df["acta_id"].filter(pl.Series(no_bound)).drop_nulls().head(3).to_list()
+        raise AuditInputError(
+            f"{n_mis:,} actas faltantes (la fuente las lista sin datos) y {n_rej:,} rechazadas "
+            f"al ingerir no tienen electores: no se sabe cuántas boletas podrían contener y "
+            f"una auditoría que las ignore no limita ningún riesgo; no se planifica ni se "
+            f"sortea nada (indique --missing-bound con el máximo de boletas por acta para "
+            f"contarlas como el peor caso) {ex}",
+            f"{n_mis:,} missing actas (listed by the source with no data) and {n_rej:,} "
+            f"rejected at ingest have no electors: how many ballots they could hold is "
+            f"unknown and an audit that ignores them limits no risk; nothing is planned or "
+            f"drawn (give --missing-bound, the most ballots an acta can hold, to count them "
+            f"as the worst case) {ex}")
+
+
+@dataclass(frozen=True, slots=True)
+class BallotTotals:
+    """Every ballot total an audit screen shows, and how they differ (plan, manifest)."""
+
+    reported_cast: int  # votes emitidos of the batches with figures (counted, annulled)
+    above_cast: int  # bound above emitidos (parts larger than emitidos, --ballot-bound)
+    phantom: dict[str, tuple[int, int]]  # category -> (batches, ballots) with no figures
+    bound: int  # = reported_cast + above_cast + phantom ballots: the audit's ballots
+    left_out: dict[str, dict[str, int]]  # category -> actas, ballots (subtracted)
+
+    def sentence(self) -> tuple[str, str]:
+        names = {"not_installed": ("mesas no instaladas", "mesas not installed"),
+                 "unresolved": ("actas sin cifras (pendientes, JEE...)",
+                                "actas without figures (pending, JEE...)"),
+                 "rejected": ("actas rechazadas", "rejected actas"),
+                 "missing": ("actas faltantes", "missing actas"),
+                 "annulled": ("actas anuladas", "annulled actas"),
+                 "counted": ("actas contadas", "counted actas")}
+        es = [f"{self.reported_cast:,} boletas emitidas en las actas con cifras"]
+        en = [f"{self.reported_cast:,} ballots cast in the actas with figures"]
+        if self.above_cast:
+            es.append(f"+ {self.above_cast:,} por encima de los emitidos (la suma de las "
+                      "partes o los electores como cota)")
+            en.append(f"+ {self.above_cast:,} above ballots cast (the sum of the parts or "
+                      "the electors as the bound)")
+        for c, (n, b) in self.phantom.items():
+            es.append(f"+ {b:,} posibles en {n:,} {names.get(c, (c, c))[0]} (lotes "
+                      "fantasma: reportado 0, cota sus electores)")
+            en.append(f"+ {b:,} possible in {n:,} {names.get(c, (c, c))[1]} (phantom "
+                      "batches: reported 0, bounded by their electors)")
+        es_s = " ".join(es) + f" = {self.bound:,} en la cota de la auditoría"
+        en_s = " ".join(en) + f" = {self.bound:,} in the audit's error bound"
+        if self.left_out:
+            n = sum(v["actas"] for v in self.left_out.values())
+            b = sum(v["ballots"] for v in self.left_out.values())
+            parts_es = ", ".join(f"{v['actas']:,} {names.get(k, (k, k))[0]}"
+                                 for k, v in self.left_out.items())
+            parts_en = ", ".join(f"{v['actas']:,} {names.get(k, (k, k))[1]}"
+                                 for k, v in self.left_out.items())
+            es_s += (f"; aparte, {n:,} actas ({parts_es}) con {b:,} boletas posibles cuentan "
+                     "como el peor caso: se restan del margen")
+            en_s += (f"; besides, {n:,} actas ({parts_en}) with {b:,} possible ballots count "
+                     "as the worst case: taken off the margin")
+        return es_s, en_s
+
+
+def ballot_totals(pop: AuditPopulation) -> BallotTotals:
+    """The ballot totals of a population, reconciled (one function for every screen)."""
+    cat = pop.category.astype(str)
+    figures = (cat == Category.COUNTED.value) | (cat == Category.ANNULLED.value)
+    cast = int(pop.cast[figures].sum())
+    above = int((pop.ballots[figures] - pop.cast[figures]).sum())
+    phantom = {str(c): (int((cat == c).sum()), int(pop.ballots[cat == c].sum()))
+               for c in np.unique(cat[~figures])}
+    return BallotTotals(cast, above, phantom, int(pop.ballots.sum()), dict(pop.left_out))
 
 
 def population_from_arrays(contest: Contest, ids: list[str] | np.ndarray, votes: np.ndarray,

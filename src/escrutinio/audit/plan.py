@@ -20,6 +20,7 @@ risk fell to the limit at some draw j <= n (computed in closed form between disc
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -31,10 +32,17 @@ from escrutinio.audit import alpha as alpha_mod
 from escrutinio.audit import bravo as bravo_mod
 from escrutinio.audit import macro
 from escrutinio.audit import supersimple as ss
-from escrutinio.audit.model import AuditPopulation
+from escrutinio.audit.model import AuditPopulation, BallotTotals, ballot_totals
 from escrutinio.provenance import Provenance
 
 DEFAULT_RISK_LIMITS = (0.05, 0.10)
+#: simulated audits behind every first-round size (the 90% size): ``audit plan``, ``audit
+#: sample`` and the dashboard all use these, so they show the same number. With 200,000
+#: the 90% size of the Peru 2021 runoff moves by less than +/-1% between seeds (MACRO at
+#: 5%: 1,738-1,768 over 6 seeds with 100,000; tests/test_audit_math.py checks the spread)
+PLAN_REPLICATES = 200_000
+PLAN_SEED = 20210606
+_CHUNK = 50_000  # replicates simulated at once (memory), each chunk from its own stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +77,9 @@ class MethodPlan:
     practical: bool
     note_es: str = ""
     note_en: str = ""
+    #: super-simple only: the initial size the common tools (Arlo; rlacalc) give for the
+    #: same diluted margin, with their default discrepancy rates and rounding
+    common_tools_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,11 @@ class AuditPlan:
     provenance: Provenance
     reasons_es: tuple[str, ...] = field(default_factory=tuple)
     reasons_en: tuple[str, ...] = field(default_factory=tuple)
+    #: every ballot total of the audit screens, reconciled (model.ballot_totals)
+    ballots: BallotTotals | None = None
+    #: how the first-round (90%) sizes were computed, and how stable they are
+    size_note_es: str = ""
+    size_note_en: str = ""
 
 
 def _quantile_size(first: np.ndarray, q: float) -> int | None:
@@ -117,7 +133,7 @@ def first_passage_sparse(c: float, pos: np.ndarray, d: np.ndarray, threshold: fl
     lo = np.concatenate([np.ones((r, 1), dtype=np.int64), pos], axis=1)  # stretch start
     hi = np.concatenate([pos - 1, np.full((r, 1), n_max, dtype=np.int64)], axis=1)
     hi = np.minimum(hi, n_max)
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         need = np.ceil((threshold - cum) / c - 1e-12)
     need = np.where(np.isfinite(need), need, np.inf)
     j = np.maximum(lo, need)
@@ -128,7 +144,8 @@ def first_passage_sparse(c: float, pos: np.ndarray, d: np.ndarray, threshold: fl
 
 
 def simulate_first_passage(pop: AuditPopulation, errors: ErrorModel, alphas: tuple[float, ...],
-                           n_max: int, *, replicates: int = 1000, seed: int = 20210606,
+                           n_max: int, *, replicates: int = 1000,
+                           seed: int | np.random.SeedSequence = PLAN_SEED,
                            params: alpha_mod.AlphaParams | None = None,
                            uniform: bool = False) -> dict[str, dict[float, np.ndarray]]:
     """First draw at which KM / ALPHA reach each risk limit, per simulated audit.
@@ -146,42 +163,96 @@ def simulate_first_passage(pop: AuditPopulation, errors: ErrorModel, alphas: tup
     m_min = float(min(pop.margin))
     votes = np.array(errors.votes, dtype=np.float64)
     probs = np.array(errors.probs)
-    counts = rng.binomial(n_max, errors.rate, size=replicates)
-    k_max = max(1, int(counts.max()))
-    pos = rng.integers(1, n_max + 1, size=(replicates, k_max))  # unsorted: keep uniform
-    pos = np.sort(np.where(np.arange(k_max)[None, :] < counts[:, None], pos, n_max + 1),
-                  axis=1)
-    k = votes[rng.choice(len(votes), size=(replicates, k_max), p=probs)]
-    if uniform:
-        u_eff = pop.size * float(w.max()) / pop.scale  # U*
-        t = np.minimum(k / (m_min * float(w.max()) / pop.scale), 1.0)
-    else:
-        u_eff = U
+    u_eff = pop.size * float(w.max()) / pop.scale if uniform else U  # U* or U
+    if not uniform:
         uw, cnt = np.unique(w, return_counts=True)
         cum = np.cumsum(uw * cnt)
-        wd = uw[np.minimum(np.searchsorted(cum, rng.random((replicates, k_max)) * cum[-1],
-                                           side="right"), len(uw) - 1)]
-        t = np.minimum(k / (m_min * wd / pop.scale), 1.0)
     c_km = -math.log1p(-1 / u_eff)
-    with np.errstate(divide="ignore"):
-        d_km = np.log1p(-t)  # -inf when a draw hides its whole bound
     lam = min(alpha_mod.design_bet(u_eff, params), params.c_max / 0.5)
     x0 = 1.0 / (2.0 * (1.0 - 1.0 / u_eff))
     c_al = math.log1p(lam * (x0 - 0.5))
-    d_al = np.log1p(lam * ((1.0 - t) * x0 - 0.5)) - c_al
+    counts = rng.binomial(n_max, errors.rate, size=replicates)
     out: dict[str, dict[float, np.ndarray]] = {"macro": {}, "alpha": {}}
     for a in alphas:
-        thr = math.log(1 / a)
         if not uniform:
-            out["macro"][a] = first_passage_sparse(c_km, pos, d_km, thr, n_max)
-        out["alpha"][a] = first_passage_sparse(c_al, pos, d_al, thr + alpha_mod.slack(n_max),
-                                               n_max)
+            out["macro"][a] = np.zeros(replicates, dtype=np.int64)
+        out["alpha"][a] = np.zeros(replicates, dtype=np.int64)
+    # replicates in buckets of similar discrepancy counts, so that the arrays are as wide
+    # as each bucket needs (the work follows the discrepancies, not their maximum)
+    top = int(counts.max())
+    edges = sorted({0, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, *range(128, top + 64, 64)})
+    for lo, hi in itertools.pairwise([*[e for e in edges if e <= top], top + 1]):
+        idx = np.flatnonzero((counts >= lo) & (counts < hi))
+        if idx.size == 0:
+            continue
+        r, k_max = idx.size, max(1, hi - 1)
+        pos = rng.integers(1, n_max + 1, size=(r, k_max))  # unsorted: keep uniform
+        pos = np.sort(np.where(np.arange(k_max)[None, :] < counts[idx, None], pos,
+                               n_max + 1), axis=1)
+        k = votes[rng.choice(len(votes), size=(r, k_max), p=probs)]
+        if uniform:
+            t = np.minimum(k / (m_min * float(w.max()) / pop.scale), 1.0)
+        else:
+            wd = uw[np.minimum(np.searchsorted(cum, rng.random((r, k_max)) * cum[-1],
+                                               side="right"), len(uw) - 1)]
+            t = np.minimum(k / (m_min * wd / pop.scale), 1.0)
+        with np.errstate(divide="ignore"):
+            d_km = np.log1p(-t)  # -inf when a draw hides its whole bound
+        d_al = np.log1p(lam * ((1.0 - t) * x0 - 0.5)) - c_al
+        for a in alphas:
+            thr = math.log(1 / a)
+            if not uniform:
+                out["macro"][a][idx] = first_passage_sparse(c_km, pos, d_km, thr, n_max)
+            out["alpha"][a][idx] = first_passage_sparse(
+                c_al, pos, d_al, thr + alpha_mod.slack(n_max), n_max)
     return out
+
+
+def first_passages(pop: AuditPopulation, a: float, errors: ErrorModel,
+                   params: alpha_mod.AlphaParams, *, replicates: int = PLAN_REPLICATES,
+                   seed: int = PLAN_SEED, uniform: bool = False) -> dict[str, np.ndarray]:
+    """First draw at which each method reaches the risk limit ``a``, per simulated audit.
+
+    The one computation behind every first-round size: it depends only on the population,
+    ``a``, the error model, the ALPHA bet, ``replicates`` and ``seed`` (never on the other
+    risk limits asked for at the same time), so ``audit plan`` and ``audit sample`` agree.
+    Simulated in chunks of 50,000, chunk i from ``SeedSequence([seed, i])``."""
+    if uniform:
+        n0 = alpha_mod.zero_discrepancy_draws(pop.size * float(pop.weights.max()) / pop.scale,
+                                              a, params, n_pop=pop.size) or 0
+        n_max = int(min(pop.size, n0 * 4 + 50))
+    else:
+        n_max = int(macro.zero_discrepancy_draws(pop.U, a) * 4 + 50)
+    parts: dict[str, list[np.ndarray]] = {}
+    done, i = 0, 0
+    while done < replicates:
+        r = min(_CHUNK, replicates - done)
+        sims = simulate_first_passage(pop, errors, (a,), n_max, replicates=r,
+                                      seed=np.random.SeedSequence([seed, i]), params=params,
+                                      uniform=uniform)
+        for name, per in sims.items():
+            if a in per:
+                parts.setdefault(name, []).append(per[a])
+        done, i = done + r, i + 1
+    return {name: np.concatenate(v) for name, v in parts.items()}
+
+
+def first_round_size(pop: AuditPopulation, method: str, a: float, *,
+                     errors: ErrorModel | None = None,
+                     params: alpha_mod.AlphaParams | None = None,
+                     replicates: int = PLAN_REPLICATES, seed: int = PLAN_SEED) -> int | None:
+    """The first-round size with a 90% chance to finish (``macro``, ``alpha`` or
+    ``alpha_uniform``): exactly the plan's ``size_90`` for the same inputs (the same
+    :func:`first_passages`), which ``audit sample`` draws by default."""
+    uniform = method == "alpha_uniform"
+    first = first_passages(pop, a, errors or ErrorModel(), params or alpha_mod.AlphaParams(),
+                           replicates=replicates, seed=seed, uniform=uniform)
+    return _quantile_size(first["alpha" if uniform else method], 0.9)
 
 
 def plan_audit(pop: AuditPopulation, *, risk_limits: tuple[float, ...] = DEFAULT_RISK_LIMITS,
                errors: ErrorModel | None = None, params: alpha_mod.AlphaParams | None = None,
-               replicates: int = 2000, seed: int = 20210606) -> AuditPlan:
+               replicates: int = PLAN_REPLICATES, seed: int = PLAN_SEED) -> AuditPlan:
     errors = errors or ErrorModel()
     params = params or alpha_mod.AlphaParams()
     total_ballots = int(pop.ballots.sum())
@@ -199,36 +270,49 @@ def plan_audit(pop: AuditPopulation, *, risk_limits: tuple[float, ...] = DEFAULT
         reported_margins=pop.reported_margin, subtracted=pop.subtracted, margins=margins,
         left_out=pop.left_out, n_actas=pop.size, total_ballots=total_ballots,
         policy=pop.policy.to_dict(), error_model=errors.to_dict(),
-        alpha_params=params.to_dict(), provenance=prov)
+        alpha_params=params.to_dict(), provenance=prov, ballots=ballot_totals(pop),
+        size_note_es=(f"tamaño 90%: {replicates:,} auditorías simuladas por método y límite "
+                      f"(semilla {seed}), el mismo cálculo que usa 'audit sample'; con "
+                      f"{PLAN_REPLICATES:,} varía menos de ±1% entre semillas"),
+        size_note_en=(f"90% size: {replicates:,} simulated audits per method and limit "
+                      f"(seed {seed}), the same computation 'audit sample' uses; with "
+                      f"{PLAN_REPLICATES:,} it moves by less than ±1% between seeds"))
     if not pop.auditable:
         bad = [a.id for a, v in zip(pop.assertions, margins, strict=True) if v <= 0]
+        es = [f"sin margen que proteger en {bad}: las actas apartadas de forma conservadora "
+              "podrían revertir el resultado; ninguna auditoría puede confirmarlo así"]
+        en = [f"no margin left for {bad}: the actas set aside conservatively could reverse "
+              "the outcome; no audit can confirm it this way"]
+        unk = {k: v for k, v in pop.left_out.items() if k in ("rejected", "missing")}
+        if unk:
+            n_r = unk.get("rejected", {}).get("actas", 0)
+            n_m = unk.get("missing", {}).get("actas", 0)
+            b = sum(v["ballots"] for v in unk.values())
+            es.append(f"{n_r:,} actas rechazadas al ingerir y {n_m:,} faltantes (sus votos se "
+                      f"desconocen) podrían contener {b:,} boletas; contadas como el peor "
+                      f"caso, todas para el perdedor, dejan el margen en {min(margins):,}")
+            en.append(f"{n_r:,} actas rejected at ingest and {n_m:,} missing (their votes "
+                      f"are unknown) could hold {b:,} ballots; counted as the worst case, "
+                      f"all for the loser, they leave the margin at {min(margins):,}")
         return AuditPlan(**base, total_bound=Fraction(0), diluted_margin=0.0, methods=(),
-                         reasons_es=(f"sin margen que proteger en {bad}: las actas apartadas "
-                                     "de forma conservadora podrían revertir el resultado; "
-                                     "ninguna auditoría puede confirmarlo así",),
-                         reasons_en=(f"no margin left for {bad}: the actas set aside "
-                                     "conservatively could reverse the outcome; no audit "
-                                     "can confirm it this way",))
+                         reasons_es=tuple(es), reasons_en=tuple(en))
     U = pop.U  # noqa: N806
     probs = pop.weights_float() / float(pop.total_weight)
     ballots = pop.ballots.astype(np.float64)
     methods: list[MethodPlan] = []
     n0 = {a: macro.zero_discrepancy_draws(U, a) for a in risk_limits}
-    n_max = int(max(n0.values()) * 4 + 50)
-    sims = simulate_first_passage(pop, errors, risk_limits, n_max, replicates=replicates,
-                                  seed=seed, params=params)
     u_max = float(pop.weights.max()) / pop.scale
     u_star = pop.size * u_max
     uni_n0 = {a: alpha_mod.zero_discrepancy_draws(u_star, a, params, n_pop=pop.size)
               for a in risk_limits}
-    n_max_u = int(min(pop.size, max(v or 0 for v in uni_n0.values()) * 4 + 50))
-    sims_u = simulate_first_passage(pop, errors, risk_limits, n_max_u, replicates=replicates,
-                                    seed=seed, params=params, uniform=True)
     half = pop.size / 2
     for a in risk_limits:
+        sims = first_passages(pop, a, errors, params, replicates=replicates, seed=seed)
+        sims_u = first_passages(pop, a, errors, params, replicates=replicates, seed=seed,
+                                uniform=True)
         for name, n in (("macro", n0[a]),
                         ("alpha", alpha_mod.zero_discrepancy_draws(float(U), a, params))):
-            first = sims[name][a]
+            first = sims[name]
             p1 = float(np.mean((first > 0) & (first <= (n or 0)))) if n else None
             n90 = _quantile_size(first, 0.9)
             ea = macro.expected_distinct(probs, n) if n else None
@@ -240,7 +324,7 @@ def plan_audit(pop: AuditPopulation, *, risk_limits: tuple[float, ...] = DEFAULT
                 note_es="extracciones con reemplazo (PPEB); se revisa cada acta distinta una vez",
                 note_en="draws with replacement (PPEB); each distinct acta is checked once"))
         n = uni_n0[a]
-        first = sims_u["alpha"][a]
+        first = sims_u["alpha"]
         p1 = float(np.mean((first > 0) & (first <= (n or 0)))) if n else None
         n90 = _quantile_size(first, 0.9)
         methods.append(MethodPlan(
@@ -293,16 +377,35 @@ def _ballot_level(pop: AuditPopulation, a: float, errors: ErrorModel) -> list[Me
         "minerva", a, "ballots", None, None, None, None, pf.minerva_90_relevant_ballots,
         None, practical=not pf.impractical,
         note_es="primera ronda con 90% de probabilidad de terminar (boletas de los dos "
-                "candidatos; aproximación normal)",
+                "candidatos; " + {"exact": "colas binomiales exactas, cada n probado",
+                                  "exact_bisection": "colas binomiales exactas, bisección",
+                                  "normal": "aproximación normal, error relativo < 0,1% a "
+                                            "este tamaño"}.get(pf.minerva_method, "") + ")",
         note_en="first round with a 90% chance to stop (ballots for the two candidates; "
-                "normal approximation)"))
+                + {"exact": "exact binomial tails, every n tried",
+                   "exact_bisection": "exact binomial tails, bisection",
+                   "normal": "normal approximation, relative error < 0.1% at this size"
+                   }.get(pf.minerva_method, "") + ")"))
     mu = min(pop.margin) / nb
     mean_k = float(np.dot(errors.votes, errors.probs))
     r1 = errors.rate * mean_k / float(ballots.mean())
     n_ss = ss.sample_size(mu, a)
+    common = ss.sample_size_common(mu, a)
+    c = "—" if common is None else f"{common:,}"
     out.append(MethodPlan(
         "supersimple", a, "ballots", n_ss, None, float(n_ss), None,
         ss.sample_size_rates(mu, a, r1=r1), None, practical=False,
-        note_es="referencia: necesita un registro de cada boleta (CVR), que no existe",
-        note_en="reference: needs a cast-vote record per ballot, which does not exist"))
+        note_es=("referencia: necesita un registro de cada boleta (CVR), que no existe. "
+                 "Tamaño con errores: fórmula lineal de Stark (2010) n = −2γ ln α / (μ + "
+                 "2γ r₁ ln(1 − 1/2γ)), γ = 1,03905, con la tasa de sobredeclaraciones de un "
+                 f"voto del modelo de errores (r₁ = {r1:.2e}); no es un cuantil 90%. Las "
+                 f"herramientas comunes (Arlo, rlacalc: denominador logarítmico, tasas 0,001 "
+                 f"y 0,0001, discrepancias redondeadas) dan {c}"),
+        note_en=("reference: needs a cast-vote record per ballot, which does not exist. "
+                 "Size with errors: Stark's (2010) linear formula n = −2γ ln α / (μ + 2γ r₁ "
+                 "ln(1 − 1/2γ)), γ = 1.03905, with the error model's one-vote overstatement "
+                 f"rate (r₁ = {r1:.2e}); not a 90% quantile. The common tools (Arlo, "
+                 "rlacalc: log denominator, rates 0.001 and 0.0001, rounded discrepancies) "
+                 f"give {c}"),
+        common_tools_size=common))
     return out

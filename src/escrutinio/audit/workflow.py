@@ -28,13 +28,13 @@ from escrutinio.audit import macro
 from escrutinio.audit.ids import AuditInputError, canonical_ids
 from escrutinio.audit.measure import HandCount, Measurement, measure_risk, measurement_summary
 from escrutinio.audit.model import AuditPopulation, Policy, build_population
-from escrutinio.audit.plan import ErrorModel, plan_audit
+from escrutinio.audit.plan import ErrorModel, first_round_size
 from escrutinio.audit.sampling import consistent_sample, normalise_seed, ppeb_draws, seed_warning
 from escrutinio.domain import Contest, SnapshotKind
 from escrutinio.errors import IngestError, Location, NotFoundError
 from escrutinio.provenance import Provenance
 from escrutinio.sources.base import cast_ints, read_csv_strict, read_source
-from escrutinio.store.duckdb_store import DuckDBStore
+from escrutinio.store.base import Store
 
 METHODS = ("macro", "alpha")
 DESIGNS = ("ppeb", "uniform")
@@ -64,17 +64,76 @@ CREATE TABLE IF NOT EXISTS audit_counts (
 CREATE TABLE IF NOT EXISTS audit_measures (
     audit_id TEXT NOT NULL, seq BIGINT NOT NULL, round INTEGER NOT NULL,
     measured_at TIMESTAMPTZ NOT NULL, n_draws BIGINT NOT NULL, status TEXT NOT NULL,
-    risk DOUBLE NOT NULL, summary TEXT NOT NULL);
+    risk DOUBLE PRECISION NOT NULL, summary TEXT NOT NULL);
 """
 
 
-def ensure_tables(store: DuckDBStore) -> None:
-    have = {r[0] for r in store.con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'audit_%'"
-    ).fetchall()}
+# --- the audit's SQL, on either store (DuckDB or PostgreSQL) --------------------------------
+# Portable SQL only: '?' placeholders (turned into '%s' for psycopg), no QUALIFY, no scans of
+# Python objects by variable name; frames are inserted through a registered view (DuckDB)
+# or executemany (PostgreSQL).
+
+def _is_duckdb(store: Store) -> bool:
+    from escrutinio.store.duckdb_store import DuckDBStore
+
+    return isinstance(store, DuckDBStore)
+
+
+def _q(store: Store, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    """Run one statement on the store's connection; its rows (none for a command)."""
+    con: Any = store.con  # type: ignore[attr-defined]
+    if not _is_duckdb(store):
+        sql = sql.replace("?", "%s")
+    cur = con.execute(sql, params) if params else con.execute(sql)
+    return list(cur.fetchall()) if cur.description else []
+
+
+def _insert(store: Store, table: str, frame: pl.DataFrame) -> None:
+    """Insert a frame's rows (its columns in the table's order)."""
+    if frame.height == 0:
+        return
+    con: Any = store.con  # type: ignore[attr-defined]
+    if _is_duckdb(store):  # a registered Arrow view (fast), dropped at once
+        name = f"__audit_insert_{table}"
+        con.register(name, frame.to_arrow())
+        try:
+            con.execute(f"INSERT INTO {table} SELECT * FROM {name}")
+        finally:
+            con.unregister(name)
+        return
+    marks = ", ".join(["%s"] * frame.width)
+    with con.cursor() as cur:
+        cur.executemany(f"INSERT INTO {table} VALUES ({marks})", frame.rows())
+
+
+class _Transaction:
+    """BEGIN ... COMMIT (ROLLBACK on error) on the store's connection."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __enter__(self) -> None:
+        _q(self.store, "BEGIN TRANSACTION")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        _q(self.store, "ROLLBACK" if exc_type is not None else "COMMIT")
+
+
+def ensure_tables(store: Store) -> None:
+    schema = "current_schema()"
+    have = {r[0] for r in _q(
+        store, "SELECT table_name FROM information_schema.tables WHERE table_name LIKE "
+        f"'audit_%' AND table_schema = {schema}")}
     if not {"audit_audits", "audit_manifest", "audit_rounds", "audit_draws", "audit_counts",
             "audit_measures"} <= have:
-        store.con.execute(TABLES_SQL)
+        for stmt in TABLES_SQL.split(";"):
+            if stmt.strip():
+                _q(store, stmt)
+
+
+def audit_exists(store: Store, audit_id: str) -> bool:
+    ensure_tables(store)
+    return bool(_q(store, "SELECT 1 FROM audit_audits WHERE audit_id = ?", [audit_id]))
 
 
 # --- manifest ------------------------------------------------------------------------------
@@ -226,20 +285,53 @@ class AuditRecord:
     version: str
 
 
-def _load_frame(store: DuckDBStore, snapshot_ref: str,
+def audit_frame(store: Store, snapshot_id: str) -> pl.DataFrame:
+    """The snapshot's actas plus the actas behind its rejected rows (status ``rejected`` or
+    ``missing``, no figures, their electors when known): an audit covers every acta the
+    source listed, never only the rows that survived ingest (``count.unresolved_actas``;
+    a row without an acta ID gets ``rejected_row_<k>`` in line order)."""
+    from escrutinio.count import unresolved_actas
+
+    frame = store.load_actas(snapshot_id)
+    info = next((i for i in store.list_snapshots() if i.snapshot_id == snapshot_id), None)
+    if info is None or not info.n_rejected:
+        return frame
+    extra = unresolved_actas(store.load_row_reports(snapshot_id), frame)
+    if extra.height == 0:
+        return frame
+    k = pl.int_range(1, pl.len() + 1).cast(pl.String)
+    extra = extra.with_columns(pl.coalesce(
+        pl.col("acta_id"), pl.lit("rejected_row_") + k.str.zfill(6)).alias("acta_id"))
+    return pl.concat([frame, extra], how="vertical_relaxed")
+
+
+def _load_frame(store: Store, snapshot_ref: str,
                 contest_id: str | None) -> tuple[str, Contest, pl.DataFrame]:
     info = store.snapshot(snapshot_ref, contest_id=contest_id, kind=SnapshotKind.ACTAS)
-    return info.snapshot_id, store.contest(info.contest_id), store.load_actas(info.snapshot_id)
+    return (info.snapshot_id, store.contest(info.contest_id),
+            audit_frame(store, info.snapshot_id))
 
 
-def population_for(store: DuckDBStore, snapshot_ref: str = "latest", *,
+def planning_errors(contest: Contest) -> tuple[ErrorModel, tuple[str, str]]:
+    """The error model every first-round size is planned with (``audit plan`` without
+    ``--error-rate``, and ``audit sample``): the default shape with the discrepancy rate
+    the contest's country pack states, and where that rate comes from (es, en)."""
+    from dataclasses import replace
+
+    from escrutinio.countries import pack_for
+
+    stated = pack_for(contest).audit_error_rate
+    return replace(ErrorModel(), rate=stated.value), stated.source
+
+
+def population_for(store: Store, snapshot_ref: str = "latest", *,
                    contest_id: str | None = None, policy: Policy | None = None
                    ) -> tuple[AuditPopulation, pl.DataFrame]:
     sid, contest, frame = _load_frame(store, snapshot_ref, contest_id)
     return build_population(frame, contest, snapshot_id=sid, policy=policy), frame
 
 
-def create_audit(store: DuckDBStore, *, audit_id: str, seed: str, risk_limit: str = "0.05",
+def create_audit(store: Store, *, audit_id: str, seed: str, risk_limit: str = "0.05",
                  method: str = "macro", design: str = "ppeb", snapshot_ref: str = "latest",
                  contest_id: str | None = None, policy: Policy | None = None,
                  params: alpha_mod.AlphaParams | None = None,
@@ -253,8 +345,7 @@ def create_audit(store: DuckDBStore, *, audit_id: str, seed: str, risk_limit: st
                               f"unknown method/design: {method}/{design}")
     if method == "macro" and design != "ppeb":
         raise AuditInputError("MACRO exige el diseño PPEB", "MACRO requires the PPEB design")
-    if store.con.execute("SELECT 1 FROM audit_audits WHERE audit_id = ?",
-                         [audit_id]).fetchall():
+    if _q(store, "SELECT 1 FROM audit_audits WHERE audit_id = ?", [audit_id]):
         raise AuditInputError(f"ya existe la auditoría {audit_id}",
                               f"audit {audit_id} already exists")
     seed = normalise_seed(seed)
@@ -293,36 +384,27 @@ def create_audit(store: DuckDBStore, *, audit_id: str, seed: str, risk_limit: st
                       str(pop.total_weight), str(pop.scale), definition, __version__)
     mf = manifest_frame(pop).select(pl.lit(audit_id).alias("audit_id"), "ordinal", "acta_id",
                                     "category", "ballots", "weight")
-    con = store.con
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute("INSERT INTO audit_audits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                    "?, ?)",
-                    [rec.audit_id, rec.contest_id, rec.snapshot_id, rec.created_at, rec.method,
-                     rec.design, rec.risk_limit, rec.seed, json.dumps(rec.policy),
-                     json.dumps(rec.alpha_params), rec.manifest_sha256, rec.n_actas,
-                     rec.total_weight, rec.scale, json.dumps(definition, ensure_ascii=False),
-                     rec.version])
-        mf_arrow = mf.to_arrow()  # noqa: F841  (referenced by name in SQL)
-        con.execute("INSERT INTO audit_manifest SELECT * FROM mf_arrow")
+    with _Transaction(store):
+        _q(store, "INSERT INTO audit_audits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+           "?)",
+           [rec.audit_id, rec.contest_id, rec.snapshot_id, rec.created_at, rec.method,
+            rec.design, rec.risk_limit, rec.seed, json.dumps(rec.policy),
+            json.dumps(rec.alpha_params), rec.manifest_sha256, rec.n_actas,
+            rec.total_weight, rec.scale, json.dumps(definition, ensure_ascii=False),
+            rec.version])
+        _insert(store, "audit_manifest", mf)
         if external_manifest is not None:
             ext = external_manifest.select(pl.lit(audit_id).alias("audit_id"), "acta_id",
                                            "ballots")
-            con.execute("CREATE TABLE IF NOT EXISTS audit_external_manifest ("
-                        "audit_id TEXT, acta_id TEXT, ballots BIGINT)")
-            ext_arrow = ext.to_arrow()  # noqa: F841
-            con.execute("INSERT INTO audit_external_manifest SELECT * FROM ext_arrow")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+            _q(store, "CREATE TABLE IF NOT EXISTS audit_external_manifest ("
+               "audit_id TEXT, acta_id TEXT, ballots BIGINT)")
+            _insert(store, "audit_external_manifest", ext)
     return rec, check
 
 
-def load_audit(store: DuckDBStore, audit_id: str) -> AuditRecord:
+def load_audit(store: Store, audit_id: str) -> AuditRecord:
     ensure_tables(store)
-    rows = store.con.execute("SELECT * FROM audit_audits WHERE audit_id = ?",
-                             [audit_id]).fetchall()
+    rows = _q(store, "SELECT * FROM audit_audits WHERE audit_id = ?", [audit_id])
     if not rows:
         raise NotFoundError(f"auditoría desconocida: {audit_id}", f"unknown audit: {audit_id}")
     r = rows[0]
@@ -332,22 +414,20 @@ def load_audit(store: DuckDBStore, audit_id: str) -> AuditRecord:
                        json.loads(r[14]), r[15])
 
 
-def list_audits(store: DuckDBStore) -> list[AuditRecord]:
+def list_audits(store: Store) -> list[AuditRecord]:
     ensure_tables(store)
-    ids = [r[0] for r in store.con.execute(
-        "SELECT audit_id FROM audit_audits ORDER BY created_at").fetchall()]
+    ids = [r[0] for r in _q(store, "SELECT audit_id FROM audit_audits ORDER BY created_at")]
     return [load_audit(store, i) for i in ids]
 
 
-def population_of(store: DuckDBStore, rec: AuditRecord) -> AuditPopulation:
+def population_of(store: Store, rec: AuditRecord) -> AuditPopulation:
     """Rebuild the audit's population and check it is byte-for-byte the stored manifest."""
-    frame = store.load_actas(rec.snapshot_id)
+    frame = audit_frame(store, rec.snapshot_id)
     contest = store.contest(rec.contest_id)
     if rec.definition.get("external_manifest"):
-        ext = pl.from_arrow(store.con.sql(
-            "SELECT acta_id, ballots FROM audit_external_manifest WHERE audit_id = ? "
-            "ORDER BY acta_id", params=[rec.audit_id]).to_arrow_table())
-        assert isinstance(ext, pl.DataFrame)
+        ext = pl.DataFrame(_q(store, "SELECT acta_id, ballots FROM audit_external_manifest "
+                                  "WHERE audit_id = ? ORDER BY acta_id", [rec.audit_id]),
+                           schema={"acta_id": pl.String, "ballots": pl.Int64}, orient="row")
         frame = apply_external_manifest(frame, ext)
     pop = build_population(frame, contest, snapshot_id=rec.snapshot_id,
                            policy=Policy.from_dict(rec.policy))
@@ -381,12 +461,12 @@ class RoundDraws:
     manifest_sha256: str
 
 
-def _draw_rows(store: DuckDBStore, audit_id: str) -> pl.DataFrame:
-    df = pl.from_arrow(store.con.sql(
-        "SELECT round, draw, acta_id, ordinal, detail FROM audit_draws WHERE audit_id = ? "
-        "ORDER BY draw", params=[audit_id]).to_arrow_table())
-    assert isinstance(df, pl.DataFrame)
-    return df
+def _draw_rows(store: Store, audit_id: str) -> pl.DataFrame:
+    return pl.DataFrame(
+        _q(store, "SELECT round, draw, acta_id, ordinal, detail FROM audit_draws WHERE "
+           "audit_id = ? ORDER BY draw", [audit_id]),
+        schema={"round": pl.Int32, "draw": pl.Int64, "acta_id": pl.String,
+                "ordinal": pl.Int64, "detail": pl.String}, orient="row")
 
 
 def generate_draws(pop: AuditPopulation, rec: AuditRecord, first: int, n: int) -> list[Draw]:
@@ -402,24 +482,32 @@ def generate_draws(pop: AuditPopulation, rec: AuditRecord, first: int, n: int) -
             for i, t in enumerate(tickets)]
 
 
-def draw_round(store: DuckDBStore, audit_id: str, size: int | None = None) -> RoundDraws:
+def draw_round(store: Store, audit_id: str, size: int | None = None) -> RoundDraws:
     """Draw the next round. ``size`` None: the plan's first-round size (90% chance to
     finish under the default error model), then the size the last measurement asked for."""
     rec = load_audit(store, audit_id)
     pop = population_of(store, rec)
-    prev = store.con.execute("SELECT coalesce(max(round), 0), coalesce(max(last_draw), 0) "
-                             "FROM audit_rounds WHERE audit_id = ?", [audit_id]).fetchall()[0]
+    prev = _q(store, "SELECT coalesce(max(round), 0), coalesce(max(last_draw), 0) "
+              "FROM audit_rounds WHERE audit_id = ?", [audit_id])[0]
     rnd, last = int(prev[0]) + 1, int(prev[1])
     rule = "explicit"
     if size is None:
         if rnd == 1:
-            plan = plan_audit(pop, risk_limits=(float(macro.as_fraction(rec.risk_limit)),),
-                              errors=ErrorModel(),
-                              params=alpha_mod.AlphaParams(**rec.alpha_params))
+            # the plan's own computation (same simulation, replicates and seed), so the
+            # round is the size `audit plan` showed for this method and risk limit
+            a = float(macro.as_fraction(rec.risk_limit))
+            params = alpha_mod.AlphaParams(**rec.alpha_params)
             name = rec.method if rec.design == "ppeb" else "alpha_uniform"
-            row = next(m for m in plan.methods if m.method == name)
-            size = row.size_90 or row.zero_error
-            rule = "plan_90" if row.size_90 else "plan_zero_error"
+            size = first_round_size(pop, name, a, errors=planning_errors(pop.contest)[0],
+                                    params=params)
+            rule = "plan_90"
+            if not size:
+                size = (macro.zero_discrepancy_draws(pop.U, a) if name == "macro" else
+                        alpha_mod.zero_discrepancy_draws(
+                            float(pop.U) if name == "alpha" else
+                            pop.size * float(pop.weights.max()) / pop.scale, a, params,
+                            n_pop=None if name == "alpha" else pop.size))
+                rule = "plan_zero_error"
         else:
             m = latest_measurement(store, audit_id)
             if m is None:
@@ -446,17 +534,10 @@ def draw_round(store: DuckDBStore, audit_id: str, size: int | None = None) -> Ro
                        "detail": [d.detail for d in draws]},
                       schema={"audit_id": pl.String, "round": pl.Int32, "draw": pl.Int64,
                               "acta_id": pl.String, "ordinal": pl.Int64, "detail": pl.String})
-    con = store.con
-    con.execute("BEGIN TRANSACTION")
-    try:
-        arrow = df.to_arrow()  # noqa: F841
-        con.execute("INSERT INTO audit_draws SELECT * FROM arrow")
-        con.execute("INSERT INTO audit_rounds VALUES (?, ?, ?, ?, ?, ?)",
-                    [audit_id, rnd, draws[0].draw, draws[-1].draw, rule, datetime.now(UTC)])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+    with _Transaction(store):
+        _insert(store, "audit_draws", df)
+        _q(store, "INSERT INTO audit_rounds VALUES (?, ?, ?, ?, ?, ?)",
+           [audit_id, rnd, draws[0].draw, draws[-1].draw, rule, datetime.now(UTC)])
     return RoundDraws(audit_id, rnd, draws[0].draw, draws[-1].draw, rule, tuple(draws), new,
                       rec.seed, rec.manifest_sha256)
 
@@ -507,16 +588,16 @@ def read_hand_counts(path: str | Path, contest: Contest) -> tuple[list[tuple[Han
     return out, src.path, src.sha256
 
 
-def _latest_counts(store: DuckDBStore, audit_id: str) -> dict[str, HandCount]:
-    rows = store.con.execute(
-        "SELECT acta_id, votes, blank, \"null\", challenged FROM audit_counts WHERE audit_id = ? "
-        "QUALIFY row_number() OVER (PARTITION BY acta_id ORDER BY seq DESC) = 1",
-        [audit_id]).fetchall()
+def _latest_counts(store: Store, audit_id: str) -> dict[str, HandCount]:
+    rows = _q(store,
+              "SELECT acta_id, votes, blank, \"null\", challenged FROM audit_counts c "
+              "WHERE audit_id = ? AND seq = (SELECT max(seq) FROM audit_counts d WHERE "
+              "d.audit_id = c.audit_id AND d.acta_id = c.acta_id)", [audit_id])
     return {r[0]: HandCount(r[0], tuple(int(v) for v in r[1]), int(r[2]), int(r[3]), int(r[4]))
             for r in rows}
 
 
-def record_counts(store: DuckDBStore, audit_id: str, path: str | Path, *,
+def record_counts(store: Store, audit_id: str, path: str | Path, *,
                   replace: bool = False) -> RecordResult:
     rec = load_audit(store, audit_id)
     contest = store.contest(rec.contest_id)
@@ -542,20 +623,14 @@ def record_counts(store: DuckDBStore, audit_id: str, path: str | Path, *,
                               f"acta {hc.acta_id} already has another count (use --replace)")
         replaced += old is not None
         new_rows.append((hc, line))
-    seq0 = int(store.con.execute("SELECT coalesce(max(seq), 0) FROM audit_counts WHERE "
-                                 "audit_id = ?", [audit_id]).fetchall()[0][0])
+    seq0 = int(_q(store, "SELECT coalesce(max(seq), 0) FROM audit_counts WHERE audit_id = ?",
+                  [audit_id])[0][0])
     now = datetime.now(UTC)
-    con = store.con
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with _Transaction(store):
         for i, (hc, line) in enumerate(new_rows, start=1):
-            con.execute("INSERT INTO audit_counts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [audit_id, seq0 + i, hc.acta_id, list(hc.votes), hc.blank, hc.null,
-                         hc.challenged, name, sha, line, now])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+            _q(store, "INSERT INTO audit_counts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               [audit_id, seq0 + i, hc.acta_id, list(hc.votes), hc.blank, hc.null,
+                hc.challenged, name, sha, line, now])
     have = _latest_counts(store, audit_id)
     return RecordResult(audit_id, name, sha, len(new_rows), replaced, unchanged,
                         len(drawn - set(have)))
@@ -563,7 +638,7 @@ def record_counts(store: DuckDBStore, audit_id: str, path: str | Path, *,
 
 # --- measuring and reporting -----------------------------------------------------------------
 
-def _measure(store: DuckDBStore, rec: AuditRecord, pop: AuditPopulation) -> Measurement:
+def _measure(store: Store, rec: AuditRecord, pop: AuditPopulation) -> Measurement:
     draws = _draw_rows(store, rec.audit_id)
     if draws.height == 0:
         raise AuditInputError("todavía no hay actas sorteadas (audit sample)",
@@ -581,24 +656,24 @@ def _measure(store: DuckDBStore, rec: AuditRecord, pop: AuditPopulation) -> Meas
                         params=alpha_mod.AlphaParams(**rec.alpha_params), provenance=prov)
 
 
-def measure_audit(store: DuckDBStore, audit_id: str) -> Measurement:
+def measure_audit(store: Store, audit_id: str) -> Measurement:
     rec = load_audit(store, audit_id)
     pop = population_of(store, rec)
     m = _measure(store, rec, pop)
-    rnd = int(store.con.execute("SELECT coalesce(max(round), 0) FROM audit_rounds WHERE "
-                                "audit_id = ?", [audit_id]).fetchall()[0][0])
-    seq = int(store.con.execute("SELECT coalesce(max(seq), 0) FROM audit_measures WHERE "
-                                "audit_id = ?", [audit_id]).fetchall()[0][0]) + 1
+    rnd = int(_q(store, "SELECT coalesce(max(round), 0) FROM audit_rounds WHERE "
+                 "audit_id = ?", [audit_id])[0][0])
+    seq = int(_q(store, "SELECT coalesce(max(seq), 0) FROM audit_measures WHERE "
+                 "audit_id = ?", [audit_id])[0][0]) + 1
     summary = measurement_summary(m)
-    store.con.execute("INSERT INTO audit_measures VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                      [audit_id, seq, rnd, datetime.now(UTC), m.n_draws, m.status, m.risk,
-                       json.dumps(summary, ensure_ascii=False)])
+    _q(store, "INSERT INTO audit_measures VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+       [audit_id, seq, rnd, datetime.now(UTC), m.n_draws, m.status, m.risk,
+        json.dumps(summary, ensure_ascii=False)])
     return m
 
 
-def latest_measurement(store: DuckDBStore, audit_id: str) -> dict[str, Any] | None:
-    rows = store.con.execute("SELECT summary FROM audit_measures WHERE audit_id = ? "
-                             "ORDER BY seq DESC LIMIT 1", [audit_id]).fetchall()
+def latest_measurement(store: Store, audit_id: str) -> dict[str, Any] | None:
+    rows = _q(store, "SELECT summary FROM audit_measures WHERE audit_id = ? "
+              "ORDER BY seq DESC LIMIT 1", [audit_id])
     return json.loads(rows[0][0]) if rows else None
 
 
@@ -611,7 +686,7 @@ class Replay:
     n_measures: int
 
 
-def replay(store: DuckDBStore, audit_id: str) -> Replay:
+def replay(store: Store, audit_id: str) -> Replay:
     """Rebuild the manifest, redraw each round from the seed, re-measure the last step."""
     rec = load_audit(store, audit_id)
     try:
@@ -620,16 +695,16 @@ def replay(store: DuckDBStore, audit_id: str) -> Replay:
     except AuditInputError:
         return Replay(False, False, False, 0, 0)
     stored = _draw_rows(store, audit_id)
-    rounds = store.con.execute("SELECT round, first_draw, last_draw FROM audit_rounds WHERE "
-                               "audit_id = ? ORDER BY round", [audit_id]).fetchall()
+    rounds = _q(store, "SELECT round, first_draw, last_draw FROM audit_rounds WHERE "
+                "audit_id = ? ORDER BY round", [audit_id])
     again: list[Draw] = []
     for _, first, last in rounds:
         again.extend(generate_draws(pop, rec, int(first), int(last) - int(first) + 1))
     draws_ok = ([d.acta_id for d in again] == stored["acta_id"].to_list()
                 and [d.detail for d in again] == stored["detail"].to_list())
     last_m = latest_measurement(store, audit_id)
-    n_meas = int(store.con.execute("SELECT count(*) FROM audit_measures WHERE audit_id = ?",
-                                   [audit_id]).fetchall()[0][0])
+    n_meas = int(_q(store, "SELECT count(*) FROM audit_measures WHERE audit_id = ?",
+                    [audit_id])[0][0])
     measures_ok = True
     if last_m is not None and stored.height:
         m = measurement_summary(_measure(store, rec, pop))
@@ -647,12 +722,12 @@ class AuditReport:
     replay: Replay
 
 
-def audit_report(store: DuckDBStore, audit_id: str) -> AuditReport:
+def audit_report(store: Store, audit_id: str) -> AuditReport:
     rec = load_audit(store, audit_id)
     pop = population_of(store, rec)
     m = _measure(store, rec, pop)
     rounds = tuple({"round": int(r[0]), "first_draw": int(r[1]), "last_draw": int(r[2]),
-                    "size_rule": r[3]} for r in store.con.execute(
-        "SELECT round, first_draw, last_draw, size_rule FROM audit_rounds WHERE audit_id = ? "
-        "ORDER BY round", [audit_id]).fetchall())
+                    "size_rule": r[3]} for r in _q(
+        store, "SELECT round, first_draw, last_draw, size_rule FROM audit_rounds WHERE "
+        "audit_id = ? ORDER BY round", [audit_id]))
     return AuditReport(rec, rounds, m, replay(store, audit_id))

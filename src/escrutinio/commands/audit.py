@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from escrutinio.audit.model import Policy
+from escrutinio.audit.model import Policy, ballot_totals
 from escrutinio.commands.common import T, emit_json, err, fail, open_store, out
 from escrutinio.errors import EscrutinioError
 from escrutinio.provenance import to_jsonable
@@ -27,12 +27,20 @@ Annulled = Annotated[str, typer.Option(help="batch | subtract (actas anuladas)")
 NotInst = Annotated[str, typer.Option(help="batch | subtract (mesas no instaladas)")]
 Unresolved = Annotated[str, typer.Option(help="subtract | batch (pendientes, JEE...)")]
 BallotBound = Annotated[str, typer.Option(help="cast | electors")]
+Rejected = Annotated[str, typer.Option(
+    help="subtract | batch (actas rechazadas o faltantes: el peor caso / rejected or missing "
+         "actas: the worst case)")]
+MissingBound = Annotated[int | None, typer.Option(
+    help="boletas de un acta rechazada/faltante sin electores / ballots of a rejected or "
+         "missing acta without electors", min=1)]
 
 
 def _policy(annulled: str, not_installed: str, unresolved: str, ballot_bound: str,
-            clip: bool = False) -> Policy:
+            clip: bool = False, rejected: str = "subtract",
+            missing_bound: int | None = None) -> Policy:
     return Policy(annulled=annulled, not_installed=not_installed, unresolved=unresolved,
-                  ballot_bound=ballot_bound, clip_understatements=clip)
+                  ballot_bound=ballot_bound, clip_understatements=clip, rejected=rejected,
+                  missing_bound=missing_bound)
 
 
 def _as_error(exc: Exception) -> EscrutinioError:
@@ -52,11 +60,13 @@ def plan_cmd(
         "--risk-limit", "-r", help="0.05, 0.10 ... (repeat)", min=0.0001, max=0.5)] = None,
     annulled: Annulled = "batch", not_installed: NotInst = "batch",
     unresolved: Unresolved = "subtract", ballot_bound: BallotBound = "cast",
+    rejected: Rejected = "subtract", missing_bound: MissingBound = None,
     error_rate: Annotated[float | None, typer.Option(
         help="share of actas with a discrepancy (default: the rate the country's pack "
              "states, else a generic stated 0.3%)", min=0.0, max=1.0)] = None,
-    replicates: Annotated[int, typer.Option(help="simulated audits per method",
-        min=10, max=1_000_000)] = 600,
+    replicates: Annotated[int, typer.Option(
+        help="simulated audits per method and limit (default: as audit sample)",
+        min=10, max=1_000_000)] = 200_000,
     seed: Annotated[int, typer.Option(help="seed of the planning simulation (not the "
                                       "public sample)", min=0)] = 20210606,
     as_json: JsonOpt = False,
@@ -64,18 +74,18 @@ def plan_cmd(
     """Tamaños iniciales por método y límite de riesgo / initial sizes per method and limit."""
     from dataclasses import replace
 
-    from escrutinio.audit.plan import DEFAULT_RISK_LIMITS, ErrorModel, plan_audit
-    from escrutinio.audit.workflow import population_for
-    from escrutinio.countries import pack_for
+    from escrutinio.audit.plan import DEFAULT_RISK_LIMITS, plan_audit
+    from escrutinio.audit.workflow import planning_errors, population_for
 
     try:
         with open_store(read_only=True) as store:
             pop, _ = population_for(store, snapshot, contest_id=contest,
                                     policy=_policy(annulled, not_installed, unresolved,
-                                                   ballot_bound))
-        stated = pack_for(pop.contest).audit_error_rate
-        errors = replace(ErrorModel(), rate=stated.value if error_rate is None else error_rate)
-        source = stated.source if error_rate is None else (
+                                                   ballot_bound, rejected=rejected,
+                                                   missing_bound=missing_bound))
+        errors, source = planning_errors(pop.contest)
+        errors = errors if error_rate is None else replace(errors, rate=error_rate)
+        source = source if error_rate is None else (
             f"indicada con --error-rate: {error_rate:.2%}",
             f"given with --error-rate: {error_rate:.2%}")
         plan = plan_audit(pop, risk_limits=tuple(risk_limit or DEFAULT_RISK_LIMITS),
@@ -96,8 +106,11 @@ def plan_cmd(
         out.print(f"  {a['label_es'] if T('es', 'en') == 'es' else a['label_en']}: "
                   f"{T('margen', 'margin')} {v:,}"
                   + (f" ({T('tras restar', 'after subtracting')} {s:,})" if s else ""))
+    if plan.ballots is not None:
+        out.print(T("Boletas: ", "Ballots: ") + T(*plan.ballots.sentence()))
     if not plan.auditable:
-        out.print("[bold red]" + T(plan.reasons_es[0], plan.reasons_en[0]) + "[/]")
+        for es, en in zip(plan.reasons_es, plan.reasons_en, strict=True):
+            out.print("[bold red]" + T(es, en) + "[/]")
         raise typer.Exit(1)
     out.print(T(f"Cota total de error U = {float(plan.total_bound):,.2f}; margen diluido "
                 f"{plan.diluted_margin:.4%}",
@@ -115,6 +128,11 @@ def plan_cmd(
                       else f"{m.p_first_round:.1%}", _fmt(m.size_90),
                       T("sí", "yes") if m.practical else "no", T(m.note_es, m.note_en))
     out.print(table)
+    out.print(T(plan.size_note_es, plan.size_note_en)
+              + ("" if error_rate is None else T(
+                  f" (con --error-rate {error_rate:g}; 'audit sample' usa la tasa por omisión)",
+                  f" (with --error-rate {error_rate:g}; 'audit sample' uses the default "
+                  "rate)")))
 
 
 def _parse_totals(text: str | None) -> dict[str, int] | None:
@@ -151,6 +169,7 @@ def sample_cmd(
                                         "reconcile (conservative bound)")] = False,
     annulled: Annulled = "batch", not_installed: NotInst = "batch",
     unresolved: Unresolved = "subtract", ballot_bound: BallotBound = "cast",
+    rejected: Rejected = "subtract", missing_bound: MissingBound = None,
     clip_understatements: Annotated[bool, typer.Option()] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -161,9 +180,7 @@ def sample_cmd(
     created = None
     try:
         with open_store() as store:
-            wf.ensure_tables(store)
-            exists = bool(store.con.execute("SELECT 1 FROM audit_audits WHERE audit_id = ?",
-                                            [audit_id]).fetchall())
+            exists = wf.audit_exists(store, audit_id)
             if not exists:
                 if not seed:
                     raise AuditInputError("una auditoría nueva necesita --seed",
@@ -173,7 +190,7 @@ def sample_cmd(
                     store, audit_id=audit_id, seed=seed, risk_limit=risk_limit, method=method,
                     design=design, snapshot_ref=snapshot, contest_id=contest,
                     policy=_policy(annulled, not_installed, unresolved, ballot_bound,
-                                   clip_understatements),
+                                   clip_understatements, rejected, missing_bound),
                     reported_totals=_parse_totals(totals), external_manifest=ext, force=force)
             else:
                 rec = wf.load_audit(store, audit_id)
@@ -181,23 +198,25 @@ def sample_cmd(
                     raise AuditInputError("la semilla no es la de esta auditoría",
                                           "the seed is not this audit's seed")
             rec = wf.load_audit(store, audit_id)
+            pop = wf.population_of(store, rec)
             if manifest_out:
-                pop = wf.population_of(store, rec)
                 wf.manifest_frame(pop).write_csv(manifest_out)
             rd = wf.draw_round(store, audit_id, size)
+            ballots = ballot_totals(pop)
     except (EscrutinioError, ValueError) as exc:
         fail(_as_error(exc), as_json)
         return
     if as_json:
         emit_json({"audit": rec, "manifest_check": None if created is None else created[1],
-                   "round": rd})
+                   "round": rd, "ballots": ballots})
         return
     if created is not None:
         chk = created[1]
-        out.print(T(f"Manifiesto: {chk.n_actas:,} actas, {chk.total_ballots:,} boletas, "
-                    f"SHA-256 {rec.manifest_sha256}",
-                    f"Manifest: {chk.n_actas:,} actas, {chk.total_ballots:,} ballots, "
+        out.print(T(f"Manifiesto: {rec.n_actas:,} actas (de {chk.n_actas:,} en la "
+                    f"instantánea), SHA-256 {rec.manifest_sha256}",
+                    f"Manifest: {rec.n_actas:,} actas (of {chk.n_actas:,} in the snapshot), "
                     f"SHA-256 {rec.manifest_sha256}"))
+        out.print(T("Boletas: ", "Ballots: ") + T(*ballots.sentence()))
         for pe, pn in zip(chk.problems_es, chk.problems_en, strict=True):
             err.print("[yellow]" + T(pe, pn) + "[/]")
         w = rec.definition.get("seed_warning")
