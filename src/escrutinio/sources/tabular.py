@@ -1025,6 +1025,22 @@ def _warning_rows(warns: Sequence[tuple[str, str, str]], file: str) -> pl.DataFr
         schema=REJECTED_SCHEMA)
 
 
+def _audit_id_warning(frame: pl.DataFrame, sidecar: str) -> pl.DataFrame:
+    """Acta IDs the risk-limiting audit will refuse (blanks, commas, accents...): said at
+    ingest, not discovered on audit day."""
+    from escrutinio.audit.ids import ID_PATTERN
+
+    bad = frame.filter(~pl.col("acta_id").str.contains(ID_PATTERN))["acta_id"]
+    if bad.is_empty():
+        return _warning_rows([], sidecar)
+    return _warning_rows([(
+        "acta_id",
+        f"{bad.len():,} IDs de acta no sirven para la auditoría (solo letras ASCII, dígitos "
+        f"y . _ - / :), p. ej. {bad[0]!r}",
+        f"{bad.len():,} acta IDs cannot be used by the audit (only ASCII letters, digits and "
+        f". _ - / :), e.g. {bad[0]!r}")], sidecar)
+
+
 def _unit_estimates(part: pl.DataFrame, accepted: pl.DataFrame, side: Sidecar,
                     cand: Sequence[str]) -> dict[str, str]:
     """Metadata the projection reads: the fraction of the votes counted, national
@@ -1107,6 +1123,7 @@ def _snapshot(read: _Read, side: Sidecar, df: pl.DataFrame, *, name: str, as_of:
     if read.kind is SnapshotKind.ACTAS:
         canon = conform(df, contest, SnapshotKind.ACTAS).with_columns(df["__line"])
         result = validate_actas(canon, contest, absent=absent)
+        warns = pl.concat([warns, _audit_id_warning(result.frame, side.path)])
         ok = df.join(result.frame.select("acta_id"), on="acta_id", how="semi")
         if "vote_type" in ok.columns:
             by_type = (ok.filter(pl.col("vote_type").is_not_null())
