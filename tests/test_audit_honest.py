@@ -67,6 +67,11 @@ def test_plan_and_sample_draw_the_same_first_round_and_explain_the_ballots(
     plan = json.loads(out)
     macro5 = next(m for m in plan["methods"] if m["method"] == "macro")
     assert 1_700 < macro5["size_90"] < 1_800
+    by = {m["method"]: m for m in plan["methods"]}
+    # exact methods, exact figures (docs/audit.md §6, the file's margin 43,957)
+    assert by["minerva"]["size_90"] == 1_425_948  # exact binomial tails
+    assert (by["supersimple"]["zero_error"], by["supersimple"]["common_tools_size"]) == (
+        2_671, 6_404)
     # the ballot totals of the plan reconcile: emitidos + the 731 electors of the 6 mesas
     # not installed (phantom batches) = the plan's total
     b = plan["ballots"]
