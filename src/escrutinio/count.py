@@ -75,13 +75,15 @@ class UnitState:
     actas_not_installed: int
     pct_counted: float
     pct_processed: float
-    electors: int  # electors of the actas with figures (counted + annulled)
+    #: electors of the actas with figures (counted + annulled); None when the source has
+    #: no electors at all (unknown, never 0)
+    electors: int | None
     electors_total: int | None  # electors of every acta, when known
     cast: int
     valid: int
-    blank: int
-    null: int
-    challenged: int
+    blank: int | None  # None: the source has no blank votes (unknown, never 0)
+    null: int | None  # None: the source has no null votes
+    challenged: int | None  # None: the source has no challenged ballots
     turnout: float | None  # percent
     candidates: tuple[CandidateVotes, ...]
     leader: str | None
@@ -575,12 +577,12 @@ def count_state_actas(
     pair = _race_pair(national, contest)
     race = (hurdle(pair[2], _remaining(frame, fine, pair[0], pair[1]), pair[0], pair[1],
                    h.basis, unresolved) if pair else None)
-    return CountState(
+    return _unknown_figures(CountState(
         contest_id=contest.id, snapshot=snapshot, level=level, national=national, home=home,
         abroad=abroad, units=units, hurdle=h, n_rejected=n_rejected, runoff_race=race,
         provenance=Provenance((snapshot.snapshot_id,), "count_state",
                               {"level": level.value, "abroad_only": abroad_only}),
-    )
+    ), df)
 
 
 def count_state_units(
@@ -662,12 +664,35 @@ def count_state_units(
     if h.leader and h.trailer:
         h = units_hurdle(h.leader, h.trailer, national.margin_votes)
     pair = _race_pair(national, contest)
-    return CountState(
+    return _unknown_figures(CountState(
         contest_id=contest.id, snapshot=snapshot, level=level, national=national, home=home,
         abroad=abroad, units=unit_states, hurdle=h, n_rejected=n_rejected,
         provenance=Provenance((snapshot.snapshot_id,), "count_state", {"level": level.value}),
         runoff_race=units_hurdle(*pair) if pair else None,
-    )
+    ), units)
+
+
+#: figures a source may not have at all (a country whose actas have no blank or null
+#: line, a source without the electoral roll)
+_OPTIONAL_FIGURES = ("electors", "blank", "null", "challenged")
+
+
+def _unknown_figures(state: CountState, frame: pl.DataFrame) -> CountState:
+    """Figures that no row of the snapshot carries are unknown: None in every unit, never
+    the 0 a sum of nothing gives."""
+    from dataclasses import replace
+
+    gone = {c: None for c in _OPTIONAL_FIGURES
+            if c in frame.columns and frame[c].null_count() == frame.height}
+    if not gone:
+        return state
+
+    def fix(u: UnitState | None) -> UnitState | None:
+        return None if u is None else replace(u, **gone)  # type: ignore[arg-type]
+
+    return replace(state, national=fix(state.national), home=fix(state.home),
+                   abroad=fix(state.abroad), units=tuple(replace(u, **gone)  # type: ignore[arg-type]
+                                                         for u in state.units))
 
 
 def _rename(st: UnitState, name: str, abroad: bool) -> UnitState:
