@@ -640,10 +640,12 @@ class Backend:
             from escrutinio.audit.plan import plan_audit
 
             contest = self.store.contest(info.contest_id)
-            pop = build_population(self.store.load_actas(info.snapshot_id), contest,
+            # the same population (rejected and missing actas included), computation,
+            # replicates and seed as `audit plan` / `audit sample`
+            from escrutinio.audit.workflow import audit_frame, planning_errors
+
+            pop = build_population(audit_frame(self.store, info.snapshot_id), contest,
                                    snapshot_id=info.snapshot_id)
-            # the same computation, replicates and seed as `audit plan` / `audit sample`
-            from escrutinio.audit.workflow import planning_errors
 
             plan = plan_audit(pop, errors=planning_errors(contest)[0])
             return AuditView(info, plan, self._audits(info))
