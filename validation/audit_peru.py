@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from escrutinio.audit import macro
 from escrutinio.audit.measure import HandCount, measure_risk
 from escrutinio.audit.model import Policy, build_population
-from escrutinio.audit.plan import ErrorModel, plan_audit
+from escrutinio.audit.plan import ErrorModel, first_round_size, plan_audit
 from escrutinio.audit.sampling import ppeb_draws
 from escrutinio.sources.onpe_files import parse_provisional, parse_ronderos
 
@@ -37,7 +38,7 @@ SEED = "20210606153000219843"  # stands for dice rolled in public
 
 
 def sizes_table(pop) -> str:
-    plan = plan_audit(pop, replicates=2000)
+    plan = plan_audit(pop)  # the defaults of audit plan / audit sample (200,000 audits)
     lines = ["| method | risk limit | unit | zero-discrepancy size | expected distinct actas "
              "| P(finish round 1 at that size) | 90% first-round size | practical |",
              "|---|---|---|---|---|---|---|---|"]
@@ -49,9 +50,18 @@ def sizes_table(pop) -> str:
             f"{'—' if m.p_first_round is None else f'{m.p_first_round:.1%}'} | "
             f"{'—' if m.size_90 is None else f'{m.size_90:,}'} | "
             f"{'yes' if m.practical else 'no'} |")
+    ss = [m for m in plan.methods if m.method == "supersimple"]
+    common = "; ".join(f"{m.risk_limit:.0%}: {m.common_tools_size:,}" for m in ss
+                       if m.common_tools_size)
+    assert plan.ballots is not None
     return "\n".join(lines) + f"\n\nU = {float(plan.total_bound):.4f} " \
         f"(= {plan.total_bound.numerator:,}/{plan.total_bound.denominator:,}); diluted margin " \
-        f"{plan.diluted_margin:.5%}; {plan.n_actas:,} actas, {plan.total_ballots:,} ballots."
+        f"{plan.diluted_margin:.5%}; {plan.n_actas:,} actas, {plan.total_ballots:,} ballots " \
+        f"({plan.ballots.sentence()[1]}). Margin used: the file's " \
+        f"{plan.margins[0]:,} (the JNE proclaimed 44,263; the per-acta figures behind the " \
+        "proclamation are not public). " + plan.size_note_en + ". Super-simple " \
+        "'90% size' column: Stark's linear rates formula with the error model's one-vote " \
+        f"rate; the common tools (Arlo, rlacalc) give {common}."
 
 
 def error_model(final: pl.DataFrame) -> tuple[pl.DataFrame, str]:
@@ -76,9 +86,8 @@ def error_model(final: pl.DataFrame) -> tuple[pl.DataFrame, str]:
 
 def simulated_audit(pop, truth: dict[str, HandCount], risk_limit: float, label: str,
                     errors: ErrorModel) -> str:
-    plan = plan_audit(pop, risk_limits=(risk_limit,), errors=errors, replicates=2000)
-    row = next(m for m in plan.methods if m.method == "macro")
-    size = row.size_90 or row.zero_error
+    size = first_round_size(pop, "macro", risk_limit, errors=errors) or \
+        macro.zero_discrepancy_draws(pop.U, risk_limit)  # what audit sample draws
     n = 0
     lines = [f"**{label}**, risk limit {risk_limit:.0%}, MACRO (declared), seed `{SEED}`:",
              "", "| round | draws so far | distinct actas | discrepant actas found | "
