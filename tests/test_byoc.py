@@ -124,7 +124,8 @@ def test_the_guide_from_a_clean_clone(clone: Path, data_dir: Path, tmp_path: Pat
                 time.sleep(0.5)
         assert page is not None and page.status_code == 200
         assert "Gabriel Boric Font" in page.text and "Kast" in page.text
-        assert re.search(r"1[.,]961[.,]779", page.text)  # Kast's total, as on the sheet
+        kast = f"{want[1]:,}".replace(",", "[.,\u00a0]")  # Kast's hand sum, as shown
+        assert re.search(kast, page.text), kast
     finally:
         proc.terminate()
         proc.wait(timeout=30)
