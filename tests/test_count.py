@@ -359,3 +359,15 @@ def test_missing_rows_with_no_estimate_are_unknown_not_nothing() -> None:
     assert h.remaining_two_candidate is None
     assert "3 rejected or missing" in h.sentence()[1]
     assert hurdle(10, 0, "a", "b").status is HurdleStatus.NOTHING_REMAINING
+
+
+def test_pending_actas_are_never_nothing_remaining(early) -> None:
+    """While actas are outstanding the hurdle says how many; if nothing can be estimated
+    for them it is unknown, never "nothing remains"."""
+    s = count_state_actas(early.frame, early.contest, ref(early), level=Level.NATIONAL)
+    n = s.national
+    assert s.hurdle.outstanding == n.actas_total - n.actas_counted == 1_367 + 2_326
+    h = hurdle(10, 0, "a", "b", outstanding=5)
+    assert h.status is HurdleStatus.UNKNOWN_REMAINING and h.remaining_two_candidate is None
+    es, en = h.sentence()
+    assert "5 actas sin contabilizar" in es and "5 actas not yet counted" in en

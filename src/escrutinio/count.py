@@ -122,6 +122,9 @@ class Hurdle:
     #: rejected or missing rows (actas or units) whose votes are unknown: R includes an
     #: estimate for the actas among them, and nothing is ever said to "remain" at zero
     unresolved: int = 0
+    #: actas not yet contabilizadas (pending, observed, at the JEE, lost, rejected,
+    #: missing): while any remains the hurdle is never "nothing remains"
+    outstanding: int = 0
 
     @property
     def required_pct(self) -> float | None:
@@ -143,6 +146,12 @@ class Hurdle:
         return es, en
 
     def _sentence(self, trailer: str) -> tuple[str, str]:
+        if self.status is HurdleStatus.UNKNOWN_REMAINING and not self.unresolved \
+                and self.outstanding:
+            return (f"quedan {self.outstanding:,} actas sin contabilizar cuyo aporte no se "
+                    f"puede estimar: no se puede calcular cuánto necesita {trailer}",
+                    f"{self.outstanding:,} actas not yet counted remain and what they hold "
+                    f"cannot be estimated: what {trailer} needs cannot be computed")
         if self.status is HurdleStatus.UNKNOWN_REMAINING and self.unresolved:
             return (f"quedan {self.unresolved:,} filas rechazadas o faltantes cuyos votos se "
                     f"desconocen: no se puede calcular cuánto necesita {trailer}",
@@ -168,16 +177,18 @@ class Hurdle:
 
 
 def hurdle(margin: int, remaining: int, leader: str | None = None,
-           trailer: str | None = None, basis: str = "", unresolved: int = 0) -> Hurdle:
+           trailer: str | None = None, basis: str = "", unresolved: int = 0,
+           outstanding: int = 0) -> Hurdle:
     """Exact hurdle. ``margin`` must be >= 0 (leader minus trailer); ``remaining`` is the
     number of two-candidate (leader + trailer) votes still to come; ``unresolved`` the
-    rejected or missing rows behind it (with any, nothing is ever said to remain at 0)."""
+    rejected or missing rows behind it, ``outstanding`` the actas not yet contabilizadas
+    (with any of either, nothing is ever said to remain at 0: unknown instead)."""
     if margin < 0:
         raise ValueError("margin must be >= 0: pass the leader first")
     r = max(0, int(remaining))
-    if r == 0 and unresolved:
+    if r == 0 and (unresolved or outstanding):
         return Hurdle(leader, trailer, margin, None, None, HurdleStatus.UNKNOWN_REMAINING,
-                      basis, unresolved)
+                      basis, unresolved, max(outstanding, unresolved))
     if r == 0:
         return Hurdle(leader, trailer, margin, 0, None,
                       HurdleStatus.TIED if margin == 0 else HurdleStatus.NOTHING_REMAINING, basis)
@@ -188,7 +199,7 @@ def hurdle(margin: int, remaining: int, leader: str | None = None,
         status = HurdleStatus.CANNOT_CATCH_UP
     else:
         status = HurdleStatus.CAN_CATCH_UP
-    return Hurdle(leader, trailer, margin, r, s, status, basis, unresolved)
+    return Hurdle(leader, trailer, margin, r, s, status, basis, unresolved, outstanding)
 
 
 @dataclass(frozen=True, slots=True)
@@ -571,12 +582,14 @@ def count_state_actas(
     h = _hurdle_for(national, basis="actas: provisional figures where digitised, else "
                     "electors × two-candidate rate of counted actas nearby")
     unresolved = national.actas_rejected + national.actas_missing
+    outstanding = max(0, national.actas_total - national.actas_counted)
     if h.leader and h.trailer:
         r = _remaining(frame, fine, h.leader, h.trailer)
-        h = hurdle(national.margin_votes, r, h.leader, h.trailer, h.basis, unresolved)
+        h = hurdle(national.margin_votes, r, h.leader, h.trailer, h.basis, unresolved,
+                   outstanding)
     pair = _race_pair(national, contest)
     race = (hurdle(pair[2], _remaining(frame, fine, pair[0], pair[1]), pair[0], pair[1],
-                   h.basis, unresolved) if pair else None)
+                   h.basis, unresolved, outstanding) if pair else None)
     return _unknown_figures(CountState(
         contest_id=contest.id, snapshot=snapshot, level=level, national=national, home=home,
         abroad=abroad, units=units, hurdle=h, n_rejected=n_rejected, runoff_race=race,
@@ -658,7 +671,8 @@ def count_state_units(
             # actas they hold, and so what remains, is unknown
             return Hurdle(a, b, margin, None, None, HurdleStatus.UNKNOWN_REMAINING,
                           basis + f"; {n_rejected} unit rows rejected", n_rejected)
-        return hurdle(margin, r, a, b, basis, n_rejected)
+        outstanding = max(0, national.actas_total - national.actas_counted)
+        return hurdle(margin, r, a, b, basis, n_rejected, outstanding)
 
     h = _hurdle_for(national, basis=basis)
     if h.leader and h.trailer:
