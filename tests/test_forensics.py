@@ -80,7 +80,17 @@ def test_real_runoff_is_not_flagged_and_report_adds_up(peru, peru_report) -> Non
     assert r.snapshot_id[:12] in rep.footer_en and "20210606" in rep.footer_es
     assert "excluded_status_annulled=220" in rep.footer_en
     doc = json.loads(json.dumps(to_jsonable(rep)))
-    assert doc["provenance"]["seed"] == 20210606 and len(doc["tests"]) == 14
+    # 14 test × quantity pairs, plus Kobak et al.'s combined count (issue 14)
+    assert doc["provenance"]["seed"] == 20210606 and len(doc["tests"]) == 15
+    combined = next(t for t in rep.tests if t.quantity == "turnout_or_share")
+    assert combined.national.p_method == "monte_carlo" and not combined.n_flagged_scopes
+    assert combined.national.details["draws"] == 99 and combined.national.p_value > 0.05
+    # Klimek's fit next to the joint-tail test: both candidates, at home, no extreme corner
+    assert [k.candidate for k in rep.klimek] == ["castillo", "fujimori"]
+    for k in rep.klimek:
+        assert k.stratum == "home" and k.f_extreme < 0.005 and k.ci_extreme is not None
+        assert 0 <= k.ci_extreme[0] <= k.ci_extreme[1] < 0.005
+        assert "not a test" in k.text_en and "no una prueba" in k.text_es
     img = fingerprint_image(rep)
     assert img.ndim == 3 and img.shape[2] == 3 and img.shape[1] > 600  # home + abroad
 
@@ -104,7 +114,7 @@ def test_clean_redraws_do_not_cry_wolf(subset) -> None:
             rejections[key] = rejections.get(key, 0) + (t.national.p_value < 0.05)
             if t.test in ("integer", "last_digit"):
                 pvalues.append(t.national.p_value)
-    assert len(rejections) == 14
+    assert len(rejections) == 15
     assert max(rejections.values()) <= 5, rejections
     assert any_flag <= 4
     # the binomial-null tests are not degenerate: their p-values spread over (0, 1)
@@ -131,7 +141,8 @@ def test_strong_manipulations_are_detected(subset) -> None:
     # Kobak's fingerprint: 10% of actas with whole-percentage turnout and share
     rounded, _ = inject_rounding(clean, contest, "fujimori", 0.10, rng)
     rep = run_forensics(rounded, contest, tests=["integer"])
-    assert {t.quantity for t in rep.tests if t.n_flagged_scopes} == {"turnout", "castillo"}
+    assert {t.quantity for t in rep.tests if t.n_flagged_scopes} == {"turnout", "castillo",
+                                                                   "turnout_or_share"}
     nat = next(t for t in rep.tests if t.quantity == "turnout").national
     assert nat.effect > 1.05 and nat.p_value < 1e-6
     # invented final digits (0 and 5 favoured) in 20% of actas
@@ -236,3 +247,24 @@ def test_place_test_needs_a_geography(subset) -> None:
     assert [s.test for s in rep.skipped] == ["place"]
     assert "polling place" in rep.skipped[0].reason_en and "local" in rep.skipped[0].reason_es
     assert {t.test for t in rep.tests} == {"integer"}
+
+
+def test_klimek_fit_sees_extreme_stuffing_and_not_in_a_clean_election() -> None:
+    from escrutinio.forensics.inputs import prepare
+    from escrutinio.forensics.klimek import fit_klimek
+    from escrutinio.forensics.simulate import SMALL_RUNOFF, small_election
+
+    rng = np.random.Generator(np.random.PCG64(5))
+    clean = small_election(rng, regions=10)
+    stuffed, mask = inject_stuffing(clean, SMALL_RUNOFF, "azul", 0.03, rng, fill=0.95,
+                                    steal=0.9)
+    fits = {}
+    for label, frame in (("clean", clean), ("stuffed", stuffed)):
+        fits[label] = fit_klimek(prepare(frame, SMALL_RUNOFF), 0,
+                                 np.random.Generator(np.random.PCG64(1)), bootstrap=40)
+    c, s = fits["clean"], fits["stuffed"]
+    assert c is not None and s is not None and c.ci_extreme and s.ci_extreme
+    assert c.f_extreme < 0.005 and c.ci_extreme[1] < 0.005
+    share = mask.mean()  # 3 % of the actas: the extreme share is recovered, interval too
+    assert s.ci_extreme[0] > 0.01 and s.ci_extreme[0] <= share <= s.ci_extreme[1] + 0.005
+    assert s.distance < s.distance_clean

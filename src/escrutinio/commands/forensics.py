@@ -156,6 +156,8 @@ def _print(report, has_prev: bool, limit: int, image: Path | None,  # noqa: ANN0
                         f"  Expected false flags among its flags: "
                         f"~{t.expected_false_flags:.2f}. Benign explanations: ")
                       + (t.benign_es if es else t.benign_en))
+    for k in report.klimek:
+        out.print(f"• {k.text_es if es else k.text_en}")
     for s in report.skipped:
         out.print(T(f"[yellow]Omitida {s.test}: {s.reason_es}[/]",
                     f"[yellow]Skipped {s.test}: {s.reason_en}[/]"))

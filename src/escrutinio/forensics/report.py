@@ -36,6 +36,8 @@ from escrutinio.forensics.fingerprint import (
     run_fingerprint,
 )
 from escrutinio.forensics.inputs import ForensicInput, prepare
+from escrutinio.forensics.integers import COMBINED, KOBAK_DRAWS, run_combined
+from escrutinio.forensics.klimek import DEFAULT_BOOTSTRAP, KlimekFit, fit_klimek
 from escrutinio.forensics.outliers import DEFAULT_THRESHOLD, run_place
 from escrutinio.forensics.panel import run_panel
 from escrutinio.forensics.stakes import Stakes, stakes_bound
@@ -222,6 +224,7 @@ class ForensicsReport:
     stakes: Stakes
     tails: tuple[TailShares, ...]
     histograms: tuple[Histogram2D, ...]
+    klimek: tuple[KlimekFit, ...]  # Klimek et al.'s fingerprint fit: an estimate, no test
     skipped: tuple[Skipped, ...]
     panel_info: dict[str, int]
     scope_names: dict[str, str]
@@ -244,6 +247,17 @@ def _describe(test: str, quantity: str, r: ScopeResult, names: Mapping[str, str]
     if r.n_units == 0 or r.statistic is None or r.expected is None:
         return ("No hay actas que cumplan las condiciones de esta prueba.",
                 "No actas meet this test's conditions.")
+    if test == "integer" and quantity == COMBINED:
+        ln = names.get(d.get("leader", ""), d.get("leader", ""))
+        return (f"{int(r.statistic):,} de {r.n_units:,} actas tienen la participación o el "
+                f"porcentaje de {ln} en un porcentaje entero (±0,05; cuenta combinada de "
+                f"Kobak et al.); se esperaban {r.expected:,.0f} por Monte Carlo binomial al "
+                f"tamaño de cada mesa ({d.get('draws', 0)} sorteos; razón {r.effect:.3f}); "
+                f"p = {_p(r)}.",
+                f"{int(r.statistic):,} of {r.n_units:,} actas report turnout or {ln}'s "
+                f"share as a whole percentage (±0.05; Kobak et al.'s combined count); "
+                f"{r.expected:,.0f} were expected by binomial Monte Carlo at each mesa's size "
+                f"({d.get('draws', 0)} draws; ratio {r.effect:.3f}); p = {_p(r)}.")
     if test == "integer":
         what_es = "participación" if quantity == "turnout" else f"el porcentaje de {qn}"
         what_en = "turnout" if quantity == "turnout" else f"{qn}'s share"
@@ -464,12 +478,15 @@ def run_forensics(
     threshold: float = DEFAULT_THRESHOLD, min_expected: float = DEFAULT_MIN_EXPECTED,
     top: int = 3, names: Mapping[str, str] | None = None,
     snapshot_ids: tuple[str, ...] = (), max_flagged: int | None = 500,
+    klimek_bootstrap: int = DEFAULT_BOOTSTRAP,
 ) -> ForensicsReport:
     """Run the forensic screen on a canonical acta frame.
 
     ``previous`` is the first round's acta frame (same acta ids) for the panel test;
     ``names`` maps area codes and candidate codes to display names. ``draws`` > 0 adds
-    Monte-Carlo nulls (seeded by ``seed``) to the integer and last-digit tests.
+    Monte-Carlo nulls (seeded by ``seed``) to the integer and last-digit tests; Kobak et
+    al.'s combined count always uses Monte Carlo (``draws`` or KOBAK_DRAWS), and the
+    Klimek fit ``klimek_bootstrap`` bootstrap replicates (same seed).
     """
     requested = list(TESTS if tests is None else tests)
     if any(t.lower() in BENFORD_ALIASES for t in requested):
@@ -492,6 +509,7 @@ def run_forensics(
     outliers: dict[str, list[Outliers]] = {}
     hists: list[Histogram2D] = []
     tails: list[TailShares] = []
+    klimek: list[KlimekFit] = []
     panel_info: dict[str, int] = {}
     if inp.n == 0:
         raise ValueError("no counted actas with figures to analyse")
@@ -499,6 +517,9 @@ def run_forensics(
     if count_tests:
         results |= run_count_tests(inp, scopes, count_tests, cands, draws=draws, rng=rng,
                                    min_expected=min_expected)
+    if "integer" in requested and inp.has_turnout and cands:
+        results.setdefault("integer", {})[COMBINED] = run_combined(
+            inp, cands[0], scopes, draws or KOBAK_DRAWS, rng)
     no_turnout = ("sin electores hábiles por acta no hay participación",
                   "without registered electors per acta there is no turnout")
     if "integer" in requested and not inp.has_turnout:
@@ -507,6 +528,10 @@ def run_forensics(
         if inp.has_turnout:
             res, hists, tails = run_fingerprint(inp, scopes, cands)
             results["fingerprint"] = res
+            for c in cands[:2]:
+                fit = fit_klimek(inp, c, rng, bootstrap=klimek_bootstrap, names=names)
+                if fit is not None:
+                    klimek.append(fit)
         else:
             skipped.append(Skipped("fingerprint", *no_turnout))
     if "place" in requested:
@@ -603,6 +628,8 @@ def run_forensics(
         "tests": requested, "q": q, "threshold": threshold, "min_expected": min_expected,
         "draws": draws, "candidates": [inp.codes[c] for c in cands],
         "first_round": previous is not None, "bh_scope_weights": SCOPE_WEIGHTS,
+        "kobak_combined_draws": (draws or KOBAK_DRAWS) if inp.has_turnout else 0,
+        "klimek_bootstrap": klimek_bootstrap,
     }
     prov = Provenance(snapshot_ids=snapshot_ids, analysis="forensics", parameters=params,
                       seed=seed)
@@ -662,7 +689,8 @@ def run_forensics(
         tests=tuple(summaries), flags=tuple(flags), n_hypotheses=m,
         expected_false_flags=efl, chance_flags_raw=q * m, flagged_actas=tuple(flagged),
         n_flagged_actas=int(mask.sum()), stakes=stakes, tails=tuple(tails),
-        histograms=tuple(hists), skipped=tuple(skipped), panel_info=panel_info,
+        histograms=tuple(hists), klimek=tuple(klimek), skipped=tuple(skipped),
+        panel_info=panel_info,
         scope_names=scope_names, summary_es=summary_es, summary_en=summary_en,
         footer_es=footer_es, footer_en=footer_en)
 
