@@ -371,3 +371,33 @@ def test_pending_actas_are_never_nothing_remaining(early) -> None:
     assert h.status is HurdleStatus.UNKNOWN_REMAINING and h.remaining_two_candidate is None
     es, en = h.sentence()
     assert "5 actas sin contabilizar" in es and "5 actas not yet counted" in en
+
+
+def test_status_shows_missing_actas_in_both_languages(data_dir: Path, tmp_path: Path) -> None:
+    """`escrutinio status` on the 2021 first-round file: never "77,153 de 77,153 (100%)"."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from escrutinio.cli import app
+
+    runner = CliRunner()
+    db = str(tmp_path / "fr.duckdb")
+
+    def run(*args: str) -> tuple[int, str]:
+        res = runner.invoke(app, ["--db", db, *args])
+        return res.exit_code, res.stdout
+
+    assert run("ingest", str(data_dir / FIRST_2021), "--as-of", "2021-05-11T09:15:00Z")[0] == 0
+    code, es = run("status", "--level", "national")
+    es = " ".join(es.split())
+    assert code == 0 and "77,153 de 86,488 (89.207%)" in es and "faltantes 9,335" in es
+    assert "no quedan votos" not in es
+    code, en = run("--lang", "en", "status", "--level", "national")
+    en = " ".join(en.split())
+    assert "77,153 of 86,488 (89.207%)" in en and "missing 9,335" in en
+    assert "no votes remain" not in en
+    code, out = run("status", "--level", "national", "--json")
+    d = json.loads(out)
+    assert (d["national"]["actas_missing"], d["national"]["actas_total"]) == (9_335, 86_488)
+    assert d["hurdle"]["status"] != "nothing_remaining" and d["hurdle"]["unresolved"] == 9_335
