@@ -87,14 +87,25 @@ def test_cli_and_api_give_the_same_projection(db: Path, snaps: dict[str, str]) -
         cli[key] = _strict(res.stdout)
     from escrutinio.api.app import create_app
 
+    # the baseline chosen by the user: a per-unit 2026 baseline, or none
+    for name, opt in (("dept-2026", ["--baseline-contest", P2026]),
+                      ("acta-none", ["--no-baseline"])):
+        res = _cli(db, "project", "--contest", RUNOFF, "--snapshot",
+                   snaps[name.split("-")[0]], "--sims", "600", "--seed", "7", *opt, "--json")
+        assert res.exit_code == 0, res.stdout
+        cli[name] = _strict(res.stdout)
+    query = {"dept-2026": f"&baseline_contest={P2026}", "acta-none": "&baseline_contest=none"}
     app = create_app(str(db), projection_sims=600, warm=False)
     with TestClient(app) as c:
+        r = c.get(f"/api/v1/s/{snaps['district']}/projection?baseline_contest=nope")
+        assert r.status_code == 404 and FIRST in r.text  # names the contests it holds
         for key, p in cli.items():
-            r = c.get(f"/api/v1/s/{snaps[key]}/projection?sims=600&seed=7")
+            snap = snaps[key.split("-")[0]]
+            r = c.get(f"/api/v1/s/{snap}/projection?sims=600&seed=7{query.get(key, '')}")
             assert r.status_code == 200, r.text
             api = _strict(r.text)["projection"]
             assert api["basis"] == p["basis"] == {"acta": "actas", "dept": "units",
-                                                  "series": "series"}[key]
+                                                  "series": "series"}[key.split("-")[0]]
             for field in ("candidates", "margin", "races", "components", "call"):
                 assert api[field] == p[field], (key, field)
             assert api["diagnostics"]["baseline"] == p["diagnostics"]["baseline"]
@@ -105,6 +116,9 @@ def test_cli_and_api_give_the_same_projection(db: Path, snaps: dict[str, str]) -
     assert base["join_level"] == "acta" and 0.3 < base["coverage_remaining"] < 1.0
     assert base["snapshot_id"] in cli["acta"]["provenance"]["snapshot_ids"]
     assert cli["acta"]["provenance"]["parameters"]["baseline"]["contest_id"] == FIRST
+    assert cli["acta-none"]["diagnostics"]["baseline"] is None
+    assert cli["dept-2026"]["diagnostics"]["baseline"]["contest_id"] == P2026
+    assert cli["dept-2026"]["margin"] != cli["dept"]["margin"]
 
 
 def test_no_baseline_turns_the_default_off(db: Path, snaps: dict[str, str]) -> None:

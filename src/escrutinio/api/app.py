@@ -81,6 +81,10 @@ ContestQ = Annotated[str | None, Query(max_length=200, description="contest id (
 SimsQ = Annotated[int | None, Query(ge=200, le=20_000, description="simulations "
                                     f"(default {PROJECTION_SIMS:,})")]
 SeedQ = Annotated[int, Query(ge=0, le=2**32 - 1, description="seed of the simulations")]
+BaselineQ = Annotated[str | None, Query(
+    max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+    description="baseline contest id, per acta or per unit at any level (default: the "
+                "earlier round of the same election when stored); 'none': no baseline")]
 LimitQ = Annotated[int, Query(ge=1, le=100_000, description="rows listed")]
 
 
@@ -612,7 +616,8 @@ def _api_routes(app: FastAPI, b: Backend) -> None:
     @get("/api/v1/s/{ref}/projection", "ProjectionResponse",
          "Proyección del resultado final / projection of the final result")
     async def projection(request: Request, ref: Ref, sims: SimsQ = None,
-                         seed: SeedQ = PROJECTION_SEED, contest: ContestQ = None) -> Response:
+                         seed: SeedQ = PROJECTION_SEED, contest: ContestQ = None,
+                         baseline_contest: BaselineQ = None) -> Response:
         info = b.resolve(ref, contest=contest)
         n = sims or b.projection_sims
         sid = info.snapshot_id
@@ -620,7 +625,7 @@ def _api_routes(app: FastAPI, b: Backend) -> None:
         def build() -> dict[str, Any]:
             from escrutinio.api.pages import call_view, projection_note
 
-            v = b.projection(info, n, seed)
+            v = b.projection(info, n, seed, baseline_contest=baseline_contest)
             es, en = projection_note(v)
             contest = b.store.contest(info.contest_id)
             head = call_view(v.projection, {c.code: c.name for c in contest.candidates},
@@ -633,10 +638,10 @@ def _api_routes(app: FastAPI, b: Backend) -> None:
                     "links": api_links(info, f"/api/v1/s/{ref}/projection.json",
                                        f"/s/{sid}/projection/", query=_query(
                                            sims=sims, seed=None if seed == PROJECTION_SEED
-                                           else seed))}
+                                           else seed, baseline_contest=baseline_contest))}
 
-        return await respond(request, ("projection", sid, n, seed, b.clock is not None),
-                             build, cc(ref, info))
+        return await respond(request, ("projection", sid, n, seed, b.clock is not None,
+                                       baseline_contest), build, cc(ref, info))
 
     def analysis(path: str, key: str, summary: str,
                  make: Callable[[SnapshotInfo, int], Any], html: str | None) -> None:

@@ -408,10 +408,14 @@ class Backend:
         return None
 
     def projection(self, info: SnapshotInfo, sims: int | None = None,
-                   seed: int = PROJECTION_SEED) -> ProjectionView:
+                   seed: int = PROJECTION_SEED,
+                   baseline_contest: str | None = None) -> ProjectionView:
+        """The projection of ``info`` (:func:`escrutinio.service.project`, as the CLI's).
+        ``baseline_contest``: a baseline contest id, ``"none"`` for none, or None for the
+        server's default (``--baseline auto``: the earlier round of the same election)."""
         sims = sims or self.projection_sims
         tl = self.timeline()
-        if tl is not None and tl.has(info.snapshot_id):
+        if baseline_contest is None and tl is not None and tl.has(info.snapshot_id):
             return self.cached(("projection-replay", info.snapshot_id, sims, seed),
                                lambda: ProjectionView(info, tl.projection(info.snapshot_id,
                                                                           sims, seed), True))
@@ -424,8 +428,11 @@ class Backend:
                 # the one projection of the CLI too: baseline by default the earlier round
                 # of the same election (said in the result), unless the server runs with
                 # --baseline none
-                proj = service.project(self.store, info, params=params,
-                                       use_default_baseline=self.baseline == "auto")
+                proj = service.project(
+                    self.store, info, params=params,
+                    baseline_contest=None if baseline_contest in (None, "none")
+                    else baseline_contest,
+                    use_default_baseline=self.baseline == "auto" and baseline_contest is None)
             except NotFoundError:
                 raise
             except EscrutinioError as exc:  # the data cannot be projected (UnknownRemaining…)
@@ -435,8 +442,8 @@ class Backend:
                                   f"this snapshot cannot be projected: {exc}") from exc
             return ProjectionView(info, proj, False)
 
-        return self.cached(("projection", info.snapshot_id, sims, seed, self.baseline),
-                           compute)
+        return self.cached(("projection", info.snapshot_id, sims, seed, self.baseline,
+                            baseline_contest), compute)
 
     def projection_history(self, contest: str | None = None, sims: int | None = None,
                            seed: int = PROJECTION_SEED,
