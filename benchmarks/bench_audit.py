@@ -48,7 +48,7 @@ def main() -> None:
     plan_audit(build_population(snap.frame, snap.contest))  # warm-up
     t, _ = timed(peru_plan)
     rows.append(("plan, 2021 runoff (86,488 actas; population + all methods, 5% and 10%, "
-                 "2,000 simulated audits each)", t, 1.0))
+                 "200,000 simulated audits per method and limit, as audit sample)", t, 5.0))
 
     rng = np.random.Generator(np.random.PCG64(1))
     n = 1_000_000
