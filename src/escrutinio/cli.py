@@ -165,7 +165,9 @@ def level_option(value: str, option: str = "--level",
     ``names``: the country's own level names (:func:`escrutinio.service.level_names`)."""
     from escrutinio.domain import Level
 
-    return Level(choice(value, {**(names or {}), **LEVEL_ALIASES}, option))
+    # the country's own names win over the generic aliases (Argentina's "distrito" is
+    # its area1, not Peru's area3)
+    return Level(choice(value, {**LEVEL_ALIASES, **(names or {})}, option))
 
 
 def kind_option(value: str | None, option: str = "--kind") -> Any:
