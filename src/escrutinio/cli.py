@@ -12,6 +12,7 @@ Python traceback reaches the user (:meth:`App.__call__`).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -96,6 +97,7 @@ class EscrutinioGroup(TyperGroup):
         mod.register(sub)
         group = typer.main.get_group(sub)
         for name, cmd in group.commands.items():
+            _guard(cmd)
             self.commands.setdefault(name, cmd)
 
     def load_all(self) -> None:
@@ -122,6 +124,32 @@ class EscrutinioGroup(TyperGroup):
                     f"it holds the control character {ch}: no option accepts it")
                 fail(exc, "--json" in args)
         return super().parse_args(ctx, args)
+
+
+def _guard(cmd: Any) -> None:
+    """Wrap a command's callback so that the checks by parameter name
+    (:func:`~escrutinio.commands.common.check_params`) run before it."""
+    if hasattr(cmd, "commands"):
+        for sub in cmd.commands.values():
+            _guard(sub)
+        return
+    inner = cmd.callback
+    if inner is None or getattr(inner, "_guarded", False):
+        return
+    name = cmd.name or ""
+
+    @functools.wraps(inner)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        from escrutinio.commands.common import check_params
+
+        try:
+            check_params(name, kwargs)
+        except EscrutinioError as exc:
+            fail(exc, bool(kwargs.get("as_json")))
+        return inner(*args, **kwargs)
+
+    guarded._guarded = True  # type: ignore[attr-defined]
+    cmd.callback = guarded
 
 
 class App(typer.Typer):
@@ -348,10 +376,18 @@ def status(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Dónde está el conteo / where the count stands."""
+    from rich import box
     from rich.table import Table
 
     from escrutinio import service
-    from escrutinio.commands.count_view import by_votes, candidate_headers, split_columns
+    from escrutinio.commands.count_view import (
+        MAX_CANDIDATE_COLUMNS,
+        MIN_NAME_WIDTH,
+        by_votes,
+        candidate_headers,
+        fit_widths,
+        split_columns,
+    )
     from escrutinio.commands.vocab import contest_vocabulary
     from escrutinio.countries import has_runoff
     from escrutinio.domain import level_label
@@ -429,18 +465,34 @@ def status(
                     f"(escrutinio status -s ID --level {lv.value})[/]",
                     f"[yellow]This snapshot has no figures by {lv_en}{hint[1]} "
                     f"(escrutinio status -s ID --level {lv.value})[/]"))
+    elif lv.value != "national" and not st.units:  # the level exists, no row names one
+        out.print(T(f"[yellow]Ninguna acta de esta instantánea indica su "
+                    f"{level_label(names, lv, 'es')}: no hay tabla por "
+                    f"{level_label(names, lv, 'es')}[/]",
+                    f"[yellow]No acta of this snapshot says its "
+                    f"{level_label(names, lv, 'en')}: no table by "
+                    f"{level_label(names, lv, 'en')}[/]"))
     if units:
-        shown, rest = split_columns(n)
-        cands = candidate_headers(shown, rest)
         table = Table(title=T(f"Por {level_label(names, lv, 'es')}",
-                              f"By {level_label(names, lv, 'en')}"))
-        for col in (T("código", "code"), T("nombre", "name"), T("contab.", "counted"),
-                    T("% contab.", "% counted"), T("% proces.", "% processed"), T(*voc.court),
-                    T("pend.", "pending"), T("particip.", "turnout"), *cands,
-                    T("lidera", "leader"), T("margen", "margin"), T("pts", "pts")):
-            table.add_column(col, overflow="fold")
-        for u in [*(x for x in (st.home, st.abroad) if x), *units]:
-            table.add_row(*_unit_row(u, shown, rest))
+                              f"By {level_label(names, lv, 'en')}"), box=box.SIMPLE_HEAD,
+                      collapse_padding=True, pad_edge=False)
+        for k in range(MAX_CANDIDATE_COLUMNS, 2, -1):  # as many candidates as fit
+            shown, rest = split_columns(n, k)
+            heads = [T("código", "code"), T("nombre", "name"), T("contab.", "counted"),
+                     T("% contab.", "% counted"), T("% proces.", "% proc."), T(*voc.court),
+                     T("pend.", "pending"), T("particip.", "turnout"),
+                     *candidate_headers(shown, rest), T("lidera", "leader"),
+                     T("margen", "margin"), T("pts", "pts")]
+            rows = [_unit_row(u, shown, rest)
+                    for u in [*(x for x in (st.home, st.abroad) if x), *units]]
+            widths = fit_widths(heads, rows, out.width)
+            if widths[1] >= min(MIN_NAME_WIDTH, max(len(r[1]) for r in rows)):
+                break
+        for h, w in zip(heads, widths, strict=True):
+            # figures never fold mid-number (headers wrap between words); names may
+            table.add_column(h, overflow="fold", width=w)
+        for r in rows:
+            table.add_row(*r)
         out.print(table)
 
 

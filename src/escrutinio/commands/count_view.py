@@ -17,7 +17,7 @@ from escrutinio.commands.common import T
 from escrutinio.count import CandidateVotes, UnitState
 
 #: at most this many candidate columns in a table of units (the rest are summed)
-MAX_CANDIDATE_COLUMNS: Final = 5
+MAX_CANDIDATE_COLUMNS: Final = 8
 
 
 def by_votes(candidates: Sequence[CandidateVotes]) -> list[CandidateVotes]:
@@ -56,3 +56,25 @@ def candidate_cells(unit: UnitState, shown: Sequence[str], rest: Sequence[str]) 
     if rest:
         cells.append(f"{sum(votes.get(c, 0) for c in rest):,}")
     return cells
+
+
+def fit_widths(headers: Sequence[str], rows: Sequence[Sequence[str]], total: int,
+               flex: tuple[int, ...] = (0, 1)) -> list[int]:
+    """Column widths for a table without vertical rules (``box.SIMPLE_HEAD``, collapsed
+    padding, no edge padding) that fills ``total`` characters: every column as wide as its
+    widest cell or header word (figures never fold mid-number; headers wrap between
+    words); the ``flex`` columns (code and name) share what is left, in proportion."""
+    widths = [max(max((len(r[j]) for r in rows), default=1),
+                  max((len(w) for w in h.split()), default=1))
+              for j, h in enumerate(headers)]
+    overhead = 2 * len(headers) + 2  # gaps of a SIMPLE_HEAD table, collapsed padding
+    budget = total - overhead - sum(w for j, w in enumerate(widths) if j not in flex)
+    want = sum(widths[j] for j in flex)
+    if want > budget:
+        for j in flex:
+            widths[j] = min(widths[j], max(6, budget * widths[j] // want))
+    return widths
+
+
+#: the name column is never squeezed below this while fewer candidate columns would do
+MIN_NAME_WIDTH: Final = 14
