@@ -61,7 +61,13 @@ def _strict(obj: Any) -> Any:
 
 
 def fail(exc: EscrutinioError, as_json: bool) -> NoReturn:
-    """Report a user-facing error (bilingual) and exit with its code."""
+    """Report a user-facing error (bilingual) and exit with its code.
+
+    An error about an option's value (its message starts with the option, as in
+    ``"--pair: two codes..."``) is bad input: exit 2, like :class:`BadOptionError`.
+    """
+    if type(exc).exit_code == 1 and exc.message_en.startswith("--"):
+        exc.exit_code = 2
     if as_json:
         emit_json(exc.to_dict())
     else:
@@ -216,3 +222,51 @@ def as_error(exc: BaseException) -> EscrutinioError:
     error = EscrutinioError(msg, msg)
     error.exit_code = 2
     return error
+
+
+#: parameters (python names) that name a file or folder the command reads
+INPUT_PARAMS: frozenset[str] = frozenset({
+    "copies", "copy_codes", "roll", "request", "urban_file", "manifest", "scope_file",
+    "proof_file", "counts", "reports", "config", "data_dir", "replay"})
+#: parameters that name a file or folder the command writes
+OUTPUT_PARAMS: frozenset[str] = frozenset({
+    "svg", "csv", "image", "generate", "manifest_out", "directory", "log_file", "folder"})
+#: parameters that are URLs
+URL_PARAMS: frozenset[str] = frozenset({"base_url", "site_url", "url", "mirror"})
+
+
+def check_params(command: str, params: Mapping[str, Any]) -> None:
+    """Checks every command gets before it runs, by parameter name: files it reads exist,
+    files it writes can be created, URLs are http(s) URLs (exit 2 naming the option)."""
+    for name, value in params.items():
+        if value is None or isinstance(value, bool) or value == "":
+            continue
+        option = "--" + name.replace("_", "-")
+        values = value if isinstance(value, list | tuple) else [value]
+        reads = name in INPUT_PARAMS or (name == "status_file" and command == "watch-status")
+        writes = name in OUTPUT_PARAMS or (name == "status_file" and command == "watch")
+        for v in values:
+            if not isinstance(v, str | Path):
+                continue
+            if reads:
+                input_path(v, option)
+            elif writes:
+                output_path(v, option)
+            elif name in URL_PARAMS:
+                url(str(v), option)
+
+
+def url(value: str, option: str) -> str:
+    """An ``http://`` or ``https://`` URL with a host."""
+    from urllib.parse import urlsplit
+
+    check_text(value, option)
+    try:
+        parts = urlsplit(value.strip())
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and " " not in value
+    except ValueError:
+        ok = False
+    if not ok:
+        raise BadOptionError(option, value, "se espera una URL http:// o https://",
+                             "expected an http:// or https:// URL")
+    return value

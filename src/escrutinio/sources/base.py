@@ -8,9 +8,9 @@ path walk the file line by line, to name the exact line and field in the error.
 from __future__ import annotations
 
 import csv
-import gzip
 import hashlib
 import io
+import os
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +23,14 @@ import polars as pl
 
 from escrutinio.domain import ACTA_COLUMNS, UNIT_COLUMNS, Contest, SnapshotKind
 from escrutinio.errors import IngestError, Location
+from escrutinio.sources.sanitize import (
+    CONTROL_CLASS,
+    FORMULA_PATTERN,
+    MAX_COUNT,
+    MAX_DECOMPRESSED_BYTES,
+    control_char,
+    describe_char,
+)
 
 NULL_TOKENS = ["", "NA", "N/A", "null", "NULL"]
 
@@ -51,6 +59,56 @@ class SourceBytes:
     text: bytes  # decompressed, validated UTF-8 bytes
 
 
+def max_decompressed_bytes() -> int:
+    """The cap on decompressed size: ``ESCRUTINIO_MAX_DECOMPRESSED_MB`` (MiB) or
+    :data:`~escrutinio.sources.sanitize.MAX_DECOMPRESSED_BYTES`."""
+    env = os.environ.get("ESCRUTINIO_MAX_DECOMPRESSED_MB", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env) << 20
+    return MAX_DECOMPRESSED_BYTES
+
+
+def gunzip_capped(raw: bytes, name: str, limit: int | None = None) -> bytes:
+    """Decompress gzip data (every member) in a stream, refusing output beyond ``limit``
+    bytes (rule ``decompressed_too_large``) before it is all in memory: a 2 MB file
+    that expands to 2 GiB costs at most the cap, not 2 GiB."""
+    cap = max_decompressed_bytes() if limit is None else limit
+    chunk = 1 << 24
+    parts: list[bytes] = []
+    total = 0
+    rest = raw
+    try:
+        while rest:
+            d = zlib.decompressobj(wbits=31)
+            buf = rest
+            while True:
+                piece = d.decompress(buf, chunk)
+                total += len(piece)
+                if total > cap:
+                    raise IngestError(
+                        Location(name), "decompressed_too_large",
+                        f"el archivo descomprimido supera {cap >> 20:,} MiB (límite de "
+                        "seguridad; ESCRUTINIO_MAX_DECOMPRESSED_MB lo cambia)",
+                        f"the decompressed file exceeds {cap >> 20:,} MiB (a safety "
+                        "limit; ESCRUTINIO_MAX_DECOMPRESSED_MB changes it)")
+                parts.append(piece)
+                buf = d.unconsumed_tail
+                if d.eof or (not buf and not piece):
+                    break
+            if not d.eof:
+                raise EOFError("compressed file ended before the end-of-stream marker")
+            rest = d.unused_data.lstrip(b"\x00")  # gzip pads members with zeros
+            if rest and rest[:2] != b"\x1f\x8b":
+                raise OSError("trailing garbage after the gzip data")
+    except (EOFError, zlib.error, OSError) as exc:
+        raise IngestError(
+            Location(name), "gzip_corrupt",
+            f"el archivo gzip está truncado o dañado ({exc})",
+            f"the gzip file is truncated or corrupt ({exc})",
+        ) from None
+    return b"".join(parts)
+
+
 def read_source(path: str | Path, *, encoding: str = "utf-8") -> SourceBytes:
     """Read a (possibly gzipped) text file and check it decodes; name the line if not."""
     p = Path(path)
@@ -65,14 +123,7 @@ def read_source(path: str | Path, *, encoding: str = "utf-8") -> SourceBytes:
                           "the file is empty")
     data = raw
     if raw[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(raw)
-        except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
-            raise IngestError(
-                Location(name), "gzip_corrupt",
-                f"el archivo gzip está truncado o dañado ({exc})",
-                f"the gzip file is truncated or corrupt ({exc})",
-            ) from None
+        data = gunzip_capped(raw, name)
         if not data:
             raise IngestError(Location(name), "empty_file",
                               "el archivo está vacío (gzip sin contenido)",
@@ -532,6 +583,92 @@ class ParsedSnapshot:
                 f"parser {self.parser} produced columns {self.frame.columns}, "
                 f"expected {expected}"
             )
+        check_limits(self)
+
+
+#: text columns of a snapshot frame that hold ids, codes or names
+_TEXT_COLUMNS: Final = ("acta_id", "area1_code", "area2_code", "area3_code", "polling_place",
+                        "observation", "unit_code", "unit_name", "parent_code", "code",
+                        "name")
+
+
+def _first_bad_text(frame: pl.DataFrame, columns: Iterable[str]) -> tuple[str, int] | None:
+    """(column, row index) of the first value holding a refused control character."""
+    cols = [c for c in columns if c in frame.columns and frame.schema[c] == pl.String]
+    if not cols:
+        return None
+    hits = frame.select([pl.col(c).str.contains(CONTROL_CLASS).fill_null(False).arg_max()
+                         .alias(c) for c in cols]
+                        + [pl.col(c).str.contains(CONTROL_CLASS).fill_null(False).any()
+                           .alias(f"__any_{c}") for c in cols]).row(0, named=True)
+    for c in cols:
+        if hits[f"__any_{c}"]:
+            return c, int(hits[c])
+    return None
+
+
+def check_limits(snap: ParsedSnapshot) -> None:
+    """The limits every stored snapshot keeps (docs/formats.md, "Limits"), whatever its
+    source: no control character in an id, code, name or label; no acta id a spreadsheet
+    would run as a formula; no count above :data:`~escrutinio.sources.sanitize.MAX_COUNT`.
+    Raises :class:`IngestError` naming the file, the row and the field."""
+    name = snap.source_uri
+    frame = snap.frame
+
+    def where(field: str, row: int | None) -> Location:
+        line = None
+        if row is not None and "__line" in frame.columns:
+            line = int(frame["__line"][row])
+        return Location(name, line, field)
+
+    def refuse_control(field: str, value: str, row: int | None) -> None:
+        at = control_char(value) or 0
+        ident = ""
+        if row is not None and "acta_id" in frame.columns and field != "acta_id":
+            ident = f" (acta {frame['acta_id'][row]!r})"
+        ch = describe_char(value[at]) if value else "?"
+        raise IngestError(
+            where(field, row), "control_character",
+            f"{value[:60]!r}{ident} contiene el carácter de control {ch} (NUL, saltos de "
+            "línea y marcas de dirección no se admiten en ids ni nombres)",
+            f"{value[:60]!r}{ident} holds the control character {ch} (NUL, line breaks and "
+            "direction overrides are not allowed in ids or names)")
+
+    bad = _first_bad_text(frame, _TEXT_COLUMNS)
+    if bad is not None:
+        refuse_control(bad[0], str(frame[bad[0]][bad[1]]), bad[1])
+    if snap.geography is not None:
+        bad = _first_bad_text(snap.geography, _TEXT_COLUMNS)
+        if bad is not None:
+            refuse_control(f"geography.{bad[0]}", str(snap.geography[bad[0]][bad[1]]), None)
+    c = snap.contest
+    for what, value in [("contest.id", c.id), ("contest.name", c.name), ("label", snap.label),
+                        *[(f"candidates.{k.code}", f"{k.code}{k.name}{k.party}")
+                          for k in c.candidates]]:
+        if value and control_char(value) is not None:
+            refuse_control(what, value, None)
+    if "acta_id" in frame.columns:
+        formula = frame.select(pl.col("acta_id").str.contains(FORMULA_PATTERN)
+                               .fill_null(False).arg_true().first()).item()
+        if formula is not None:
+            value = frame["acta_id"][formula]
+            raise IngestError(
+                where("acta_id", formula), "formula_id",
+                f"el id de acta {value[:60]!r} empieza con =, +, - o @: una hoja de cálculo "
+                "lo ejecutaría como fórmula",
+                f"the acta id {value[:60]!r} starts with =, +, - or @: a spreadsheet would "
+                "run it as a formula")
+    ints = [k for k, t in frame.schema.items() if t.is_integer() and k != "__line"]
+    if ints:
+        peaks = frame.select([pl.col(k).abs().max().alias(k) for k in ints]).row(0)
+        for k, peak in zip(ints, peaks, strict=True):
+            if peak is not None and peak > MAX_COUNT:
+                row = frame.select((pl.col(k).abs() > MAX_COUNT).arg_true().first()).item()
+                raise IngestError(
+                    where(k, row), "count_too_large",
+                    f"la cifra {frame[k][row]:,} supera el máximo de {MAX_COUNT:,} por fila",
+                    f"the count {frame[k][row]:,} exceeds the maximum of {MAX_COUNT:,} per "
+                    "row")
 
 
 def conform(frame: pl.DataFrame, contest: Contest, kind: SnapshotKind) -> pl.DataFrame:

@@ -34,8 +34,9 @@ FORMULA_PATTERN: Final = r"^[\s]*[=+\-@]"
 #: 64-bit limit, so that sums over millions of rows cannot overflow
 MAX_COUNT: Final = 10**9
 
-#: the most bytes a compressed source may expand to (2 GiB would be refused): 1 GiB
-MAX_DECOMPRESSED_BYTES: Final = 1 << 30
+#: the most bytes a compressed source may expand to: 256 MiB (the largest real source,
+#: a national acta file, expands to tens of MB); a gzip bomb is refused while it streams
+MAX_DECOMPRESSED_BYTES: Final = 256 << 20
 
 #: JSON documents (sidecars, configs, copies): at most this many bytes and this nesting
 MAX_JSON_BYTES: Final = 64 << 20
