@@ -40,7 +40,7 @@ import pyarrow as pa
 
 from escrutinio import __version__
 from escrutinio.domain import ACTA_COLUMNS, UNIT_COLUMNS, Contest, SnapshotKind
-from escrutinio.errors import EscrutinioError, NotFoundError
+from escrutinio.errors import EscrutinioError, NotFoundError, UnknownReferenceError
 from escrutinio.sources.base import REJECTED_SCHEMA, ParsedSnapshot
 from escrutinio.store.base import IngestOutcome, SnapshotInfo, Store
 
@@ -479,8 +479,10 @@ class DuckDBStore(Store):
         row = self._one("SELECT definition FROM contests WHERE contest_id = ?",
                                [contest_id])
         if row is None:
-            raise NotFoundError(f"contienda desconocida: {contest_id}",
-                                f"unknown contest: {contest_id}")
+            known = ", ".join(c.id for c in self.contests()) or "—"
+            raise UnknownReferenceError(
+                f"contienda desconocida: {contest_id!r}; las del almacén: {known}",
+                f"unknown contest: {contest_id!r}; the store holds: {known}")
         return Contest.from_dict(json.loads(row[0]))
 
     @_held
