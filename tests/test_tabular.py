@@ -356,7 +356,10 @@ def test_every_rule_is_documented():
 
     text = DOC.read_text(encoding="utf-8")
     for name in [*RULES, *UNIT_RULES, "missing_candidate_column", "unknown_candidate_column",
-                 "wrong_field_count", "not_an_integer", "sidecar_invalid", "wrong_type"]:
+                 "wrong_field_count", "not_an_integer", "sidecar_invalid", "wrong_type",
+                 "json_syntax", "json_shape", "not_a_number", "fraction_out_of_range",
+                 "unknown_vote_type", "missing_cut", "bad_cut", "series_file",
+                 "no_generic_files", "ingest_warning"]:
         assert f"`{name}`" in text, name
 
 
