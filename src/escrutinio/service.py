@@ -461,7 +461,7 @@ class UnitCut:
         return int(src["actas_total"].sum())
 
 
-_UNIT_CUTS: OrderedDict[tuple[str, bool], UnitCut] = OrderedDict()
+_UNIT_CUTS: OrderedDict[tuple[str, bool, str | None], UnitCut] = OrderedDict()
 
 
 def unit_cut(store: Store, info: SnapshotInfo, *, with_national: bool = True) -> UnitCut:
@@ -469,9 +469,18 @@ def unit_cut(store: Store, info: SnapshotInfo, *, with_national: bool = True) ->
     that do not add up to their own national row are completed from it (remainder as one
     unit, :func:`~escrutinio.projection.units.complete_with_national`) and the missing
     units named; the counted figures are then the national row's, never the partial sum."""
+    nat_info = (national_cut_at(store, info)
+                if info.level not in (None, Level.NATIONAL.value) else None)
+    return _unit_cut(store, info, with_national, nat_info)
+
+
+def _unit_cut(store: Store, info: SnapshotInfo, with_national: bool,
+              nat_info: SnapshotInfo | None) -> UnitCut:
+    """:func:`unit_cut` given the national cut of the same minute (cached on the
+    snapshot, the option and that cut: a national cut stored later changes the key)."""
     from escrutinio.projection.units import complete_with_national, finest_units
 
-    key = (info.snapshot_id, with_national)
+    key = (info.snapshot_id, with_national, nat_info.snapshot_id if nat_info else None)
     got = _UNIT_CUTS.get(key)
     if got is not None:
         return got
@@ -487,10 +496,8 @@ def unit_cut(store: Store, info: SnapshotInfo, *, with_national: bool = True) ->
         own_rows = raw.filter(pl.col("level") == Level.NATIONAL.value)
         if own_rows.height == 1:
             nat, own = own_rows, True
-        elif with_national:
-            n = national_cut_at(store, info)
-            if n is not None:
-                nat = _frame(store, n)
+        elif with_national and nat_info is not None:
+            nat = _frame(store, nat_info)
     units = fine
     if nat is not None and with_national:
         units = complete_with_national(fine, nat)
@@ -550,21 +557,22 @@ def unit_cut(store: Store, info: SnapshotInfo, *, with_national: bool = True) ->
                     f"the units cover {have:,} of {total:,} actas and no national cut of the "
                     "same minute completes them: this projects only what they cover"))
     cut = UnitCut(info, units, nat, own, missing, tuple(warns),
-                  _metadata_fraction(store, info))
+                  _metadata_fraction(store, info, nat_info))
     _UNIT_CUTS[key] = cut
     while len(_UNIT_CUTS) > 4096:
         _UNIT_CUTS.popitem(last=False)
     return cut
 
 
-def _metadata_fraction(store: Store, info: SnapshotInfo) -> float | None:
+def _metadata_fraction(store: Store, info: SnapshotInfo,
+                       nat: SnapshotInfo | None = None) -> float | None:
     """The source's fraction of the votes counted for a cut (metadata
-    ``pct_votes_counted``, of the snapshot or of the national cut of the same minute)."""
+    ``pct_votes_counted``, of the snapshot or of ``nat``, the national cut of the same
+    minute)."""
     from escrutinio.sources.base import SERIES_FRACTION_KEY
 
     md = store.snapshot_metadata(info.contest_id)
     ids = [info.snapshot_id]
-    nat = national_cut_at(store, info) if info.level != Level.NATIONAL.value else None
     if nat is not None:
         ids.append(nat.snapshot_id)
     for sid in ids:
@@ -592,9 +600,15 @@ def earlier_unit_cuts(store: Store, info: SnapshotInfo, *, with_national: bool =
     history the per-unit model learns from."""
     if info.kind is not SnapshotKind.UNITS:
         return []
-    now = unit_cut(store, info, with_national=with_national)
-    cuts = [unit_cut(store, s, with_national=with_national)
-            for s in store.list_snapshots(info.contest_id, SnapshotKind.UNITS)
+    snaps = store.list_snapshots(info.contest_id, SnapshotKind.UNITS)
+    nat_at: dict[Any, SnapshotInfo] = {}
+    for s in snaps:
+        if s.level == Level.NATIONAL.value:
+            nat_at.setdefault(s.as_of, s)
+    sub = info.level not in (None, Level.NATIONAL.value)
+    now = _unit_cut(store, info, with_national, nat_at.get(info.as_of) if sub else None)
+    cuts = [_unit_cut(store, s, with_national, nat_at.get(s.as_of) if sub else None)
+            for s in snaps
             if s.level == info.level and s.as_of < info.as_of and s.n_rows
             and s.snapshot_id != info.snapshot_id]
     return [c for c in cuts if (c.national is None) == (now.national is None)]
@@ -858,7 +872,7 @@ def _series_fraction(store: Store, info: SnapshotInfo) -> float | None:
     r0 = _frame(store, info).row(0, named=True)
     if r0.get("actas_total") and r0.get("actas_counted") is not None:
         return float(r0["actas_counted"] / r0["actas_total"])
-    return _metadata_fraction(store, info)
+    return _metadata_fraction(store, info, None)
 
 
 def replay(store: Store, *, params: ModelParams, contest_id: str | None = None,
