@@ -231,18 +231,52 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
     def qs(r: np.ndarray) -> np.ndarray:
         return np.einsum("ij,ij->i", r @ jac.T, r @ jac.T)
 
-    # how much of a unit's recent-batch gap carried over to its next batch: one λ for
-    # the count, from the out-of-sample predictions (ridge towards 0, the naive
-    # centre), clipped to [0, 1]
-    carry = 0.0
-    if preds:
-        pr, rl, wa = np.concatenate(preds), np.concatenate(real), np.concatenate(wts)
+    def fit_carry(p_list: list[np.ndarray], r_list: list[np.ndarray],
+                  w_list: list[np.ndarray], n_eff: float | None = None) -> float | None:
+        """λ of r ≈ λ·p over out-of-sample predictions (ridge towards 0, the naive
+        centre, of PRIOR_WEIGHT predictions against ``n_eff`` independent ones), clipped
+        to [0, 1]; None without predictions."""
+        if not p_list:
+            return None
+        pr, rl, wa = np.concatenate(p_list), np.concatenate(r_list), np.concatenate(w_list)
         jp, jr = pr @ jac.T, rl @ jac.T
         pp = float((wa * np.einsum("ij,ij->i", jp, jp)).sum())
-        if pp > 0:
-            ridge = PRIOR_WEIGHT * pp / len(preds)
-            carry = float(np.clip((wa * np.einsum("ij,ij->i", jp, jr)).sum() / (pp + ridge),
-                                  0.0, 1.0))
+        if pp <= 0:
+            return 0.0
+        ridge = PRIOR_WEIGHT * pp / (n_eff or len(p_list))
+        return float(np.clip((wa * np.einsum("ij,ij->i", jp, jr)).sum() / (pp + ridge),
+                             0.0, 1.0))
+
+    # look-ahead blocks: from each earlier cut, everything counted since (to now)
+    rem = np.zeros(n_units) if remaining is None else np.asarray(remaining, dtype=float)
+    final_u = np.nansum(now, axis=1) + rem
+    blk: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    if n_cuts > 2:
+        blocks = now[None] - cum[:-1]
+        bsize = np.nansum(blocks, axis=2)
+        okb = (np.isfinite(blocks).all(axis=2) & (blocks >= 0).all(axis=2)
+               & (bsize >= MIN_BATCH_VOTES) & np.isfinite(cum[:-1]).all(axis=2)
+               & (np.nansum(cum[:-1], axis=2) > 0))
+        for i in range(n_cuts - 1):
+            sel = okb[i]
+            if not sel.any():
+                continue
+            gap = la.clr(np.maximum(blocks[i][sel], 0.0)) - la.clr(cum[i][sel])
+            blk.append((gap, centre(i, cum[i])[sel], bsize[i][sel],
+                        bsize[i][sel] / np.maximum(final_u[sel], 1.0), sel))
+    # how much of a unit's recent-batch gap carried over: to its next batch, and over
+    # stretches of at least MIN_LOOKAHEAD_H of its votes; the smaller is used (a trend
+    # is only extrapolated as far as it has held)
+    carry = carry_one = fit_carry(preds, real, wts) or 0.0
+    long_ = [(g[h >= MIN_LOOKAHEAD_H], pd[h >= MIN_LOOKAHEAD_H], wb[h >= MIN_LOOKAHEAD_H])
+             for g, pd, wb, h, _ in blk if (h >= MIN_LOOKAHEAD_H).any()]
+    # blocks that all end now overlap: as many independent ones as the longest spans
+    # MIN_LOOKAHEAD_H stretches
+    h_max = max((float(h.max()) for *_, h, _ in blk), default=0.0)
+    carry_long = fit_carry([x[1] for x in long_], [x[0] for x in long_],
+                           [x[2] for x in long_], n_eff=max(1.0, h_max / MIN_LOOKAHEAD_H))
+    if carry_long is not None:
+        carry = min(carry, carry_long)
     center = carry * centre(batches.shape[0], now)
     common_r: list[np.ndarray] = []
     common_n: list[float] = []
@@ -272,33 +306,18 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
         a_c, b_c = float(max(0.0, np.mean(qs(cr) - own))), 0.0
     else:  # one unit (a national series): the batch's own spread, shrinking with its size
         a_c, b_c = _fit_ab(qs(cr), cn)
-    # shape: the residuals' own covariance (each scaled to unit share variance), blended
-    # look-ahead: from each earlier cut, the rule's prediction of everything counted
-    # since (the block to now), against how far ahead it looked (h = the block's share
-    # of the unit's final votes); a trend that goes on makes the error grow like h
-    rem = np.zeros(n_units) if remaining is None else np.asarray(remaining, dtype=float)
-    final_u = np.nansum(now, axis=1) + rem
+    # look-ahead error: what the batch-level terms do not already explain, against how
+    # far ahead the rule looked (h = the block's share of the unit's final votes); a
+    # trend that goes on makes the error grow like h
     s2_c = s2_u = 0.0
     cap_c = float(cn.max()) if cn.size else 1.0
     cap_u = float(un.max()) if un.size else 1.0
-    if n_cuts > 2:
-        blocks = now[None] - cum[:-1]
-        bsize = np.nansum(blocks, axis=2)
-        okb = (np.isfinite(blocks).all(axis=2) & (blocks >= 0).all(axis=2)
-               & (bsize >= MIN_BATCH_VOTES) & np.isfinite(cum[:-1]).all(axis=2)
-               & (np.nansum(cum[:-1], axis=2) > 0))
+    if blk:
         hq_c: list[tuple[float, float]] = []
         hq_u: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        for i in range(n_cuts - 1):
-            sel = okb[i]
-            if not sel.any():
-                continue
-            base = cum[i][sel]
-            gap = (la.clr(np.maximum(blocks[i][sel], 0.0)) - la.clr(base)
-                   - carry * centre(i, cum[i])[sel])
-            wi = bsize[i][sel]
+        for gap0, pd, wi, hb, sel in blk:
+            gap = gap0 - carry * pd
             mean = (gap * wi[:, None]).sum(0) / wi.sum()
-            # only what the batch-level terms do not already explain is look-ahead error
             own_i = float((wi ** 2 * (a_u + b_u / np.minimum(np.maximum(wi, 1.0), cap_u)))
                           .sum() / wi.sum() ** 2) if ur.shape[0] else 0.0
             exp_c = a_c + b_c / min(max(float(wi.sum()), 1.0), cap_c) + own_i
@@ -306,8 +325,7 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
                          max(0.0, float(qs(mean[None])[0]) - exp_c)))
             if sel.sum() > 1:
                 exp_u = a_u + b_u / np.minimum(np.maximum(wi, 1.0), cap_u)
-                hq_u.append((wi / np.maximum(final_u[sel], 1.0),
-                             np.maximum(0.0, qs(gap - mean) - exp_u), wi))
+                hq_u.append((hb, np.maximum(0.0, qs(gap - mean) - exp_u), wi))
         if hq_c:
             h, q = np.array(hq_c).T
             q = np.where(h >= MIN_LOOKAHEAD_H, q, 0.0)
@@ -318,6 +336,8 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
             q = np.concatenate([x[1] for x in hq_u])
             wq = np.concatenate([x[2] for x in hq_u]) * (h >= MIN_LOOKAHEAD_H)
             s2_u = float((wq * q * h ** 2).sum() / max((wq * h ** 4).sum(), 1e-300))
+    # shape: the residuals' own covariance (each scaled to unit share variance), blended
+    # with the isotropic prior shape
     shape = prior_shape * PRIOR_WEIGHT
     allr = np.concatenate([cr, ur])
     if allr.shape[0]:
@@ -331,7 +351,8 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
     diag: dict[str, object] = {
         "n_cuts": int(n_cuts), "n_batches": int(ok.sum()),
         "n_common_residuals": int(cr.shape[0]), "n_unit_residuals": int(ur.shape[0]),
-        "carry": carry, "common_a": a_c, "common_b": b_c, "unit_a": a_u, "unit_b": b_u,
+        "carry": carry, "carry_next_batch": carry_one, "carry_long": carry_long,
+        "common_a": a_c, "common_b": b_c, "unit_a": a_u, "unit_b": b_u,
         "common_lookahead": s2_c, "unit_lookahead": s2_u, "unit_prior_q": q_unit0,
         "center_share_shift_max": float(np.abs(center @ jac.T).max()) if center.size else 0.0,
     }

@@ -35,7 +35,13 @@ import polars as pl
 from escrutinio.domain import Contest, Level
 from escrutinio.errors import EscrutinioError
 from escrutinio.projection import linalg as la
-from escrutinio.projection.drift import DriftFit, TurnoutDrift, fit_drift, fit_turnout
+from escrutinio.projection.drift import (
+    PRIOR_WEIGHT,
+    DriftFit,
+    TurnoutDrift,
+    fit_drift,
+    fit_turnout,
+)
 from escrutinio.projection.engine import (
     LevelVariance,
     Shocks,
@@ -483,6 +489,38 @@ def clean_series(history: Sequence[tuple[Sequence[float], float]]
     return out
 
 
+#: declared prior of how much a source's "share counted" may still be revised: SD of the
+#: log of the implied final total, per unit of share still to count (2% at 20% to come)
+PRIOR_TOTAL_LOG_SD = 0.02 / np.sqrt(0.2)
+
+
+def _volume_variance(valid: np.ndarray, frac: np.ndarray, rest: float) -> float:
+    """Variance of the log of the votes still to come, R, in a series.
+
+    A source's share counted (or its "votes remaining") is an estimate: the final total it
+    implies, T = valid / f, is revised from cut to cut. Those revisions, against the share
+    counted in between, size a random walk of log T until the end (variance s²·(1 − f));
+    an error σ in log T is an error T·σ/R in log R. Declared prior:
+    :data:`PRIOR_TOTAL_LOG_SD`, weight :data:`~escrutinio.projection.drift.PRIOR_WEIGHT`
+    steps."""
+    if rest <= 0:
+        return 0.0
+    ok = (frac > 0) & (valid > 0)
+    lt = np.log(valid[ok] / frac[ok])
+    fo = frac[ok]
+    d = np.diff(lt)
+    h = np.diff(fo)
+    step = h > 0
+    d, h = d[step], h[step]
+    prior = PRIOR_TOTAL_LOG_SD ** 2
+    w0 = PRIOR_WEIGHT * (float(h.mean()) if h.size else 0.05)
+    s2 = (w0 * prior + float((d ** 2).sum())) / (w0 + float(h.sum()))
+    f_now = float(frac[-1])
+    total = float(valid[-1]) / max(f_now, 1e-9)
+    var_t = s2 * max(0.0, 1.0 - f_now)
+    return float(min(1.0, var_t * (total / rest) ** 2))
+
+
 def prepare_series(
     history: Sequence[tuple[Sequence[float], float]], contest: Contest, *,
     params: ModelParams | None = None,
@@ -516,20 +554,22 @@ def prepare_series(
         from escrutinio.projection.engine import Cells
 
         cells = Cells(
-            (rest * p)[None], g[None], np.zeros((1, k)), np.zeros((1, k, k)),
+            (rest * p)[None], g[None], (rest * p)[None], np.zeros((1, k, k)),
             np.full((1, k), 3.0 * rest), np.zeros(1, dtype=np.int64),
             np.array([Component.REMAINDER.value], dtype=object), np.zeros((1, k)),
             np.ones(1, dtype=np.int64))
     cov = drift.common_cov(max(rest, 1.0), valid_now)
+    vol_var = _volume_variance(v.sum(axis=1), f, rest)
     zero = np.zeros((k, k))
     how = (f"drift learned from {drift.n_cuts} cuts ({drift.common.n_resid} out-of-sample "
            "residuals)" if drift.common.n_resid else "one cut: declared drift prior")
     scales = ShockScales(share_sd(cov), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, f_now, 1.0,
                          notes=f"national series: {how}"
                          + (f"; Student t, {drift.tail_df:.0f} df" if drift.tail_df else ""))
-    shocks = Shocks((cov, cov, zero, zero), (0.0,) * 4, (0, 0, 1, 1), 0.0, scales,
-                    tail_df=drift.tail_df)
+    shocks = Shocks((cov, cov, zero, zero), (vol_var, vol_var, 0.0, 0.0), (0, 0, 1, 1), 0.0,
+                    scales, tail_df=drift.tail_df)
     diagnostics: dict[str, object] = {"n_cuts": len(history), "remaining_valid": rest,
+                                      "remaining_log_sd": float(np.sqrt(vol_var)),
                                       "method": how, "drift": drift.diagnostics}
     return Prepared(now, cells, shocks, diagnostics)
 
