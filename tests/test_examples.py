@@ -173,3 +173,34 @@ def test_argentina_rejects_the_inconsistent_schools_and_keeps_them_counted(
     assert st.national.actas_total == est.height == 13_706
     assert st.national.actas_counted == ok.height
     assert "the source is inconsistent" in snap.metadata["notes"]
+
+
+def test_level_accepts_the_countrys_own_names(ar, us, data_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from escrutinio.cli import app
+
+    runner = CliRunner()
+
+    def run(db: Path, *args: str) -> tuple[int, str]:
+        res = runner.invoke(app, ["--db", str(db), *args])
+        return res.exit_code, res.stdout
+
+    (path,) = ar.convert(data_dir, tmp_path / "ar")
+    db = tmp_path / "ar.duckdb"
+    assert run(db, "ingest", str(path), "--json")[0] == 0
+    for word, level, n in (("distrito", "area1", 24), ("District", "area1", 24),
+                           ("sección", "area2", 527), ("seccion", "area2", 527),
+                           ("circuit", "area3", 5548), ("area1", "area1", 24)):
+        code, out = run(db, "status", "--level", word, "--json")
+        assert code == 0, (word, out)
+        doc = json.loads(out)
+        assert (doc["level"], len(doc["units"])) == (level, n), word
+    res = runner.invoke(app, ["--db", str(db), "status", "--level", "comarca"])
+    assert res.exit_code == 2 and "distrito" in res.output and "circuito" in res.output
+
+    paths = us.convert(data_dir, tmp_path / "us", freq="1d", states=["Alaska", "Ohio"])
+    db = tmp_path / "us.duckdb"
+    assert run(db, "ingest", str(paths[1]), "--json")[0] == 0  # the state cuts only
+    code, out = run(db, "--lang", "en", "status", "--level", "estado", "--json")
+    assert code == 0 and [u["code"] for u in json.loads(out)["units"]] == ["AK", "OH"]
