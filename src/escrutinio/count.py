@@ -253,7 +253,11 @@ def unresolved_actas(rejected: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFram
     if rep.height == 0:
         return frame.clear()
     missing_lines = rep.filter(pl.col("rule") == "row_without_data")["line"]
-    rep = rep.unique("line", keep="first", maintain_order=True)
+    # one acta per source line (a row failing several rules has several reports); reports
+    # without a line number are each their own row
+    rep = pl.concat([rep.filter(pl.col("line").is_not_null())
+                     .unique("line", keep="first", maintain_order=True),
+                     rep.filter(pl.col("line").is_null())])
     raw = pl.col("raw").fill_null("{}")
     rows = rep.select(
         pl.coalesce(pl.col("acta_id"), raw.str.json_path_match("$.acta_id")).alias("acta_id"),
