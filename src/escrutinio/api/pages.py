@@ -21,7 +21,7 @@ from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
-from escrutinio import __version__
+from escrutinio import __version__, countries
 from escrutinio.api import i18n, svg, uploads
 from escrutinio.api.app import (
     CC_MOVING,
@@ -84,7 +84,7 @@ def _env() -> jinja2.Environment:
     env.filters.update(short=i18n.short_name, num=i18n.num, signed=i18n.signed, pct=i18n.pct,
                        prob=i18n.prob)
     env.globals.update(version=__version__, status_label=status_label,
-                       colour=candidate_colour)
+                       colour=candidate_colour, vocabulary=countries.vocabulary)
     return env
 
 
