@@ -172,6 +172,13 @@ def register(app: typer.Typer) -> None:
         try:
             cfg = _load_cfg(config, base_url, site_url, crawl)
             with open_store() as store:
+                # hold the file only while writing: status, snapshots and serve read it
+                # between the watcher's short transactions (docs/live.md)
+                start_lease = getattr(store, "start_lease", None)
+                if start_lease is not None and not replay:
+                    from escrutinio.store.duckdb_store import DEFAULT_LEASE
+
+                    start_lease(DEFAULT_LEASE)
                 if replay:
                     clock = ReplayClock()
                     w = Watcher(cfg, store, clock=clock, seed=seed,

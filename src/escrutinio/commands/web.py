@@ -65,6 +65,30 @@ def _redacted(db: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def following_app(db: str, *, store: object | None = None, baseline: str = "auto",
+                  projection_sims: int = 10_000, warm: bool = True) -> object:
+    """The app over a DuckDB file that another process (``watch``, ``ingest``) or thread
+    (``serve --watch``) may be writing: the file is held only while it is read (released
+    after :data:`escrutinio.api.following.LEASE_S` idle seconds) and the catalogue
+    follows new snapshots (:mod:`escrutinio.api.following`, docs/live.md)."""
+    from escrutinio.api import following
+    from escrutinio.api.app import create_app
+    from escrutinio.api.backend import Backend
+    from escrutinio.store.duckdb_store import DuckDBStore
+
+    if store is None:
+        if not Path(db).exists():
+            raise EscrutinioError(
+                f"no existe el almacén {db}; ejecute 'escrutinio ingest' primero",
+                f"store {db} does not exist; run 'escrutinio ingest' first")
+        store = DuckDBStore(db, read_only=True, lease=following.LEASE_S)
+    cat = following.FollowingCatalog(store)  # type: ignore[arg-type]
+    backend = Backend(cat, baseline=baseline, projection_sims=projection_sims)
+    app = create_app(store=cat, backend=backend, warm=warm)
+    following.install(app, backend)
+    return app
+
+
 def app_from_env() -> object:
     """Uvicorn factory for ``--workers N``: every worker builds the app from the
     environment that ``serve`` set."""
@@ -72,6 +96,12 @@ def app_from_env() -> object:
 
     env = os.environ
     at = env.get(ENV_PREFIX + "REPLAY_AT")
+    if (not is_postgres_url(env[ENV_PREFIX + "DB"]) and env.get(ENV_PREFIX + "REPLAY") != "1"
+            and env.get(ENV_PREFIX + "WRITABLE") != "1"):
+        return following_app(env[ENV_PREFIX + "DB"],
+                             baseline=env.get(ENV_PREFIX + "BASELINE", "auto"),
+                             projection_sims=int(env.get(ENV_PREFIX + "SIMS", "10000")),
+                             warm=env.get(ENV_PREFIX + "WARM", "1") == "1")
     return create_app(
         env[ENV_PREFIX + "DB"], replay=env.get(ENV_PREFIX + "REPLAY") == "1",
         step_seconds=float(env.get(ENV_PREFIX + "STEP", "5")),
@@ -121,13 +151,30 @@ def register(app: typer.Typer) -> None:
                  "escritura, un proceso) / observer API: on with PostgreSQL unless "
                  "--no-observers (a public-only node); on a DuckDB file only with "
                  "--observers (opens it read-write, one process)")] = None,
+        watch: Annotated[str | None, typer.Option(
+            "--watch", help="seguir el conteo con esta configuración (como 'escrutinio "
+                            "watch') y servirlo desde el mismo proceso / follow the count "
+                            "with this configuration (as 'escrutinio watch') and serve it "
+                            "from the same process")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="print the address as JSON")]
         = False,
     ) -> None:
         """Servir el tablero y la API / serve the dashboard and the API."""
         import uvicorn
 
+        watcher = None
         try:
+            if watch is not None:
+                if is_postgres_url(opts.db) or replay or workers > 1 or observers:
+                    raise EscrutinioError(
+                        "--watch sigue el conteo en un archivo DuckDB, en un solo proceso, "
+                        "sin --replay ni --observers",
+                        "--watch follows the count into a DuckDB file, in one process, "
+                        "without --replay or --observers")
+                # the observer API keeps a connection of its own: not with a store that
+                # is released between uses
+                os.environ["ESCRUTINIO_OBSERVERS"] = "0"
+                watcher = _start_watcher(watch)
             if bundle:
                 _ingest_bundles(bundle)
             if baseline not in ("auto", "none"):
@@ -149,7 +196,12 @@ def register(app: typer.Typer) -> None:
                     "escritor); use PostgreSQL para varios procesos",
                     "--observers with DuckDB: one process (a DuckDB file has one writer); "
                     "use PostgreSQL for several workers")
-            application = None if workers > 1 else app_from_env()
+            if watcher is not None:
+                application = following_app(
+                    opts.db, store=watcher[1], baseline=baseline, projection_sims=sims,
+                    warm=warm)
+            else:
+                application = None if workers > 1 else app_from_env()
             if application is not None and warm:
                 _warm_home(application)
             backend = getattr(getattr(application, "state", None), "backend", None)
@@ -158,6 +210,8 @@ def register(app: typer.Typer) -> None:
 
                 backend.clock.started = time.monotonic()  # the replay starts when we listen
         except (EscrutinioError, ValueError) as exc:
+            if watcher is not None:
+                _stop_watcher(watcher)
             fail(exc if isinstance(exc, EscrutinioError) else EscrutinioError(str(exc),
                                                                               str(exc)), as_json)
             return
@@ -170,7 +224,22 @@ def register(app: typer.Typer) -> None:
                         f"escrutinio at {url} (API: {url}api/) — Ctrl+C to stop"))
         # the server's own log level (info: worker restarts are logged), from the environment
         level = os.environ.get("ESCRUTINIO_UVICORN_LOG_LEVEL", "warning")
-        if application is not None:
+        if watcher is not None:
+            import signal
+
+            # uvicorn re-raises the signal that stopped it once it has shut down: with
+            # the default handler the process would die before the watcher stops
+            # cleanly, so the handlers it restores do nothing and the watcher stops here
+            quiet = {sig: signal.signal(sig, lambda *_: None)
+                     for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                uvicorn.run(application, host=host, port=port,  # type: ignore[arg-type]
+                            log_level=level, access_log=False)
+            finally:
+                _stop_watcher(watcher)
+                for sig, handler in quiet.items():
+                    signal.signal(sig, handler)
+        elif application is not None:
             uvicorn.run(application, host=host, port=port, log_level=level,
                         access_log=False)
         else:
@@ -245,6 +314,39 @@ def register(app: typer.Typer) -> None:
                     f"{len(report['skipped'])} pages skipped"))
         for s in report["skipped"][:20]:
             out.print(f"  {s['url']}: {s['status']} {T(s['message_es'], s['message_en'])}")
+
+
+def _start_watcher(config: str) -> tuple[object, object, object]:
+    """``serve --watch``: the watcher of ``config`` in a background thread, writing to
+    ``--db`` through a leased store (released when idle, so that ``status`` and the rest
+    read it from other processes) that the app shares. Returns (watcher, store, thread)."""
+    import threading
+
+    from escrutinio.api.following import LEASE_S
+    from escrutinio.commands.live import _load_cfg, _status_path
+    from escrutinio.live.watcher import Watcher
+    from escrutinio.store.duckdb_store import DuckDBStore
+
+    cfg = _load_cfg(config, None, None)
+    store = DuckDBStore(opts.db, lease=LEASE_S)
+    try:
+        w = Watcher(cfg, store, status_file=_status_path(None))
+    except BaseException:
+        store.close()
+        raise
+    thread = threading.Thread(target=w.run, kwargs={"install_signals": False},
+                              name="escrutinio-watch", daemon=True)
+    thread.start()
+    return w, store, thread
+
+
+def _stop_watcher(watcher: tuple[object, object, object]) -> None:
+    """Stop the watcher cleanly (what it accepted is stored), then close the store."""
+    w, store, thread = watcher
+    w.request_stop()  # type: ignore[attr-defined]
+    thread.join(timeout=60)  # type: ignore[attr-defined]
+    w.transport.close()  # type: ignore[attr-defined]
+    store.close()  # type: ignore[attr-defined]
 
 
 def _migrate(url: str) -> dict[str, object]:

@@ -50,6 +50,8 @@ FRAME_CACHE_SIZE = 2
 #: seconds a process waits for another one's lock on the file before giving up
 DEFAULT_LOCK_TIMEOUT: Final = 60.0
 LOCK_TIMEOUT_ENV: Final = "ESCRUTINIO_LOCK_TIMEOUT"
+#: idle seconds after which a long-running process (``serve``, ``watch``) releases the file
+DEFAULT_LEASE: Final = 0.5
 #: a leased connection is released after this many seconds of continuous use (between
 #: two calls), so that a waiting writer or reader gets its turn
 MAX_HOLD: Final = 2.0
@@ -112,10 +114,19 @@ class LeasedConnection:
 
     def _run(self, name: str, *args: Any, **kwargs: Any) -> Any:
         st = self._store
-        with st._use() as cur:
-            if name == "execute" and args and isinstance(args[0], str):
-                st._track_transaction(args[0])
-            return getattr(cur, name)(*args, **kwargs)
+        sql = args[0] if name == "execute" and args and isinstance(args[0], str) else None
+        if sql is not None:
+            st._begin_statement(sql)
+        try:
+            with st._use() as cur:
+                out = getattr(cur, name)(*args, **kwargs)
+        except BaseException:
+            if sql is not None:
+                st._end_statement(sql, failed=True)
+            raise
+        if sql is not None:
+            st._end_statement(sql, failed=False)
+        return out
 
     def execute(self, query: str, parameters: Any = None) -> Any:
         if parameters is None:
@@ -156,6 +167,7 @@ class DuckDBStore(Store):
         self._frames: OrderedDict[tuple[str, str], pl.DataFrame] = OrderedDict()
         self._geography: dict[str, pl.DataFrame] = {}
         self._guard = threading.RLock()
+        self._tx_lock = threading.RLock()
         self._root: duckdb.DuckDBPyConnection | None = None
         self._cursors: dict[int, duckdb.DuckDBPyConnection] = {}
         self._in_tx: set[int] = set()
@@ -167,7 +179,16 @@ class DuckDBStore(Store):
         self.con = LeasedConnection(self)
         self._open()  # the file exists (and is migrated) from the start, as before
         self._releaser: threading.Thread | None = None
-        if self.lease is not None:
+        if lease is not None:
+            self.start_lease(lease)
+
+    def start_lease(self, seconds: float) -> None:
+        """From now on, release the file after ``seconds`` without use (long-running
+        processes: ``serve``, ``watch``); a store in memory is never released."""
+        if self.memory:
+            return
+        self.lease = seconds
+        if self._releaser is None:
             self._releaser = threading.Thread(target=self._release_idle, daemon=True,
                                               name=f"duckdb-lease:{Path(self.path).name}")
             self._releaser.start()
@@ -263,14 +284,30 @@ class DuckDBStore(Store):
                 self._active -= 1
                 self._last_use = time.monotonic()
 
-    def _track_transaction(self, sql: str) -> None:
+    # One writer at a time inside the process: a transaction holds ``_tx_lock`` from BEGIN
+    # to COMMIT/ROLLBACK, and a statement of another thread waits for it (DuckDB would
+    # otherwise answer a write-write conflict between the watcher and the server of
+    # ``serve --watch``). Reentrant: the transaction's own statements pass.
+    def _begin_statement(self, sql: str) -> None:
+        self._tx_lock.acquire()
+        if sql.lstrip()[:5].upper() == "BEGIN":
+            with self._guard:
+                self._in_tx.add(threading.get_ident())
+            self._tx_lock.acquire()  # held until the transaction ends
+
+    def _end_statement(self, sql: str, *, failed: bool) -> None:
         word = sql.lstrip()[:8].upper()
         tid = threading.get_ident()
-        with self._guard:
-            if word.startswith("BEGIN"):
-                self._in_tx.add(tid)
-            elif word.startswith(("COMMIT", "ROLLBACK", "ABORT", "END")):
+        if word.startswith("BEGIN") and failed:
+            with self._guard:
                 self._in_tx.discard(tid)
+            self._tx_lock.release()
+        elif word.startswith(("COMMIT", "ROLLBACK", "ABORT", "END")) and tid in self._in_tx:
+            # a failed COMMIT ends the transaction too (DuckDB rolls it back)
+            with self._guard:
+                self._in_tx.discard(tid)
+            self._tx_lock.release()
+        self._tx_lock.release()
 
     def release(self) -> bool:
         """Close the connection now unless it is in use or inside a transaction (the next
@@ -296,6 +333,7 @@ class DuckDBStore(Store):
         assert self.lease is not None
         tick = min(0.1, max(self.lease / 2, 0.01))
         while not self._closed:
+            assert self.lease is not None
             time.sleep(tick)
             if self._root is None or not self._guard.acquire(blocking=False):
                 continue
@@ -385,7 +423,8 @@ class DuckDBStore(Store):
                 before_commit()
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            with suppress(duckdb.Error):  # a failed COMMIT has already rolled back
+                con.execute("ROLLBACK")
             raise
         return outcomes
 
