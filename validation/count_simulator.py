@@ -211,34 +211,34 @@ def series(sim: SimCount, counted_n: np.ndarray) -> list[tuple[list[float], floa
     return out
 
 
-def acta_frame(sim: SimCount, counted: int) -> pl.DataFrame:
+def acta_frame(sim: SimCount, counted: int, *, typed: bool = True) -> pl.DataFrame:
     """The per-acta snapshot at a cut: counted actas with figures, the held ones at the
-    court without figures, the rest pending."""
+    court without figures, the rest pending; ``typed``: a ``vote_type`` column says which
+    actas belong to the late batch."""
     m = sim.order < counted
     status = np.where(m, np.where(sim.annulled, ActaStatus.ANNULLED.value,
                                   ActaStatus.COUNTED.value),
-                      np.where(sim.held, ActaStatus.JEE.value if hasattr(ActaStatus, "JEE")
-                               else ActaStatus.PENDING.value, ActaStatus.PENDING.value))
-    n_units = sim.abroad_unit.size
+                      np.where(sim.held, ActaStatus.JEE.value, ActaStatus.PENDING.value))
     codes = np.array([f"{'9' if a else '0'}{i:02d}" for i, a in enumerate(sim.abroad_unit)])
     a1 = codes[sim.unit]
-    show = m & ~sim.annulled
-    va = np.where(show, sim.votes[:, 0], None)
-    vb = np.where(show, sim.votes[:, 1], None)
-    del n_units
-    return pl.DataFrame({
+    show = pl.Series(m & ~sim.annulled)
+    df = pl.DataFrame({
         "acta_id": [f"{i:07d}" for i in range(sim.n)],
         "area1_code": a1,
-        "area2_code": np.char.add(a1, (sim.place % 1000).astype(str)),
-        "area3_code": np.char.add(a1, sim.place.astype(str)),
+        "area2_code": np.char.add(a1, (sim.place % 7).astype(str)),
+        "area3_code": np.char.add(np.char.add(a1, "-"), sim.place.astype(str)),
         "abroad": sim.abroad_unit[sim.unit],
         "polling_place": sim.place.astype(str),
         "status": status,
-        "observation": [None] * sim.n, "resolved": [False] * sim.n,
+        "observation": pl.Series([None] * sim.n, dtype=pl.String),
+        "resolved": np.zeros(sim.n, dtype=bool),
         "electors": sim.electors,
-        "cast": np.where(show, sim.votes.sum(1), None),
-        "blank": np.where(show, 0, None), "null": np.where(show, 0, None),
-        "challenged": np.where(show, 0, None),
-        "v_a": va, "v_b": vb,
-    }, schema_overrides={"cast": pl.Int64, "blank": pl.Int64, "null": pl.Int64,
-                         "challenged": pl.Int64, "v_a": pl.Int64, "v_b": pl.Int64})
+        "cast": sim.votes.sum(1), "blank": np.zeros(sim.n, dtype=np.int64),
+        "null": np.zeros(sim.n, dtype=np.int64), "challenged": np.zeros(sim.n, dtype=np.int64),
+        "v_a": sim.votes[:, 0], "v_b": sim.votes[:, 1],
+    })
+    df = df.with_columns([pl.when(show).then(pl.col(c)).otherwise(None).alias(c)
+                          for c in ("cast", "blank", "null", "challenged", "v_a", "v_b")])
+    if typed:
+        df = df.with_columns(pl.Series("vote_type", np.where(sim.late, "late", "day")))
+    return df

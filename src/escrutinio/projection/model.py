@@ -314,6 +314,31 @@ def make_shocks(regimes: Mapping[str, _Regime], counted_fraction: float, params:
     return Shocks(share_l, turn_l, (0, 0, 1, 1), jee_sd, scales)
 
 
+#: prior SD (log-odds) of the lean of a vote type with nothing counted yet (mail ballots,
+#: early votes...): about the spread of a candidate's share between a country's regions
+PRIOR_TYPE_SD = 1.0
+PRIOR_TYPE_TURNOUT_SD = 0.2
+
+
+def _type_level(type_idx: np.ndarray, idx: np.ndarray, train: np.ndarray,
+                reg_list: Sequence[_Regime], k: int, area: np.ndarray) -> LevelVariance:
+    """One shared effect per vote type, for the items ``idx`` still to come: prior SD
+    :data:`PRIOR_TYPE_SD` for a type with nothing counted; for a type with counted items,
+    the standard error of its mean over the (finest) areas that counted it."""
+    n_types = int(type_idx.max()) + 1
+    pairs = np.unique(np.column_stack([type_idx[train], area[train]]), axis=0)
+    seen = np.bincount(pairs[:, 0], minlength=n_types).astype(float) if pairs.size \
+        else np.zeros(n_types)
+    sd_u = max(share_sd(reg_list[-1].share_fit.levels[-1].cov), 0.05)
+    f_type = np.where(seen > 0, (sd_u / PRIOR_TYPE_SD) ** 2 / np.maximum(seen, 1.0), 1.0)
+    prior = np.eye(k) * (PRIOR_TYPE_SD / 2) ** 2
+    prior -= prior.mean(axis=0, keepdims=True)
+    prior -= prior.mean(axis=1, keepdims=True)
+    ti = type_idx[idx]
+    return LevelVariance(ti, f_type[ti], f_type[ti], (prior, prior),
+                         (PRIOR_TYPE_TURNOUT_SD ** 2,) * 2)
+
+
 def prepare_actas(
     actas: pl.DataFrame, contest: Contest, *,
     baseline: pl.DataFrame | Baseline | None = None,
@@ -359,6 +384,15 @@ def prepare_actas(
     wt = np.maximum(electors, 1.0)
     ab = abroad.astype(float)
     ones = np.ones(n)
+    # vote types (election day, mail...; a ``vote_type`` column): one intercept per type
+    # besides the largest; a type with nothing counted gets a wide shared prior below
+    types = (df["vote_type"].cast(pl.String).fill_null("").to_list()
+             if "vote_type" in df.columns else [""] * n)
+    type_names = sorted(set(types), key=lambda t: -float(
+        electors[[x == t for x in types]].sum()))
+    type_idx = np.array([type_names.index(t) for t in types], dtype=np.int64)
+    tx = (type_idx[:, None] == np.arange(1, len(type_names))[None]).astype(float)
+    xd = np.column_stack([ones, ab, tx])
 
     regimes: dict[str, _Regime] = {}
     regime_of = np.zeros(n, dtype=np.int64)  # 0 with baseline, 1 without
@@ -371,8 +405,8 @@ def prepare_actas(
         base_ok &= base_ok_t
         tr_b = train & base_ok
         if tr_b.sum() >= params.min_regression:
-            xs_all = np.column_stack([ones, ab, feats])
-            xt_all = np.column_stack([ones, ab, tb])
+            xs_all = np.column_stack([xd, feats])
+            xt_all = np.column_stack([xd, tb])
             regimes["B"] = _fit_regime(
                 "B", xs_all[tr_b], xt_all[tr_b], ys[tr_b], yt[tr_b], ws[tr_b], wt[tr_b],
                 [a1[tr_b], a2[tr_b], a3[tr_b]], params.ridge)
@@ -381,7 +415,7 @@ def prepare_actas(
             regime_of = np.ones(n, dtype=np.int64)
     else:
         regime_of = np.ones(n, dtype=np.int64)
-    x_n = np.column_stack([ones, ab])
+    x_n = xd
     regimes["N"] = _fit_regime("N", x_n[train], x_n[train], ys[train], yt[train], ws[train],
                                wt[train], [a1[train], a2[train], a3[train]], params.ridge)
     reg_list = [regimes.get("B", regimes["N"]), regimes["N"]]
@@ -403,8 +437,8 @@ def prepare_actas(
         rows = idx[sel]
         if r == 0:
             assert feats is not None and tb is not None
-            xs = np.column_stack([ones[rows], ab[rows], feats[rows]])
-            xt = np.column_stack([ones[rows], ab[rows], tb[rows]])
+            xs = np.column_stack([xd[rows], feats[rows]])
+            xt = np.column_stack([xd[rows], tb[rows]])
         else:
             xs = xt = x_n[rows]
         grp = [a1[rows], a2[rows], a3[rows]]
@@ -444,6 +478,9 @@ def prepare_actas(
                       tuple(float(rg.turn_fit.levels[i].cov[0, 0]) for rg in reg_list))
         for i, codes in enumerate((a1, a2, a3))
     ]
+    if len(type_names) > 1:
+        levels.append(_type_level(type_idx, idx, train, reg_list, k, a3))
+        cell_area = type_idx  # one type's shared effect must stay within one cell
     parts = [build_cells(
         v=v, p=p, tder=1.0 - rho, component=comp[idx], regime=reg_i, cell=cell_area[idx],
         group=abroad[idx].astype(np.int64), levels=levels,
