@@ -273,8 +273,9 @@ def ingest(
     except EscrutinioError as exc:
         fail(exc, as_json)
         return
+    warnings = service.ingest_warnings(parsed)
     if as_json:
-        emit_json({"db": opts.db, "snapshots": outcomes})
+        emit_json({"db": opts.db, "snapshots": outcomes, "warnings": warnings})
         return
     new = sum(o.created for o in outcomes)
     table = Table(title=T(f"{len(outcomes)} instantáneas ({new} nuevas) en {opts.db}",
@@ -292,6 +293,8 @@ def ingest(
                       o.kind.value, f"{o.n_rows:,}", f"{o.n_rejected:,}", f"{o.n_findings:,}",
                       T("sí", "yes") if o.created else T("ya estaba", "already stored"))
     out.print(table)
+    for w in warnings:  # accepted with a caveat: said, never silent
+        out.print(f"[yellow]{T('Atención', 'Warning')}:[/] {T(w['es'], w['en'])}")
 
 
 # --- snapshots ---------------------------------------------------------------------------

@@ -103,6 +103,22 @@ def level_names(store: Store, contest_id: str | None = None) -> dict[str, str]:
     return out
 
 
+def ingest_warnings(snapshots: Sequence[ParsedSnapshot]) -> list[dict[str, str]]:
+    """What ingest accepted with a caveat (a Latin-1 file, an unknown sidecar key, acta IDs
+    the audit will refuse...), once each although a series repeats them in every cut:
+    ``[{"field": ..., "es": ..., "en": ...}]``."""
+    seen: dict[tuple[str, str], dict[str, str]] = {}
+    for snap in snapshots:
+        f = snap.findings
+        if f.height == 0 or "rule" not in f.columns:
+            continue
+        for row in f.filter(pl.col("rule") == "ingest_warning").iter_rows(named=True):
+            key = (row["message_es"], row["message_en"])
+            seen.setdefault(key, {"field": row["field"] or "", "es": row["message_es"],
+                                  "en": row["message_en"]})
+    return list(seen.values())
+
+
 def parse_paths(paths: Sequence[Path], *, as_of: str | None = None) -> list[ParsedSnapshot]:
     """Parse every path first; nothing is stored unless all of them parse."""
     out: list[ParsedSnapshot] = []
