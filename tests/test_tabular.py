@@ -711,3 +711,27 @@ def test_columns_map_a_spreadsheet_as_it_is(tmp_path):
     with pytest.raises(IngestError) as ei:
         parse_tabular(p)
     assert (ei.value.location.field, ei.value.rule) == ("notas", "unexpected_columns")
+
+
+def test_ingest_says_its_warnings_once_per_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from escrutinio.cli import app
+
+    text = ("as_of;acta_id;status;area1_code;area1_name;cast;v_ana;v_beto\n"
+            "2024-01-02T00:00Z;1;counted;01;Ñuñoa;50;30;18\n"
+            "2024-01-02T00:00Z;A 2;counted;01;Ñuñoa;40;20;18\n"
+            "2024-01-03T00:00Z;1;counted;01;Ñuñoa;50;30;18\n")
+    p = tmp_path / "a.csv"
+    p.write_bytes(text.encode("latin-1"))
+    sidecar_path_for(p).write_text(json.dumps({"contest": CONTEST, "mi_nota": 1}))
+    res = CliRunner().invoke(app, ["--db", str(tmp_path / "w.duckdb"), "ingest", str(p),
+                                   "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert len(doc["snapshots"]) == 2  # a series of two cuts
+    got = sorted((w["field"], w["en"].split(": ")[0]) for w in doc["warnings"])
+    assert got == [("*", str(p)), ("acta_id", str(p)), ("mi_nota", str(sidecar_path_for(p)))]
+    res = CliRunner().invoke(app, ["--db", str(tmp_path / "x.duckdb"), "--lang", "en",
+                                   "ingest", str(p)])
+    assert res.output.count("Warning:") == 3 and "read as Latin-1" in res.output

@@ -291,12 +291,14 @@ def read_sidecar(path: str | Path) -> Sidecar:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise IngestError(Location(name, line), "encoding",
                           "el JSON no es UTF-8 válido", "the JSON is not valid UTF-8") from None
+    from escrutinio.sources.sanitize import JSONLimitError, load_json
+
     try:
-        d = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise IngestError(Location(name, exc.lineno), "sidecar_json",
-                          f"JSON ilegible: {exc.msg} (columna {exc.colno})",
-                          f"unreadable JSON: {exc.msg} (column {exc.colno})") from None
+        d = load_json(text)  # capped size and nesting (a deep sidecar: json_too_deep)
+    except JSONLimitError as exc:
+        rule = "sidecar_json" if exc.rule == "json_syntax" else exc.rule
+        raise IngestError(Location(name, exc.line), rule, exc.message_es,
+                          exc.message_en) from None
     if not isinstance(d, dict):
         raise bad("*", "el JSON debe ser un objeto", "the JSON must be an object")
     warnings: list[tuple[str, str, str]] = []
@@ -1025,20 +1027,20 @@ def _warning_rows(warns: Sequence[tuple[str, str, str]], file: str) -> pl.DataFr
         schema=REJECTED_SCHEMA)
 
 
-def _audit_id_warning(frame: pl.DataFrame, sidecar: str) -> pl.DataFrame:
+def _audit_id_warning(frame: pl.DataFrame, file: str) -> pl.DataFrame:
     """Acta IDs the risk-limiting audit will refuse (blanks, commas, accents...): said at
     ingest, not discovered on audit day."""
     from escrutinio.audit.ids import ID_PATTERN
 
     bad = frame.filter(~pl.col("acta_id").str.contains(ID_PATTERN))["acta_id"]
     if bad.is_empty():
-        return _warning_rows([], sidecar)
+        return _warning_rows([], file)
     return _warning_rows([(
         "acta_id",
         f"{bad.len():,} IDs de acta no sirven para la auditoría (solo letras ASCII, dígitos "
         f"y . _ - / :), p. ej. {bad[0]!r}",
         f"{bad.len():,} acta IDs cannot be used by the audit (only ASCII letters, digits and "
-        f". _ - / :), e.g. {bad[0]!r}")], sidecar)
+        f". _ - / :), e.g. {bad[0]!r}")], file)
 
 
 def _unit_estimates(part: pl.DataFrame, accepted: pl.DataFrame, side: Sidecar,
@@ -1123,7 +1125,7 @@ def _snapshot(read: _Read, side: Sidecar, df: pl.DataFrame, *, name: str, as_of:
     if read.kind is SnapshotKind.ACTAS:
         canon = conform(df, contest, SnapshotKind.ACTAS).with_columns(df["__line"])
         result = validate_actas(canon, contest, absent=absent)
-        warns = pl.concat([warns, _audit_id_warning(result.frame, side.path)])
+        warns = pl.concat([warns, _audit_id_warning(result.frame, name)])
         ok = df.join(result.frame.select("acta_id"), on="acta_id", how="semi")
         if "vote_type" in ok.columns:
             by_type = (ok.filter(pl.col("vote_type").is_not_null())
@@ -1181,7 +1183,8 @@ def parse_tabular_many(
             *([] if "abroad" in df.columns else [pl.lit(None, pl.Boolean).alias("abroad")]),
         )
         geography = _unit_geography(df)
-    warns = _warning_rows([*side.warnings, *read.warnings], side.path)
+    warns = pl.concat([_warning_rows(side.warnings, side.path),
+                       _warning_rows(read.warnings, name)])
     base_label = label or side.label or p.name
     if not any(c in df.columns for c in SERIES_COLUMNS):
         if side.as_of is None:
