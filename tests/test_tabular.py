@@ -735,3 +735,22 @@ def test_ingest_says_its_warnings_once_per_file(tmp_path):
     res = CliRunner().invoke(app, ["--db", str(tmp_path / "x.duckdb"), "--lang", "en",
                                    "ingest", str(p)])
     assert res.output.count("Warning:") == 3 and "read as Latin-1" in res.output
+
+
+def test_vote_types_and_ballots_issued_come_back_from_the_store(tmp_path, tmp_store):
+    from escrutinio.sources.tabular import ballots_issued, with_vote_types
+
+    text = ("acta_id,status,area1_code,vote_type,ballots_issued,cast,blank,null,v_ana,v_beto\n"
+            "1,counted,01,election_day,52,50,1,1,30,18\n"
+            "2,counted,01,mail,,40,0,2,20,18\n"
+            "3,pending,01,,,,,,,\n")
+    snap = parse_tabular(write(tmp_path, text))
+    service.ingest(tmp_store, [snap])
+    info = tmp_store.list_snapshots()[0]
+    md = tmp_store.snapshot_metadata(info.contest_id)[info.snapshot_id]
+    frame = tmp_store.load_actas(info.snapshot_id)
+    typed = with_vote_types(frame, md)
+    assert typed.columns == [*frame.columns, "vote_type"]
+    assert typed["vote_type"].to_list() == ["election_day", "mail", None]
+    assert ballots_issued(frame, md).to_list() == [52, None, None]
+    assert with_vote_types(frame, {}) is frame and ballots_issued(frame, {}) is None

@@ -1335,3 +1335,33 @@ def write_snapshot(snapshot: ParsedSnapshot, path: str | Path) -> tuple[Path, Pa
                          geography=snapshot.geography, source_uri=snapshot.source_uri,
                          label=snapshot.label or None,
                          area_labels=json.loads(labels) if labels else None)
+
+
+# --- what the canonical frames do not hold ----------------------------------------------
+
+
+def with_vote_types(frame: pl.DataFrame, metadata: Mapping[str, str]) -> pl.DataFrame:
+    """An acta frame with the optional ``vote_type`` column the projection reads (one
+    intercept per type), rebuilt from the snapshot's metadata ``vote_type_by_acta``; the
+    frame unchanged when the source had no vote types. Actas of no stated type stay null."""
+    raw = metadata.get("vote_type_by_acta")
+    if not raw or "acta_id" not in frame.columns:
+        return frame
+    by_type: dict[str, list[str]] = json.loads(raw)
+    ids = [a for acts in by_type.values() for a in acts]
+    types = [t for t, acts in by_type.items() for _ in acts]
+    lookup = pl.DataFrame({"acta_id": ids, "vote_type": types},
+                          schema={"acta_id": pl.String, "vote_type": pl.String})
+    return frame.join(lookup, on="acta_id", how="left", maintain_order="left")
+
+
+def ballots_issued(frame: pl.DataFrame, metadata: Mapping[str, str]) -> pl.Series | None:
+    """Ballots issued per acta of ``frame`` (null where not stated), from the snapshot's
+    metadata ``ballots_issued_by_acta``: the forensics' turnout where the source has it;
+    None when it has not."""
+    raw = metadata.get("ballots_issued_by_acta")
+    if not raw or "acta_id" not in frame.columns:
+        return None
+    got: dict[str, int] = json.loads(raw)
+    return frame["acta_id"].replace_strict(list(got), list(got.values()), default=None,
+                                           return_dtype=pl.Int64).alias("ballots_issued")
