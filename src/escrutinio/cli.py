@@ -37,6 +37,7 @@ from escrutinio.errors import BadOptionError, EscrutinioError
 
 if TYPE_CHECKING:
     from escrutinio.count import CountState, HistoryPoint, LeadHistory, UnitState
+    from escrutinio.countries import Vocabulary
     from escrutinio.diff import SnapshotDiff
 
 #: commands defined in ``escrutinio.commands.<module>``: name -> (module, short help).
@@ -309,6 +310,8 @@ def snapshots(
 
     try:
         with open_store(read_only=True) as store:
+            if contest is not None:
+                store.contest(contest)  # an unknown contest: exit 2, the known ones listed
             snaps = store.list_snapshots(contest)
     except EscrutinioError as exc:
         fail(exc, as_json)
@@ -460,6 +463,13 @@ def status(
                     f"[yellow]{st.n_rejected:,} rows were rejected on ingest: their votes are "
                     "not in these totals, but their actas are in the acta total and in what "
                     "remains[/]"))
+        placed = sum(u.actas_total for u in st.units) if st.units else n.actas_total
+        if st.units and n.actas_known and placed < n.actas_total:
+            k = n.actas_total - placed
+            out.print(T(f"[yellow]{k:,} de ellas no dicen dónde están: cuentan en el total "
+                        "nacional, en ninguna fila de la tabla[/]",
+                        f"[yellow]{k:,} of them do not say where they are: they count in the "
+                        "national total, in no row of the table[/]"))
     if lv not in service.levels_of(info):
         lv_es, lv_en = level_label(names, lv, "es"), level_label(names, lv, "en")
         hint = ((f"; la más reciente que sí: {alt.short_id} ({alt.label})",
@@ -513,6 +523,8 @@ def history(
     try:
         sk = kind_option(kind)
         with open_store(read_only=True) as store:
+            if contest is not None:
+                store.contest(contest)
             h = service.history(store, contest, sk)
     except EscrutinioError as exc:
         fail(exc, as_json)
@@ -575,23 +587,26 @@ def diff(
 ) -> None:
     """Qué cambió entre dos instantáneas / what changed between two snapshots."""
     from escrutinio import service
+    from escrutinio.commands.vocab import contest_vocabulary
 
     try:
         with open_store(read_only=True) as store:
             d = service.diff(store, older, newer, contest_id=contest, limit=limit or None)
+            voc = contest_vocabulary(store, d.contest_id, d.newer.snapshot_id)
     except EscrutinioError as exc:
         fail(exc, as_json)
         return
     if as_json:
         emit_json(d)
         return
-    _print_diff(d)
+    _print_diff(d, voc)
 
 
-def _print_diff(d: SnapshotDiff) -> None:
+def _print_diff(d: SnapshotDiff, voc: Vocabulary) -> None:
     from rich.table import Table
 
-    from escrutinio.domain import status_label
+    def status_label(status: str, lang: str) -> str:  # as the contest's country says it
+        return voc.status_label(status, lang)
 
     out.print(f"{d.older.label} ({d.older.as_of:%Y-%m-%d %H:%M}) → {d.newer.label} "
               f"({d.newer.as_of:%Y-%m-%d %H:%M})")
@@ -643,7 +658,12 @@ def datasets(
     from escrutinio import datasets as ds
 
     try:
+        from escrutinio.commands.common import url
+
+        if mirror is not None:
+            url(mirror, "--mirror")
         if fetch:
+            choice(fetch, [r["name"] for r in ds.datasets_table("en")], "--fetch")
             ds.fetch(fetch, base_url=mirror)
         rows = ds.datasets_table(opts.lang, verify=verify)
     except EscrutinioError as exc:
