@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import UTC
 from pathlib import Path
 
 import polars as pl
@@ -754,3 +755,29 @@ def test_vote_types_and_ballots_issued_come_back_from_the_store(tmp_path, tmp_st
     assert typed["vote_type"].to_list() == ["election_day", "mail", None]
     assert ballots_issued(frame, md).to_list() == [52, None, None]
     assert with_vote_types(frame, {}) is frame and ballots_issued(frame, {}) is None
+
+
+def test_parquet_series_with_datetime_cuts_and_estimates(tmp_path):
+    from datetime import datetime as dt
+
+    from escrutinio.sources.base import SERIES_FRACTION_KEY
+
+    df = pl.DataFrame({
+        "as_of": [dt(2024, 1, 2, 1, tzinfo=UTC), dt(2024, 1, 2, 3, tzinfo=UTC)],
+        "level": ["national", "national"], "unit_code": ["", ""],
+        "cast": [100, 300], "v_ana": [50, 140], "v_beto": [48, 154],
+        "pct_votes_counted": [0.25, 0.75],
+    })
+    p = tmp_path / "s.parquet"
+    df.write_parquet(p)
+    sidecar_path_for(p).write_text(json.dumps({"contest": CONTEST}))
+    snaps = parse_tabular_many(p)
+    assert [s.as_of.isoformat() for s in snaps] == ["2024-01-02T01:00:00+00:00",
+                                                    "2024-01-02T03:00:00+00:00"]
+    assert [s.metadata[SERIES_FRACTION_KEY] for s in snaps] == ["0.25", "0.75"]
+    df.with_columns(pl.col("pct_votes_counted") * 100).write_parquet(p)
+    with pytest.raises(IngestError) as ei:
+        parse_tabular_many(p)
+    assert (ei.value.location.line, ei.value.location.field, ei.value.rule) == (
+        1, "pct_votes_counted", "fraction_out_of_range")
+    assert "fila/row 1" in str(ei.value.location)
