@@ -397,6 +397,8 @@ def test_status_shows_missing_actas_in_both_languages(data_dir: Path, tmp_path: 
     en = " ".join(en.split())
     assert "77,153 of 86,488 (89.207%)" in en and "missing 9,335" in en
     assert "no votes remain" not in en
+    code, en = run("--lang", "en", "status")  # by department: the missing have no place
+    assert "9,335 of them do not say where they are" in " ".join(en.split())
     code, out = run("status", "--level", "national", "--json")
     d = json.loads(out)
     assert (d["national"]["actas_missing"], d["national"]["actas_total"]) == (9_335, 86_488)
