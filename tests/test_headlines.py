@@ -184,7 +184,7 @@ def test_simulated_clean_elections_do_not_make_headlines() -> None:
     flagged = 0
     for e in range(60):
         contest = SMALL_RUNOFF if e % 2 == 0 else SMALL_FIRST_ROUND
-        doc = _doc(small_election(rng, contest=contest), contest)
+        doc = _doc(small_election(rng, contest=contest), contest, klimek_bootstrap=10)
         check_rule(doc, report_texts(doc))
         flagged += bool(doc["flags"])
     assert flagged <= 8

@@ -634,15 +634,18 @@ def run_forensics(
     prov = Provenance(snapshot_ids=snapshot_ids, analysis="forensics", parameters=params,
                       seed=seed)
     filt = ", ".join(f"{k}={v:,}" for k, v in inp.filters.items())
+    kd = params["kobak_combined_draws"] if COMBINED in results.get("integer", {}) else 0
+    kob_es = f" ({kd} en la cuenta combinada de Kobak)" if kd and not draws else ""
+    kob_en = f" ({kd} in Kobak's combined count)" if kd and not draws else ""
     footer_es = (f"Reproducibilidad: datos sha256:{inp.data_hash[:16]}… ({inp.n:,} actas "
                  f"contabilizadas con cifras; {filt}); instantáneas "
                  f"{', '.join(s[:12] for s in snapshot_ids) or '—'}; semilla {seed}; "
-                 f"{draws} sorteos Monte Carlo; q = {q}; umbral {threshold:g}; "
+                 f"{draws} sorteos Monte Carlo{kob_es}; q = {q}; umbral {threshold:g}; "
                  f"escrutinio {prov.version}.")
     footer_en = (f"Reproducibility: data sha256:{inp.data_hash[:16]}… ({inp.n:,} counted "
                  f"actas with figures; {filt}); snapshots "
                  f"{', '.join(s[:12] for s in snapshot_ids) or '—'}; seed {seed}; "
-                 f"{draws} Monte-Carlo draws; q = {q}; threshold {threshold:g}; "
+                 f"{draws} Monte-Carlo draws{kob_en}; q = {q}; threshold {threshold:g}; "
                  f"escrutinio {prov.version}.")
     n_tests = len(summaries)
     nat_flags = [f for f in flags if f.scope == "national"]

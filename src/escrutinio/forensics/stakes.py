@@ -89,7 +89,7 @@ def decisive_thresholds(contest: Contest, totals: np.ndarray) -> list[tuple[str,
     return out
 
 
-_LINE = {"winner": ("el ganador (primer lugar)", "the winner (first place)"),
+_LINE = {"winner": ("el ganador", "the winner"),
          "runoff": ("el paso a la segunda vuelta (segundo lugar)",
                     "the place in the runoff (second place)"),
          "seat": ("el último escaño", "the last seat")}
