@@ -60,6 +60,7 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dest
 
 
+@pytest.mark.slow  # five real commands on 46,606 actas, and a server (about 40 s)
 def test_the_guide_from_a_clean_clone(clone: Path, data_dir: Path, tmp_path: Path) -> None:
     assert (clone / "docs" / "byoc.md").read_text(encoding="utf-8") == \
         GUIDE.read_text(encoding="utf-8"), "commit docs/byoc.md before running this test"
