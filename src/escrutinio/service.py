@@ -581,13 +581,15 @@ def _unit_cut(store: Store, info: SnapshotInfo, with_national: bool,
 
 
 def _metadata_fraction(store: Store, info: SnapshotInfo,
-                       nat: SnapshotInfo | None = None) -> float | None:
+                       nat: SnapshotInfo | None = None,
+                       md: dict[str, dict[str, str]] | None = None) -> float | None:
     """The source's fraction of the votes counted for a cut (metadata
     ``pct_votes_counted``, of the snapshot or of ``nat``, the national cut of the same
-    minute)."""
+    minute; ``md``: the contest's snapshot metadata, if already read)."""
     from escrutinio.sources.base import SERIES_FRACTION_KEY
 
-    md = store.snapshot_metadata(info.contest_id)
+    if md is None:
+        md = dict(store.snapshot_metadata(info.contest_id))
     ids = [info.snapshot_id]
     if nat is not None:
         ids.append(nat.snapshot_id)
@@ -882,13 +884,14 @@ def _final_votes(store: Store, info: SnapshotInfo, contest: Contest) -> dict[str
     return unit_cut(store, info).counted(contest)
 
 
-def _series_fraction(store: Store, info: SnapshotInfo) -> float | None:
+def _series_fraction(store: Store, info: SnapshotInfo,
+                     md: dict[str, dict[str, str]] | None = None) -> float | None:
     """Fraction counted of a national cut: its acta counts, else the source's own figure
     (metadata ``pct_votes_counted``)."""
     r0 = _frame(store, info).row(0, named=True)
     if r0.get("actas_total") and r0.get("actas_counted") is not None:
         return float(r0["actas_counted"] / r0["actas_total"])
-    return _metadata_fraction(store, info, None)
+    return _metadata_fraction(store, info, None, md)
 
 
 def replay(store: Store, *, params: ModelParams, contest_id: str | None = None,
@@ -1015,10 +1018,11 @@ def replay(store: Store, *, params: ModelParams, contest_id: str | None = None,
                           progress=progress, seed=params.seed)
     # series: national totals alone
     metas_s, fracs, skipped = [], [], []
+    md = dict(store.snapshot_metadata(cid))
     for s in nat:
         if s.as_of > fin_info.as_of:
             continue
-        f = _series_fraction(store, s)
+        f = _series_fraction(store, s, md)
         r0 = _frame(store, s).row(0, named=True)
         counted = {x.code: int(r0[x.column] or 0) for x in c.candidates}
         if f is None:
