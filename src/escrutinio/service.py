@@ -432,6 +432,22 @@ def _frame(store: Store, info: SnapshotInfo) -> pl.DataFrame:
     return frame
 
 
+def _with_vote_types(store: Store, info: SnapshotInfo, actas: pl.DataFrame) -> pl.DataFrame:
+    """The acta frame with its ``vote_type`` column when the source gave one (stored as
+    snapshot metadata ``vote_type_by_acta``: the projection treats each type apart)."""
+    import json
+
+    raw = store.snapshot_metadata(info.contest_id).get(info.snapshot_id, {}).get(
+        "vote_type_by_acta")
+    if not raw or "vote_type" in actas.columns:
+        return actas
+    by_type = json.loads(raw)
+    types = pl.DataFrame({"acta_id": [a for ids in by_type.values() for a in ids],
+                          "vote_type": [t for t, ids in by_type.items() for _ in ids]},
+                         schema={"acta_id": pl.String, "vote_type": pl.String})
+    return actas.join(types, on="acta_id", how="left")
+
+
 def _warning(code: str, es: str, en: str) -> dict[str, str]:
     return {"code": code, "es": es, "en": en}
 
@@ -740,7 +756,6 @@ def project(store: Store, ref_or_info: str | SnapshotInfo, *, params: ModelParam
     name it, its join level and the share of what remains it covers. Court/review
     outcome rates: :func:`review_outcomes` (unless ``params.jee`` was set by the caller).
     """
-    import inspect
     from dataclasses import replace
 
     from escrutinio.projection.baseline_join import (
@@ -779,7 +794,7 @@ def project(store: Store, ref_or_info: str | SnapshotInfo, *, params: ModelParam
             f"{exc.message_en}"))
 
     if info.kind is SnapshotKind.ACTAS:
-        actas = _frame(store, info)
+        actas = _with_vote_types(store, info, _frame(store, info))
         frame = None
         if base is not None:
             try:
@@ -820,15 +835,14 @@ def project(store: Store, ref_or_info: str | SnapshotInfo, *, params: ModelParam
                     extra_ids = (base.info.snapshot_id,)
                 except BaselineJoinError as exc:
                     unusable(exc)
-            kw: dict[str, Any] = {}
-            if "history" in inspect.signature(project_units).parameters:
-                kw["history"] = tuple(c.units for c in earlier)
             proj = project_units(cut.units, contest,
                                  parents=area_parents(store, info.contest_id), baseline=ub,
                                  blocs=blocs if ub is not None else None,
                                  remaining=_source_remaining(store, info), params=params,
                                  snapshot_id=info.snapshot_id, as_of=info.as_of, pairs=pairs,
-                                 **kw)
+                                 history=tuple(c.units for c in earlier))
+            # reproducible: every earlier cut the drift was learned from
+            extra_ids = (*extra_ids, *(c.info.snapshot_id for c in earlier))
             diag_units = {"missing_units": list(cut.missing_units),
                           "national_row": ("own" if cut.own_national else
                                            "same_minute_cut" if cut.national is not None
