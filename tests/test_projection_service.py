@@ -366,3 +366,34 @@ def test_project_and_replay_series_agree_on_the_same_cut(db: Path) -> None:
     assert r.cuts[-1].median == pytest.approx(sign * race.median)
     lo, hi = sorted((sign * race.interval(0.9).lower, sign * race.interval(0.9).upper))
     assert r.cuts[-1].intervals["0.9"] == pytest.approx((lo, hi))
+
+
+def test_outside_peru_review_rates_are_not_perus(tmp_path: Path, data_dir: Path) -> None:
+    """A US count (docs/examples/us_2020_progress.py, New York's feed): the projection
+    states that the review outcome rates are unknown instead of applying Peru's JEE rates,
+    and its series replay has % counted (the feed's own estimate) at every cut."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "docs/examples/us_2020_progress.py"
+    spec = importlib.util.spec_from_file_location("us_2020_progress_svc", path)
+    assert spec is not None and spec.loader is not None
+    us = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = us
+    spec.loader.exec_module(us)
+    files = us.convert(data_dir, tmp_path / "ny", by_state=True, states=["New York"])
+    db = tmp_path / "ny.duckdb"
+    res = _cli(db, "ingest", *map(str, files), "--json")
+    assert res.exit_code == 0, res.stdout
+    res = _cli(db, "project", "--sims", "400", "--json")
+    assert res.exit_code == 0, res.stdout
+    p = _strict(res.stdout)
+    assert p["diagnostics"]["review_outcomes"]["basis"] == "unknown"
+    assert p["provenance"]["parameters"]["review_outcomes"] == "unknown"
+    assert p["provenance"]["parameters"]["jee"]["p_annulled"] == 0.5
+    res = _cli(db, "--lang", "en", "project", "--sims", "400")
+    assert res.exit_code == 0 and "Sheets under review" in res.stdout
+    res = _cli(db, "replay", "--mode", "series", "--sims", "200", "--json")
+    assert res.exit_code == 0, res.stdout
+    r = _strict(res.stdout)
+    assert r["n_cuts"] > 50 and all(c["pct_counted"] is not None for c in r["cuts"])
