@@ -39,7 +39,10 @@ def parse_blocs(text: str | None) -> dict[str, list[str]] | None:
 
 
 def _print_projection(p: Projection, contest: Contest) -> None:
+    from escrutinio.countries import has_runoff
+
     names = {c.code: c.name for c in contest.candidates}
+    top_two = p.kind == "first_round" and has_runoff(contest)  # the runoff ballot
     out.print(f"[bold]{contest.name}[/] — {T('proyección', 'projection')} "
               f"({p.basis}, {p.n_simulations:,} {T('simulaciones', 'simulations')}), "
               f"{T('instantánea', 'snapshot')} {p.snapshot_id[:12]}"
@@ -48,14 +51,14 @@ def _print_projection(p: Projection, contest: Contest) -> None:
     for col in (T("candidato", "candidate"), T("contados", "counted"),
                 T("por venir", "to come"), T("mediana final", "final median"),
                 T("intervalo 90%", "90% interval"), T("P(gana)", "P(win)"),
-                *([T("P(2 primeros)", "P(top two)")] if p.kind == "first_round" else [])):
+                *([T("P(2 primeros)", "P(top two)")] if top_two else [])):
         table.add_column(col, justify="right" if col != T("candidato", "candidate") else "left")
-    for c in sorted(p.candidates, key=lambda c: -c.median)[:12]:
+    for c in sorted(p.candidates, key=lambda c: -c.median):  # every candidate
         iv = next(i for i in c.intervals if abs(i.level - 0.9) < 1e-9)
         table.add_row(c.name[:36], f"{c.counted:,}", f"{c.expected_remaining:,.0f}",
                       f"{c.median:,.0f}", f"[{iv.lower:,.0f}, {iv.upper:,.0f}]",
                       f"{100 * c.p_win:.1f}%",
-                      *([f"{100 * (c.p_top_two or 0):.1f}%"] if p.kind == "first_round" else []))
+                      *([f"{100 * (c.p_top_two or 0):.1f}%"] if top_two else []))
     out.print(table)
     for r in p.races:
         a, b = names.get(r.leader, r.leader), names.get(r.trailer, r.trailer)
