@@ -10,6 +10,8 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from escrutinio.countries import PACKS
+
 LANGS = ("es", "en")
 MONTHS = {
     "es": ("ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sep", "oct", "nov", "dic"),
@@ -66,6 +68,8 @@ COUNTRY_ZONES = {
     "BO": "America/La_Paz", "EC": "America/Guayaquil", "CO": "America/Bogota",
     "MX": "America/Mexico_City", "BR": "America/Sao_Paulo", "UY": "America/Montevideo",
     "PY": "America/Asuncion", "VE": "America/Caracas", "ES": "Europe/Madrid",
+    # the country packs' own zones (escrutinio.countries) win
+    **{code: pack.timezone for code, pack in PACKS.items()},
 }
 
 
