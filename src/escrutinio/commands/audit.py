@@ -12,7 +12,8 @@ import typer
 from rich.table import Table
 
 from escrutinio.audit.model import Policy, ballot_totals
-from escrutinio.commands.common import T, emit_json, err, fail, open_store, out
+from escrutinio.commands.common import T, emit_json, err, fail, open_store, opts, out
+from escrutinio.countries import vocabulary
 from escrutinio.errors import EscrutinioError
 from escrutinio.provenance import to_jsonable
 
@@ -107,7 +108,8 @@ def plan_cmd(
                   f"{T('margen', 'margin')} {v:,}"
                   + (f" ({T('tras restar', 'after subtracting')} {s:,})" if s else ""))
     if plan.ballots is not None:
-        out.print(T("Boletas: ", "Ballots: ") + T(*plan.ballots.sentence()))
+        out.print(T("Boletas: ", "Ballots: ")
+                  + vocabulary(pop.contest).localize(T(*plan.ballots.sentence()), opts.lang))
     if not plan.auditable:
         for es, en in zip(plan.reasons_es, plan.reasons_en, strict=True):
             out.print("[bold red]" + T(es, en) + "[/]")
@@ -216,7 +218,8 @@ def sample_cmd(
                     f"instantánea), SHA-256 {rec.manifest_sha256}",
                     f"Manifest: {rec.n_actas:,} actas (of {chk.n_actas:,} in the snapshot), "
                     f"SHA-256 {rec.manifest_sha256}"))
-        out.print(T("Boletas: ", "Ballots: ") + T(*ballots.sentence()))
+        out.print(T("Boletas: ", "Ballots: ")
+                  + vocabulary(pop.contest).localize(T(*ballots.sentence()), opts.lang))
         for pe, pn in zip(chk.problems_es, chk.problems_en, strict=True):
             err.print("[yellow]" + T(pe, pn) + "[/]")
         w = rec.definition.get("seed_warning")
