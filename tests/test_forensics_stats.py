@@ -191,3 +191,36 @@ def test_integer_null_is_conditioned_on_the_units_range() -> None:
     q = np.array([0.1, 0.5, 0.9, 0.3])
     sims = simulate_hits(q, np.array([0, 0, 1, 1]), 2, 4000, np.random.default_rng(0))
     assert sims.mean(axis=0) == pytest.approx([0.6, 1.2], abs=0.05)
+
+
+def test_stakes_bound_hand_computed() -> None:
+    """Three candidates, first round with a 50 % rule: the majority line and the race for
+    second place; swaps count twice; annulment is reported but is not the worst case."""
+    from escrutinio.domain import Candidate, Contest, ContestKind
+    from escrutinio.forensics.stakes import decisive_thresholds, stakes_bound
+
+    contest = Contest("t", "t", ContestKind.FIRST_ROUND, "ZZ", "2031-01-01",
+                      (Candidate("a", "A"), Candidate("b", "B"), Candidate("c", "C")),
+                      majority_threshold=0.5)
+    votes = np.array([[500, 300, 200], [400, 350, 250], [100, 20, 80]])
+    valid = votes.sum(axis=1)
+    counted = np.array([False, False, True])
+    # totals a 1000, b 670, c 530 of 2200: a is 100 below 1100; b leads c by 140
+    assert decisive_thresholds(contest, votes.sum(axis=0)) == [("majority", 0, -1),
+                                                               ("runoff", 1, 2)]
+    st = stakes_bound(contest, ["a", "b", "c"], votes, valid, valid, counted, 5, 1, 1, {})
+    maj, run = st.thresholds
+    assert (maj.margin, maj.reach) == (100, 100)  # below the line: others' 100 votes to a
+    assert maj.annul_move == -(100 - 0.5 * 200) and maj.could_change  # annul: a stays 100
+    # b over c: 140; worst case 2 * 20 + 100 (a's votes really c's) = 140, reaches it
+    assert (run.margin, run.reach, run.annul_move) == (140, 140, 20 - 80)
+    assert run.could_change and st.could_change_result and st.could_change_winner
+    assert "matter for the result" in run.text_en and "importan" in run.text_es
+    assert st.n_actas == 1 and st.n_listed == 5 and st.valid_votes == 200
+    # nothing counted: nothing can change, and it is said plainly
+    none = stakes_bound(contest, ["a", "b", "c"], votes, valid, valid,
+                        np.zeros(3, dtype=bool), 5, 0, 2, {})
+    assert not none.could_change_result and none.n_actas == 0
+    assert "no flagged vote can change" in none.text_en
+    assert "aggregate tests" in none.text_en and "5 actas stand out" in none.text_en
+    assert "matter" not in none.text_en

@@ -8,7 +8,7 @@ Clean elections: :func:`escrutinio.forensics.simulate.small_election` with a new
 a new structure each (6 regions × 4 provinces × 4 districts × 3 polling places, 6-14
 mesas each: ~2,900 actas), alternating a runoff and a four-candidate first round with a
 50 % majority rule. Each runs the whole screen (every test, analytic nulls, Kobak's
-combined count with 99 Monte-Carlo draws, Klimek's fit with 20 bootstrap replicates).
+combined count with 99 Monte-Carlo draws, Klimek's fit with 10 bootstrap replicates).
 
 For every report, every sentence of the summary, the verdicts, the stakes and the
 Klimek fit (Spanish and English) is checked: no claim of an anomaly, of mattering for the
@@ -98,7 +98,7 @@ def violations(doc: dict[str, Any]) -> list[str]:
 
 
 def report(frame: pl.DataFrame, contest: Any) -> dict[str, Any]:
-    rep = run_forensics(frame, contest, max_flagged=None, klimek_bootstrap=20)
+    rep = run_forensics(frame, contest, max_flagged=None, klimek_bootstrap=10)
     return json.loads(json.dumps(to_jsonable(rep), allow_nan=False))
 
 
@@ -123,6 +123,8 @@ def main() -> None:
                      "could_change": doc["stakes"]["could_change_result"],
                      "klimek_fe": [k["f_extreme"] for k in doc["klimek"]],
                      "violations": violations(doc)})
+        if (e + 1) % 50 == 0:
+            print(f"{e + 1} clean elections, {time.time() - t0:.0f} s", file=sys.stderr)
     for e in range(args.stuffed):
         rng = np.random.Generator(np.random.PCG64([args.seed, 10_000 + e]))
         clean = small_election(rng, regions=8)
