@@ -3,6 +3,7 @@ call the pure analyses. No numbers are computed here."""
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -411,24 +412,34 @@ def unknown_review() -> JeeOutcomes:
 
 #: small caches of immutable stored frames (snapshots never change once stored)
 _FRAMES: OrderedDict[tuple[str, str], pl.DataFrame] = OrderedDict()
-_FRAMES_MAX = 4096
-_BIG_MAX = 6
+#: memory budget of the cached frames, and of the cached unit cuts (least recently used
+#: first out): a replay of hundreds of district cuts fits, a server does not grow unbounded
+_CACHE_BYTES = 512 * 2**20
+_CACHE_LOCK = threading.Lock()
+
+
+def _trim(cache: OrderedDict[Any, Any], size: Callable[[Any], int]) -> None:
+    """Drop the least recently used entries until the cache is within the budget (the
+    newest entry always stays)."""
+    total = sum(size(v) for v in cache.values())
+    while total > _CACHE_BYTES and len(cache) > 1:
+        _, old = cache.popitem(last=False)
+        total -= size(old)
 
 
 def _frame(store: Store, info: SnapshotInfo) -> pl.DataFrame:
+    """A stored snapshot's frame (cached: snapshots never change once stored)."""
     key = (info.kind.value, info.snapshot_id)
-    got = _FRAMES.get(key)
-    if got is not None:
-        _FRAMES.move_to_end(key)
-        return got
+    with _CACHE_LOCK:
+        got = _FRAMES.get(key)
+        if got is not None:
+            _FRAMES.move_to_end(key)
+            return got
     frame = (store.load_actas(info.snapshot_id) if info.kind is SnapshotKind.ACTAS
              else store.load_units(info.snapshot_id))
-    _FRAMES[key] = frame
-    big = [k for k in _FRAMES if k[0] == SnapshotKind.ACTAS.value]
-    while len(big) > _BIG_MAX:
-        _FRAMES.pop(big.pop(0))
-    while len(_FRAMES) > _FRAMES_MAX:
-        _FRAMES.popitem(last=False)
+    with _CACHE_LOCK:
+        _FRAMES[key] = frame
+        _trim(_FRAMES, lambda f: int(f.estimated_size()))
     return frame
 
 
@@ -513,9 +524,11 @@ def _unit_cut(store: Store, info: SnapshotInfo, with_national: bool,
     from escrutinio.projection.units import complete_with_national, finest_units
 
     key = (info.snapshot_id, with_national, nat_info.snapshot_id if nat_info else None)
-    got = _UNIT_CUTS.get(key)
-    if got is not None:
-        return got
+    with _CACHE_LOCK:
+        got = _UNIT_CUTS.get(key)
+        if got is not None:
+            _UNIT_CUTS.move_to_end(key)
+            return got
     contest = store.contest(info.contest_id)
     raw = _frame(store, info)
     fine = finest_units(raw)
@@ -590,9 +603,9 @@ def _unit_cut(store: Store, info: SnapshotInfo, with_national: bool,
                     "same minute completes them: this projects only what they cover"))
     cut = UnitCut(info, units, nat, own, missing, tuple(warns),
                   _metadata_fraction(store, info, nat_info))
-    _UNIT_CUTS[key] = cut
-    while len(_UNIT_CUTS) > 4096:
-        _UNIT_CUTS.popitem(last=False)
+    with _CACHE_LOCK:
+        _UNIT_CUTS[key] = cut
+        _trim(_UNIT_CUTS, lambda c: int(c.units.estimated_size()))
     return cut
 
 
