@@ -103,7 +103,14 @@ def test_cli_and_api_give_the_same_projection(db: Path, snaps: dict[str, str]) -
             snap = snaps[key.split("-")[0]]
             r = c.get(f"/api/v1/s/{snap}/projection?sims=600&seed=7{query.get(key, '')}")
             assert r.status_code == 200, r.text
-            api = _strict(r.text)["projection"]
+            body = _strict(r.text)
+            api = body["projection"]
+            # the page's note says which baseline was used, or that there was none
+            if key == "acta":
+                assert f"Baseline: baseline {FIRST} (by default" in body["note_en"]
+                assert f"Línea de base: línea de base {FIRST} (por omisión" in body["note_es"]
+            if key == "acta-none":
+                assert "No baseline." in body["note_en"]
             assert api["basis"] == p["basis"] == {"acta": "actas", "dept": "units",
                                                   "series": "series"}[key.split("-")[0]]
             for field in ("candidates", "margin", "races", "components", "call"):

@@ -300,12 +300,23 @@ def projection_note(v: ProjectionView) -> tuple[str, str]:
                 "The count shown is the one ONPE published.")
     p = v.projection
     if p.basis == "units":
-        return ("Proyección sobre agregados por unidad: sin detalle por acta, el modelo solo ve "
-                "lo que la instantánea trae.",
-                "Projection on per-unit aggregates: without per-acta detail the model sees only "
-                "what the snapshot carries.")
-    return ("Proyección sobre la instantánea por acta.",
-            "Projection on the per-acta snapshot.")
+        es, en = ("Proyección sobre agregados por unidad: sin detalle por acta, el modelo solo "
+                  "ve lo que la instantánea trae.",
+                  "Projection on per-unit aggregates: without per-acta detail the model sees "
+                  "only what the snapshot carries.")
+    else:
+        es, en = ("Proyección sobre la instantánea por acta.",
+                  "Projection on the per-acta snapshot.")
+    # the baseline (or its absence) and what is wrong with the input, as the CLI says them
+    base = p.diagnostics.get("baseline")
+    if isinstance(base, dict):
+        es, en = f"{es} Línea de base: {base['es']}.", f"{en} Baseline: {base['en']}."
+    elif p.basis != "series":
+        es, en = f"{es} Sin línea de base.", f"{en} No baseline."
+    warns = p.diagnostics.get("warnings")
+    for w in warns if isinstance(warns, list) else []:
+        es, en = f"{es} Atención: {w['es']}.", f"{en} Warning: {w['en']}."
+    return es, en
 
 
 #: a "technical tie" is said only when the projection's central interval at this level
