@@ -383,3 +383,32 @@ def test_cli_pvt_against_published_totals(official: pl.DataFrame, data_dir: Path
     res = runner.invoke(app, ["--db", str(db), "pvt", str(copies), "--json"])  # latest acta
     assert res.exit_code == 0 and json.loads(res.stdout)["summary"]["n_copies"] == \
         g.copies.height
+
+
+def test_api_pvt_against_a_unit_snapshot(official: pl.DataFrame, data_dir: Path,
+                                         tmp_path: Path) -> None:
+    import warnings
+
+    from escrutinio.api.app import create_app
+    from escrutinio.sources.onpe_aggregates import parse_progress_tables
+    from escrutinio.store.duckdb_store import DuckDBStore
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    cut = parse_progress_tables(data_dir / "peru-2021-runoff" / "progress_national",
+                                "national")[-1]
+    db = tmp_path / "api.duckdb"
+    with DuckDBStore(db) as store:
+        store.put_snapshots([cut])
+    df = copies_of(official, ["000001", "000002", "000003"])
+    records = [{k: v for k, v in r.items() if k not in ("line", "observed_at")
+                and v is not None} for r in df.to_dicts()]
+    with TestClient(create_app(db)) as client:
+        r = client.post(f"/api/v1/s/{cut.snapshot_id}/pvt", json=records)
+    assert r.status_code == 200, r.text
+    res = r.json()["result"]
+    assert res["summary"]["level"] == "national"
+    assert res["summary"]["n_actas_with_copies"] == 3 and res["summary"]["n_units_excess"] == 0
+    assert [c["rank"] for c in res["copies"]] == [1, 2, 3]
