@@ -97,4 +97,6 @@ def test_forensics_errors_are_bilingual(db: Path, tmp_path: Path) -> None:
     assert res.exit_code == 1 and "escrutinio ingest" in json.loads(res.stdout)["message_en"]
     res = runner.invoke(app, ["--db", str(db), "forensics", "--contest",
                               "pe-2021-presidencial-2v", "--tests", "astrology", "--json"])
-    assert res.exit_code == 1 and "unknown tests" in json.loads(res.stdout)["message_en"]
+    # a bad option value: exit 2, the valid tests listed (tests/test_cli_options.py)
+    assert res.exit_code == 2 and "--tests" in json.loads(res.stdout)["message_en"]
+    assert "last_digit" in json.loads(res.stdout)["message_en"]

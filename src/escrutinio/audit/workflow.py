@@ -31,7 +31,7 @@ from escrutinio.audit.model import AuditPopulation, Policy, build_population
 from escrutinio.audit.plan import ErrorModel, first_round_size
 from escrutinio.audit.sampling import consistent_sample, normalise_seed, ppeb_draws, seed_warning
 from escrutinio.domain import Contest, SnapshotKind
-from escrutinio.errors import IngestError, Location, NotFoundError
+from escrutinio.errors import IngestError, Location, UnknownReferenceError
 from escrutinio.provenance import Provenance
 from escrutinio.sources.base import cast_ints, read_csv_strict, read_source
 from escrutinio.store.base import Store
@@ -406,7 +406,11 @@ def load_audit(store: Store, audit_id: str) -> AuditRecord:
     ensure_tables(store)
     rows = _q(store, "SELECT * FROM audit_audits WHERE audit_id = ?", [audit_id])
     if not rows:
-        raise NotFoundError(f"auditoría desconocida: {audit_id}", f"unknown audit: {audit_id}")
+        known = ", ".join(str(r[0]) for r in _q(store, "SELECT audit_id FROM audit_audits "
+                                                       "ORDER BY audit_id", [])) or "—"
+        raise UnknownReferenceError(f"auditoría desconocida: {audit_id!r}; las del almacén: "
+                                    f"{known}",
+                                    f"unknown audit: {audit_id!r}; the store holds: {known}")
     r = rows[0]
     created = r[3] if r[3].tzinfo else r[3].replace(tzinfo=UTC)
     return AuditRecord(r[0], r[1], r[2], created.astimezone(UTC), r[4], r[5], r[6], r[7],

@@ -8,7 +8,6 @@ A token is printed once, when issued: only its SHA-256 is stored.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,10 +17,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from escrutinio.commands.common import T, emit_json, err, fail, open_store, out
+from escrutinio.commands.common import T, choice, emit_json, err, fail, open_store, out
 from escrutinio.errors import EscrutinioError
 from escrutinio.server.auth import Scope
 from escrutinio.server.repo import Repo
+from escrutinio.sources.sanitize import load_json
 
 accounts_app = typer.Typer(no_args_is_help=True, help="Cuentas de observadores y sus fichas "
                            "/ observer accounts and their tokens (docs/observers.md)")
@@ -55,11 +55,12 @@ def add(
 ) -> None:
     """Crear una cuenta / create an account."""
     try:
+        choice(role, ("observer", "coordinator", "admin"), "--role")
         data: dict[str, list[str]] = {"actas": list(acta or []), "places": list(place or []),
                                       "areas": list(area or [])}
         if scope_file is not None:
             try:
-                extra = json.loads(scope_file.read_text("utf-8"))
+                extra = load_json(scope_file.read_bytes())
             except (OSError, ValueError) as exc:
                 raise EscrutinioError(f"alcance ilegible {scope_file}: {exc}",
                                       f"unreadable scope {scope_file}: {exc}") from None

@@ -12,9 +12,9 @@ import typer
 from rich.table import Table
 
 from escrutinio.audit.model import Policy, ballot_totals
-from escrutinio.commands.common import T, emit_json, err, fail, open_store, opts, out
+from escrutinio.commands.common import T, emit_json, err, fail, number, open_store, opts, out
 from escrutinio.countries import vocabulary
-from escrutinio.errors import EscrutinioError
+from escrutinio.errors import BadOptionError, EscrutinioError
 from escrutinio.provenance import to_jsonable
 
 audit_app = typer.Typer(no_args_is_help=True, help=(
@@ -46,6 +46,17 @@ def _policy(annulled: str, not_installed: str, unresolved: str, ballot_bound: st
 
 def _as_error(exc: Exception) -> EscrutinioError:
     return exc if isinstance(exc, EscrutinioError) else EscrutinioError(str(exc), str(exc))
+
+
+def _risk(text: str) -> float:
+    """A risk limit written as 0.05 or 1/20 (exit 2 naming --risk-limit otherwise)."""
+    from fractions import Fraction
+
+    try:
+        return float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError):
+        raise BadOptionError("--risk-limit", text, "un número como 0.05 o 1/20",
+                             "a number such as 0.05 or 1/20") from None
 
 
 def _fmt(x: float | int | None, digits: int = 0) -> str:
@@ -144,8 +155,8 @@ def _parse_totals(text: str | None) -> dict[str, int] | None:
     for part in text.split(","):
         k, _, v = part.partition("=")
         if not v.strip().replace("_", "").isdigit():
-            raise EscrutinioError(f"totales mal escritos: {part!r} (use codigo=votos)",
-                                  f"malformed totals: {part!r} (use code=votes)")
+            raise EscrutinioError(f"--totals: totales mal escritos: {part!r} (use codigo=votos)",
+                                  f"--totals: malformed totals: {part!r} (use code=votes)")
         out_[k.strip()] = int(v.strip().replace("_", ""))
     return out_
 
@@ -181,6 +192,7 @@ def sample_cmd(
 
     created = None
     try:
+        number(_risk(risk_limit), "--risk-limit", lo=0.0, hi=0.5, lo_open=True)
         with open_store() as store:
             exists = wf.audit_exists(store, audit_id)
             if not exists:

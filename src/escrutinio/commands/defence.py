@@ -14,11 +14,11 @@ import polars as pl
 import typer
 from rich.table import Table
 
-from escrutinio.commands.common import T, emit_json, err, fail, open_store, opts, out
+from escrutinio.commands.common import T, check_text, emit_json, err, fail, open_store, opts, out
 from escrutinio.commands.vocab import W, contest_vocabulary, localized
 from escrutinio.countries import resolution_prior
 from escrutinio.domain import Contest, SnapshotKind
-from escrutinio.errors import EscrutinioError
+from escrutinio.errors import BadOptionError, EscrutinioError
 from escrutinio.provenance import to_jsonable
 from escrutinio.store.base import SnapshotInfo, Store
 
@@ -44,6 +44,17 @@ def _acta_snapshot(store: Store, ref: str, contest_id: str | None) -> tuple[Snap
     cid = default_contest(store, contest_id)
     info = store.snapshot(ref, contest_id=cid, kind=SnapshotKind.ACTAS)
     return info, store.contest(cid)
+
+
+def _zone(name: str, option: str) -> None:
+    """A time zone of the tz database (``America/Lima``, ``UTC``), or exit 2."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(check_text(name, option))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BadOptionError(option, name, "una zona horaria, p. ej. America/Lima o UTC",
+                             "a time zone, e.g. America/Lima or UTC") from None
 
 
 def _as_error(exc: Exception) -> EscrutinioError:
@@ -166,6 +177,11 @@ def pvt(
     from escrutinio.defence.pvt import category_label, reconcile
 
     try:
+        _zone(tz, "--tz")
+        if level is not None:
+            from escrutinio.cli import level_option
+
+            level = level_option(level).value
         with open_store(read_only=True) as store:
             info, c, official, areas = _pvt_official(store, snapshot, contest)
         if info.kind is SnapshotKind.UNITS:

@@ -11,7 +11,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from escrutinio.commands.common import T, emit_json, err, fail, open_store, opts, out
+from escrutinio.commands.common import (
+    T,
+    choice,
+    choices,
+    emit_json,
+    err,
+    fail,
+    open_store,
+    opts,
+    out,
+)
 from escrutinio.commands.vocab import contest_vocabulary, localized
 from escrutinio.countries import Vocabulary
 from escrutinio.domain import ContestKind, SnapshotKind
@@ -83,12 +93,15 @@ def register(app: typer.Typer) -> None:
         try:
             if benford:
                 raise BenfordRefused()
-            wanted = None if tests is None else [t.strip() for t in tests.split(",")
-                                                 if t.strip()]
+            from escrutinio.forensics.report import TESTS
+
+            wanted = None if tests is None else choices(tests, TESTS, "--tests")
             with open_store(read_only=True) as store:
                 cid = service.default_contest(store, contest)
                 info = store.snapshot(snapshot, contest_id=cid, kind=SnapshotKind.ACTAS)
                 cont = store.contest(info.contest_id)
+                if candidate is not None:
+                    choice(candidate, [c.code for c in cont.candidates], "--candidate")
                 voc = contest_vocabulary(store, info.contest_id, info.snapshot_id)
                 frame = store.load_actas(info.snapshot_id)
                 geo = store.geography(info.contest_id)

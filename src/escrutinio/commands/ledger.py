@@ -7,7 +7,7 @@ Exit codes: 0 all good; 3 the log, a row or a proof does not verify; 1 other err
 
 from __future__ import annotations
 
-import json
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from escrutinio.commands.common import T, emit_json, err, fail, opts, out
-from escrutinio.errors import EscrutinioError
+from escrutinio.errors import BadOptionError, EscrutinioError
+from escrutinio.sources.sanitize import load_json
 from escrutinio.store import is_postgres_url, open_store
 from escrutinio.store.base import Store
 from escrutinio.store.ledger import (
@@ -44,6 +45,13 @@ def _store(read_only: bool) -> Store:
     return open_store(opts.db, read_only=read_only)
 
 
+def _hex64(value: str | None, option: str) -> None:
+    """A published hash: 64 hexadecimal digits (SHA-256)."""
+    if value is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", value.strip()):
+        raise BadOptionError(option, value, "se esperan 64 dígitos hexadecimales (SHA-256)",
+                             "expected 64 hexadecimal digits (SHA-256)")
+
+
 def verify_log_cmd(
     head: Annotated[str | None, typer.Option(
         help="cabeza publicada de la cadena / published chain head (hex)")] = None,
@@ -51,6 +59,7 @@ def verify_log_cmd(
 ) -> None:
     """Verificar la cadena y cada fila / recompute the hash chain and every Merkle root."""
     try:
+        _hex64(head, "--head")
         with _store(read_only=True) as store:
             report = verify_log(store, expected_head=head)
     except EscrutinioError as exc:
@@ -147,7 +156,11 @@ def verify_proof_cmd(
 ) -> None:
     """Verificar una prueba sin el almacén / check a proof without the store."""
     try:
-        data = json.loads(proof_file.read_text("utf-8"))
+        _hex64(root, "--root")
+    except EscrutinioError as exc:
+        fail(exc, as_json)
+    try:
+        data = load_json(proof_file.read_bytes())
         if data.get("format") == SUBMISSION_PROOF_FORMAT:
             sproof = SubmissionProof.from_dict(data)
             valid = verify_submission_proof(sproof, root)

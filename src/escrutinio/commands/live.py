@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from escrutinio.commands.common import T, emit_json, err, fail, open_store, opts, out
+from escrutinio.commands.common import T, choice, emit_json, err, fail, open_store, opts, out
 from escrutinio.errors import EscrutinioError
 
 SCENARIOS = ("synthetic-2026", "actas-2021", "replay-2021", "fixtures")
@@ -262,7 +262,17 @@ def register(app: typer.Typer) -> None:
 
         try:
             with open_store(read_only=True) as store:
-                n = RawLog(store.con, read_only=True).export(folder, run_id=run)
+                log = RawLog(store.con, read_only=True)
+                runs = ([str(r[0]) for r in store.con.execute(
+                    "SELECT DISTINCT run_id FROM live_responses ORDER BY 1").fetchall()]
+                    if log._has("live_responses") else [])
+                if run is not None:
+                    choice(run, runs or ["—"], "--run")
+                if not runs:
+                    raise EscrutinioError(
+                        "este almacén no tiene respuestas de 'escrutinio watch'",
+                        "this store holds no responses of 'escrutinio watch'")
+                n = log.export(folder, run_id=run)
         except EscrutinioError as exc:
             fail(exc, as_json)
             return
@@ -305,9 +315,10 @@ def register(app: typer.Typer) -> None:
         from escrutinio.live import fake_onpe as fk
 
         try:
-            if scenario not in SCENARIOS:
-                raise EscrutinioError(f"escenario desconocido; use {', '.join(SCENARIOS)}",
-                                      f"unknown scenario; use {', '.join(SCENARIOS)}")
+            choice(scenario, SCENARIOS, "--scenario")
+            if region and scenario != "actas-2021":
+                raise EscrutinioError("--region: solo con --scenario actas-2021",
+                                      "--region: only with --scenario actas-2021")
             timeline: Any
             if first_page not in (0, 1):
                 raise EscrutinioError("--first-page debe ser 0 o 1",

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from escrutinio.commands.common import T, emit_json, err, fail, open_store, out
+from escrutinio.commands.common import T, choice, emit_json, err, fail, open_store, out
 from escrutinio.domain import Contest, SnapshotKind
 from escrutinio.errors import EscrutinioError
 from escrutinio.projection.model import ModelParams
@@ -31,8 +31,8 @@ def parse_blocs(text: str | None) -> dict[str, list[str]] | None:
             continue
         if "=" not in part:
             raise EscrutinioError(
-                f"bloque mal escrito {part!r}: use nombre=col1+col2;otro=col3",
-                f"malformed bloc {part!r}: use name=col1+col2;other=col3")
+                f"--blocs: bloque mal escrito {part!r}: use nombre=col1+col2;otro=col3",
+                f"--blocs: malformed bloc {part!r}: use name=col1+col2;other=col3")
         name, cols = part.split("=", 1)
         blocs[name.strip()] = [c.strip() for c in cols.split("+") if c.strip()]
     return blocs
@@ -204,8 +204,13 @@ def register(app: typer.Typer) -> None:
                 err.print(f"\r{T('corte', 'cut')} {i}/{n}", end="")
 
         try:
+            choice(mode, service.REPLAY_MODES, "--mode")
+            choice(tilt_by, ("area3_code", "polling_place", "acta_id"), "--tilt-by")
+            parse_blocs(blocs)
             with open_store(read_only=True) as store:
                 c = store.contest(service.default_contest(store, contest))
+                if baseline_contest is not None:  # unknown: exit 2, the known ones listed
+                    store.snapshot(baseline, contest_id=store.contest(baseline_contest).id)
                 res = service.replay(store, params=ModelParams(n_sims=sims, seed=seed),
                                      contest_id=c.id, mode=mode, final_ref=final,
                                      baseline_contest=baseline_contest, baseline_ref=baseline,

@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from escrutinio.commands.common import T, emit_json, err, fail, opts, out
+from escrutinio.commands.common import T, choice, emit_json, err, fail, open_store, opts, out
 from escrutinio.errors import EscrutinioError
 from escrutinio.store import is_postgres_url
 
@@ -164,6 +164,15 @@ def register(app: typer.Typer) -> None:
 
         watcher = None
         try:
+            choice(baseline, ("auto", "none"), "--baseline")
+            if bundle:
+                from escrutinio.sources.bundles import BUNDLES
+
+                for name in bundle:
+                    choice(name, list(BUNDLES), "--bundle")
+            elif contest is not None and watch is None:
+                with open_store(read_only=True) as store:
+                    store.contest(contest)  # an unknown contest: exit 2, the known ones
             if watch is not None:
                 if is_postgres_url(opts.db) or replay or workers > 1 or observers:
                     raise EscrutinioError(
@@ -289,6 +298,7 @@ def register(app: typer.Typer) -> None:
         from escrutinio.api.export import export_site as run_export
 
         try:
+            choice(baseline, ("auto", "none"), "--baseline")
             langs = tuple(x.strip() for x in lang.split(",") if x.strip())
             if not langs or any(x not in ("es", "en") for x in langs):
                 raise EscrutinioError("--lang: es, en o es,en", "--lang: es, en or es,en")

@@ -31,7 +31,7 @@ from importlib import resources
 from typing import Any, Final
 
 from escrutinio.domain import Contest
-from escrutinio.errors import EscrutinioError, NotFoundError
+from escrutinio.errors import EscrutinioError, UnknownReferenceError
 from escrutinio.server.auth import (
     NAME_RE,
     Account,
@@ -321,8 +321,10 @@ class Repo:
     def require_account(self, ref: str) -> Account:
         acc = self.account(ref)
         if acc is None:
-            raise NotFoundError(f"cuenta desconocida: {ref[:80]!r}",
-                                f"unknown account: {ref[:80]!r}")
+            raise UnknownReferenceError(f"cuenta desconocida: {ref[:80]!r} ('escrutinio "
+                                        "accounts list' las muestra)",
+                                        f"unknown account: {ref[:80]!r} ('escrutinio "
+                                        "accounts list' shows them)")
         return acc
 
     def accounts(self) -> list[Account]:
@@ -357,8 +359,8 @@ class Repo:
         with self._use(write=True) as run:
             rows = run(f"SELECT {_TOKEN_COLS} FROM tokens WHERE token_id = ?", [token_id])
             if not rows:
-                raise NotFoundError(f"ficha desconocida: {token_id[:40]!r}",
-                                    f"unknown token: {token_id[:40]!r}")
+                raise UnknownReferenceError(f"ficha desconocida: {token_id[:40]!r}",
+                                            f"unknown token: {token_id[:40]!r}")
             if rows[0][4] is None:
                 run("UPDATE tokens SET revoked_at = ? WHERE token_id = ?", [now, token_id])
                 run("UPDATE sessions SET revoked_at = ? WHERE token_id = ? AND revoked_at "

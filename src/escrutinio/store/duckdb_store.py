@@ -40,7 +40,12 @@ import pyarrow as pa
 
 from escrutinio import __version__
 from escrutinio.domain import ACTA_COLUMNS, UNIT_COLUMNS, Contest, SnapshotKind
-from escrutinio.errors import EscrutinioError, NotFoundError, UnknownReferenceError
+from escrutinio.errors import (
+    ContestConflictError,
+    EscrutinioError,
+    NotFoundError,
+    UnknownReferenceError,
+)
 from escrutinio.sources.base import REJECTED_SCHEMA, ParsedSnapshot
 from escrutinio.store.base import IngestOutcome, SnapshotInfo, Store
 
@@ -404,7 +409,7 @@ class DuckDBStore(Store):
                                                   int(n[0]), int(n[1]), int(n[2])))
                     continue
                 seen.add(sid)
-                self._put_contest(snap.contest)
+                self._put_contest(snap.contest, snap.source_uri)
                 self._put_rows(snap)
                 if snap.geography is not None and snap.geography.height:
                     self._put_geography(snap.contest.id, snap.geography)
@@ -428,17 +433,15 @@ class DuckDBStore(Store):
             raise
         return outcomes
 
-    def _put_contest(self, contest: Contest) -> None:
+    def _put_contest(self, contest: Contest, source: str = "?") -> None:
         row = self._one("SELECT definition FROM contests WHERE contest_id = ?",
                                [contest.id])
         definition = json.dumps(contest.to_dict(), ensure_ascii=False, sort_keys=True)
         if row is None:
             self.con.execute("INSERT INTO contests VALUES (?, ?)", [contest.id, definition])
         elif json.loads(row[0]) != json.loads(definition):
-            raise ValueError(
-                f"contest {contest.id} is already stored with a different definition "
-                "(candidate order or names differ); use another contest id"
-            )
+            raise ContestConflictError(source, contest.id, json.loads(row[0]),
+                                       json.loads(definition))
 
     def _put_rows(self, snap: ParsedSnapshot) -> None:
         sid = snap.snapshot_id

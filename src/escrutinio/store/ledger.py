@@ -45,7 +45,7 @@ from typing import Any
 import polars as pl
 
 from escrutinio.domain import ACTA_COLUMNS, UNIT_COLUMNS, Contest, SnapshotKind
-from escrutinio.errors import EscrutinioError, NotFoundError
+from escrutinio.errors import EscrutinioError, NotFoundError, UnknownReferenceError
 from escrutinio.store.base import SnapshotInfo, Store
 
 LEDGER_VERSION = 1  # layout of snapshot entries and row proofs (unchanged in format 2)
@@ -543,8 +543,8 @@ def prove(store: Store, snapshot_id: str, key: str) -> InclusionProof:
     try:
         index = rows.keys.index(key)
     except ValueError:
-        raise NotFoundError(f"{key} no está en la instantánea {snapshot_id[:12]}",
-                            f"{key} is not in snapshot {snapshot_id[:12]}") from None
+        raise UnknownReferenceError(f"{key!r} no está en la instantánea {snapshot_id[:12]}",
+                                    f"{key!r} is not in snapshot {snapshot_id[:12]}") from None
     levels = merkle_levels(rows.leaves)
     root = merkle_root(rows.leaves)
     if root != entry.entry["merkle_root"]:
@@ -728,8 +728,8 @@ def prove_submission_with(run: Runner, submission_id: str) -> SubmissionProof:
     leaves = _submission_leaves(run)
     index = next((i for i, (_s, ref, _t) in enumerate(leaves) if ref == submission_id), None)
     if index is None:
-        raise NotFoundError(f"el envío {submission_id} no está en la cadena",
-                            f"submission {submission_id} is not in the chain")
+        raise UnknownReferenceError(f"el envío {submission_id!r} no está en la cadena",
+                                    f"submission {submission_id!r} is not in the chain")
     cover = [c for c in _checkpoint_rows(run) if int(c.entry.get("tree_size", 0)) > index]
     if not cover:
         raise NotFoundError(

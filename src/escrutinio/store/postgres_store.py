@@ -32,7 +32,12 @@ from psycopg import sql
 
 from escrutinio import __version__
 from escrutinio.domain import ACTA_COLUMNS, UNIT_COLUMNS, Contest, SnapshotKind
-from escrutinio.errors import EscrutinioError, NotFoundError, UnknownReferenceError
+from escrutinio.errors import (
+    ContestConflictError,
+    EscrutinioError,
+    NotFoundError,
+    UnknownReferenceError,
+)
 from escrutinio.sources.base import REJECTED_SCHEMA, ParsedSnapshot
 from escrutinio.store.base import IngestOutcome, SnapshotInfo, Store
 
@@ -221,7 +226,7 @@ class PostgresStore(Store):
                                                   int(n[0]), int(n[1]), int(n[2])))
                     continue
                 seen.add(sid)
-                self._put_contest(snap.contest)
+                self._put_contest(snap.contest, snap.source_uri)
                 self._put_rows(snap)
                 if snap.geography is not None and snap.geography.height:
                     self._put_geography(snap.contest.id, snap.geography)
@@ -240,16 +245,14 @@ class PostgresStore(Store):
                 before_commit()
         return outcomes
 
-    def _put_contest(self, contest: Contest) -> None:
+    def _put_contest(self, contest: Contest, source: str = "?") -> None:
         row = self._one("SELECT definition FROM contests WHERE contest_id = %s", [contest.id])
         definition = json.dumps(contest.to_dict(), ensure_ascii=False, sort_keys=True)
         if row is None:
             self.con.execute("INSERT INTO contests VALUES (%s, %s)", [contest.id, definition])
         elif json.loads(row[0]) != json.loads(definition):
-            raise ValueError(
-                f"contest {contest.id} is already stored with a different definition "
-                "(candidate order or names differ); use another contest id"
-            )
+            raise ContestConflictError(source, contest.id, json.loads(row[0]),
+                                       json.loads(definition))
 
     def _copy_in(self, table: str, columns: list[str], data: bytes) -> None:
         cols = ", ".join(_q(c) for c in columns)
