@@ -163,8 +163,9 @@ def test_ragged_line_too_few_fields(store, tmp_path):
 
 def test_line_numbers_survive_quoted_newlines(tmp_path):
     """A quoted field spanning two lines must not shift the line of later errors."""
-    rows = [GOOD[0].replace("Norte", '"Norte\ny más"'), GOOD[1], GOOD[3].replace(",60,", ",6x,")]
-    p = put_file(tmp_path / "q", csv_text(rows))
+    # free text (an observation) may span lines; ids and names may not (see "Limits")
+    rows = [GOOD[0] + ',"ilegible\ny más"', GOOD[1] + ",", GOOD[3].replace(",60,", ",6x,") + ","]
+    p = put_file(tmp_path / "q", csv_text(rows, HEADER + ",observation"))
     with pytest.raises(IngestError) as ei:
         parse_tabular(p)
     assert (ei.value.location.line, ei.value.location.field) == (5, "v_beto")
@@ -309,3 +310,163 @@ def test_missing_acta_id(tmp_path, tmp_store):
     rej, kept = rejected_rows(tmp_path, rows, tmp_store)
     assert_rule(rej, 5, "missing_acta_id")
     assert kept == ["0001", "0002", "0003"]
+
+
+# --- limits (docs/formats.md, "Limits"): hostile input refused, store unchanged -----------
+
+
+def test_count_beyond_the_declared_maximum(store, tmp_path):
+    # 10^9 + 1 votes for one candidate in one acta: refused, not summed into an overflow
+    # (a row that adds up: electors, cast and the votes all agree)
+    rows = [GOOD[0], "0002,counted,01,Norte,010102,1000000300,1000000111,5,5,0,1000000001,70,30"]
+    p = put_file(tmp_path / "bad", csv_text(rows))
+    with pytest.raises(IngestError) as ei:
+        ingest(store, p)
+    err = ei.value
+    assert err.rule == "count_too_large" and "1,000,000,000" in err.message_en
+    assert err.location.field in ("electors", "cast", "v_ana")
+
+
+def test_count_beyond_64_bits(store, tmp_path):
+    rows = [GOOD[0], GOOD[1].replace(",100,70,30", ",99999999999999999999,70,30")]
+    p = put_file(tmp_path / "bad", csv_text(rows))
+    with pytest.raises(IngestError) as ei:
+        ingest(store, p)
+    assert ei.value.rule in ("count_too_large", "not_an_integer")
+    assert (ei.value.location.line, ei.value.location.field) == (3, "v_ana")
+
+
+@pytest.mark.parametrize(("bad", "field"), [
+    ("00\x0002", "acta_id"),  # NUL
+    ("0002\u202e", "acta_id"),  # right-to-left override
+    ("Norte\u2066", "area1_name"),  # bidi isolate in a name
+])
+def test_control_characters_in_ids_and_names(store, tmp_path, bad, field):
+    row = GOOD[1].replace("0002", bad) if field == "acta_id" else GOOD[1].replace("Norte", bad)
+    p = put_file(tmp_path / "bad", csv_text([GOOD[0], row]))
+    err = assert_rejected_file(store, tmp_path, p, 3, field, "control_character")
+    assert "U+" in err.message_en
+
+
+def test_newline_in_a_quoted_name(store, tmp_path):
+    row = GOOD[1].replace("Norte", '"Nor\nte"')
+    p = put_file(tmp_path / "bad", csv_text([GOOD[0], row]))
+    err = assert_rejected_file(store, tmp_path, p, 3, "area1_name", "control_character")
+    assert "U+000A" in err.message_en
+
+
+@pytest.mark.parametrize("formula", ['"=HYPERLINK(""http://x"",""y"")"', "+1", "-2+3", "@SUM(1)"])
+def test_formula_as_acta_id(store, tmp_path, formula):
+    p = put_file(tmp_path / "bad", csv_text([GOOD[0], GOOD[1].replace("0002", formula, 1)]))
+    err = assert_rejected_file(store, tmp_path, p, 3, "acta_id", "formula_id")
+    assert "formula" in err.message_en
+
+
+def test_candidate_name_with_bidi_override(store, tmp_path):
+    p = put_file(tmp_path / "bad", csv_text(GOOD))
+    side = json.loads(sidecar_path_for(p).read_text())
+    side["contest"]["candidates"][0]["name"] = "Ana \u202eanA"
+    sidecar_path_for(p).write_text(json.dumps(side))
+    with pytest.raises(IngestError) as ei:
+        ingest(store, p)
+    assert ei.value.rule == "control_character" and "U+202E" in ei.value.message_en
+
+
+def test_deeply_nested_sidecar(store, tmp_path):
+    # the standard parser recurses: 100,000 levels would be a RecursionError
+    p = put_file(tmp_path / "bad", csv_text(GOOD))
+    sidecar_path_for(p).write_text('{"contest": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    before = state(store)
+    with pytest.raises(IngestError) as ei:
+        ingest(store, p)
+    assert ei.value.rule == "json_too_deep" and ei.value.location.file.endswith(".json")
+    assert state(store) == before
+
+
+def test_contest_id_reused_with_another_definition(store, tmp_path):
+    rows = [",".join(r.split(",")[:-1]) for r in GOOD]
+    p = put_file(tmp_path / "bad", csv_text(rows, HEADER.replace(",v_caro", "")))
+    side = json.loads(sidecar_path_for(p).read_text())
+    side["contest"]["candidates"] = side["contest"]["candidates"][:2]
+    sidecar_path_for(p).write_text(json.dumps(side))
+    before = state(store)
+    with pytest.raises(IngestError) as ei:
+        ingest(store, p)
+    assert ei.value.rule == "contest_conflict" and ei.value.exit_code == 2
+    assert "candidates" in ei.value.message_en and state(store) == before
+
+
+def _gzip_bomb(path: Path, gib: int = 2) -> None:
+    """``gib`` GiB of zeros in about 2 MB: 16 MiB members compressed once, repeated."""
+    member = gzip.compress(b"acta_id,status\n" + b"0" * ((1 << 24) - 15), compresslevel=9)
+    with path.open("wb") as fh:
+        for _ in range(gib * 64):
+            fh.write(member)
+
+
+def test_gzip_bomb_refused_with_bounded_memory(tmp_path):
+    import subprocess
+    import sys
+
+    bomb = tmp_path / "bomb.csv.gz"
+    _gzip_bomb(bomb)
+    assert bomb.stat().st_size < 3_000_000
+    db = tmp_path / "s.duckdb"
+    # a child that runs the CLI and reports the peak RSS of its own children only
+    probe = ("import resource, subprocess, sys\n"
+             "r = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+             "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+             "print(r.returncode, peak)\nprint(r.stdout)\nprint(r.stderr, file=sys.stderr)\n")
+    res = subprocess.run([sys.executable, "-c", probe, sys.executable, "-c",
+                          "from escrutinio.cli import app; app()", "--db", str(db), "ingest",
+                          str(bomb), "--json"], capture_output=True, text=True, timeout=300,
+                         check=False)
+    code, peak_kb = (int(x) for x in res.stdout.split("\n", 1)[0].split())
+    body = json.loads(res.stdout.split("\n", 1)[1])
+    assert code == 2 and body["rule"] == "decompressed_too_large", res.stdout
+    assert peak_kb < 500 * 1024, f"peak RSS {peak_kb / 1024:.0f} MB"
+    assert not db.exists() or "Traceback" not in res.stderr
+
+
+def test_bad_timestamp_in_an_onpe_file(data_dir, tmp_path, tmp_store):
+    from escrutinio.sources.onpe_files import parse_provisional
+
+    src = data_dir / "peru-2021-runoff/actas/hist_actas_electorales_20210608T1121_cadd76f.csv.gz"
+    lines = gzip.decompress(src.read_bytes()).decode("utf-8").split("\n")
+    lines[1234] = lines[1234].rsplit(",", 1)[0] + ",2021-06-08T25:99:00Z"
+    bad = tmp_path / "hist_actas_electorales_20210608T1121_x.csv.gz"
+    bad.write_bytes(gzip.compress("\n".join(lines).encode("utf-8")))
+    with pytest.raises(IngestError) as ei:
+        parse_provisional(bad)
+    err = ei.value
+    assert (err.location.line, err.location.field, err.rule) == (1235, "descargado",
+                                                                 "bad_timestamp")
+    assert "2021-06-08T25:99:00Z" in err.message_en
+
+
+def test_as_of_option_validated(tmp_path):
+    from typer.testing import CliRunner
+
+    from escrutinio.cli import app
+
+    p = put_file(tmp_path / "ok", csv_text(GOOD))
+    res = CliRunner().invoke(app, ["--db", str(tmp_path / "s.duckdb"), "ingest", str(p),
+                                   "--as-of", "not-a-date", "--json"])
+    assert res.exit_code == 2 and "--as-of" in json.loads(res.stdout)["message_en"]
+    assert not (tmp_path / "s.duckdb").exists()
+
+
+def test_csv_export_escapes_formulas(tmp_path):
+    import csv as csv_mod
+
+    from escrutinio.api.export import write_spreadsheet_csv
+
+    frame = pl.DataFrame({"acta_id": ["000001", "000002"],
+                          "note": ["=cmd|' /C calc'!A0", "@SUM(A1)"],
+                          "name": ["+51 999", "Ana"], "net": [-12, 3]})
+    out = tmp_path / "report.csv"
+    write_spreadsheet_csv(frame, out)
+    rows = list(csv_mod.DictReader(out.read_text("utf-8-sig").splitlines()))
+    assert [r["note"] for r in rows] == ["'=cmd|' /C calc'!A0", "'@SUM(A1)"]
+    assert [r["name"] for r in rows] == ["'+51 999", "Ana"]
+    assert [r["net"] for r in rows] == ["-12", "3"]  # numbers stay numbers

@@ -98,13 +98,15 @@ def _tricky(final) -> tuple:
     cands = contest.candidate_columns
     actas = conform(pl.DataFrame({
         "acta_id": ["b", "B", "a", "é", "a0", "_"],   # bytewise order: B _ a a0 b é
-        "area1_code": ["", None, "x,y", 'say "hi"', "line\nbreak", "\\N"],
-        "polling_place": ["NULL", "", None, "ñandú; ,", "\t", "{1,2}"],
+        "area1_code": ["", None, "x,y", 'say "hi"', "back\\slash", "\\N"],
+        "polling_place": ["NULL", "", None, "ñandú; ,", "tab\\t", "{1,2}"],
+        # free text (not an id or a name): line breaks and tabs are allowed and must survive
+        "observation": ["line\nbreak", "\t", None, "a\r\nb", "", "x"],
         "status": ["counted"] * 6,
         "abroad": [True, False, None, True, False, None],
         "electors": [300, None, 0, 1, 2, 3],
         cands[0]: [1, None, 3, 4, 5, 6],
-        cands[1]: [None, 2, 0, 9_000_000_000, -1, 7],
+        cands[1]: [None, 2, 0, 999_999_999, -1, 7],  # the largest count allowed (10^9)
     }), contest, SnapshotKind.ACTAS)
     units = conform(pl.DataFrame({
         "level": ["national", "area1", "area1"], "unit_code": ["", "15", "01"],

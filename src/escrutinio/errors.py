@@ -106,3 +106,22 @@ def _short(value: object, limit: int = 60) -> str:
     and cut to ``limit`` characters."""
     text = repr(value)  # repr escapes NUL, newlines and bidi controls (not printable)
     return text if len(text) <= limit else text[: limit - 1] + "…'"
+
+
+class ContestConflictError(IngestError, ValueError):
+    """A contest id already stored with another definition (candidates, names, rules).
+
+    Reusing an id for a different contest would mix two elections' figures: refused
+    (exit 2, rule ``contest_conflict``), naming the fields that differ.
+    """
+
+    def __init__(self, source: str, contest_id: str, stored: dict[str, object],
+                 new: dict[str, object]) -> None:
+        fields = sorted(k for k in set(stored) | set(new) if stored.get(k) != new.get(k))
+        listing = ", ".join(fields) or "?"
+        super().__init__(
+            Location(source, None, "contest.id"), "contest_conflict",
+            f"la contienda {contest_id!r} ya está en el almacén con otra definición (difiere "
+            f"en: {listing}); use otro id de contienda",
+            f"contest {contest_id!r} is already stored with a different definition (it "
+            f"differs in: {listing}); use another contest id")

@@ -1,4 +1,6 @@
-"""``escrutinio export-site``: a static copy of the dashboard for any web server or CDN.
+"""Exports: ``escrutinio export-site`` (a static copy of the dashboard for any web server or
+CDN) and spreadsheet CSV files that a spreadsheet cannot turn into formulas
+(:func:`spreadsheet_safe`, :func:`write_spreadsheet_csv`).
 
 Every page is fetched from the real application (so the copy is byte for byte what the
 server would send) and written as ``<path>/index.html``; its JSON twin is written at the
@@ -13,13 +15,40 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from escrutinio.api.app import STATIC_DIR, create_app
-from escrutinio.api.pages import previous_snapshot
+import polars as pl
+
 from escrutinio.domain import Level, SnapshotKind
+from escrutinio.sources.sanitize import FORMULA_PATTERN
+
+
+def spreadsheet_safe(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame with nested values flattened to text and every text value that a
+    spreadsheet would evaluate (starting with ``=``, ``+``, ``-``, ``@``, a tab or a
+    carriage return) prefixed with an apostrophe (OWASP's advice for CSV injection).
+    Number columns are left as they are: ``-12`` stays a number."""
+    flat = frame.with_columns(
+        [pl.col(c).list.eval(pl.element().cast(pl.String)).list.join(", ")
+         for c, t in frame.schema.items() if isinstance(t, pl.List)]
+        + [pl.col(c).struct.json_encode() for c, t in frame.schema.items()
+           if isinstance(t, pl.Struct)])
+    risky = f"{FORMULA_PATTERN}|^[\\t\\r]"
+    return flat.with_columns([
+        pl.when(pl.col(c).str.contains(risky)).then(pl.lit("'") + pl.col(c))
+        .otherwise(pl.col(c)).alias(c)
+        for c, t in flat.schema.items() if t == pl.String])
+
+
+def write_spreadsheet_csv(frame: pl.DataFrame, path: str | Path) -> None:
+    """A CSV for a spreadsheet: UTF-8 with BOM, nested values as text, no formula."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    spreadsheet_safe(frame).write_csv(p, include_bom=True)
 
 
 def site_urls(backend: Any, *, snapshots: str = "all") -> tuple[list[str], list[str]]:
     """(page paths without language prefix, JSON addresses) of the static copy."""
+    from escrutinio.api.pages import previous_snapshot
+
     b = backend
     cid = b.contest_id()
     every = b.store.list_snapshots(cid)
@@ -74,6 +103,8 @@ def export_site(db: str | Path | None, directory: str | Path, *, snapshots: str 
     """Write the static copy of the dashboard over ``db`` (or over ``backend``, reusing
     what a running app already computed) into ``directory``; return a report."""
     import warnings
+
+    from escrutinio.api.app import STATIC_DIR, create_app
 
     with warnings.catch_warnings():  # starlette's note about httpx vs httpx2
         warnings.simplefilter("ignore")

@@ -441,8 +441,53 @@ def read_csv_strict(
     # (vectorised; the csv module walks the file only when that quick test fails).
     starts = _record_lines(src, len(header), separator)
     if starts is not None and len(starts) == df.height:
-        return df.with_columns(pl.Series("__line", starts, dtype=pl.Int64))
-    return df.with_row_index("__line", offset=2).with_columns(pl.col("__line").cast(pl.Int64))
+        df = df.with_columns(pl.Series("__line", starts, dtype=pl.Int64))
+    else:
+        df = df.with_row_index("__line", offset=2).with_columns(pl.col("__line").cast(pl.Int64))
+    refuse_hostile_text(df, name)
+    return df
+
+
+#: invisible characters never legitimate in any field: NUL and the bidi overrides/isolates
+_NEVER_CLASS: Final = "[\\x00\\u202a-\\u202e\\u2066-\\u2069]"
+#: columns that hold ids, codes or names (where every control character is refused)
+_ID_NAME_RE: Final = r"^(acta_id|polling_place|code|name|.*_code|.*_name)$"
+
+
+def refuse_hostile_text(df: pl.DataFrame, file: str) -> None:
+    """Refuse, naming line and field: NUL and bidi controls in any text field; any control
+    character (line breaks, tabs...) in an id, code or name column; an ``acta_id`` a
+    spreadsheet would run as a formula. Vectorised: one pass per column."""
+    import re
+
+    cols = [c for c, t in df.schema.items() if t == pl.String and c != "__line"]
+    if not cols:
+        return
+    strict = [c for c in cols if re.match(_ID_NAME_RE, c)]
+    checks = ([(c, _NEVER_CLASS, "control_character") for c in cols if c not in strict]
+              + [(c, CONTROL_CLASS, "control_character") for c in strict]
+              + [("acta_id", FORMULA_PATTERN, "formula_id")] * ("acta_id" in cols))
+    hits = df.select([pl.col(c).str.contains(pat).fill_null(False).any().alias(str(i))
+                      for i, (c, pat, _) in enumerate(checks)]).row(0)
+    for (c, pat, rule), hit in zip(checks, hits, strict=True):
+        if not hit:
+            continue
+        row = df.filter(pl.col(c).str.contains(pat).fill_null(False)).head(1)
+        value, line = str(row[c][0]), int(row["__line"][0])
+        if rule == "formula_id":
+            raise IngestError(
+                Location(file, line, c), rule,
+                f"el id de acta {value[:60]!r} empieza con =, +, - o @: una hoja de cálculo "
+                "lo ejecutaría como fórmula",
+                f"the acta id {value[:60]!r} starts with =, +, - or @: a spreadsheet would "
+                "run it as a formula")
+        ch = describe_char(value[control_char(value) or 0])
+        raise IngestError(
+            Location(file, line, c), rule,
+            f"{value[:60]!r} contiene el carácter de control {ch} (NUL, saltos de línea y "
+            "marcas de dirección no se admiten en ids ni nombres)",
+            f"{value[:60]!r} holds the control character {ch} (NUL, line breaks and "
+            "direction overrides are not allowed in ids or names)")
 
 
 def cast_ints(df: pl.DataFrame, columns: Iterable[str], file: str) -> pl.DataFrame:
@@ -588,8 +633,7 @@ class ParsedSnapshot:
 
 #: text columns of a snapshot frame that hold ids, codes or names
 _TEXT_COLUMNS: Final = ("acta_id", "area1_code", "area2_code", "area3_code", "polling_place",
-                        "observation", "unit_code", "unit_name", "parent_code", "code",
-                        "name")
+                        "unit_code", "unit_name", "parent_code", "code", "name")
 
 
 def _first_bad_text(frame: pl.DataFrame, columns: Iterable[str]) -> tuple[str, int] | None:
