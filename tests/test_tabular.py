@@ -444,6 +444,19 @@ FULL = {
 }
 
 
+def test_court_name_with_a_short_and_a_long_form(tmp_path):
+    from escrutinio.sources.tabular import read_sidecar
+
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    court = {"short": "TRICEL", "long": {"es": "Tribunal Calificador de Elecciones",
+                                         "en": "Election Qualifying Court"}}
+    doc = FULL | {"court_name": court}
+    assert schema_errors(doc, schema, schema) == []
+    p = tmp_path / "s.contest.json"
+    p.write_text(json.dumps(doc), encoding="utf-8")
+    assert read_sidecar(p).court_name == court
+
+
 def test_schema_and_code_agree_on_keys_and_versions():
     from escrutinio.domain import ContestKind
     from escrutinio.sources import tabular
@@ -473,6 +486,8 @@ def test_schema_and_code_agree_on_keys_and_versions():
     ({"vote_types": ["Mail"]}, "vote_types"),
     ({"vote_types": {"mail": {"es": "correo", "fr": "poste"}}}, "vote_types.mail"),
     ({"court_name": {"es": ""}}, "court_name"),
+    ({"court_name": {"short": "TCE", "long": {"es": "Tribunal"}}}, "court_name"),
+    ({"court_name": {"long": "Tribunal Calificador"}}, "court_name"),
     ({"previous_round": "no spaces"}, "previous_round"),
     ({"area_labels": {"area4": {"es": "x"}}}, "area_labels.area4"),
     ({"notes": ["plain text"]}, "notes"),

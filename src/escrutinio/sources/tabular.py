@@ -162,7 +162,7 @@ class Sidecar:
     label: str | None = None
     area_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     timezone: str | None = None
-    court_name: Mapping[str, str] | None = None
+    court_name: Mapping[str, Any] | None = None
     vote_types: Mapping[str, Mapping[str, str]] | None = None
     seats: int | None = None
     previous_round: str | None = None
@@ -239,7 +239,8 @@ def _close_key(key: str, known: Sequence[str]) -> str | None:
 
 
 def _labels_ok(v: object) -> bool:
-    return (isinstance(v, dict) and bool(v) and set(v) <= {"es", "en"}
+    """A label in both languages: ``{"es": ..., "en": ...}``, neither empty."""
+    return (isinstance(v, dict) and set(v) == {"es", "en"}
             and all(isinstance(x, str) and x.strip() for x in v.values()))
 
 
@@ -347,11 +348,19 @@ def read_sidecar(path: str | Path) -> Sidecar:
                       "use area1/area2/area3 con textos {\"es\": ..., \"en\": ...}",
                       "use area1/area2/area3 with texts {\"es\": ..., \"en\": ...}")
     court = d.get("court_name")
+
+    def court_ok(v: object) -> bool:
+        return (isinstance(v, str) and bool(v.strip())) or _labels_ok(v)
+
     if isinstance(court, str) and court.strip():
         court = {"es": court, "en": court}
-    if court is not None and not _labels_ok(court):
-        raise bad("court_name", "'court_name': texto u objeto {\"es\": ..., \"en\": ...}",
-                  "'court_name': text or an object {\"es\": ..., \"en\": ...}")
+    short_long = (isinstance(court, dict) and "short" in court and set(court) <= {"short", "long"}
+                  and all(court_ok(v) for v in court.values()))
+    if court is not None and not (short_long or _labels_ok(court)):
+        raise bad("court_name", "'court_name': texto, {\"es\": ..., \"en\": ...} o "
+                  "{\"short\": ..., \"long\": ...}",
+                  "'court_name': text, {\"es\": ..., \"en\": ...} or "
+                  "{\"short\": ..., \"long\": ...}")
     vote_types = d.get("vote_types")
     if isinstance(vote_types, list):
         if not all(isinstance(x, str) and _CODE_RE.match(x) for x in vote_types):
