@@ -20,6 +20,7 @@ from typing import Any
 
 import polars as pl
 
+from escrutinio.countries import vocabulary
 from escrutinio.domain import Contest, SnapshotKind, status_label
 from escrutinio.errors import EscrutinioError, NotFoundError
 from escrutinio.store.base import SnapshotInfo, Store
@@ -150,6 +151,7 @@ def lookup(store: Store, contest_id: str, mesa: str) -> MesaView:
     """The mesa across every per-acta snapshot of the contest (see the module doc)."""
     ids = acta_ids_for(mesa)
     contest = store.contest(contest_id)
+    voc = vocabulary(contest)
     snaps = store.list_snapshots(contest_id, SnapshotKind.ACTAS)
     if not snaps:
         raise NotFoundError(
@@ -180,7 +182,8 @@ def lookup(store: Store, contest_id: str, mesa: str) -> MesaView:
             s, present, cur.get("status"), cur.get("observation"), cur.get("resolved"),
             {f: cur.get(f) for f in FIGURES},
             {code: cur.get(col) for code, col in zip(codes, cand, strict=True)},
-            _changes(prev, cur, present, cand))
+            tuple((k, voc.localize(es, "es"), voc.localize(en, "en"))  # the country's words
+                  for k, es, en in _changes(prev, cur, present, cand)))
         states.append(st)
         if present:
             prev = st

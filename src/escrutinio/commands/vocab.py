@@ -56,16 +56,11 @@ def status_word(voc: Vocabulary, status: ActaStatus | str) -> str:
     return voc.status_label(status, opts.lang)
 
 
-def _is_reference(voc: Vocabulary) -> bool:
-    """Peru's words are the analyses' own: nothing to translate."""
-    return voc.court == ("JEE", "JEE") and voc.authority == ("ONPE", "ONPE")
-
-
 def localized(obj: T_, voc: Vocabulary) -> T_:
     """``obj`` (a frozen result dataclass, or a JSON-like tree) with every bilingual
     text — a string field or key ending in ``_es`` / ``_en`` — written in the contest's
     words (:meth:`Vocabulary.localize`). Numbers, codes and names are untouched."""
-    if _is_reference(voc):
+    if voc.is_reference:
         return obj
     return _walk(obj, voc)
 

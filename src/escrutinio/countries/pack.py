@@ -27,7 +27,7 @@ from escrutinio.domain import STATUS_LABELS, ActaStatus
 
 Pair = tuple[str, str]  # (Spanish, English)
 
-_JEE: Final = re.compile(r"\bJEE\b")
+_JEE: Final = re.compile(r"\bJEE\b(?: \(Jurado Electoral Especial\))?")
 _ONPE: Final = re.compile(r"\bONPE\b")
 #: "mesa(s)" not already followed by another country's qualifier
 _MESA: Final = re.compile(r"\b[Mm]esas?\b(?! receptoras?\b| de votación\b)")
@@ -51,9 +51,16 @@ class Vocabulary:
         es, en = self.status_overrides.get(st, STATUS_LABELS[st])
         return es if lang == "es" else en
 
+    @property
+    def is_reference(self) -> bool:
+        """Peru's words are the analyses' own: nothing to translate."""
+        return self.court == ("JEE", "JEE") and self.authority == ("ONPE", "ONPE")
+
     def localize(self, text: str, lang: str = "es") -> str:
         """Prose written with Peru's words (the analyses' reference vocabulary: "JEE",
         "ONPE", "mesa(s)") in this country's words. Identity for Peru."""
+        if self.is_reference:
+            return text
         i = 0 if lang == "es" else 1
         subs = ((_JEE, self.court[i]), (_ONPE, self.authority[i]))
         for rx, word in subs:
