@@ -544,12 +544,14 @@ class Backend:
         earlier = tuple(self.earlier_actas(info))
 
         def compute() -> ContestedView:
+            from escrutinio.countries import resolution_prior
             from escrutinio.defence import contested as ct
 
+            contest = self.store.contest(info.contest_id)
             res = ct.analyse_contested(
-                self.store.load_actas(info.snapshot_id), self.store.contest(info.contest_id),
+                self.store.load_actas(info.snapshot_id), contest,
                 earlier=[self.store.load_actas(s.snapshot_id) for s in earlier],
-                prior=ct.RATES_2021, n_sims=CONTESTED_SIMS, seed=0,
+                prior=resolution_prior(contest), n_sims=CONTESTED_SIMS, seed=0,
                 snapshot_ids=[info.snapshot_id, *[s.snapshot_id for s in earlier]])
             return ContestedView(info, earlier, res)
 
