@@ -553,7 +553,9 @@ class Backend:
                 earlier=[self.store.load_actas(s.snapshot_id) for s in earlier],
                 prior=resolution_prior(contest), n_sims=CONTESTED_SIMS, seed=0,
                 snapshot_ids=[info.snapshot_id, *[s.snapshot_id for s in earlier]])
-            return ContestedView(info, earlier, res)
+            from escrutinio.countries import localized, vocabulary
+
+            return ContestedView(info, earlier, localized(res, vocabulary(contest)))
 
         return self.cached(("contested", info.snapshot_id,
                             tuple(s.snapshot_id for s in earlier)), compute)
@@ -625,7 +627,9 @@ class Backend:
             except ValueError as exc:
                 raise Unavailable(f"no se puede ejecutar el cribado: {exc}",
                                   f"the screen cannot run: {exc}") from exc
-            return ForensicsView(info, first, rep)
+            from escrutinio.countries import localized, vocabulary
+
+            return ForensicsView(info, first, localized(rep, vocabulary(contest)))
 
         return self.cached(("forensics", info.snapshot_id,
                             first and first.snapshot_id), compute)

@@ -9,16 +9,14 @@ electoral court" and "mesa de votación / polling station".
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields, is_dataclass, replace
-from typing import Any, TypeVar
 
 from escrutinio.commands.common import opts
-from escrutinio.countries import CountryPack, Vocabulary, pack_for, vocabulary
+from escrutinio.countries import CountryPack, Vocabulary, localized, pack_for, vocabulary
 from escrutinio.domain import ActaStatus, Contest
 from escrutinio.errors import EscrutinioError
 from escrutinio.store.base import Store
 
-T_ = TypeVar("T_")
+__all__ = ["W", "contest_pack", "contest_vocabulary", "localized", "status_word"]
 
 
 def contest_vocabulary(store: Store, contest_id: str,
@@ -54,40 +52,3 @@ def W(voc: Vocabulary, key: str) -> str:  # noqa: N802  (like T: one word per ca
 def status_word(voc: Vocabulary, status: ActaStatus | str) -> str:
     """An acta state's name in the user's language, as the contest's country says it."""
     return voc.status_label(status, opts.lang)
-
-
-def localized(obj: T_, voc: Vocabulary) -> T_:
-    """``obj`` (a frozen result dataclass, or a JSON-like tree) with every bilingual
-    text — a string field or key ending in ``_es`` / ``_en`` — written in the contest's
-    words (:meth:`Vocabulary.localize`). Numbers, codes and names are untouched."""
-    if voc.is_reference:
-        return obj
-    return _walk(obj, voc)
-
-
-def _text(name: str, value: object, voc: Vocabulary) -> object:
-    if isinstance(value, str) and name.endswith(("_es", "_en")):
-        return voc.localize(value, "es" if name.endswith("_es") else "en")
-    return _walk(value, voc)
-
-
-def _walk(obj: Any, voc: Vocabulary) -> Any:
-    if is_dataclass(obj) and not isinstance(obj, type):
-        changes = {}
-        for f in fields(obj):
-            if not f.init:
-                continue
-            old = getattr(obj, f.name)
-            new = _text(f.name, old, voc)
-            if new is not old:
-                changes[f.name] = new
-        return replace(obj, **changes) if changes else obj
-    if isinstance(obj, dict):
-        out_ = {k: _text(str(k), v, voc) for k, v in obj.items()}
-        return obj if all(out_[k] is obj[k] for k in obj) else out_
-    if type(obj) in (list, tuple) and obj:
-        items = [_walk(v, voc) for v in obj]
-        if all(a is b for a, b in zip(items, obj, strict=True)):
-            return obj
-        return type(obj)(items) if isinstance(obj, list) else tuple(items)
-    return obj

@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Final, Protocol
+from dataclasses import fields, is_dataclass, replace
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from escrutinio.countries import chile, peru
 from escrutinio.countries.pack import (
@@ -29,7 +30,10 @@ if TYPE_CHECKING:
     from escrutinio.defence.contested import ResolutionRates
 
 __all__ = ["GENERIC", "PACKS", "CountryPack", "CourtOutcomes", "Pair", "StatedRate",
-           "Vocabulary", "has_runoff", "pack_for", "resolution_prior", "vocabulary"]
+           "Vocabulary", "has_runoff", "localized", "pack_for", "resolution_prior",
+           "vocabulary"]
+
+T_ = TypeVar("T_")
 
 #: the packs escrutinio knows, by ISO 3166-1 alpha-2 code
 PACKS: Final[dict[str, CountryPack]] = {p.code: p for p in (peru.PACK, chile.PACK)}
@@ -100,3 +104,40 @@ def resolution_prior(contest: _HasCountry | str | None) -> ResolutionRates:
         {ANY_TYPE: TypeRates(n * (1 - o.p_annulled - o.p_corrected), n * o.p_corrected,
                              n * o.p_annulled, o.correction_sd)},
         f"{o.source[0]} / {o.source[1]}")
+
+
+def localized(obj: T_, voc: Vocabulary) -> T_:
+    """``obj`` (a frozen result dataclass, or a JSON-like tree) with every bilingual
+    text — a string field or key ending in ``_es`` / ``_en`` — written in the contest's
+    words (:meth:`Vocabulary.localize`). Numbers, codes and names are untouched."""
+    if voc.is_reference:
+        return obj
+    return _walk(obj, voc)
+
+
+def _text(name: str, value: object, voc: Vocabulary) -> object:
+    if isinstance(value, str) and name.endswith(("_es", "_en")):
+        return voc.localize(value, "es" if name.endswith("_es") else "en")
+    return _walk(value, voc)
+
+
+def _walk(obj: Any, voc: Vocabulary) -> Any:
+    if is_dataclass(obj) and not isinstance(obj, type):
+        changes = {}
+        for f in fields(obj):
+            if not f.init:
+                continue
+            old = getattr(obj, f.name)
+            new = _text(f.name, old, voc)
+            if new is not old:
+                changes[f.name] = new
+        return replace(obj, **changes) if changes else obj
+    if isinstance(obj, dict):
+        out_ = {k: _text(str(k), v, voc) for k, v in obj.items()}
+        return obj if all(out_[k] is obj[k] for k in obj) else out_
+    if type(obj) in (list, tuple) and obj:
+        items = [_walk(v, voc) for v in obj]
+        if all(a is b for a, b in zip(items, obj, strict=True)):
+            return obj
+        return type(obj)(items) if isinstance(obj, list) else tuple(items)
+    return obj
