@@ -21,6 +21,7 @@ from functools import cache
 import numpy as np
 import polars as pl
 
+from escrutinio.countries import PACKS
 from escrutinio.domain import Level
 
 #: width of the SVG viewBox; the height follows from the country's shape
@@ -34,7 +35,8 @@ _PERU_FILES: dict[Level, tuple[str, str, str, int]] = {
 }
 
 #: countries with a map; anything else gets the table without a map
-MAPS: frozenset[str] = frozenset({"PE"})
+#: the countries whose pack names boundary files (escrutinio.countries: Peru's geography)
+MAPS: frozenset[str] = frozenset(code for code, pack in PACKS.items() if pack.maps)
 
 
 @dataclass(frozen=True, slots=True)
