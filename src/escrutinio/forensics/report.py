@@ -234,9 +234,15 @@ class ForensicsReport:
     footer_en: str
 
 
+def _eq(name: str, text: str) -> str:
+    """"p = 0.397", or "p < 0.001" below the method's resolution."""
+    return f"{name} {text}" if text.startswith("<") else f"{name} = {text}"
+
+
 def _p(r: ScopeResult) -> str:
-    """The p-value as printed: never 0 (below the method's resolution: "< 1/(B+1)")."""
-    return r.p_text or format_p(r.p_value)
+    """The p-value as printed, with its "p": never 0 ("p < 1/(B+1)" below the
+    method's resolution)."""
+    return _eq("p", r.p_text or format_p(r.p_value))
 
 
 def _describe(test: str, quantity: str, r: ScopeResult, names: Mapping[str, str],
@@ -253,57 +259,57 @@ def _describe(test: str, quantity: str, r: ScopeResult, names: Mapping[str, str]
                 f"porcentaje de {ln} en un porcentaje entero (±0,05; cuenta combinada de "
                 f"Kobak et al.); se esperaban {r.expected:,.0f} por Monte Carlo binomial al "
                 f"tamaño de cada mesa ({d.get('draws', 0)} sorteos; razón {r.effect:.3f}); "
-                f"p = {_p(r)}.",
+                f"{_p(r)}.",
                 f"{int(r.statistic):,} of {r.n_units:,} actas report turnout or {ln}'s "
                 f"share as a whole percentage (±0.05; Kobak et al.'s combined count); "
                 f"{r.expected:,.0f} were expected by binomial Monte Carlo at each mesa's size "
-                f"({d.get('draws', 0)} draws; ratio {r.effect:.3f}); p = {_p(r)}.")
+                f"({d.get('draws', 0)} draws; ratio {r.effect:.3f}); {_p(r)}.")
     if test == "integer":
         what_es = "participación" if quantity == "turnout" else f"el porcentaje de {qn}"
         what_en = "turnout" if quantity == "turnout" else f"{qn}'s share"
         return (f"{int(r.statistic):,} de {r.n_units:,} actas tienen {what_es} en un "
                 f"porcentaje entero (±0,05); se esperaban {r.expected:,.0f} por el tamaño de "
-                f"cada mesa (razón {r.effect:.3f}); p = {_p(r)}.",
+                f"cada mesa (razón {r.effect:.3f}); {_p(r)}.",
                 f"{int(r.statistic):,} of {r.n_units:,} actas report {what_en} as a whole "
                 f"percentage (±0.05); {r.expected:,.0f} were expected from each mesa's size "
-                f"(ratio {r.effect:.3f}); p = {_p(r)}.")
+                f"(ratio {r.effect:.3f}); {_p(r)}.")
     if test == "last_digit":
         dig = d.get("largest_excess_digit", 0)
         return (f"Últimos dígitos de los votos de {qn} en {r.n_units:,} actas: χ² = "
                 f"{r.statistic:.1f} con {int(r.expected)} g.l. contra el nulo según tamaño "
-                f"(mayor exceso: dígito {dig}); p = {_p(r)}.",
+                f"(mayor exceso: dígito {dig}); {_p(r)}.",
                 f"Last digits of {qn}'s votes in {r.n_units:,} actas: χ² = "
                 f"{r.statistic:.1f} on {int(r.expected)} df against the size-aware null "
-                f"(largest excess: digit {dig}); p = {_p(r)}.")
+                f"(largest excess: digit {dig}); {_p(r)}.")
     if test == "second_digit":
         lo = min(d["baseline_smoothed"], d["baseline_binomial"])
         hi = max(d["baseline_smoothed"], d["baseline_binomial"])
         return (f"Media del segundo dígito de {qn}: {r.statistic:.3f}; líneas base simuladas "
-                f"{lo:.3f}–{hi:.3f} (el 4,187 de Benford no aplica); p = {_p(r)}.",
+                f"{lo:.3f}–{hi:.3f} (el 4,187 de Benford no aplica); {_p(r)}.",
                 f"Mean second digit of {qn}: {r.statistic:.3f}; simulated baselines "
                 f"{lo:.3f}–{hi:.3f} (Benford's 4.187 does not apply); "
-                f"p = {_p(r)}.")
+                f"{_p(r)}.")
     if test == "fingerprint":
         return (f"{int(r.statistic)} actas con participación ≥ 95 % y {qn} ≥ 95 %; "
-                f"{r.expected:.1f} esperadas según sus locales; p = {_p(r)}.",
+                f"{r.expected:.1f} esperadas según sus locales; {_p(r)}.",
                 f"{int(r.statistic)} actas with turnout ≥ 95 % and {qn} ≥ 95 %; "
                 f"{r.expected:.1f} expected from their polling places; "
-                f"p = {_p(r)}.")
+                f"{_p(r)}.")
     where_es = "su local" if test == "place" else "su local y su primera vuelta"
     where_en = "their polling place" if test == "place" else "their place and first round"
     if quantity == "turnout":
         return (f"{int(r.statistic)} actas con participación muy por encima de {where_es} "
                 f"(≥ {threshold:g} desv. robustas) y {int(r.expected)} muy por debajo; "
-                f"p = {_p(r)}.",
+                f"{_p(r)}.",
                 f"{int(r.statistic)} actas with turnout far above {where_en} (≥ "
                 f"{threshold:g} robust SD) and {int(r.expected)} far below; "
-                f"p = {_p(r)}.")
+                f"{_p(r)}.")
     return (f"{int(r.statistic)} actas muy a favor de {qn} respecto de {where_es} (≥ "
             f"{threshold:g} desv. robustas) y {int(r.expected)} muy en contra; "
-            f"p = {_p(r)}.",
+            f"{_p(r)}.",
             f"{int(r.statistic)} actas far in favour of {qn} relative to {where_en} (≥ "
             f"{threshold:g} robust SD) and {int(r.expected)} far against; "
-            f"p = {_p(r)}.")
+            f"{_p(r)}.")
 
 
 def _beneficiaries(outliers: Mapping[str, list[Outliers]],
@@ -359,9 +365,10 @@ def _verdict(test: str, quantity: str, rows: list[ScopeResult], names: Mapping[s
         en += (f" In {gains[best]:.0%} of those high-turnout actas {bn} also beats the "
                "neighbouring mesas.")
     if nat.flagged:
-        nes = (f"Total nacional: ANOMALÍA (no prueba) tras el control FDR (q = "
-               f"{nat.q_text}). {es}")
-        nen = f"National total: ANOMALY (not proof) after FDR control (q = {nat.q_text}). {en}"
+        nes = (f"Total nacional: ANOMALÍA (no prueba) tras el control FDR "
+               f"({_eq('q', nat.q_text)}). {es}")
+        nen = (f"National total: ANOMALY (not proof) after FDR control "
+               f"({_eq('q', nat.q_text)}). {en}")
     else:
         nes = f"Sin anomalía detectable en el total nacional. {es}"
         nen = f"No detectable anomaly in the national total. {en}"
@@ -374,8 +381,8 @@ def _verdict(test: str, quantity: str, rows: list[ScopeResult], names: Mapping[s
         sen = (f"Partial scopes (home/abroad and regions): none of {n_part} flagged after "
                "FDR control.")
     else:
-        where = ", ".join(f"{scope_names.get(r.scope, r.scope)} (p = {r.p_text}, q = "
-                          f"{r.q_text})" for r in flagged[:8])
+        where = ", ".join(f"{scope_names.get(r.scope, r.scope)} ({_eq('p', r.p_text)}, "
+                          f"{_eq('q', r.q_text)})" for r in flagged[:8])
         more = f" (+{len(flagged) - 8})" if len(flagged) > 8 else ""
         local_es = ("" if nat.flagged else
                     " Es local: el total nacional no la muestra.")
