@@ -360,7 +360,7 @@ def test_every_rule_is_documented():
                  "wrong_field_count", "not_an_integer", "sidecar_invalid", "wrong_type",
                  "json_syntax", "json_shape", "not_a_number", "fraction_out_of_range",
                  "unknown_vote_type", "missing_cut", "bad_cut", "series_file",
-                 "no_generic_files", "ingest_warning"]:
+                 "no_generic_files", "ingest_warning", "ambiguous_number"]:
         assert f"`{name}`" in text, name
 
 
@@ -605,6 +605,18 @@ def test_semicolon_errors_still_name_line_and_field(tmp_path):
         parse_tabular(write(tmp_path, text))
     assert (ei.value.location.line, ei.value.location.field, ei.value.rule) == (
         2, "v_ana", "not_an_integer")
+
+
+def test_dotted_thousands_are_refused_where_the_decimal_mark_is_a_comma(tmp_path):
+    text = ACTAS.replace(",", ";").replace("Los Ríos; Sur", "Los Ríos, Sur")
+    text = text.replace(";90;40;0;2;20;18", ";1.090;40;0;2;20;18")
+    with pytest.raises(IngestError) as ei:
+        parse_tabular(write(tmp_path, text))
+    assert (ei.value.location.line, ei.value.location.field, ei.value.rule) == (
+        3, "electors", "ambiguous_number")
+    # with commas, R's and pandas' integral decimals are still read
+    ok = ACTAS.replace(",90,40,", ",90.0,40,")
+    assert parse_tabular(write(tmp_path, ok, "ok.csv")).frame["electors"].to_list() == [100, 90]
 
 
 def test_json_rows_read_like_csv(tmp_path):

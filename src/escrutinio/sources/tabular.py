@@ -787,6 +787,17 @@ def _read_csv(path: Path, sidecar_getter: Any, wanted: SnapshotKind | None
     req, opt = _columns_for(kind)
     df = read_csv_strict(src, required=[*req, *side.contest.candidate_columns],
                          optional=[*opt, *drop], separator=sep).drop(drop)
+    if sep != ",":
+        # where ';' or a tab separates, the decimal mark is often a comma and '13.000' is
+        # thirteen thousand: an integral decimal like that is refused, never guessed
+        for c in [c for c in df.columns if c not in TEXT_COLUMNS and c not in BOOL_COLUMNS
+                  and c not in FLOAT_COLUMNS and c != "__line"]:
+            _fail_first(df, pl.col(c).str.strip_chars().str.contains(r"^-?\d{1,3}(\.\d{3})+$"),
+                        c, src.path, "csv", "ambiguous_number",
+                        "número ambiguo: ¿separador de miles o decimales? Exporte los conteos "
+                        "sin separador de miles",
+                        "ambiguous number: thousands separator or decimals? Export the counts "
+                        "without thousands separators")
     df = _typed(df, src.path, Location)
     return _Read(df, kind, src.sha256, len(src.raw), "csv", tuple(warns),
                  SEPARATORS[sep]), side
