@@ -1,23 +1,32 @@
-"""The generic interchange format: CSV or Parquet plus a contest sidecar (docs/formats.md).
+"""The generic interchange format, version 2: CSV (comma, semicolon or tab; UTF-8, or
+Latin-1 with a warning), Parquet or JSON, plus a contest sidecar (docs/formats.md; JSON
+Schema in ``sources/schema/contest-sidecar.v2.json``).
 
 Any country that publishes results per polling station (Chile, Argentina, Mexico,
 Venezuela...) or per reporting unit fits through this one documented format:
 
 * **per-acta** files — one row per acta / polling station: ``acta_id, status,
-  area1_code, electors, cast, blank, null`` and one ``v_<code>`` column per candidate,
-  plus optional columns (:data:`ACTA_OPTIONAL`);
-* **per-unit** files — one row per reporting unit with counts of actas by status
-  (:data:`UNIT_REQUIRED`, :data:`UNIT_OPTIONAL`);
+  area1_code, cast`` and one ``v_<code>`` column per candidate, plus optional columns
+  (:data:`ACTA_OPTIONAL`: ``electors``, ``blank`` and ``null`` among them — absent means
+  unknown, never 0 — and ``vote_type``, ``ballots_issued``);
+* **per-unit** files — one row per reporting unit (:data:`UNIT_REQUIRED`,
+  :data:`UNIT_OPTIONAL`, with the source's ``votes_remaining`` / ``pct_votes_counted``);
+* **series** files — either of the above with an ``as_of`` or ``cut`` column: one
+  snapshot per cut (:func:`parse_tabular_many`), and folders of files (:func:`parse_folder`);
 * a **sidecar** JSON ``<data file name>.contest.json`` (for ``actas.csv.gz``:
-  ``actas.csv.gz.contest.json``) declaring the contest, its candidates in ballot order
-  and the moment the data describes (``as_of``).
+  ``actas.csv.gz.contest.json``) declaring the contest, its candidates in ballot order,
+  the moment the data describes (``as_of``) and optional keys (:data:`SIDECAR_KEYS`);
+  unknown keys warn.
 
-:func:`parse_tabular` reads either format (CSV, gzipped CSV or Parquet, told apart by
-their magic bytes) and validates it like every other source: file-level problems raise
-:class:`~escrutinio.errors.IngestError` naming file, line (Parquet: data row), field and
-rule; row-level problems reject or flag rows (``verify.checks`` for actas,
-``verify.unit_checks`` for units). :func:`write_tabular` exports any canonical frame so
-that it reads back identically.
+:func:`parse_tabular` reads one snapshot, :func:`parse_tabular_many` one or many, and
+validates them like every other source: file-level problems raise
+:class:`~escrutinio.errors.IngestError` naming file, line (Parquet and JSON: data row),
+field and rule; row-level problems reject or flag rows (``verify.checks`` for actas,
+``verify.unit_checks`` for units); what is accepted with a caveat is an
+``ingest_warning`` finding. What the canonical frames do not hold (vote types, ballots
+issued, the source's estimate of what remains, the sidecar's keys) is kept in the
+snapshot's metadata. :func:`write_tabular` exports any canonical frame so that it reads
+back identically.
 """
 
 from __future__ import annotations
