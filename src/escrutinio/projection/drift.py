@@ -195,24 +195,27 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
     pl_ = np.concatenate([np.zeros((1, n_units, k)),
                           np.cumsum(level * w[:, :, None], axis=0)])
 
-    def centre(upto: int, base: np.ndarray) -> np.ndarray:
-        """Each unit's recent-batch gap (U, K): its batches before cut ``upto``
-        (exclusive; batch i ends at cut i + 1), newest first until they hold
-        ``window_share`` of its counted votes, against its cumulative ``base``."""
-        out = np.zeros((n_units, k))
-        if upto <= 0:
-            return out
-        target = window_share * np.nansum(base, axis=1)
-        # window start: the last prefix that leaves at least ``target`` votes after it
-        thr = pw[upto] - np.maximum(target, 1e-9)
-        start = np.maximum((pw[: upto + 1] <= thr[None]).sum(axis=0) - 1, 0)
-        cols = np.arange(n_units)
-        wsum = pw[upto] - pw[start, cols]
-        lsum = pl_[upto] - pl_[start, cols]
-        zb = la.clr(np.where(np.isfinite(base), base, 0.0))
-        np.divide(lsum - zb * wsum[:, None], wsum[:, None], out=out,
-                  where=wsum[:, None] > 0)
-        return out
+    # each unit's recent-batch gap at every cut (J, U, K): its batches before the cut
+    # (batch i ends at cut i + 1), newest first until they hold ``window_share`` of its
+    # counted votes then, against its cumulative then; window starts by binary search on
+    # the (non-decreasing) prefix sums
+    base_all = np.where(np.isfinite(cum), cum, 0.0)
+    target = np.maximum(window_share * base_all.sum(axis=2), 1e-9)
+    thr = pw - target
+    start = np.empty((n_cuts, n_units), dtype=np.int64)
+    for u in range(n_units):  # one vectorised search per unit (units x cuts)
+        start[:, u] = np.searchsorted(pw[:, u], thr[:, u], side="right") - 1
+    start = np.clip(start, 0, np.arange(n_cuts)[:, None])
+    cols = np.arange(n_units)[None, :]
+    wsum = pw - pw[start, cols]
+    lsum = pl_ - pl_[start, cols]
+    zb_all = la.clr(base_all.reshape(-1, k)).reshape(base_all.shape)
+    centres = np.zeros((n_cuts, n_units, k))
+    np.divide(lsum - zb_all * wsum[:, :, None], wsum[:, :, None], out=centres,
+              where=wsum[:, :, None] > 0)
+
+    def centre(upto: int) -> np.ndarray:
+        return centres[upto]
 
     # one-step-ahead: the rule at cut i predicts batch i (cut i -> i + 1) from the cuts
     # before it; what it got wrong sizes every error term
@@ -224,7 +227,7 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
         if not sel.any():
             continue
         base = cum[i]
-        preds.append(centre(i, base)[sel])
+        preds.append(centre(i)[sel])
         real.append(level[i][sel] - la.clr(base[sel]))
         wts.append(w[i][sel])
 
@@ -262,7 +265,7 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
             if not sel.any():
                 continue
             gap = la.clr(np.maximum(blocks[i][sel], 0.0)) - la.clr(cum[i][sel])
-            blk.append((gap, centre(i, cum[i])[sel], bsize[i][sel],
+            blk.append((gap, centre(i)[sel], bsize[i][sel],
                         bsize[i][sel] / np.maximum(final_u[sel], 1.0), sel))
     # how much of a unit's recent-batch gap carried over: to its next batch, and over
     # stretches of at least MIN_LOOKAHEAD_H of its votes; the smaller is used (a trend
@@ -277,7 +280,7 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
                            [x[2] for x in long_], n_eff=max(1.0, h_max / MIN_LOOKAHEAD_H))
     if carry_long is not None:
         carry = min(carry, carry_long)
-    center = carry * centre(batches.shape[0], now)
+    center = carry * centre(n_cuts - 1)
     common_r: list[np.ndarray] = []
     common_n: list[float] = []
     common_w: list[np.ndarray] = []

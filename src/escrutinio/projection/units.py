@@ -384,20 +384,26 @@ class _UnitDrift:
 
 def _aligned(frames: Sequence[pl.DataFrame], codes: pl.DataFrame, columns: list[str]
              ) -> np.ndarray:
-    """(J, U, C) values of ``columns`` for the units ``codes`` in each frame (NaN where a
-    frame lacks the unit or the value)."""
+    """(J, U, C) values of ``columns`` for the units ``codes`` in each frame's finest rows
+    (NaN where a frame lacks the unit or the value): one concatenation, one join."""
     out = np.full((len(frames), codes.height, len(columns)), np.nan)
-    for j, fr in enumerate(frames):
-        have = [c for c in columns if c in fr.columns]
-        if "unit_code" not in fr.columns or not have:
-            continue
-        sub = _keyed(finest_units(fr) if "level" in fr.columns else fr)
-        sub = sub.select(["unit_code", *[pl.col(c).cast(pl.Float64) for c in have]]) \
-            .unique("unit_code", keep="last")
-        got = codes.join(sub, on="unit_code", how="left")
-        for i, c in enumerate(columns):
-            if c in have:
-                out[j, :, i] = got[c].to_numpy().astype(float)
+    parts = [fr.with_columns(pl.lit(j, dtype=pl.Int64).alias("__cut"))
+             for j, fr in enumerate(frames) if "unit_code" in fr.columns and fr.height]
+    if not parts:
+        return out
+    allf = pl.concat(parts, how="diagonal_relaxed")
+    if "level" in allf.columns:
+        rank = pl.col("level").replace_strict(
+            {lv: i for i, lv in enumerate(_ORDER)}, default=-1, return_dtype=pl.Int64)
+        allf = allf.with_columns(rank.alias("__rank")).filter(
+            pl.col("__rank") == pl.col("__rank").max().over("__cut"))
+    allf = _keyed(allf).select(
+        "__cut", "unit_code",
+        *[(pl.col(c) if c in allf.columns else pl.lit(None)).cast(pl.Float64).alias(c)
+          for c in columns]).unique(["__cut", "unit_code"], keep="last")
+    got = allf.join(codes.with_row_index("__pos"), on="unit_code", how="inner")
+    out[got["__cut"].to_numpy(), got["__pos"].to_numpy()] = \
+        got.select(columns).to_numpy().astype(float)
     return out
 
 
