@@ -62,6 +62,9 @@ def final_id(app):
 @pytest.fixture
 def page(browser):
     pg = browser.new_page()
+    # the first visit of a page computes its analysis (tens of seconds on a busy 2-core
+    # machine); later visits are answered from the cache
+    pg.set_default_timeout(180_000)
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
     pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -326,4 +329,96 @@ def test_quickcount_estimate_form(page, base_url, app, final_id, tmp_path):
     assert "official count of this snapshot is already complete" in page.locator(
         "#qc-fusion").inner_text()
     shot(page, "quickcount-estimate-en")
+    assert not page.errors, page.errors
+
+
+# --- phone layout and WCAG 2.1 AA (axe-core from the axe-playwright-python package) ---------
+
+def _axe_source() -> str:
+    from importlib import resources
+
+    return resources.files("axe_playwright_python").joinpath("axe.min.js").read_text()
+
+
+def axe_violations(page) -> list[tuple[str, str, list[str]]]:
+    """axe-core's WCAG 2.0/2.1 A and AA rules on the page as it stands."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.evaluate(_axe_source())
+    return [tuple(v) for v in page.evaluate("""async () => {
+        const r = await axe.run(document, {runOnly: {type: 'tag',
+            values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}});
+        return r.violations.map(v => [v.id, v.impact,
+            v.nodes.slice(0, 3).map(n => n.target.join(' '))]); }""")]
+
+
+def test_axe_wcag21_aa_on_every_page_at_desktop_and_phone_width(page, base_url, app,
+                                                                final_id):
+    """Every page in Spanish at desktop and phone width, and the English overview,
+    projection and mesa pages: no WCAG 2.0/2.1 A or AA violation. The district map is the
+    department map's template with 1,874 paths (20 s of axe per run): the department and
+    province maps stand for it."""
+    actas = [s for s in app.state.backend.store.all_snapshots() if s.kind.value == "actas"]
+    paths = {**pages_of(final_id, actas[-2].snapshot_id), "mesa-form": "/mesa/",
+             "mesa": "/mesa/43/"}
+    del paths["map-districts"]
+    runs = [(name, path, label, viewport) for label, viewport in (("desktop", DESKTOP),
+                                                                  ("phone", PHONE))
+            for name, path in paths.items()]
+    runs += [(f"{name}-en", "/en" + paths[name], "desktop", DESKTOP)
+             for name in ("overview", "projection", "mesa")]
+    found: dict[str, list] = {}
+    for name, path, label, viewport in runs:
+        page.set_viewport_size(viewport)
+        resp = page.goto(base_url + path)
+        assert resp.status == 200, path
+        bad = axe_violations(page)
+        if bad:
+            found[f"{name}-{label}"] = bad
+    assert len(runs) == 2 * len(paths) + 3
+    assert not found, found
+
+
+def _box(page, selector: str) -> dict[str, float]:
+    box = page.locator(selector).first.bounding_box()
+    assert box is not None, selector
+    return box
+
+
+def test_phone_first_screen_shows_the_count_and_the_menu_wraps(page, base_url, final_id):
+    """At 390x844: the headline cards, the leader, the margin and the projection are in
+    the first screen, nothing scrolls sideways, and every section of the menu is reachable
+    without a sideways scroll (folded under a summary; unfolded it wraps)."""
+    page.set_viewport_size(PHONE)
+    page.goto(base_url + "/")
+    for sel in ("#pct-counted", "#pct-processed", "#margin", "#leader", "#call-status",
+                "#pwin li"):
+        b = _box(page, sel)
+        assert b["y"] + b["height"] <= PHONE["height"], (sel, b)
+        assert b["x"] >= 0 and b["x"] + b["width"] <= PHONE["width"], (sel, b)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(page, "phone-first-screen-es")
+    menu = page.locator("#nav-menu")
+    assert menu.get_attribute("open") is None  # folded on a phone
+    page.locator("#nav-menu > summary").click()
+    links = page.locator("#nav-menu a")
+    assert links.count() >= 12
+    assert page.evaluate("""() => { const u = document.querySelector('#nav-menu ul');
+        return u.scrollWidth <= u.clientWidth; }""")
+    for i in range(links.count()):
+        b = links.nth(i).bounding_box()
+        assert b is not None and b["x"] >= 0 and b["x"] + b["width"] <= PHONE["width"]
+    shot(page, "phone-menu-open-es")
+    # the projection page and a table page: no sideways scroll of the page itself
+    for path in (f"/s/{final_id}/projection/", "/history/", "/mesa/43/"):
+        page.goto(base_url + path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    b = _box(page, "#mesa-status")
+    assert b["y"] + b["height"] <= PHONE["height"]
+    shot(page, "phone-mesa-es")
+    # at desktop width the menu is a plain row of tabs, all visible
+    page.set_viewport_size(DESKTOP)
+    page.goto(base_url + "/")
+    assert page.locator("#nav-menu").get_attribute("open") is not None
+    assert page.locator("#nav-menu > summary").is_hidden()
+    assert page.locator("#nav-menu a").first.is_visible()
     assert not page.errors, page.errors

@@ -725,8 +725,13 @@ def _lang_routes(app: FastAPI, b: Backend, prefix: str, lang: str, html: Any, cc
                          "vertical mark: median; dot: counted margin; line: tie. The table "
                          "has the numbers."),
                 median_label=p.T("mediana", "median"), counted_label=p.T("contado", "counted"),
-                left_label=p.T(f"← gana {short[m.trailer]}", f"← {short[m.trailer]} wins"),
-                right_label=p.T(f"gana {short[m.leader]} →", f"{short[m.leader]} wins →"),
+                # a first round: the margin between first and second decides no winner
+                left_label=p.T(f"← {short[m.trailer]} adelante", f"← {short[m.trailer]} ahead")
+                if pr.kind == "first_round" else
+                p.T(f"← gana {short[m.trailer]}", f"← {short[m.trailer]} wins"),
+                right_label=p.T(f"{short[m.leader]} adelante →", f"{short[m.leader]} ahead →")
+                if pr.kind == "first_round" else
+                p.T(f"gana {short[m.leader]} →", f"{short[m.leader]} wins →"),
                 colours=(candidate_colour(codes.index(m.leader)),
                          candidate_colour(codes.index(m.trailer))))
             return render("projection.html", p.context(

@@ -56,6 +56,12 @@
     }
   }
 
+  /* --- phone: the section menu starts folded (without this script it is open) ----------- */
+  var menu = document.getElementById("nav-menu");
+  if (menu && window.matchMedia && window.matchMedia("(max-width: 40rem)").matches) {
+    menu.removeAttribute("open");
+  }
+
   /* --- replay: follow the clock unless paused ------------------------------------------- */
   var body = document.body;
   if (body.getAttribute("data-replay")) {
