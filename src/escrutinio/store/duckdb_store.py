@@ -11,12 +11,14 @@ waiting with a bounded backoff while another process holds a conflicting lock; w
 (and at the latest after :data:`MAX_HOLD` seconds of continuous use, between two calls,
 never inside a transaction), so that readers (``status``, ``snapshots``, ``serve``)
 get in between the writer's short transactions and a writer gets in between the
-readers' requests. A writer that has to wait leaves a marker file (``<db>.write-wait``)
-that readers respect before they open again, so a steady stream of reads cannot starve
-it. When the wait exceeds ``lock_timeout`` (``ESCRUTINIO_LOCK_TIMEOUT``, default 60 s) the
-store raises :class:`StoreBusyError` (exit 2, a message naming the file and the process
-that holds it), never a raw lock error. Each thread works on its own cursor of the one
-connection, so ``serve --watch`` shares one store between the watcher and the server.
+readers' requests. A process that has to wait leaves a marker file (``<db>.write-wait``
+or ``<db>.read-wait``) that the others respect (for a bounded time) before they open again
+and that makes a leased holder release at its next pause, so neither a steady stream of
+reads nor a busy writer can starve the other side. When the wait exceeds
+``lock_timeout`` (``ESCRUTINIO_LOCK_TIMEOUT``, default 60 s) the store raises
+:class:`StoreBusyError` (exit 2, a message naming the file and the process that holds
+it), never a raw lock error. Each thread works on its own cursor of the one connection,
+so ``serve --watch`` shares one store between the watcher and the server.
 """
 
 from __future__ import annotations
@@ -62,8 +64,10 @@ DEFAULT_LEASE: Final = 0.5
 MAX_HOLD: Final = 2.0
 #: quiet time after a call before a forced release (its caller may still be fetching)
 GRACE_S: Final = 0.2
-#: a writer's wait marker older than this is stale (the writer died while waiting)
+#: a wait marker older than this is stale (its process died while waiting)
 MARKER_STALE_S: Final = 5.0
+#: the longest a process lets others waiting for the file go first before it opens
+TURN_S: Final = 1.0
 
 _SNAPSHOT_COLS = ("snapshot_id, contest_id, kind, level, as_of, source_uri, source_sha256, "
                   "part, parser, label, n_rows, n_rejected, n_findings, ingested_at, "
@@ -199,31 +203,51 @@ class DuckDBStore(Store):
             self._releaser.start()
 
     # -- the connection lease ------------------------------------------------------------
+    def _marker(self, role: str) -> Path:
+        return Path(f"{self.path}.{role}-wait")
+
     @property
     def marker(self) -> Path:
-        return Path(self.path + ".write-wait")
+        """The marker this store leaves while it waits for the file."""
+        return self._marker("read" if self.read_only else "write")
 
-    def _writer_waiting(self) -> bool:
+    def _waiting(self, role: str) -> bool:
         try:
-            return time.time() - self.marker.stat().st_mtime < MARKER_STALE_S
+            return time.time() - self._marker(role).stat().st_mtime < MARKER_STALE_S
         except OSError:
             return False
 
+    def _others_waiting(self) -> bool:
+        """Someone this store's hold blocks is waiting: a writer (always), or a reader
+        (when this store writes)."""
+        return self._waiting("write") or (not self.read_only and self._waiting("read"))
+
+    def _writer_waiting(self) -> bool:
+        return self._waiting("write")
+
     def _open(self) -> duckdb.DuckDBPyConnection:
-        """The root connection, opening the file if needed (with the bounded wait)."""
+        """The root connection, opening the file if needed (with the bounded wait).
+
+        Turn taking between processes: a store that finds the file held leaves a marker
+        (``<db>.read-wait`` / ``<db>.write-wait``, touched on every retry); before it
+        opens, a reader lets a waiting writer go first and a writer a waiting reader, each
+        for at most :data:`TURN_S` (so neither side can starve the other), and a holder
+        with a lease releases the file at its next pause when someone waits."""
         if self._root is not None:
             return self._root
         if self._closed:
             raise EscrutinioError("el almacén está cerrado", "the store is closed")
-        deadline = time.monotonic() + self.lock_timeout
+        start = time.monotonic()
+        deadline = start + self.lock_timeout
         delay = 0.01
         marked = False
         last: BaseException | None = None
+        other = "write" if self.read_only else "read"
         try:
             while True:
-                if not self.memory and self.read_only and self._writer_waiting() \
-                        and time.monotonic() < deadline:
-                    time.sleep(0.02)  # a writer is waiting for its turn: let it in first
+                if not self.memory and self._waiting(other) \
+                        and time.monotonic() - start < TURN_S:
+                    time.sleep(0.02)  # someone blocked by us is waiting: their turn first
                     continue
                 try:
                     root = duckdb.connect(self.path, read_only=self.read_only)
@@ -232,9 +256,8 @@ class DuckDBStore(Store):
                     if not is_lock_conflict(exc):
                         raise
                     last = exc
-                if not self.read_only:
-                    self.marker.touch()
-                    marked = True
+                self.marker.touch()
+                marked = True
                 if time.monotonic() >= deadline:
                     raise self._busy(last)
                 time.sleep(delay)
@@ -349,7 +372,7 @@ class DuckDBStore(Store):
                 # a long hold or a waiting writer: release in the next gap between calls
                 # (a caller may still be fetching the result of its last call: GRACE)
                 turn = quiet >= GRACE_S and (now - self._opened_at >= MAX_HOLD
-                                             or self._writer_waiting())
+                                             or self._others_waiting())
                 if self._root is not None and (idle or turn):
                     self.release()
             finally:
