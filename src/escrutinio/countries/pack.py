@@ -151,13 +151,15 @@ GENERIC_AUDIT_ERROR_RATE: Final = StatedRate(0.003, (
     "generic assumption: 0.3% of actas with some discrepancy (give your country's rate "
     "with --error-rate)"))
 
-#: what the projection assumes of actas at the court when the country has measured nothing
+#: what ``contested`` assumes of actas at the court when the country has measured nothing:
+#: nothing — a flat prior over annulled / corrected / kept (Dirichlet 1, 1, 1), which the
+#: actas the court resolves during the count then inform (``contested --history``)
 GENERIC_COURT_OUTCOMES: Final = CourtOutcomes(
-    p_annulled=0.14, p_corrected=0.16, correction_sd=21.0, rate_prior_n=25.0,
-    source=("supuesto genérico: 14% anuladas y 16% corregidas en el tribunal electoral, con "
-            "poco peso (no medido en este país)",
-            "generic assumption: 14% annulled and 16% corrected at the electoral court, "
-            "with little weight (not measured in this country)"))
+    p_annulled=1 / 3, p_corrected=1 / 3, correction_sd=30.0, rate_prior_n=3.0,
+    source=("desconocido: no hay tasas medidas del tribunal electoral de este país; prior "
+            "plano (anulada, corregida o sin cambios, igual de posibles)",
+            "unknown: no measured rates of this country's electoral court; flat prior "
+            "(annulled, corrected or unchanged, equally likely)"))
 
 GENERIC_AREA_LABELS_PACK: Final = {
     "area1": {"es": "nivel 1", "en": "level 1"},

@@ -33,15 +33,15 @@ VOCABULARY: Final = Vocabulary(
                                                  "polling station not set up")},
 )
 
-#: nothing measured for Chile: the generic assumption, said with Chile's court
+#: nothing measured for Chile: the generic flat prior, said with Chile's court
 COURT_OUTCOMES: Final = CourtOutcomes(
     p_annulled=GENERIC_COURT_OUTCOMES.p_annulled, p_corrected=GENERIC_COURT_OUTCOMES.p_corrected,
     correction_sd=GENERIC_COURT_OUTCOMES.correction_sd,
     rate_prior_n=GENERIC_COURT_OUTCOMES.rate_prior_n,
-    source=("supuesto genérico: 14% anuladas y 16% corregidas en el TRICEL, con poco peso "
-            "(no medido en Chile)",
-            "generic assumption: 14% annulled and 16% corrected at the TRICEL, with little "
-            "weight (not measured in Chile)"))
+    source=("desconocido: no hay tasas medidas del TRICEL; prior plano (anulada, corregida o "
+            "sin cambios, igual de posibles)",
+            "unknown: no measured TRICEL rates; flat prior (annulled, corrected or "
+            "unchanged, equally likely)"))
 
 PACK: Final = CountryPack(
     code="CL",
