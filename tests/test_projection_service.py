@@ -292,6 +292,9 @@ def test_replay_units_keeps_pct_counted_and_is_strict_json(db: Path) -> None:
     names = {b["name"] for b in r["baselines"]}
     assert names == {"projection", "raw", "naive"}
     assert r["brier"] is not None and "skipped" in r
+    # the provenance names the baseline every cut was projected with (the first round)
+    assert r["provenance"]["parameters"]["baseline"]["contest_id"] == FIRST
+    assert r["provenance"]["parameters"]["basis"] == "units"
 
 
 def test_a_cut_that_cannot_be_projected_is_skipped(db: Path) -> None:

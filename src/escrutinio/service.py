@@ -933,7 +933,35 @@ def replay(store: Store, *, params: ModelParams, contest_id: str | None = None,
     cuts), ``snapshots`` (per-acta snapshots as published), ``units`` (every unit snapshot,
     projected by :func:`project` as ``escrutinio project`` would), ``series`` (national
     totals alone); ``auto`` picks the first the store allows. Cuts that cannot be projected
-    are skipped with their reason (``ReplayResult.skipped``)."""
+    are skipped with their reason (``ReplayResult.skipped``). The provenance names the mode
+    and the baseline (a series never uses one)."""
+    from dataclasses import replace
+
+    res = _replay(store, params=params, contest_id=contest_id, mode=mode, final_ref=final_ref,
+                  baseline_contest=baseline_contest, baseline_ref=baseline_ref, blocs=blocs,
+                  order_seed=order_seed, tilt_by=tilt_by, from_pct=from_pct,
+                  use_default_baseline=use_default_baseline, progress=progress)
+    base = None
+    if res.basis != "series":
+        base = resolve_baseline(store, res.contest_id, baseline_contest=baseline_contest,
+                                baseline_ref=baseline_ref, use_default=use_default_baseline)
+    desc = None if base is None else {"contest_id": base.contest_id,
+                                      "snapshot_id": base.info.snapshot_id,
+                                      "default": base.default}
+    ids = res.provenance.snapshot_ids
+    if base is not None and base.info.snapshot_id not in ids:
+        ids = (*ids, base.info.snapshot_id)
+    parameters = {**res.provenance.parameters, "basis": res.basis, "baseline": desc,
+                  "n_sims": params.n_sims}
+    return replace(res, provenance=replace(res.provenance, parameters=parameters,
+                                           snapshot_ids=ids))
+
+
+def _replay(store: Store, *, params: ModelParams, contest_id: str | None, mode: str,
+            final_ref: str | None, baseline_contest: str | None, baseline_ref: str,
+            blocs: dict[str, list[str]] | None, order_seed: int, tilt_by: str,
+            from_pct: float, use_default_baseline: bool,
+            progress: Callable[[int, int], Any] | None) -> ReplayResult:
     from escrutinio.projection.baseline_join import join_for_actas
     from escrutinio.projection.model import prepare_baseline
     from escrutinio.projection.order import (
