@@ -195,8 +195,9 @@ class Page:
         if prev is not None:
             items.append(("diff", self.T("Cambios", "Changes"),
                           f"/diff/{prev.snapshot_id}/{sid}/"))
-        if not self.static_site:
-            items.append(("mesa", self.T("Buscar mesa", "Find a mesa"), "/mesa/"))
+        if not self.static_site:  # "mesa" as the contest's country says it
+            es, en = countries.vocabulary(b.store.contest(info.contest_id)).polling_station
+            items.append(("mesa", self.T(f"Buscar {es}", f"Find a {en}"), "/mesa/"))
         items.append(("snapshots", self.T("Instantáneas", "Snapshots"), "/snapshots/"))
         return [{"key": k, "label": lab, "href": self.u(h), "current": k == self.section}
                 for k, lab, h in items]
