@@ -357,3 +357,25 @@ def test_status_shows_every_peru_2021_first_round_party(tmp_path: Path,
     assert rows[0][:2] == ["home", "En el país / At home"]
     # Peru keeps its own words
     assert "en el JEE" in out and "Por departamento" in out
+
+
+def test_chile_dashboard_pages_in_chiles_words(tmp_path: Path, chile_files: Path) -> None:
+    """The dashboard's overview, contested and forensics pages and the nav of a Chilean
+    contest: the TRICEL, polling stations, nothing of Peru."""
+    from fastapi.testclient import TestClient
+
+    from escrutinio.api.app import create_app
+
+    db = tmp_path / "cl.duckdb"
+    assert run(db, "ingest", str(chile_files), "--json")[0] == 0
+    client = TestClient(create_app(str(db), projection_sims=200, warm=False))
+    sid = json.loads(run(db, "snapshots", "--json")[1])[0]["snapshot_id"]
+    for prefix, lang in (("", "es"), ("/en", "en")):
+        for path in ("/", f"/s/{sid}/contested/", f"/s/{sid}/forensics/"):
+            res = client.get(prefix + path)
+            assert res.status_code == 200, (path, res.text[-500:])
+            text = re.sub(r"<[^>]+>", " ", res.text)
+            assert not PERU_ONLY.findall(text), (prefix + path, PERU_ONLY.findall(text))
+        home = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", client.get(prefix + "/").text))
+        assert ("en el TRICEL 0" if lang == "es" else "at the TRICEL 0") in home
+        assert ("Buscar mesa receptora" if lang == "es" else "Find a polling station") in home
