@@ -808,3 +808,33 @@ def test_parquet_series_with_datetime_cuts_and_estimates(tmp_path):
     assert (ei.value.location.line, ei.value.location.field, ei.value.rule) == (
         1, "pct_votes_counted", "fraction_out_of_range")
     assert "fila/row 1" in str(ei.value.location)
+
+
+def test_export_keeps_what_the_metadata_holds(tmp_path, tmp_store):
+    from escrutinio.sources.base import FRACTION_COUNTED_KEY, SERIES_FRACTION_KEY
+
+    acta_text = ("acta_id,status,area1_code,vote_type,ballots_issued,cast,v_ana,v_beto\n"
+                 "1,counted,01,election_day,52,50,30,18\n"
+                 "2,counted,01,mail,,40,20,18\n"
+                 "3,pending,01,,,,,\n")
+    side = {k: FULL[k] for k in ("timezone", "court_name", "vote_types", "seats",
+                                 "previous_round", "notes")}
+    unit_text = ("level,unit_code,cast,v_ana,v_beto,votes_remaining,pct_votes_counted\n"
+                 "national,,300,150,120,,\n"
+                 "area1,01,200,100,80,20,\n"
+                 "area1,02,100,50,40,,0.25\n")
+    keep = ("timezone", "court_name", "vote_types", "seats", "previous_round", "notes",
+            "figures_absent", "vote_type_by_acta", "ballots_issued_by_acta",
+            SERIES_FRACTION_KEY, FRACTION_COUNTED_KEY, "votes_remaining")
+    for name, text in (("a.csv", acta_text), ("u.csv", unit_text)):
+        first = parse_tabular(write(tmp_path, text, name, **side))
+        service.ingest(tmp_store, [first])
+        stored = service.load(tmp_store, tmp_store.snapshot(first.snapshot_id))
+        md = tmp_store.snapshot_metadata(first.contest.id)[first.snapshot_id]
+        snap = dataclasses.replace(first, frame=stored.frame, metadata=md)
+        data, _ = write_snapshot(snap, tmp_path / "out" / name)
+        again = parse_tabular(data)
+        key = "acta_id" if "acta_id" in first.frame.columns else ["level", "unit_code"]
+        assert_frame_equal(again.frame.sort(key), first.frame.sort(key))
+        assert {k: again.metadata.get(k) for k in keep} == {k: md.get(k) for k in keep}
+        assert again.rejected.height == 0

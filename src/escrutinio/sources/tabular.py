@@ -1299,8 +1299,15 @@ def write_tabular(
     frame: pl.DataFrame, contest: Contest, path: str | Path, as_of: datetime | str, *,
     geography: pl.DataFrame | None = None, source_uri: str | None = None,
     label: str | None = None, area_labels: Mapping[str, Mapping[str, str]] | None = None,
+    absent: Sequence[str] = (), sidecar_extra: Mapping[str, object] | None = None,
+    extra_columns: Sequence[pl.Series] = (),
 ) -> tuple[Path, Path]:
     """Write a canonical acta or unit frame in the generic format, plus its sidecar.
+
+    ``absent``: figures the source does not have (:data:`ABSENT_FIGURES`), left out so
+    that they read back as unknown; ``sidecar_extra``: optional sidecar keys (``timezone``,
+    ``court_name``, ``notes``...); ``extra_columns``: optional columns of the format, one
+    value per row (``vote_type``, ``ballots_issued``).
 
     The format follows the extension (``.csv``, ``.csv.gz``, ``.parquet``). With
     ``geography`` (code, name, level, parent...) the area names are written too, so that
@@ -1343,7 +1350,10 @@ def write_tabular(
             order += [c for c in base if c not in order]
     else:
         order = list(base)
+    order = [c for c in order if c not in absent]
     out = out.select([*order, *contest.candidate_columns])
+    if extra_columns:
+        out = out.with_columns(*extra_columns)
     p.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "parquet":
         out.write_parquet(p)
@@ -1351,19 +1361,55 @@ def write_tabular(
         data = out.write_csv().encode("utf-8")
         p.write_bytes(gzip.compress(data, compresslevel=6, mtime=0) if fmt == "csv.gz" else data)
     side = sidecar_path_for(p)
-    side.write_text(json.dumps(sidecar_dict(contest, as_of, kind=kind, source_uri=source_uri,
-                                            label=label, area_labels=area_labels),
-                               ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    doc = sidecar_dict(contest, as_of, kind=kind, source_uri=source_uri, label=label,
+                       area_labels=area_labels)
+    doc |= {k: v for k, v in (sidecar_extra or {}).items() if k in _SIDECAR_KEYS}
+    side.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return p, side
 
 
+def _sidecar_from_metadata(md: Mapping[str, str]) -> dict[str, object]:
+    """The optional sidecar keys a snapshot's metadata holds, back in sidecar form."""
+    out: dict[str, object] = {}
+    for key in ("timezone", "previous_round"):
+        if md.get(key):
+            out[key] = md[key]
+    if md.get("seats"):
+        out["seats"] = int(md["seats"])
+    for key in ("court_name", "vote_types", "notes"):
+        if md.get(key):
+            out[key] = json.loads(md[key])
+    pct: dict[str, float] = json.loads(md.get(FRACTION_COUNTED_KEY) or "{}")
+    if md.get(SERIES_FRACTION_KEY):
+        pct[NATIONAL_KEY] = float(md[SERIES_FRACTION_KEY])
+    if md.get("votes_remaining"):
+        out["votes_remaining"] = json.loads(md["votes_remaining"])
+    if pct:  # a fraction wins over votes_remaining for its unit: the same value again
+        out["pct_votes_counted"] = pct
+    return out
+
+
 def write_snapshot(snapshot: ParsedSnapshot, path: str | Path) -> tuple[Path, Path]:
-    """Export a parsed or stored snapshot (frame, contest, as_of, geography, label)."""
-    labels = snapshot.metadata.get("area_labels")
+    """Export a parsed or stored snapshot (frame, contest, as_of, geography, label, and
+    what its metadata keeps of the source: absent figures, vote types, ballots issued, the
+    sidecar's optional keys), so that it reads back the same."""
+    md = snapshot.metadata
+    labels = md.get("area_labels")
+    extra: list[pl.Series] = []
+    if snapshot.kind is SnapshotKind.ACTAS:
+        typed = with_vote_types(snapshot.frame, md)
+        if "vote_type" in typed.columns:
+            extra.append(typed["vote_type"])
+        issued = ballots_issued(snapshot.frame, md)
+        if issued is not None:
+            extra.append(issued)
+    absent = [c for c in (md.get("figures_absent") or "").split(",") if c in ABSENT_FIGURES]
     return write_tabular(snapshot.frame, snapshot.contest, path, snapshot.as_of,
                          geography=snapshot.geography, source_uri=snapshot.source_uri,
                          label=snapshot.label or None,
-                         area_labels=json.loads(labels) if labels else None)
+                         area_labels=json.loads(labels) if labels else None,
+                         absent=absent, sidecar_extra=_sidecar_from_metadata(md),
+                         extra_columns=extra)
 
 
 # --- what the canonical frames do not hold ----------------------------------------------
