@@ -391,19 +391,40 @@ def test_outside_peru_review_rates_are_not_perus(tmp_path: Path, data_dir: Path)
     us = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = us
     spec.loader.exec_module(us)
-    files = us.convert(data_dir, tmp_path / "ny", by_state=True, states=["New York"])
+    files = us.convert(data_dir, tmp_path / "ny", by_state=True,
+                       states=["New York", "Texas"])
+    ny = next(f for f in files if f.name.startswith("us-2020-president-ny"))
+    tx = next(f for f in files if f.name.startswith("us-2020-president-tx"))
+    # a sidecar that declares an earlier round (here, only to exercise the plumbing: Texas)
+    side = Path(f"{ny}.contest.json")
+    d = json.loads(side.read_text())
+    d["previous_round"] = "us-2020-president-tx"
+    side.write_text(json.dumps(d))
     db = tmp_path / "ny.duckdb"
-    res = _cli(db, "ingest", *map(str, files), "--json")
+    res = _cli(db, "ingest", str(tx), "--json")
     assert res.exit_code == 0, res.stdout
-    res = _cli(db, "project", "--sims", "400", "--json")
+    res = _cli(db, "ingest", str(ny), "--json")
+    assert res.exit_code == 0, res.stdout
+    with DuckDBStore(db, read_only=True) as store:
+        assert service.default_baseline_contest(store, "us-2020-president-ny") == \
+            "us-2020-president-tx"
+        assert service.default_baseline_contest(store, "us-2020-president-tx") is None
+    res = _cli(db, "project", "--contest", "us-2020-president-ny", "--sims", "400", "--json")
     assert res.exit_code == 0, res.stdout
     p = _strict(res.stdout)
+    # the declared earlier round is tried by default; a national series cannot join it:
+    # said, not an error, and nothing is used
+    assert p["diagnostics"]["baseline"] is None
+    unused = [w for w in p["diagnostics"]["warnings"] if w["code"] == "baseline_unused"]
+    assert unused and "us-2020-president-tx" in unused[0]["en"]
     assert p["diagnostics"]["review_outcomes"]["basis"] == "unknown"
     assert p["provenance"]["parameters"]["review_outcomes"] == "unknown"
     assert p["provenance"]["parameters"]["jee"]["p_annulled"] == 0.5
-    res = _cli(db, "--lang", "en", "project", "--sims", "400")
+    res = _cli(db, "--lang", "en", "project", "--contest", "us-2020-president-ny", "--sims",
+               "400")
     assert res.exit_code == 0 and "Sheets under review" in res.stdout
-    res = _cli(db, "replay", "--mode", "series", "--sims", "200", "--json")
+    res = _cli(db, "replay", "--contest", "us-2020-president-ny", "--mode", "series",
+               "--sims", "200", "--json")
     assert res.exit_code == 0, res.stdout
     r = _strict(res.stdout)
     assert r["n_cuts"] > 50 and all(c["pct_counted"] is not None for c in r["cuts"])
