@@ -320,7 +320,8 @@ def _series_history(store: Store, info: SnapshotInfo
 # --- one projection for every caller (CLI project/replay, API, dashboard) ----------------
 
 #: the earlier round of a contest when no sidecar declares it (``previous_round``)
-KNOWN_PREVIOUS_ROUND: dict[str, str] = {"pe-2021-presidencial-2v": "pe-2021-presidencial-1v"}
+KNOWN_PREVIOUS_ROUND: dict[str, str] = {"pe-2021-presidencial-2v": "pe-2021-presidencial-1v",
+                                         "pe-2026-presidencial-2v": "pe-2026-presidencial-1v"}
 #: sidecar keys read from the stored snapshot metadata of a contest
 PREVIOUS_ROUND_KEY = "previous_round"
 REVIEW_OUTCOMES_KEY = "review_outcomes"
