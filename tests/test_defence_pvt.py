@@ -317,6 +317,15 @@ def test_units_full_coverage_finds_the_altered_actas(official: pl.DataFrame) -> 
     # the copies ranked by the part of the gap resting on their acta
     nets = r3.copies["copy_net"].abs().to_list()
     assert nets == sorted(nets, reverse=True)
+    # a unit the authority has not counted yet: strict JSON (no NaN / Infinity)
+    import json
+
+    none_yet = units.with_columns(pl.when(pl.col("unit_code") == "170000").then(0)
+                                  .otherwise(pl.col("actas_counted")).alias("actas_counted"))
+    r4 = reconcile_units(part, none_yet, RUNOFF, acta_areas=official, level="area1")
+    json.dumps(r4.to_jsonable(), allow_nan=False, default=str)
+    row = r4.units.filter(pl.col("unit_code") == "170000").row(0, named=True)
+    assert row["pct_covered"] is None and not row["full_coverage"]
 
 
 def test_units_against_real_national_progress(official: pl.DataFrame, data_dir: Path

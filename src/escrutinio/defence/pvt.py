@@ -796,7 +796,9 @@ def reconcile_units(
     ).with_columns(
         (pl.sum_horizontal([pl.col(f"excess_{f}").fill_null(0) for f in cmp_fields]) > 0)
         .alias("has_excess"),
-        (100.0 * pl.col("copies_actas") / pl.col("actas_counted")).alias("pct_covered"),
+        # strict JSON: no NaN or Infinity where the authority counted nothing yet
+        pl.when(pl.col("actas_counted") > 0)
+        .then(100.0 * pl.col("copies_actas") / pl.col("actas_counted")).alias("pct_covered"),
     ).sort(["has_excess", "unit_code"], descending=[True, False], nulls_last=True)
 
     excess_units = set(joined.filter(pl.col("has_excess"))["unit_code"].to_list())
