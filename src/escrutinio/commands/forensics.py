@@ -93,8 +93,13 @@ def register(app: typer.Typer) -> None:
         try:
             if benford:
                 raise BenfordRefused()
+            from escrutinio.forensics.benford import BENFORD_ALIASES
             from escrutinio.forensics.report import TESTS
 
+            # --tests benford is explained (exit 2), not just refused as an unknown value
+            if tests is not None and any(t.strip().lower() in BENFORD_ALIASES
+                                         for t in tests.split(",")):
+                raise BenfordRefused()
             wanted = None if tests is None else choices(tests, TESTS, "--tests")
             with open_store(read_only=True) as store:
                 cid = service.default_contest(store, contest)
