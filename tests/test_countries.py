@@ -217,6 +217,12 @@ def test_chile_every_command_in_chiles_words(tmp_path: Path, chile_files: Path) 
     db = tmp_path / "cl.duckdb"
     assert run(db, "ingest", str(chile_files), "--json")[0] == 0
     docs = _commands(db, runoff=True, mesa_es=MESA_ES_CHILE)
+    # a risk-limiting audit from its public seed to its measured risk (rounds of 5 actas)
+    kw = {"runoff": True, "mesa_es": MESA_ES_CHILE}
+    _check(db, ["audit", "sample", "-a", "cl", "--seed", "31415926535897932384",
+                "--size", "5"], **kw)
+    _check(db, ["audit", "report", "-a", "cl"], **kw)
+    _check(db, ["audit", "measure", "-a", "cl"], **kw)
     code, out = run(db, "status", "--level", "area1")
     assert code == 0 and "TRICEL" in out and "mesas receptoras no instaladas" in out
     code, out = run(db, "--lang", "en", "forensics", "--tests", "integer", "--limit", "3")
