@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from escrutinio.commands.common import opts
-from escrutinio.countries import CountryPack, Vocabulary, localized, pack_for, vocabulary
-from escrutinio.domain import ActaStatus, Contest
+from escrutinio.countries import Vocabulary, localized, pack_for, vocabulary
 from escrutinio.errors import EscrutinioError
 from escrutinio.store.base import Store
 
-__all__ = ["W", "contest_pack", "contest_vocabulary", "localized", "status_word"]
+__all__ = ["W", "contest_vocabulary", "localized"]
 
 
 def contest_vocabulary(store: Store, contest_id: str,
@@ -39,16 +38,7 @@ def contest_vocabulary(store: Store, contest_id: str,
     return vocabulary(contest, chosen)
 
 
-def contest_pack(contest: Contest | str | None) -> CountryPack:
-    return pack_for(contest)
-
-
 def W(voc: Vocabulary, key: str) -> str:  # noqa: N802  (like T: one word per call site)
     """One vocabulary word (``court``, ``polling_stations``...) in the user's language."""
     es, en = getattr(voc, key)
     return es if opts.lang == "es" else en
-
-
-def status_word(voc: Vocabulary, status: ActaStatus | str) -> str:
-    """An acta state's name in the user's language, as the contest's country says it."""
-    return voc.status_label(status, opts.lang)
