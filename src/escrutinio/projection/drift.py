@@ -59,6 +59,9 @@ PRIOR_COMMON_MARGIN_SD = 0.20
 PRIOR_UNIT_MARGIN_SD = 0.08
 #: weight of the prior, in residuals
 PRIOR_WEIGHT = 2.0
+#: the share of the carried-over trend put in the centre (the rest, and as much again, is
+#: uncertainty: "the trend may go on or stop")
+TREND_SHARE = 0.5
 #: smallest degrees of freedom of the common shock's Student t
 MIN_TAIL_DF = 3.0
 #: a trend is only learned from stretches holding at least this share of the votes
@@ -100,15 +103,22 @@ class DriftFit:
     n_cuts: int
     n_batches: int
     diagnostics: dict[str, object] = field(default_factory=dict)
+    #: "the trend may go on or stop": share variance added to the common term and, per
+    #: unit, to the unit term (the centre sits halfway between the two)
+    stop_common: float = 0.0
+    stop_unit: np.ndarray | None = None
 
     def common_cov(self, remaining_total: float, counted_total: float) -> np.ndarray:
         h = remaining_total / max(remaining_total + counted_total, 1.0)
-        return float(self.common.at(remaining_total, h)) * self.shape
+        return (float(self.common.at(remaining_total, h)) + self.stop_common) * self.shape
 
-    def unit_factor(self, remaining: np.ndarray, counted: np.ndarray) -> np.ndarray:
-        """Per-unit multiplier of :attr:`shape` for the unit's own deviation."""
+    def unit_factor(self, remaining: np.ndarray, counted: np.ndarray,
+                    units: np.ndarray | None = None) -> np.ndarray:
+        """Per-unit multiplier of :attr:`shape` for the unit's own deviation (``units``:
+        the index of each item's unit, for the trend-stop term)."""
         h = remaining / np.maximum(remaining + counted, 1.0)
-        return self.unit.at(remaining, h)
+        extra = 0.0 if self.stop_unit is None or units is None else self.stop_unit[units]
+        return self.unit.at(remaining, h) + extra
 
 
 def _share_jacobian(p: np.ndarray) -> np.ndarray:
@@ -280,7 +290,9 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
                            [x[2] for x in long_], n_eff=max(1.0, h_max / MIN_LOOKAHEAD_H))
     if carry_long is not None:
         carry = min(carry, carry_long)
-    center = carry * centre(n_cuts - 1)
+    # the trend may go on (the full carry-over) or stop (the counted shares): the centre
+    # is halfway, and the half-gap is one SD of the common and unit terms
+    center = TREND_SHARE * carry * centre(n_cuts - 1)
     common_r: list[np.ndarray] = []
     common_n: list[float] = []
     common_w: list[np.ndarray] = []
@@ -359,7 +371,13 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
         "common_lookahead": s2_c, "unit_lookahead": s2_u, "unit_prior_q": q_unit0,
         "center_share_shift_max": float(np.abs(center @ jac.T).max()) if center.size else 0.0,
     }
-    return DriftFit(center, shape, common, unit, tail, int(n_cuts), int(ok.sum()), diag)
+    wr = np.maximum(rem, 0.0)
+    mean_c = (center * wr[:, None]).sum(0) / wr.sum() if wr.sum() > 0 else np.zeros(k)
+    stop_common = float(qs(mean_c[None])[0])
+    stop_unit = qs(center - mean_c) if n_units > 1 else np.zeros(n_units)
+    diag["trend_stop_sd_margin_share"] = float(np.sqrt(2 * stop_common))
+    return DriftFit(center, shape, common, unit, tail, int(n_cuts), int(ok.sum()), diag,
+                    stop_common, stop_unit)
 
 
 def stack_cuts(frames_votes: list[dict[str, np.ndarray]], codes: list[str], k: int

@@ -322,7 +322,7 @@ def prepare_units(
                                     np.where(own_t, 0.0, f_type[ti]), (prior_t, prior_t),
                                     (PRIOR_TURNOUT_SD ** 2,) * 2))
     levels.append(LevelVariance(
-        a3[idx], np.where(own, drift.unit_factor(rem_u[idx], valid[idx]), 0.0),
+        a3[idx], np.where(own, drift.unit_factor(rem_u[idx], valid[idx], idx), 0.0),
         np.where(own_t, drift.turnout_unit, 0.0), (drift.shape, drift.shape),
         (1.0, 1.0)))
     zero_k = np.zeros((k, k))
@@ -378,8 +378,9 @@ class _UnitDrift:
         return {**self.fit.diagnostics, "turnout_common_sd": float(np.sqrt(self.turnout.common)),
                 "turnout_unit_sd": float(np.sqrt(self.turnout.unit))}
 
-    def unit_factor(self, remaining: np.ndarray, counted: np.ndarray) -> np.ndarray:
-        return self.fit.unit_factor(remaining, counted)
+    def unit_factor(self, remaining: np.ndarray, counted: np.ndarray,
+                    units: np.ndarray | None = None) -> np.ndarray:
+        return self.fit.unit_factor(remaining, counted, units)
 
 
 def _aligned(frames: Sequence[pl.DataFrame], codes: pl.DataFrame, columns: list[str]
