@@ -188,7 +188,12 @@ def test_level_accepts_the_countrys_own_names(ar, us, data_dir, tmp_path):
 
     (path,) = ar.convert(data_dir, tmp_path / "ar")
     db = tmp_path / "ar.duckdb"
-    assert run(db, "ingest", str(path), "--json")[0] == 0
+    code, out = run(db, "ingest", str(path), "--json")
+    assert code == 0
+    # the source's own caveats are said at ingest, in both languages
+    notes = json.loads(out)["notes"]
+    assert any("9,918 of 13,706 schools" in n["en"] and "9,918 de 13,706 escuelas" in n["es"]
+               for n in notes)
     for word, level, n in (("distrito", "area1", 24), ("District", "area1", 24),
                            ("sección", "area2", 527), ("seccion", "area2", 527),
                            ("circuit", "area3", 5548), ("area1", "area1", 24)):

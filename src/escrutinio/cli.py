@@ -275,8 +275,10 @@ def ingest(
         fail(exc, as_json)
         return
     warnings = service.ingest_warnings(parsed)
+    notes = service.source_notes(parsed)
     if as_json:
-        emit_json({"db": opts.db, "snapshots": outcomes, "warnings": warnings})
+        emit_json({"db": opts.db, "snapshots": outcomes, "warnings": warnings,
+                   "notes": notes})
         return
     new = sum(o.created for o in outcomes)
     table = Table(title=T(f"{len(outcomes)} instantáneas ({new} nuevas) en {opts.db}",
@@ -296,6 +298,8 @@ def ingest(
     out.print(table)
     for w in warnings:  # accepted with a caveat: said, never silent
         out.print(f"[yellow]{T('Atención', 'Warning')}:[/] {T(w['es'], w['en'])}")
+    for n in notes:  # what the source says about its own data
+        out.print(f"{T('Nota de la fuente', 'Source note')}: {T(n['es'], n['en'])}")
 
 
 # --- snapshots ---------------------------------------------------------------------------

@@ -120,6 +120,18 @@ def ingest_warnings(snapshots: Sequence[ParsedSnapshot]) -> list[dict[str, str]]
     return list(seen.values())
 
 
+def source_notes(snapshots: Sequence[ParsedSnapshot]) -> list[dict[str, str]]:
+    """What the sources say about their own data (a generic sidecar's ``notes``: an
+    inconsistent column kept as published, an estimate clipped...), once each."""
+    import json
+
+    seen: dict[tuple[str, str], dict[str, str]] = {}
+    for snap in snapshots:
+        for note in json.loads(snap.metadata.get("notes") or "[]"):
+            seen.setdefault((note["es"], note["en"]), {"es": note["es"], "en": note["en"]})
+    return list(seen.values())
+
+
 def parse_paths(paths: Sequence[Path], *, as_of: str | None = None) -> list[ParsedSnapshot]:
     """Parse every path first; nothing is stored unless all of them parse."""
     out: list[ParsedSnapshot] = []
