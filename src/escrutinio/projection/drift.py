@@ -52,11 +52,13 @@ from escrutinio.projection import linalg as la
 MIN_BATCH_VOTES = 20.0
 #: the recent batches behind the centre hold at least this share of the counted votes
 WINDOW_SHARE = 0.05
-#: declared prior SD of the change in the margin's share of the votes to come (common,
-#: i.e. shared by all units) — 20 points: a first cut may be far from the end, as
-#: Peru 2021 was at 67% counted; and per unit — 8 points
-PRIOR_COMMON_MARGIN_SD = 0.20
-PRIOR_UNIT_MARGIN_SD = 0.08
+#: declared priors: SD of the change in the margin's share of the votes to come — shared
+#: by all units (5 points) and each unit's own (20 points: a unit's remainder may be a few
+#: places unlike the rest; independent between units, so it averages out over many). A
+#: single unit (a national series) carries both: √(5² + 20²) ≈ 21 points — a first cut may
+#: be far from the end, as Peru 2021's was at 67% counted.
+PRIOR_COMMON_MARGIN_SD = 0.05
+PRIOR_UNIT_MARGIN_SD = 0.20
 #: weight of the prior, in residuals
 PRIOR_WEIGHT = 2.0
 #: the share of the carried-over trend put in the centre (the rest, and as much again, is
@@ -182,7 +184,8 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
     p_ref = reference if reference is not None else tot_now / max(tot_now.sum(), 1.0)
     jac = _share_jacobian(np.asarray(p_ref, dtype=float))
     prior_shape = _prior_shape(k, jac)
-    q_common0 = _margin_var_to_q(PRIOR_COMMON_MARGIN_SD)
+    q_common0 = _margin_var_to_q(PRIOR_COMMON_MARGIN_SD) + (
+        _margin_var_to_q(PRIOR_UNIT_MARGIN_SD) if n_units == 1 else 0.0)
     # one unit (a national series): everything is common, no separate unit term
     q_unit0 = _margin_var_to_q(PRIOR_UNIT_MARGIN_SD) if n_units > 1 else 0.0
     if unit_prior_cov is not None and n_units > 1:
