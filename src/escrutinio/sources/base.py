@@ -381,18 +381,32 @@ def _record_lines(src: SourceBytes, n_header: int, separator: str) -> list[int] 
     reader = csv.reader(io.StringIO(src.text.decode("utf-8")), delimiter=separator)
     starts: list[int] = []
     prev = 0
-    for i, row in enumerate(reader, start=1):
-        start, prev = prev + 1, reader.line_num
-        if i == 1:
-            continue
-        if row and len(row) != n_header:
-            raise IngestError(
-                Location(src.path, start), "wrong_field_count",
-                f"la línea tiene {len(row)} campos y la cabecera {n_header}",
-                f"the line has {len(row)} fields but the header has {n_header}",
-            )
-        starts.append(start)
+    try:
+        for i, row in enumerate(reader, start=1):
+            start, prev = prev + 1, reader.line_num
+            if i == 1:
+                continue
+            if row and len(row) != n_header:
+                raise IngestError(
+                    Location(src.path, start), "wrong_field_count",
+                    f"la línea tiene {len(row)} campos y la cabecera {n_header}",
+                    f"the line has {len(row)} fields but the header has {n_header}",
+                )
+            starts.append(start)
+    except csv.Error as exc:  # a bare carriage return inside a field, an unclosed quote...
+        raise IngestError(Location(src.path, prev + 1), "csv_syntax",
+                          f"CSV ilegible: {exc}", f"unreadable CSV: {exc}") from None
     return starts
+
+
+def header_fields(line: str, file: str, separator: str = ",") -> list[str]:
+    """The fields of a header line, or ``csv_syntax`` naming line 1 (a stray carriage
+    return or an unclosed quote makes the csv module raise)."""
+    try:
+        return next(csv.reader([line], delimiter=separator), [])
+    except csv.Error as exc:
+        raise IngestError(Location(file, 1), "csv_syntax", f"cabecera ilegible: {exc}",
+                          f"unreadable header: {exc}") from None
 
 
 def first_line(text: bytes) -> str:
@@ -416,7 +430,7 @@ def read_csv_strict(
     """
     name = src.path
     header_line = first_line(src.text)
-    header = next(csv.reader([header_line], delimiter=separator))
+    header = header_fields(header_line, name, separator)
     req = list(required)
     missing = [c for c in req if c not in header]
     if missing:
