@@ -62,6 +62,7 @@ from escrutinio.sources.base import (
     REJECTED_SCHEMA,
     SourceBytes,
     cast_ints,
+    header_fields,
     read_csv_strict,
     read_source,
     sha256_bytes,
@@ -376,7 +377,10 @@ def sniff_separator(header_line: str, contest: Contest, file: str) -> str:
     required = {*REQUIRED_TEXT, *REQUIRED_COUNTS, *contest.candidate_columns}
     best, best_hits = ",", -1
     for sep in SEPARATORS:
-        cols = next(csv.reader([header_line], delimiter=sep), [])
+        try:
+            cols = next(csv.reader([header_line], delimiter=sep), [])
+        except csv.Error:  # a stray carriage return: header_fields below names it
+            continue
         hits = len(required & {c.strip() for c in cols})
         if hits > best_hits:
             best, best_hits = sep, hits
@@ -386,7 +390,7 @@ def sniff_separator(header_line: str, contest: Contest, file: str) -> str:
 def _parse_csv(src: SourceBytes, contest: Contest, assume_tz: str) -> ObserverCopies:
     header_line = src.text.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
     sep = sniff_separator(header_line, contest, src.path)
-    header = next(csv.reader([header_line], delimiter=sep))
+    header = header_fields(header_line, src.path, sep)
     _check_header(header, contest, Location(src.path, 1))
     df = read_csv_strict(src, required=[*REQUIRED_TEXT, *REQUIRED_COUNTS,
                                         *contest.candidate_columns],
@@ -537,7 +541,7 @@ def read_copy_codes(path: str | Path) -> pl.DataFrame:
     id column (``acta_id``, ``mesa``, ``num_mesa``) and a code column (``copy_code`` or
     ONPE's ``v2_CCOPIA_ACTA``/``CCOPIA_ACTA``, as in the ronderos.pe per-acta export)."""
     src = read_source(path)
-    header = next(csv.reader([src.text.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")]))
+    header = header_fields(src.text.split(b"\n", 1)[0].decode("utf-8").rstrip("\r"), src.path)
     id_col = _pick(header, _ID_COLUMNS, src.path, "número de acta", "acta id")
     code_col = _pick(header, _CODE_COLUMNS, src.path, "código de copia", "copy code")
     df = read_csv_strict(src, required=[id_col, code_col], allow_extra=True)
@@ -551,7 +555,7 @@ def read_acta_list(path: str | Path) -> list[str]:
     ``mesa`` column, or plain text with one id per line (``#`` starts a comment)."""
     src = read_source(path)
     first = src.text.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
-    header = next(csv.reader([first])) if first else []
+    header = header_fields(first, src.path) if first else []
     if any(c in header for c in _ID_COLUMNS):
         id_col = _pick(header, _ID_COLUMNS, src.path, "número de acta", "acta id")
         df = read_csv_strict(src, required=[id_col], allow_extra=True)

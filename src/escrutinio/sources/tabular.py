@@ -66,6 +66,7 @@ from escrutinio.sources.base import (
     SourceBytes,
     cast_ints,
     conform,
+    header_fields,
     read_csv_strict,
     read_source,
     sha256_bytes,
@@ -728,7 +729,10 @@ def sniff_separator(header_line: str) -> str:
     """The separator that splits the header into the most fields (a tie keeps ',')."""
     best, n_best = ",", 0
     for sep in SEPARATORS:
-        n = len(next(csv.reader([header_line], delimiter=sep)))
+        try:
+            n = len(next(csv.reader([header_line], delimiter=sep)))
+        except csv.Error:  # a stray carriage return in the header: read_csv_strict names it
+            continue
         if n > n_best:
             best, n_best = sep, n
     return best
@@ -776,7 +780,7 @@ def _read_csv(path: Path, sidecar_getter: Any, wanted: SnapshotKind | None
     src, warns = _read_text(path)
     header_line = src.text.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
     sep = sniff_separator(header_line)
-    header = next(csv.reader([header_line], delimiter=sep))
+    header = header_fields(header_line, src.path, sep)
     side: Sidecar = sidecar_getter()
     drop: list[str] = []
     if side.columns:  # the file's own names -> the format's, header line rewritten
