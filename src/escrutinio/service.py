@@ -457,19 +457,34 @@ def _frame(store: Store, info: SnapshotInfo) -> pl.DataFrame:
 
 
 def _with_vote_types(store: Store, info: SnapshotInfo, actas: pl.DataFrame) -> pl.DataFrame:
-    """The acta frame with its ``vote_type`` column when the source gave one (stored as
-    snapshot metadata ``vote_type_by_acta``: the projection treats each type apart)."""
-    import json
+    """The acta frame with its ``vote_type`` column when the source gave one (snapshot
+    metadata ``vote_type_by_acta``): the projection treats each type apart."""
+    from escrutinio.sources.tabular import with_vote_types
 
-    raw = store.snapshot_metadata(info.contest_id).get(info.snapshot_id, {}).get(
-        "vote_type_by_acta")
-    if not raw or "vote_type" in actas.columns:
+    if "vote_type" in actas.columns:
         return actas
-    by_type = json.loads(raw)
-    types = pl.DataFrame({"acta_id": [a for ids in by_type.values() for a in ids],
-                          "vote_type": [t for t, ids in by_type.items() for _ in ids]},
-                         schema={"acta_id": pl.String, "vote_type": pl.String})
-    return actas.join(types, on="acta_id", how="left")
+    return with_vote_types(actas, store.snapshot_metadata(info.contest_id).get(
+        info.snapshot_id, {}))
+
+
+def _with_unresolved(store: Store, info: SnapshotInfo, actas: pl.DataFrame
+                     ) -> tuple[pl.DataFrame, int]:
+    """The acta frame plus the actas behind its rejected and missing rows, as actas still
+    to come (their figures are unknown, not zero: the model predicts them from their area
+    and electors like any pending acta), and how many there are."""
+    from escrutinio.count import unresolved_actas
+    from escrutinio.domain import ActaStatus
+
+    try:
+        reports = store.load_row_reports(info.snapshot_id)
+    except EscrutinioError:
+        return actas, 0
+    extra = unresolved_actas(reports, actas)
+    if extra.is_empty():
+        return actas, 0
+    extra = extra.with_columns(pl.lit(ActaStatus.PENDING.value).alias("status"))
+    return pl.concat([actas, extra.select(actas.columns)], how="vertical_relaxed"), \
+        extra.height
 
 
 def _warning(code: str, es: str, en: str) -> dict[str, str]:
@@ -820,7 +835,15 @@ def project(store: Store, ref_or_info: str | SnapshotInfo, *, params: ModelParam
             f"{exc.message_en}"))
 
     if info.kind is SnapshotKind.ACTAS:
-        actas = _with_vote_types(store, info, _frame(store, info))
+        actas, n_unresolved = _with_unresolved(
+            store, info, _with_vote_types(store, info, _frame(store, info)))
+        if n_unresolved:
+            warns.append(_warning(
+                "unresolved_as_pending",
+                f"{n_unresolved:,} actas rechazadas o faltantes se proyectan como pendientes "
+                "(sus cifras se desconocen; no cuentan como cero)",
+                f"{n_unresolved:,} rejected or missing actas are projected as still to come "
+                "(their figures are unknown; they do not count as zero)"))
         frame = None
         if base is not None:
             try:
