@@ -242,6 +242,48 @@ DATASETS: list[dict[str, Any]] = [
                 "docs (5028c03), not byte-exact captures"),
         ],
     },
+    {
+        "name": "argentina-2015-runoff",
+        "title": {"es": "Argentina 2015, segunda vuelta presidencial por escuela (fuente rota)",
+                  "en": "Argentina 2015 presidential runoff by school (a broken source)"},
+        "description": {
+            "es": "13 706 escuelas (establecimientos), no mesas: distrito / sección / circuito, "
+                  "electores, votantes, válidos, positivos, blancos, nulos; votos por partido "
+                  "(FPV: Scioli; Cambiemos: Macri). Totales parciales, y «votantes» menor que "
+                  "válidos + nulos en la mayoría de las escuelas: una fuente rota a propósito "
+                  "(docs/examples/argentina_2015_runoff.py).",
+            "en": "13,706 schools (establecimientos), not mesas: district / section / circuit, "
+                  "electors, voters, valid, positive, blank, null; votes per party (FPV: "
+                  "Scioli; Cambiemos: Macri). Partial totals, and 'votantes' below valid + "
+                  "null in most schools: a broken source on purpose "
+                  "(docs/examples/argentina_2015_runoff.py).",
+        },
+        "licence": "none stated",
+        "upstream": [_up(GH + "lanacioncom/elecciones_2015_arg_ballo_escuelas", "7404bc9",
+                         "none stated",
+                         "archivos retirados en commits posteriores; sin archivo de licencia",
+                         "files removed in later commits; no licence file")],
+    },
+    {
+        "name": "us-2020-president-progress",
+        "title": {"es": "EE. UU. 2020, progresión del conteo presidencial por estado",
+                  "en": "US 2020 presidential count progressions by state"},
+        "description": {
+            "es": "2 541 filas de all-state-changes.csv (44 estados + DC; sin PA, GA, AZ, WI, "
+                  "MI, NV, NC): votos del que lidera y del que sigue, votos restantes "
+                  "(estimación del feed del NYT) desde el 4 nov 2020 13:28 UTC. Voto por "
+                  "correo tardío (docs/examples/us_2020_progress.py).",
+            "en": "2,541 rows of all-state-changes.csv (44 states + DC; without PA, GA, AZ, "
+                  "WI, MI, NV, NC): leading and trailing candidates' votes, votes remaining "
+                  "(the NYT feed's estimate) from 4 Nov 2020 13:28 UTC. Late mail ballots "
+                  "(docs/examples/us_2020_progress.py).",
+        },
+        "licence": "MIT",
+        "upstream": [_up(GH + "alex/nyt-2020-election-scraper",
+                         "ba249bc68b533b160398dcf1d21641c2f80920ca", "MIT",
+                         "filas de all-state-changes.csv, sin siete estados, gzip",
+                         "rows of all-state-changes.csv without seven states, gzipped")],
+    },
 ]
 
 # onpe-api-fixtures is not in UPSTREAM.csv: each of its files gets (relation, how_derived,

@@ -25,6 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_NAMES = [
     "peru-2021-runoff", "peru-2021-first-round", "peru-2026-first-round", "peru-geography",
     "onpe-dictionaries", "chile-2021-first-round", "onpe-api-fixtures",
+    "argentina-2015-runoff", "us-2020-president-progress",
 ]
 PINNED = re.compile(r"^https://raw\.githubusercontent\.com/[^/]+/[^/]+/[0-9a-f]{40}/.+")
 DICT = "onpe-dictionaries"
