@@ -411,21 +411,16 @@ def replay_units(
     history). Without a ``history`` of its own, a cut is given the frames of the earlier
     items (``as_of`` strictly before its own, oldest first) when the model takes one:
     a replay never shows the model a cut from its future."""
-    import inspect
-
     from escrutinio.projection.model import ModelParams
     from escrutinio.projection.units import project_units
 
     params = params or ModelParams()
     a, b = race or tuple(sorted(final, key=lambda c: -final[c])[:2])
-    takes_history = "history" in inspect.signature(project_units).parameters
 
     def one(i: int) -> Projection:
         meta, frame, kw = snapshots[i]
         kw = dict(kw)
-        if not takes_history:
-            kw.pop("history", None)
-        elif "history" not in kw:
+        if "history" not in kw:
             kw["history"] = earlier_frames(snapshots, i)
         return project_units(frame, contest, params=params, snapshot_id=meta.snapshot_id,
                              as_of=meta.as_of, pairs=((a, b),), **kw)
@@ -455,7 +450,7 @@ def replay_series(
     metas: Sequence[CutMeta], fractions: Sequence[float], contest: Contest, *,
     final: dict[str, int], params: ModelParams | None = None,
     race: tuple[str, str] | None = None,
-    from_pct: float = 67.0, window: float = 0.10,
+    from_pct: float = 67.0,
     progress: Callable[[int, int], Any] | None = None, skipped: Sequence[SkippedCut] = (),
 ) -> ReplayResult:
     """Replay national totals alone (:func:`~escrutinio.projection.units.project_series`):
@@ -470,7 +465,7 @@ def replay_series(
                                                                         strict=True)]
 
     def one(i: int) -> Projection:
-        return project_series(hist[:i + 1], contest, window=window, params=params,
+        return project_series(hist[:i + 1], contest, params=params,
                               snapshot_id=metas[i].snapshot_id, as_of=metas[i].as_of,
                               pairs=((a, b),))
 

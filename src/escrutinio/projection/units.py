@@ -585,11 +585,8 @@ def project_series(
     history: Sequence[tuple[Sequence[float], float]], contest: Contest, *,
     params: ModelParams | None = None, snapshot_id: str = "",
     as_of: datetime | None = None, pairs: tuple[tuple[str, str], ...] = (),
-    window: float | None = None,
 ) -> Projection:
-    """Project from a series of national totals (see :func:`prepare_series`).
-    ``window`` is ignored (the drift model chooses its own recent window)."""
-    del window
+    """Project from a series of national totals (see :func:`prepare_series`)."""
     params = params or ModelParams()
     prep = prepare_series(history, contest, params=params)
     return simulate(
