@@ -39,6 +39,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from escrutinio.projection.model import ModelParams, prepare_baseline
@@ -169,6 +170,46 @@ def summary(res: ReplayResult) -> str:
     ])
 
 
+def per_level_table(snaps: list[tuple[CutMeta, pl.DataFrame, dict]], final: dict[str, int],
+                    params: ModelParams) -> str:
+    """4b. Each level on its own (departments, provinces, districts), with the first round
+    as baseline and without it; each cut sees the earlier cuts of its level as history.
+    The naive extrapolation applies each unit's counted shares to its actas still to
+    come (valid votes per counted acta)."""
+    lines = ["### 4b. Per level, with and without the first round", "",
+             "| level | baseline | cuts | wrong calls | coverage 50/80/90/95 | min P(Castillo) "
+             "| mean |error| projection / naive | median 90% half-width |",
+             "|---|---|---:|---:|---|---:|---|---:|"]
+    for lv, name in (("area1", "department"), ("area2", "province"), ("area3", "district")):
+        sub = [s for s in snaps if s[1]["level"][0] == lv]
+        for with_base in (True, False):
+            items = [(m, f, kw if with_base else {"parents": kw["parents"]})
+                     for m, f, kw in sub]
+            res = replay_units(items, PERU_2021_RUNOFF, final=final, params=params)
+            cov = "/".join(f"{100 * c.covered / max(c.n_cuts, 1):.0f}" for c in res.coverage
+                           if c.level in (0.5, 0.8, 0.9, 0.95))
+            naive = []
+            for _m, f, _kw in sub:
+                u = f.filter(pl.col("level") == lv) if "level" in f.columns else f
+                u = pl.concat([u, f.filter(pl.col("unit_code") == "__rest__")]) \
+                    if "__rest__" not in u["unit_code"].to_list() else u
+                va = u["v_castillo"].cast(pl.Float64).fill_null(0).to_numpy()
+                vb = u["v_fujimori"].cast(pl.Float64).fill_null(0).to_numpy()
+                tot = u["actas_total"].cast(pl.Float64).fill_null(0).to_numpy()
+                cnt = u["actas_counted"].cast(pl.Float64).fill_null(0).to_numpy()
+                per = np.divide(tot - cnt, cnt, out=np.zeros_like(tot), where=cnt > 0)
+                naive.append(float(((va - vb) * (1 + per)).sum()))
+            fm = res.final_margin
+            mae_naive = float(np.mean([abs(x - fm) for x in naive]))
+            hw = np.median([(c.intervals["0.9"][1] - c.intervals["0.9"][0]) / 2
+                            for c in res.cuts])
+            lines.append(f"| {name} | {'first round' if with_base else 'none'} | "
+                         f"{res.n_cuts} | {len(res.wrong_calls)} | {cov} | "
+                         f"{min(c.p_a for c in res.cuts):.3f} | {res.mean_abs_error:,.0f} / "
+                         f"{mae_naive:,.0f} | {hw:,.0f} |")
+    return "\n".join(lines)
+
+
 def floors(res: ReplayResult) -> dict[str, bool]:
     """The floors of issue 3 on the 2021 runoff replay."""
     fp = res.first_stable_p90
@@ -256,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(lines) + "\n")
         (args.out / "replay_2021_units.svg").write_text(replay_svg(
             r4, title="Perú 2021: proyección por unidades / per-unit projection", names=NAMES))
+        print(per_level_table(snaps, final, params) + "\n")
 
         metas = [CutMeta(c.as_of, c.label, c.snapshot_id, 100.0 * c.actas_counted
                          / order.final.height, dict(c.votes)) for c in order.cuts]
