@@ -179,9 +179,11 @@ def _pg_runner(con: Any) -> Runner:
     def run(sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         try:
             cur = con.execute(sql.replace("?", "%s"), list(params))
-        except psycopg.DataError as exc:  # e.g. a NUL byte in a text parameter
-            raise AuthError(422, "bad_value", f"valor no admitido: {str(exc)[:120]}",
-                            f"value not accepted: {str(exc)[:120]}") from None
+        except psycopg.DataError:  # e.g. a NUL byte in a text parameter
+            # no database detail in the answer: what was wrong, not how the store said it
+            raise AuthError(422, "bad_value",
+                            "valor no admitido (caracteres de control o fuera de rango)",
+                            "value not accepted (control characters or out of range)") from None
         return list(cur.fetchall()) if cur.description else []
 
     return run

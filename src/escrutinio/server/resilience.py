@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from escrutinio import __version__
@@ -466,6 +466,13 @@ def install(app: FastAPI, backend: Backend) -> None:
         body["database"]["reachable"] = True
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
+    async def client_gone(request: Request, exc: Exception) -> Response:
+        # the client closed the connection while its request was read: nothing to answer
+        # and nothing went wrong here (was logged as a 500 with a traceback)
+        log.info("client disconnected: %s %s", request.method, request.url.path)
+        return Response(status_code=499)  # "client closed request"; nobody reads it
+
+    app.add_exception_handler(ClientDisconnect, client_gone)
     if probe is None:
         return
     backend.bodies = EpochCache(backend.bodies.size)

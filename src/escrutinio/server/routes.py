@@ -362,7 +362,9 @@ def _api(app: FastAPI, oa: ObserverApp) -> None:
         _check_text(acta=acta, category=category, account=account, contest=contest)
         _check_category(category)
         if account is not None and p.role is Role.OBSERVER and account != p.pseudonym:
-            account = "\x00none"  # an observer filtering by another account sees nothing
+            # an observer filtering by another account sees nothing (and no query runs)
+            return _json({"submissions": [], "total": 0, "limit": limit, "offset": offset,
+                          "next": None})
         rows, total = await run_in_threadpool(
             lambda: repo.list_submissions(p, acta=acta, category=category, account=account,
                                           contest=contest, limit=limit, offset=offset))
