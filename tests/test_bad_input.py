@@ -470,3 +470,76 @@ def test_csv_export_escapes_formulas(tmp_path):
     assert [r["note"] for r in rows] == ["'=cmd|' /C calc'!A0", "'@SUM(A1)"]
     assert [r["name"] for r in rows] == ["'+51 999", "Ana"]
     assert [r["net"] for r in rows] == ["-12", "3"]  # numbers stay numbers
+
+
+# --- the server: hostile requests ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "postgres"])
+def test_observer_filtering_by_another_account_sees_nothing(kind, tmp_path, pg_server,
+                                                            data_dir):
+    from server_support import copy_of, server_env
+
+    with server_env(kind, tmp_path, pg_server, data_dir) as e:
+        r = e.client.post("/api/v1/observer/submissions", headers=e.h("ana"),
+                          json={"client_id": "hostile-0001", "copy": copy_of(e.acta())})
+        assert r.status_code in (200, 201), r.text
+        other = e.accounts["ben"].account_id
+        r = e.client.get(f"/api/v1/observer/submissions?account={other}",
+                         headers=e.h("ana"))
+        assert r.status_code in (200, 403), r.text
+        body = r.json()
+        if r.status_code == 200:
+            assert body["submissions"] == [] and body["total"] == 0
+        assert "PostgreSQL" not in r.text and "NUL" not in r.text
+        # a NUL byte in a filter: refused without the database's words
+        r = e.client.get("/api/v1/observer/submissions?acta=00%0001", headers=e.h("ana"))
+        assert r.status_code in (400, 422) and "PostgreSQL" not in r.text
+
+
+def test_client_disconnect_is_not_a_server_error(tmp_path, data_dir, caplog):
+    """A client that goes away while its body is read: logged as a disconnect, no 500 and
+    no traceback."""
+    import asyncio
+    import logging
+
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+
+    from escrutinio.api.app import create_app
+
+    p = put_file(tmp_path / "ok", csv_text(GOOD))
+    db = tmp_path / "s.duckdb"
+    from escrutinio.store.duckdb_store import DuckDBStore
+
+    with DuckDBStore(db) as s:
+        s.put_snapshot(parse_tabular(p))
+    app = create_app(str(db), warm=False)
+
+    async def echo(request: Request) -> JSONResponse:  # reads the body the client drops
+        return JSONResponse({"n": len(await request.body())})
+
+    app.router.add_route("/__test/echo", echo, methods=["POST"])
+
+    sent: list[dict[str, object]] = []
+    chunks = [{"type": "http.request", "body": b"x" * 10, "more_body": True},
+              {"type": "http.disconnect"}]
+
+    async def receive() -> dict[str, object]:
+        return chunks.pop(0) if chunks else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/__test/echo", "raw_path":
+             b"/__test/echo", "root_path": "", "query_string": b"",
+             "headers": [(b"host", b"test"), (b"content-length", b"100"),
+                         (b"content-type", b"application/json")],
+             "client": ("127.0.0.1", 1), "server": ("test", 80)}
+    with caplog.at_level(logging.INFO):
+        asyncio.run(app(scope, receive, send))
+    starts = [m for m in sent if m["type"] == "http.response.start"]
+    assert starts and starts[0]["status"] == 499
+    assert "client disconnected" in caplog.text
+    assert "Traceback" not in caplog.text
