@@ -541,8 +541,7 @@ def reconcile(
     actas = (rep.group_by("acta_id").agg(
         pl.len().alias("n_copies"), pl.col("observer_id").n_unique().alias("n_observers"),
         pl.col("official_status").first(),
-        pl.col("category").unique().sort().str.join(";").alias("categories"),
-        pl.col("scope").unique().sort().str.join(";").alias("scopes"),
+        pl.col("category").first().alias("__category"),
         pl.col("alarm").any(), pl.col("conflicting_copies").any(),
         pl.col("copy_code_conflict").any(),
         pl.col("net_change").filter(in_head).min().alias("min_change"),
@@ -550,6 +549,13 @@ def reconcile(
         pl.col("net_change").filter(pl.col("comparable")).min().alias("min_change_any"),
         pl.col("net_change").filter(pl.col("comparable")).max().alias("max_change_any"),
     ).join(majority, on="acta_id", how="left")
+        # the categories of an acta's copies; joined as text only where it has several
+        # copies (a string join per group is the slowest part of this step)
+        .join(rep.filter(pl.len().over("acta_id") > 1).group_by("acta_id").agg(
+            pl.col("category").unique().sort().str.join(";").alias("categories")),
+            on="acta_id", how="left")
+        .with_columns(pl.coalesce("categories", "__category").alias("categories"))
+        .drop("__category")
         .with_columns(pl.max_horizontal(pl.lit(0), -pl.col("min_change").fill_null(0))
                       .alias("toward_runner_up"),
                       pl.max_horizontal(pl.lit(0), pl.col("max_change").fill_null(0))
