@@ -366,8 +366,8 @@ def test_status_shows_every_peru_2021_first_round_party(tmp_path: Path,
 
 
 def test_chile_dashboard_pages_in_chiles_words(tmp_path: Path, chile_files: Path) -> None:
-    """The dashboard's overview, contested and forensics pages and the nav of a Chilean
-    contest: the TRICEL, polling stations, nothing of Peru."""
+    """The dashboard's pages of a Chilean contest (every text goes through the page's
+    ``T``, in the contest's words): the TRICEL, polling stations, nothing of Peru."""
     from fastapi.testclient import TestClient
 
     from escrutinio.api.app import create_app
@@ -377,11 +377,13 @@ def test_chile_dashboard_pages_in_chiles_words(tmp_path: Path, chile_files: Path
     client = TestClient(create_app(str(db), projection_sims=200, warm=False))
     sid = json.loads(run(db, "snapshots", "--json")[1])[0]["snapshot_id"]
     for prefix, lang in (("", "es"), ("/en", "en")):
-        for path in ("/", f"/s/{sid}/contested/", f"/s/{sid}/forensics/"):
+        for path in ("/", f"/s/{sid}/contested/", f"/s/{sid}/forensics/",
+                     f"/s/{sid}/quickcount/", f"/s/{sid}/verify/", "/mesa/"):
             res = client.get(prefix + path)
             assert res.status_code == 200, (path, res.text[-500:])
             text = re.sub(r"<[^>]+>", " ", res.text)
-            assert not PERU_ONLY.findall(text), (prefix + path, PERU_ONLY.findall(text))
+            leaks = _leaks(text, lang, runoff=True, mesa_es=MESA_ES_CHILE)
+            assert not leaks, (prefix + path, leaks)
         home = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", client.get(prefix + "/").text))
         assert ("en el TRICEL 0" if lang == "es" else "at the TRICEL 0") in home
         assert ("Buscar mesa receptora" if lang == "es" else "Find a polling station") in home

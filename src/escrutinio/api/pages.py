@@ -106,6 +106,7 @@ class Page:
         #: snapshot, else the snapshot's overview)
         self.permalink: str | None = None
         self._tz: tzinfo | None = None
+        self._voc: countries.Vocabulary | bool | None = False  # False: not looked up yet
 
     @property
     def tz(self) -> tzinfo:
@@ -121,7 +122,24 @@ class Page:
         return self._tz
 
     def T(self, es: str, en: str) -> str:  # noqa: N802
-        return es if self.lang == "es" else en
+        """The text in the page's language, in the words of the contest's country (texts
+        are written with Peru's: JEE, ONPE, mesa — :meth:`Vocabulary.localize`)."""
+        text = es if self.lang == "es" else en
+        voc = self.vocabulary
+        return text if voc is None else voc.localize(text, self.lang)
+
+    @property
+    def vocabulary(self) -> countries.Vocabulary | None:
+        """The page's contest's words (its country pack); None when no contest is known."""
+        if self._voc is False:
+            b, info = self.b, self.info
+            try:
+                cid = info.contest_id if info is not None else (
+                    b.contest_id() if b.store.all_snapshots() else None)
+                self._voc = countries.vocabulary(b.store.contest(cid)) if cid else None
+            except EscrutinioError:
+                self._voc = None
+        return self._voc  # type: ignore[return-value]
 
     def u(self, path: str) -> str:
         return ("/en" + path) if self.lang == "en" else path
