@@ -137,6 +137,22 @@ class Store(ABC):
                     raise UnknownReferenceError(
                         f"contienda desconocida: {contest_id!r}; las del almacén: {listing}",
                         f"unknown contest: {contest_id!r}; the store holds: {listing}")
+            others = self.list_snapshots(contest_id) if kind is not None else []
+            if others:
+                # the store is not empty: it holds snapshots of another kind (a per-unit or
+                # national series where per-acta results are needed, or the reverse)
+                want_es, want_en = (("por acta", "per polling station")
+                                    if kind is SnapshotKind.ACTAS else
+                                    ("por unidad", "per unit"))
+                raise NotFoundError(
+                    f"esto necesita resultados {want_es} y el almacén solo tiene "
+                    f"{len(others):,} instantáneas de otro tipo"
+                    + (f" de {contest_id}" if contest_id else "")
+                    + ": no se puede responder con estos datos",
+                    f"this needs {want_en} results and the store only holds "
+                    f"{len(others):,} snapshots of another kind"
+                    + (f" of {contest_id}" if contest_id else "")
+                    + ": it cannot be answered from these data")
             raise NotFoundError("no hay instantáneas en el almacén; ejecute 'escrutinio ingest'",
                                 "there are no snapshots in the store; run 'escrutinio ingest'")
         if ref in ("latest", "last"):
