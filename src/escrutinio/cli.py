@@ -153,6 +153,100 @@ def _guard(cmd: Any) -> None:
     cmd.callback = guarded
 
 
+def _plain_runtime_params() -> None:
+    """Coerce plain option types (str, bool, int, float, Path, their ``| None`` and lists,
+    with typer's min/max) without pydantic: typer builds a pydantic TypeAdapter for every
+    parameter of the command that runs, and importing pydantic alone costs ~0.12 s of CPU
+    on every command. Any other annotation keeps typer's own coercion. Private typer API:
+    if it moves, this does nothing and typer's coercion applies."""
+    import types
+    import typing
+
+    try:
+        from typer import _coercion
+        from typer import core as typer_core
+        from typer._click.exceptions import BadParameter
+    except ImportError:  # pragma: no cover  (another typer)
+        return
+    original = getattr(typer_core, "build_runtime_param", None)
+    base = getattr(_coercion, "RuntimeParam", None)
+    if original is None or base is None or getattr(original, "_plain", False):
+        return
+    scalars: dict[Any, Any] = {str: str, int: int, float: float, bool: bool, Path: Path}
+
+    def plain_type(annotation: Any) -> tuple[Any, bool] | None:
+        """(scalar type, is a list) for a plain annotation, else None."""
+        origin = typing.get_origin(annotation)
+        if origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            return plain_type(args[0]) if len(args) == 1 else None
+        if origin is list:
+            args = typing.get_args(annotation)
+            inner = plain_type(args[0]) if len(args) == 1 else None
+            return (inner[0], True) if inner is not None and not inner[1] else None
+        return (annotation, False) if annotation in scalars else None
+
+    class PlainRuntimeParam(base):  # type: ignore[misc, valid-type]
+        def __init__(self, annotation: Any, parameter_info: Any, kind: Any) -> None:
+            object.__setattr__(self, "annotation", annotation)
+            object.__setattr__(self, "parameter_info", parameter_info)
+            object.__setattr__(self, "kind", kind)
+
+        def _one(self, value: Any, param: Any, ctx: Any) -> Any:
+            kind = self.kind
+            if kind is bool:
+                if isinstance(value, bool):
+                    return value
+                text = str(value).strip().lower()
+                if text in ("1", "true", "yes", "y", "on", "t"):
+                    return True
+                if text in ("0", "false", "no", "n", "off", "f"):
+                    return False
+                raise BadParameter(f"{value!r} is not a valid boolean.", ctx=ctx, param=param)
+            if kind is str:
+                return value if isinstance(value, str) else str(value)
+            if kind is Path:
+                return value if isinstance(value, Path) else Path(value)
+            try:
+                number = kind(value) if not isinstance(value, kind) else value
+            except (TypeError, ValueError):
+                word = "an integer" if kind is int else "a number"
+                raise BadParameter(f"{value!r} is not {word}.", ctx=ctx, param=param) from None
+            if kind is float and number != number:
+                raise BadParameter(f"{value!r} is not a number.", ctx=ctx, param=param)
+            lo = getattr(self.parameter_info, "min", None)
+            hi = getattr(self.parameter_info, "max", None)
+            if lo is not None and number < lo:
+                raise BadParameter(f"Input should be greater than or equal to {lo}",
+                                   ctx=ctx, param=param)
+            if hi is not None and number > hi:
+                raise BadParameter(f"Input should be less than or equal to {hi}",
+                                   ctx=ctx, param=param)
+            return number
+
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            if isinstance(value, list | tuple):
+                return [self._one(v, param, ctx) for v in value]
+            return self._one(value, param, ctx)
+
+    def build(descriptor: Any) -> Any:
+        info = descriptor.parameter_info
+        plain = plain_type(descriptor.annotation)
+        simple = (plain is not None and descriptor.file_annotation is None
+                  and not getattr(info, "parser", None) and not getattr(info, "click_type", None)
+                  and not getattr(info, "clamp", False))
+        if not simple:
+            return original(descriptor)
+        assert plain is not None
+        return PlainRuntimeParam(descriptor.annotation, info, plain[0])
+
+    build._plain = True  # type: ignore[attr-defined]
+    typer_core.build_runtime_param = build  # type: ignore[attr-defined]
+
+
+_plain_runtime_params()
+
+
 class App(typer.Typer):
     """The typer app, with a last line of defence: an unexpected exception is reported
     in one bilingual line (exit 1), never as a Python traceback. ``ESCRUTINIO_DEBUG=1``
