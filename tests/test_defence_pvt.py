@@ -421,3 +421,36 @@ def test_api_pvt_against_a_unit_snapshot(official: pl.DataFrame, data_dir: Path,
     assert res["summary"]["level"] == "national"
     assert res["summary"]["n_actas_with_copies"] == 3 and res["summary"]["n_units_excess"] == 0
     assert [c["rank"] for c in res["copies"]] == [1, 2, 3]
+
+
+def test_copy_codes_of_the_snapshot_source_are_checked(official: pl.DataFrame,
+                                                       tmp_path: Path) -> None:
+    """No --copy-codes: the per-acta snapshot's own source file (ONPE's v2_CCOPIA_ACTA in
+    the ronderos.pe export) gives the official codes, so a copy of another acta is named."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from defence_data import final
+    from escrutinio.cli import app
+    from escrutinio.defence.observers import read_copy_codes, write_observer_copies
+    from escrutinio.store.duckdb_store import DuckDBStore
+
+    snap = final()
+    real = read_copy_codes(snap.source_uri)
+    ids = ["000001", "000002", "000003"]
+    right = real.filter(pl.col("acta_id").is_in(ids)).sort("acta_id")["copy_code"].to_list()
+    df = copies_of(official, ids).with_columns(
+        pl.Series("copy_code", [right[0], right[1], "ZZZ"]))
+    path = write_observer_copies(df, tmp_path / "c.csv")
+    db = tmp_path / "cc.duckdb"
+    with DuckDBStore(db) as store:
+        store.put_snapshots([snap])
+    res = CliRunner().invoke(app, ["--db", str(db), "pvt", str(path), "--json", "--limit",
+                                   "0"])
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.stdout)
+    assert r["summary"]["categories"] == {"copy_code_mismatch": 1, "exact": 2}
+    assert r["summary"]["n_copy_codes_unchecked"] == 0
+    assert r["provenance"]["parameters"]["copy_codes_source"].startswith("snapshot source")
+    assert [a["acta_id"] for a in r["alarms"]] == ["000003"]

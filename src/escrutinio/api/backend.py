@@ -711,10 +711,18 @@ class Backend:
                                    copies_sha256=copies.source_sha256,
                                    rejected=copies.rejected)
         self._needs_actas(info, "la tabulación paralela", "the parallel tabulation")
+        from escrutinio.defence.observers import source_copy_codes
+
         with self.compute_lock:
             official = self.store.load_actas(info.snapshot_id)
+        # copy codes on the copies are checked against the snapshot's own source file
+        # when it has them (as the CLI does)
+        codes = (source_copy_codes(info.source_uri, info.source_sha256)
+                 if copies.frame["copy_code"].is_not_null().any() else None)
         return reconcile(copies.frame, official, contest, snapshot_ids=[info.snapshot_id],
-                         copies_sha256=copies.source_sha256, rejected=copies.rejected)
+                         copies_sha256=copies.source_sha256, rejected=copies.rejected,
+                         copy_codes=codes, copy_codes_source=(
+                             "snapshot source file" if codes is not None else ""))
 
     def quickcount_estimate(self, info: SnapshotInfo, seed: str, upload: Upload,
                             fuse: SnapshotInfo | None) -> QuickCountEstimateView:

@@ -221,11 +221,17 @@ def pvt(
                                   "give at least one copies file")
         parts = [observers.parse_observer_copies(p, c, assume_tz=tz) for p in copies]
         parsed = observers.combine(parts)
-        codes_df = observers.read_copy_codes(copy_codes) if copy_codes else None
+        # official copy codes: --copy-codes, else the snapshot's own source file when it
+        # has them (ONPE's v2_CCOPIA_ACTA), so codes on the copies are never ignored
+        codes_df = (observers.read_copy_codes(copy_codes) if copy_codes else
+                    observers.source_copy_codes(info.source_uri, info.source_sha256)
+                    if parsed.frame["copy_code"].is_not_null().any() else None)
+        codes_from = (str(copy_codes) if copy_codes else
+                      f"snapshot source {info.source_uri}" if codes_df is not None else "")
         roll_s = (pl.Series("acta_id", observers.read_acta_list(roll)) if roll else None)
         res = reconcile(parsed.frame, official, c, copy_codes=codes_df, pair=_pair(pair),
                         snapshot_ids=[info.snapshot_id], copies_sha256=parsed.source_sha256,
-                        rejected=parsed.rejected, roll=roll_s)
+                        rejected=parsed.rejected, roll=roll_s, copy_codes_source=codes_from)
     except (EscrutinioError, ValueError) as exc:
         fail(_as_error(exc), as_json)
         return

@@ -550,6 +550,26 @@ def read_copy_codes(path: str | Path) -> pl.DataFrame:
                      ).filter(pl.col("acta_id").is_not_null())
 
 
+def source_copy_codes(source_uri: str, source_sha256: str) -> pl.DataFrame | None:
+    """The official copy codes of a stored per-acta snapshot, read from its own source
+    file when that file is still where it was ingested from, is byte-identical (its
+    SHA-256 is the snapshot's ``source_sha256``) and has a copy-code column (ONPE's
+    ``v2_CCOPIA_ACTA`` / ``CCOPIA_ACTA``, or ``copy_code``); otherwise ``None``."""
+    p = Path(source_uri)
+    if not source_uri or not p.is_file():
+        return None
+    try:
+        raw = p.read_bytes()
+    except OSError:
+        return None
+    if sha256_bytes(raw) != source_sha256:
+        return None
+    try:
+        return read_copy_codes(p)
+    except IngestError:  # no copy-code column (or no id column): nothing to check against
+        return None
+
+
 def read_acta_list(path: str | Path) -> list[str]:
     """A list of actas (e.g. a party's nullity requests): a CSV with an ``acta_id`` or
     ``mesa`` column, or plain text with one id per line (``#`` starts a comment)."""

@@ -364,6 +364,7 @@ def reconcile(
     copy_codes: pl.DataFrame | None = None, pair: tuple[str, str] | None = None,
     snapshot_ids: Sequence[str] = (), copies_sha256: str = "",
     rejected: pl.DataFrame | None = None, roll: pl.Series | None = None,
+    copy_codes_source: str = "",
 ) -> PvtResult:
     """Match, compare, classify and rank observers' copies against an official acta frame.
 
@@ -372,7 +373,8 @@ def reconcile(
     figures). ``copy_codes``: optional frame ``acta_id, copy_code`` of official copy codes.
     ``roll``: optional list of every acta id that exists, when the official frame holds
     only the published actas: a copy of an acta on the roll but not in ``official`` is
-    then ``official_missing`` rather than ``unknown_mesa``.
+    then ``official_missing`` rather than ``unknown_mesa``. ``copy_codes_source``: where
+    the official codes came from (provenance).
     """
     cand = contest.candidate_columns
     leader, runner, margin = pick_pair(official, contest, pair)
@@ -619,6 +621,7 @@ def reconcile(
                       "defence.pvt.reconcile",
                       {"leader": leader, "runner_up": runner,
                        "copy_codes": copy_codes is not None,
+                       "copy_codes_source": copy_codes_source or None,
                        "headline_scope": "published", "tie_rule": TIE_RULE})
     return PvtResult(summary, rep, actas, prov,
                      rejected if rejected is not None else pl.DataFrame())
