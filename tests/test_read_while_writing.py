@@ -302,3 +302,20 @@ def test_serve_watch_follows_and_serves_from_one_process(tmp_path: Path) -> None
         kinds = [k for (k,) in store.con.execute(
             "SELECT kind FROM live_events ORDER BY seq").fetchall()]
         assert kinds[0] == "start" and kinds[-1] == "shutdown"
+
+
+def test_the_catalogue_epoch_moves_with_every_stored_snapshot(national: Path) -> None:
+    from escrutinio.sources.onpe_aggregates import parse_progress_tables
+    from escrutinio.store.base import Store
+
+    cuts = parse_progress_tables(national, "national")[:2]
+    with DuckDBStore(":memory:") as store:
+        before = (store.catalog_epoch(), Store.catalog_epoch(store))  # query, fallback
+        store.put_snapshots(cuts[:1])
+        middle = (store.catalog_epoch(), Store.catalog_epoch(store))
+        store.put_snapshots(cuts[:1])  # a repeated snapshot changes nothing
+        assert (store.catalog_epoch(), Store.catalog_epoch(store)) == middle
+        store.put_snapshots(cuts[1:])
+        after = (store.catalog_epoch(), Store.catalog_epoch(store))
+        assert before[0] != middle[0] != after[0] and before[1] != middle[1] != after[1]
+        assert store.release() is False  # a store in memory is never released

@@ -43,11 +43,8 @@ class FollowingCatalog(CatalogStore):
         self._checked = time.monotonic()
 
     def _epoch(self) -> Hashable:
-        fn = getattr(self.inner, "catalog_epoch", None)
-        if fn is None:
-            return None
         with self.lock:
-            return fn()  # type: ignore[no-any-return]
+            return self.inner.catalog_epoch()
 
     def due(self) -> bool:
         return time.monotonic() - self._checked >= self.interval

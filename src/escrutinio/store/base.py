@@ -4,7 +4,7 @@ store for shared servers implements the same methods and passes the same tests."
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -119,6 +119,20 @@ class Store(ABC):
                                         **REJECTED_SCHEMA})
         df = pl.concat(frames, how="diagonal_relaxed")
         return df.select("snapshot_id", *[c for c in df.columns if c != "snapshot_id"])
+
+    # -- read while writing (docs/store.md) ---------------------------------------------
+    def release(self) -> bool:
+        """Let other processes use the database now, if this store holds it exclusively
+        (DuckDB; reopened on next use). True when nothing is held any more."""
+        return True
+
+    def catalog_epoch(self) -> Hashable:
+        """A value that changes whenever a snapshot or contest is stored, so that a
+        server can follow a store others write to. Stores answer it with one query; this
+        fallback lists the catalogue."""
+        snaps = self.list_snapshots()
+        newest = max((s.ingested_at for s in snaps), default=None)
+        return (len(snaps), len(self.contests()), str(newest))
 
     # -- shared helpers ----------------------------------------------------------------
     def put_snapshot(self, snapshot: ParsedSnapshot) -> IngestOutcome:
