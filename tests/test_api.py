@@ -431,12 +431,12 @@ def test_cli_commands_validate_their_arguments(tmp_path):
     assert r.exit_code == 1 and "does not exist" in r.output
     r = runner.invoke(cli, ["--db", str(tmp_path / "none.duckdb"), "export-site",
                             str(tmp_path / "x"), "--snapshots", "some"])
-    assert r.exit_code == 1 and "--snapshots" in r.output
+    assert r.exit_code == 2 and "--snapshots" in r.output  # a bad option value: exit 2
     r = runner.invoke(cli, ["--db", str(tmp_path / "none.duckdb"), "serve", "--json"])
     assert r.exit_code == 1 and "does not exist" in r.output
     r = runner.invoke(cli, ["--lang", "en", "--db", str(tmp_path / "none.duckdb"), "serve",
                             "--baseline", "maybe"])
-    assert r.exit_code == 1 and "--baseline" in r.output
+    assert r.exit_code == 2 and "--baseline" in r.output
     assert not Path(tmp_path / "x").exists()
 
 
@@ -741,3 +741,21 @@ def test_store_acta_history_is_one_query_and_agrees_with_the_fallback(kind, tmp_
         assert st.acta_history(cid, ["no-such-acta"]).height == 0
         rep = st.acta_reports(cid, ids)
         assert rep.columns == Store.acta_reports(st, cid, ids).columns
+
+
+def test_contest_time_zone_from_the_sidecar_then_the_country_then_utc():
+    from datetime import UTC, datetime
+
+    from escrutinio.api.i18n import contest_zone, when
+
+    cut = datetime(2021, 6, 7, 1, 23, tzinfo=UTC)
+    lima = contest_zone("PE", {})
+    assert when(cut, "es", tz=lima) == "6 jun 20:23 (UTC−5)"
+    assert when(cut, "en", year=True, tz=lima) == "6 Jun 2021 20:23 (UTC−5)"
+    # a sidecar's timezone wins (the latest snapshot that declares one), an unknown one
+    # is skipped; no country default -> UTC, said so
+    md = {"a": {"timezone": "America/Santiago"}, "b": {"timezone": "Mars/Olympus"}}
+    assert when(cut, "es", tz=contest_zone("PE", md)) == "6 jun 21:23 (UTC−4)"
+    assert when(cut, "es", tz=contest_zone("XX", {})) == "7 jun 01:23 (UTC)"
+    assert when(cut, "es", tz=contest_zone(None, {"a": {"timezone": "Asia/Kolkata"}})) \
+        == "7 jun 06:53 (UTC+5:30)"

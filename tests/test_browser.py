@@ -215,6 +215,17 @@ def test_replay_in_the_browser(browser, tmp_path_factory):
             assert "Castillo" in page.locator("#leader").inner_text()
             assert re.search(r"corte 14 / 52", page.locator("#replay-status").inner_text())
             shot(page, "replay-step-14-es")
+            # on a phone, with the banner: the cut, the count and the projection's headline
+            # are in the first screen
+            page.set_viewport_size(PHONE)
+            page.reload()
+            for sel in ("#replay-status", "#pct-counted", "#margin", "#leader",
+                        "#call-status"):
+                box = page.locator(sel).bounding_box()
+                assert box is not None and box["y"] + box["height"] <= PHONE["height"], sel
+            assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+            shot(page, "replay-step-14-es-phone")
+            page.set_viewport_size(DESKTOP)
             page.locator("#replay-pause").click()
             assert page.locator("#replay-pause").get_attribute("aria-pressed") == "true"
             page.goto(url + "/en/history/")

@@ -634,6 +634,8 @@ def _api_routes(app: FastAPI, b: Backend) -> None:
                     "reconstructed": v.reconstructed, "note_es": es, "note_en": en,
                     "headline": head["status"], "text_headline_es": head["es"],
                     "text_headline_en": head["en"],
+                    "text_headline_detail_es": head.get("detail_es"),
+                    "text_headline_detail_en": head.get("detail_en"),
                     "projection": v.projection,
                     "links": api_links(info, f"/api/v1/s/{ref}/projection.json",
                                        f"/s/{sid}/projection/", query=_query(

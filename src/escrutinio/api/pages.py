@@ -349,7 +349,7 @@ def _prob_text(p: float) -> str:
 
 
 def call_view(pr: Any, names: dict[str, str], threshold: float | None = None
-              ) -> dict[str, str]:
+              ) -> dict[str, str]:  # keys: status, es, en; detail_es/detail_en if any
     """The projection's headline, in both languages, as the page and its JSON twin say it:
     ``status`` (called / not_yet / tie / runoff / outright), ``es``, ``en``.
 
@@ -414,12 +414,14 @@ def call_view(pr: Any, names: dict[str, str], threshold: float | None = None
                 "en": f"Technical tie: too close to call ({leader} ahead with probability "
                       f"{_prob_text(p)})"}
     return {"status": "not_yet",
-            "es": f"Aún sin proyección: {leader} adelante con probabilidad {_prob_text(p)}; "
-                  f"la regla declarada pide ≥ {100 * rule.min_probability:g}% y que el "
-                  f"intervalo de {100 * rule.interval_level:g}% excluya el empate",
-            "en": f"Not called yet: {leader} ahead with probability {_prob_text(p)}; the "
-                  f"declared rule needs ≥ {100 * rule.min_probability:g}% and the "
-                  f"{100 * rule.interval_level:g}% interval to exclude a tie"}
+            "es": f"Aún sin proyección: {leader} adelante con probabilidad {_prob_text(p)}",
+            "en": f"Not called yet: {leader} ahead with probability {_prob_text(p)}",
+            "detail_es": f"La regla declarada pide ≥ {100 * rule.min_probability:g}% y que "
+                         f"el intervalo de {100 * rule.interval_level:g}% excluya el empate; "
+                         "no es un empate técnico: el intervalo central de 95% lo excluye.",
+            "detail_en": f"The declared rule needs ≥ {100 * rule.min_probability:g}% and the "
+                         f"{100 * rule.interval_level:g}% interval to exclude a tie; not a "
+                         "technical tie: the central 95% interval excludes one."}
 
 
 def _capital(text: str) -> str:
