@@ -8,7 +8,8 @@ Clean elections: :func:`escrutinio.forensics.simulate.small_election` with a new
 a new structure each (6 regions × 4 provinces × 4 districts × 3 polling places, 6-14
 mesas each: ~2,900 actas), alternating a runoff and a four-candidate first round with a
 50 % majority rule. Each runs the whole screen (every test, analytic nulls, Kobak's
-combined count with 99 Monte-Carlo draws, Klimek's fit with 10 bootstrap replicates).
+combined count with its default Monte-Carlo draws, Klimek's fit with 10 bootstrap
+replicates).
 
 For every report, every sentence of the summary, the verdicts, the stakes and the
 Klimek fit (Spanish and English) is checked: no claim of an anomaly, of mattering for the

@@ -51,6 +51,7 @@ class _Raw:
     q: np.ndarray
     reg: np.ndarray
     mc: np.ndarray | None
+    idx: np.ndarray  # the units' rows in the ForensicInput
 
 
 def _run(
@@ -71,15 +72,20 @@ def _run(
         k = observed[u]
         n = null.n[u]
         cat = job.feature(n - k, n) if job.mirror else job.feature(k, n)
-        out[(job.test, job.quantity)] = _Raw(cat, q[u], reg_all[u], nc)
+        out[(job.test, job.quantity)] = _Raw(cat, q[u], reg_all[u], nc, rows[u])
     return out
 
 
 def run_count_tests(
     inp: ForensicInput, scopes: list[Scope], tests: set[str], candidates: list[int], *,
     draws: int, rng: np.random.Generator, min_expected: float,
+    integer_probs: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[str, dict[str, list[ScopeResult]]]:
-    """{test: {quantity: [ScopeResult per scope]}} for the count-based tests asked for."""
+    """{test: {quantity: [ScopeResult per scope]}} for the count-based tests asked for.
+
+    ``integer_probs``, when given, receives for each integer quantity (turnout, a
+    candidate code) its units' rows and their exact probabilities of a whole percentage
+    (Kobak's combined count is built from them)."""
     raw: dict[tuple[str, str], _Raw] = {}
     if "integer" in tests and inp.electors is not None:
         units = integer_units(inp.cast, inp.electors, True)
@@ -128,6 +134,8 @@ def run_count_tests(
     for (test, quantity), r in raw.items():
         if test == "integer":
             q_hit = hit_probability(r.q)
+            if integer_probs is not None:
+                integer_probs[quantity] = (r.idx, q_hit)
             null_hits = (simulate_hits(q_hit, r.reg, n_reg, draws, rng) if draws > 0
                          else None)
             out[test][quantity] = summarize_integer(r.cat == 1, q_hit, r.reg, n_reg, scopes,

@@ -22,6 +22,8 @@ One-sided: only an *excess* is suspicious.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from escrutinio.forensics.common import Scope, ScopeResult, per_region_sum
@@ -148,9 +150,9 @@ def integer_hits_mask(inp: ForensicInput, candidate: int | None) -> np.ndarray:
 
 
 # -- Kobak, Shpilkin & Pshenichnikov's combined count -------------------------------------
-#: Monte-Carlo draws of the combined count when the report asks for none (its null has
-#: no closed form here): resolution 1/100
-KOBAK_DRAWS = 99
+#: Monte-Carlo draws of the combined count when the report asks for none: resolution
+#: 1/200, and the analytic Poisson-binomial tail beyond it (as for the integer test)
+KOBAK_DRAWS = 199
 COMBINED = "turnout_or_share"
 
 
@@ -166,49 +168,33 @@ def combined_hits(cast: np.ndarray, electors: np.ndarray, lead: np.ndarray,
     return hit, t_unit | s_unit
 
 
-def run_combined(inp: ForensicInput, leader: int, scopes: list[Scope], draws: int,
-                 rng: np.random.Generator, *, max_cells: int = 2_000_000
-                 ) -> list[ScopeResult]:
-    """Kobak et al.'s combined count with their Monte-Carlo null: every acta redrawn at
-    its own size — cast ~ Binomial(electors, turnout), valid ~ Binomial(cast*, valid
-    share of cast), the leader's ~ Binomial(valid*, share) — and counted with the same
-    rules as the data. p = (1 + #{draws ≥ observed}) / (B + 1), one-sided."""
+def run_combined(
+    inp: ForensicInput, leader: int, scopes: list[Scope], draws: int,
+    rng: np.random.Generator, probs: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> list[ScopeResult]:
+    """Kobak et al.'s combined count against the binomial null at each acta's own size.
+
+    Per acta, the probability of a whole turnout under Binomial(electors, turnout) and of
+    a whole leader share under Binomial(valid, share) are the integer test's exact ones
+    (``probs``, from :func:`escrutinio.forensics.engine.run_count_tests`); the two
+    redraws are independent, so P(turnout or share whole) = 1 − (1 − q_t)(1 − q_s). The
+    count's law is then simulated over actas (``draws`` Bernoulli redraws of every acta,
+    Kobak's Monte Carlo without redrawing the counts themselves each time), with the
+    analytic Poisson-binomial tail beyond the Monte-Carlo resolution, as for the
+    integer test."""
     assert inp.electors is not None
-    e = inp.electors
-    lead = inp.votes[:, leader]
-    hit, unit = combined_hits(inp.cast, e, lead, inp.valid)
-    n_reg = len(inp.region_codes)
-    obs_r = np.bincount(inp.region_idx, weights=hit, minlength=n_reg)
-    units_r = np.bincount(inp.region_idx, weights=unit, minlength=n_reg)
-    p_t = np.clip(inp.cast / np.maximum(e, 1), 0.0, 1.0)
-    p_v = np.clip(inp.valid / np.maximum(inp.cast, 1), 0.0, 1.0)
-    p_l = np.clip(lead / np.maximum(inp.valid, 1), 0.0, 1.0)
-    order = np.argsort(inp.region_idx, kind="stable")
-    rs = inp.region_idx[order]
-    starts = np.flatnonzero(np.r_[True, rs[1:] != rs[:-1]]) if inp.n else np.zeros(0, int)
-    null = np.zeros((draws, n_reg))
-    step = max(1, min(draws, max_cells // max(inp.n, 1)))
-    for d0 in range(0, draws, step):
-        b = min(step, draws - d0)
-        c = rng.binomial(np.broadcast_to(e, (b, inp.n)), p_t)
-        v = rng.binomial(c, p_v)
-        k = rng.binomial(v, p_l)
-        h, _ = combined_hits(c, e[None, :], k, v)
-        if inp.n:
-            null[d0:d0 + b, rs[starts]] = np.add.reduceat(h[:, order], starts, axis=1)
     code = inp.codes[leader]
-    rows = []
-    for sc in scopes:
-        regs = list(sc.regions)
-        h_obs = float(obs_r[regs].sum())
-        nulls = null[:, regs].sum(axis=1)
-        mean = float(nulls.mean()) if draws else float("nan")
-        p = mc_pvalue(nulls, h_obs) if draws else 1.0
-        rows.append(ScopeResult(
-            scope=sc.id, n_units=int(units_r[regs].sum()), statistic=h_obs, expected=mean,
-            effect=(h_obs / mean if mean > 0 else float("nan")), p_value=float(p),
-            p_method="monte_carlo",
-            details={"leader": code, "hits": int(h_obs), "null_mean": mean,
-                     "null_sd": float(nulls.std()) if draws else None, "draws": draws,
-                     "p_monte_carlo": float(p)}))
-    return rows
+    hit, unit = combined_hits(inp.cast, inp.electors, inp.votes[:, leader], inp.valid)
+    q_t = np.zeros(inp.n)
+    q_s = np.zeros(inp.n)
+    if "turnout" in probs:
+        q_t[probs["turnout"][0]] = probs["turnout"][1]
+    if code in probs:
+        q_s[probs[code][0]] = probs[code][1]
+    q_or = 1.0 - (1.0 - q_t) * (1.0 - q_s)
+    rows = np.flatnonzero(unit)
+    n_reg = len(inp.region_codes)
+    reg = inp.region_idx[rows]
+    null = simulate_hits(q_or[rows], reg, n_reg, draws, rng) if draws > 0 else None
+    out = summarize_integer(hit[rows], q_or[rows], reg, n_reg, scopes, null)
+    return [replace(r, details=r.details | {"leader": code}) for r in out]

@@ -257,13 +257,13 @@ def _describe(test: str, quantity: str, r: ScopeResult, names: Mapping[str, str]
         ln = names.get(d.get("leader", ""), d.get("leader", ""))
         return (f"{int(r.statistic):,} de {r.n_units:,} actas tienen la participación o el "
                 f"porcentaje de {ln} en un porcentaje entero (±0,05; cuenta combinada de "
-                f"Kobak et al.); se esperaban {r.expected:,.0f} por Monte Carlo binomial al "
-                f"tamaño de cada mesa ({d.get('draws', 0)} sorteos; razón {r.effect:.3f}); "
-                f"{_p(r)}.",
+                f"Kobak et al.); se esperaban {r.expected:,.0f} por el nulo binomial al "
+                f"tamaño de cada mesa ({d.get('draws', 0)} sorteos Monte Carlo; razón "
+                f"{r.effect:.3f}); {_p(r)}.",
                 f"{int(r.statistic):,} of {r.n_units:,} actas report turnout or {ln}'s "
                 f"share as a whole percentage (±0.05; Kobak et al.'s combined count); "
-                f"{r.expected:,.0f} were expected by binomial Monte Carlo at each mesa's size "
-                f"({d.get('draws', 0)} draws; ratio {r.effect:.3f}); {_p(r)}.")
+                f"{r.expected:,.0f} were expected from the binomial null at each mesa's size "
+                f"({d.get('draws', 0)} Monte-Carlo draws; ratio {r.effect:.3f}); {_p(r)}.")
     if test == "integer":
         what_es = "participación" if quantity == "turnout" else f"el porcentaje de {qn}"
         what_en = "turnout" if quantity == "turnout" else f"{qn}'s share"
@@ -521,12 +521,13 @@ def run_forensics(
     if inp.n == 0:
         raise ValueError("no counted actas with figures to analyse")
     count_tests = {t for t in requested if t in ("integer", "last_digit", "second_digit")}
+    probs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if count_tests:
         results |= run_count_tests(inp, scopes, count_tests, cands, draws=draws, rng=rng,
-                                   min_expected=min_expected)
+                                   min_expected=min_expected, integer_probs=probs)
     if "integer" in requested and inp.has_turnout and cands:
         results.setdefault("integer", {})[COMBINED] = run_combined(
-            inp, cands[0], scopes, draws or KOBAK_DRAWS, rng)
+            inp, cands[0], scopes, draws or KOBAK_DRAWS, rng, probs)
     no_turnout = ("sin electores hábiles por acta no hay participación",
                   "without registered electors per acta there is no turnout")
     if "integer" in requested and not inp.has_turnout:
