@@ -319,3 +319,9 @@ def test_the_catalogue_epoch_moves_with_every_stored_snapshot(national: Path) ->
         after = (store.catalog_epoch(), Store.catalog_epoch(store))
         assert before[0] != middle[0] != after[0] and before[1] != middle[1] != after[1]
         assert store.release() is False  # a store in memory is never released
+
+
+def test_a_busy_store_is_503_on_the_web() -> None:
+    from escrutinio.api.app import status_of
+
+    assert status_of(StoreBusyError("ocupado", "busy")) == 503

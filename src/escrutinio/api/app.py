@@ -251,6 +251,8 @@ def status_of(exc: EscrutinioError) -> int:
 
     if isinstance(exc, NotFoundError):
         return 404
+    if getattr(exc, "http_status", None) == 503:  # a DuckDB file held too long elsewhere
+        return 503
     if isinstance(exc, InvalidMesa):
         return 422
     if isinstance(exc, (NeedsActas, Unavailable, IngestError)):

@@ -82,6 +82,7 @@ class StoreBusyError(EscrutinioError):
     """Another process held the DuckDB file longer than the lock timeout."""
 
     exit_code = 2
+    http_status = 503  # the web layer: try again later
 
 
 def is_lock_conflict(exc: BaseException) -> bool:
