@@ -477,36 +477,8 @@ def read_csv_strict(
         df = df.with_columns(pl.Series("__line", starts, dtype=pl.Int64))
     else:
         df = df.with_row_index("__line", offset=2).with_columns(pl.col("__line").cast(pl.Int64))
-    # one vectorised pass over the bytes says whether any field can hold a control
-    # character; only then are the columns searched (to name the line and field)
-    text = src.text
-    n_lines = text.count(b"\n") + (0 if text.endswith(b"\n") else 1)
-    plain = n_lines == df.height + 1 and _plain_bytes(text)  # no record spans lines
-    refuse_hostile_text(df, name, formula_only=plain)
+    refuse_hostile_text(df, name)  # one vectorised pass per text column
     return df
-
-
-def _plain_bytes(text: bytes) -> bool:
-    """True when the text holds no control character but line ends (LF, CRLF), no C1
-    control and no bidi override or isolate: then no field can hold one."""
-    buf = np.frombuffer(text, dtype=np.uint8)
-    if not buf.size:
-        return True
-    low = buf < 32
-    if int(np.count_nonzero(low)) != text.count(b"\n") + text.count(b"\r"):
-        return False  # a control character other than a line end
-    if text.count(b"\r") != text.count(b"\r\n") or text.find(b"\x7f") >= 0:
-        return False
-    c2 = np.flatnonzero(buf[:-1] == 0xC2)
-    if c2.size and bool(((buf[c2 + 1] >= 0x80) & (buf[c2 + 1] <= 0x9F)).any()):
-        return False  # a C1 control (U+0080-U+009F)
-    e2 = np.flatnonzero(buf[:-2] == 0xE2)
-    if e2.size:
-        b1, b2 = buf[e2 + 1], buf[e2 + 2]
-        if bool((((b1 == 0x80) & (b2 >= 0xAA) & (b2 <= 0xAE))
-                 | ((b1 == 0x81) & (b2 >= 0xA6) & (b2 <= 0xA9))).any()):
-            return False  # U+202A-U+202E, U+2066-U+2069
-    return True
 
 
 #: invisible characters never legitimate in any field: NUL and the bidi overrides/isolates
@@ -515,19 +487,17 @@ _NEVER_CLASS: Final = "[\\x00\\u202a-\\u202e\\u2066-\\u2069]"
 _ID_NAME_RE: Final = r"^(acta_id|polling_place|code|name|.*_code|.*_name)$"
 
 
-def refuse_hostile_text(df: pl.DataFrame, file: str, *, formula_only: bool = False) -> None:
+def refuse_hostile_text(df: pl.DataFrame, file: str) -> None:
     """Refuse, naming line and field: NUL and bidi controls in any text field; any control
     character (line breaks, tabs...) in an id, code or name column; an ``acta_id`` a
-    spreadsheet would run as a formula. Vectorised: one pass per column
-    (``formula_only``: the bytes were found free of control characters)."""
+    spreadsheet would run as a formula. Vectorised: one pass per column."""
     import re
 
     cols = [c for c, t in df.schema.items() if t == pl.String and c != "__line"]
     if not cols:
         return
     strict = [c for c in cols if re.match(_ID_NAME_RE, c)]
-    checks = ([] if formula_only else
-              [(c, _NEVER_CLASS, "control_character") for c in cols if c not in strict]
+    checks = ([(c, _NEVER_CLASS, "control_character") for c in cols if c not in strict]
               + [(c, CONTROL_CLASS, "control_character") for c in strict])
     checks += [("acta_id", FORMULA_PATTERN, "formula_id")] * ("acta_id" in cols)
     if not checks:
