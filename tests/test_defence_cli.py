@@ -109,7 +109,7 @@ def test_quickcount_design_sample_and_estimate(db: Path, tmp_path: Path) -> None
                   "--simulate-reports", "--json", "--boot", "500")
     assert json.loads(out2)["estimate"]["ratio"] == e["ratio"]  # same figures, same answer
     code, out = run(db, "quickcount", "--mesas", "1500")
-    assert code == 1  # no public seed
+    assert code == 2  # no public seed: a missing option is bad input (exit 2)
 
 
 def test_contested_with_history_and_request(db: Path, tmp_path: Path) -> None:
