@@ -158,18 +158,18 @@ class Hurdle:
                     f"{self.unresolved:,} rejected or missing rows with unknown votes "
                     f"remain: what {trailer} needs cannot be computed")
         if self.status is HurdleStatus.UNKNOWN_REMAINING:
-            return (f"la fuente no publica cuántas actas faltan: no se puede calcular cuánto "
+            return (f"la fuente no publica cuánto falta contar: no se puede calcular cuánto "
                     f"necesita {trailer}",
-                    f"the source does not publish how many actas remain: what {trailer} "
+                    f"the source does not publish how much remains to count: what {trailer} "
                     "needs cannot be computed")
         if self.status is HurdleStatus.NOTHING_REMAINING:
             return (f"no quedan votos por contar: {trailer} ya no puede remontar",
                     f"no votes remain to be counted: {trailer} cannot catch up")
         pct, rem = self.required_pct, self.remaining_two_candidate or 0
         if self.status is HurdleStatus.CANNOT_CATCH_UP:
-            return (f"{trailer} no puede remontar con las actas restantes (necesitaría "
+            return (f"{trailer} no puede remontar con lo que falta contar (necesitaría "
                     f"{pct:.2f}% de ~{rem:,} votos)",
-                    f"{trailer} cannot catch up with the remaining actas (would need "
+                    f"{trailer} cannot catch up with what is left to count (would need "
                     f"{pct:.2f}% of ~{rem:,} votes)")
         return (f"{trailer} necesita {pct:.3f}% de los ~{rem:,} votos de ambos candidatos "
                 "que faltan",

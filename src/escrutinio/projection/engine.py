@@ -320,7 +320,8 @@ def simulate(
 
     main = race(int(order[0]), int(order[1])) if k > 1 else race(0, 0)
     races: tuple[MarginProjection, ...] = (main,)
-    if first_round:
+    if first_round and contest.majority_threshold is not None:
+        # the race for second place matters only where the top two go to a runoff
         races = (main, race(int(order[1]), int(order[2])))
     for x, y in pairs:
         if x not in codes or y not in codes or x == y:
