@@ -6,9 +6,10 @@ place, runoff against first round — with Benjamini-Hochberg control across reg
 tests × candidates, the stakes bound and a bilingual report. First-digit Benford is
 refused with an explanation (:mod:`escrutinio.forensics.benford`).
 
-Modules: ``integers``, ``digits`` (+ ``nulls``, ``engine``), ``fingerprint``,
-``outliers``, ``panel``, ``stats``, ``report``, ``simulate`` (clean redraws and
-manipulation injection), ``png``.
+Modules: ``integers`` (with Kobak's combined count), ``digits`` (+ ``nulls``,
+``engine``), ``fingerprint``, ``klimek`` (the fingerprint fit), ``outliers``, ``panel``,
+``stakes`` (the stakes bound), ``stats``, ``report``, ``simulate`` (clean redraws,
+small synthetic elections and manipulation injection), ``png``.
 """
 
 from escrutinio.forensics.benford import BenfordRefused, first_digit_benford

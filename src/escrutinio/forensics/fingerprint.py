@@ -3,8 +3,8 @@
 The 2-D histogram of actas by turnout and a candidate's share. In a clean count it is a
 single smooth blob; ballot stuffing smears it towards the upper right (more turnout,
 more votes for the same candidate) and "extreme" stuffing piles actas at 100 % / 100 %.
-Published fits of Klimek's fraud parameters to the same data differ by 5-10×, so none
-is fitted here. Instead:
+Klimek's fraud parameters are fitted in :mod:`escrutinio.forensics.klimek` as an
+estimate, not a test (published fits to the same data differ by 5-10×). Here:
 
 * the histogram itself (data and an image), per stratum (each area1, home, abroad);
 * **tail shares**: the share of actas (and of valid votes) with turnout ≥ 95 %, with the
