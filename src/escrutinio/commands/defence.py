@@ -30,11 +30,11 @@ ContestOpt = Annotated[str | None, typer.Option(help="contest id")]
 
 
 def write_csv(frame: pl.DataFrame, path: str) -> None:
-    """Spreadsheet-friendly CSV: UTF-8 with BOM; nested values flattened to text."""
-    flat = frame.with_columns([pl.col(c).cast(pl.String) for c, t in frame.schema.items()
-                               if isinstance(t, (pl.List, pl.Struct))])
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    flat.write_csv(path, include_bom=True)
+    """Spreadsheet-friendly CSV: UTF-8 with BOM; nested values flattened to text; no text
+    a spreadsheet would run as a formula (api.export.write_spreadsheet_csv)."""
+    from escrutinio.api.export import write_spreadsheet_csv
+
+    write_spreadsheet_csv(frame, path)
 
 
 def _acta_snapshot(store: Store, ref: str, contest_id: str | None) -> tuple[SnapshotInfo,
