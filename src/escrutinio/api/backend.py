@@ -709,7 +709,8 @@ class Backend:
             return reconcile_units(copies.frame, units, contest, acta_areas=areas,
                                    snapshot_ids=[info.snapshot_id],
                                    copies_sha256=copies.source_sha256,
-                                   rejected=copies.rejected)
+                                   rejected=copies.rejected,
+                                   level_labels=self.area_labels(info.contest_id))
         self._needs_actas(info, "la tabulación paralela", "the parallel tabulation")
         from escrutinio.defence.observers import source_copy_codes
 

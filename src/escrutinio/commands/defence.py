@@ -276,7 +276,7 @@ def pvt(
 
 
 def _pvt_official(store: Store, ref: str, contest_id: str | None
-                  ) -> tuple[SnapshotInfo, Contest, pl.DataFrame, pl.DataFrame | None]:
+                  ) -> tuple[SnapshotInfo, Contest, pl.DataFrame, Any]:
     """The official side of a parallel tabulation: a per-acta snapshot when ``ref`` names
     one (or, for 'latest', when any exists); otherwise the unit snapshot ``ref`` names,
     with the areas of every acta from the latest per-acta snapshot of the contest (to
@@ -292,18 +292,22 @@ def _pvt_official(store: Store, ref: str, contest_id: str | None
     c = store.contest(cid)
     if info.kind is SnapshotKind.ACTAS:
         return info, c, store.load_actas(info.snapshot_id), None
+    from escrutinio.service import area_labels
+
     actas = store.list_snapshots(cid, SnapshotKind.ACTAS)
     areas = None
     if actas:
         areas = store.load_actas(actas[-1].snapshot_id).select(
             "acta_id", "area1_code", "area2_code", "area3_code")
-    return info, c, store.load_units(info.snapshot_id), areas
+    return info, c, store.load_units(info.snapshot_id), (areas, area_labels(store, cid))
 
 
 def _pvt_units(copies: list[Path] | None, info: SnapshotInfo, c: Contest,
-               units: pl.DataFrame, areas: pl.DataFrame | None, tz: str, pair: str | None,
+               units: pl.DataFrame, where: Any, tz: str, pair: str | None,
                level: str | None, limit: int, as_json: bool, csv: str | None) -> None:
-    """``pvt`` against a snapshot of published totals (no per-acta figures)."""
+    """``pvt`` against a snapshot of published totals (no per-acta figures); ``where``:
+    (areas of every acta or None, the country's level names)."""
+    areas, labels = where
     from escrutinio.defence import observers
     from escrutinio.defence.pvt import reconcile_units
 
@@ -315,7 +319,8 @@ def _pvt_units(copies: list[Path] | None, info: SnapshotInfo, c: Contest,
                                     for p in copies])
         res = reconcile_units(parsed.frame, units, c, level=level, acta_areas=areas,
                               pair=_pair(pair), snapshot_ids=[info.snapshot_id],
-                              copies_sha256=parsed.source_sha256, rejected=parsed.rejected)
+                              copies_sha256=parsed.source_sha256, rejected=parsed.rejected,
+                              level_labels=labels)
     except (EscrutinioError, ValueError) as exc:
         fail(_as_error(exc), as_json)
         return
@@ -330,8 +335,11 @@ def _pvt_units(copies: list[Path] | None, info: SnapshotInfo, c: Contest,
                 f"({parsed.n_rejected:,} filas rechazadas al leer)",
                 f"{s.n_copies:,} copies of {s.n_actas_with_copies:,} actas "
                 f"({parsed.n_rejected:,} rows rejected on reading)"))
-    table = Table(title=T(f"Copias contra totales publicados ({s.level})",
-                          f"Copies against published totals ({s.level})"))
+    from escrutinio.domain import level_label
+
+    lv = level_label(labels, s.level, opts.lang)
+    table = Table(title=T(f"Copias contra totales publicados ({lv})",
+                          f"Copies against published totals ({lv})"))
     for col in (T("unidad", "unit"), T("contabilizadas", "counted"), T("con copia", "copied"),
                 T("cubierta", "covered"), T("exceso", "excess"),
                 T("cambio del margen", "margin change")):

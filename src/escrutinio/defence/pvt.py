@@ -52,7 +52,7 @@ Vectorised: one join and whole-column numpy; no Python loop over copies.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
@@ -60,7 +60,7 @@ from typing import Any, Final
 import numpy as np
 import polars as pl
 
-from escrutinio.domain import ActaStatus, Contest, Level
+from escrutinio.domain import ActaStatus, Contest, Level, level_label
 from escrutinio.errors import BadOptionError, EscrutinioError
 from escrutinio.provenance import Provenance, to_jsonable
 
@@ -687,10 +687,12 @@ class PvtUnitsResult:
         }
 
 
-def _level_words(level: str) -> tuple[str, str]:
+def _level_words(level: str, labels: Mapping[str, tuple[str, str]] | None
+                 ) -> tuple[str, str]:
     if level == Level.NATIONAL.value:
         return "el total nacional", "the national total"
-    return f"los totales por unidad ({level})", f"the totals per unit ({level})"
+    es, en = (level_label(labels or {}, level, "es"), level_label(labels or {}, level, "en"))
+    return f"los totales por {es}", f"the totals per {en}"
 
 
 def reconcile_units(
@@ -698,6 +700,7 @@ def reconcile_units(
     level: str | None = None, acta_areas: pl.DataFrame | None = None,
     pair: tuple[str, str] | None = None, snapshot_ids: Sequence[str] = (),
     copies_sha256: str = "", rejected: pl.DataFrame | None = None,
+    level_labels: Mapping[str, tuple[str, str]] | None = None,
 ) -> PvtUnitsResult:
     """Compare observers' copies with totals the authority publishes per unit (or only
     nationally), when it publishes no per-acta figures.
@@ -718,7 +721,8 @@ def reconcile_units(
 
     ``copies`` are ranked by ``|copy_net|`` (leader − runner-up on the copy): the part of
     the gap that rests on that acta if the copy is right — an acta recorded with the two
-    swapped would move the gap by twice that.
+    swapped would move the gap by twice that. ``level_labels``: what the country calls
+    its levels (``{"area1": ("departamento", "department")}``), for the sentences.
     """
     cand = contest.candidate_columns
     fields = [*FIELDS_BASE, *cand]
@@ -835,7 +839,7 @@ def reconcile_units(
     n_excess = len(excess_units)
     counted = int(off["actas_counted"].fill_null(0).sum())
     n_actas = maj.height
-    where_es, where_en = _level_words(level)
+    where_es, where_en = _level_words(level, level_labels)
     pct = 100.0 * n_actas / counted if counted else 0.0
     es = (f"La autoridad no publica cifras por acta: las copias de {n_actas:,} actas "
           f"({pct:.1f}% de {counted:,} contabilizadas) se comparan con {where_es}. ")
@@ -877,7 +881,8 @@ def reconcile_units(
                         "unidad: no se suman.")
         notes_en.append(f"{unplaced.height:,} actas with copies could not be placed in a "
                         "unit: not added.")
-    n_more = int((joined["copies_actas"] > joined["actas_counted"].fill_null(0)).sum())
+    n_more = int((joined["published"]
+                  & (joined["copies_actas"] > joined["actas_counted"].fill_null(0))).sum())
     if n_more:
         notes_es.append(f"En {n_more:,} unidades hay copias de más actas que las contabilizadas "
                         "por la autoridad: incluyen actas que el total oficial aún no tiene.")
