@@ -608,12 +608,13 @@ def _name_columns(contest: Contest) -> dict[str, str]:
 
 
 def _load_json(src: SourceBytes) -> Any:
-    try:
-        return json.loads(src.text)
-    except json.JSONDecodeError as exc:
-        raise _err(src.path, exc.lineno, None, "json_syntax",
-                   f"JSON ilegible: {exc.msg} (columna {exc.colno})",
-                   f"unreadable JSON: {exc.msg} (column {exc.colno})") from None
+    from escrutinio.sources.sanitize import MAX_DECOMPRESSED_BYTES, JSONLimitError, load_json
+
+    try:  # capped nesting (deep JSON: json_too_deep, not a RecursionError)
+        return load_json(src.text, max_bytes=MAX_DECOMPRESSED_BYTES)
+    except JSONLimitError as exc:
+        raise _err(src.path, exc.line, None, exc.rule, exc.message_es,
+                   exc.message_en) from None
 
 
 def _bundle_frame(src: SourceBytes, contest: Contest) -> pl.DataFrame:
