@@ -543,3 +543,15 @@ def test_client_disconnect_is_not_a_server_error(tmp_path, data_dir, caplog):
     assert starts and starts[0]["status"] == 499
     assert "client disconnected" in caplog.text
     assert "Traceback" not in caplog.text
+
+
+def test_deeply_nested_json_bundle(tmp_path, tmp_store):
+    """The 2026 district bundle reader: deep nesting refused (was a RecursionError)."""
+    from escrutinio import service
+
+    p = tmp_path / "x_district_bundle_20260504.json"
+    p.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(IngestError) as ei:
+        service.ingest(tmp_store, list(service.detect_parser(p)(p)))
+    assert ei.value.rule == "json_too_deep" and ei.value.exit_code == 2
+    assert tmp_store.list_snapshots() == []
