@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import gzip
 import http.client
 import http.cookiejar
 import ipaddress
@@ -172,10 +171,18 @@ def is_loopback(url: str) -> bool:
 
 
 def _decode_body(body: bytes, encoding: str | None) -> bytes:
+    from escrutinio.errors import IngestError
+    from escrutinio.sources.base import gunzip_capped
+
     enc = (encoding or "").lower().strip()
     try:
         if enc == "gzip" or body[:2] == b"\x1f\x8b":
-            return gzip.decompress(body)
+            try:  # capped: a hostile server's gzip bomb costs the cap, not the bomb
+                return gunzip_capped(body, "response")
+            except IngestError as exc:
+                if exc.rule == "decompressed_too_large":
+                    return b""  # nothing usable: the classifier sees an empty body
+                raise OSError(exc.rule) from None
         if enc == "deflate":
             try:
                 return zlib.decompress(body)
