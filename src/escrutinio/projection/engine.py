@@ -93,6 +93,10 @@ class Shocks:
     #: when set, the national share draws are multivariate Student t with these degrees of
     #: freedom (a scale estimated from few residuals: :mod:`escrutinio.projection.drift`)
     tail_df: float | None = None
+    #: a late block unlike anything counted so far: with probability ``break_prob`` per
+    #: simulation, one more shared shift of covariance ``break_cov`` (group 0's shocks)
+    break_prob: float = 0.0
+    break_cov: np.ndarray | None = None
 
 
 def sqrt_psd(m: np.ndarray) -> np.ndarray:
@@ -264,8 +268,14 @@ def simulate(
         if shocks.tail_df is not None:
             df = float(shocks.tail_df)
             xi *= np.sqrt(df / rng.chisquare(df, (2, s)))[:, :, None]
+        brk = None
+        if shocks.break_prob > 0 and shocks.break_cov is not None:
+            hit = rng.random(s) < shocks.break_prob
+            brk = (rng.standard_normal((s, k)) @ sqrt_psd(shocks.break_cov).T) * hit[:, None]
         # (J, S, K): shock j = its group's draw through its own square root
         eps = xi[draw] @ np.swapaxes(nat_sqrt, 1, 2)
+        if brk is not None:
+            eps = eps + np.where((draw == 0)[:, None, None], brk[None], 0.0)
         dlt = zeta[draw] * tsd[:, None]
         jee = rng.standard_normal(s) * shocks.jee_rate_sd
         if n_cells:

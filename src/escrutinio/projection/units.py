@@ -496,6 +496,12 @@ def clean_series(history: Sequence[tuple[Sequence[float], float]]
     return out
 
 
+#: a national series cannot see which kind of votes remain: with probability BREAK_PROB
+#: the votes still to come are a block unlike anything counted, shifting the margin's share
+#: of them with SD BREAK_MARGIN_SD (declared: Peru 2021's abroad and observed actas, US
+#: 2020's mail ballots were such blocks)
+BREAK_PROB = 0.10
+BREAK_MARGIN_SD = 0.30
 #: declared prior of how much a source's "share counted" may still be revised: SD of the
 #: log of the implied final total, per unit of share still to count (2% at 20% to come)
 PRIOR_TOTAL_LOG_SD = 0.02 / np.sqrt(0.2)
@@ -573,8 +579,11 @@ def prepare_series(
     scales = ShockScales(share_sd(cov), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, f_now, 1.0,
                          notes=f"national series: {how}"
                          + (f"; Student t, {drift.tail_df:.0f} df" if drift.tail_df else ""))
+    # national totals cannot show which kind of votes remain: a late block unlike
+    # anything counted (mail ballots, abroad, sheets under review) stays possible
+    brk = drift.shape * (BREAK_MARGIN_SD ** 2 / 2)
     shocks = Shocks((cov, cov, zero, zero), (vol_var, vol_var, 0.0, 0.0), (0, 0, 1, 1), 0.0,
-                    scales, tail_df=drift.tail_df)
+                    scales, tail_df=drift.tail_df, break_prob=BREAK_PROB, break_cov=brk)
     diagnostics: dict[str, object] = {"n_cuts": len(history), "remaining_valid": rest,
                                       "remaining_log_sd": float(np.sqrt(vol_var)),
                                       "method": how, "drift": drift.diagnostics}
