@@ -318,6 +318,10 @@ def main(
                                           callback=_show_version, is_eager=True)] = False,
 ) -> None:
     opts.db = db
+    if not db.startswith(("postgresql://", "postgres://")) and Path(db).is_dir():
+        fail(BadOptionError("--db", db, "es una carpeta: indique un archivo DuckDB o una URL "
+                            "postgresql://", "it is a folder: give a DuckDB file or a "
+                            "postgresql:// URL"), False)
     low = lang.strip().lower()
     if low[:2] not in ("es", "en") or (len(low) > 2 and low[2] not in "-_" and low not in (
             "español", "espanol", "english")):
