@@ -272,3 +272,14 @@ def test_no_traceback_for_an_unexpected_error(tmp_path: Path) -> None:
     assert res.returncode in (1, 2)
     if res.stdout.strip():
         json.loads(res.stdout)
+
+
+@pytest.mark.parametrize(("args", "option"), [
+    (["--lang", "fr", "snapshots"], "--lang"),
+    (["--db", "/", "snapshots"], "--db"),
+    (["--db", "zz\u202e.duckdb", "snapshots"], "argument"),
+])
+def test_bad_global_option_exits_2(args: list[str], option: str) -> None:
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and option in res.output, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
