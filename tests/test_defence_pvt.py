@@ -454,3 +454,18 @@ def test_copy_codes_of_the_snapshot_source_are_checked(official: pl.DataFrame,
     assert r["summary"]["n_copy_codes_unchecked"] == 0
     assert r["provenance"]["parameters"]["copy_codes_source"].startswith("snapshot source")
     assert [a["acta_id"] for a in r["alarms"]] == ["000003"]
+
+
+def test_copies_of_a_country_without_electors(tmp_path, data_dir) -> None:
+    """Chile publishes no electors per mesa: copies are still generated (only the
+    candidates' figures are needed) and never given an electors-based defect."""
+    from escrutinio.defence.generator import generate_copies
+    from escrutinio.sources.chile import convert_chile_2021
+    from escrutinio.sources.tabular import parse_tabular
+
+    data, _ = convert_chile_2021(data_dir / "chile-2021-first-round/chile_election_2021.csv.gz",
+                                 tmp_path / "cl.csv.gz", as_of="2021-11-22T03:00:00Z")
+    snap = parse_tabular(data)
+    gen = generate_copies(snap.frame, snap.contest, coverage=0.2, seed=3)
+    assert gen.copies.height > 5_000
+    assert "votes_above_electors" not in set(gen.truth["defect"].to_list())

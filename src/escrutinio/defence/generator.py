@@ -138,7 +138,7 @@ def _inject(kind: Category, figs: np.ndarray, rows: np.ndarray, rng: Generator, 
     if kind is Category.VOTES_ABOVE_ELECTORS:
         i = rng.integers(0, cand.shape[1], n)
         electors = figs[rows, 0]
-        ok = electors >= 0
+        ok = electors > 0  # only where the electors are known
         k = np.maximum(electors - figs[rows, 1], 0) + rng.integers(1, 41, n)
         figs[rows[ok], k_base + i[ok]] += k[ok]
         figs[rows[ok], 1] += k[ok]
@@ -176,9 +176,16 @@ def generate_copies(
     k_base = len(COUNT_COLUMNS)
     if copy_codes is None:
         copy_codes = synthetic_copy_codes(official["acta_id"], seed + 1)
-    figures_ok = pl.all_horizontal([pl.col(c).is_not_null() for c in
-                                    ["electors", "cast", "blank", "null", *cand]])
+    # electors, blank and null are optional in many countries (unknown, not 0): a copy
+    # needs the candidates' figures only
+    figures_ok = pl.all_horizontal([pl.col(c).is_not_null() for c in cand])
     base = official.filter((pl.col("status") == ActaStatus.COUNTED.value) & figures_ok)
+    if base.height == 0:
+        from escrutinio.errors import EscrutinioError
+
+        raise EscrutinioError(
+            "no hay actas contabilizadas con cifras de candidatos de las que generar copias",
+            "there are no counted actas with candidate figures to generate copies from")
     n_sel = round(coverage * base.height)
     pick = np.sort(rng.choice(base.height, n_sel, replace=False))
     sel = base[pick].join(copy_codes, on="acta_id", how="left", maintain_order="left")
