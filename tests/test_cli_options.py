@@ -11,6 +11,7 @@ text must be listed in ``FREE_TEXT``; otherwise it must refuse ``zz-no-valido``.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 from collections.abc import Iterator
@@ -186,6 +187,16 @@ def ctx(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict[str, A
 
 class _Timeout(Exception):
     pass
+
+
+@pytest.fixture(autouse=True)
+def _restore_environ() -> Iterator[None]:
+    """Commands such as ``serve`` set environment variables for their workers before a
+    later check refuses a value: later tests in this process must not see them."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def _alarm(signum: int, frame: Any) -> None:
