@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DB ?= out/escrutinio.duckdb
 
-.PHONY: demo test lint bench setup clean
+.PHONY: demo test test-fast lint bench setup clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: $(STAMP)
 	scripts/system-deps.sh
 	$(BIN)/ruff check src tests benchmarks validation scripts
 	$(BIN)/python -m pytest -q
+
+# the analyses, sources and the store on DuckDB: no browser, no server, no PostgreSQL
+test-fast: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks validation scripts
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

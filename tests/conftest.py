@@ -84,3 +84,28 @@ def any_store(any_store_opener: Callable[..., Store]) -> Iterator[Store]:
         yield store
     finally:
         store.close()
+
+
+# -- the fast run (`make test-fast`): analyses, sources and the store on DuckDB -------------
+#: modules that need a browser, a server, PostgreSQL, the live follower or long end-to-end
+#: runs: marked ``slow`` (still part of `make test`)
+SLOW_MODULES = frozenset({
+    "test_browser", "test_api", "test_api_schema", "test_api_uploads", "test_byoc",
+    "test_server_accounts", "test_server_mode", "test_server_security",
+    "test_server_submissions", "test_live_soak", "test_live_cold", "test_live_fake",
+    "test_live_cli", "test_read_while_writing", "test_headlines", "test_countries",
+    "test_projection_replay", "test_examples", "test_defence_cli", "test_forensics_cli",
+    # end-to-end through the CLI and the API on the real stores
+    "test_cli", "test_projection_cli", "test_projection_service", "test_audit_workflow",
+    "test_audit_honest",
+})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        callspec = getattr(item, "callspec", None)
+        on_pg = "pg_server" in getattr(item, "fixturenames", ()) or (
+            callspec is not None and "postgres" in callspec.params.values())
+        if module in SLOW_MODULES or on_pg:
+            item.add_marker(pytest.mark.slow)
