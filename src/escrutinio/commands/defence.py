@@ -603,13 +603,13 @@ def contested(
                       *[f"{aq[k]:,.0f}" for k in ("p05", "p25", "p50", "p75", "p95")])
         out.print(table)
     if res.request is not None:
-        r = res.request
-        out.print(T(f"Pedido de nulidad: {r.n_requested:,} actas ({r.n_found:,} existen); si se "
-                    f"anularan todas, margen {r.margin_if_all_annulled:,}. "
-                    + r.flip.explanation_es,
-                    f"Nullity request: {r.n_requested:,} actas ({r.n_found:,} exist); if all "
-                    f"were annulled, margin {r.margin_if_all_annulled:,}. "
-                    + r.flip.explanation_en))
+        req = res.request
+        out.print(T(f"Pedido de nulidad: {req.n_requested:,} actas ({req.n_found:,} existen); "
+                    f"si se anularan todas, margen {req.margin_if_all_annulled:,}. "
+                    + req.flip.explanation_es,
+                    f"Nullity request: {req.n_requested:,} actas ({req.n_found:,} exist); if all "
+                    f"were annulled, margin {req.margin_if_all_annulled:,}. "
+                    + req.flip.explanation_en))
     table = Table(title=T("Actas en disputa", "Contested actas"))
     for col in ("acta", T("tipo", "type"), T(f"prov. {res.leader}", f"prov. {res.leader}"),
                 T(f"prov. {res.runner_up}", f"prov. {res.runner_up}"), "net",

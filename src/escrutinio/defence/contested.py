@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import numpy as np
 import polars as pl
@@ -330,10 +330,12 @@ def _impute(frame: pl.DataFrame, targets: pl.DataFrame, a: str, b: str) -> pl.Da
                                      .alias(f"__r_{lv}"))
         out = out.join(r, on=lv, how="left")
         rates.append(pl.col(f"__r_{lv}"))
-    nat = float(counted["__net"].sum() / counted["electors"].sum()) if counted.height else 0.0
+    nat = (float(cast(float, counted["__net"].sum()) / cast(float, counted["electors"].sum()))
+           if counted.height else 0.0)
     sd = counted.group_by("area1_code").agg(
         (pl.col("__net") / pl.col("electors")).std().alias("__sd"))
-    nat_sd = float((counted["__net"] / counted["electors"]).std() or 0.0) if counted.height \
+    nat_sd = float(cast("float | None", (counted["__net"] / counted["electors"]).std())
+                   or 0.0) if counted.height \
         else 0.0
     out = out.join(sd, on="area1_code", how="left")
     return out.with_columns(

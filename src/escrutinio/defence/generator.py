@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, cast
 
 import numpy as np
 import polars as pl
@@ -246,18 +246,18 @@ def generate_copies(
 
     parts, truths = [primary], [truth_p]
     if n_dup:
-        d = primary[dup_rows]
+        dup = primary[dup_rows]
         same_obs = rng.random(n_dup) < 0.5
         new_obs = np.char.add("obs-", np.char.zfill(rng.integers(0, n_obs, n_dup).astype(str), 5))
-        d = d.with_columns(
-            pl.Series("observer_id", np.where(same_obs, d["observer_id"].to_numpy(), new_obs)),
-            pl.Series("observed_at", d["observed_at"].to_numpy() + (rng.random(n_dup) * 3600e6
-                                                                     ).astype(np.int64) + 1),
-            pl.Series("image_sha256", np.where(same_obs, d["image_sha256"].to_numpy(),
+        dup = dup.with_columns(
+            pl.Series("observer_id", np.where(same_obs, dup["observer_id"].to_numpy(), new_obs)),
+            pl.Series("observed_at", dup["observed_at"].to_numpy() + (rng.random(n_dup) * 3600e6
+                                                                       ).astype(np.int64) + 1),
+            pl.Series("image_sha256", np.where(same_obs, dup["image_sha256"].to_numpy(),
                                                np.array(images(n_dup), dtype=object))),
         )
-        parts.append(d)
-        truths.append(pl.DataFrame({"acta_id": d["acta_id"], "defect": "exact",
+        parts.append(dup)
+        truths.append(pl.DataFrame({"acta_id": dup["acta_id"], "defect": "exact",
                                     "field": pl.Series([None] * n_dup, dtype=pl.String),
                                     "duplicate": True}))
     conflict_actas = pl.Series("acta_id", [], dtype=pl.String)
@@ -289,9 +289,9 @@ def generate_copies(
     n_unk = round(rt["unknown_mesa"] * n_sel)
     if n_unk:
         ids = official["acta_id"]
-        width = int(ids.str.len_chars().max() or 6)
+        width = int(cast("int | None", ids.str.len_chars().max()) or 6)
         numeric = bool(ids.str.contains(r"^\d+$").all())
-        top = int(ids.cast(pl.Int64).max()) if numeric else 0
+        top = int(cast(int, ids.cast(pl.Int64).max())) if numeric else 0
         new_ids = (np.char.zfill((top + 1 + rng.permutation(10 * n_unk)[:n_unk]).astype(str),
                                  width) if numeric
                    else np.char.add("ZZ-", np.arange(n_unk).astype(str)))

@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -317,7 +317,7 @@ def _finish(df: pl.DataFrame, contest: Contest, file: str, sha: str, fmt: str,
     dup = given.filter(pl.col("copy_id").is_duplicated())
     if dup.height:
         raise IngestError(
-            loc_type(file, int(dup["__line"].max()), "copy_id"), "duplicate_copy_id",
+            loc_type(file, int(cast(int, dup["__line"].max())), "copy_id"), "duplicate_copy_id",
             f"copy_id repetido {dup['copy_id'][0]!r} ({dup.height} filas)",
             f"repeated copy_id {dup['copy_id'][0]!r} ({dup.height} rows)")
     df = df.with_columns(pl.coalesce(

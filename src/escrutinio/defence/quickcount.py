@@ -50,7 +50,7 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import numpy as np
 import polars as pl
@@ -196,7 +196,7 @@ def design(universe: pl.DataFrame, *, n_mesas: int | None = None, moe: float | N
     if n_mesas is None:
         if moe is None or deff is None or mean_votes_per_mesa is None:
             raise ValueError("give n_mesas, or moe with deff and mean_votes_per_mesa")
-        voters = int(st["electors"].sum() * expected_turnout)
+        voters = int(cast(float, st["electors"].sum()) * expected_turnout)
         size = sample_size(moe, population_voters=voters,
                            mean_votes_per_mesa=mean_votes_per_mesa, deff=deff, p=p, z=z)
         n_mesas = size.mesas
@@ -577,7 +577,7 @@ def simulate(universe: pl.DataFrame, truth: pl.DataFrame, pair: tuple[str, str],
                      .alias("v"))
     u = universe.join(t, on="acta_id", how="left").with_columns(
         pl.col("a").fill_null(0), pl.col("v").fill_null(0)).sort("stratum", "acta_id")
-    true_share = float(u["a"].sum() / u["v"].sum())
+    true_share = float(cast(float, u["a"].sum()) / cast(float, u["v"].sum()))
     st = u.group_by("stratum", maintain_order=True).agg(pl.len().alias("mesas"),
                                                          pl.col("electors").sum())
     mesas = st["mesas"].to_numpy().astype(np.int64)

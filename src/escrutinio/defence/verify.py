@@ -101,7 +101,10 @@ def verify_actas(frame: pl.DataFrame, contest: Contest, reports: pl.DataFrame, *
                 pl.lit("counted acta whose figures changed between snapshots")
                 .alias("message_en"),
             ))
-    items = (pl.concat([p.cast(ITEM_SCHEMA) for p in parts]) if parts
+    # polars types cast() with an invariant key union, so a dict[str, DataType] is refused
+    # although it is accepted at run time (pola-rs/polars#14468)
+    items = (pl.concat([p.cast(ITEM_SCHEMA) for p in parts])  # type: ignore[arg-type]
+             if parts
              else pl.DataFrame(schema=ITEM_SCHEMA))
     items = items.with_columns(
         pl.coalesce(pl.col("net_change"), pl.col("net")).fill_null(0).abs().alias("__m")
