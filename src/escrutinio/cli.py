@@ -181,8 +181,8 @@ def _plain_runtime_params() -> None:
             args = [a for a in typing.get_args(annotation) if a is not type(None)]
             return plain_type(args[0]) if len(args) == 1 else None
         if origin is list:
-            args = typing.get_args(annotation)
-            inner = plain_type(args[0]) if len(args) == 1 else None
+            items = typing.get_args(annotation)
+            inner = plain_type(items[0]) if len(items) == 1 else None
             return (inner[0], True) if inner is not None and not inner[1] else None
         return (annotation, False) if annotation in scalars else None
 

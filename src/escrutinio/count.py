@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from fractions import Fraction
+from typing import cast, overload
 
 import polars as pl
 
@@ -397,11 +398,13 @@ def _finish_units(agg: pl.DataFrame, contest: Contest) -> pl.DataFrame:
         # lists, not object arrays: polars cannot build a String series from an object
         # array that starts with None (a unit with no votes yet sorted first)
         agg = agg.with_columns(
-            pl.Series("leader", np.where(has_votes, code_arr[order[:, 0]], None).tolist(),
-                      dtype=pl.String),
-            pl.Series("runner_up", np.where(has_votes & (votes.shape[1] > 1),
-                                            code_arr[order[:, min(1, votes.shape[1] - 1)]],
-                                            None).tolist(), dtype=pl.String),
+            # numpy's stubs leave None out of ArrayLike; np.where takes it as an object scalar
+            pl.Series("leader", np.where(  # type: ignore[call-overload]
+                has_votes, code_arr[order[:, 0]], None).tolist(), dtype=pl.String),
+            pl.Series("runner_up", np.where(  # type: ignore[call-overload]
+                has_votes & (votes.shape[1] > 1),
+                code_arr[order[:, min(1, votes.shape[1] - 1)]], None).tolist(),
+                dtype=pl.String),
             pl.Series("margin_votes", (top - second).astype(np.int64)),
         )
     else:
@@ -537,8 +540,9 @@ def remaining_two_candidate_units(units: pl.DataFrame, leader: str, trailer: str
         (pl.col("actas_total").fill_null(0) - pl.col("actas_counted").fill_null(0))
         .clip(lower_bound=0).alias("__todo"),
     )
-    tot_with = u["__with_votes"].sum()
-    nat_rate = (u["__two"].sum() / tot_with) if tot_with else 0.0
+    # integer columns: the sums are numbers, never the Decimal Series.sum may type
+    tot_with = cast(float, u["__with_votes"].sum())
+    nat_rate = (cast(float, u["__two"].sum()) / tot_with) if tot_with else 0.0
     rate = pl.when(pl.col("__with_votes") > 0).then(pl.col("__two") / pl.col("__with_votes")
                                                      ).otherwise(nat_rate)
     return max(0, round(u.select((rate * pl.col("__todo")).sum()).item() or 0))
@@ -705,6 +709,10 @@ def _unknown_figures(state: CountState, frame: pl.DataFrame) -> CountState:
     if not gone:
         return state
 
+    @overload
+    def fix(u: UnitState) -> UnitState: ...
+    @overload
+    def fix(u: None) -> None: ...
     def fix(u: UnitState | None) -> UnitState | None:
         return None if u is None else replace(u, **gone)  # type: ignore[arg-type]
 

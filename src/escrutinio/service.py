@@ -8,7 +8,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import polars as pl
 
@@ -619,7 +619,7 @@ def _unit_cut(store: Store, info: SnapshotInfo, with_national: bool,
         nats = [s for s in store.list_snapshots(info.contest_id, SnapshotKind.UNITS)
                 if s.level == Level.NATIONAL.value and s.n_rows]
         if nats:
-            total = int(_frame(store, nats[-1])["actas_total"].max() or 0)
+            total = int(cast(int, _frame(store, nats[-1])["actas_total"].max() or 0))
             have = int(fine["actas_total"].fill_null(0).sum()) \
                 if "actas_total" in fine.columns else 0
             if have < total:
@@ -1108,7 +1108,9 @@ def _replay(store: Store, *, params: ModelParams, contest_id: str | None, mode: 
         return run_replay(cid, "units", metas, one, final, race=race, from_pct=from_pct,
                           progress=progress, seed=params.seed)
     # series: national totals alone
-    metas_s, fracs, skipped = [], [], []
+    metas_s: list[CutMeta] = []
+    fracs: list[float] = []
+    skipped: list[SkippedCut] = []
     md = dict(store.snapshot_metadata(cid))
     for s in nat:
         if s.as_of > fin_info.as_of:

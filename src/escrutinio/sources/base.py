@@ -375,8 +375,8 @@ def _record_lines(src: SourceBytes, n_header: int, separator: str) -> list[int] 
     unquoted = text.str.replace_all(r'"[^"]*"', "")
     n_sep = unquoted.str.count_matches(separator, literal=True)
     one_line = text.str.count_matches('"', literal=True) % 2 == 0
-    blank = text.str.strip_chars_end("\r").str.len_bytes() == 0
-    if bool((((n_sep == n_header - 1) & one_line) | blank).all()):
+    empty = text.str.strip_chars_end("\r").str.len_bytes() == 0
+    if bool((((n_sep == n_header - 1) & one_line) | empty).all()):
         return None
     reader = csv.reader(io.StringIO(src.text.decode("utf-8")), delimiter=separator)
     starts: list[int] = []

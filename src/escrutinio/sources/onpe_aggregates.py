@@ -32,7 +32,7 @@ import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import polars as pl
 
@@ -155,7 +155,7 @@ def _check_unique(df: pl.DataFrame, keys: list[str], file: str, rule: str = "dup
     if dup.height:
         named = [k for k in keys if not k.startswith("__")]
         shown = _unit_label(dup.row(0, named=True), named)
-        line = int(dup["__line"].max()) if "__line" in dup.columns else None
+        line = int(cast(int, dup["__line"].max())) if "__line" in dup.columns else None
         raise _err(file, line, ", ".join(named) or "updated", rule,
                    f"{what_es} ({shown}; {dup.height} filas)",
                    f"{what_en} ({shown}; {dup.height} rows)")
@@ -972,7 +972,7 @@ def parse_2026_national_timeseries(
         rejected = pl.DataFrame(schema=REJECTED_SCHEMA)
         if cut_bad:
             rejected = pl.DataFrame({
-                "line": [int(df.filter(pl.col("__t") == t)["__line"].min())],
+                "line": [int(cast(int, df.filter(pl.col("__t") == t)["__line"].min()))],
                 "acta_id": ["national/"], "field": ["votes_counted"],
                 "rule": ["series_cut_truncated"],
                 "message_es": [f"el corte suma {row['cast']:,} votos frente a {best:,} en un "

@@ -42,7 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
@@ -254,6 +254,12 @@ def _labels_ok(v: object) -> bool:
             and all(isinstance(x, str) and x.strip() for x in v.values()))
 
 
+@overload
+def _per_unit(d: Mapping[str, Any], key: str, bad: Any, *, fraction: Literal[True]
+              ) -> tuple[float | None, dict[str, float]]: ...
+@overload
+def _per_unit(d: Mapping[str, Any], key: str, bad: Any, *, fraction: Literal[False]
+              ) -> tuple[int | None, dict[str, int]]: ...
 def _per_unit(d: Mapping[str, Any], key: str, bad: Any, *, fraction: bool
               ) -> tuple[float | int | None, dict[str, Any]]:
     """``pct_votes_counted`` / ``votes_remaining``: a number (national) or an object
@@ -1108,8 +1114,8 @@ def _unit_estimates(part: pl.DataFrame, accepted: pl.DataFrame, side: Sidecar,
             return None
         return v / (v + remaining)
 
-    for unit, r in rem.items():
-        if unit not in pct and (f := frac(unit, r)) is not None:
+    for unit, n in rem.items():
+        if unit not in pct and (f := frac(unit, n)) is not None:
             pct[unit] = f
     if nat_pct is None and nat_rem is not None:
         nat_pct = frac(NATIONAL_KEY, nat_rem)
@@ -1152,9 +1158,10 @@ def _snapshot(read: _Read, side: Sidecar, df: pl.DataFrame, *, name: str, as_of:
     if warnings:
         metadata["warnings"] = _jdump([{"field": f, "es": es, "en": en}
                                        for f, es, en in warnings])
-    common = {"contest": contest, "kind": read.kind, "as_of": as_of, "part": part,
-              "source_uri": side.source_uri or name, "source_sha256": read.sha256,
-              "parser": f"tabular.{read.fmt}", "label": label}
+    common: dict[str, Any] = {
+        "contest": contest, "kind": read.kind, "as_of": as_of, "part": part,
+        "source_uri": side.source_uri or name, "source_sha256": read.sha256,
+        "parser": f"tabular.{read.fmt}", "label": label}
     if read.kind is SnapshotKind.ACTAS:
         canon = conform(df, contest, SnapshotKind.ACTAS).with_columns(df["__line"])
         result = validate_actas(canon, contest, absent=absent)
