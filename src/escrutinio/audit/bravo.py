@@ -25,6 +25,7 @@ recommending it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,7 +142,7 @@ def minerva_size(s: float, alpha: float, target: float = 0.9) -> tuple[int | Non
     return hi, "exact_bisection"
 
 
-def first_round_size(prob: callable, target: float, start: int = 1,  # type: ignore[valid-type]
+def first_round_size(prob: Callable[[int], float], target: float, start: int = 1,
                      limit: int = 10**10) -> int | None:
     """Smallest n with prob(n) >= target (prob increasing in n), by doubling + bisection."""
     hi = max(1, start)

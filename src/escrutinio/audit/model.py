@@ -297,9 +297,9 @@ def build_population(frame: pl.DataFrame, contest: Contest, *, snapshot_id: str 
         raise AuditInputError("votos negativos en el marco de actas",
                               "negative votes in the acta frame")
     parts = votes.sum(axis=1)
-    for c in ("blank", "null", "challenged"):
-        if c in df.columns:
-            parts = parts + df[c].fill_null(0).to_numpy().astype(np.int64)
+    for col in ("blank", "null", "challenged"):
+        if col in df.columns:
+            parts = parts + df[col].fill_null(0).to_numpy().astype(np.int64)
     cast = df["cast"].fill_null(0).to_numpy().astype(np.int64)
     electors = df["electors"].fill_null(0).to_numpy().astype(np.int64)
     with_figures = (cat == Category.COUNTED.value) | (cat == Category.ANNULLED.value)

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import polars as pl
@@ -656,7 +656,9 @@ def _measure(store: Store, rec: AuditRecord, pop: AuditPopulation) -> Measuremen
                       seed=None)
     return measure_risk(pop, positions, _latest_counts(store, rec.audit_id),
                         method=rec.method, design=rec.design,
-                        risk_limit=macro.as_fraction(rec.risk_limit),
+                        # measure_risk runs it through as_fraction, which takes a Fraction;
+                        # its ``float`` annotation (audit/measure.py) is narrower than that
+                        risk_limit=cast(float, macro.as_fraction(rec.risk_limit)),
                         params=alpha_mod.AlphaParams(**rec.alpha_params), provenance=prov)
 
 

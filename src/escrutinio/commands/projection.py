@@ -72,11 +72,11 @@ def _print_projection(p: Projection, contest: Contest) -> None:
                     f"{100 * r.p_leader_ahead:.1f}%"))
         style = "bold green" if r.call.status is CallStatus.CALLED else "bold yellow"
         out.print(f"  [{style}]{T(r.call.label_es, r.call.label_en)}[/]")
-    for c in p.components:
-        out.print(T(f"  {c.label_es}: {c.n_items:,}; cambio esperado del margen "
-                    f"{c.expected_margin_change:+,.0f} ± {c.sd_margin_change:,.0f}",
-                    f"  {c.label_en}: {c.n_items:,}; expected change of the margin "
-                    f"{c.expected_margin_change:+,.0f} ± {c.sd_margin_change:,.0f}"))
+    for comp in p.components:
+        out.print(T(f"  {comp.label_es}: {comp.n_items:,}; cambio esperado del margen "
+                    f"{comp.expected_margin_change:+,.0f} ± {comp.sd_margin_change:,.0f}",
+                    f"  {comp.label_en}: {comp.n_items:,}; expected change of the margin "
+                    f"{comp.expected_margin_change:+,.0f} ± {comp.sd_margin_change:,.0f}"))
     if p.hurdle.leader:
         es, en = p.hurdle.sentence(names)
         out.print(T(f"Umbral: {es}", f"Hurdle: {en}"))

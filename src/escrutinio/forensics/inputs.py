@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -90,7 +91,7 @@ def prepare(frame: pl.DataFrame, contest: Contest) -> ForensicInput:
         filters["excluded_missing_figures"] = missing
     df = counted.filter(complete)
     has_electors = bool(df.height) and df["electors"].null_count() == 0 and int(
-        df["electors"].max() or 0) > 0
+        cast("int | None", df["electors"].max()) or 0) > 0
     if has_electors:
         bad = df.filter(pl.col("electors") <= 0).height
         if bad:

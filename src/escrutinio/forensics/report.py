@@ -536,8 +536,8 @@ def run_forensics(
         if inp.has_turnout:
             res, hists, tails = run_fingerprint(inp, scopes, cands)
             results["fingerprint"] = res
-            for c in cands[:2]:
-                fit = fit_klimek(inp, c, rng, bootstrap=klimek_bootstrap, names=names)
+            for ci in cands[:2]:
+                fit = fit_klimek(inp, ci, rng, bootstrap=klimek_bootstrap, names=names)
                 if fit is not None:
                     klimek.append(fit)
         else:

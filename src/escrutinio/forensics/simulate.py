@@ -26,6 +26,9 @@ electors) is preserved.
 
 from __future__ import annotations
 
+import typing
+from typing import Any
+
 import numpy as np
 import polars as pl
 
@@ -191,11 +194,14 @@ def inject_rounding(
     other = next(c for c in cols if c != col)
     votes = {c: _ints(frame, c) for c in cols}
     a, b = votes[col][idx], votes[other][idx]
-    valid = sum(votes[c][idx] for c in cols)
+    # typing.cast: ``cast`` is a local name here; cols is never empty, so not the 0 start
+    valid = typing.cast(np.ndarray, sum(votes[c][idx] for c in cols))
     cast = _ints(frame, "cast")[idx]
     electors = _ints(frame, "electors")[idx] if has_e else None
     # search the (da, db) grid for the smallest |da| + |db| that works
     rng_d = np.arange(-max_change, max_change + 1)
+    da: np.ndarray
+    db: np.ndarray
     da, db = np.meshgrid(rng_d, rng_d, indexing="ij")
     da, db = da.ravel(), db.ravel()
     cost = np.abs(da) + np.abs(db)
@@ -323,5 +329,6 @@ def small_election(
     for c, dtype in ACTA_COLUMNS.items():
         if c not in frame.columns:
             frame = frame.with_columns(pl.lit(None, dtype).alias(c))
-    return frame.select([*ACTA_COLUMNS, *contest.candidate_columns]).cast(
-        {**ACTA_COLUMNS, **{c: pl.Int64() for c in contest.candidate_columns}})
+    schema: dict[Any, pl.DataType] = {
+        **ACTA_COLUMNS, **{c: pl.Int64() for c in contest.candidate_columns}}
+    return frame.select([*ACTA_COLUMNS, *contest.candidate_columns]).cast(schema)

@@ -122,10 +122,10 @@ def fit_hierarchy(resid: np.ndarray, weights: np.ndarray, groups: Sequence[np.nd
     nl = len(groups)
     if n == 0 or w.sum() == 0:
         zero = np.zeros((d, d))
-        levels = tuple(LevelEffects(k, zero, np.array([], dtype=object), np.zeros((0, d)),
-                                    np.zeros(0), np.zeros(0, dtype=np.int64), zero, 0.0)
-                       for k in keys)
-        return HierarchyFit(levels, zero, 0)
+        empty = tuple(LevelEffects(k, zero, np.array([], dtype=object), np.zeros((0, d)),
+                                   np.zeros(0), np.zeros(0, dtype=np.int64), zero, 0.0)
+                      for k in keys)
+        return HierarchyFit(empty, zero, 0)
     ids = [_group_ids(np.asarray(g)) for g in groups]
     # --- residual covariance within the finest groups
     if nl:
@@ -200,7 +200,7 @@ def fit_hierarchy(resid: np.ndarray, weights: np.ndarray, groups: Sequence[np.nd
         covs[lv] = _psd(between - avg_samp)
 
     # --- effects top-down
-    levels = []
+    levels: list[LevelEffects] = []
     r = resid.copy()
     for lv in range(nl):
         uniq, inv = ids[lv]

@@ -281,10 +281,10 @@ def derive_arrival_order(
     for pos, _processed, frame in state_pos:
         f = index.join(frame.select("acta_id", "status", *contest.candidate_columns),
                        on="acta_id", how="left")
-        st = f["status"].to_numpy()
-        at_jee = np.isin(st, _AT_JEE)
+        status = f["status"].to_numpy()
+        at_jee = np.isin(status, _AT_JEE)
         jee_route |= at_jee
-        in_final_form = np.isin(st, _FINAL_FORM)
+        in_final_form = np.isin(status, _FINAL_FORM)
         resolve = np.where(jee_route & in_final_form & np.isinf(resolve) & ~at_jee,
                            np.minimum(resolve, pos), resolve)
         has = at_jee & f[contest.candidate_columns[0]].is_not_null().to_numpy()

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import polars as pl
@@ -495,7 +495,8 @@ def replay_snapshots(
     for meta, frame in snapshots:
         pct = meta.pct_counted
         if pct is None:
-            pct = 100.0 * frame["status"].is_in([s.value for s in CONTABILIZADA]).mean()
+            pct = 100.0 * cast(float, frame["status"].is_in([s.value for s in CONTABILIZADA])
+                               .mean())
         counted = meta.counted or {
             c.code: int(frame.filter(pl.col("status") == ActaStatus.COUNTED.value)[c.column]
                         .fill_null(0).sum()) for c in contest.candidates}

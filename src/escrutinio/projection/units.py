@@ -249,12 +249,12 @@ def prepare_units(
     t_hat = np.zeros(idx.size)
     fs = np.ones((idx.size, 3))
     ft = np.ones((idx.size, 3))
-    for r, reg in enumerate(reg_list):
-        sel = reg_i == r
+    for ri, reg in enumerate(reg_list):
+        sel = reg_i == ri
         if not sel.any():
             continue
         rows = idx[sel]
-        xs = np.column_stack([xd[rows], feats[rows]]) if (r == 0 and feats is not None) \
+        xs = np.column_stack([xd[rows], feats[rows]]) if (ri == 0 and feats is not None) \
             else x_n[rows]
         grp = [a1[rows], a2[rows], a3[rows]]
         eff_s, fac_s = reg.share_fit.predict(grp)
