@@ -17,7 +17,7 @@ import gzip
 import hashlib
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path as FilePath
@@ -158,8 +158,9 @@ class HotCache:
     def __init__(self, app: Any, size: int = 4096) -> None:
         self.app = app
         self.size = size
-        self.data: dict[tuple[str, bytes, bool], tuple[bytes, list[tuple[bytes, bytes]],
-                                                       bytes]] = {}
+        # key: (catalogue epoch or None, path, query string, gzip accepted)
+        self.data: dict[tuple[Hashable, str, bytes, bool],
+                        tuple[bytes, list[tuple[bytes, bytes]], bytes]] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "GET":

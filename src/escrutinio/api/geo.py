@@ -17,6 +17,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -62,11 +63,11 @@ class MapGeometry:
 def _rings(geometry: dict[str, object] | None) -> Iterable[list[list[float]]]:
     if not geometry:
         return
-    coords = geometry.get("coordinates")
+    coords: Any = geometry.get("coordinates")  # GeoJSON: rings, or polygons of rings
     if geometry.get("type") == "Polygon":
-        yield from coords  # type: ignore[misc]
+        yield from coords
     elif geometry.get("type") == "MultiPolygon":
-        for poly in coords:  # type: ignore[union-attr]
+        for poly in coords:
             yield from poly
 
 

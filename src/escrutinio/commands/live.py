@@ -14,12 +14,17 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
 from escrutinio.commands.common import T, choice, emit_json, err, fail, open_store, opts, out
 from escrutinio.errors import EscrutinioError
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from escrutinio.store.duckdb_store import DuckDBStore
 
 SCENARIOS = ("synthetic-2026", "actas-2021", "replay-2021", "fixtures")
 
@@ -181,7 +186,7 @@ def register(app: typer.Typer) -> None:
                     start_lease(DEFAULT_LEASE)
                 if replay:
                     clock = ReplayClock()
-                    w = Watcher(cfg, store, clock=clock, seed=seed,
+                    w = Watcher(cfg, cast("DuckDBStore", store), clock=clock, seed=seed,
                                 status_file=_status_path(status_file))
                     rep = do_replay(replay, w, clock, speed=speed)
                     st = w.status()
@@ -189,7 +194,8 @@ def register(app: typer.Typer) -> None:
                                     "results": rep.results}
                     st = _as_of_replay(st)
                 else:
-                    w = Watcher(cfg, store, seed=seed, status_file=_status_path(status_file))
+                    w = Watcher(cfg, cast("DuckDBStore", store), seed=seed,
+                                status_file=_status_path(status_file))
                     if health_port is not None:
                         health = serve_health(w, health_port)
                     if once:
@@ -262,8 +268,11 @@ def register(app: typer.Typer) -> None:
 
         try:
             with open_store(read_only=True) as store:
-                log = RawLog(store.con, read_only=True)
-                runs = ([str(r[0]) for r in store.con.execute(
+                # the raw log is in a DuckDB file; its LeasedConnection answers like a
+                # DuckDB connection
+                duck = cast("DuckDBStore", store)
+                log = RawLog(cast("duckdb.DuckDBPyConnection", duck.con), read_only=True)
+                runs = ([str(r[0]) for r in duck.con.execute(
                     "SELECT DISTINCT run_id FROM live_responses ORDER BY 1").fetchall()]
                     if log._has("live_responses") else [])
                 if run is not None:

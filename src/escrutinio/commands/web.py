@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
 from escrutinio.commands.common import T, choice, emit_json, err, fail, open_store, opts, out
 from escrutinio.errors import EscrutinioError
 from escrutinio.store import is_postgres_url
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 ENV_PREFIX = "ESCRUTINIO_WEB_"
 
@@ -66,7 +69,7 @@ def _redacted(db: str) -> str:
 
 
 def following_app(db: str, *, store: object | None = None, baseline: str = "auto",
-                  projection_sims: int = 10_000, warm: bool = True) -> object:
+                  projection_sims: int = 10_000, warm: bool = True) -> FastAPI:
     """The app over a DuckDB file that another process (``watch``, ``ingest``) or thread
     (``serve --watch``) may be writing: the file is held only while it is read (released
     after :data:`escrutinio.api.following.LEASE_S` idle seconds) and the catalogue
@@ -89,7 +92,7 @@ def following_app(db: str, *, store: object | None = None, baseline: str = "auto
     return app
 
 
-def app_from_env() -> object:
+def app_from_env() -> FastAPI:
     """Uvicorn factory for ``--workers N``: every worker builds the app from the
     environment that ``serve`` set."""
     from escrutinio.api.app import create_app
@@ -205,6 +208,7 @@ def register(app: typer.Typer) -> None:
                     "escritor); use PostgreSQL para varios procesos",
                     "--observers with DuckDB: one process (a DuckDB file has one writer); "
                     "use PostgreSQL for several workers")
+            application: FastAPI | None
             if watcher is not None:
                 application = following_app(
                     opts.db, store=watcher[1], baseline=baseline, projection_sims=sims,
@@ -275,7 +279,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json(report)
             return
-        applied = report["applied"]
+        applied = cast("list[int]", report["applied"])
         out.print(T(f"esquema en la versión {report['schema_version']}; aplicadas ahora: "
                     f"{', '.join(map(str, applied)) or 'ninguna'}",
                     f"schema at version {report['schema_version']}; applied now: "
@@ -372,7 +376,7 @@ def _migrate(url: str) -> dict[str, object]:
             applied = run_migrations(con)
             with con.transaction():
                 for ddl in DDL:
-                    con.execute(ddl)  # type: ignore[arg-type]  (trusted, shipped with us)
+                    con.execute(ddl)  # trusted, shipped with us
             rows = con.execute("SELECT version, name, sha256, applied_at FROM "
                                "schema_migrations ORDER BY version").fetchall()
     except psycopg.Error as exc:

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from escrutinio.domain import Candidate, Contest, ContestKind
 from escrutinio.errors import IngestError, Location
@@ -454,7 +454,8 @@ def config_from_dict(d: Mapping[str, Any], *, source: str = "<inline>",
         election_id=None if fallback is None else int(fallback),
         discover_election=bool(election.get("discover", stack is Stack.ONPE2026)),
         participants=(tuple(str(p).strip("/") for p in participants) if participants
-                      else LiveConfig.__dataclass_fields__["participants"].default),
+                      else cast("tuple[str, ...]",
+                                LiveConfig.__dataclass_fields__["participants"].default)),
         national=bool(scopes.get("national", True)),
         ambitos=bool(scopes.get("ambitos", True)),
         area1=area1,

@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 
     from escrutinio.live.classify import RawResponse
     from escrutinio.live.watcher import Watcher
+    from escrutinio.store.duckdb_store import LeasedConnection
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS live_crawl (
@@ -175,7 +176,8 @@ class Frontier:
     geography tasks, districts and actas. Only changed rows are written, in one
     transaction per :meth:`flush`."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, contest_id: str) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection | LeasedConnection,
+                 contest_id: str) -> None:
         self.con = con
         self.contest_id = contest_id
         con.execute(SCHEMA)

@@ -183,6 +183,7 @@ def _actas_2021(root: str) -> tuple[pl.DataFrame, dict[str, str]]:
         "acta_id", pl.col("status").alias("st15"))
     f = (final.frame.filter(pl.col("area3_code").is_not_null()).sort("acta_id")
          .join(prov, on="acta_id", how="left"))
+    assert final.geography is not None  # parse_ronderos always reads the place names
     names = dict(zip(final.geography["code"], final.geography["name"], strict=True))
     return f, names
 
@@ -906,8 +907,8 @@ class Fixtures:
             if u == "cod":
                 return Answer(400, self.repr_body, "results|cod", None, "application/json")
             if u in ("050000", "140100") and k == 2:
-                body = self.lambda_body if u == "050000" else self.lambda_body2
-                return Answer(200, body, f"results|{u}", None)
+                timeout = self.lambda_body if u == "050000" else self.lambda_body2
+                return Answer(200, timeout, f"results|{u}", None)
             rec = self.results.get(u, {})
             ks = [x for x in rec if x <= k]
             if not ks:

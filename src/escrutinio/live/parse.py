@@ -25,7 +25,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any, Final
@@ -484,12 +484,12 @@ def parse_acta_2026(data: Any, scope: Scope, cfg: LiveConfig, *, url: str = "",
     keys) -> one acta. ``codigoEstadoActa``: C counted, E at the JEE, P pending, N not
     installed; a counted acta whose ``estadoActa`` is N is a mesa that never opened."""
     if isinstance(data, list):
-        rows = [r for r in data if isinstance(r, dict)
-                and norm_code(r.get("idEleccion")) in ("", norm_code(cfg.election_id))]
-        if len(rows) != 1:
-            raise ParseDrift(url, "data", f"se esperaba un acta y llegaron {len(rows)}",
-                             f"expected one acta, got {len(rows)}")
-        data = rows[0]
+        found = [r for r in data if isinstance(r, dict)
+                 and norm_code(r.get("idEleccion")) in ("", norm_code(cfg.election_id))]
+        if len(found) != 1:
+            raise ParseDrift(url, "data", f"se esperaba un acta y llegaron {len(found)}",
+                             f"expected one acta, got {len(found)}")
+        data = found[0]
     d = _expect_dict(data, url, "data")
     mesa = pick(d, "codigoMesa")
     if mesa is None:
@@ -537,9 +537,9 @@ def parse_acta_2026(data: Any, scope: Scope, cfg: LiveConfig, *, url: str = "",
         parts = [*votes.values(), figures["blank"], figures["null"], figures["challenged"]]
         figures["cast"] = sum(x or 0 for x in parts)
     ubigeo = ubigeo6(pick(d, "ubigeoDistrito", "ubigeoNivel03", "idUbigeo"), url=url)
-    times = [to_lima(pick(x, "fechaRegistro"), url=url, name="lineaTiempo.fechaRegistro")
-             for x in (pick(d, "lineaTiempo") or []) if isinstance(x, dict)]
-    times = [t for t in times if t is not None]
+    stamps = [to_lima(pick(x, "fechaRegistro"), url=url, name="lineaTiempo.fechaRegistro")
+              for x in (pick(d, "lineaTiempo") or []) if isinstance(x, dict)]
+    times = [t for t in stamps if t is not None]
     return ActaReading(
         scope=scope.key, acta_id=str(mesa).strip().zfill(6), status=status.value,
         area3_code=ubigeo, figures=figures, votes=votes,
@@ -760,7 +760,8 @@ def parse_geography_flat(data: Any, *, url: str = "") -> list[GeoNode]:
             raise ParseDrift(url, f"data[{i}].ubigeo",
                              f"se esperaba un distrito y llegó {code}",
                              f"expected a district, got {code}")
-        names = [_text(pick(r, k)) for k in ("departamento", "provincia", "distrito")]
+        names: Sequence[str | None] = [
+            _text(pick(r, k)) for k in ("departamento", "provincia", "distrito")]
         if None in names:
             names = _split_path(str(pick(r, "nombre", "descripcion") or ""))
         if len(names) != 3 or not all(names):

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import polars as pl
 
@@ -81,6 +81,9 @@ from escrutinio.live.validate import (
 from escrutinio.sources.base import REJECTED_SCHEMA, ParsedSnapshot, conform
 from escrutinio.store.base import IngestOutcome
 from escrutinio.store.duckdb_store import DuckDBStore
+
+if TYPE_CHECKING:
+    import duckdb
 
 log = logging.getLogger("escrutinio.live")
 log.addHandler(logging.NullHandler())
@@ -142,7 +145,8 @@ class Watcher:
         self.store = store
         self.clock: Clock = clock or SystemClock()
         self.run_id = run_id or uuid.uuid4().hex[:12]
-        self.rawlog = RawLog(store.con, self.run_id)
+        # the store's LeasedConnection answers execute/sql/register like a DuckDB connection
+        self.rawlog = RawLog(cast("duckdb.DuckDBPyConnection", store.con), self.run_id)
         self._stop = threading.Event()
         self.transport = Transport(cfg.transport, site_url=cfg.site_url, stack=cfg.stack,
                                    clock=self.clock, seed=seed, on_response=self._on_response,
@@ -1105,7 +1109,7 @@ class Watcher:
             on_cycle: Callable[[dict[str, Any]], None] | None = None) -> Stats:
         """Poll until stopped (SIGTERM/SIGINT, ``max_cycles`` or ``duration_s``);
         ``on_cycle`` sees each cycle's report."""
-        previous: dict[int, Any] = {}
+        previous: dict[signal.Signals, Any] = {}
         if install_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, self.request_stop)

@@ -207,18 +207,18 @@ class Repo:
     :class:`~escrutinio.store.base.Store`, or a catalogue wrapping one)."""
 
     def __init__(self, store: Store, *, pool_size: int = 4) -> None:
-        inner = getattr(store, "inner", store)
+        inner: Any = getattr(store, "inner", store)
         self.pg = _is_postgres(inner)
         self._pool: _PgPool | None = None
         self._cur: Any = None
         self._lock = threading.RLock()
         if self.pg:
-            self._pool = _PgPool(str(inner.dsn), pool_size)  # type: ignore[attr-defined]
+            self._pool = _PgPool(str(inner.dsn), pool_size)
             return
         import duckdb
 
         try:
-            self._cur = inner.con.cursor()  # type: ignore[attr-defined]
+            self._cur = inner.con.cursor()
             self._cur.execute("SET TimeZone='UTC'")
             self._cur.execute(migration_sql())
         except duckdb.Error as exc:
@@ -535,7 +535,8 @@ class Repo:
             return "TRUE", []
         if acc.role is Role.OBSERVER:
             return "s.account_id = ?", [acc.account_id]
-        parts, params = ["s.account_id = ?"], [acc.account_id]
+        parts = ["s.account_id = ?"]
+        params: list[object] = [acc.account_id]
         sc = acc.scope
         if sc.actas:
             parts.append("s.acta_key = ANY(?)" if self.pg else "list_contains(?, s.acta_key)")

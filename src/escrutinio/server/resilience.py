@@ -38,7 +38,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import polars as pl
 from starlette.concurrency import run_in_threadpool
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 try:  # psycopg is an optional dependency (the "postgres" extra)
     import psycopg
 
-    DB_DOWN_ERRORS: tuple[type[BaseException], ...] = (
+    DB_DOWN_ERRORS: tuple[type[Exception], ...] = (
         psycopg.OperationalError, psycopg.InterfaceError)
 except ImportError:  # pragma: no cover - DuckDB-only installs
     psycopg = None  # type: ignore[assignment]
@@ -359,7 +359,7 @@ class Probe:
                                     "ORDER BY seq DESC LIMIT 1")
             if row is not None:
                 head = {"n_entries": int(row[0]), "head_hash": str(row[1])}
-        n_snaps, newest, n_contests, n_logged = epoch  # type: ignore[misc]
+        n_snaps, newest, n_contests, n_logged = cast("tuple[int, str, int, int]", epoch)
         return {"backend": "postgresql", "schema_version": schema, "ledger": head,
                 "catalogue": {"n_snapshots": n_snaps, "n_contests": n_contests,
                               "n_logged_snapshots": n_logged, "newest_ingest": newest}}

@@ -631,7 +631,10 @@ class DuckDBStore(Store):
             params=[contest_id, list(acta_ids)]).to_arrow_table())
         assert isinstance(df, pl.DataFrame)
         schema = {"snapshot_id": pl.String(), "severity": pl.String(), **REJECTED_SCHEMA}
-        return pl.DataFrame(schema=schema) if df.height == 0 else df.cast(schema)
+        # polars types cast() with an invariant key union, so a dict[str, DataType] is refused
+        # although it is accepted at run time (pola-rs/polars#14468)
+        return (pl.DataFrame(schema=schema) if df.height == 0
+                else df.cast(schema))  # type: ignore[arg-type]
 
     @_held
     def load_row_reports(self, snapshot_id: str) -> pl.DataFrame:

@@ -592,7 +592,10 @@ SUBMISSION_COLUMNS = ("submission_id", "client_id", "account_id", "contest_id", 
 
 def store_runner(store: Store) -> Runner:
     """A :data:`Runner` over the store's own connection."""
-    return lambda sql, params=(): _exec(store, sql, params)
+    def run(sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        return _exec(store, sql, params)
+
+    return run
 
 
 def iso_utc(when: datetime) -> str:
