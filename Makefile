@@ -28,6 +28,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	scripts/system-deps.sh
 	$(BIN)/ruff check src tests benchmarks validation scripts
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 # the analyses, sources and the store on DuckDB: no browser, no server, no PostgreSQL
@@ -39,4 +40,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .ruff_cache
+	rm -rf $(VENV) out .pytest_cache .ruff_cache .mypy_cache
