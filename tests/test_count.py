@@ -403,3 +403,21 @@ def test_status_shows_missing_actas_in_both_languages(data_dir: Path, tmp_path: 
     d = json.loads(out)
     assert (d["national"]["actas_missing"], d["national"]["actas_total"]) == (9_335, 86_488)
     assert d["hurdle"]["status"] != "nothing_remaining" and d["hurdle"]["unresolved"] == 9_335
+
+
+def test_falling_totals_are_compared_within_one_kind_of_source() -> None:
+    """A per-acta file holds fewer votes than the national table published just before it
+    (it counts only what it lists): that is two sources, not votes going down."""
+    from datetime import UTC, datetime
+
+    from escrutinio.count import HistoryPoint, history_warnings
+
+    def pt(hour: int, a: int, basis: str) -> HistoryPoint:
+        return HistoryPoint(f"s{hour}", datetime(2021, 6, 8, hour, tzinfo=UTC), f"c{hour}",
+                            None, None, "a", "b", a - 100, 0.0, (("a", a), ("b", 100)),
+                            basis=basis)
+
+    assert history_warnings([pt(1, 1_000, "units"), pt(2, 900, "actas")]) == ()
+    warns = history_warnings([pt(1, 1_000, "units"), pt(2, 900, "actas"),
+                              pt(3, 950, "units")])
+    assert [w.snapshot_id for w in warns] == ["s3"]

@@ -602,7 +602,8 @@ def count_state_actas(
         contest_id=contest.id, snapshot=snapshot, level=level, national=national, home=home,
         abroad=abroad, units=units, hurdle=h, n_rejected=n_rejected, runoff_race=race,
         provenance=Provenance((snapshot.snapshot_id,), "count_state",
-                              {"level": level.value, "abroad_only": abroad_only}),
+                              {"level": level.value, "abroad_only": abroad_only,
+                               "basis": "actas"}),
     ), df)
 
 
@@ -689,7 +690,8 @@ def count_state_units(
     return _unknown_figures(CountState(
         contest_id=contest.id, snapshot=snapshot, level=level, national=national, home=home,
         abroad=abroad, units=unit_states, hurdle=h, n_rejected=n_rejected,
-        provenance=Provenance((snapshot.snapshot_id,), "count_state", {"level": level.value}),
+        provenance=Provenance((snapshot.snapshot_id,), "count_state",
+                              {"level": level.value, "basis": "units"}),
         runoff_race=units_hurdle(*pair) if pair else None,
     ), units)
 
@@ -768,6 +770,9 @@ class HistoryPoint:
     votes: tuple[tuple[str, int], ...]
     third: str | None = None  # first rounds: who trails the runner-up for the runoff
     actas_total: int | None = None  # None: the source publishes no acta counts
+    #: "actas" or "units": cuts are compared for falling totals only with the previous cut
+    #: of the same kind (a per-acta file and a national table are different sources)
+    basis: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -827,6 +832,7 @@ def lead_history(states: Sequence[CountState]) -> LeadHistory:
             s.national.margin_pct_valid, tuple((c.code, c.votes) for c in s.national.candidates),
             s.runoff_race.trailer if s.runoff_race is not None else None,
             s.national.actas_total if s.national.actas_known else None,
+            str(s.provenance.parameters.get("basis", "")),
         )
         for s in ordered
     )
@@ -857,10 +863,17 @@ def lead_history(states: Sequence[CountState]) -> LeadHistory:
 
 
 def history_warnings(points: Sequence[HistoryPoint]) -> tuple[HistoryWarning, ...]:
-    """Totals that go down (a candidate loses votes between two cuts: sheets pulled for
+    """Totals that go down (a candidate loses votes between two cuts of the same kind —
+    per-acta files with per-acta files, tables with tables: sheets pulled for
     review, corrections, a broken scrape) and totals of actas that change."""
     out: list[HistoryWarning] = []
-    for a, b in itertools.pairwise(points):
+    last: dict[str, HistoryPoint] = {}
+    pairs = []
+    for p in points:
+        if p.basis in last:
+            pairs.append((last[p.basis], p))
+        last[p.basis] = p
+    for a, b in pairs:
         before = dict(a.votes)
         down = [(c, before[c] - v) for c, v in b.votes if c in before and v < before[c]]
         if down:
