@@ -383,22 +383,8 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
                     stop_common, stop_unit)
 
 
-def stack_cuts(frames_votes: list[dict[str, np.ndarray]], codes: list[str], k: int
-               ) -> np.ndarray:
-    """(J, U, K) cumulative votes for the units ``codes`` from per-cut mappings
-    unit_code -> votes (K,); NaN where a cut lacks the unit."""
-    out = np.full((len(frames_votes), len(codes), k), np.nan)
-    pos = {c: i for i, c in enumerate(codes)}
-    for j, fv in enumerate(frames_votes):
-        for code, v in fv.items():
-            i = pos.get(code)
-            if i is not None:
-                out[j, i] = v
-    return out
-
-
 #: declared prior SD of the log of valid votes per acta still to come vs counted (10%)
-PRIOR_TURNOUT_SD = 0.10
+PRIOR_TURNOUT_DRIFT_SD = 0.10
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,7 +403,7 @@ def fit_turnout(valid: np.ndarray, actas: np.ndarray) -> TurnoutDrift:
     volume of what is to come is the unit's own rate; only the spread is learned)."""
     valid = np.asarray(valid, dtype=float)
     actas = np.asarray(actas, dtype=float)
-    prior = PRIOR_TURNOUT_SD ** 2
+    prior = PRIOR_TURNOUT_DRIFT_SD ** 2
     if valid.shape[0] < 2:
         return TurnoutDrift(prior, prior, 0)
     dv, da = np.diff(valid, axis=0), np.diff(actas, axis=0)

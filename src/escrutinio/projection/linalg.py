@@ -102,3 +102,12 @@ def sandwich(g: np.ndarray, sigma: np.ndarray, factor: np.ndarray | float = 1.0
     """factor · G Σ Gᵀ for a batch of G (B, K, K)."""
     f = np.asarray(factor, dtype=float)
     return (g @ sigma @ np.swapaxes(g, 1, 2)) * (f[:, None, None] if f.ndim else f)
+
+
+def isotropic_clr_cov(k: int, logit_sd: float) -> np.ndarray:
+    """A K × K covariance of centred log-ratios with the same spread for every candidate:
+    for two candidates, exactly ``logit_sd`` on the log-odds of the first."""
+    cov = np.eye(k) * (logit_sd / 2) ** 2
+    cov -= cov.mean(axis=0, keepdims=True)
+    cov -= cov.mean(axis=1, keepdims=True)
+    return cov

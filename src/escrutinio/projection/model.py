@@ -331,9 +331,7 @@ def _type_level(type_idx: np.ndarray, idx: np.ndarray, train: np.ndarray,
         else np.zeros(n_types)
     sd_u = max(share_sd(reg_list[-1].share_fit.levels[-1].cov), 0.05)
     f_type = np.where(seen > 0, (sd_u / PRIOR_TYPE_SD) ** 2 / np.maximum(seen, 1.0), 1.0)
-    prior = np.eye(k) * (PRIOR_TYPE_SD / 2) ** 2
-    prior -= prior.mean(axis=0, keepdims=True)
-    prior -= prior.mean(axis=1, keepdims=True)
+    prior = la.isotropic_clr_cov(k, PRIOR_TYPE_SD)
     ti = type_idx[idx]
     return LevelVariance(ti, f_type[ti], f_type[ti], (prior, prior),
                          (PRIOR_TYPE_TURNOUT_SD ** 2,) * 2)

@@ -299,9 +299,7 @@ def prepare_units(
     if few:
         # too few units to learn any spread from: a unit with nothing counted gets the
         # prior of a whole region instead of a zero variance
-        prior = np.eye(k) * (PRIOR_SD / 2) ** 2
-        prior -= prior.mean(axis=0, keepdims=True)
-        prior -= prior.mean(axis=1, keepdims=True)
+        prior = la.isotropic_clr_cov(k, PRIOR_SD)
         lv = levels[2]
         levels[2] = LevelVariance(lv.codes, np.where(own, 0.0, 1.0),
                                   np.where(own_t, 0.0, 1.0),
@@ -314,9 +312,7 @@ def prepare_units(
         seen = np.bincount(type_idx[train_s], minlength=len(type_names)).astype(float)
         sd_u = max(share_sd(reg_list[-1].share_fit.levels[-1].cov), 0.05)
         f_type = np.where(seen > 0, (sd_u / PRIOR_SD) ** 2 / np.maximum(seen, 1.0), 1.0)
-        prior_t = np.eye(k) * (PRIOR_SD / 2) ** 2
-        prior_t -= prior_t.mean(axis=0, keepdims=True)
-        prior_t -= prior_t.mean(axis=1, keepdims=True)
+        prior_t = la.isotropic_clr_cov(k, PRIOR_SD)
         ti = type_idx[idx]
         levels.append(LevelVariance(ti, np.where(own, 0.0, f_type[ti]),
                                     np.where(own_t, 0.0, f_type[ti]), (prior_t, prior_t),
