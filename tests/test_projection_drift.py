@@ -143,3 +143,17 @@ def test_us_2020_series_never_certain_of_the_wrong_winner(data_dir: Path) -> Non
 
 def test_prior_weight_is_declared() -> None:
     assert PRIOR_WEIGHT == 2.0  # documented in docs/projection.md
+
+
+def test_fewer_votes_per_acta_late_are_anticipated() -> None:
+    """Batches of actas with fewer and fewer valid votes each: the votes still to come
+    per acta are expected below the counted average (the volume of the rest shrinks);
+    with a steady rate, no shift."""
+    from escrutinio.projection.drift import fit_volume
+
+    actas = np.cumsum(np.full(12, 100.0))[:, None]
+    falling = np.cumsum(np.linspace(220.0, 120.0, 12) * 100.0)[:, None]
+    steady = np.cumsum(np.full(12, 200.0 * 100.0))[:, None]
+    assert float(fit_volume(falling, actas)[0]) < -0.05
+    assert abs(float(fit_volume(steady, actas)[0])) < 1e-9
+    assert float(fit_volume(falling[:1], actas[:1])[0]) == 0.0

@@ -75,7 +75,9 @@ MIN_LOOKAHEAD_H = 0.05
 class VarianceModel:
     """Scalar variance A + B / min(n, n_cap) + S·h², blended with a prior of weight w0:
     n the votes of the block to predict, h its share of the unit's final votes (how far
-    ahead the prediction looks)."""
+    ahead the prediction looks). A trend measured over blocks up to ``h_max`` makes the
+    error grow like h² up to there, and only like h beyond it (a trend is never
+    extrapolated further than it was seen; past that, the drift is a random walk)."""
 
     a: float
     b: float
@@ -84,10 +86,14 @@ class VarianceModel:
     prior: float
     w0: float = PRIOR_WEIGHT
     s2: float = 0.0
+    h_max: float = 1.0  # the longest look-ahead measured: S·h² up to it, linear beyond
 
     def at(self, n: np.ndarray | float, h: np.ndarray | float = 0.0) -> np.ndarray:
         n_arr = np.maximum(np.minimum(np.asarray(n, dtype=float), self.n_cap), 1.0)
-        fit = self.a + self.b / n_arr + self.s2 * np.asarray(h, dtype=float) ** 2
+        h_arr = np.asarray(h, dtype=float)
+        hm = max(self.h_max, 1e-9)
+        ahead = np.where(h_arr <= hm, h_arr ** 2, hm * h_arr)
+        fit = self.a + self.b / n_arr + self.s2 * ahead
         if self.n_resid == 0:
             return np.full(n_arr.shape, self.prior)
         return (self.w0 * self.prior + self.n_resid * fit) / (self.w0 + self.n_resid)
@@ -147,7 +153,7 @@ def _fit_ab(q: np.ndarray, n: np.ndarray) -> tuple[float, float]:
     a = b = 0.0
     for _ in range(2):
         sw = w.sum()
-        if q.size >= 3 and np.ptp(x) > 0:
+        if q.size >= 3 and np.ptp(x) > 1e-6 * float(x.mean()):
             xm, qm = (w * x).sum() / sw, (w * q).sum() / sw
             sxx = (w * (x - xm) ** 2).sum()
             b = (w * (x - xm) * (q - qm)).sum() / sxx if sxx > 0 else 0.0
@@ -328,24 +334,30 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
     # far ahead the rule looked (h = the block's share of the unit's final votes); a
     # trend that goes on makes the error grow like h
     s2_c = s2_u = 0.0
+    hmax_c = hmax_u = 1.0
     cap_c = float(cn.max()) if cn.size else 1.0
     cap_u = float(un.max()) if un.size else 1.0
+    # the fitted batch-level terms alone (no prior, no look-ahead): what a block of n votes
+    # is expected to show before any trend
+    vc_model = VarianceModel(a_c, b_c, cap_c, 1, 0.0, w0=0.0)
+    vu_model = VarianceModel(a_u, b_u, cap_u, 1, 0.0, w0=0.0)
     if blk:
         hq_c: list[tuple[float, float]] = []
         hq_u: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for gap0, pd, wi, hb, sel in blk:
             gap = gap0 - carry * pd
             mean = (gap * wi[:, None]).sum(0) / wi.sum()
-            own_i = float((wi ** 2 * (a_u + b_u / np.minimum(np.maximum(wi, 1.0), cap_u)))
-                          .sum() / wi.sum() ** 2) if ur.shape[0] else 0.0
-            exp_c = a_c + b_c / min(max(float(wi.sum()), 1.0), cap_c) + own_i
+            own_i = float((wi ** 2 * vu_model.at(wi)).sum() / wi.sum() ** 2) \
+                if ur.shape[0] else 0.0
+            exp_c = float(vc_model.at(float(wi.sum()))) + own_i
             hq_c.append((float(wi.sum() / max(final_u[sel].sum(), 1.0)),
                          max(0.0, float(qs(mean[None])[0]) - exp_c)))
             if sel.sum() > 1:
-                exp_u = a_u + b_u / np.minimum(np.maximum(wi, 1.0), cap_u)
+                exp_u = vu_model.at(wi)
                 hq_u.append((hb, np.maximum(0.0, qs(gap - mean) - exp_u), wi))
         if hq_c:
             h, q = np.array(hq_c).T
+            hmax_c = float(h.max())
             q = np.where(h >= MIN_LOOKAHEAD_H, q, 0.0)
             h = np.where(h >= MIN_LOOKAHEAD_H, h, 0.0)
             s2_c = float((q * h ** 2).sum() / max((h ** 4).sum(), 1e-300))
@@ -353,6 +365,7 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
             h = np.concatenate([x[0] for x in hq_u])
             q = np.concatenate([x[1] for x in hq_u])
             wq = np.concatenate([x[2] for x in hq_u]) * (h >= MIN_LOOKAHEAD_H)
+            hmax_u = float(h.max())
             s2_u = float((wq * q * h ** 2).sum() / max((wq * h ** 4).sum(), 1e-300))
     # shape: the residuals' own covariance (each scaled to unit share variance), blended
     # with the isotropic prior shape
@@ -363,15 +376,18 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
         emp = (allr / np.sqrt(qa)[:, None]).T @ (allr / np.sqrt(qa)[:, None])
         shape = shape + emp
     shape = shape / max(float(np.trace(jac @ shape @ jac.T)), 1e-12)
-    common = VarianceModel(a_c, b_c, cap_c, int(cr.shape[0]), q_common0, s2=s2_c)
-    unit = VarianceModel(a_u, b_u, cap_u, int(ur.shape[0]), q_unit0, s2=s2_u)
+    common = VarianceModel(a_c, b_c, cap_c, int(cr.shape[0]), q_common0, s2=s2_c,
+                           h_max=hmax_c)
+    unit = VarianceModel(a_u, b_u, cap_u, int(ur.shape[0]), q_unit0, s2=s2_u, h_max=hmax_u)
     tail = max(MIN_TAIL_DF, cr.shape[0] + PRIOR_WEIGHT) if cr.shape[0] else None
     diag: dict[str, object] = {
         "n_cuts": int(n_cuts), "n_batches": int(ok.sum()),
         "n_common_residuals": int(cr.shape[0]), "n_unit_residuals": int(ur.shape[0]),
         "carry": carry, "carry_next_batch": carry_one, "carry_long": carry_long,
         "common_a": a_c, "common_b": b_c, "unit_a": a_u, "unit_b": b_u,
-        "common_lookahead": s2_c, "unit_lookahead": s2_u, "unit_prior_q": q_unit0,
+        "common_lookahead": s2_c, "unit_lookahead": s2_u,
+        "common_lookahead_h_max": hmax_c, "unit_lookahead_h_max": hmax_u,
+        "unit_prior_q": q_unit0,
         "center_share_shift_max": float(np.abs(center @ jac.T).max()) if center.size else 0.0,
     }
     wr = np.maximum(rem, 0.0)
@@ -381,6 +397,32 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
     diag["trend_stop_sd_margin_share"] = float(np.sqrt(2 * stop_common))
     return DriftFit(center, shape, common, unit, tail, int(n_cuts), int(ok.sum()), diag,
                     stop_common, stop_unit)
+
+
+def fit_volume(valid: np.ndarray, actas: np.ndarray,
+               remaining: np.ndarray | None = None) -> np.ndarray:
+    """The centre of the log of valid votes per acta still to come against the counted
+    ones, per unit: the same rule as the shares' (:func:`fit_drift`), applied to the
+    two-part composition (valid votes, actas). Late actas often hold fewer votes
+    (abroad, small remote mesas, sheets under review; Peru 2021: 134-150 valid votes per
+    acta in the batches counted after 93% against 208 in all counted before), and the
+    count shows it batch after batch. ``valid``, ``actas``: (J, U) cumulative, oldest
+    first; ``remaining``: (U,) valid votes still to come. Returns (U,) log shifts (0
+    without history)."""
+    valid = np.asarray(valid, dtype=float)
+    actas = np.asarray(actas, dtype=float)
+    if valid.shape[0] < 2:
+        return np.zeros(valid.shape[1])
+    gone = ~(np.isfinite(valid) & np.isfinite(actas))
+    valid = np.where(gone, np.nan, valid)
+    actas = np.where(gone, np.nan, actas)
+    tot_v, tot_a = np.nansum(valid[-1]), np.nansum(actas[-1])
+    scale = tot_v / tot_a if tot_a > 0 and tot_v > 0 else 1.0
+    cum = np.stack([valid, actas * scale], axis=2)
+    rem = None if remaining is None else 2.0 * np.asarray(remaining, dtype=float)
+    fit = fit_drift(cum, reference=np.array([0.5, 0.5]), remaining=rem)
+    shift = fit.center[:, 0] - fit.center[:, 1]
+    return np.where(np.isfinite(shift) & ~gone[-1], shift, 0.0)
 
 
 #: declared prior SD of the log of valid votes per acta still to come vs counted (10%)

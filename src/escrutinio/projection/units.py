@@ -41,6 +41,7 @@ from escrutinio.projection.drift import (
     TurnoutDrift,
     fit_drift,
     fit_turnout,
+    fit_volume,
 )
 from escrutinio.projection.engine import (
     LevelVariance,
@@ -282,6 +283,13 @@ def prepare_units(
     # with a baseline, the unit term's prior is the spread of the swing between units
     swing = regimes["B"].share_fit.levels[-1].cov if "B" in regimes else None
     drift = _unit_drift(fine, cols, votes, history, counted_votes, rem_u, swing)
+    if drift.volume_center is not None and own_t.any():
+        # the valid votes per acta still to come move like those of the recent batches
+        t_hat[own_t] += drift.volume_center[idx[own_t]]
+        vpa = np.exp(t_hat)
+        v = np.where(ext > 0, ext, acts * vpa) * scale
+        rem_u = np.zeros(n)
+        np.add.at(rem_u, idx, v)
     z_hat[own] = la.clr(votes[idx[own]]) + drift.center[idx[own]]
     p = la.softmax(z_hat)
     # with an external estimate of the votes to come, the volume is given: no turnout shock
@@ -356,6 +364,7 @@ class _UnitDrift:
 
     fit: DriftFit
     turnout: TurnoutDrift
+    volume_center: np.ndarray | None = None  # (U,) log shift of valid votes per acta
 
     @property
     def center(self) -> np.ndarray:
@@ -371,7 +380,10 @@ class _UnitDrift:
 
     @property
     def diagnostics(self) -> dict[str, object]:
+        vc = self.volume_center
         return {**self.fit.diagnostics, "turnout_common_sd": float(np.sqrt(self.turnout.common)),
+                "volume_log_shift_max": float(np.abs(vc).max()) if vc is not None and vc.size
+                else 0.0,
                 "turnout_unit_sd": float(np.sqrt(self.turnout.unit))}
 
     def unit_factor(self, remaining: np.ndarray, counted: np.ndarray,
@@ -422,11 +434,13 @@ def _unit_drift(fine: pl.DataFrame, cols: list[str], votes: np.ndarray,
     fit = fit_drift(cum, reference=p_ref, remaining=remaining, unit_prior_cov=unit_prior_cov)
     if with_actas:
         acts = allc[:, :, k] - np.nan_to_num(allc[:, :, k + 1]) - np.nan_to_num(allc[:, :, k + 2])
-        turnout = fit_turnout(np.nansum(cum, axis=2) + np.where(
-            np.isfinite(cum).all(axis=2), 0.0, np.nan), acts)
+        valid_j = np.nansum(cum, axis=2) + np.where(np.isfinite(cum).all(axis=2), 0.0, np.nan)
+        turnout = fit_turnout(valid_j, acts)
+        volume = fit_volume(valid_j, acts, remaining)
     else:
         turnout = fit_turnout(np.zeros((1, codes.height)), np.zeros((1, codes.height)))
-    return _UnitDrift(fit, turnout)
+        volume = np.zeros(codes.height)
+    return _UnitDrift(fit, turnout, volume)
 
 
 def _drift_shocks(drift: _UnitDrift, remaining_total: float, counted_total: float,
@@ -554,6 +568,9 @@ def prepare_series(
     now, f_now = v[-1], float(f[-1])
     valid_now = float(now.sum())
     rest = valid_now * (1.0 / max(f_now, 1e-6) - 1.0) if f_now < 1 else 0.0
+    # the votes still to come per share of the count move like the recent batches'
+    vol_shift = float(fit_volume(v.sum(axis=1)[:, None], f[:, None], np.array([rest]))[0])
+    rest *= float(np.exp(vol_shift))
     drift = fit_drift(v[:, None, :], remaining=np.array([rest]))
     p = la.softmax(la.clr(now[None])[0][None] + drift.center)[0] if valid_now > 0 \
         else np.full(k, 1.0 / k)
@@ -581,6 +598,7 @@ def prepare_series(
     shocks = Shocks((cov, cov, zero, zero), (vol_var, vol_var, 0.0, 0.0), (0, 0, 1, 1), 0.0,
                     scales, tail_df=drift.tail_df, break_prob=BREAK_PROB, break_cov=brk)
     diagnostics: dict[str, object] = {"n_cuts": len(history), "remaining_valid": rest,
+                                      "remaining_log_shift": vol_shift,
                                       "remaining_log_sd": float(np.sqrt(vol_var)),
                                       "method": how, "drift": drift.diagnostics}
     return Prepared(now, cells, shocks, diagnostics)
