@@ -134,3 +134,32 @@ def test_audit_sample_from_the_cli_is_the_audit_the_api_lists(db: Path, final: s
     assert prov["snapshot_ids"] == [final] and prov["parameters"]["public_seed"] == SEED
     assert prov["parameters"]["sampler"].startswith("ppeb_sha256")
     assert prov["parameters"]["manifest_sha256"] == rec["manifest_sha256"]
+
+
+def test_recorded_audits_reads_without_writing(any_store_opener: Any) -> None:
+    """What the dashboard lists: nothing from a store without the audit tables, and no
+    table created to find that out (the server opens the store read-only); on PostgreSQL
+    only the store's own schema counts."""
+    from escrutinio.audit import workflow as wf
+    from escrutinio.service.audit import recorded_audits
+
+    any_store_opener().close()  # a fresh, empty store
+    ro = any_store_opener(read_only=True)
+    try:
+        assert recorded_audits(ro, "0" * 64) == ()
+    finally:
+        ro.close()
+    rw = any_store_opener()
+    try:
+        assert recorded_audits(rw, "0" * 64) == ()
+        assert not any(t.startswith("audit_") for t in _tables(rw))  # nothing created
+        wf.ensure_tables(rw)
+        assert recorded_audits(rw, "0" * 64) == ()  # tables, but no audit of it
+    finally:
+        rw.close()
+
+
+def _tables(store: Any) -> set[str]:
+    return {r[0] for r in store.con.execute(
+        "SELECT table_name FROM information_schema.tables "
+        "WHERE table_schema = current_schema()").fetchall()}

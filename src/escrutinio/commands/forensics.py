@@ -1,6 +1,8 @@
 """``escrutinio forensics``: calibrated anomaly screening (anomaly, not proof).
 
-Presenter only: the numbers come from :mod:`escrutinio.forensics`.
+Presenter only: it parses the options, calls :func:`escrutinio.service.forensics.forensics`
+(the one set of defaults, shared with the web layer) and formats the report; the numbers
+come from :mod:`escrutinio.forensics`.
 """
 
 from __future__ import annotations

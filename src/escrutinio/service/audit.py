@@ -218,9 +218,10 @@ def recorded_audits(store: Store, snapshot_id: str) -> tuple[dict[str, Any], ...
     if con is None:
         return ()
     # the workflow's own functions create the tables when they are missing: look first
+    # (in the store's own schema: a PostgreSQL server holds other stores' tables too)
     have = {r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables "
-        "WHERE table_name IN ('audit_audits', 'audit_measures')").fetchall()}
+        "SELECT table_name FROM information_schema.tables WHERE table_name IN "
+        "('audit_audits', 'audit_measures') AND table_schema = current_schema()").fetchall()}
     if {"audit_audits", "audit_measures"} - have:
         return ()
     return tuple({"audit_id": rec.audit_id, "method": rec.method, "design": rec.design,
