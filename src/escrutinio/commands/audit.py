@@ -8,7 +8,7 @@ formats what it returns; the numbers come from :mod:`escrutinio.audit`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -18,6 +18,9 @@ from escrutinio.commands.common import T, emit_json, err, fail, number, open_sto
 from escrutinio.countries import vocabulary
 from escrutinio.errors import BadOptionError, EscrutinioError
 from escrutinio.service import audit as svc
+
+if TYPE_CHECKING:
+    from escrutinio.audit.measure import Measurement
 
 audit_app = typer.Typer(no_args_is_help=True, help=(
     "Auditorías que limitan el riesgo sobre actas / risk-limiting audits over actas"))
@@ -251,7 +254,7 @@ def record_cmd(
                 f"unchanged); {res.not_yet_counted} drawn actas still to count"))
 
 
-def _print_measure(m) -> None:  # noqa: ANN001
+def _print_measure(m: Measurement) -> None:
     status = {"confirmed": T("CONFIRMADO: el riesgo está bajo el límite",
                              "CONFIRMED: the risk is below the limit"),
               "continue": T("seguir: otra ronda", "continue: another round"),

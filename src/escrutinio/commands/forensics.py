@@ -8,7 +8,7 @@ come from :mod:`escrutinio.forensics`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -28,6 +28,9 @@ from escrutinio.countries import Vocabulary
 from escrutinio.domain import ContestKind
 from escrutinio.errors import EscrutinioError
 from escrutinio.service import forensics as svc
+
+if TYPE_CHECKING:
+    from escrutinio.forensics.report import ForensicsReport
 
 
 def _num(x: float | None) -> str:
@@ -109,7 +112,7 @@ def register(app: typer.Typer) -> None:
                or res.contest.kind is not ContestKind.RUNOFF, limit, image, res.vocabulary)
 
 
-def _print(report, has_prev: bool, limit: int, image: Path | None,  # noqa: ANN001
+def _print(report: ForensicsReport, has_prev: bool, limit: int, image: Path | None,
            voc: Vocabulary) -> None:
     es = opts.lang == "es"
     out.print(f"[bold]{report.contest_name}[/] — "
@@ -136,8 +139,8 @@ def _print(report, has_prev: bool, limit: int, image: Path | None,  # noqa: ANN0
                         f"  Expected false flags among its flags: "
                         f"~{t.expected_false_flags:.2f}. Benign explanations: ")
                       + (t.benign_es if es else t.benign_en))
-    for k in report.klimek:
-        out.print(f"• {k.text_es if es else k.text_en}")
+    for fit in report.klimek:
+        out.print(f"• {fit.text_es if es else fit.text_en}")
     for s in report.skipped:
         out.print(T(f"[yellow]Omitida {s.test}: {s.reason_es}[/]",
                     f"[yellow]Skipped {s.test}: {s.reason_en}[/]"))
