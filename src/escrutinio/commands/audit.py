@@ -241,13 +241,14 @@ def record_cmd(
     """Registrar recuentos manuales / record hand counts."""
     try:
         with open_store() as store:
-            res = svc.record(store, audit_id, counts, replace=replace)
+            outcome = svc.record(store, audit_id, counts, replace=replace)
     except (EscrutinioError, ValueError) as exc:
         fail(_as_error(exc), as_json)
         return
     if as_json:
-        emit_json(res)
+        emit_json(outcome.to_jsonable())
         return
+    res = outcome.result
     out.print(T(f"{res.recorded} recuentos registrados ({res.replaced} reemplazados, "
                 f"{res.unchanged} iguales); faltan {res.not_yet_counted} actas sorteadas",
                 f"{res.recorded} counts recorded ({res.replaced} replaced, {res.unchanged} "

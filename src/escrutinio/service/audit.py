@@ -43,7 +43,7 @@ SAMPLERS = {"ppeb": "ppeb_sha256 (Rivest 2011 counter mode, proportional to erro
             "uniform": "consistent_sampler (Rivest 2018, SHA-256 tickets)"}
 
 __all__ = ["DEFAULT_DESIGN", "DEFAULT_METHOD", "DEFAULT_RISK_LIMIT", "DEFAULT_RISK_LIMITS",
-           "PLAN_REPLICATES", "PLAN_SEED", "SAMPLERS", "PlanParams", "PlanResult",
+           "PLAN_REPLICATES", "PLAN_SEED", "SAMPLERS", "PlanParams", "PlanResult", "RecordOutcome",
            "SampleParams", "SampleResult", "measure", "plan", "record", "recorded_audits",
            "report", "sample"]
 
@@ -192,11 +192,32 @@ def sample(store: Store, audit_id: str, params: SampleParams = SampleParams()
 
 # --- record, measure, report ----------------------------------------------------------------
 
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    """Hand counts recorded (how many, replaced, unchanged, still to count; the file's
+    SHA-256) and the audit they belong to."""
+
+    result: wf.RecordResult
+    provenance: Provenance
+
+    def to_jsonable(self) -> dict[str, Any]:
+        return {**to_jsonable(self.result), "provenance": to_jsonable(self.provenance)}
+
+
 def record(store: Store, audit_id: str, counts: Path, *,
-           replace: bool = False) -> wf.RecordResult:
+           replace: bool = False) -> RecordOutcome:
     """Record the hand counts of drawn actas (CSV: acta_id, v_<code>..., blank, null);
     ``replace`` replaces earlier counts of the same acta."""
-    return wf.record_counts(store, audit_id, counts, replace=replace)
+    res = wf.record_counts(store, audit_id, counts, replace=replace)
+    rec = wf.load_audit(store, audit_id)
+    prov = Provenance(
+        snapshot_ids=(rec.snapshot_id,), analysis="audit.record",
+        parameters={"audit_id": rec.audit_id, "risk_limit": rec.risk_limit,
+                    "method": rec.method, "design": rec.design,
+                    "public_seed": rec.seed, "manifest_sha256": rec.manifest_sha256,
+                    "counts": res.source, "counts_sha256": res.source_sha256,
+                    "replace": replace})
+    return RecordOutcome(res, prov)
 
 
 def measure(store: Store, audit_id: str) -> Measurement:
