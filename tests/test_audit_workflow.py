@@ -117,7 +117,11 @@ def test_cli_plan_sample_record_measure_escalate_report(tmp_path, data_dir, runo
     _counts_csv(csv1, r1["draws"], runoff.frame, {bad: (-3, 3)})
     code, out = run("audit", "record", "-a", "t1", str(csv1), "--json")
     assert code == 0, out
-    assert json.loads(out)["not_yet_counted"] == 0
+    rec1 = json.loads(out)
+    assert rec1["not_yet_counted"] == 0 and rec1["recorded"] > 0
+    # the counts name the audit they belong to (seed, limit, manifest)
+    assert rec1["provenance"]["parameters"]["counts_sha256"] == rec1["source_sha256"]
+    assert rec1["provenance"]["parameters"]["public_seed"] == SEED
     code, out = run("audit", "measure", "-a", "t1", "--json")
     m1 = json.loads(out)
     assert m1["status"] == "continue" and m1["n_with_discrepancy"] == 1

@@ -18,7 +18,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -31,12 +31,15 @@ from escrutinio.domain import ContestKind, Level, SnapshotKind
 from escrutinio.errors import EscrutinioError, NotFoundError
 from escrutinio.store.base import SnapshotInfo, Store
 
+if TYPE_CHECKING:
+    # the forensics page and its JSON twin show escrutinio.service.forensics.forensics
+    from escrutinio.service.forensics import ForensicsResult as ForensicsView
+
 #: default parameters (the CLI's)
 PROJECTION_SIMS = 10_000
 PROJECTION_SEED = 0
 CONTESTED_SIMS = 20_000
 QUICKCOUNT_MESAS = 1500
-FORENSICS_SEED = 20210606
 QUICKCOUNT_BOOT = 2000  # bootstrap replicates of the estimate (the CLI's --boot)
 QUICKCOUNT_ESTIMATE_SEED = 0
 
@@ -189,16 +192,9 @@ class QuickCountEstimateView:
 
 
 @dataclass(frozen=True, slots=True)
-class ForensicsView:
-    snapshot: SnapshotInfo
-    first_round: SnapshotInfo | None
-    report: Any  # ForensicsReport
-
-
-@dataclass(frozen=True, slots=True)
 class AuditView:
     snapshot: SnapshotInfo
-    plan: Any  # AuditPlan
+    plan: Any  # AuditPlan, of :func:`escrutinio.service.audit.plan` with its defaults
     audits: tuple[dict[str, Any], ...]
 
 
@@ -394,19 +390,6 @@ class Backend:
                                  contest_id=older.contest_id, limit=limit))
 
     # -- projection ------------------------------------------------------------------------
-    def _first_round(self, contest_id: str) -> SnapshotInfo | None:
-        """The per-acta first round of the same country and year (forensics)."""
-        contest = self.store.contest(contest_id)
-        if contest.kind is not ContestKind.RUNOFF:
-            return None
-        for c in self.store.contests():
-            if (c.kind is ContestKind.FIRST_ROUND and c.country == contest.country
-                    and c.date[:4] == contest.date[:4]):
-                snaps = self.store.list_snapshots(c.id, SnapshotKind.ACTAS)
-                if snaps:
-                    return snaps[-1]
-        return None
-
     def projection(self, info: SnapshotInfo, sims: int | None = None,
                    seed: int = PROJECTION_SEED,
                    baseline_contest: str | None = None) -> ProjectionView:
@@ -604,92 +587,56 @@ class Backend:
         return self.cached(("quickcount", info.snapshot_id, seed), compute)
 
     def forensics(self, info: SnapshotInfo) -> ForensicsView:
+        """The forensic screen of ``info`` with the CLI's defaults
+        (:func:`escrutinio.service.forensics.forensics`); the first round the panel test
+        uses is resolved first, so a replay that publishes it later gets a new result."""
+        from escrutinio.service import forensics as svc
+
         self._needs_actas(info, "el cribado forense", "the forensic screen")
-        first = self._first_round(info.contest_id)
+        first = svc.first_round_snapshot(self.store, info.contest_id)
 
         def compute() -> ForensicsView:
-            from escrutinio.forensics import run_forensics
-
-            contest = self.store.contest(info.contest_id)
-            geo = self.store.geography(info.contest_id)
-            names = dict(zip(geo["code"].to_list(), geo["name"].to_list(), strict=True))
-            prev = prev_contest = None
-            ids = [info.snapshot_id]
-            if first is not None:
-                prev = self.store.load_actas(first.snapshot_id)
-                prev_contest = self.store.contest(first.contest_id)
-                ids.append(first.snapshot_id)
             try:
-                rep = run_forensics(self.store.load_actas(info.snapshot_id), contest,
-                                    previous=prev, previous_contest=prev_contest,
-                                    seed=FORENSICS_SEED, names=names,
-                                    snapshot_ids=tuple(ids), max_flagged=200)
-            except ValueError as exc:
-                raise Unavailable(f"no se puede ejecutar el cribado: {exc}",
-                                  f"the screen cannot run: {exc}") from exc
-            from escrutinio.countries import localized, vocabulary
-
-            return ForensicsView(info, first, localized(rep, vocabulary(contest)))
+                return svc.forensics(self.store, info)
+            except svc.ScreenUnavailable as exc:
+                raise Unavailable(exc.message_es, exc.message_en) from exc
 
         return self.cached(("forensics", info.snapshot_id,
                             first and first.snapshot_id), compute)
 
     def fingerprint_png(self, info: SnapshotInfo) -> bytes:
+        from escrutinio.service import forensics as svc
+
         view = self.forensics(info)
 
         def compute() -> bytes:
-            from escrutinio.forensics import fingerprint_image
-            from escrutinio.forensics.png import encode_png
+            try:
+                return svc.fingerprint_png(view.report)
+            except svc.ScreenUnavailable as exc:
+                raise Unavailable(exc.message_es, exc.message_en) from exc
 
-            return encode_png(fingerprint_image(view.report))
-
-        return self.cached(("fingerprint", info.snapshot_id), compute)
+        return self.cached(("fingerprint", info.snapshot_id,
+                            view.first_round and view.first_round.snapshot_id), compute)
 
     def audit(self, info: SnapshotInfo) -> AuditView:
+        """The audit plan of ``info`` with the CLI's defaults
+        (:func:`escrutinio.service.audit.plan`) and the audits recorded for it."""
         self._needs_actas(info, "la auditoría", "the audit")
 
         def compute() -> AuditView:
-            from escrutinio.audit.model import build_population
-            from escrutinio.audit.plan import plan_audit
+            from escrutinio.service import audit as svc
 
-            contest = self.store.contest(info.contest_id)
-            # the same population (rejected and missing actas included), computation,
-            # replicates and seed as `audit plan` / `audit sample`
-            from escrutinio.audit.workflow import audit_frame, planning_errors
-
-            pop = build_population(audit_frame(self.store, info.snapshot_id), contest,
-                                   snapshot_id=info.snapshot_id)
-
-            plan = plan_audit(pop, errors=planning_errors(contest)[0])
-            return AuditView(info, plan, self._audits(info))
+            return AuditView(info, svc.plan(self.store, info).plan, self._audits(info))
 
         return self.cached(("audit", info.snapshot_id), compute)
 
     def _audits(self, info: SnapshotInfo) -> tuple[dict[str, Any], ...]:
-        """Audits recorded in the store for this snapshot, with their latest measurement.
-        Read-only: a store without audit tables has no audits."""
-        inner = self.store.inner
-        con = getattr(inner, "con", None)
-        if con is None:
-            return ()
-        with self.store.lock:
-            have = {r[0] for r in con.execute(
-                "SELECT table_name FROM information_schema.tables "
-                "WHERE table_name IN ('audit_audits', 'audit_measures')").fetchall()}
-            if {"audit_audits", "audit_measures"} - have:
-                return ()
-            from escrutinio.audit.workflow import latest_measurement, list_audits
+        """Audits recorded in the store for this snapshot, with their latest measurement
+        (:func:`escrutinio.service.audit.recorded_audits`: read-only)."""
+        from escrutinio.service import audit as svc
 
-            out = []
-            for rec in list_audits(inner):  # type: ignore[arg-type]
-                if rec.snapshot_id != info.snapshot_id:
-                    continue
-                out.append({"audit_id": rec.audit_id, "method": rec.method,
-                            "design": rec.design, "risk_limit": rec.risk_limit,
-                            "seed": rec.seed, "created_at": rec.created_at,
-                            "n_actas": rec.n_actas, "manifest_sha256": rec.manifest_sha256,
-                            "latest_measurement": latest_measurement(inner, rec.audit_id)})  # type: ignore[arg-type]
-            return tuple(out)
+        with self.store.lock:
+            return svc.recorded_audits(self.store.inner, info.snapshot_id)
 
     def pvt(self, info: SnapshotInfo, upload: Upload) -> Any:
         """Reconcile observers' copies sent in a request (JSON records, CSV or a file;

@@ -1,21 +1,26 @@
 """``escrutinio audit``: plan, sample, record, measure, report (every command takes --json).
 
-Presenters only: the numbers come from :mod:`escrutinio.audit`.
+Presenters only: each command parses its options, calls one function of
+:mod:`escrutinio.service.audit` (the one set of defaults, shared with the web layer) and
+formats what it returns; the numbers come from :mod:`escrutinio.audit`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from escrutinio.audit.model import Policy, ballot_totals
+from escrutinio.audit.model import Policy
 from escrutinio.commands.common import T, emit_json, err, fail, number, open_store, opts, out
 from escrutinio.countries import vocabulary
 from escrutinio.errors import BadOptionError, EscrutinioError
-from escrutinio.provenance import to_jsonable
+from escrutinio.service import audit as svc
+
+if TYPE_CHECKING:
+    from escrutinio.audit.measure import Measurement
 
 audit_app = typer.Typer(no_args_is_help=True, help=(
     "Auditorías que limitan el riesgo sobre actas / risk-limiting audits over actas"))
@@ -78,37 +83,27 @@ def plan_cmd(
              "states, else a generic stated 0.3%)", min=0.0, max=1.0)] = None,
     replicates: Annotated[int, typer.Option(
         help="simulated audits per method and limit (default: as audit sample)",
-        min=10, max=1_000_000)] = 200_000,
+        min=10, max=1_000_000)] = svc.PLAN_REPLICATES,
     seed: Annotated[int, typer.Option(help="seed of the planning simulation (not the "
-                                      "public sample)", min=0)] = 20210606,
+                                      "public sample)", min=0)] = svc.PLAN_SEED,
     as_json: JsonOpt = False,
 ) -> None:
     """Tamaños iniciales por método y límite de riesgo / initial sizes per method and limit."""
-    from dataclasses import replace
-
-    from escrutinio.audit.plan import DEFAULT_RISK_LIMITS, plan_audit
-    from escrutinio.audit.workflow import planning_errors, population_for
-
     try:
+        params = svc.PlanParams(
+            risk_limits=tuple(risk_limit or svc.DEFAULT_RISK_LIMITS),
+            policy=_policy(annulled, not_installed, unresolved, ballot_bound,
+                           rejected=rejected, missing_bound=missing_bound),
+            error_rate=error_rate, replicates=replicates, seed=seed)
         with open_store(read_only=True) as store:
-            pop, _ = population_for(store, snapshot, contest_id=contest,
-                                    policy=_policy(annulled, not_installed, unresolved,
-                                                   ballot_bound, rejected=rejected,
-                                                   missing_bound=missing_bound))
-        errors, source = planning_errors(pop.contest)
-        errors = errors if error_rate is None else replace(errors, rate=error_rate)
-        source = source if error_rate is None else (
-            f"indicada con --error-rate: {error_rate:.2%}",
-            f"given with --error-rate: {error_rate:.2%}")
-        plan = plan_audit(pop, risk_limits=tuple(risk_limit or DEFAULT_RISK_LIMITS),
-                          errors=errors, replicates=replicates, seed=seed)
+            res = svc.plan(store, snapshot, params, contest_id=contest)
     except (EscrutinioError, ValueError) as exc:
         fail(_as_error(exc), as_json)
         return
     if as_json:
-        emit_json({**to_jsonable(plan),
-                   "error_model_source": {"es": source[0], "en": source[1]}})
+        emit_json(res.to_jsonable())
         return
+    plan, source = res.plan, res.error_model_source
     out.print(f"[bold]{plan.contest_id}[/] — {T('instantánea', 'snapshot')} "
               f"{plan.snapshot_id[:12]}; {plan.n_actas:,} actas, "
               f"{plan.total_ballots:,} {T('boletas', 'ballots')}")
@@ -120,7 +115,7 @@ def plan_cmd(
                   + (f" ({T('tras restar', 'after subtracting')} {s:,})" if s else ""))
     if plan.ballots is not None:
         out.print(T("Boletas: ", "Ballots: ")
-                  + vocabulary(pop.contest).localize(T(*plan.ballots.sentence()), opts.lang))
+                  + vocabulary(res.contest).localize(T(*plan.ballots.sentence()), opts.lang))
     if not plan.auditable:
         for es, en in zip(plan.reasons_es, plan.reasons_en, strict=True):
             out.print("[bold red]" + T(es, en) + "[/]")
@@ -166,9 +161,9 @@ def sample_cmd(
     audit_id: AuditOpt,
     seed: Annotated[str | None, typer.Option(help="semilla tirada con dados / dice seed "
                                              "(new audits)")] = None,
-    risk_limit: Annotated[str, typer.Option("--risk-limit", "-r")] = "0.05",
-    method: Annotated[str, typer.Option(help="macro | alpha")] = "macro",
-    design: Annotated[str, typer.Option(help="ppeb | uniform")] = "ppeb",
+    risk_limit: Annotated[str, typer.Option("--risk-limit", "-r")] = svc.DEFAULT_RISK_LIMIT,
+    method: Annotated[str, typer.Option(help="macro | alpha")] = svc.DEFAULT_METHOD,
+    design: Annotated[str, typer.Option(help="ppeb | uniform")] = svc.DEFAULT_DESIGN,
     size: Annotated[int | None, typer.Option(help="draws in this round (default: plan / "
                                              "measured risk)", min=1)] = None,
     snapshot: SnapshotOpt = "latest", contest: ContestOpt = None,
@@ -187,51 +182,33 @@ def sample_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Sortear una ronda con la semilla pública / draw a round from the public seed."""
-    from escrutinio.audit import workflow as wf
-    from escrutinio.audit.ids import AuditInputError
-
-    created = None
     try:
         number(_risk(risk_limit), "--risk-limit", lo=0.0, hi=0.5, lo_open=True)
+        params = svc.SampleParams(
+            seed=seed, risk_limit=risk_limit, method=method, design=design, size=size,
+            snapshot=snapshot, contest_id=contest, reported_totals=_parse_totals(totals),
+            external_manifest=manifest, force=force,
+            policy=_policy(annulled, not_installed, unresolved, ballot_bound,
+                           clip_understatements, rejected, missing_bound))
         with open_store() as store:
-            exists = wf.audit_exists(store, audit_id)
-            if not exists:
-                if not seed:
-                    raise AuditInputError("una auditoría nueva necesita --seed",
-                                          "a new audit needs --seed")
-                ext = wf.read_external_manifest(manifest) if manifest else None
-                created = wf.create_audit(
-                    store, audit_id=audit_id, seed=seed, risk_limit=risk_limit, method=method,
-                    design=design, snapshot_ref=snapshot, contest_id=contest,
-                    policy=_policy(annulled, not_installed, unresolved, ballot_bound,
-                                   clip_understatements, rejected, missing_bound),
-                    reported_totals=_parse_totals(totals), external_manifest=ext, force=force)
-            else:
-                rec = wf.load_audit(store, audit_id)
-                if seed and wf.normalise_seed(seed) != rec.seed:
-                    raise AuditInputError("la semilla no es la de esta auditoría",
-                                          "the seed is not this audit's seed")
-            rec = wf.load_audit(store, audit_id)
-            pop = wf.population_of(store, rec)
-            if manifest_out:
-                wf.manifest_frame(pop).write_csv(manifest_out)
-            rd = wf.draw_round(store, audit_id, size)
-            ballots = ballot_totals(pop)
+            res = svc.sample(store, audit_id, params)
+        if manifest_out:
+            res.manifest_frame().write_csv(manifest_out)
     except (EscrutinioError, ValueError) as exc:
         fail(_as_error(exc), as_json)
         return
     if as_json:
-        emit_json({"audit": rec, "manifest_check": None if created is None else created[1],
-                   "round": rd, "ballots": ballots})
+        emit_json(res.to_jsonable())
         return
-    if created is not None:
-        chk = created[1]
+    rec, rd, ballots, chk = res.audit, res.round, res.ballots, res.manifest_check
+    if chk is not None:
         out.print(T(f"Manifiesto: {rec.n_actas:,} actas (de {chk.n_actas:,} en la "
                     f"instantánea), SHA-256 {rec.manifest_sha256}",
                     f"Manifest: {rec.n_actas:,} actas (of {chk.n_actas:,} in the snapshot), "
                     f"SHA-256 {rec.manifest_sha256}"))
         out.print(T("Boletas: ", "Ballots: ")
-                  + vocabulary(pop.contest).localize(T(*ballots.sentence()), opts.lang))
+                  + vocabulary(res.population.contest).localize(T(*ballots.sentence()),
+                                                                opts.lang))
         for pe, pn in zip(chk.problems_es, chk.problems_en, strict=True):
             err.print("[yellow]" + T(pe, pn) + "[/]")
         w = rec.definition.get("seed_warning")
@@ -262,24 +239,23 @@ def record_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Registrar recuentos manuales / record hand counts."""
-    from escrutinio.audit import workflow as wf
-
     try:
         with open_store() as store:
-            res = wf.record_counts(store, audit_id, counts, replace=replace)
+            outcome = svc.record(store, audit_id, counts, replace=replace)
     except (EscrutinioError, ValueError) as exc:
         fail(_as_error(exc), as_json)
         return
     if as_json:
-        emit_json(res)
+        emit_json(outcome.to_jsonable())
         return
+    res = outcome.result
     out.print(T(f"{res.recorded} recuentos registrados ({res.replaced} reemplazados, "
                 f"{res.unchanged} iguales); faltan {res.not_yet_counted} actas sorteadas",
                 f"{res.recorded} counts recorded ({res.replaced} replaced, {res.unchanged} "
                 f"unchanged); {res.not_yet_counted} drawn actas still to count"))
 
 
-def _print_measure(m) -> None:  # noqa: ANN001
+def _print_measure(m: Measurement) -> None:
     status = {"confirmed": T("CONFIRMADO: el riesgo está bajo el límite",
                              "CONFIRMED: the risk is below the limit"),
               "continue": T("seguir: otra ronda", "continue: another round"),
@@ -305,12 +281,11 @@ def _print_measure(m) -> None:  # noqa: ANN001
 @audit_app.command("measure")
 def measure_cmd(audit_id: AuditOpt, as_json: JsonOpt = False) -> None:
     """Medir el riesgo y decidir / measure the risk and decide."""
-    from escrutinio.audit import workflow as wf
     from escrutinio.audit.measure import measurement_summary
 
     try:
         with open_store() as store:
-            m = wf.measure_audit(store, audit_id)
+            m = svc.measure(store, audit_id)
     except (EscrutinioError, ValueError) as exc:
         fail(_as_error(exc), as_json)
         return
@@ -329,11 +304,9 @@ def report_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Discrepancias y contaminaciones por acta / per-acta discrepancies and taints."""
-    from escrutinio.audit import workflow as wf
-
     try:
         with open_store(read_only=True) as store:
-            rep = wf.audit_report(store, audit_id)
+            rep = svc.report(store, audit_id)
     except (EscrutinioError, ValueError) as exc:
         fail(_as_error(exc), as_json)
         return

@@ -1,12 +1,14 @@
 """``escrutinio forensics``: calibrated anomaly screening (anomaly, not proof).
 
-Presenter only: the numbers come from :mod:`escrutinio.forensics`.
+Presenter only: it parses the options, calls :func:`escrutinio.service.forensics.forensics`
+(the one set of defaults, shared with the web layer) and formats the report; the numbers
+come from :mod:`escrutinio.forensics`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -22,33 +24,13 @@ from escrutinio.commands.common import (
     opts,
     out,
 )
-from escrutinio.commands.vocab import contest_vocabulary, localized
 from escrutinio.countries import Vocabulary
-from escrutinio.domain import ContestKind, SnapshotKind
+from escrutinio.domain import ContestKind
 from escrutinio.errors import EscrutinioError
-from escrutinio.store.base import SnapshotInfo, Store
+from escrutinio.service import forensics as svc
 
-
-def _first_round(store: Store, contest_id: str, ref: str) -> SnapshotInfo | None:
-    """Resolve ``--first-round``: 'none'; 'auto' (a first-round contest of the same
-    country and year with a per-acta snapshot); 'CONTEST_ID[:REF]'; or a snapshot ref."""
-    if ref == "none":
-        return None
-    contest = store.contest(contest_id)
-    if ref == "auto":
-        if contest.kind is not ContestKind.RUNOFF:
-            return None
-        for c in store.contests():
-            if (c.kind is ContestKind.FIRST_ROUND and c.country == contest.country
-                    and c.date[:4] == contest.date[:4]):
-                snaps = store.list_snapshots(c.id, SnapshotKind.ACTAS)
-                if snaps:
-                    return snaps[-1]
-        return None
-    cid, _, sref = ref.partition(":")
-    if cid in {c.id for c in store.contests()}:
-        return store.snapshot(sref or "latest", contest_id=cid, kind=SnapshotKind.ACTAS)
-    return store.snapshot(ref, kind=SnapshotKind.ACTAS)
+if TYPE_CHECKING:
+    from escrutinio.forensics.report import ForensicsReport
 
 
 def _num(x: float | None) -> str:
@@ -63,17 +45,21 @@ def register(app: typer.Typer) -> None:
         "latest",
         contest: Annotated[str | None, typer.Option(help="contest id")] = None,
         first_round: Annotated[str, typer.Option(
-            "--first-round", help="auto | none | CONTEST_ID[:REF] (panel test)")] = "auto",
+            "--first-round", help="auto | none | CONTEST_ID[:REF] (panel test)")] =
+        svc.DEFAULT_FIRST_ROUND,
         tests: Annotated[str | None, typer.Option(
             help="comma-separated: integer,last_digit,second_digit,fingerprint,place,panel")]
         = None,
-        seed: Annotated[int, typer.Option(help="seed of the Monte-Carlo nulls", min=0)] = 20210606,
+        seed: Annotated[int, typer.Option(help="seed of the Monte-Carlo nulls", min=0)] =
+        svc.DEFAULT_SEED,
         draws: Annotated[int, typer.Option(
-            help="Monte-Carlo draws (0 = exact/analytic nulls only)", min=0, max=10_000_000)] = 0,
+            help="Monte-Carlo draws (0 = exact/analytic nulls only)", min=0, max=10_000_000)] =
+        svc.DEFAULT_DRAWS,
         q: Annotated[float, typer.Option("--q", help="false discovery rate (BH)",
-            min=0.000001, max=1.0)] = 0.05,
+            min=0.000001, max=1.0)] = svc.DEFAULT_Q,
         threshold: Annotated[float, typer.Option(
-            help="outlier threshold in robust SD (place, panel)", min=0.0)] = 5.0,
+            help="outlier threshold in robust SD (place, panel)", min=0.0)] =
+        svc.DEFAULT_THRESHOLD,
         benford: Annotated[bool, typer.Option(
             "--benford", help="ask for first-digit Benford (explains why it is refused)")]
         = False,
@@ -86,46 +72,25 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Cribado forense calibrado: anomalía, no prueba / calibrated forensic screening:
         anomaly, not proof."""
-        from escrutinio import service
-        from escrutinio.forensics import BenfordRefused, fingerprint_image, run_forensics
-        from escrutinio.forensics.png import write_png
+        from escrutinio.forensics import TESTS, BenfordRefused
+        from escrutinio.forensics.benford import BENFORD_ALIASES
 
         try:
             if benford:
                 raise BenfordRefused()
-            from escrutinio.forensics.benford import BENFORD_ALIASES
-            from escrutinio.forensics.report import TESTS
-
             # --tests benford is explained (exit 2), not just refused as an unknown value
             if tests is not None and any(t.strip().lower() in BENFORD_ALIASES
                                          for t in tests.split(",")):
                 raise BenfordRefused()
-            wanted = None if tests is None else choices(tests, TESTS, "--tests")
+            wanted = None if tests is None else tuple(choices(tests, TESTS, "--tests"))
+            params = svc.ForensicsParams(tests=wanted, seed=seed, draws=draws, q=q,
+                                         threshold=threshold, first_round=first_round)
             with open_store(read_only=True) as store:
-                cid = service.default_contest(store, contest)
-                info = store.snapshot(snapshot, contest_id=cid, kind=SnapshotKind.ACTAS)
-                cont = store.contest(info.contest_id)
-                if candidate is not None:
-                    choice(candidate, [c.code for c in cont.candidates], "--candidate")
-                voc = contest_vocabulary(store, info.contest_id, info.snapshot_id)
-                frame = store.load_actas(info.snapshot_id)
-                geo = store.geography(info.contest_id)
-                names = dict(zip(geo["code"].to_list(), geo["name"].to_list(), strict=True))
-                prev_info = _first_round(store, info.contest_id, first_round)
-                prev = prev_frame = prev_contest = None
-                ids = [info.snapshot_id]
-                if prev_info is not None:
-                    prev_frame = store.load_actas(prev_info.snapshot_id)
-                    prev_contest = store.contest(prev_info.contest_id)
-                    prev = prev_info
-                    ids.append(prev_info.snapshot_id)
-            report = run_forensics(
-                frame, cont, previous=prev_frame, previous_contest=prev_contest,
-                tests=wanted, seed=seed, draws=draws, q=q, threshold=threshold, names=names,
-                snapshot_ids=tuple(ids), max_flagged=None if as_json else max(limit, 0))
-            report = localized(report, voc)
+                res = svc.forensics(store, snapshot, params, contest_id=contest)
+            if candidate is not None:
+                choice(candidate, [c.code for c in res.contest.candidates], "--candidate")
             if image is not None:
-                write_png(image, fingerprint_image(report, candidate))
+                image.write_bytes(svc.fingerprint_png(res.report, candidate))
         except BenfordRefused as exc:
             if as_json:
                 emit_json(exc.to_dict())
@@ -140,14 +105,14 @@ def register(app: typer.Typer) -> None:
             fail(exc, as_json)
             return
         if as_json:
-            emit_json(report)
+            emit_json(res.report)
             return
         # the panel test compares a runoff with its first round: nothing to say otherwise
-        _print(report, prev is not None or cont.kind is not ContestKind.RUNOFF, limit, image,
-               voc)
+        _print(res.report, res.first_round is not None
+               or res.contest.kind is not ContestKind.RUNOFF, limit, image, res.vocabulary)
 
 
-def _print(report, has_prev: bool, limit: int, image: Path | None,  # noqa: ANN001
+def _print(report: ForensicsReport, has_prev: bool, limit: int, image: Path | None,
            voc: Vocabulary) -> None:
     es = opts.lang == "es"
     out.print(f"[bold]{report.contest_name}[/] — "
@@ -174,8 +139,8 @@ def _print(report, has_prev: bool, limit: int, image: Path | None,  # noqa: ANN0
                         f"  Expected false flags among its flags: "
                         f"~{t.expected_false_flags:.2f}. Benign explanations: ")
                       + (t.benign_es if es else t.benign_en))
-    for k in report.klimek:
-        out.print(f"• {k.text_es if es else k.text_en}")
+    for fit in report.klimek:
+        out.print(f"• {fit.text_es if es else fit.text_en}")
     for s in report.skipped:
         out.print(T(f"[yellow]Omitida {s.test}: {s.reason_es}[/]",
                     f"[yellow]Skipped {s.test}: {s.reason_en}[/]"))
