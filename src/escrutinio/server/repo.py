@@ -40,7 +40,7 @@ from escrutinio.server.auth import (
 from escrutinio.store.base import Store
 from escrutinio.store.ledger import LedgerEntry, SubmissionProof, submission_entry
 from escrutinio.store.observers_repo import (
-    SUBMISSION_COLUMNS,
+    SUBMISSION_ROW,
     ObserverRepo,
     ObserverStoreReadOnly,
     Visibility,
@@ -49,8 +49,6 @@ from escrutinio.store.observers_repo import (
 
 #: last_used_at is written at most this often per token
 LAST_USED_EVERY: Final = timedelta(seconds=60)
-#: the columns of a submission row, in the order the repository writes them
-SUBMISSION_ROW: Final = SUBMISSION_COLUMNS
 
 
 class ObserverApiDisabled(EscrutinioError):
@@ -323,4 +321,4 @@ def place_of(name: str | None) -> str | None:
     return place_key(name) if name else None
 
 
-__all__ = ["LAST_USED_EVERY", "ObserverApiDisabled", "Repo", "place_of"]
+__all__ = ["LAST_USED_EVERY", "SUBMISSION_ROW", "ObserverApiDisabled", "Repo", "place_of"]

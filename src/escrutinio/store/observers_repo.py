@@ -19,7 +19,7 @@ One interface, :class:`ObserverRepo`, and one implementation per backend:
 The SQL is written once (:class:`_SqlObserverRepo`), in the dialect both databases accept;
 a backend gives its connections and the one fragment that differs (a list parameter).
 Rows come back as tuples in the column orders declared here (:data:`ACCOUNT_COLUMNS`,
-:data:`TOKEN_COLUMNS`) or as dicts keyed by :data:`SUBMISSION_COLUMNS`; what they mean (an
+:data:`TOKEN_COLUMNS`) or as dicts keyed by :data:`SUBMISSION_ROW`; what they mean (an
 account, a principal, who may see what) is the server's business
 (:mod:`escrutinio.server.repo`).
 
@@ -69,7 +69,7 @@ TOKEN_COLUMNS: Final = ("token_id", "account_id", "created_at", "expires_at", "r
                         "last_used_at")
 #: the columns of a submission row, in the order :meth:`ObserverRepo.record_submission`
 #: writes them
-SUBMISSION_COLUMNS: Final = (
+SUBMISSION_ROW: Final = (
     "submission_id", "account_id", "client_id", "contest_id", "acta_id", "acta_key",
     "area1_code", "area2_code", "area3_code", "place_key", "received_at", "request_sha256",
     "payload", "payload_sha256", "photo_sha256", "official_snapshot_id", "category",
@@ -79,7 +79,7 @@ _ACCOUNT_COLS: Final = ", ".join(ACCOUNT_COLUMNS)
 _TOKEN_COLS: Final = ", ".join(TOKEN_COLUMNS)
 _A_COLS: Final = ", ".join(f"a.{c}" for c in ACCOUNT_COLUMNS)
 _SELECT_SUBMISSION: Final = (
-    "SELECT " + ", ".join(f"s.{c}" for c in SUBMISSION_COLUMNS)
+    "SELECT " + ", ".join(f"s.{c}" for c in SUBMISSION_ROW)
     + ", l.entry_hash FROM submissions s LEFT JOIN ledger_entries l ON l.seq = s.ledger_seq")
 _AREA_PREFIX: Final = ("(starts_with(s.area1_code, ?) OR starts_with(s.area2_code, ?) OR "
                        "starts_with(s.area3_code, ?))")
@@ -386,7 +386,7 @@ class _SqlObserverRepo(ObserverRepo):
     # -- submissions -------------------------------------------------------------------
     @staticmethod
     def _submission(row: Sequence[Any]) -> dict[str, Any]:
-        out = dict(zip((*SUBMISSION_COLUMNS, "entry_hash"), row, strict=True))
+        out = dict(zip((*SUBMISSION_ROW, "entry_hash"), row, strict=True))
         out["received_at"] = _utc(out["received_at"])
         return out
 
@@ -412,9 +412,9 @@ class _SqlObserverRepo(ObserverRepo):
                     return self._submission(found[0]), False
                 le = append_entry(run, "submission", row["submission_id"], entry_of(row))
                 row = {**row, "ledger_seq": le.seq}
-                run(f"INSERT INTO submissions ({', '.join(SUBMISSION_COLUMNS)}) VALUES "
-                    f"({', '.join('?' for _ in SUBMISSION_COLUMNS)})",
-                    [row[c] for c in SUBMISSION_COLUMNS])
+                run(f"INSERT INTO submissions ({', '.join(SUBMISSION_ROW)}) VALUES "
+                    f"({', '.join('?' for _ in SUBMISSION_ROW)})",
+                    [row[c] for c in SUBMISSION_ROW])
         except Exception as exc:
             if not _is_unique_violation(exc):
                 raise
@@ -696,6 +696,6 @@ def open_observer_repo(store: Store, *, pool_size: int = 4) -> ObserverRepo:
     return DuckDBObserverRepo(inner.con)
 
 
-__all__ = ["ACCOUNT_COLUMNS", "SUBMISSION_COLUMNS", "TOKEN_COLUMNS", "DuckDBObserverRepo",
+__all__ = ["ACCOUNT_COLUMNS", "SUBMISSION_ROW", "TOKEN_COLUMNS", "DuckDBObserverRepo",
            "ObserverRepo", "ObserverStoreReadOnly", "PostgresObserverRepo", "ValueNotAccepted",
            "Visibility", "migration_sql", "open_observer_repo"]
