@@ -302,7 +302,7 @@ class Probe:
 
     async def _check(self) -> Hashable:
         row = await self._fetch(EPOCH_SQL_LEDGER if self._has_ledger else EPOCH_SQL)
-        if row is None:  # pragma: no cover - a SELECT without FROM always has one row
+        if row is None:  # pragma: no cover - the epoch query always answers one row
             raise unavailable()
         if not self._has_ledger and row[3]:
             self._has_ledger = True
