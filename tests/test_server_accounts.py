@@ -31,7 +31,7 @@ def repo(any_store: Store):
 def _all_text(repo: Repo) -> str:
     """Every value of the account tables as text (to look for secrets at rest)."""
     out = []
-    with repo._use() as run:
+    with repo.db._use() as run:
         for table in ("accounts", "tokens", "sessions"):
             out += [repr(r) for r in run(f"SELECT * FROM {table}", [])]
     return "\n".join(out)
@@ -87,7 +87,7 @@ def test_expiry_revocation_and_disabled_accounts(repo: Repo) -> None:
     t1, i1 = repo.issue_token(acc.account_id)
     t2, i2 = repo.issue_token(acc.account_id)
     t3, i3 = repo.issue_token(acc.account_id)
-    with repo._use(write=True) as run:
+    with repo.db._use(write=True) as run:
         run("UPDATE tokens SET expires_at = ? WHERE token_id = ?",
             [datetime.now(UTC) - timedelta(seconds=1), i1.token_id])
     with pytest.raises(AuthError, match="expired"):
@@ -120,7 +120,7 @@ def test_last_used_is_recorded_but_not_on_every_call(repo: Repo) -> None:
     assert first is not None and datetime.now(UTC) - first < timedelta(seconds=30)
     repo.authenticate(token)
     assert repo.tokens(acc.account_id)[0].last_used_at == first  # within LAST_USED_EVERY
-    with repo._use(write=True) as run:
+    with repo.db._use(write=True) as run:
         run("UPDATE tokens SET last_used_at = ? WHERE token_id = ?",
             [first - LAST_USED_EVERY - timedelta(seconds=1), info.token_id])
     repo.authenticate(token)

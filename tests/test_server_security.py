@@ -49,7 +49,7 @@ def _extra_tokens(e: Env) -> None:
     """Tokens that must all fail: expired, revoked, of a disabled account, malformed."""
     acc = e.accounts["ana"].account_id
     e.tokens["expired"], info = e.repo.issue_token(acc)
-    with e.repo._use(write=True) as run:
+    with e.repo.db._use(write=True) as run:
         run("UPDATE tokens SET expires_at = ? WHERE token_id = ?",
             [datetime.now(UTC) - timedelta(minutes=1), info.token_id])
     e.tokens["revoked"], info = e.repo.issue_token(acc)
@@ -282,7 +282,7 @@ def test_injection_through_every_parameter(env: Env, caplog: pytest.LogCaptureFi
     assert base.status_code in (200, 201)
 
     def counts() -> tuple[int, int, int]:
-        with env.repo._use() as run:
+        with env.repo.db._use() as run:
             return tuple(int(run(f"SELECT count(*) FROM {t}", [])[0][0])  # type: ignore[return-value]
                          for t in ("accounts", "tokens", "submissions"))
 
@@ -359,7 +359,7 @@ def test_injection_through_every_parameter(env: Env, caplog: pytest.LogCaptureFi
                                                            if x[2] not in OK_STATUSES]
     after = counts()
     assert after[0] >= before[0] and after[2] >= before[2]  # nothing dropped or deleted
-    with env.repo._use() as run:
+    with env.repo.db._use() as run:
         names = {r[0] for r in run("SELECT name FROM accounts", [])}
     assert {"root", "coord", "ana", "ben"} <= names
     assert verify_log(env.store).ok

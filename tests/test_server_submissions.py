@@ -121,7 +121,7 @@ def test_unique_constraint_is_in_the_database(env: Env) -> None:
     stored = env.repo.submission(r.json()["submission"]["id"])
     cols = ", ".join(c for c in stored if c != "entry_hash")
     with (pytest.raises(Exception, match=r"(?i)unique|duplicate|constraint"),
-          env.repo._use(write=True) as run):  # behind the repository's back
+          env.repo.db._use(write=True) as run):  # behind the repository's back
         run(f"INSERT INTO submissions ({cols}) VALUES "
             f"({', '.join('?' for c in stored if c != 'entry_hash')})",
             [("sub_" + "0" * 24 if c == "submission_id" else
@@ -432,7 +432,7 @@ def test_chain_checkpoint_and_proofs(env: Env) -> None:
 
 
 def _sql(env: Env, query: str, params: list[Any] | None = None) -> None:
-    with env.repo._use(write=True) as run:
+    with env.repo.db._use(write=True) as run:
         run(query, params or [])
 
 
@@ -547,7 +547,7 @@ def test_database_down_is_503_and_a_retry_stores_once(env: Env) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once we leave: nothing listens there
-    pool = env.repo._pool
+    pool = env.repo.db._pool
     assert pool is not None
     saved = pool.dsn
     copy = copy_of(env.acta(i=60))

@@ -29,6 +29,8 @@ from escrutinio.commands.common import (
     err,
     fail,
     input_path,
+    kind_option,
+    level_option,
     open_store,
     opts,
     out,
@@ -272,34 +274,6 @@ app = App(
     help="escrutinio: el conteo, con números reproducibles / the count, with reproducible "
          "numbers.",
 )
-#: --level values: the generic names and their Spanish and English aliases
-LEVEL_ALIASES: dict[str, str] = {
-    "national": "national", "nacional": "national",
-    "area1": "area1", "department": "area1", "departamento": "area1",
-    "area2": "area2", "province": "area2", "provincia": "area2",
-    "area3": "area3", "district": "area3", "distrito": "area3",
-}
-KIND_VALUES = ("actas", "units")
-
-
-def level_option(value: str, option: str = "--level",
-                 names: dict[str, str] | None = None) -> Any:
-    """A ``--level`` value as a :class:`~escrutinio.domain.Level` (exit 2 if unknown);
-    ``names``: the country's own level names (:func:`escrutinio.service.level_names`)."""
-    from escrutinio.domain import Level
-
-    # the country's own names win over the generic aliases (Argentina's "distrito" is
-    # its area1, not Peru's area3)
-    return Level(choice(value, {**LEVEL_ALIASES, **(names or {})}, option))
-
-
-def kind_option(value: str | None, option: str = "--kind") -> Any:
-    """A ``--kind`` value as a :class:`~escrutinio.domain.SnapshotKind`, or None."""
-    from escrutinio.domain import SnapshotKind
-
-    return None if value is None else SnapshotKind(choice(value, KIND_VALUES, option))
-
-
 def _show_version(value: bool) -> None:
     if value:
         from escrutinio import __version__

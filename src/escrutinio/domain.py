@@ -270,6 +270,23 @@ UNIT_COLUMNS: Final[dict[str, pl.DataType]] = {
 COUNT_COLUMNS: Final = ("electors", "cast", "blank", "null", "challenged")
 
 
+#: Columns of the rows a source rejected or flagged (one per row and rule), as the store keeps
+#: them beside each snapshot. Here, below sources and verify, because both write them.
+REJECTED_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "line": pl.Int64(),
+    "acta_id": pl.String(),
+    "field": pl.String(),
+    "rule": pl.String(),
+    "message_es": pl.String(),
+    "message_en": pl.String(),
+    "raw": pl.String(),
+}
+
+#: An acta ID a public audit can use (``escrutinio.audit.ids``: ASCII letters, digits and
+#: ``. _ - / :``, no blanks or commas). Here because sources warn about IDs that break it at
+#: ingest, before the audit refuses them.
+ACTA_ID_PATTERN: Final = r"^[0-9A-Za-z][0-9A-Za-z._/:\-]*$"
+
 #: Columns of a geography frame: every area of a contest with its parent.
 GEOGRAPHY_COLUMNS: Final[dict[str, pl.DataType]] = {
     "code": pl.String(),

@@ -175,7 +175,7 @@ class HotCache:
             elif k == b"authorization":  # a personal answer is never shared
                 await self.app(scope, receive, send)
                 return
-        # server mode: the catalogue epoch of the request (escrutinio.server.resilience)
+        # server mode: the catalogue epoch of the request (escrutinio.api.resilience)
         key = (scope.get("escrutinio.epoch"), scope["path"], scope["query_string"],
                b"gzip" in gz)
         hit = self.data.get(key)
@@ -295,7 +295,7 @@ def create_app(db_path: str | FilePath | None = None, *, store: Store | None = N
 
         if is_postgres_url(db_path):
             # a static export or a replay reads one consistent catalogue now; a server
-            # connects lazily and follows the catalogue (escrutinio.server.resilience)
+            # connects lazily and follows the catalogue (escrutinio.api.resilience)
             store = open_pg_store(str(db_path), live=not (static_site or replay))
     if store is None:
         assert db_path is not None
@@ -344,14 +344,16 @@ def create_app(db_path: str | FilePath | None = None, *, store: Store | None = N
     _install_openapi(app)
     _api_routes(app, backend)
     if not static_site:
-        from escrutinio.server.routes import install_observers
+        from escrutinio.api.pages import Page, _env
+        from escrutinio.server.routes import PageHost, install_observers
 
-        # /api/v1/observer, /api/v1/admin, /coordinator/ (docs/observers.md)
-        install_observers(app, store, backend)
+        # /api/v1/observer, /api/v1/admin, /coordinator/ (docs/observers.md): the observer
+        # server's router, given this app's page frame (server/ never imports api/)
+        install_observers(app, store, backend, host=PageHost(env=_env, page=Page))
     from escrutinio.api.pages import install_pages
 
     install_pages(app, backend, static_site=static_site)
-    from escrutinio.server.resilience import install
+    from escrutinio.api.resilience import install
 
     install(app, backend)  # /api/v1/health; in server mode the 503 gate
     from escrutinio.server.security import install_security
@@ -364,7 +366,7 @@ def open_pg_store(url: str | Store, *, live: bool) -> Store:
     """PostgreSQL for the app (a URL, or an open PostgresStore): a live, lazily connected
     catalogue (server mode) or a read-only store opened now (static export, replay)."""
     if live:
-        from escrutinio.server.resilience import live_catalog
+        from escrutinio.api.resilience import live_catalog
 
         return live_catalog(url)
     from escrutinio.store.postgres_store import PostgresStore

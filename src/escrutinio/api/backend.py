@@ -527,14 +527,13 @@ class Backend:
         earlier = tuple(self.earlier_actas(info))
 
         def compute() -> ContestedView:
-            from escrutinio.countries import resolution_prior
             from escrutinio.defence import contested as ct
 
             contest = self.store.contest(info.contest_id)
             res = ct.analyse_contested(
                 self.store.load_actas(info.snapshot_id), contest,
                 earlier=[self.store.load_actas(s.snapshot_id) for s in earlier],
-                prior=resolution_prior(contest), n_sims=CONTESTED_SIMS, seed=0,
+                prior=ct.resolution_prior(contest), n_sims=CONTESTED_SIMS, seed=0,
                 snapshot_ids=[info.snapshot_id, *[s.snapshot_id for s in earlier]])
             from escrutinio.countries import localized, vocabulary
 

@@ -6,7 +6,7 @@ store's *catalogue epoch* (:meth:`~escrutinio.store.duckdb_store.DuckDBStore.cat
 how many snapshots and contests, the newest ingest time) moves. The epoch is checked at
 most once every ``interval`` seconds (one small query; the file itself is held only while
 it is used, see :mod:`escrutinio.store.duckdb_store`). As in the PostgreSQL server mode
-(:mod:`escrutinio.server.resilience`), every request carries the epoch it was answered
+(:mod:`escrutinio.api.resilience`), every request carries the epoch it was answered
 under, so the front cache and the page cache never serve a body from before a new
 snapshot once the server has seen it; results keyed by snapshot ids stay cached (a
 snapshot never changes).
@@ -91,7 +91,7 @@ class EpochGate:
             return
         from starlette.concurrency import run_in_threadpool
 
-        from escrutinio.server.resilience import _EPOCH, EPOCH_SCOPE_KEY
+        from escrutinio.api.resilience import _EPOCH, EPOCH_SCOPE_KEY
 
         cat = self.catalog
         epoch = await run_in_threadpool(cat.check) if cat.due() else cat.epoch
@@ -106,7 +106,7 @@ class EpochGate:
 def install(app: Any, backend: Any) -> None:
     """Make ``app`` follow its :class:`FollowingCatalog`: epoch-keyed page caches and the
     epoch gate in front of the front cache."""
-    from escrutinio.server.resilience import EpochCache, ResultCache
+    from escrutinio.api.resilience import EpochCache, ResultCache
 
     cat = backend.store
     if not isinstance(cat, FollowingCatalog):

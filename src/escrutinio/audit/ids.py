@@ -23,9 +23,10 @@ from typing import Final
 import numpy as np
 import polars as pl
 
+from escrutinio.domain import ACTA_ID_PATTERN
 from escrutinio.errors import EscrutinioError
 
-ID_PATTERN: Final = r"^[0-9A-Za-z][0-9A-Za-z._/:\-]*$"
+ID_PATTERN: Final = ACTA_ID_PATTERN
 _ID_RE: Final = re.compile(ID_PATTERN)
 
 CANONICAL_ID_RULE_ES: Final = (

@@ -16,7 +16,6 @@ from rich.table import Table
 
 from escrutinio.commands.common import T, check_text, emit_json, err, fail, open_store, opts, out
 from escrutinio.commands.vocab import W, contest_vocabulary, localized
-from escrutinio.countries import resolution_prior
 from escrutinio.domain import Contest, SnapshotKind
 from escrutinio.errors import BadOptionError, EscrutinioError
 from escrutinio.provenance import to_jsonable
@@ -179,7 +178,7 @@ def pvt(
     try:
         _zone(tz, "--tz")
         if level is not None:
-            from escrutinio.cli import level_option
+            from escrutinio.commands.common import level_option
 
             level = level_option(level).value
         with open_store(read_only=True) as store:
@@ -575,7 +574,7 @@ def contested(
         requested = read_acta_list(request) if request else None
         res = ct.analyse_contested(
             current, c, earlier=earlier,
-            prior={"country": resolution_prior(c), "2021": ct.RATES_2021}.get(prior)
+            prior={"country": ct.resolution_prior(c), "2021": ct.RATES_2021}.get(prior)
             or ct.historical_prior(),
             strength=strength, requested=requested, pair=_pair(pair), n_sims=sims, seed=seed,
             snapshot_ids=[info.snapshot_id, *[s.snapshot_id for s in earlier_infos]])

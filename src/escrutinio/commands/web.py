@@ -5,7 +5,7 @@ server). Register with ``COMMAND_MODULES = (..., "web")``.
 ``--db`` is a DuckDB file or a ``postgresql://`` URL. On PostgreSQL, ``serve --workers N``
 runs N stateless worker processes under uvicorn's supervisor (a worker that dies is
 replaced); each connects lazily and answers 503 while the database is down
-(:mod:`escrutinio.server.resilience`, docs/deploy.md).
+(:mod:`escrutinio.api.resilience`, docs/deploy.md).
 
 Presenters only: the pages and the API are in :mod:`escrutinio.api`.
 """

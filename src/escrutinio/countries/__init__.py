@@ -13,7 +13,7 @@ import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass, replace
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from escrutinio.countries import chile, peru
 from escrutinio.countries.pack import (
@@ -26,12 +26,8 @@ from escrutinio.countries.pack import (
 )
 from escrutinio.domain import ContestKind
 
-if TYPE_CHECKING:
-    from escrutinio.defence.contested import ResolutionRates
-
 __all__ = ["GENERIC", "PACKS", "CountryPack", "CourtOutcomes", "Pair", "StatedRate",
-           "Vocabulary", "has_runoff", "localized", "pack_for", "resolution_prior",
-           "vocabulary"]
+           "Vocabulary", "has_runoff", "localized", "pack_for", "vocabulary"]
 
 T_ = TypeVar("T_")
 
@@ -86,24 +82,6 @@ def has_runoff(contest: object) -> bool:
     (the most votes win; no runoff, no "second place" race)."""
     return (getattr(contest, "kind", None) is ContestKind.FIRST_ROUND
             and getattr(contest, "majority_threshold", None) is not None)
-
-
-def resolution_prior(contest: _HasCountry | str | None) -> ResolutionRates:
-    """The prior of ``contested`` for the contest's country: what its court did to
-    observed actas. Peru: the 2021 runoff's rates by observation type
-    (:data:`escrutinio.defence.contested.RATES_2021`); elsewhere one type-free prior from
-    the pack's :class:`CourtOutcomes`, its source stated in both languages."""
-    from escrutinio.defence.contested import ANY_TYPE, RATES_2021, ResolutionRates, TypeRates
-
-    pack = pack_for(contest)
-    if pack.code == "PE":
-        return RATES_2021
-    o = pack.court_outcomes
-    n = o.rate_prior_n
-    return ResolutionRates(
-        {ANY_TYPE: TypeRates(n * (1 - o.p_annulled - o.p_corrected), n * o.p_corrected,
-                             n * o.p_annulled, o.correction_sd)},
-        f"{o.source[0]} / {o.source[1]}")
 
 
 def localized(obj: T_, voc: Vocabulary) -> T_:

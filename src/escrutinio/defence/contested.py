@@ -37,6 +37,7 @@ import numpy as np
 import polars as pl
 from numpy.random import PCG64, Generator
 
+from escrutinio.countries import pack_for
 from escrutinio.defence.pvt import pick_pair
 from escrutinio.domain import AT_JEE, CONTABILIZADA, ActaStatus, Contest
 from escrutinio.provenance import Provenance, to_jsonable
@@ -109,6 +110,23 @@ def historical_prior(years: Sequence[int] = (2011, 2016), corrected_share: float
                              correction_sd)},
         f"historical annulment share {', '.join(map(str, years))}: {ann:,}/{obs:,} "
         f"({100 * p_ann:.1f}%); corrected share of the rest assumed {corrected_share:.0%}")
+
+
+def resolution_prior(contest: Contest | str | None) -> ResolutionRates:
+    """The prior of ``contested`` for the contest's country: what its court did to
+    observed actas. Peru: the 2021 runoff's rates by observation type (:data:`RATES_2021`);
+    elsewhere one type-free prior from the country pack's
+    :class:`~escrutinio.countries.CourtOutcomes`, its source stated in both languages.
+    (Was ``escrutinio.countries.resolution_prior``: packs sit below the analyses.)"""
+    pack = pack_for(contest)
+    if pack.code == "PE":
+        return RATES_2021
+    o = pack.court_outcomes
+    n = o.rate_prior_n
+    return ResolutionRates(
+        {ANY_TYPE: TypeRates(n * (1 - o.p_annulled - o.p_corrected), n * o.p_corrected,
+                             n * o.p_annulled, o.correction_sd)},
+        f"{o.source[0]} / {o.source[1]}")
 
 
 # --- learning from resolved actas -----------------------------------------------------------

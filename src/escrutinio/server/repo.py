@@ -1,33 +1,22 @@
-"""Every SQL statement of the observer server, on DuckDB and PostgreSQL.
+"""The observer server's accounts, tokens, sessions, photos and submissions: the rules
+(who may sign in, who may see what, what is idempotent), over the observer repository of
+the store (:mod:`escrutinio.store.observers_repo`), which holds every SQL statement, on
+DuckDB and on PostgreSQL.
 
-:class:`Repo` never shares a connection with the rest of the app:
-
-* **PostgreSQL**: a small pool of its own connections (``ESCRUTINIO_DB_POOL``, default 4
-  per process) opened from the store's DSN with the server's connect options, migrated on
-  first use (``store/migrations/postgres``). A connection that breaks is dropped and the
-  call raises :class:`~escrutinio.server.resilience.DatabaseUnavailable` (answered 503 with
-  ``Retry-After``); the next call opens a new one. Writes that touch the log take the
-  ledger's advisory lock (:data:`escrutinio.store.ledger.LEDGER_LOCK`), so every writer of
-  every process and node appends to one chain, one at a time.
-* **DuckDB**: one dedicated cursor (its own transaction context) behind a lock: one
-  writer, in the one process that may open the file read-write. The tables are created by
-  running the same migration file (it is written in SQL both accept).
-
-Rows are inserted once; only ``tokens`` (revocation, last use), ``sessions`` (logout) and
-``accounts`` (disable) are ever updated. A submission and its ledger entry are written in
-one transaction: neither exists without the other.
+:class:`Repo` never shares a connection with the rest of the app: on PostgreSQL the
+repository has a small pool of its own (``ESCRUTINIO_DB_POOL``, default 4 per process); a
+connection that breaks raises
+:class:`~escrutinio.store.server_db.DatabaseUnavailable` (answered 503 with
+``Retry-After``). On DuckDB it has one dedicated cursor behind a lock (one writer, in the
+one process that may open the file read-write).
 """
 
 from __future__ import annotations
 
 import json
-import queue
 import secrets
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from typing import Any, Final
 
 from escrutinio.domain import Contest
@@ -49,32 +38,17 @@ from escrutinio.server.auth import (
     place_key,
 )
 from escrutinio.store.base import Store
-from escrutinio.store.ledger import (
-    LEDGER_LOCK,
-    LedgerEntry,
-    Runner,
-    SubmissionProof,
-    append_checkpoint_with,
-    append_entry,
-    prove_submission_with,
-    submission_entry,
+from escrutinio.store.ledger import LedgerEntry, SubmissionProof, submission_entry
+from escrutinio.store.observers_repo import (
+    SUBMISSION_ROW,
+    ObserverRepo,
+    ObserverStoreReadOnly,
+    Visibility,
+    open_observer_repo,
 )
 
-MIGRATION_FILE: Final = "0002_observers.sql"
 #: last_used_at is written at most this often per token
 LAST_USED_EVERY: Final = timedelta(seconds=60)
-#: the columns of a submission row, in the order :meth:`Repo.record_submission` writes them
-SUBMISSION_ROW: Final = (
-    "submission_id", "account_id", "client_id", "contest_id", "acta_id", "acta_key",
-    "area1_code", "area2_code", "area3_code", "place_key", "received_at", "request_sha256",
-    "payload", "payload_sha256", "photo_sha256", "official_snapshot_id", "category",
-    "reconciliation", "ledger_seq")
-_SELECT_SUBMISSION: Final = (
-    "SELECT " + ", ".join(f"s.{c}" for c in SUBMISSION_ROW)
-    + ", l.entry_hash FROM submissions s LEFT JOIN ledger_entries l ON l.seq = s.ledger_seq")
-_ACCOUNT_COLS: Final = "account_id, name, role, scope, created_at, disabled_at"
-_TOKEN_COLS: Final = ("token_id, account_id, created_at, expires_at, revoked_at, "
-                      "last_used_at")
 
 
 class ObserverApiDisabled(EscrutinioError):
@@ -89,187 +63,26 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def migration_sql() -> str:
-    return (resources.files("escrutinio.store").joinpath("migrations/postgres")
-            .joinpath(MIGRATION_FILE).read_text("utf-8"))
-
-
-def _is_postgres(store: Store) -> bool:
-    return type(store).__module__.endswith("postgres_store")
-
-
-# -- PostgreSQL connections ------------------------------------------------------------------
-class _PgPool:
-    """A few autocommit connections, handed out one per call, replaced when broken."""
-
-    def __init__(self, dsn: str, size: int) -> None:
-        from escrutinio.server.resilience import CONNECT_OPTIONS
-
-        self.dsn = dsn
-        self.options = {**CONNECT_OPTIONS, "application_name": "escrutinio-observers"}
-        self.free: queue.LifoQueue[Any] = queue.LifoQueue()
-        self.slots = threading.BoundedSemaphore(max(1, size))
-        self.migrated = False
-        self.lock = threading.Lock()
-
-    def _connect(self) -> Any:
-        import psycopg
-
-        con = psycopg.connect(self.dsn, autocommit=True, **self.options)
-        try:
-            con.execute("SET TIME ZONE 'UTC'")
-            con.execute("SET statement_timeout = '30s'")
-            if not self.migrated:
-                from escrutinio.store.postgres_store import migrate
-
-                with self.lock:
-                    if not self.migrated:
-                        migrate(con)  # idempotent; serialised across processes
-                        self.migrated = True
-        except BaseException:
-            con.close()
-            raise
-        return con
-
-    @contextmanager
-    def connection(self) -> Iterator[Any]:
-        from escrutinio.server.resilience import DB_DOWN_ERRORS, unavailable
-
-        if not self.slots.acquire(timeout=30):
-            raise unavailable()
-        con = None
-        try:
-            try:
-                con = self.free.get_nowait()
-                if con.closed or con.broken:
-                    con.close()
-                    con = None
-            except queue.Empty:
-                con = None
-            if con is None:
-                con = self._connect()
-            yield con
-        except DB_DOWN_ERRORS as exc:
-            if con is not None:
-                con.close()
-                con = None
-            raise unavailable(exc) from exc
-        finally:
-            if con is not None:
-                from psycopg.pq import TransactionStatus
-
-                if (not con.closed and not con.broken
-                        and con.info.transaction_status == TransactionStatus.IDLE):
-                    self.free.put(con)
-                else:
-                    con.close()
-            self.slots.release()
-
-    def close(self) -> None:
-        while True:
-            try:
-                self.free.get_nowait().close()
-            except queue.Empty:
-                return
-
-
-def _pg_runner(con: Any) -> Runner:
-    import psycopg
-
-    def run(sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        try:
-            cur = con.execute(sql.replace("?", "%s"), list(params))
-        except psycopg.DataError:  # e.g. a NUL byte in a text parameter
-            # no database detail in the answer: what was wrong, not how the store said it
-            raise AuthError(422, "bad_value",
-                            "valor no admitido (caracteres de control o fuera de rango)",
-                            "value not accepted (control characters or out of range)") from None
-        return list(cur.fetchall()) if cur.description else []
-
-    return run
-
-
-def _duck_runner(cur: Any) -> Runner:
-    def run(sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        res = cur.execute(sql, list(params))
-        return list(res.fetchall()) if res.description else []
-
-    return run
-
-
-def _is_unique_violation(exc: BaseException) -> bool:
-    name = type(exc).__name__
-    return name in ("UniqueViolation", "ConstraintException", "IntegrityError")
-
-
 class Repo:
     """Accounts, tokens, sessions, photos and submissions over ``store``'s database (a
-    :class:`~escrutinio.store.base.Store`, or a catalogue wrapping one)."""
+    :class:`~escrutinio.store.base.Store`, or a catalogue wrapping one). The SQL is in
+    :attr:`db` (:class:`~escrutinio.store.observers_repo.ObserverRepo`)."""
 
     def __init__(self, store: Store, *, pool_size: int = 4) -> None:
-        inner: Any = getattr(store, "inner", store)
-        self.pg = _is_postgres(inner)
-        self._pool: _PgPool | None = None
-        self._cur: Any = None
-        self._lock = threading.RLock()
-        if self.pg:
-            self._pool = _PgPool(str(inner.dsn), pool_size)
-            return
-        import duckdb
-
         try:
-            self._cur = inner.con.cursor()
-            self._cur.execute("SET TimeZone='UTC'")
-            self._cur.execute(migration_sql())
-        except duckdb.Error as exc:
-            raise ObserverApiDisabled(
-                "la API de observadores necesita un almacén escribible (PostgreSQL, o un "
-                f"archivo DuckDB abierto para escritura): {exc}",
-                "the observer API needs a writable store (PostgreSQL, or a DuckDB file "
-                f"opened read-write): {exc}") from None
+            self.db: ObserverRepo = open_observer_repo(store, pool_size=pool_size)
+        except ObserverStoreReadOnly as exc:
+            raise ObserverApiDisabled(exc.message_es, exc.message_en) from None
 
     @property
     def backend_name(self) -> str:
-        return "postgresql" if self.pg else "duckdb"
+        return self.db.backend_name
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-        if self._cur is not None:
-            self._cur.close()
-
-    # -- connections -------------------------------------------------------------------
-    @contextmanager
-    def _use(self, *, write: bool = False, ledger_lock: bool = False) -> Iterator[Runner]:
-        """A runner on one connection; ``write``: inside one transaction (committed when
-        the block ends, rolled back on any error); ``ledger_lock``: holding the log's
-        lock for the whole transaction."""
-        if self._pool is not None:
-            with self._pool.connection() as con:
-                if not write:
-                    yield _pg_runner(con)
-                    return
-                with con.transaction():
-                    if ledger_lock:
-                        con.execute("SELECT pg_advisory_xact_lock(%s)", [LEDGER_LOCK])
-                    yield _pg_runner(con)
-            return
-        with self._lock:
-            cur = self._cur
-            if not write:
-                yield _duck_runner(cur)
-                return
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                yield _duck_runner(cur)
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            cur.execute("COMMIT")
+        self.db.close()
 
     def ping(self) -> None:
-        with self._use() as run:
-            run("SELECT 1", [])
+        self.db.ping()
 
     # -- accounts ----------------------------------------------------------------------
     @staticmethod
@@ -297,28 +110,17 @@ class Repo:
                             "coordinator, admin)", f"unknown role {str(role)[:40]!r} "
                             "(observer, coordinator, admin)") from None
         acc = Account(f"acc_{secrets.token_hex(8)}", name, role, scope or Scope(), _now())
-        try:
-            with self._use(write=True) as run:
-                if run("SELECT 1 FROM accounts WHERE name = ?", [name]):
-                    raise AuthError(409, "name_taken", f"ya existe una cuenta {name!r}",
-                                    f"there is already an account {name!r}")
-                run(f"INSERT INTO accounts ({_ACCOUNT_COLS}) VALUES (?, ?, ?, ?, ?, ?)",
-                    [acc.account_id, acc.name, acc.role.value,
-                     json.dumps(acc.scope.to_dict(), ensure_ascii=False), acc.created_at,
-                     None])
-        except Exception as exc:
-            if _is_unique_violation(exc):
-                raise AuthError(409, "name_taken", f"ya existe una cuenta {name!r}",
-                                f"there is already an account {name!r}") from None
-            raise
+        if not self.db.insert_account([
+                acc.account_id, acc.name, acc.role.value,
+                json.dumps(acc.scope.to_dict(), ensure_ascii=False), acc.created_at, None]):
+            raise AuthError(409, "name_taken", f"ya existe una cuenta {name!r}",
+                            f"there is already an account {name!r}")
         return acc
 
     def account(self, ref: str) -> Account | None:
         """An account by id or by name."""
-        with self._use() as run:
-            rows = run(f"SELECT {_ACCOUNT_COLS} FROM accounts WHERE account_id = ? OR name = ?"
-                       " ORDER BY account_id", [ref, ref])
-        return self._account(rows[0]) if rows else None
+        row = self.db.account(ref)
+        return self._account(row) if row else None
 
     def require_account(self, ref: str) -> Account:
         acc = self.account(ref)
@@ -330,14 +132,10 @@ class Repo:
         return acc
 
     def accounts(self) -> list[Account]:
-        with self._use() as run:
-            return [self._account(r) for r in run(
-                f"SELECT {_ACCOUNT_COLS} FROM accounts ORDER BY name", [])]
+        return [self._account(r) for r in self.db.accounts()]
 
     def set_disabled(self, account_id: str, disabled: bool) -> Account:
-        with self._use(write=True) as run:
-            run("UPDATE accounts SET disabled_at = ? WHERE account_id = ?",
-                [_now() if disabled else None, account_id])
+        self.db.set_disabled(account_id, _now() if disabled else None)
         return self.require_account(account_id)
 
     # -- tokens ------------------------------------------------------------------------
@@ -350,34 +148,19 @@ class Repo:
         token_id, token, digest = new_token()
         now = _now()
         info = TokenInfo(token_id, acc.account_id, now, now + timedelta(days=days))
-        with self._use(write=True) as run:
-            run("INSERT INTO tokens (token_id, account_id, secret_sha256, created_at, "
-                "expires_at, revoked_at, last_used_at) VALUES (?, ?, ?, ?, ?, NULL, NULL)",
-                [token_id, acc.account_id, digest, info.created_at, info.expires_at])
+        self.db.insert_token(token_id, acc.account_id, digest, info.created_at,
+                             info.expires_at)
         return token, info
 
     def revoke_token(self, token_id: str) -> TokenInfo:
-        now = _now()
-        with self._use(write=True) as run:
-            rows = run(f"SELECT {_TOKEN_COLS} FROM tokens WHERE token_id = ?", [token_id])
-            if not rows:
-                raise UnknownReferenceError(f"ficha desconocida: {token_id[:40]!r}",
-                                            f"unknown token: {token_id[:40]!r}")
-            if rows[0][4] is None:
-                run("UPDATE tokens SET revoked_at = ? WHERE token_id = ?", [now, token_id])
-                run("UPDATE sessions SET revoked_at = ? WHERE token_id = ? AND revoked_at "
-                    "IS NULL", [now, token_id])
-            rows = run(f"SELECT {_TOKEN_COLS} FROM tokens WHERE token_id = ?", [token_id])
-        return self._token(rows[0])
+        row = self.db.revoke_token(token_id, _now())
+        if row is None:
+            raise UnknownReferenceError(f"ficha desconocida: {token_id[:40]!r}",
+                                        f"unknown token: {token_id[:40]!r}")
+        return self._token(row)
 
     def tokens(self, account_id: str | None = None) -> list[TokenInfo]:
-        with self._use() as run:
-            if account_id is None:
-                rows = run(f"SELECT {_TOKEN_COLS} FROM tokens ORDER BY created_at", [])
-            else:
-                rows = run(f"SELECT {_TOKEN_COLS} FROM tokens WHERE account_id = ? "
-                           "ORDER BY created_at", [account_id])
-        return [self._token(r) for r in rows]
+        return [self._token(r) for r in self.db.tokens(account_id)]
 
     def authenticate(self, token: str) -> Principal:
         """The caller a bearer token stands for, or :class:`AuthError` (401) naming why."""
@@ -386,12 +169,7 @@ class Repo:
             raise AuthError(401, "malformed_token",
                             "ficha mal formada: se espera 'Bearer esc_<id>.<secreto>'",
                             "malformed token: expected 'Bearer esc_<id>.<secret>'")
-        with self._use() as run:
-            rows = run("SELECT t.secret_sha256, t.expires_at, t.revoked_at, t.last_used_at, "
-                       + ", ".join(f"a.{c.strip()}" for c in _ACCOUNT_COLS.split(","))
-                       + " FROM tokens t JOIN accounts a ON a.account_id = t.account_id "
-                       "WHERE t.token_id = ?", [token_id])
-        row = rows[0] if rows else None
+        row = self.db.token_with_account(token_id)
         if not check_secret(token, row[0] if row else None) or row is None:
             raise AuthError(401, "invalid_token", "ficha no válida", "invalid token")
         now = _now()
@@ -399,8 +177,7 @@ class Repo:
         self._check_usable(_utc(row[1]), row[2], account, now)
         last = _utc(row[3])
         if last is None or now - last >= LAST_USED_EVERY:
-            with self._use(write=True) as run:
-                run("UPDATE tokens SET last_used_at = ? WHERE token_id = ?", [now, token_id])
+            self.db.touch_token(token_id, now)
         return Principal(account, token_id)
 
     @staticmethod
@@ -420,30 +197,19 @@ class Repo:
                        ) -> tuple[str, datetime]:
         """A session for a token holder: (cookie value, expiry). It never outlives its
         token."""
-        with self._use() as run:
-            exp = run("SELECT expires_at FROM tokens WHERE token_id = ?", [principal.token_id])
+        exp = self.db.token_expiry(principal.token_id)
         now = _now()
-        expires = min(now + timedelta(hours=hours), _utc(exp[0][0]) if exp else now)
+        expires = min(now + timedelta(hours=hours), exp if exp is not None else now)
         session_id, value, digest = new_session()
-        with self._use(write=True) as run:
-            run("INSERT INTO sessions (session_id, secret_sha256, token_id, account_id, "
-                "created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                [session_id, digest, principal.token_id, principal.account.account_id, now,
-                 expires])
+        self.db.insert_session(session_id, digest, principal.token_id,
+                               principal.account.account_id, now, expires)
         return value, expires
 
     def session(self, value: str) -> Principal:
         session_id = parse_session(value)
         if session_id is None:
             raise AuthError(401, "malformed_session", "sesión no válida", "invalid session")
-        with self._use() as run:
-            rows = run("SELECT s.secret_sha256, s.expires_at, s.revoked_at, t.token_id, "
-                       "t.expires_at, t.revoked_at, "
-                       + ", ".join(f"a.{c.strip()}" for c in _ACCOUNT_COLS.split(","))
-                       + " FROM sessions s JOIN tokens t ON t.token_id = s.token_id "
-                       "JOIN accounts a ON a.account_id = s.account_id "
-                       "WHERE s.session_id = ?", [session_id])
-        row = rows[0] if rows else None
+        row = self.db.session_with_token(session_id)
         if not check_secret(value, row[0] if row else None) or row is None:
             raise AuthError(401, "invalid_session", "sesión no válida", "invalid session")
         now = _now()
@@ -458,105 +224,49 @@ class Repo:
         session_id = parse_session(value)
         if session_id is None:
             return
-        with self._use(write=True) as run:
-            run("UPDATE sessions SET revoked_at = ? WHERE session_id = ? AND revoked_at IS "
-                "NULL", [_now(), session_id])
+        self.db.end_session(session_id, _now())
 
     # -- photos ------------------------------------------------------------------------
     def put_photo(self, sha256: str, media_type: str, data: bytes, account_id: str) -> bool:
         """Store a photo under its SHA-256; False if it was already stored."""
-        with self._use(write=True) as run:
-            rows = run("INSERT INTO photos (sha256, media_type, size, bytes, account_id, "
-                       "received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING "
-                       "RETURNING sha256", [sha256, media_type, len(data), data, account_id,
-                                            _now()])
-        return bool(rows)
+        return self.db.put_photo(sha256, media_type, data, account_id, _now())
 
     def photo_meta(self, sha256: str) -> tuple[str, int, str] | None:
         """(media type, size, first uploader) of a stored photo."""
-        with self._use() as run:
-            rows = run("SELECT media_type, size, account_id FROM photos WHERE sha256 = ?",
-                       [sha256])
-        return (str(rows[0][0]), int(rows[0][1]), str(rows[0][2])) if rows else None
+        return self.db.photo_meta(sha256)
 
     def photo_bytes(self, sha256: str) -> bytes | None:
-        with self._use() as run:
-            rows = run("SELECT bytes FROM photos WHERE sha256 = ?", [sha256])
-        return bytes(rows[0][0]) if rows else None
+        return self.db.photo_bytes(sha256)
 
     # -- submissions -------------------------------------------------------------------
-    @staticmethod
-    def _submission(row: Sequence[Any]) -> dict[str, Any]:
-        out = dict(zip((*SUBMISSION_ROW, "entry_hash"), row, strict=True))
-        out["received_at"] = _utc(out["received_at"])
-        return out
-
     def submission_by_key(self, account_id: str, client_id: str) -> dict[str, Any] | None:
-        with self._use() as run:
-            rows = run(_SELECT_SUBMISSION + " WHERE s.account_id = ? AND s.client_id = ?",
-                       [account_id, client_id])
-        return self._submission(rows[0]) if rows else None
+        return self.db.submission_by_key(account_id, client_id)
 
     def submission(self, submission_id: str) -> dict[str, Any] | None:
-        with self._use() as run:
-            rows = run(_SELECT_SUBMISSION + " WHERE s.submission_id = ?", [submission_id])
-        return self._submission(rows[0]) if rows else None
+        return self.db.submission(submission_id)
 
     def record_submission(self, row: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Write a submission row and its ledger entry in one transaction, under the
         ledger lock. Returns (the stored row, True), or (the row already stored under the
         same account and client id, False) — the caller decides replay or conflict."""
-        try:
-            with self._use(write=True, ledger_lock=True) as run:
-                found = run(_SELECT_SUBMISSION + " WHERE s.account_id = ? AND s.client_id = ?",
-                            [row["account_id"], row["client_id"]])
-                if found:
-                    return self._submission(found[0]), False
-                entry = submission_entry(row)
-                le = append_entry(run, "submission", row["submission_id"], entry)
-                row = {**row, "ledger_seq": le.seq}
-                run(f"INSERT INTO submissions ({', '.join(SUBMISSION_ROW)}) VALUES "
-                    f"({', '.join('?' for _ in SUBMISSION_ROW)})",
-                    [row[c] for c in SUBMISSION_ROW])
-        except Exception as exc:
-            if not _is_unique_violation(exc):
-                raise
-            # another process won the race for this (account, client id): theirs stands
-            again = self.submission_by_key(row["account_id"], row["client_id"])
-            if again is None:
-                raise
-            return again, False
-        return {**row, "entry_hash": le.entry_hash}, True
+        return self.db.record_submission(row, submission_entry)
 
-    def _visible(self, principal: Principal) -> tuple[str, list[object]]:
-        """SQL condition (and parameters) for the submissions a caller may see."""
+    @staticmethod
+    def visibility(principal: Principal) -> Visibility:
+        """Which submissions a caller may see: an admin all, an observer their own, a
+        coordinator their own and those their scope covers (actas, areas, places)."""
         acc = principal.account
         if acc.role is Role.ADMIN:
-            return "TRUE", []
+            return Visibility(acc.account_id, everything=True)
         if acc.role is Role.OBSERVER:
-            return "s.account_id = ?", [acc.account_id]
-        parts = ["s.account_id = ?"]
-        params: list[object] = [acc.account_id]
+            return Visibility(acc.account_id)
         sc = acc.scope
-        if sc.actas:
-            parts.append("s.acta_key = ANY(?)" if self.pg else "list_contains(?, s.acta_key)")
-            params.append(sorted({acta_key(a) for a in sc.actas}))
-        for p in sc.areas:
-            parts.append("(starts_with(s.area1_code, ?) OR starts_with(s.area2_code, ?) OR "
-                         "starts_with(s.area3_code, ?))")
-            params += [p, p, p]
-        for area, name in sc.place_rules():
-            if area is None:
-                parts.append("s.place_key = ?")
-                params.append(name)
-            else:
-                parts.append("(s.place_key = ? AND (starts_with(s.area1_code, ?) OR "
-                             "starts_with(s.area2_code, ?) OR starts_with(s.area3_code, ?)))")
-                params += [name, area, area, area]
-        return "(" + " OR ".join(parts) + ")", params
+        return Visibility(acc.account_id,
+                          acta_keys=tuple(sorted({acta_key(a) for a in sc.actas})),
+                          area_prefixes=tuple(sc.areas), places=tuple(sc.place_rules()))
 
     def can_see(self, principal: Principal, row: dict[str, Any]) -> bool:
-        """The same rule as :meth:`_visible`, for one row in Python."""
+        """The same rule as :meth:`visibility`, for one row in Python."""
         acc = principal.account
         if acc.role is Role.ADMIN or row["account_id"] == acc.account_id:
             return True
@@ -569,28 +279,9 @@ class Repo:
                          category: str | None = None, account: str | None = None,
                          contest: str | None = None, limit: int = 100, offset: int = 0
                          ) -> tuple[list[dict[str, Any]], int]:
-        where, params = self._visible(principal)
-        conds, args = [where], list(params)
-        if acta is not None:
-            conds.append("s.acta_key = ?")
-            args.append(acta_key(acta))
-        if category == "pending":
-            conds.append("s.category IS NULL")
-        elif category is not None:
-            conds.append("s.category = ?")
-            args.append(category)
-        if account is not None:
-            conds.append("s.account_id = ?")
-            args.append(account)
-        if contest is not None:
-            conds.append("s.contest_id = ?")
-            args.append(contest)
-        clause = " WHERE " + " AND ".join(conds)
-        with self._use() as run:
-            total = int(run("SELECT count(*) FROM submissions s" + clause, args)[0][0])
-            rows = run(_SELECT_SUBMISSION + clause + " ORDER BY s.ledger_seq DESC LIMIT ? "
-                       "OFFSET ?", [*args, limit, offset])
-        return [self._submission(r) for r in rows], total
+        return self.db.list_submissions(
+            self.visibility(principal), acta_key=None if acta is None else acta_key(acta),
+            category=category, account=account, contest=contest, limit=limit, offset=offset)
 
     def photo_visible(self, principal: Principal, sha256: str) -> bool:
         meta = self.photo_meta(sha256)
@@ -598,63 +289,36 @@ class Repo:
             return False
         if principal.role is Role.ADMIN or meta[2] == principal.account.account_id:
             return True
-        where, params = self._visible(principal)
-        with self._use() as run:
-            return bool(run("SELECT 1 FROM submissions s WHERE s.photo_sha256 = ? AND "
-                            + where + " LIMIT 1", [sha256, *params]))
+        return self.db.photo_in_visible_submission(sha256, self.visibility(principal))
 
     # -- what the official side holds --------------------------------------------------
     def default_contest(self) -> str | None:
         """The contest of the most recent snapshot (as ``service.default_contest``)."""
-        with self._use() as run:
-            rows = run("SELECT contest_id FROM snapshots ORDER BY as_of DESC, label DESC "
-                       "LIMIT 1", [])
-            if not rows:
-                rows = run("SELECT contest_id FROM contests ORDER BY contest_id LIMIT 1", [])
-        return str(rows[0][0]) if rows else None
+        return self.db.default_contest()
 
     def contest(self, contest_id: str) -> Contest | None:
-        with self._use() as run:
-            rows = run("SELECT definition FROM contests WHERE contest_id = ?", [contest_id])
-        return Contest.from_dict(json.loads(rows[0][0])) if rows else None
+        return self.db.contest(contest_id)
 
     def latest_actas_snapshot(self, contest_id: str) -> str | None:
         """The latest per-acta snapshot of the contest (``latest`` with kind actas)."""
-        with self._use() as run:
-            rows = run("SELECT snapshot_id FROM snapshots WHERE contest_id = ? AND kind = "
-                       "'actas' ORDER BY as_of DESC, label DESC LIMIT 1", [contest_id])
-        return str(rows[0][0]) if rows else None
+        return self.db.latest_actas_snapshot(contest_id)
 
     # -- the log -----------------------------------------------------------------------
     def checkpoint(self) -> LedgerEntry | None:
-        with self._use(write=True, ledger_lock=True) as run:
-            return append_checkpoint_with(run)
+        return self.db.checkpoint()
 
     def checkpoints(self) -> list[dict[str, Any]]:
-        with self._use() as run:
-            rows = run("SELECT seq, entry, entry_hash, recorded_at FROM ledger_entries WHERE "
-                       "entry_type = 'checkpoint' ORDER BY seq", [])
-        out = []
-        for seq, text, h, at in rows:
-            e = json.loads(text)
-            out.append({"seq": int(seq), "tree_size": e.get("tree_size"),
-                        "merkle_root": e.get("merkle_root"), "last_seq": e.get("last_seq"),
-                        "entry_hash": h, "recorded_at": _utc(at)})
-        return out
+        return self.db.checkpoints()
 
     def prove(self, submission_id: str) -> SubmissionProof:
-        with self._use() as run:
-            return prove_submission_with(run, submission_id)
+        return self.db.prove(submission_id)
 
     def head(self) -> tuple[int, str | None]:
-        with self._use() as run:
-            rows = run("SELECT seq, entry_hash FROM ledger_entries ORDER BY seq DESC LIMIT 1",
-                       [])
-        return (int(rows[0][0]), str(rows[0][1])) if rows else (0, None)
+        return self.db.head()
 
 
 def place_of(name: str | None) -> str | None:
     return place_key(name) if name else None
 
 
-__all__ = ["ObserverApiDisabled", "Repo", "place_of"]
+__all__ = ["LAST_USED_EVERY", "SUBMISSION_ROW", "ObserverApiDisabled", "Repo", "place_of"]

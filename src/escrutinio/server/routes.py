@@ -1,8 +1,10 @@
 """The observer and admin API, and the coordinator pages (docs/observers.md).
 
-:func:`install_observers` adds them to the app. Presenter only: the rules are in
-:mod:`escrutinio.server.submissions` and :mod:`escrutinio.server.auth`, the SQL in
-:mod:`escrutinio.server.repo`.
+The routes are one router (:func:`observer_router`); :func:`install_observers` mounts it
+on the web app (``escrutinio.api`` calls it and hands over its page frame, a
+:class:`PageHost`): this package never imports the web app. Presenter only: the rules are
+in :mod:`escrutinio.server.submissions`, :mod:`escrutinio.server.auth` and
+:mod:`escrutinio.server.repo`, the SQL in :mod:`escrutinio.store.observers_repo`.
 
 Every refusal is an :class:`~escrutinio.server.auth.AuthError` (or a subclass) carrying
 its HTTP status and a short reason; the reason, the account and the token id go to the
@@ -12,21 +14,24 @@ security log (:mod:`escrutinio.server.security`), never the secret.
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import os
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 from urllib.parse import parse_qs, urlencode
 
 import jinja2
-from fastapi import FastAPI, Path, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from escrutinio.errors import EscrutinioError
+from escrutinio.provenance import to_jsonable
 from escrutinio.server.auth import (
     AuthError,
     Principal,
@@ -46,6 +51,7 @@ from escrutinio.server.submissions import (
     submission_json,
 )
 from escrutinio.store.base import Store
+from escrutinio.store.observers_repo import ValueNotAccepted
 
 ALL_ROLES: Final = (Role.OBSERVER, Role.COORDINATOR, Role.ADMIN)
 PHOTO_TYPES: Final = ("image/jpeg", "image/png", "image/webp")
@@ -117,10 +123,36 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    from escrutinio.api.app import dumps
+@dataclass(frozen=True, slots=True)
+class PageHost:
+    """What the coordinator pages borrow from the web app that mounts them: its Jinja
+    environment (filters, globals and base templates, overlaid with ours) and its page
+    frame (``page(request, backend, lang, path, section=...)`` with ``context()``, ``T``,
+    ``u`` and ``when``)."""
 
-    return Response(dumps(obj), status_code=status, media_type="application/json",
+    env: Callable[[], jinja2.Environment]
+    page: Callable[..., Any]
+
+
+def _finite(obj: Any) -> Any:
+    """JSON has no NaN or infinity: write them as null (as the web API does)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _dumps(obj: Any) -> bytes:
+    """The web API's JSON encoding: compact, UTF-8, no NaN."""
+    return json.dumps(_finite(to_jsonable(obj)), ensure_ascii=False, allow_nan=False,
+                      separators=(",", ":")).encode("utf-8")
+
+
+def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(_dumps(obj), status_code=status, media_type="application/json",
                     headers={"Cache-Control": "no-store", **(headers or {})})
 
 
@@ -141,8 +173,11 @@ def _error_body(exc: EscrutinioError, status: int) -> dict[str, Any]:
 class ObserverApp:
     """What the routes share: the repository (or why there is none) and the limits."""
 
-    def __init__(self, store: Store, reader: Store, config: ObserverConfig) -> None:
+    def __init__(self, store: Store, reader: Store, config: ObserverConfig,
+                 host: PageHost | None = None) -> None:
         self.config = config
+        self.host = host
+        self._env: jinja2.Environment | None = None
         self.repo: Repo | None = None
         self.subs: Submissions | None = None
         self.disabled: EscrutinioError | None = None
@@ -156,6 +191,19 @@ class ObserverApp:
             self.subs = Submissions(self.repo, reader)
         except ObserverApiDisabled as exc:
             self.disabled = exc
+
+    def env(self) -> jinja2.Environment:
+        """The host's template environment, overlaid with the coordinator templates (ours
+        first, then the host's: the pages extend its base template)."""
+        if self._env is None:
+            if self.host is None:
+                raise RuntimeError("the coordinator pages need a PageHost")
+            base = self.host.env()
+            loaders = [jinja2.PackageLoader("escrutinio.server", "templates")]
+            if base.loader is not None:
+                loaders.append(base.loader)  # type: ignore[arg-type]
+            self._env = base.overlay(loader=jinja2.ChoiceLoader(loaders))
+        return self._env
 
     def need(self) -> tuple[Repo, Submissions]:
         if self.repo is None or self.subs is None:
@@ -184,16 +232,30 @@ class ObserverApp:
         return p
 
 
+def observer_router(oa: ObserverApp, backend: Any | None = None) -> APIRouter:
+    """The observer/admin API and the coordinator pages, as one router."""
+    router = APIRouter()
+    _api(router, oa)
+    _admin(router, oa)
+    for prefix, lang in (("", "es"), ("/en", "en")):
+        _pages(router, oa, backend, prefix, lang)
+    return router
+
+
 def install_observers(app: FastAPI, store: Store, backend: Any | None = None,
-                      config: ObserverConfig | None = None) -> ObserverApp:
-    """Add the observer/admin API and the coordinator pages to ``app``. ``store`` is the
-    app's store (or catalogue); ``backend`` the app's Backend (its store, with its lock,
-    reads the official actas)."""
+                      config: ObserverConfig | None = None, *,
+                      host: PageHost | None = None) -> ObserverApp:
+    """Mount the observer router on ``app``, with the handlers of its refusals. ``store`` is
+    the app's store (or catalogue); ``backend`` the app's Backend (its store, with its lock,
+    reads the official actas); ``host`` the app's page frame (the coordinator pages)."""
     reader: Store = backend.store if backend is not None else store
-    oa = ObserverApp(store, reader, config or ObserverConfig.from_env())
+    oa = ObserverApp(store, reader, config or ObserverConfig.from_env(), host)
     app.state.observers = oa
 
     async def refused(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, ValueNotAccepted):
+            # a value the database refused (a NUL byte...): a 422 that names no database
+            exc = AuthError(422, "bad_value", exc.message_es, exc.message_en)
         assert isinstance(exc, AuthError)
         request.state.__setattr__(STATE_REASON, exc.reason)
         path = request.url.path
@@ -205,10 +267,8 @@ def install_observers(app: FastAPI, store: Store, backend: Any | None = None,
         return _json(_error_body(exc, exc.status), exc.status, headers)
 
     app.add_exception_handler(AuthError, refused)
-    _api(app, oa)
-    _admin(app, oa)
-    for prefix, lang in (("", "es"), ("/en", "en")):
-        _pages(app, oa, backend, prefix, lang)
+    app.add_exception_handler(ValueNotAccepted, refused)
+    app.include_router(observer_router(oa, backend))
     return oa
 
 
@@ -283,7 +343,7 @@ _TOKEN_BODY: Final = _json_body({
 
 
 # -- the observer API ------------------------------------------------------------------------
-def _api(app: FastAPI, oa: ObserverApp) -> None:
+def _api(app: APIRouter, oa: ObserverApp) -> None:
     cfg = oa.config
     doc = oa.repo is not None  # documented in the OpenAPI schema only when it is offered
 
@@ -463,7 +523,7 @@ async def _photo_response(repo: Repo, p: Principal, sha256: str) -> Response:
 
 
 # -- the admin API ---------------------------------------------------------------------------
-def _admin(app: FastAPI, oa: ObserverApp) -> None:
+def _admin(app: APIRouter, oa: ObserverApp) -> None:
     cfg = oa.config
     doc = oa.repo is not None
 
@@ -576,23 +636,9 @@ def _admin(app: FastAPI, oa: ObserverApp) -> None:
 
 
 # -- coordinator pages (browser: session cookie + CSRF) --------------------------------------
-_TEMPLATES: dict[str, jinja2.Environment] = {}
-
-
-def _env() -> jinja2.Environment:
-    env = _TEMPLATES.get("env")
-    if env is None:
-        from escrutinio.api.pages import _env as pages_env
-
-        env = pages_env().overlay(loader=jinja2.ChoiceLoader([
-            jinja2.PackageLoader("escrutinio.server", "templates"),
-            jinja2.PackageLoader("escrutinio.api", "templates")]))
-        _TEMPLATES["env"] = env
-    return env
-
-
-def _render(template: str, ctx: dict[str, Any]) -> bytes:
-    return _env().get_template(template).render(**ctx).encode("utf-8")
+def _render(request: Request, template: str, ctx: dict[str, Any]) -> bytes:
+    oa: ObserverApp = request.app.state.observers
+    return oa.env().get_template(template).render(**ctx).encode("utf-8")
 
 
 def _lang_of(path: str) -> str:
@@ -600,10 +646,10 @@ def _lang_of(path: str) -> str:
 
 
 def _context(request: Request, lang: str, path: str, title: str, **extra: Any) -> dict[str, Any]:
-    from escrutinio.api.pages import Page
-
-    backend = request.app.state.backend
-    page = Page(request, backend, lang, path, section="coordinator")
+    oa: ObserverApp = request.app.state.observers
+    if oa.host is None:
+        raise RuntimeError("the coordinator pages need a PageHost")
+    page = oa.host.page(request, request.app.state.backend, lang, path, section="coordinator")
     try:
         ctx = page.context(title=title, **extra)
     except EscrutinioError:
@@ -625,7 +671,7 @@ def _page_error(request: Request, exc: AuthError) -> Response:
     T = (lambda es, en: es if lang == "es" else en)  # noqa: N806, E731
     ctx = _context(request, lang, plain, T("Error", "Error"), status=exc.status,
                    error=_error_body(exc, exc.status))
-    return Response(_render("error.html", ctx), status_code=exc.status,
+    return Response(_render(request, "error.html", ctx), status_code=exc.status,
                     media_type="text/html; charset=utf-8")
 
 
@@ -662,7 +708,7 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: v[0] for k, v in parsed.items() if v}
 
 
-def _pages(app: FastAPI, oa: ObserverApp, backend: Any, prefix: str, lang: str) -> None:
+def _pages(app: APIRouter, oa: ObserverApp, backend: Any, prefix: str, lang: str) -> None:
     def T(es: str, en: str) -> str:  # noqa: N802
         return es if lang == "es" else en
 
@@ -685,7 +731,7 @@ def _pages(app: FastAPI, oa: ObserverApp, backend: Any, prefix: str, lang: str) 
         ctx = _context(request, lang, "/coordinator/login", T("Entrar", "Log in"),
                        csrf=csrf, error=error, action=f"{prefix}/coordinator/login",
                        disabled=None if oa.repo is not None else oa.disabled)
-        resp = html(_render("coordinator_login.html", ctx), status)
+        resp = html(_render(request, "coordinator_login.html", ctx), status)
         resp.set_cookie(CSRF_COOKIE, csrf, max_age=3600, **_cookie_args(request))
         return resp
 
@@ -760,7 +806,7 @@ def _pages(app: FastAPI, oa: ObserverApp, backend: Any, prefix: str, lang: str) 
                        more=more, acta=acta or "", category=category or "",
                        categories=[c.value for c in Category], labels=LABELS,
                        csrf=csrf_token(p.session_value or ""), prefix=prefix)
-        return html(_render("coordinator.html", ctx))
+        return html(_render(request, "coordinator.html", ctx))
 
     @app.get(prefix + "/coordinator/submissions/{submission_id}", include_in_schema=False)
     async def coordinator_submission(request: Request,
@@ -779,7 +825,7 @@ def _pages(app: FastAPI, oa: ObserverApp, backend: Any, prefix: str, lang: str) 
         ctx = _context(request, lang, f"/coordinator/submissions/{submission_id}",
                        T("Envío", "Submission"), principal=p, s=submission_json(row),
                        labels=LABELS, csrf=csrf_token(p.session_value or ""), prefix=prefix)
-        return html(_render("coordinator_submission.html", ctx))
+        return html(_render(request, "coordinator_submission.html", ctx))
 
     @app.get(prefix + "/coordinator/photos/{sha256}", include_in_schema=False)
     async def coordinator_photo(request: Request,

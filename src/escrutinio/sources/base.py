@@ -21,7 +21,13 @@ from typing import Final
 import numpy as np
 import polars as pl
 
-from escrutinio.domain import ACTA_COLUMNS, UNIT_COLUMNS, Contest, SnapshotKind
+from escrutinio.domain import (  # REJECTED_SCHEMA: re-exported (it was defined here)
+    ACTA_COLUMNS,
+    REJECTED_SCHEMA,
+    UNIT_COLUMNS,
+    Contest,
+    SnapshotKind,
+)
 from escrutinio.errors import IngestError, Location
 from escrutinio.sources.sanitize import (
     CONTROL_CLASS,
@@ -33,16 +39,6 @@ from escrutinio.sources.sanitize import (
 )
 
 NULL_TOKENS = ["", "NA", "N/A", "null", "NULL"]
-
-REJECTED_SCHEMA = {
-    "line": pl.Int64(),
-    "acta_id": pl.String(),
-    "field": pl.String(),
-    "rule": pl.String(),
-    "message_es": pl.String(),
-    "message_en": pl.String(),
-    "raw": pl.String(),
-}
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -49,6 +49,7 @@ import polars as pl
 
 from escrutinio.domain import (
     ACTA_COLUMNS,
+    ACTA_ID_PATTERN,
     STATUS_LABELS,
     UNIT_COLUMNS,
     ActaStatus,
@@ -1069,9 +1070,7 @@ def _warning_rows(warns: Sequence[tuple[str, str, str]], file: str) -> pl.DataFr
 def _audit_id_warning(frame: pl.DataFrame, file: str) -> pl.DataFrame:
     """Acta IDs the risk-limiting audit will refuse (blanks, commas, accents...): said at
     ingest, not discovered on audit day."""
-    from escrutinio.audit.ids import ID_PATTERN
-
-    bad = frame.filter(~pl.col("acta_id").str.contains(ID_PATTERN))["acta_id"]
+    bad = frame.filter(~pl.col("acta_id").str.contains(ACTA_ID_PATTERN))["acta_id"]
     if bad.is_empty():
         return _warning_rows([], file)
     return _warning_rows([(

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from escrutinio.domain import ActaStatus, Contest
-from escrutinio.sources.base import REJECTED_SCHEMA
+from escrutinio.domain import REJECTED_SCHEMA, ActaStatus, Contest
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from escrutinio.domain import Contest, Level
-from escrutinio.sources.base import REJECTED_SCHEMA
+from escrutinio.domain import REJECTED_SCHEMA, Contest, Level
 from escrutinio.verify.checks import Rule, ValidationResult
 
 #: acta-status counters of a unit, in the order they are reported

@@ -1,5 +1,6 @@
 """Chile's pack: SERVEL, the TRICEL, mesas receptoras, región / comuna / circunscripción
-electoral, America/Santiago. The 2021 first-round converter is :mod:`.source`."""
+electoral, America/Santiago. The 2021 first-round converter is
+:mod:`escrutinio.sources.chile` (a source: packs import no source)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,6 @@ PACK: Final = CountryPack(
     audit_error_rate=GENERIC_AUDIT_ERROR_RATE,
     court_outcomes=COURT_OUTCOMES,
     datasets=("chile-2021-first-round",),
-    parsers=("escrutinio.countries.chile.source",),
+    parsers=("escrutinio.sources.chile",),
     contests=("cl-2021-presidencial-1v",),
 )

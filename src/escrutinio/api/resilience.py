@@ -7,12 +7,13 @@ safe:
 * **Stateless workers.** A worker keeps in memory only what is keyed by immutable snapshot
   ids (analysis results, rendered bodies of permalinks). What moves — the snapshot list,
   the contests, ``latest``, the history — is checked against the database on every request:
-  one small query (:data:`EPOCH_SQL`) gives the *catalogue epoch* (how many snapshots,
-  contests and logged roots there are, and the newest ingest time). When it changes the
-  worker reloads the catalogue, and every body cached from then on is filed under the new
-  epoch (:class:`EpochCache`, and the epoch is part of :class:`~escrutinio.api.app.HotCache`
-  keys through the ASGI scope). Two workers therefore never disagree for longer than one
-  query; concurrent requests share one epoch query (single flight).
+  one small query (:data:`escrutinio.store.server_db.EPOCH_SQL`) gives the *catalogue
+  epoch* (how many snapshots, contests and logged roots there are, and the newest ingest
+  time). When it changes the worker reloads the catalogue, and every body cached from then
+  on is filed under the new epoch (:class:`EpochCache`, and the epoch is part of
+  :class:`~escrutinio.api.app.HotCache` keys through the ASGI scope). Two workers therefore
+  never disagree for longer than one query; concurrent requests share one epoch query
+  (single flight).
 * **The database down.** Connections are opened lazily with short timeouts and TCP
   keepalives, and replaced when they break (a restart of PostgreSQL, a dropped network): a
   worker is never stuck on a dead connection and never needs a restart. While the database
@@ -23,9 +24,16 @@ safe:
   schema version, the ledger head, the catalogue and escrutinio's version) and ``503`` with
   ``Retry-After`` when it does not: what a load balancer polls. It works on DuckDB too.
 
-For other server code (the observer endpoints): raise :class:`DatabaseUnavailable`, or let
+For other server code (the observer endpoints, :mod:`escrutinio.server`): raise
+:class:`~escrutinio.store.server_db.DatabaseUnavailable`, or let
 ``psycopg.OperationalError`` / ``psycopg.InterfaceError`` escape, and the answer is the
-503 above; :data:`CONNECT_OPTIONS` are the libpq parameters every server connection uses.
+503 above; :data:`~escrutinio.store.server_db.CONNECT_OPTIONS` are the libpq parameters
+every server connection uses. The queries (epoch, schema version, ledger head) are in
+:mod:`escrutinio.store.server_db`: no SQL is written here.
+
+This module was ``escrutinio.server.resilience``; it belongs to the web app (it extends the
+app's caches and catalogue), so it moved here and the observer server (``server/``) no
+longer imports ``api/``.
 """
 
 from __future__ import annotations
@@ -50,6 +58,19 @@ from escrutinio.api.backend import _Cache
 from escrutinio.api.catalog import CatalogStore, ReplayClock
 from escrutinio.errors import EscrutinioError
 from escrutinio.store.base import Store
+from escrutinio.store.server_db import (
+    CONNECT_OPTIONS,
+    DB_DOWN_ERRORS,
+    EPOCH_SQL,
+    EPOCH_SQL_LEDGER,
+    LEDGER_HEAD_SQL,
+    RETRY_AFTER,
+    SCHEMA_VERSION_SQL,
+    DatabaseUnavailable,
+    is_db_down,
+    open_health,
+    unavailable,
+)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -58,56 +79,21 @@ if TYPE_CHECKING:
 
 try:  # psycopg is an optional dependency (the "postgres" extra)
     import psycopg
-
-    DB_DOWN_ERRORS: tuple[type[Exception], ...] = (
-        psycopg.OperationalError, psycopg.InterfaceError)
 except ImportError:  # pragma: no cover - DuckDB-only installs
     psycopg = None  # type: ignore[assignment]
-    DB_DOWN_ERRORS = ()
 
 log = logging.getLogger("escrutinio.server")
 
 HEALTH_PATH = "/api/v1/health"
-#: seconds a client should wait before retrying while the database is unavailable
-RETRY_AFTER = 5
 #: the ASGI scope key holding the request's catalogue epoch (read by HotCache)
 EPOCH_SCOPE_KEY = "escrutinio.epoch"
 #: bound on one epoch or health query, connection included (seconds)
 PROBE_TIMEOUT = 5.0
-#: libpq parameters of every server connection: give up connecting after a few seconds,
-#: and notice a peer that vanished (keepalives; unacknowledged data after 15 s)
-CONNECT_OPTIONS: dict[str, Any] = {
-    "connect_timeout": 3, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3,
-    "keepalives_count": 3, "tcp_user_timeout": 15_000, "application_name": "escrutinio-serve",
-}
-EPOCH_SQL = ("SELECT (SELECT count(*) FROM snapshots), (SELECT max(ingested_at) FROM snapshots),"
-             " (SELECT count(*) FROM contests), to_regclass('ledger_leaves') IS NOT NULL")
-EPOCH_SQL_LEDGER = EPOCH_SQL.replace(
-    "to_regclass('ledger_leaves') IS NOT NULL", "(SELECT count(*) FROM ledger_leaves)")
 
 #: the epoch of the request being served (read by EpochCache in worker threads too:
 #: starlette's run_in_threadpool copies the context)
 _EPOCH: contextvars.ContextVar[Hashable] = contextvars.ContextVar("escrutinio_epoch",
                                                                   default=None)
-
-
-class DatabaseUnavailable(EscrutinioError):
-    """The database cannot be reached (down, restarting, unreachable): answered 503."""
-
-    exit_code = 4
-
-
-def is_db_down(exc: BaseException) -> bool:
-    return isinstance(exc, (DatabaseUnavailable, *DB_DOWN_ERRORS))
-
-
-def unavailable(cause: BaseException | None = None) -> DatabaseUnavailable:
-    what = "" if cause is None else f" ({type(cause).__name__})"
-    return DatabaseUnavailable(
-        f"la base de datos no está disponible{what}; reintente en {RETRY_AFTER} s — un envío "
-        "sin confirmar puede repetirse con el mismo client_id sin duplicarse",
-        f"the database is unavailable{what}; retry in {RETRY_AFTER} s — an unacknowledged "
-        "submission can be sent again with the same client_id without creating a duplicate")
 
 
 def unavailable_payload(exc: DatabaseUnavailable) -> dict[str, Any]:
@@ -316,7 +302,7 @@ class Probe:
 
     async def _check(self) -> Hashable:
         row = await self._fetch(EPOCH_SQL_LEDGER if self._has_ledger else EPOCH_SQL)
-        if row is None:  # pragma: no cover - a SELECT without FROM always has one row
+        if row is None:  # pragma: no cover - the epoch query always answers one row
             raise unavailable()
         if not self._has_ledger and row[3]:
             self._has_ledger = True
@@ -351,12 +337,11 @@ class Probe:
 
     async def health(self) -> dict[str, Any]:
         epoch = await self.epoch()
-        row = await self._fetch("SELECT max(version) FROM schema_migrations")
+        row = await self._fetch(SCHEMA_VERSION_SQL)
         schema = None if row is None else row[0]
         head: dict[str, Any] = {"n_entries": 0, "head_hash": None}
         if self._has_ledger:
-            row = await self._fetch("SELECT seq, entry_hash FROM ledger_entries "
-                                    "ORDER BY seq DESC LIMIT 1")
+            row = await self._fetch(LEDGER_HEAD_SQL)
             if row is not None:
                 head = {"n_entries": int(row[0]), "head_hash": str(row[1])}
         n_snaps, newest, n_contests, n_logged = cast("tuple[int, str, int, int]", epoch)
@@ -504,31 +489,10 @@ def _duckdb_health(backend: Backend) -> dict[str, Any]:
     """Health of a DuckDB-backed (or any non-live) app: the store is open in-process."""
     store = backend.store
     inner = getattr(store, "inner", store)
-    con = getattr(inner, "con", None)
-    head: dict[str, Any] = {"n_entries": 0, "head_hash": None}
-    schema = None
-    if con is not None:
-        lock = getattr(store, "lock", None) or threading.RLock()
-        with lock:
-            try:
-                if type(inner).__module__.endswith("postgres_store"):
-                    schema = con.execute("SELECT max(version) FROM schema_migrations"
-                                         ).fetchall()[0][0]
-                have = {r[0] for r in con.execute(
-                    "SELECT table_name FROM information_schema.tables WHERE table_name = "
-                    "'ledger_entries'").fetchall()}
-                if have:
-                    # fetchall: a half-read result would block DuckDB's shared connection
-                    rows = con.execute("SELECT seq, entry_hash FROM ledger_entries "
-                                       "ORDER BY seq DESC LIMIT 1").fetchall()
-                    if rows:
-                        head = {"n_entries": int(rows[0][0]), "head_hash": str(rows[0][1])}
-            except DB_DOWN_ERRORS as exc:
-                raise unavailable(exc) from exc
+    out = open_health(inner, getattr(store, "lock", None))
     snaps = store.all_snapshots() if isinstance(store, CatalogStore) else ()
-    return {"backend": "postgresql" if type(inner).__module__.endswith("postgres_store")
-            else "duckdb", "schema_version": schema, "ledger": head,
-            "catalogue": {"n_snapshots": len(snaps), "n_contests": len(store.contests())}}
+    return {**out, "catalogue": {"n_snapshots": len(snaps),
+                                 "n_contests": len(store.contests())}}
 
 
 __all__ = ["CONNECT_OPTIONS", "DatabaseUnavailable", "EpochCache", "Gate", "LiveCatalog",
