@@ -362,7 +362,7 @@ def test_raw_log_is_complete_and_replays_to_the_same_snapshots(tl, tmp_path: Pat
     try:
         e.run(tl.offset_s(tl.n_states - 1) + 900)
         e.w.rawlog.flush()
-        log = RawLog(store.con)
+        log = RawLog(store.live_rawlog)
         responses = log.responses()
         assert len(responses) == e.fake.requests  # every exchange, failures included
         served = {s.sha256 for s in e.fake.log}

@@ -22,14 +22,14 @@ Everything goes through the watcher's transport (global rate limit, backoff, raw
 and its acceptance path (:meth:`Watcher.ingest_acta`: classify → parse → validate). The
 work of each cycle is bounded by the watcher (``max_requests``, ``max_seconds``, and it
 yields as soon as the hot path is due). The **frontier** — what is known, listed,
-fetched, due, and every accepted acta state — is persisted in the store's DuckDB file
-(table ``live_crawl``, one transaction per flush), so a restarted watcher resumes where
-the last one stopped, without fetching again what it already has.
+fetched, due, and every accepted acta state — is persisted in the store through its
+frontier repository (``store.live_frontier``, :mod:`escrutinio.store.frontier_repo`;
+table ``live_crawl``, one transaction per flush, DuckDB or PostgreSQL), so a restarted
+watcher resumes where the last one stopped, without fetching again what it already has.
 """
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import json
 import time
@@ -38,8 +38,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
-
-import pyarrow as pa
 
 from escrutinio.live.classify import Outcome
 from escrutinio.live.config import Scope, Stack
@@ -58,25 +56,9 @@ from escrutinio.live.parse import (
 )
 
 if TYPE_CHECKING:
-    import duckdb
-
     from escrutinio.live.classify import RawResponse
     from escrutinio.live.watcher import Watcher
-    from escrutinio.store.duckdb_store import LeasedConnection
-
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS live_crawl (
-    contest_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
-    state TEXT NOT NULL,
-    updated_at TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (contest_id, kind, key)
-);
-"""
-_ROWS: Final = pa.schema([("contest_id", pa.string()), ("kind", pa.string()),
-                          ("key", pa.string()), ("state", pa.string()),
-                          ("updated_at", pa.timestamp("us", tz="UTC"))])
+    from escrutinio.store.frontier_repo import FrontierRepo
 
 #: an empty answer (204, empty, all-null) for something that should exist is believed
 #: only when it comes this many times in a row (else it is a glitch: retried later)
@@ -176,11 +158,10 @@ class Frontier:
     geography tasks, districts and actas. Only changed rows are written, in one
     transaction per :meth:`flush`."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection | LeasedConnection,
-                 contest_id: str) -> None:
-        self.con = con
+    def __init__(self, repo: FrontierRepo, contest_id: str) -> None:
+        self.repo = repo
         self.contest_id = contest_id
-        con.execute(SCHEMA)
+        repo.ensure_schema()
         self.meta: dict[str, Any] = {}
         self.geo: dict[str, GeoNode] = {}
         self.geo_tasks: dict[str, datetime | None] = {}  # task -> not before
@@ -191,9 +172,7 @@ class Frontier:
         self.load()
 
     def load(self) -> None:
-        rows = self.con.execute("SELECT kind, key, state FROM live_crawl WHERE contest_id = ?",
-                                [self.contest_id]).fetchall()
-        for kind, key, state in rows:
+        for kind, key, state in self.repo.load(self.contest_id):
             d = json.loads(state)
             if kind == "meta":
                 self.meta[key] = d
@@ -252,21 +231,9 @@ class Frontier:
         for kind, key in sorted(self._dirty):
             state = self._state(kind, key)
             if state is not None:
-                rows.append({"contest_id": self.contest_id, "kind": kind, "key": key,
-                             "state": state, "updated_at": now.astimezone(UTC)})
-        table = pa.Table.from_pylist(rows, schema=_ROWS)
-        con = self.con
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.register("__live_crawl", table)
-            con.execute("INSERT OR REPLACE INTO live_crawl SELECT * FROM __live_crawl")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            with contextlib.suppress(Exception):
-                con.unregister("__live_crawl")
+                rows.append((kind, key, state))
+        if rows:
+            self.repo.save(self.contest_id, rows, now.astimezone(UTC))
         self._dirty.clear()
         self._done_tasks.clear()
         return len(rows)
@@ -279,7 +246,7 @@ class Crawler:
         self.w = watcher
         self.cfg = watcher.cfg
         self.cold = watcher.cfg.cold
-        self.f = Frontier(watcher.store.con, watcher.cfg.contest.id)
+        self.f = Frontier(watcher.store.live_frontier, watcher.cfg.contest.id)
         self.stats: Counter[str] = Counter()
         self._queue: deque[str] = deque()  # acta keys due now
         self._deferred: list[tuple[datetime, str]] = []  # (not before, key)
@@ -364,7 +331,7 @@ class Crawler:
         w = self.w
         url = self._geo_url(task)
         scope = "geo" if task == "flat" else f"geo:{task}"
-        res = w._get(url, scope, "geography")
+        res = w.fetch.get(url, scope, "geography")
         cls = res.classification
         nodes: list[GeoNode] | None = None
         reason = cls.reason
@@ -379,10 +346,10 @@ class Crawler:
                                                   parent=rest[0] if rest else None)
             except ParseDrift as exc:
                 w.stats.results["rejected"] += 1
-                w._reject(scope, "schema_drift", exc.detail_en, [res.response])
+                w.accept.reject(scope, "schema_drift", exc.detail_en, [res.response])
                 reason = "schema_drift"
         if nodes is not None:
-            w._ok()
+            w.accept.ok()
             self._merge_geo(nodes)
             if task == "flat":
                 self._geo_complete(now, "flat")
@@ -394,12 +361,12 @@ class Crawler:
             self.stats["geography"] += 1
             return "accepted"
         if cls.outcome is not Outcome.OK:
-            w._failure(scope, res)
+            w.accept.failure(scope, res)
         retry = cls.outcome in (Outcome.TRANSIENT, Outcome.BLOCKED)
         fails = int(self.f.meta.get("geography_failures", 0)) + 1
         if task == "flat" and not retry:
             # the flat list is not there (or not as expected): walk the tree instead
-            w._event("geography_tree", "warning", scope,
+            w.emit("geography_tree", "warning", scope,
                      f"dep-prov-distritos no sirve ({reason}); se recorre "
                      "departamentos → provincias → distritos",
                      f"dep-prov-distritos unusable ({reason}); walking departamentos → "
@@ -412,7 +379,7 @@ class Crawler:
         if not retry:  # a tree node that does not answer: the geography stays partial
             self.f.done_task(task)
             self.f.set_meta("geography_incomplete", True)
-            w._event("geography_incomplete", "warning", scope,
+            w.emit("geography_incomplete", "warning", scope,
                      f"{task}: sin respuesta utilizable ({reason}); geografía incompleta",
                      f"{task}: no usable answer ({reason}); geography incomplete",
                      reason=reason)
@@ -457,7 +424,7 @@ class Crawler:
         self.f.set_meta("geography_failures", 0)
         self.f.set_meta("geography_not_before", None)
         n = Counter(g.level for g in self.f.geo.values())
-        self.w._event("geography", "info", "geo",
+        self.w.emit("geography", "info", "geo",
                       f"geografía: {n['area1']} áreas de primer nivel, {n['area2']} de "
                       f"segundo, {n['area3']} distritos ({method})",
                       f"geography: {n['area1']} first-level areas, {n['area2']} second, "
@@ -535,10 +502,10 @@ class Crawler:
         base = self._list_base()
         pagina = (base if base is not None else (1 if d.probe_one else 0)) + d.next_page
         url = self._list_url(d, pagina)
-        res = w._get(url, scope, "list")
+        res = w.fetch.get(url, scope, "list")
         cls = res.classification
         if cls.outcome is Outcome.NO_DATA:
-            w._failure(scope, res)
+            w.accept.failure(scope, res)
             if base is None and d.next_page == 0 and not d.probe_one:
                 d.probe_one = True  # maybe a 1-based backend: ask for page 1
                 self.f.touch("district", d.code)
@@ -552,7 +519,7 @@ class Crawler:
             self._finish_pass(d, now)
             return "no_data"
         if cls.outcome is not Outcome.OK:
-            w._failure(scope, res)
+            w.accept.failure(scope, res)
             self._list_failed(d, now)
             return cls.outcome.value
         try:
@@ -560,10 +527,10 @@ class Crawler:
                                         election_id=w.election_id)
         except ParseDrift as exc:
             w.stats.results["rejected"] += 1
-            w._reject(scope, "schema_drift", exc.detail_en, [res.response])
+            w.accept.reject(scope, "schema_drift", exc.detail_en, [res.response])
             self._list_failed(d, now)
             return "rejected"
-        w._ok()
+        w.accept.ok()
         if base is None:
             learned: int | None = None
             if pagina == 0 and page.page == 1:
@@ -578,7 +545,7 @@ class Crawler:
                 self._finish_pass(d, now)
                 return "accepted"
             self.f.set_meta("list_base", learned)
-            w._event("list_first_page", "info", scope,
+            w.emit("list_first_page", "info", scope,
                      f"las listas de actas empiezan en la página {learned}",
                      f"acta lists start at page {learned}", first_page=learned)
         self._take_page(d, page, now, res.response)
@@ -601,7 +568,7 @@ class Crawler:
     def _finish_pass(self, d: District, now: datetime) -> None:
         keys = list(dict.fromkeys(d.seen))
         if d.total is not None and len(keys) < d.total:
-            self.w._event("acta_list_incomplete", "warning", f"list:{d.code}",
+            self.w.emit("acta_list_incomplete", "warning", f"list:{d.code}",
                           f"{d.code}: la lista dio {len(keys)} de {d.total} actas",
                           f"{d.code}: the list gave {len(keys)} of {d.total} actas",
                           listed=len(keys), total=d.total)
@@ -620,10 +587,10 @@ class Crawler:
         else:
             url = (f"{self.cfg.base_url}/mesas/actas/{LIST_2021}/{d.code}/{d.locales[0]}"
                    "?name=param")
-        res = w._get(url, scope, "list")
+        res = w.fetch.get(url, scope, "list")
         cls = res.classification
         if cls.outcome not in (Outcome.OK, Outcome.NO_DATA):
-            w._failure(scope, res)
+            w.accept.failure(scope, res)
             self._list_failed(d, now)
             return cls.outcome.value
         try:
@@ -636,16 +603,16 @@ class Crawler:
                 else:
                     self._dqueue.appendleft(d.code)
                 self.f.touch("district", d.code)
-                w._ok()
+                w.accept.ok()
                 return "accepted"
             page = (ActaPage((), 1, 0, None) if cls.outcome is Outcome.NO_DATA
                     else parse_mesas_2021(cls.payload, url=url, district=d.code))
         except ParseDrift as exc:
             w.stats.results["rejected"] += 1
-            w._reject(scope, "schema_drift", exc.detail_en, [res.response])
+            w.accept.reject(scope, "schema_drift", exc.detail_en, [res.response])
             self._list_failed(d, now)
             return "rejected"
-        w._ok()
+        w.accept.ok()
         for it in page.items:
             self._listed(it, d.code, res.response)
         d.seen += [it.key for it in page.items]
@@ -739,7 +706,7 @@ class Crawler:
     def _do_acta(self, a: Acta, now: datetime) -> str:
         w = self.w
         scope = Scope.from_key(a.key)
-        res = w._get(w.acta_url(scope), a.key, "acta")
+        res = w.fetch.get(w.fetch.acta_url(scope), a.key, "acta")
         r = w.ingest_acta(scope, res.response, res.classification)
         a.fetches += 1
         a.fetched_at = now
@@ -787,7 +754,7 @@ class Crawler:
                 results[f"list:{d.code}"] = self._do_list(d, now)
             else:
                 break
-            w._after_scope()
+            w.schedule.after_scope()
         self._maybe_complete(w.clock.now())
 
     def _maybe_complete(self, now: datetime) -> None:
@@ -797,7 +764,7 @@ class Crawler:
         self.f.set_meta("complete_at", _iso(now))
         n = len(self.f.actas)
         w = self.w
-        w._event("crawl_complete", "info", None,
+        w.emit("crawl_complete", "info", None,
                  f"recorrido completo: {len(self.f.districts)} distritos, {n} actas; "
                  "desde ahora solo se vuelven a pedir las que no son finales y cambian",
                  f"crawl complete: {len(self.f.districts)} districts, {n} actas; from now "

@@ -169,7 +169,7 @@ def replay_export(folder: Path, watcher: Any, clock: ReplayClock, *, speed: floa
         if first_bad is not None or (cfg.stack is Stack.ONPE2026
                                      and set(classified) != {"totales", "participantes"}):
             bad = first_bad[1] if first_bad else next(iter(classified.values()))
-            report.add(watcher._failure(scope.key, bad))
+            report.add(watcher.accept.failure(scope.key, bad))
             if scope.kind != "national":
                 open_tier = (cycle, tier)
             continue
@@ -319,7 +319,7 @@ def _store_batch(watcher: Any, batch: list[Any]) -> None:
     """Store the accepted snapshots (and append them to the ledger), as any ingest."""
     if not batch:
         return
-    for snap, out in zip(batch, watcher._put_many(batch), strict=True):
+    for snap, out in zip(batch, watcher.build.put_many(batch), strict=True):
         if snap.level in (None, "national"):
             watcher.served_snapshot = out.snapshot_id
     batch.clear()

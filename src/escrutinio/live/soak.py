@@ -61,6 +61,7 @@ def audit_against_truth(store: DuckDBStore, cfg: LiveConfig, tl: Synthetic2026) 
     last: datetime | None = None
     ever = _statuses_ever(tl)
     held: dict[int, str] = {}  # acta -> status in the previous acta snapshot
+    metadata = store.snapshot_metadata(cfg.contest.id)  # one query, not one per snapshot
     for info in store.list_snapshots(cfg.contest.id):
         if info.parser != cfg.parser_name:
             continue
@@ -72,9 +73,7 @@ def audit_against_truth(store: DuckDBStore, cfg: LiveConfig, tl: Synthetic2026) 
                 out.bad.extend(_audit_acta(tl, row, codes, ever, held, sid))
             continue
         frame = store.load_units(info.snapshot_id)
-        meta = json.loads(store.con.execute(
-            "SELECT metadata FROM snapshots WHERE snapshot_id = ?",
-            [info.snapshot_id]).fetchall()[0][0])
+        meta = metadata.get(info.snapshot_id, {})
         units = json.loads(meta.get("units", "{}"))
         if info.level == "national":
             out.national += 1
