@@ -25,6 +25,7 @@ from escrutinio.live.config import LiveConfig, config_from_dict, example
 from escrutinio.live.fake_onpe import SOFT_FAULTS, FakeOnpe, Synthetic2026
 from escrutinio.live.transport import FakeClock
 from escrutinio.live.watcher import Watcher
+from escrutinio.store.base import Store
 from escrutinio.store.duckdb_store import DuckDBStore
 from escrutinio.store.ledger import verify_log
 
@@ -53,7 +54,7 @@ class Audit:
     accepted_states: set[int] = field(default_factory=set)
 
 
-def audit_against_truth(store: DuckDBStore, cfg: LiveConfig, tl: Synthetic2026) -> Audit:
+def audit_against_truth(store: Store, cfg: LiveConfig, tl: Synthetic2026) -> Audit:
     """Check every live snapshot of ``cfg``'s contest against the synthetic truth."""
     codes = [c.code for c in cfg.contest.candidates]
     k_of = {tl.as_of(k).astimezone(UTC): k for k in range(tl.n_states)}
