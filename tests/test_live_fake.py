@@ -313,7 +313,7 @@ def test_participants_endpoint_variant_fallback(tl, mem_store):
         e.fake.inject("error500", 1000, match="/resumen-general/participantes")
         e.run(200)
         assert e.w.served() is not None
-        assert e.w.participants_order[0].startswith("eleccion-presidencial")
+        assert e.w.live.participants_order[0].startswith("eleccion-presidencial")
         assert e.w.rawlog.events(kind="participants_variant")
         assert_no_bad_snapshots(e.store, e.cfg, tl)
     finally:

@@ -43,76 +43,21 @@ TORN_RULES = frozenset({"valid_total_mismatch", "votes_above_valid"})
 MOVED_RULES = frozenset({"counted_acta_moved", "counted_acta_changed"})
 
 
-class Acceptor:
-    """``on_national(corrections)``: a new national state was accepted (the watcher
-    stores its snapshot at once); other unit scopes mark the warm tier as changed."""
+class _Part:
+    """One kind of state (unit scopes or actas), judged with its owner's verdicts."""
 
-    def __init__(self, cfg: LiveConfig, clock: Clock, live: LiveState, emit: EventLog,
-                 on_national: Callable[[list[dict[str, Any]]], None]) -> None:
-        self.cfg = cfg
-        self.clock = clock
-        self.live = live
-        self.emit = emit
-        self.on_national = on_national
+    def __init__(self, owner: Acceptor) -> None:
+        self.a = owner
+        self.cfg = owner.cfg
+        self.clock = owner.clock
+        self.live = owner.live
+        self.emit = owner.emit
 
-    # -- failures and rejections ----------------------------------------------------------
-    def _error(self, scope: str, err: dict[str, Any]) -> None:
-        self.live.last_error = err
-        if scope in self.live.scopes:
-            self.live.scopes[scope].last_error = err
 
-    def failure(self, scope: str, res: FetchResult | tuple[RawResponse, Classification]
-                ) -> str:
-        """An answer that is not ``ok``: counted, logged; the last good state stays."""
-        resp, cls = ((res.response, res.classification) if isinstance(res, FetchResult)
-                     else res)
-        outcome, live = cls.outcome, self.live
-        if outcome is Outcome.NO_DATA:
-            live.stats.results["no_data"] += 1
-            return "no_data"
-        self._error(scope, {"at": iso(self.clock.now()), "scope": scope,
-                            "outcome": outcome.value, "reason": cls.reason, "url": resp.url,
-                            "status": resp.status})
-        live.stats.results[outcome.value] += 1
-        if outcome in (Outcome.TRANSIENT, Outcome.BLOCKED):
-            live.consecutive_failures += 1
-        self.emit("fetch_failed", "warning", scope,
-                  f"{scope}: {outcome.value} ({cls.reason}); se mantiene el último estado "
-                  "válido",
-                  f"{scope}: {outcome.value} ({cls.reason}); keeping the last good state",
-                  outcome=outcome.value, reason=cls.reason, url=resp.url,
-                  status=resp.status, sha256=resp.sha256)
-        return outcome.value
+class UnitAcceptor(_Part):
+    """National, home/abroad and first-level area states."""
 
-    def reject(self, scope: str, rules: list[Problem] | str, detail: str,
-               responses: list[RawResponse]) -> None:
-        names = [rules] if isinstance(rules, str) else [p.rule for p in rules]
-        for n in names:
-            self.live.stats.rejections[n] += 1
-        msg_es = detail if isinstance(rules, str) else "; ".join(p.message_es for p in rules)
-        msg_en = detail if isinstance(rules, str) else "; ".join(p.message_en for p in rules)
-        self._error(scope, {"at": iso(self.clock.now()), "scope": scope,
-                            "outcome": "rejected", "reason": ",".join(names),
-                            "url": responses[0].url if responses else None})
-        self.emit("rejected", "warning", scope,
-                  f"{scope}: respuesta rechazada ({', '.join(names)}): {msg_es}",
-                  f"{scope}: response rejected ({', '.join(names)}): {msg_en}",
-                  rules=names, sha256=[r.sha256 for r in responses],
-                  urls=[r.url for r in responses])
-
-    def ok(self) -> None:
-        """An answer was usable: the run of failures (storm detection) is over."""
-        self.live.consecutive_failures = 0
-        self.live.storm_level = 0
-
-    def acta_error(self, key: str, err: dict[str, Any]) -> None:
-        errors = self.live.acta_errors
-        errors.pop(key, None)
-        errors[key] = err
-        while len(errors) > 200:  # a crawl can fail on thousands: keep the last
-            errors.pop(next(iter(errors)))
-
-    # -- unit scopes ----------------------------------------------------------------------
+    # -- ----------------------------------------------------------------------
     def ingest_unit(self, scope: Scope, responses: dict[str, tuple[RawResponse,
                                                                  Classification]]) -> str:
         """Classified responses of one scope -> accepted / duplicate / held / rejected...
@@ -120,14 +65,14 @@ class Acceptor:
         The only way a unit state is accepted, live or replayed."""
         for resp, cls in responses.values():
             if cls.outcome is not Outcome.OK:
-                return self.failure(scope.key, (resp, cls))
-        self.ok()
+                return self.a.failure(scope.key, (resp, cls))
+        self.a.ok()
         raws = [r for r, _ in responses.values()]
         try:
             reading = self._parse_unit(scope, responses)
         except ParseDrift as exc:
             self.live.stats.results["rejected"] += 1
-            self.reject(scope.key, "schema_drift", exc.detail_en, raws)
+            self.a.reject(scope.key, "schema_drift", exc.detail_en, raws)
             return "rejected"
         return self.accept_unit(reading, raws)
 
@@ -154,7 +99,7 @@ class Acceptor:
         rej = rejects(problems)
         if rej:
             stats.results["rejected"] += 1
-            self.reject(scope, rej, "", raws)
+            self.a.reject(scope, rej, "", raws)
             return "torn" if any(p.rule in TORN_RULES for p in rej) else "rejected"
         st = self.live.scopes[scope]
         now = self.clock.now()
@@ -164,7 +109,7 @@ class Acceptor:
         if prog.stale:
             stats.results["rejected"] += 1
             assert st.accepted is not None
-            self.reject(scope, "stale_response",
+            self.a.reject(scope, "stale_response",
                         f"ONPE time {lima(reading.as_of)} older than the accepted "
                         f"{lima(st.accepted.as_of)}", raws)
             return "stale"
@@ -177,7 +122,7 @@ class Acceptor:
         self._take_unit(st, reading, problems, prog, corrections, now)
         if persist:
             if scope == "national":
-                self.on_national(corrections)
+                self.a.on_national(corrections)
             else:
                 self.live.warm_changed = True
         return "accepted"
@@ -247,7 +192,11 @@ class Acceptor:
                   f"{scope}: new state ({counted} counted actas)", as_of=lima(reading.as_of),
                   sha256=list(reading.raw_sha256), corrections=corrections or None)
 
-    # -- actas ----------------------------------------------------------------------------
+
+class ActaAcceptor(_Part):
+    """Acta states: configured, crawled, listed (pending) or replayed."""
+
+    # -- ----------------------------------------------------------------------------
     def ingest_acta(self, scope: Scope, resp: RawResponse, cls: Classification) -> str:
         """A classified answer for one acta -> accepted / duplicate / held / rejected /
         stale / a failure class. The only way an acta state is accepted, live, crawled
@@ -260,17 +209,17 @@ class Acceptor:
         row say the same, then accepted as a logged correction."""
         key = scope.key
         if cls.outcome is not Outcome.OK:
-            self.acta_error(key, {"outcome": cls.outcome.value, "reason": cls.reason})
-            return self.failure(key, (resp, cls))
-        self.ok()
+            self.a.acta_error(key, {"outcome": cls.outcome.value, "reason": cls.reason})
+            return self.a.failure(key, (resp, cls))
+        self.a.ok()
         parse = parse_acta_2021 if self.cfg.stack is Stack.ONPE2021 else parse_acta_2026
         try:
             reading = parse(cls.payload, scope, self.cfg, url=resp.url,
                             raw_sha256=(resp.sha256,), fetched_at=resp.fetched_at)
         except ParseDrift as exc:
             self.live.stats.results["rejected"] += 1
-            self.acta_error(key, {"outcome": "rejected", "reason": "schema_drift"})
-            self.reject(key, "schema_drift", exc.detail_en, [resp])
+            self.a.acta_error(key, {"outcome": "rejected", "reason": "schema_drift"})
+            self.a.reject(key, "schema_drift", exc.detail_en, [resp])
             return "rejected"
         return self.accept_acta(reading, resp)
 
@@ -296,9 +245,9 @@ class Acceptor:
         rej = rejects(problems)
         if rej:
             results["rejected"] += 1
-            self.acta_error(key, {"outcome": "rejected",
+            self.a.acta_error(key, {"outcome": "rejected",
                                   "reason": ",".join(p.rule for p in rej)})
-            self.reject(key, rej, "", [resp])
+            self.a.reject(key, rej, "", [resp])
             return "rejected"
         if prev is not None and prev.fingerprint() == reading.fingerprint():
             self.live.acta_pending.pop(key, None)
@@ -307,7 +256,7 @@ class Acceptor:
         if prev is not None and prev.as_of is not None and reading.as_of is not None \
                 and reading.as_of < prev.as_of:
             results["rejected"] += 1
-            self.reject(key, "stale_response",
+            self.a.reject(key, "stale_response",
                         f"acta {reading.acta_id}: state history ends {lima(reading.as_of)}, "
                         f"before the accepted {lima(prev.as_of)}", [resp])
             return "stale"
@@ -361,4 +310,98 @@ class Acceptor:
         self.emit("acta_changed", "info", key, move, move, sha256=resp.sha256)
 
 
-__all__ = ["Acceptor"]
+class Acceptor:
+    """The verdicts every answer can get (failure, rejection, ok), and the way in for
+    unit and acta states. ``on_national(corrections)``: a new national state was
+    accepted (the watcher stores its snapshot at once); other unit scopes mark the warm
+    tier as changed."""
+
+    def __init__(self, cfg: LiveConfig, clock: Clock, live: LiveState, emit: EventLog,
+                 on_national: Callable[[list[dict[str, Any]]], None]) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.live = live
+        self.emit = emit
+        self.on_national = on_national
+        self.units = UnitAcceptor(self)
+        self.actas = ActaAcceptor(self)
+
+    # -- failures and rejections ----------------------------------------------------------
+    def _error(self, scope: str, err: dict[str, Any]) -> None:
+        self.live.last_error = err
+        if scope in self.live.scopes:
+            self.live.scopes[scope].last_error = err
+
+    def failure(self, scope: str, res: FetchResult | tuple[RawResponse, Classification]
+                ) -> str:
+        """An answer that is not ``ok``: counted, logged; the last good state stays."""
+        resp, cls = ((res.response, res.classification) if isinstance(res, FetchResult)
+                     else res)
+        outcome, live = cls.outcome, self.live
+        if outcome is Outcome.NO_DATA:
+            live.stats.results["no_data"] += 1
+            return "no_data"
+        self._error(scope, {"at": iso(self.clock.now()), "scope": scope,
+                            "outcome": outcome.value, "reason": cls.reason, "url": resp.url,
+                            "status": resp.status})
+        live.stats.results[outcome.value] += 1
+        if outcome in (Outcome.TRANSIENT, Outcome.BLOCKED):
+            live.consecutive_failures += 1
+        self.emit("fetch_failed", "warning", scope,
+                  f"{scope}: {outcome.value} ({cls.reason}); se mantiene el último estado "
+                  "válido",
+                  f"{scope}: {outcome.value} ({cls.reason}); keeping the last good state",
+                  outcome=outcome.value, reason=cls.reason, url=resp.url,
+                  status=resp.status, sha256=resp.sha256)
+        return outcome.value
+
+    def reject(self, scope: str, rules: list[Problem] | str, detail: str,
+               responses: list[RawResponse]) -> None:
+        names = [rules] if isinstance(rules, str) else [p.rule for p in rules]
+        for n in names:
+            self.live.stats.rejections[n] += 1
+        msg_es = detail if isinstance(rules, str) else "; ".join(p.message_es for p in rules)
+        msg_en = detail if isinstance(rules, str) else "; ".join(p.message_en for p in rules)
+        self._error(scope, {"at": iso(self.clock.now()), "scope": scope,
+                            "outcome": "rejected", "reason": ",".join(names),
+                            "url": responses[0].url if responses else None})
+        self.emit("rejected", "warning", scope,
+                  f"{scope}: respuesta rechazada ({', '.join(names)}): {msg_es}",
+                  f"{scope}: response rejected ({', '.join(names)}): {msg_en}",
+                  rules=names, sha256=[r.sha256 for r in responses],
+                  urls=[r.url for r in responses])
+
+    def ok(self) -> None:
+        """An answer was usable: the run of failures (storm detection) is over."""
+        self.live.consecutive_failures = 0
+        self.live.storm_level = 0
+
+    def acta_error(self, key: str, err: dict[str, Any]) -> None:
+        errors = self.live.acta_errors
+        errors.pop(key, None)
+        errors[key] = err
+        while len(errors) > 200:  # a crawl can fail on thousands: keep the last
+            errors.pop(next(iter(errors)))
+
+    # -- the way in ------------------------------------------------------------------------
+    def ingest_unit(self, scope: Scope, responses: dict[str, tuple[RawResponse,
+                                                                 Classification]]) -> str:
+        """Classified responses of one scope -> accepted / duplicate / held / rejected..."""
+        return self.units.ingest_unit(scope, responses)
+
+    def accept_unit(self, reading: UnitReading, raws: list[RawResponse], *,
+                    persist: bool = True) -> str:
+        return self.units.accept_unit(reading, raws, persist=persist)
+
+    def ingest_acta(self, scope: Scope, resp: RawResponse, cls: Classification) -> str:
+        """A classified answer for one acta -> accepted / duplicate / held / ..."""
+        return self.actas.ingest_acta(scope, resp, cls)
+
+    def ingest_listed(self, item: ListedActa, resp: RawResponse) -> str:
+        return self.actas.ingest_listed(item, resp)
+
+    def accept_acta(self, reading: ActaReading, resp: RawResponse) -> str:
+        return self.actas.accept_acta(reading, resp)
+
+
+__all__ = ["Acceptor", "ActaAcceptor", "UnitAcceptor"]

@@ -19,13 +19,14 @@ A crawl of ONPE's per-acta data, polite and resumable (docs/live.md, "The cold p
    net, after ``repoll_s``). Counted actas are cached and never requested again.
 
 Everything goes through the watcher's transport (global rate limit, backoff, raw log)
-and its acceptance path (:meth:`Watcher.ingest_acta`: classify → parse → validate). The
-work of each cycle is bounded by the watcher (``max_requests``, ``max_seconds``, and it
-yields as soon as the hot path is due). The **frontier** — what is known, listed,
-fetched, due, and every accepted acta state — is persisted in the store through its
-frontier repository (``store.live_frontier``, :mod:`escrutinio.store.frontier_repo`;
-table ``live_crawl``, one transaction per flush, DuckDB or PostgreSQL), so a restarted
-watcher resumes where the last one stopped, without fetching again what it already has.
+and its acceptance path (:meth:`escrutinio.live.accept.Acceptor.ingest_acta`: classify →
+parse → validate). The work of each cycle is bounded by the watcher (``max_requests``,
+``max_seconds``, and it yields as soon as the hot path is due). The **frontier** — what
+is known, listed, fetched, due, and every accepted acta state — is persisted in the
+store through its frontier repository (``store.live_frontier``,
+:mod:`escrutinio.store.frontier_repo`; table ``live_crawl``, one transaction per flush,
+DuckDB or PostgreSQL), so a restarted watcher resumes where the last one stopped,
+without fetching again what it already has.
 """
 
 from __future__ import annotations
@@ -630,7 +631,7 @@ class Crawler:
         if a is None:
             a = self.f.actas[it.key] = Acta(it.key, it.mesa, it.district or district,
                                             listed=it.state)
-            if it.state == "P" and self.w.ingest_listed(
+            if it.state == "P" and self.w.accept.ingest_listed(
                     ListedActa(it.key, it.mesa, it.state, it.district or district,
                                it.electors, it.polling_place), resp) == "accepted":
                 # pending: nothing to fetch yet; its list entry will say when it moves
@@ -707,7 +708,7 @@ class Crawler:
         w = self.w
         scope = Scope.from_key(a.key)
         res = w.fetch.get(w.fetch.acta_url(scope), a.key, "acta")
-        r = w.ingest_acta(scope, res.response, res.classification)
+        r = w.accept.ingest_acta(scope, res.response, res.classification)
         a.fetches += 1
         a.fetched_at = now
         self.stats[f"acta_{r}"] += 1

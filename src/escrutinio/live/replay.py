@@ -7,9 +7,9 @@ Three kinds of folder are recognised:
   ``escrutinio watch-export`` / :meth:`RawLog.export`): every exchange of a live run, in
   order. Responses are regrouped per scope request (a ``totales``/``results`` answer
   starts a group; retries replace the earlier attempt) and fed to
-  :meth:`Watcher.ingest_unit` / :meth:`Watcher.ingest_acta`, with the clock set to each
-  response's fetch time. Replaying the export of a run reproduces its snapshots, ids
-  included.
+  :meth:`Acceptor.ingest_unit` / :meth:`Acceptor.ingest_acta` (``watcher.accept``), with
+  the clock set to each response's fetch time. Replaying the export of a run reproduces
+  its snapshots, ids included.
 * **raw 2021 bodies** named ``<ubigeo>__<anything>.json`` (the layout of
   ``onpe-api-fixtures/2021/results-ubigeo/``): each file is one ``/results/{id}/{ubigeo}``
   answer, ordered by the ``actData`` time inside it.
@@ -158,7 +158,7 @@ def replay_export(folder: Path, watcher: Any, clock: ReplayClock, *, speed: floa
         if scope.kind in ("acta", "mesa"):
             a = last.get("acta")
             if a is not None:
-                report.add(watcher.ingest_acta(scope, a, classify(a, cfg.stack)))
+                report.add(watcher.accept.ingest_acta(scope, a, classify(a, cfg.stack)))
                 open_tier = (cycle, tier)
             continue
         if scope.key not in watcher.state:
@@ -173,7 +173,7 @@ def replay_export(folder: Path, watcher: Any, clock: ReplayClock, *, speed: floa
             if scope.kind != "national":
                 open_tier = (cycle, tier)
             continue
-        report.add(watcher.ingest_unit(scope, classified))
+        report.add(watcher.accept.ingest_unit(scope, classified))
         if scope.kind != "national":
             open_tier = (cycle, tier)
     watcher._finish_tier_units()
@@ -203,7 +203,7 @@ def _replay_list(watcher: Any, district: str, resp: RawResponse) -> None:
         return
     for item in page.items:
         if item.state == "P" and item.key not in watcher.actas:
-            watcher.ingest_listed(item, resp)
+            watcher.accept.ingest_listed(item, resp)
 
 
 def _pace(prev: datetime | None, t: datetime, speed: float) -> None:
@@ -249,7 +249,7 @@ def replay_raw2021(folder: Path, watcher: Any, clock: ReplayClock, *, speed: flo
                           "una carpeta de respuestas 2021 requiere stack = onpe2021",
                           "a folder of 2021 answers needs stack = onpe2021")
     report = ReplayReport("raw2021")
-    watcher.confirm_decreases = 1  # each file is a publication, not a poll
+    watcher.live.confirm_decreases = 1  # each file is a publication, not a poll
     prev: datetime | None = None
     for when, scope, resp in _raw2021_items(folder, cfg):
         _pace(prev, when, speed)
@@ -259,7 +259,7 @@ def replay_raw2021(folder: Path, watcher: Any, clock: ReplayClock, *, speed: flo
         watcher._on_response(resp, cls)
         if scope.key not in watcher.state:
             continue
-        report.add(watcher.ingest_unit(scope, {"results": (resp, cls)}))
+        report.add(watcher.accept.ingest_unit(scope, {"results": (resp, cls)}))
         if scope.kind != "national":
             watcher._finish_tier_units()
     watcher._finish_tier_units()
@@ -275,7 +275,7 @@ def replay_snapshots(folder: Path, watcher: Any, clock: ReplayClock, *, speed: f
     cfg: LiveConfig = watcher.cfg
     snaps = sorted(parse_paths([folder]), key=lambda s: (s.as_of, s.label))
     report = ReplayReport("snapshots")
-    watcher.confirm_decreases = 1  # each snapshot is a publication, not a poll
+    watcher.live.confirm_decreases = 1  # each snapshot is a publication, not a poll
     cands = [c.code for c in cfg.contest.candidates]
     prev: datetime | None = None
     batch: list[Any] = []
@@ -302,7 +302,7 @@ def replay_snapshots(folder: Path, watcher: Any, clock: ReplayClock, *, speed: f
                 abroad=row["abroad"], as_of=snap.as_of.astimezone(LIMA), counts=counts,
                 votes={c: row.get(f"v_{c}") for c in cands}, raw_sha256=(snap.snapshot_id,),
                 urls=(snap.source_uri,), fetched_at=snap.as_of)
-            r = watcher.accept_unit(reading, [], persist=False)
+            r = watcher.accept.accept_unit(reading, [], persist=False)
             report.add(r)
             accepted = accepted or r == "accepted"
         if accepted:
@@ -321,7 +321,7 @@ def _store_batch(watcher: Any, batch: list[Any]) -> None:
         return
     for snap, out in zip(batch, watcher.build.put_many(batch), strict=True):
         if snap.level in (None, "national"):
-            watcher.served_snapshot = out.snapshot_id
+            watcher.live.served_snapshot = out.snapshot_id
     batch.clear()
 
 

@@ -54,10 +54,10 @@ from typing import Any
 from escrutinio.live.accept import Acceptor
 from escrutinio.live.build import SnapshotBuilder
 from escrutinio.live.classify import Classification, RawResponse
-from escrutinio.live.config import LiveConfig, Scope, Stack, Tier
+from escrutinio.live.config import LiveConfig, Stack, Tier
 from escrutinio.live.crawl import Crawler
 from escrutinio.live.fetch import Fetcher, HardBlocked
-from escrutinio.live.parse import ActaReading, ListedActa, UnitReading
+from escrutinio.live.parse import ActaReading
 from escrutinio.live.rawlog import RawLog
 from escrutinio.live.resume import Resumer
 from escrutinio.live.schedule import Scheduler, Storm
@@ -146,24 +146,8 @@ class Watcher:
         self.live.election_id = value
 
     @property
-    def confirm_decreases(self) -> int:
-        return self.live.confirm_decreases
-
-    @confirm_decreases.setter
-    def confirm_decreases(self, value: int) -> None:
-        self.live.confirm_decreases = value
-
-    @property
-    def participants_order(self) -> list[str]:
-        return self.live.participants_order
-
-    @property
     def served_snapshot(self) -> str | None:
         return self.live.served_snapshot
-
-    @served_snapshot.setter
-    def served_snapshot(self, value: str | None) -> None:
-        self.live.served_snapshot = value
 
     @property
     def actas_snapshot(self) -> str | None:
@@ -180,21 +164,6 @@ class Watcher:
     def resume(self) -> None:
         """Load the last accepted live states of this contest from the store."""
         Resumer(self.cfg, self.store, self.live, self.crawler, self.emit).resume()
-
-    # -- acceptance (live, crawled and replayed answers all come through here) -------------
-    def ingest_unit(self, scope: Scope, responses: dict[str, tuple[RawResponse,
-                                                                 Classification]]) -> str:
-        return self.accept.ingest_unit(scope, responses)
-
-    def accept_unit(self, reading: UnitReading, raws: list[RawResponse], *,
-                    persist: bool = True) -> str:
-        return self.accept.accept_unit(reading, raws, persist=persist)
-
-    def ingest_acta(self, scope: Scope, resp: RawResponse, cls: Classification) -> str:
-        return self.accept.ingest_acta(scope, resp, cls)
-
-    def ingest_listed(self, item: ListedActa, resp: RawResponse) -> str:
-        return self.accept.ingest_listed(item, resp)
 
     # -- the loop --------------------------------------------------------------------------
     def cycle(self) -> dict[str, Any]:
