@@ -110,8 +110,6 @@ def _last_by_endpoint(group: list[RawResponse]) -> dict[str, RawResponse]:
 
 def replay_export(folder: Path, watcher: Any, clock: ReplayClock, *, speed: float = 0.0
                   ) -> ReplayReport:
-    from escrutinio.live.parse import election_from_proceso
-
     cfg: LiveConfig = watcher.cfg
     report = ReplayReport("export")
     prev_t: datetime | None = None
@@ -140,47 +138,58 @@ def replay_export(folder: Path, watcher: Any, clock: ReplayClock, *, speed: floa
             watcher._on_response(r, classify(r, cfg.stack))
         last = _last_by_endpoint(group)
         if key in ("site", "proceso"):
-            p = last.get("proceso")
-            if p is not None:
-                c = classify(p, cfg.stack)
-                eid = election_from_proceso(c.payload) if c.outcome is Outcome.OK else None
-                if eid is not None:
-                    watcher.election_id = eid
-            probe = last.get("probe")
-            if probe is not None and watcher.election_id is None \
-                    and classify(probe, cfg.stack).outcome is Outcome.OK:
-                watcher.election_id = cfg.election_id
-            continue
-        try:
-            scope = Scope.from_key(key)
-        except ValueError:
-            continue
-        if scope.kind in ("acta", "mesa"):
-            a = last.get("acta")
-            if a is not None:
-                report.add(watcher.accept.ingest_acta(scope, a, classify(a, cfg.stack)))
-                open_tier = (cycle, tier)
-            continue
-        if scope.key not in watcher.state:
-            continue
-        classified = {ep: (r, classify(r, cfg.stack)) for ep, r in last.items()}
-        first_bad = next(((ep, rc) for ep, rc in classified.items()
-                          if rc[1].outcome is not Outcome.OK), None)
-        if first_bad is not None or (cfg.stack is Stack.ONPE2026
-                                     and set(classified) != {"totales", "participantes"}):
-            bad = first_bad[1] if first_bad else next(iter(classified.values()))
-            report.add(watcher.accept.failure(scope.key, bad))
-            if scope.kind != "national":
-                open_tier = (cycle, tier)
-            continue
-        report.add(watcher.accept.ingest_unit(scope, classified))
-        if scope.kind != "national":
+            _replay_election(watcher, cfg, last)
+        elif _replay_scope(watcher, cfg, key, last, report):
             open_tier = (cycle, tier)
     watcher._finish_tier_units()
     watcher._finish_tier_actas()
     watcher.rawlog.flush()
     watcher._publish_status()
     return report
+
+
+def _replay_election(watcher: Any, cfg: LiveConfig, last: dict[str, RawResponse]) -> None:
+    """The election id as the live run found it: discovered, or the probed fallback."""
+    from escrutinio.live.parse import election_from_proceso
+
+    p = last.get("proceso")
+    if p is not None:
+        c = classify(p, cfg.stack)
+        eid = election_from_proceso(c.payload) if c.outcome is Outcome.OK else None
+        if eid is not None:
+            watcher.election_id = eid
+    probe = last.get("probe")
+    if probe is not None and watcher.election_id is None \
+            and classify(probe, cfg.stack).outcome is Outcome.OK:
+        watcher.election_id = cfg.election_id
+
+
+def _replay_scope(watcher: Any, cfg: LiveConfig, key: str, last: dict[str, RawResponse],
+                  report: ReplayReport) -> bool:
+    """One recorded request of a unit or acta scope through acceptance. True when it
+    belongs to a warm/cold sweep whose snapshot is stored when the sweep ends."""
+    try:
+        scope = Scope.from_key(key)
+    except ValueError:
+        return False
+    if scope.kind in ("acta", "mesa"):
+        a = last.get("acta")
+        if a is None:
+            return False
+        report.add(watcher.accept.ingest_acta(scope, a, classify(a, cfg.stack)))
+        return True
+    if scope.key not in watcher.state:
+        return False
+    classified = {ep: (r, classify(r, cfg.stack)) for ep, r in last.items()}
+    first_bad = next(((ep, rc) for ep, rc in classified.items()
+                      if rc[1].outcome is not Outcome.OK), None)
+    if first_bad is not None or (cfg.stack is Stack.ONPE2026
+                                 and set(classified) != {"totales", "participantes"}):
+        bad = first_bad[1] if first_bad else next(iter(classified.values()))
+        report.add(watcher.accept.failure(scope.key, bad))
+    else:
+        report.add(watcher.accept.ingest_unit(scope, classified))
+    return scope.kind != "national"
 
 
 def _replay_list(watcher: Any, district: str, resp: RawResponse) -> None:
