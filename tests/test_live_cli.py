@@ -46,7 +46,7 @@ APP = make_app()
 runner = CliRunner()
 
 
-def run(db: Path, *args: str) -> tuple[int, str]:
+def run(db: Path | str, *args: str) -> tuple[int, str]:
     res = runner.invoke(APP, ["--db", str(db), *args])
     return res.exit_code, res.stdout
 
@@ -256,3 +256,40 @@ def test_fake_onpe_actas_scenario_and_watch_crawl(tmp_path: Path, data_dir: Path
         assert code == 0 and "Crawl 160300: 3/3 districts listed" in out
         code, out = run(db, "watch", str(cfg), "--crawl", "lima", "--json")
         assert code == 2 and "not a ubigeo" in json.loads(out)["message_en"]
+
+
+def test_watch_on_postgresql(tmp_path: Path, fake: FakeOnpe, pg_server: object,
+                             monkeypatch: pytest.MonkeyPatch):
+    """`watch` against fake-onpe with `--db postgresql://...`: snapshots, raw log and
+    status as on DuckDB; `watch-status` finds the status file by default (named after a
+    hash of the URL, never the URL); `watch-export` reads the raw log back; a second run
+    resumes from the PostgreSQL store."""
+    from escrutinio.live.rawlog import RawLog
+    from escrutinio.store import open_store
+    from pg_support import schema_url
+
+    monkeypatch.chdir(tmp_path)
+    cfg = fast_config(tmp_path, fake)
+    with schema_url(pg_server) as url:  # type: ignore[arg-type]
+        code, out = run(url, "watch", str(cfg), "--cycles", "4", "--json", "--seed", "1")
+        assert code == 0, out
+        st = json.loads(out)
+        assert st["state"] == "ok" and st["snapshots_created"] >= 2
+        status_files = list(tmp_path.glob("escrutinio-*.live-status.json"))
+        assert len(status_files) == 1 and "postgresql" not in status_files[0].name
+        code, out = run(url, "watch-status", "--json")
+        assert code == 0, out
+        assert json.loads(out)["served"]["snapshot_id"] == st["served"]["snapshot_id"]
+        code, out = run(url, "watch-export", str(tmp_path / "exp"), "--json")
+        assert code == 0 and json.loads(out)["responses"] == st["requests"]
+        code, out = run(url, "watch", str(cfg), "--once", "--json")
+        assert code == 0, out
+        with open_store(url, read_only=True) as store:
+            c = load_config(cfg)
+            audit = audit_against_truth(store, c, fake.timeline)  # type: ignore[arg-type]
+            assert audit.bad == [] and audit.national >= 2
+            log = RawLog(store.live_rawlog, read_only=True)
+            kinds = [e["kind"] for e in log.events()]
+            assert kinds.count("start") == 2 and kinds[-1] == "shutdown"
+            assert "resumed" in kinds and len(log.run_ids()) == 2
+            assert sum(log.outcome_counts().values()) == len(log.responses())

@@ -313,7 +313,7 @@ def test_participants_endpoint_variant_fallback(tl, mem_store):
         e.fake.inject("error500", 1000, match="/resumen-general/participantes")
         e.run(200)
         assert e.w.served() is not None
-        assert e.w.participants_order[0].startswith("eleccion-presidencial")
+        assert e.w.live.participants_order[0].startswith("eleccion-presidencial")
         assert e.w.rawlog.events(kind="participants_variant")
         assert_no_bad_snapshots(e.store, e.cfg, tl)
     finally:
@@ -362,7 +362,7 @@ def test_raw_log_is_complete_and_replays_to_the_same_snapshots(tl, tmp_path: Pat
     try:
         e.run(tl.offset_s(tl.n_states - 1) + 900)
         e.w.rawlog.flush()
-        log = RawLog(store.con)
+        log = RawLog(store.live_rawlog)
         responses = log.responses()
         assert len(responses) == e.fake.requests  # every exchange, failures included
         served = {s.sha256 for s in e.fake.log}

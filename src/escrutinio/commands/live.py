@@ -5,6 +5,7 @@ Presenters only: the work is in :mod:`escrutinio.live`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import signal
@@ -14,17 +15,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import Annotated, Any
 
 import typer
 
 from escrutinio.commands.common import T, choice, emit_json, err, fail, open_store, opts, out
 from escrutinio.errors import EscrutinioError
-
-if TYPE_CHECKING:
-    import duckdb
-
-    from escrutinio.store.duckdb_store import DuckDBStore
 
 SCENARIOS = ("synthetic-2026", "actas-2021", "replay-2021", "fixtures")
 
@@ -49,7 +45,17 @@ def _setup_logging(log_file: str | None, quiet: bool) -> logging.Handler | None:
 
 
 def _status_path(status_file: str | None) -> Path:
-    return Path(status_file) if status_file else Path(f"{opts.db}.live-status.json")
+    """``--status-file``, else ``<db>.live-status.json`` beside a DuckDB file; for a
+    PostgreSQL URL, ``escrutinio-<hash of the URL>.live-status.json`` in the working
+    directory (never the URL itself, which may hold a password, as a file name)."""
+    if status_file:
+        return Path(status_file)
+    from escrutinio.store import is_postgres_url
+
+    if is_postgres_url(opts.db):
+        digest = hashlib.sha256(str(opts.db).encode()).hexdigest()[:12]
+        return Path(f"escrutinio-{digest}.live-status.json")
+    return Path(f"{opts.db}.live-status.json")
 
 
 def _load_cfg(config: str, base_url: str | None, site_url: str | None,
@@ -186,7 +192,7 @@ def register(app: typer.Typer) -> None:
                     start_lease(DEFAULT_LEASE)
                 if replay:
                     clock = ReplayClock()
-                    w = Watcher(cfg, cast("DuckDBStore", store), clock=clock, seed=seed,
+                    w = Watcher(cfg, store, clock=clock, seed=seed,
                                 status_file=_status_path(status_file))
                     rep = do_replay(replay, w, clock, speed=speed)
                     st = w.status()
@@ -194,7 +200,7 @@ def register(app: typer.Typer) -> None:
                                     "results": rep.results}
                     st = _as_of_replay(st)
                 else:
-                    w = Watcher(cfg, cast("DuckDBStore", store), seed=seed,
+                    w = Watcher(cfg, store, seed=seed,
                                 status_file=_status_path(status_file))
                     if health_port is not None:
                         health = serve_health(w, health_port)
@@ -268,13 +274,8 @@ def register(app: typer.Typer) -> None:
 
         try:
             with open_store(read_only=True) as store:
-                # the raw log is in a DuckDB file; its LeasedConnection answers like a
-                # DuckDB connection
-                duck = cast("DuckDBStore", store)
-                log = RawLog(cast("duckdb.DuckDBPyConnection", duck.con), read_only=True)
-                runs = ([str(r[0]) for r in duck.con.execute(
-                    "SELECT DISTINCT run_id FROM live_responses ORDER BY 1").fetchall()]
-                    if log._has("live_responses") else [])
+                log = RawLog(store.live_rawlog, read_only=True)
+                runs = log.run_ids()
                 if run is not None:
                     choice(run, runs or ["—"], "--run")
                 if not runs:

@@ -6,8 +6,14 @@
 * :mod:`~escrutinio.live.classify` — the failure table, applied before any parsing;
 * :mod:`~escrutinio.live.parse` — tolerant parsing of ONPE's 2021 and 2026 answers;
 * :mod:`~escrutinio.live.validate` — checks before a state is accepted;
-* :mod:`~escrutinio.live.rawlog` — every raw answer kept (DuckDB tables of its own);
-* :mod:`~escrutinio.live.watcher` — hot/warm/cold polling, snapshots, status;
+* :mod:`~escrutinio.live.rawlog` — every raw answer kept (buffered; stored through the
+  store's raw-log repository, DuckDB or PostgreSQL);
+* :mod:`~escrutinio.live.watcher` — the coordinator of a count night, built from
+  :mod:`~escrutinio.live.schedule` (which tier is due, cold budget, back-off),
+  :mod:`~escrutinio.live.fetch` (URLs, election id, one poll),
+  :mod:`~escrutinio.live.accept` (classify → parse → validate → accept),
+  :mod:`~escrutinio.live.build` (snapshots), sharing :mod:`~escrutinio.live.state`;
+  restart in :mod:`~escrutinio.live.resume`, status in :mod:`~escrutinio.live.status`;
 * :mod:`~escrutinio.live.crawl` — the cold path's crawl (geography, acta lists, actas)
   with its persisted frontier;
 * :mod:`~escrutinio.live.replay` — following recorded folders through the same path;

@@ -1,10 +1,11 @@
 """Every raw response kept: URL, status, headers, fetch time, SHA-256 and the bytes.
 
-Storage: three tables of their own in the store's DuckDB file, created with
-``CREATE TABLE IF NOT EXISTS`` through ``DuckDBStore.con`` (the store's schema is not
-touched):
+Storage: three tables of the store's own (``live_bodies``, ``live_responses``,
+``live_events``), written and read through the store's raw-log repository
+(``store.live_rawlog``, :mod:`escrutinio.store.rawlog_repo`: one implementation per
+backend, DuckDB and PostgreSQL; the snapshot schema is not touched):
 
-* ``live_bodies(sha256 PRIMARY KEY, size, body BLOB)`` — each distinct body once (a
+* ``live_bodies(sha256 PRIMARY KEY, size, body)`` — each distinct body once (a
   night of polling repeats the same answer thousands of times);
 * ``live_responses`` — one row per HTTP exchange, retries included: run, cycle, scope,
   endpoint, attempt, URL, status, headers (JSON), fetched_at, elapsed, network error,
@@ -22,7 +23,6 @@ seconds of log — never half a row, never the responses of an accepted snapshot
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -31,61 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
-import pyarrow as pa
-
 from escrutinio.live.classify import Classification, RawResponse
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS live_bodies (
-    sha256 TEXT PRIMARY KEY,
-    size BIGINT NOT NULL,
-    body BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS live_responses (
-    seq BIGINT NOT NULL,
-    run_id TEXT NOT NULL,
-    cycle BIGINT NOT NULL,
-    fetched_at TIMESTAMPTZ NOT NULL,
-    url TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    endpoint TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    status INTEGER,
-    headers TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    size BIGINT NOT NULL,
-    elapsed_ms DOUBLE NOT NULL,
-    error TEXT,
-    outcome TEXT NOT NULL,
-    reason TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS live_events (
-    seq BIGINT NOT NULL,
-    run_id TEXT NOT NULL,
-    ts TIMESTAMPTZ NOT NULL,
-    level TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    scope TEXT,
-    message_es TEXT NOT NULL,
-    message_en TEXT NOT NULL,
-    detail TEXT NOT NULL
-);
-"""
-
-_RESP_SCHEMA = pa.schema([
-    ("seq", pa.int64()), ("run_id", pa.string()), ("cycle", pa.int64()),
-    ("fetched_at", pa.timestamp("us", tz="UTC")), ("url", pa.string()), ("scope", pa.string()),
-    ("endpoint", pa.string()), ("attempt", pa.int32()), ("status", pa.int32()),
-    ("headers", pa.string()), ("sha256", pa.string()), ("size", pa.int64()),
-    ("elapsed_ms", pa.float64()), ("error", pa.string()), ("outcome", pa.string()),
-    ("reason", pa.string()),
-])
-_EVENT_SCHEMA = pa.schema([
-    ("seq", pa.int64()), ("run_id", pa.string()), ("ts", pa.timestamp("us", tz="UTC")),
-    ("level", pa.string()), ("kind", pa.string()), ("scope", pa.string()),
-    ("message_es", pa.string()), ("message_en", pa.string()), ("detail", pa.string()),
-])
+from escrutinio.store.rawlog_repo import EVENT_COLUMNS, RawLogRepo
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,36 +56,27 @@ class LoggedResponse:
 
 
 class RawLog:
-    """Buffered writer (and reader) of the raw log in a DuckDB connection."""
+    """Buffered writer (and reader) of the raw log, through the store's repository."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, run_id: str = "",
-                 *, read_only: bool = False) -> None:
-        self.con = con
+    def __init__(self, repo: RawLogRepo, run_id: str = "", *, read_only: bool = False) -> None:
+        self.repo = repo
         self.run_id = run_id
         if not read_only:
-            con.execute(SCHEMA)
+            repo.ensure_schema()
         self._resp: list[dict[str, Any]] = []
         self._bodies: dict[str, bytes] = {}
         self._events: list[dict[str, Any]] = []
         self._last_flush = time.monotonic()
-        self._seq = self._max_seq("live_responses")
-        self._eseq = self._max_seq("live_events")
+        self._seq = repo.max_seq("responses")
+        self._eseq = repo.max_seq("events")
 
-    def _one(self, sql: str, params: list[Any] | None = None) -> tuple[Any, ...] | None:
-        # fetchall: a half-read result would block the connection for the next query
-        rows = self.con.execute(sql, params or []).fetchall()
-        return rows[0] if rows else None
+    def has_log(self) -> bool:
+        """Does the store hold a raw log at all (a store never watched has none)?"""
+        return self.repo.has_log()
 
-    def _has(self, table: str) -> bool:
-        row = self._one("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
-                        [table])
-        return bool(row and row[0])
-
-    def _max_seq(self, table: str) -> int:
-        if not self._has(table):
-            return 0
-        row = self._one(f"SELECT coalesce(max(seq), 0) FROM {table}")
-        return int(row[0]) if row else 0
+    def run_ids(self) -> list[str]:
+        """Every run that logged a response, sorted."""
+        return self.repo.run_ids()
 
     # -- writing ---------------------------------------------------------------------
     def record(self, resp: RawResponse, cls: Classification, cycle: int) -> None:
@@ -177,30 +115,7 @@ class RawLog:
         """Write everything buffered in one transaction (all or nothing)."""
         if not self._resp and not self._events:
             return
-        con = self.con
-        bodies = pa.table({"sha256": list(self._bodies),
-                           "size": [len(b) for b in self._bodies.values()],
-                           "body": pa.array(list(self._bodies.values()), pa.binary())})
-        resp = pa.Table.from_pylist(self._resp, schema=_RESP_SCHEMA)
-        events = pa.Table.from_pylist(self._events, schema=_EVENT_SCHEMA)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.register("__live_bodies", bodies)
-            con.register("__live_resp", resp)
-            con.register("__live_events", events)
-            con.execute("INSERT INTO live_bodies SELECT b.sha256, b.size, b.body FROM "
-                        "__live_bodies b WHERE NOT EXISTS (SELECT 1 FROM live_bodies x "
-                        "WHERE x.sha256 = b.sha256)")
-            con.execute("INSERT INTO live_responses SELECT * FROM __live_resp")
-            con.execute("INSERT INTO live_events SELECT * FROM __live_events")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            for name in ("__live_bodies", "__live_resp", "__live_events"):
-                with contextlib.suppress(Exception):
-                    con.unregister(name)
+        self.repo.write(self._bodies, self._resp, self._events)
         self._resp.clear()
         self._bodies.clear()
         self._events.clear()
@@ -210,19 +125,7 @@ class RawLog:
     def responses(self, *, run_id: str | None = None, scope: str | None = None,
                   limit: int | None = None) -> list[LoggedResponse]:
         self.flush()  # a reader sees what this log has buffered
-        where, args = [], []
-        if run_id:
-            where.append("run_id = ?")
-            args.append(run_id)
-        if scope:
-            where.append("scope = ?")
-            args.append(scope)
-        clause = ("WHERE " + " AND ".join(where)) if where else ""
-        lim = f"LIMIT {int(limit)}" if limit else ""
-        rows = self.con.execute(
-            "SELECT seq, run_id, cycle, fetched_at, url, scope, endpoint, attempt, status, "
-            f"headers, sha256, size, elapsed_ms, error, outcome, reason FROM live_responses "
-            f"{clause} ORDER BY seq {lim}", args).fetchall()
+        rows = self.repo.responses(run_id=run_id, scope=scope, limit=limit)
         out = []
         for r in rows:
             ts = r[3] if r[3].tzinfo else r[3].replace(tzinfo=UTC)
@@ -233,31 +136,20 @@ class RawLog:
         return out
 
     def body(self, sha256: str) -> bytes | None:
-        row = self._one("SELECT body FROM live_bodies WHERE sha256 = ?", [sha256])
-        return None if row is None else bytes(row[0])
+        return self.repo.body(sha256)
 
     def events(self, *, kind: str | None = None) -> list[dict[str, Any]]:
         self.flush()
-        where, args = ("WHERE kind = ?", [kind]) if kind else ("", [])
-        rows = self.con.execute(
-            "SELECT seq, run_id, ts, level, kind, scope, message_es, message_en, detail "
-            f"FROM live_events {where} ORDER BY seq", args).fetchall()
-        keys = ("seq", "run_id", "ts", "level", "kind", "scope", "message_es", "message_en",
-                "detail")
         out = []
-        for r in rows:
-            d = dict(zip(keys, r, strict=True))
+        for r in self.repo.events(kind=kind):
+            d = dict(zip(EVENT_COLUMNS, r, strict=True))
             d["detail"] = json.loads(d["detail"])
             out.append(d)
         return out
 
     def outcome_counts(self, run_id: str | None = None) -> dict[str, int]:
         self.flush()
-        where, args = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
-        rows = self.con.execute(
-            f"SELECT outcome, count(*) FROM live_responses {where} GROUP BY outcome",
-            args).fetchall()
-        return {str(k): int(v) for k, v in rows}
+        return self.repo.outcome_counts(run_id)
 
     def export(self, folder: str | Path, *, run_id: str | None = None) -> int:
         """Write the log as a replay folder: ``responses.jsonl`` (one exchange per line, in

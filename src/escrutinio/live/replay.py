@@ -7,9 +7,9 @@ Three kinds of folder are recognised:
   ``escrutinio watch-export`` / :meth:`RawLog.export`): every exchange of a live run, in
   order. Responses are regrouped per scope request (a ``totales``/``results`` answer
   starts a group; retries replace the earlier attempt) and fed to
-  :meth:`Watcher.ingest_unit` / :meth:`Watcher.ingest_acta`, with the clock set to each
-  response's fetch time. Replaying the export of a run reproduces its snapshots, ids
-  included.
+  :meth:`Acceptor.ingest_unit` / :meth:`Acceptor.ingest_acta` (``watcher.accept``), with
+  the clock set to each response's fetch time. Replaying the export of a run reproduces
+  its snapshots, ids included.
 * **raw 2021 bodies** named ``<ubigeo>__<anything>.json`` (the layout of
   ``onpe-api-fixtures/2021/results-ubigeo/``): each file is one ``/results/{id}/{ubigeo}``
   answer, ordered by the ``actData`` time inside it.
@@ -110,8 +110,6 @@ def _last_by_endpoint(group: list[RawResponse]) -> dict[str, RawResponse]:
 
 def replay_export(folder: Path, watcher: Any, clock: ReplayClock, *, speed: float = 0.0
                   ) -> ReplayReport:
-    from escrutinio.live.parse import election_from_proceso
-
     cfg: LiveConfig = watcher.cfg
     report = ReplayReport("export")
     prev_t: datetime | None = None
@@ -140,47 +138,58 @@ def replay_export(folder: Path, watcher: Any, clock: ReplayClock, *, speed: floa
             watcher._on_response(r, classify(r, cfg.stack))
         last = _last_by_endpoint(group)
         if key in ("site", "proceso"):
-            p = last.get("proceso")
-            if p is not None:
-                c = classify(p, cfg.stack)
-                eid = election_from_proceso(c.payload) if c.outcome is Outcome.OK else None
-                if eid is not None:
-                    watcher.election_id = eid
-            probe = last.get("probe")
-            if probe is not None and watcher.election_id is None \
-                    and classify(probe, cfg.stack).outcome is Outcome.OK:
-                watcher.election_id = cfg.election_id
-            continue
-        try:
-            scope = Scope.from_key(key)
-        except ValueError:
-            continue
-        if scope.kind in ("acta", "mesa"):
-            a = last.get("acta")
-            if a is not None:
-                report.add(watcher.ingest_acta(scope, a, classify(a, cfg.stack)))
-                open_tier = (cycle, tier)
-            continue
-        if scope.key not in watcher.state:
-            continue
-        classified = {ep: (r, classify(r, cfg.stack)) for ep, r in last.items()}
-        first_bad = next(((ep, rc) for ep, rc in classified.items()
-                          if rc[1].outcome is not Outcome.OK), None)
-        if first_bad is not None or (cfg.stack is Stack.ONPE2026
-                                     and set(classified) != {"totales", "participantes"}):
-            bad = first_bad[1] if first_bad else next(iter(classified.values()))
-            report.add(watcher._failure(scope.key, bad))
-            if scope.kind != "national":
-                open_tier = (cycle, tier)
-            continue
-        report.add(watcher.ingest_unit(scope, classified))
-        if scope.kind != "national":
+            _replay_election(watcher, cfg, last)
+        elif _replay_scope(watcher, cfg, key, last, report):
             open_tier = (cycle, tier)
     watcher._finish_tier_units()
     watcher._finish_tier_actas()
     watcher.rawlog.flush()
     watcher._publish_status()
     return report
+
+
+def _replay_election(watcher: Any, cfg: LiveConfig, last: dict[str, RawResponse]) -> None:
+    """The election id as the live run found it: discovered, or the probed fallback."""
+    from escrutinio.live.parse import election_from_proceso
+
+    p = last.get("proceso")
+    if p is not None:
+        c = classify(p, cfg.stack)
+        eid = election_from_proceso(c.payload) if c.outcome is Outcome.OK else None
+        if eid is not None:
+            watcher.election_id = eid
+    probe = last.get("probe")
+    if probe is not None and watcher.election_id is None \
+            and classify(probe, cfg.stack).outcome is Outcome.OK:
+        watcher.election_id = cfg.election_id
+
+
+def _replay_scope(watcher: Any, cfg: LiveConfig, key: str, last: dict[str, RawResponse],
+                  report: ReplayReport) -> bool:
+    """One recorded request of a unit or acta scope through acceptance. True when it
+    belongs to a warm/cold sweep whose snapshot is stored when the sweep ends."""
+    try:
+        scope = Scope.from_key(key)
+    except ValueError:
+        return False
+    if scope.kind in ("acta", "mesa"):
+        a = last.get("acta")
+        if a is None:
+            return False
+        report.add(watcher.accept.ingest_acta(scope, a, classify(a, cfg.stack)))
+        return True
+    if scope.key not in watcher.state:
+        return False
+    classified = {ep: (r, classify(r, cfg.stack)) for ep, r in last.items()}
+    first_bad = next(((ep, rc) for ep, rc in classified.items()
+                      if rc[1].outcome is not Outcome.OK), None)
+    if first_bad is not None or (cfg.stack is Stack.ONPE2026
+                                 and set(classified) != {"totales", "participantes"}):
+        bad = first_bad[1] if first_bad else next(iter(classified.values()))
+        report.add(watcher.accept.failure(scope.key, bad))
+    else:
+        report.add(watcher.accept.ingest_unit(scope, classified))
+    return scope.kind != "national"
 
 
 def _replay_list(watcher: Any, district: str, resp: RawResponse) -> None:
@@ -203,7 +212,7 @@ def _replay_list(watcher: Any, district: str, resp: RawResponse) -> None:
         return
     for item in page.items:
         if item.state == "P" and item.key not in watcher.actas:
-            watcher.ingest_listed(item, resp)
+            watcher.accept.ingest_listed(item, resp)
 
 
 def _pace(prev: datetime | None, t: datetime, speed: float) -> None:
@@ -249,7 +258,7 @@ def replay_raw2021(folder: Path, watcher: Any, clock: ReplayClock, *, speed: flo
                           "una carpeta de respuestas 2021 requiere stack = onpe2021",
                           "a folder of 2021 answers needs stack = onpe2021")
     report = ReplayReport("raw2021")
-    watcher.confirm_decreases = 1  # each file is a publication, not a poll
+    watcher.live.confirm_decreases = 1  # each file is a publication, not a poll
     prev: datetime | None = None
     for when, scope, resp in _raw2021_items(folder, cfg):
         _pace(prev, when, speed)
@@ -259,7 +268,7 @@ def replay_raw2021(folder: Path, watcher: Any, clock: ReplayClock, *, speed: flo
         watcher._on_response(resp, cls)
         if scope.key not in watcher.state:
             continue
-        report.add(watcher.ingest_unit(scope, {"results": (resp, cls)}))
+        report.add(watcher.accept.ingest_unit(scope, {"results": (resp, cls)}))
         if scope.kind != "national":
             watcher._finish_tier_units()
     watcher._finish_tier_units()
@@ -275,7 +284,7 @@ def replay_snapshots(folder: Path, watcher: Any, clock: ReplayClock, *, speed: f
     cfg: LiveConfig = watcher.cfg
     snaps = sorted(parse_paths([folder]), key=lambda s: (s.as_of, s.label))
     report = ReplayReport("snapshots")
-    watcher.confirm_decreases = 1  # each snapshot is a publication, not a poll
+    watcher.live.confirm_decreases = 1  # each snapshot is a publication, not a poll
     cands = [c.code for c in cfg.contest.candidates]
     prev: datetime | None = None
     batch: list[Any] = []
@@ -302,7 +311,7 @@ def replay_snapshots(folder: Path, watcher: Any, clock: ReplayClock, *, speed: f
                 abroad=row["abroad"], as_of=snap.as_of.astimezone(LIMA), counts=counts,
                 votes={c: row.get(f"v_{c}") for c in cands}, raw_sha256=(snap.snapshot_id,),
                 urls=(snap.source_uri,), fetched_at=snap.as_of)
-            r = watcher.accept_unit(reading, [], persist=False)
+            r = watcher.accept.accept_unit(reading, [], persist=False)
             report.add(r)
             accepted = accepted or r == "accepted"
         if accepted:
@@ -319,9 +328,9 @@ def _store_batch(watcher: Any, batch: list[Any]) -> None:
     """Store the accepted snapshots (and append them to the ledger), as any ingest."""
     if not batch:
         return
-    for snap, out in zip(batch, watcher._put_many(batch), strict=True):
+    for snap, out in zip(batch, watcher.build.put_many(batch), strict=True):
         if snap.level in (None, "national"):
-            watcher.served_snapshot = out.snapshot_id
+            watcher.live.served_snapshot = out.snapshot_id
     batch.clear()
 
 

@@ -25,6 +25,7 @@ from escrutinio.live.config import LiveConfig, config_from_dict, example
 from escrutinio.live.fake_onpe import SOFT_FAULTS, FakeOnpe, Synthetic2026
 from escrutinio.live.transport import FakeClock
 from escrutinio.live.watcher import Watcher
+from escrutinio.store.base import Store
 from escrutinio.store.duckdb_store import DuckDBStore
 from escrutinio.store.ledger import verify_log
 
@@ -53,7 +54,7 @@ class Audit:
     accepted_states: set[int] = field(default_factory=set)
 
 
-def audit_against_truth(store: DuckDBStore, cfg: LiveConfig, tl: Synthetic2026) -> Audit:
+def audit_against_truth(store: Store, cfg: LiveConfig, tl: Synthetic2026) -> Audit:
     """Check every live snapshot of ``cfg``'s contest against the synthetic truth."""
     codes = [c.code for c in cfg.contest.candidates]
     k_of = {tl.as_of(k).astimezone(UTC): k for k in range(tl.n_states)}
@@ -61,6 +62,7 @@ def audit_against_truth(store: DuckDBStore, cfg: LiveConfig, tl: Synthetic2026) 
     last: datetime | None = None
     ever = _statuses_ever(tl)
     held: dict[int, str] = {}  # acta -> status in the previous acta snapshot
+    metadata = store.snapshot_metadata(cfg.contest.id)  # one query, not one per snapshot
     for info in store.list_snapshots(cfg.contest.id):
         if info.parser != cfg.parser_name:
             continue
@@ -72,9 +74,7 @@ def audit_against_truth(store: DuckDBStore, cfg: LiveConfig, tl: Synthetic2026) 
                 out.bad.extend(_audit_acta(tl, row, codes, ever, held, sid))
             continue
         frame = store.load_units(info.snapshot_id)
-        meta = json.loads(store.con.execute(
-            "SELECT metadata FROM snapshots WHERE snapshot_id = ?",
-            [info.snapshot_id]).fetchall()[0][0])
+        meta = metadata.get(info.snapshot_id, {})
         units = json.loads(meta.get("units", "{}"))
         if info.level == "national":
             out.national += 1
@@ -203,6 +203,93 @@ def soak_config(fake: FakeOnpe, tl: Synthetic2026, *, units: tuple[str, ...],
     return config_from_dict(d, source="soak")
 
 
+def _final_states(w: Watcher, store: Store, tl: Synthetic2026, crawl: tuple[str, ...],
+                  n_actas: int) -> tuple[bool, bool, bool]:
+    """Does the watcher end on the truth's last state: national, areas, actas?"""
+    last = tl.n_states - 1
+    codes = [c.code for c in w.cfg.contest.candidates]
+    served = w.served()
+    final_nat = served is not None and {
+        "actas_counted": served["actas_counted"], **{f"v_{c}": served["votes"][c]
+                                                     for c in codes}
+    } == {k: v for k, v in truth_row(tl, last, "national", codes).items()
+          if k == "actas_counted" or k.startswith("v_")}
+    final_area = all(
+        st.accepted is not None
+        and _pick(st.accepted.row(), codes) == truth_row(tl, last, key, codes)
+        for key, st in w.state.items() if key.startswith("area1:"))
+    want = {tl.mesa[i] for i in tl.region_actas(*crawl)} | {
+        tl.mesa[i] for i in tl.watch_actas[:n_actas]}
+    final_frame = store.load_actas(w.actas_snapshot) if w.actas_snapshot else None
+    final_actas = final_frame is not None and set(final_frame["acta_id"]) == want and all(
+        {k: row[k] for k in truth} == truth
+        for row in final_frame.iter_rows(named=True)
+        for truth in [tl.acta_truth(last, tl.index_of_mesa(row["acta_id"]), codes)])
+    return final_nat, final_area, final_actas
+
+
+def _crawl_info(w: Watcher, store: Store, fake: FakeOnpe, tl: Synthetic2026,
+                crawl: tuple[str, ...], cold_requests: list[int],
+                verify_ledger: bool) -> dict[str, Any]:
+    nat_t = [s.t for s in fake.log if s.route == "totales|national"]
+    gaps = sorted((b - a).total_seconds() for a, b in itertools.pairwise(nat_t))
+    return {
+        "areas": list(crawl), "actas": len(tl.region_actas(*crawl)) if crawl else 0,
+        "acta_requests": sum(1 for s in fake.log if s.route.startswith("acta|")),
+        "list_requests": sum(1 for s in fake.log if s.route.startswith("list|")),
+        "geo_requests": sum(1 for s in fake.log if s.route.startswith("geo|")),
+        "max_cold_requests_per_cycle": max(cold_requests, default=0),
+        "hot_gap_p50_s": gaps[len(gaps) // 2] if gaps else None,
+        "hot_gap_p99_s": gaps[int(len(gaps) * 0.99)] if gaps else None,
+        "ledger_ok": verify_log(store).ok if verify_ledger else None,
+        **{k: v for k, v in (w.crawler.summary() if w.crawler else {}).items()
+           if k in ("actas_fetched", "complete_at", "first_page")},
+    }
+
+
+def _state_counts(fake: FakeOnpe, tl: Synthetic2026, audit: Audit, codes: list[str]
+                  ) -> tuple[set[str], set[str], list[int], list[int]]:
+    """(distinct truth states, accepted ones, clean ones, clean ones lost)."""
+    truths = [truth_row(tl, k, "national", codes) for k in range(tl.n_states)]
+    distinct = {json.dumps(t, sort_keys=True) for t in truths}
+    clean = clean_national_states(fake, 2)
+    accepted_rows = {json.dumps(truths[k], sort_keys=True) for k in audit.accepted_states}
+    lost = sorted(k for k in clean
+                  if json.dumps(truths[k], sort_keys=True) not in accepted_rows)
+    return distinct, accepted_rows, list(clean), lost
+
+
+def _staleness(ages: list[tuple[datetime, float | None, bool]]) -> tuple[float, float]:
+    """(fraction of the time the served state was stale, the largest age seen)."""
+    first = next((i for i, a in enumerate(ages) if a[1] is not None), len(ages))
+    stale_time = sum((ages[i + 1][0] - ages[i][0]).total_seconds()
+                     for i in range(first, len(ages) - 1) if ages[i][2])
+    span = ((ages[-1][0] - ages[first][0]).total_seconds()
+            if first < len(ages) - 1 else 0.0)
+    return (round(stale_time / span, 4) if span else 1.0,
+            max((a[1] for a in ages if a[1] is not None), default=0.0))
+
+
+def _soak_timeline(seed: int, hours: float, units: tuple[str, ...], n_actas: int
+                   ) -> Synthetic2026:
+    """A state every 10 minutes, two corrections and three freezes along the night."""
+    step = 600.0
+    n_states = int(hours * 3600 / step) + 1
+    return Synthetic2026(seed=seed, n_states=n_states, step_s=step, units=units,
+                         n_actas=max(20_000, 2_000 * len(units)),
+                         corrections=(n_states // 3, 2 * n_states // 3),
+                         freezes=(n_states // 5, n_states // 2, 4 * n_states // 5),
+                         n_watch_actas=n_actas)
+
+
+def _inject_block(fake: FakeOnpe, i: int, slow: int) -> None:
+    """A 403 or 401 on the national totals (alternately), and ``slow`` slow answers."""
+    fake.inject("forbidden403" if i % 2 == 0 else "unauthorized401", 1,
+                match="tipoFiltro=eleccion")
+    if slow:
+        fake.inject("slow", slow, match="totales")
+
+
 def run_soak(*, seed: int = 12, hours: float = 12.0, fault_rate: float = 0.04,
              max_burst: int = 8, units: tuple[str, ...] = ("010000", "140000", "150000",
                                                           "920000"),
@@ -214,13 +301,7 @@ def run_soak(*, seed: int = 12, hours: float = 12.0, fault_rate: float = 0.04,
     ``slow`` slow answers (these cost real time: the client's timeout). The cold path
     crawls ``crawl`` (geography, acta lists, actas) under the same faults; with
     ``verify_ledger`` the hash chain is verified at the end (``verify-log``)."""
-    step = 600.0
-    n_states = int(hours * 3600 / step) + 1
-    tl = Synthetic2026(seed=seed, n_states=n_states, step_s=step, units=units,
-                       n_actas=max(20_000, 2_000 * len(units)),
-                       corrections=(n_states // 3, 2 * n_states // 3),
-                       freezes=(n_states // 5, n_states // 2, 4 * n_states // 5),
-                       n_watch_actas=n_actas)
+    tl = _soak_timeline(seed, hours, units, n_actas)
     clock = FakeClock()
     fake = FakeOnpe(tl, clock=clock, slow_s=0.35).start()
     own_store = store is None
@@ -246,57 +327,14 @@ def run_soak(*, seed: int = 12, hours: float = 12.0, fault_rate: float = 0.04,
         for i in range(segments):
             w.run(duration_s=total / segments, install_signals=False, on_cycle=sample)
             if i < hard_blocks:
-                fake.inject("forbidden403" if i % 2 == 0 else "unauthorized401", 1,
-                            match="tipoFiltro=eleccion")
-                if slow:
-                    fake.inject("slow", slow, match="totales")
+                _inject_block(fake, i, slow)
         wall = time.perf_counter() - t0
         audit = audit_against_truth(store, cfg, tl)
-        last = tl.n_states - 1
-        codes = [c.code for c in cfg.contest.candidates]
-        served = w.served()
-        final_nat = served is not None and {
-            "actas_counted": served["actas_counted"], **{f"v_{c}": served["votes"][c]
-                                                         for c in codes}
-        } == {k: v for k, v in truth_row(tl, last, "national", codes).items()
-              if k == "actas_counted" or k.startswith("v_")}
-        final_area = all(
-            st.accepted is not None
-            and _pick(st.accepted.row(), codes) == truth_row(tl, last, key, codes)
-            for key, st in w.state.items() if key.startswith("area1:"))
-        want = {tl.mesa[i] for i in tl.region_actas(*crawl)} | {
-            tl.mesa[i] for i in tl.watch_actas[:n_actas]}
-        final_frame = store.load_actas(w.actas_snapshot) if w.actas_snapshot else None
-        final_actas = final_frame is not None and set(final_frame["acta_id"]) == want and all(
-            {k: row[k] for k in truth} == truth
-            for row in final_frame.iter_rows(named=True)
-            for truth in [tl.acta_truth(last, tl.index_of_mesa(row["acta_id"]), codes)])
-        nat_t = [s.t for s in fake.log if s.route == "totales|national"]
-        gaps = sorted((b - a).total_seconds() for a, b in itertools.pairwise(nat_t))
-        acta_reqs = sum(1 for s in fake.log if s.route.startswith("acta|"))
-        crawl_info = {
-            "areas": list(crawl), "actas": len(tl.region_actas(*crawl)) if crawl else 0,
-            "acta_requests": acta_reqs,
-            "list_requests": sum(1 for s in fake.log if s.route.startswith("list|")),
-            "geo_requests": sum(1 for s in fake.log if s.route.startswith("geo|")),
-            "max_cold_requests_per_cycle": max(cold_requests, default=0),
-            "hot_gap_p50_s": gaps[len(gaps) // 2] if gaps else None,
-            "hot_gap_p99_s": gaps[int(len(gaps) * 0.99)] if gaps else None,
-            "ledger_ok": verify_log(store).ok if verify_ledger else None,
-            **{k: v for k, v in (w.crawler.summary() if w.crawler else {}).items()
-               if k in ("actas_fetched", "complete_at", "first_page")},
-        }
-        truths = [truth_row(tl, k, "national", codes) for k in range(tl.n_states)]
-        distinct = {json.dumps(t, sort_keys=True) for t in truths}
-        clean = clean_national_states(fake, 2)
-        accepted_rows = {json.dumps(truths[k], sort_keys=True) for k in audit.accepted_states}
-        lost = sorted(k for k in clean
-                      if json.dumps(truths[k], sort_keys=True) not in accepted_rows)
-        first = next((i for i, a in enumerate(ages) if a[1] is not None), len(ages))
-        stale_time = sum((ages[i + 1][0] - ages[i][0]).total_seconds()
-                         for i in range(first, len(ages) - 1) if ages[i][2])
-        span = ((ages[-1][0] - ages[first][0]).total_seconds()
-                if first < len(ages) - 1 else 0.0)
+        final_nat, final_area, final_actas = _final_states(w, store, tl, crawl, n_actas)
+        crawl_info = _crawl_info(w, store, fake, tl, crawl, cold_requests, verify_ledger)
+        distinct, accepted_rows, clean, lost = _state_counts(
+            fake, tl, audit, [c.code for c in cfg.contest.candidates])
+        stale_fraction, max_age = _staleness(ages)
         st = w.status()
         return SoakReport(
             seed=seed, virtual_hours=total / 3600, wall_seconds=round(wall, 2),
@@ -310,8 +348,7 @@ def run_soak(*, seed: int = 12, hours: float = 12.0, fault_rate: float = 0.04,
             bad_snapshots=audit.bad, final_national_ok=final_nat, final_area1_ok=final_area,
             final_actas_ok=final_actas, crawl=crawl_info, hard_blocks=w.stats.hard_blocks,
             storms=w.stats.storms, corrections=w.stats.corrections,
-            stale_fraction=round(stale_time / span, 4) if span else 1.0,
-            max_age_s=max((a[1] for a in ages if a[1] is not None), default=0.0),
+            stale_fraction=stale_fraction, max_age_s=max_age,
             final_state=st["state"],
         )
     finally:

@@ -7,12 +7,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from escrutinio.domain import ACTA_COLUMNS, Contest, SnapshotKind
-from escrutinio.errors import NotFoundError, UnknownReferenceError
+from escrutinio.errors import EscrutinioError, NotFoundError, UnknownReferenceError
 from escrutinio.sources.base import REJECTED_SCHEMA, ParsedSnapshot
+
+if TYPE_CHECKING:
+    from escrutinio.store.frontier_repo import FrontierRepo
+    from escrutinio.store.rawlog_repo import RawLogRepo
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +138,17 @@ class Store(ABC):
         snaps = self.list_snapshots()
         newest = max((s.ingested_at for s in snaps), default=None)
         return (len(snaps), len(self.contests()), str(newest))
+
+    # -- the live follower's raw log and crawl frontier (store/rawlog_repo.py, ...) -----
+    @property
+    def live_rawlog(self) -> RawLogRepo:
+        raise EscrutinioError(f"{type(self).__name__} no guarda el registro de 'watch'",
+                              f"{type(self).__name__} keeps no 'watch' raw log")
+
+    @property
+    def live_frontier(self) -> FrontierRepo:
+        raise EscrutinioError(f"{type(self).__name__} no guarda la frontera de 'watch'",
+                              f"{type(self).__name__} keeps no 'watch' crawl frontier")
 
     # -- shared helpers ----------------------------------------------------------------
     def put_snapshot(self, snapshot: ParsedSnapshot) -> IngestOutcome:

@@ -50,6 +50,8 @@ from escrutinio.errors import (
 )
 from escrutinio.sources.base import REJECTED_SCHEMA, ParsedSnapshot
 from escrutinio.store.base import IngestOutcome, SnapshotInfo, Store
+from escrutinio.store.frontier_repo import DuckDBFrontierRepo
+from escrutinio.store.rawlog_repo import DuckDBRawLogRepo
 
 SCHEMA_VERSION = 1
 #: loaded snapshot frames kept per store object (snapshots never change once stored)
@@ -532,6 +534,14 @@ class DuckDBStore(Store):
                                     r[5], r[6], r[7], r[8], r[9], int(r[10]), int(r[11]),
                                     int(r[12]), ing.astimezone(UTC), r[14]))
         return out
+
+    @property
+    def live_rawlog(self) -> DuckDBRawLogRepo:
+        return DuckDBRawLogRepo(self.con)
+
+    @property
+    def live_frontier(self) -> DuckDBFrontierRepo:
+        return DuckDBFrontierRepo(self.con)
 
     @_held
     def snapshot_metadata(self, contest_id: str) -> dict[str, dict[str, str]]:

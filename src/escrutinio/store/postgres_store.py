@@ -40,6 +40,8 @@ from escrutinio.errors import (
 )
 from escrutinio.sources.base import REJECTED_SCHEMA, ParsedSnapshot
 from escrutinio.store.base import IngestOutcome, SnapshotInfo, Store
+from escrutinio.store.frontier_repo import PostgresFrontierRepo
+from escrutinio.store.rawlog_repo import PostgresRawLogRepo
 
 #: loaded snapshot frames kept per store object (snapshots never change once stored)
 FRAME_CACHE_SIZE = 2
@@ -320,6 +322,14 @@ class PostgresStore(Store):
         return [SnapshotInfo(r[0], r[1], SnapshotKind(r[2]), r[3], r[4].astimezone(UTC),
                              r[5], r[6], r[7], r[8], r[9], int(r[10]), int(r[11]),
                              int(r[12]), r[13].astimezone(UTC), r[14]) for r in rows]
+
+    @property
+    def live_rawlog(self) -> PostgresRawLogRepo:
+        return PostgresRawLogRepo(lambda: self.con)
+
+    @property
+    def live_frontier(self) -> PostgresFrontierRepo:
+        return PostgresFrontierRepo(lambda: self.con)
 
     def snapshot_metadata(self, contest_id: str) -> dict[str, dict[str, str]]:
         rows = self.con.execute(
