@@ -669,14 +669,10 @@ class Backend:
         """Audits recorded in the store for this snapshot, with their latest measurement.
         Read-only: a store without audit tables has no audits."""
         inner = self.store.inner
-        con = getattr(inner, "con", None)
-        if con is None:
+        if getattr(inner, "con", None) is None:
             return ()
         with self.store.lock:
-            have = {r[0] for r in con.execute(
-                "SELECT table_name FROM information_schema.tables "
-                "WHERE table_name IN ('audit_audits', 'audit_measures')").fetchall()}
-            if {"audit_audits", "audit_measures"} - have:
+            if not inner.audits.available():
                 return ()
             from escrutinio.audit.workflow import latest_measurement, list_audits
 

@@ -364,28 +364,21 @@ def _stop_watcher(watcher: tuple[object, object, object]) -> None:
 
 
 def _migrate(url: str) -> dict[str, object]:
-    """Apply the pending migrations and create the ledger's tables (so that the roles the
-    servers run as need no right to create tables); report the schema."""
+    """Apply the pending migrations (they create every table, the ledger's included, so
+    that the roles the servers run as need no right to create tables); report the schema."""
     import psycopg
 
-    from escrutinio.store.ledger import DDL
-    from escrutinio.store.postgres_store import migrate as run_migrations
+    from escrutinio.store.postgres_store import migrate_database
 
     try:
-        with psycopg.connect(url, autocommit=True, connect_timeout=10) as con:
-            applied = run_migrations(con)
-            with con.transaction():
-                for ddl in DDL:
-                    con.execute(ddl)  # trusted, shipped with us
-            rows = con.execute("SELECT version, name, sha256, applied_at FROM "
-                               "schema_migrations ORDER BY version").fetchall()
+        applied, rows = migrate_database(url, connect_timeout=10)
     except psycopg.Error as exc:
         raise EscrutinioError(f"no se pudo migrar {_redacted(url)}: {exc}",
                               f"could not migrate {_redacted(url)}: {exc}") from exc
     return {"db": _redacted(url), "applied": applied,
-            "schema_version": max((int(r[0]) for r in rows), default=0),
-            "migrations": [{"version": int(r[0]), "name": r[1], "sha256": r[2],
-                            "applied_at": r[3]} for r in rows]}
+            "schema_version": max((r.version for r in rows), default=0),
+            "migrations": [{"version": r.version, "name": r.name, "sha256": r.sha256,
+                            "applied_at": r.applied_at} for r in rows]}
 
 
 def _warm_home(application: object) -> None:

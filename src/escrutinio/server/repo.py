@@ -4,7 +4,7 @@
 
 * **PostgreSQL**: a small pool of its own connections (``ESCRUTINIO_DB_POOL``, default 4
   per process) opened from the store's DSN with the server's connect options, migrated on
-  first use (``store/migrations/postgres``). A connection that breaks is dropped and the
+  first use (``store/migrations``). A connection that breaks is dropped and the
   call raises :class:`~escrutinio.server.resilience.DatabaseUnavailable` (answered 503 with
   ``Retry-After``); the next call opens a new one. Writes that touch the log take the
   ledger's advisory lock (:data:`escrutinio.store.ledger.LEDGER_LOCK`), so every writer of
@@ -90,7 +90,7 @@ def _now() -> datetime:
 
 
 def migration_sql() -> str:
-    return (resources.files("escrutinio.store").joinpath("migrations/postgres")
+    return (resources.files("escrutinio.store").joinpath("migrations")
             .joinpath(MIGRATION_FILE).read_text("utf-8"))
 
 

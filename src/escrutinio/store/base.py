@@ -7,12 +7,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from escrutinio.domain import ACTA_COLUMNS, Contest, SnapshotKind
 from escrutinio.errors import NotFoundError, UnknownReferenceError
 from escrutinio.sources.base import REJECTED_SCHEMA, ParsedSnapshot
+
+if TYPE_CHECKING:
+    from escrutinio.store.audit_repo import AuditRepository
+    from escrutinio.store.migration_repo import MigrationRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +98,17 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    # -- repositories: the rest of the SQL, one implementation per backend ------------------
+    @property
+    def audits(self) -> AuditRepository:
+        """The audit workflow's record (store/audit_repo.py)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no audits")
+
+    @property
+    def migrations(self) -> MigrationRepository:
+        """The schema's version record (store/migration_repo.py)."""
+        raise NotImplementedError(f"{type(self).__name__} has no schema of its own")
 
     # -- one acta across snapshots (the mesa lookup) ------------------------------------
     def acta_history(self, contest_id: str, acta_ids: list[str]) -> pl.DataFrame:
