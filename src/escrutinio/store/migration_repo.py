@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any, Final, Literal
 
 from escrutinio.errors import EscrutinioError
@@ -69,11 +70,16 @@ class AppliedMigration:
     applied_at: datetime
 
 
+def migrations_folder() -> Traversable:
+    """Where the migration files are (inside the installed package)."""
+    return resources.files("escrutinio.store").joinpath("migrations")
+
+
 def migrations(backend: Backend) -> list[Migration]:
     """The migrations shipped with escrutinio for ``backend``, in version order."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}")
-    folder = resources.files("escrutinio.store").joinpath("migrations")
+    folder = migrations_folder()
     files: dict[int, dict[str | None, tuple[str, str]]] = {}
     for entry in folder.iterdir():
         m = _FILE.match(entry.name)
