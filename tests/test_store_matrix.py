@@ -72,6 +72,7 @@ def _answers(db: str, inputs: list[Path]) -> dict[str, Any]:
     out["audit sample"] = run("audit", "sample", "-a", "m1", "--seed", SEED, "--size", "12",
                               "--json")
     out["audit sample 2"] = run("audit", "sample", "-a", "m1", "--size", "4", "--json")
+    out["migrate"] = run("migrate", "--json")  # the schema's record, listed by the store
     return out
 
 
@@ -93,5 +94,13 @@ def test_cli_answers_match_on_duckdb_and_postgresql(tmp_path: Path, inputs: list
     assert json.dumps(final).count("castillo") and duck["history"]
     assert len(duck["audit sample"]["round"]["draws"]) == 12
     assert duck["audit sample 2"]["round"]["first_draw"] == 13
+    # one migration sequence: the same versions and names; the same bytes except where a
+    # dialect variant exists (0001)
+    mig = {k: v.pop("migrations") for k, v in (("duck", duck["migrate"]), ("pg", pg["migrate"]))}
+    assert [(m["version"], m["name"]) for m in mig["duck"]] == \
+        [(m["version"], m["name"]) for m in mig["pg"]] and len(mig["pg"]) >= 3
+    assert [m["sha256"] == n["sha256"] for m, n in zip(mig["duck"], mig["pg"], strict=True)
+            ][:3] == [False, True, True]
+    assert duck["migrate"]["applied"] == [] == pg["migrate"]["applied"]
     for key in duck:
         assert _scrub(duck[key]) == _scrub(pg[key]), key

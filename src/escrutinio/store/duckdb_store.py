@@ -185,6 +185,7 @@ class DuckDBStore(Store):
         self._opened_at = self._last_use = 0.0
         self._migrated = read_only
         self.baselined = False  # opened a store from before versioned migrations
+        self.migrated_now: list[int] = []  # migrations this store applied when it opened
         self._closed = False
         self.n_opens = 0  # how many times the file was opened (tests, diagnostics)
         self.con = LeasedConnection(self)
@@ -385,7 +386,7 @@ class DuckDBStore(Store):
         versioned migrations is baselined on the way (``baselined``)."""
         repo = DuckDBMigrations(con)
         self.baselined = repo.is_legacy()
-        repo.migrate()
+        self.migrated_now = repo.migrate()
 
     @property
     def audits(self) -> DuckDBAuditRepository:
