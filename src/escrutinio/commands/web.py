@@ -365,8 +365,11 @@ def _migrate(url: str) -> dict[str, object]:
     if not is_postgres_url(url):
         from escrutinio.store.duckdb_store import DuckDBStore
 
-        with DuckDBStore(url) as store:
+        store = DuckDBStore(url)
+        try:
             applied, rows = store.migrated_now, store.migrations.applied()
+        finally:
+            store.close()
         where = url
     else:
         import psycopg
