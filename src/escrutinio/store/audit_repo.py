@@ -262,8 +262,8 @@ class DuckDBAuditRepository(AuditRepository):
     def _tables(self) -> set[str]:
         marks = ", ".join(["?"] * len(TABLES))
         return {str(r[0]) for r in self._rows(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = "
-            f"current_schema() AND table_name IN ({marks})", TABLES)}
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = current_schema() "
+            f"AND table_name IN ({marks})", TABLES)}
 
 
 class PostgresAuditRepository(AuditRepository):

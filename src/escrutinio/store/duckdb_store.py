@@ -385,8 +385,8 @@ class DuckDBStore(Store):
         """Apply the pending migrations (store/migration_repo.py); a store from before
         versioned migrations is baselined on the way (``baselined``)."""
         repo = DuckDBMigrations(con)
-        self.baselined = repo.is_legacy()
         self.migrated_now = repo.migrate()
+        self.baselined = repo.baselined
 
     @property
     def audits(self) -> DuckDBAuditRepository:

@@ -112,6 +112,8 @@ class MigrationRepository(ABC):
     """The schema's version record on one database connection."""
 
     backend: Backend
+    #: after :meth:`migrate`: the database was a store from before versioned migrations
+    baselined: bool = False
 
     # -- what each backend provides -------------------------------------------------------
     @abstractmethod
@@ -139,6 +141,9 @@ class MigrationRepository(ABC):
         database has no ``schema_migrations`` yet)."""
         if not self.has_table("schema_migrations"):
             return []
+        return self._recorded()
+
+    def _recorded(self) -> list[AppliedMigration]:
         return [AppliedMigration(int(r[0]), str(r[1]), str(r[2]),
                                  r[3].astimezone(UTC) if r[3].tzinfo else
                                  r[3].replace(tzinfo=UTC))
@@ -152,8 +157,10 @@ class MigrationRepository(ABC):
         """A store from before versioned migrations (DuckDB ``schema.sql``)."""
         return self.has_table(LEGACY_TABLE) and not self.has_table("schema_migrations")
 
-    def pending(self) -> list[Migration]:
-        done = {a.version: a.sha256 for a in self.applied()}
+    def pending(self, applied: list[AppliedMigration] | None = None) -> list[Migration]:
+        """The shipped migrations not recorded yet, in order (``applied``: the record,
+        when the caller has read it already)."""
+        done = {a.version: a.sha256 for a in (self.applied() if applied is None else applied)}
         out = []
         for mig in migrations(self.backend):
             if mig.version in done:
@@ -169,14 +176,20 @@ class MigrationRepository(ABC):
 
     def migrate(self) -> list[int]:
         """Apply the pending migrations in order, each with its record in one transaction;
-        return their versions. Idempotent."""
+        return their versions. Idempotent. Sets :attr:`baselined` when the database was a
+        store from before versioned migrations."""
         applied_now: list[int] = []
         with self._exclusive():
             # checked first: CREATE ... IF NOT EXISTS needs the right to create tables even
             # when the table exists, and a server's least-privileged role has no such right
-            if not self.has_table("schema_migrations"):
+            if self.has_table("schema_migrations"):
+                self.baselined = False
+                recorded = self._recorded()
+            else:
+                self.baselined = self.has_table(LEGACY_TABLE)
                 self._rows(_CREATE_TABLE)
-            for mig in self.pending():
+                recorded = []
+            for mig in self.pending(recorded):
                 with self._transaction():
                     self._script(mig.sql)  # a trusted file shipped with us
                     self._rows("INSERT INTO schema_migrations VALUES (?, ?, ?, ?)",
@@ -211,8 +224,9 @@ class DuckDBMigrations(MigrationRepository):
         self.con.execute("COMMIT")
 
     def has_table(self, name: str) -> bool:
-        return bool(self._rows("SELECT 1 FROM information_schema.tables WHERE table_name = ? "
-                               "AND table_schema = current_schema()", [name]))
+        # duckdb_tables(): the catalogue without information_schema's views (2x faster)
+        return bool(self._rows("SELECT 1 FROM duckdb_tables() WHERE table_name = ? AND "
+                               "schema_name = current_schema()", [name]))
 
 
 class PostgresMigrations(MigrationRepository):
