@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import duckdb
 import polars as pl
@@ -48,9 +48,11 @@ from escrutinio.errors import (
     UnknownReferenceError,
 )
 from escrutinio.sources.base import REJECTED_SCHEMA, ParsedSnapshot
-from escrutinio.store.audit_repo import DuckDBAuditRepository
 from escrutinio.store.base import IngestOutcome, SnapshotInfo, Store
-from escrutinio.store.migration_repo import DuckDBMigrations
+
+if TYPE_CHECKING:  # imported when used: a reader's start-up needs neither
+    from escrutinio.store.audit_repo import DuckDBAuditRepository
+    from escrutinio.store.migration_repo import DuckDBMigrations
 
 #: loaded snapshot frames kept per store object (snapshots never change once stored)
 FRAME_CACHE_SIZE = 2
@@ -384,6 +386,8 @@ class DuckDBStore(Store):
     def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
         """Apply the pending migrations (store/migration_repo.py); a store from before
         versioned migrations is baselined on the way (``baselined``)."""
+        from escrutinio.store.migration_repo import DuckDBMigrations
+
         repo = DuckDBMigrations(con)
         self.migrated_now = repo.migrate()
         self.baselined = repo.baselined
@@ -391,12 +395,16 @@ class DuckDBStore(Store):
     @property
     def audits(self) -> DuckDBAuditRepository:
         """The audit workflow's record (store/audit_repo.py)."""
+        from escrutinio.store.audit_repo import DuckDBAuditRepository
+
         return DuckDBAuditRepository(self)
 
     @property
     def migrations(self) -> DuckDBMigrations:
         """The schema's version record (store/migration_repo.py), on this thread's
         cursor (the store's connection stays held only while a query runs)."""
+        from escrutinio.store.migration_repo import DuckDBMigrations
+
         return DuckDBMigrations(self.con)
 
     def schema_versions(self) -> list[int]:

@@ -20,7 +20,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import psycopg
@@ -36,9 +36,11 @@ from escrutinio.errors import (
 )
 from escrutinio.sources.base import REJECTED_SCHEMA, ParsedSnapshot
 from escrutinio.store import migration_repo
-from escrutinio.store.audit_repo import PostgresAuditRepository
 from escrutinio.store.base import IngestOutcome, SnapshotInfo, Store
 from escrutinio.store.migration_repo import AppliedMigration, Migration, PostgresMigrations
+
+if TYPE_CHECKING:
+    from escrutinio.store.audit_repo import PostgresAuditRepository
 
 #: loaded snapshot frames kept per store object (snapshots never change once stored)
 FRAME_CACHE_SIZE = 2
@@ -166,6 +168,8 @@ class PostgresStore(Store):
     @property
     def audits(self) -> PostgresAuditRepository:
         """The audit workflow's record (store/audit_repo.py)."""
+        from escrutinio.store.audit_repo import PostgresAuditRepository
+
         return PostgresAuditRepository(self)
 
     @property
