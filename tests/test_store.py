@@ -214,14 +214,21 @@ def test_a_later_migration_file_is_applied_on_both(any_store_opener, monkeypatch
     shutil.copytree(Path(str(mr.migrations_folder())), folder)
     n = len(before) + 1
     (folder / f"{n:04d}_crawl_frontier.sql").write_text(
-        "CREATE TABLE IF NOT EXISTS t_frontier (url TEXT PRIMARY KEY, seen_at TIMESTAMPTZ);\n"
+        # the common subset the live tables need: BYTEA, DOUBLE PRECISION, TIMESTAMPTZ
+        "CREATE TABLE IF NOT EXISTS t_frontier (url TEXT PRIMARY KEY, body BYTEA, "
+        "elapsed_ms DOUBLE PRECISION, seen_at TIMESTAMPTZ);\n"
         "CREATE INDEX IF NOT EXISTS t_frontier_seen ON t_frontier (seen_at);\n")
     monkeypatch.setattr(mr, "migrations_folder", lambda: folder)
     with any_store_opener() as s:
         assert s.schema_versions() == [*before, n]
         assert s.migrations.applied()[-1].name == "crawl_frontier"
-        s.con.execute("INSERT INTO t_frontier VALUES ('u', NULL)")
-    # a variant for one backend only, or a gap, is refused before anything runs
+        s.con.execute("INSERT INTO t_frontier VALUES ('u', NULL, 1.5, NULL)")
+    # two files with one number (two branches merged), a variant for one backend only, or
+    # a gap: refused before anything runs
+    (folder / f"{n:04d}_raw_log.sql").write_text("SELECT 1;\n")
+    with pytest.raises(mr.MigrationError, match="same number"):
+        mr.migrations("duckdb")
+    (folder / f"{n:04d}_raw_log.sql").unlink()
     (folder / f"{n + 1:04d}_half.duckdb.sql").write_text("SELECT 1;\n")
     with pytest.raises(mr.MigrationError, match="one variant per backend"):
         mr.migrations("postgres")

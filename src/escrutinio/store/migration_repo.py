@@ -81,10 +81,18 @@ def migrations(backend: Backend) -> list[Migration]:
         raise ValueError(f"unknown backend {backend!r}")
     folder = migrations_folder()
     files: dict[int, dict[str | None, tuple[str, str]]] = {}
-    for entry in folder.iterdir():
+    clashes: list[str] = []
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         m = _FILE.match(entry.name)
         if m:
-            files.setdefault(int(m.group(1)), {})[m.group(3)] = (m.group(2), entry.name)
+            kinds = files.setdefault(int(m.group(1)), {})
+            if m.group(3) in kinds:  # two branches took the same number
+                clashes += [kinds[m.group(3)][1], entry.name]
+            kinds[m.group(3)] = (m.group(2), entry.name)
+    if clashes:
+        raise MigrationError(
+            f"dos migraciones con el mismo número: {clashes}; renumere la más nueva",
+            f"two migrations with the same number: {clashes}; renumber the newer one")
     versions = sorted(files)
     if versions != list(range(1, len(versions) + 1)):
         raise MigrationError(
