@@ -209,12 +209,10 @@ def test_proofs_verify_and_forgeries_fail(any_store: Store, small) -> None:
 
 
 # -- CLI -------------------------------------------------------------------------------------
-def test_cli_verify_log_and_prove(tmp_path: Path, small) -> None:
-    from escrutinio.store.duckdb_store import DuckDBStore
-
-    db = tmp_path / "cli.duckdb"
-    with DuckDBStore(db) as store:
+def test_cli_verify_log_and_prove(tmp_path: Path, small, any_store_opener) -> None:
+    with any_store_opener() as store:
         store.put_snapshots([small])
+        db = store.path  # type: ignore[attr-defined]  # a DuckDB path or a PostgreSQL URL
     app = typer.Typer()
     ledger_cmd.register(app)
     app.command("noop")(lambda: None)  # more than one command: typer keeps the names
@@ -239,8 +237,9 @@ def test_cli_verify_log_and_prove(tmp_path: Path, small) -> None:
     assert r.exit_code == 0 and json.loads(r.stdout)["valid"] is True
     r = runner.invoke(app, ["verify-proof", str(tmp_path / "p.json"), "--root", "22" * 32])
     assert r.exit_code == 3
-    with DuckDBStore(db) as store:
-        store.con.execute('UPDATE actas SET blank = blank + 5 WHERE acta_id = ?', [acta])
+    with any_store_opener() as store:
+        store.con.execute("UPDATE actas SET blank = blank + 5 WHERE acta_id = "
+                          + ("%s" if str(db).startswith("postgres") else "?"), [acta])
     r = runner.invoke(app, ["verify-log", "--head", head])
     assert r.exit_code == 3 and acta in r.output
     r = runner.invoke(app, ["prove", acta, "--snapshot", "latest"])

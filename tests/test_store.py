@@ -173,16 +173,160 @@ def test_open_store_dispatch(tmp_path: Path) -> None:
         assert type(s).__name__ == "DuckDBStore"
 
 
-@pytest.mark.parametrize("any_store_opener", ["postgres"], indirect=True)
-def test_postgres_migrations_are_recorded_and_idempotent(any_store_opener) -> None:
-    from escrutinio.store import postgres_store as pgs
+# -- one versioned set of migrations for both databases (store/migration_repo.py) -----------
+def test_migrations_are_recorded_and_idempotent(any_store_opener) -> None:
+    from escrutinio.store import migration_repo as mr
 
     with any_store_opener() as s:
-        assert s.schema_versions() == [m.version for m in pgs.migrations()]
-        assert pgs.migrate(s.con) == []  # nothing left to apply
+        backend = s.migrations.backend
+        shipped = mr.migrations(backend)
+        # one sequence for both: same versions and names, a variant only where they differ
+        assert [(m.version, m.name) for m in shipped] == \
+            [(m.version, m.name) for m in mr.migrations("duckdb" if backend == "postgres"
+                                                         else "postgres")]
+        assert [m.file for m in shipped][:3] == [f"0001_init.{backend}.sql",
+                                                 "0002_observers.sql", "0003_audit.sql"]
+        applied = s.migrations.applied()
+        assert [(a.version, a.name, a.sha256) for a in applied] == \
+            [(m.version, m.name, m.sha256) for m in shipped]
+        assert s.schema_versions() == [m.version for m in shipped]
+        assert s.migrations.migrate() == []  # nothing left to apply
+        assert s.audits.available() and not s.audits.exists("a1")
     with any_store_opener() as s:  # reopening applies nothing twice
-        n = s.con.execute("SELECT count(*) FROM schema_migrations").fetchone()[0]
-        assert n == len(pgs.migrations())
+        n = s.con.execute("SELECT count(*) FROM schema_migrations").fetchall()[0][0]
+        assert n == len(shipped)
         s.con.execute("UPDATE schema_migrations SET sha256 = 'edited' WHERE version = 1")
-    with pytest.raises(RuntimeError, match="changed after it was applied"):
+    with pytest.raises(mr.MigrationError, match="changed after it was applied"):
         any_store_opener()
+
+
+def test_a_later_migration_file_is_applied_on_both(any_store_opener, monkeypatch,
+                                                   tmp_path: Path) -> None:
+    """How the live watcher's and the observer server's tables fold in: a numbered file
+    beside the others, applied in order on a store migrated before it existed."""
+    import shutil
+
+    from escrutinio.store import migration_repo as mr
+
+    with any_store_opener() as s:
+        before = s.schema_versions()
+    folder = tmp_path / "migrations"
+    shutil.copytree(Path(str(mr.migrations_folder())), folder)
+    n = len(before) + 1
+    (folder / f"{n:04d}_crawl_frontier.sql").write_text(
+        # the common subset the live tables need: BYTEA, DOUBLE PRECISION, TIMESTAMPTZ
+        "CREATE TABLE IF NOT EXISTS t_frontier (url TEXT PRIMARY KEY, body BYTEA, "
+        "elapsed_ms DOUBLE PRECISION, seen_at TIMESTAMPTZ);\n"
+        "CREATE INDEX IF NOT EXISTS t_frontier_seen ON t_frontier (seen_at);\n")
+    monkeypatch.setattr(mr, "migrations_folder", lambda: folder)
+    with any_store_opener() as s:
+        assert s.schema_versions() == [*before, n]
+        assert s.migrations.applied()[-1].name == "crawl_frontier"
+        s.con.execute("INSERT INTO t_frontier VALUES ('u', NULL, 1.5, NULL)")
+    # two files with one number (two branches merged), a variant for one backend only, or
+    # a gap: refused before anything runs
+    (folder / f"{n:04d}_raw_log.sql").write_text("SELECT 1;\n")
+    with pytest.raises(mr.MigrationError, match="same number"):
+        mr.migrations("duckdb")
+    (folder / f"{n:04d}_raw_log.sql").unlink()
+    (folder / f"{n + 1:04d}_half.duckdb.sql").write_text("SELECT 1;\n")
+    with pytest.raises(mr.MigrationError, match="one variant per backend"):
+        mr.migrations("postgres")
+    (folder / f"{n + 1:04d}_half.duckdb.sql").rename(folder / f"{n + 2:04d}_gap.sql")
+    with pytest.raises(mr.MigrationError, match="without gaps"):
+        mr.migrations("duckdb")
+
+
+def test_store_from_before_migrations_is_baselined(tmp_path: Path, final, early) -> None:
+    """A DuckDB file made by the code before versioned migrations (store/schema.sql: its
+    tables, a ``schema_version`` row, no ``schema_migrations``; audit and ledger tables
+    only once used) opens, is baselined, keeps its snapshots and takes new ones."""
+    import duckdb
+
+    from escrutinio.store.duckdb_store import DuckDBStore
+
+    # small cuts of the real snapshots: the point is the schema, not the volume
+    final = dataclasses.replace(final, frame=final.frame.head(400))
+    early = dataclasses.replace(early, frame=early.frame.head(300))
+    path = tmp_path / "old.duckdb"
+    with DuckDBStore(path) as s:
+        s.put_snapshot(final)
+    con = duckdb.connect(str(path))  # turn it into what the old code left behind
+    for table in ("schema_migrations", "live_crawl", "live_events", "live_responses",
+                  "live_bodies", "submissions", "photos", "sessions", "tokens",
+                  "accounts", "ledger_entries", "ledger_leaves", "audit_external_manifest",
+                  "audit_measures", "audit_counts", "audit_draws", "audit_rounds",
+                  "audit_manifest"):
+        con.execute(f"DROP TABLE {table}")
+    con.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, "
+                "applied_at TIMESTAMPTZ NOT NULL)")
+    con.execute("INSERT INTO schema_version VALUES (1, now())")
+    con.close()
+    with DuckDBStore(path, read_only=True) as s:  # a reader migrates nothing
+        assert not s.baselined and s.schema_versions() == []
+        assert not s.audits.available() and s.audits.audit_ids() == []
+        assert s.list_snapshots()[0].n_rows == 400
+    with DuckDBStore(path) as s:
+        assert s.baselined
+        from escrutinio.store import migration_repo as mr
+
+        shipped = [m.version for m in mr.migrations("duckdb")]
+        assert s.schema_versions() == shipped
+        assert s.audits.available()
+        assert s.load_actas(final.snapshot_id).equals(final.frame.sort("acta_id"))
+        s.put_snapshot(early)
+        assert [i.snapshot_id for i in s.list_snapshots()] == [early.snapshot_id,
+                                                              final.snapshot_id]
+    with DuckDBStore(path) as s:
+        assert not s.baselined and s.schema_versions() == shipped
+
+
+# -- the audit repository (store/audit_repo.py) --------------------------------------------
+def test_audit_repository_roundtrip(any_store: Store, final) -> None:
+    from datetime import UTC, datetime
+
+    from escrutinio.store.audit_repo import DRAW_SCHEMA, StoredAudit, StoredCount
+
+    repo = any_store.audits
+    head = final.frame.head(5)
+    manifest = pl.DataFrame({"ordinal": list(range(1, 6)), "acta_id": head["acta_id"],
+                             "category": ["counted"] * 5, "ballots": head["cast"],
+                             "weight": ["12345678901234567890123"] * 5})  # exact, > 2^64
+    created = datetime(2021, 6, 20, 12, 30, 1, 250000, tzinfo=UTC)
+    rec = StoredAudit("a1", final.contest.id, final.snapshot_id, created, "macro", "ppeb",
+                      "1/20", "41592653589793238462", "{}", "{}", "ab" * 32, 5, "17", "1",
+                      '{"winners": ["castillo"], "nota": "ñ"}', "9.9")
+    ext = pl.DataFrame({"acta_id": ["x2", "x1"], "ballots": [3, 4]})
+    repo.create(rec, manifest, ext)
+    assert repo.exists("a1") and repo.get("a1") == rec and repo.get("nope") is None
+    assert repo.audit_ids() == ["a1"]
+    assert repo.external_manifest("a1").rows() == [("x1", 4), ("x2", 3)]
+    assert repo.last_round("a1") == (0, 0) and repo.draws("a1").height == 0
+    draws = pl.DataFrame({"round": [1, 1, 1], "draw": [1, 2, 3],
+                          "acta_id": head["acta_id"][:3], "ordinal": [1, 2, 3],
+                          "detail": ["u1", "u2", "u3"]}, schema=DRAW_SCHEMA)
+    repo.add_round("a1", round=1, size_rule="explicit", draws=draws, created_at=created)
+    assert repo.draws("a1").equals(draws)
+    assert repo.last_round("a1") == (1, 3)
+    assert [(r.round, r.first_draw, r.last_draw, r.size_rule) for r in repo.rounds("a1")] \
+        == [(1, 1, 3, "explicit")]
+    a, b = head["acta_id"][0], head["acta_id"][1]
+    repo.add_counts("a1", [(StoredCount(a, (1, 2), 3, 4, 0), 2), (StoredCount(b, (5, 6), 0, 0, 1),
+                                                                   3)],
+                    source="c.csv", source_sha256="cd" * 32, recorded_at=created)
+    repo.add_counts("a1", [(StoredCount(a, (2, 1), 3, 4, 0), None)], source="c2.csv",
+                    source_sha256="ef" * 32, recorded_at=created)  # a replaced count
+    assert repo.latest_counts("a1") == sorted(
+        [StoredCount(a, (2, 1), 3, 4, 0), StoredCount(b, (5, 6), 0, 0, 1)],
+        key=lambda c: c.acta_id)
+    assert repo.latest_summary("a1") is None and repo.n_measures("a1") == 0
+    for risk, summary in ((0.5, '{"k": 1}'), (0.01, '{"k": 2}')):
+        repo.add_measure("a1", round=1, measured_at=created, n_draws=3, status="continue",
+                         risk=risk, summary=summary)
+    assert repo.latest_summary("a1") == '{"k": 2}' and repo.n_measures("a1") == 2
+    # one transaction per step: a failing step leaves nothing behind
+    with pytest.raises(Exception):  # noqa: B017 - the backend's own duplicate-key error
+        repo.create(rec, manifest, None)
+    assert repo.audit_ids() == ["a1"]
+    n = any_store.con.execute("SELECT count(*) FROM audit_manifest").fetchall()[0][0]
+    assert n == 5

@@ -7,7 +7,8 @@ per assertion; stop, next round, or full hand count) -> ``report``. Each step st
 inputs, so :func:`replay` can rebuild the manifest, redraw every round from the seed and
 re-measure, and say whether everything matches what was stored.
 
-Tables are ``audit_*`` in the same DuckDB file (created here, ``IF NOT EXISTS``).
+The record lives in the store (``store.audits``, store/audit_repo.py: tables ``audit_*``
+from migration 0003, on DuckDB and PostgreSQL alike); this module holds the logic only.
 """
 
 from __future__ import annotations
@@ -34,106 +35,14 @@ from escrutinio.domain import Contest, SnapshotKind
 from escrutinio.errors import IngestError, Location, UnknownReferenceError
 from escrutinio.provenance import Provenance
 from escrutinio.sources.base import cast_ints, read_csv_strict, read_source
+from escrutinio.store.audit_repo import DRAW_SCHEMA, StoredAudit, StoredCount
 from escrutinio.store.base import Store
 
 METHODS = ("macro", "alpha")
 DESIGNS = ("ppeb", "uniform")
 
-TABLES_SQL = """
-CREATE TABLE IF NOT EXISTS audit_audits (
-    audit_id TEXT PRIMARY KEY, contest_id TEXT NOT NULL, snapshot_id TEXT NOT NULL,
-    created_at TIMESTAMPTZ NOT NULL, method TEXT NOT NULL, design TEXT NOT NULL,
-    risk_limit TEXT NOT NULL, seed TEXT NOT NULL, policy TEXT NOT NULL,
-    alpha_params TEXT NOT NULL, manifest_sha256 TEXT NOT NULL, n_actas BIGINT NOT NULL,
-    total_weight TEXT NOT NULL, scale TEXT NOT NULL, definition TEXT NOT NULL,
-    escrutinio_version TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS audit_manifest (
-    audit_id TEXT NOT NULL, ordinal BIGINT NOT NULL, acta_id TEXT NOT NULL,
-    category TEXT NOT NULL, ballots BIGINT NOT NULL, weight TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS audit_rounds (
-    audit_id TEXT NOT NULL, round INTEGER NOT NULL, first_draw BIGINT NOT NULL,
-    last_draw BIGINT NOT NULL, size_rule TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL);
-CREATE TABLE IF NOT EXISTS audit_draws (
-    audit_id TEXT NOT NULL, round INTEGER NOT NULL, draw BIGINT NOT NULL,
-    acta_id TEXT NOT NULL, ordinal BIGINT NOT NULL, detail TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS audit_counts (
-    audit_id TEXT NOT NULL, seq BIGINT NOT NULL, acta_id TEXT NOT NULL, votes BIGINT[],
-    blank BIGINT NOT NULL, "null" BIGINT NOT NULL, challenged BIGINT NOT NULL,
-    source TEXT NOT NULL, source_sha256 TEXT NOT NULL, line BIGINT,
-    recorded_at TIMESTAMPTZ NOT NULL);
-CREATE TABLE IF NOT EXISTS audit_measures (
-    audit_id TEXT NOT NULL, seq BIGINT NOT NULL, round INTEGER NOT NULL,
-    measured_at TIMESTAMPTZ NOT NULL, n_draws BIGINT NOT NULL, status TEXT NOT NULL,
-    risk DOUBLE PRECISION NOT NULL, summary TEXT NOT NULL);
-"""
-
-
-# --- the audit's SQL, on either store (DuckDB or PostgreSQL) --------------------------------
-# Portable SQL only: '?' placeholders (turned into '%s' for psycopg), no QUALIFY, no scans of
-# Python objects by variable name; frames are inserted through a registered view (DuckDB)
-# or executemany (PostgreSQL).
-
-def _is_duckdb(store: Store) -> bool:
-    from escrutinio.store.duckdb_store import DuckDBStore
-
-    return isinstance(store, DuckDBStore)
-
-
-def _q(store: Store, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    """Run one statement on the store's connection; its rows (none for a command)."""
-    con: Any = store.con  # type: ignore[attr-defined]
-    if not _is_duckdb(store):
-        sql = sql.replace("?", "%s")
-    cur = con.execute(sql, params) if params else con.execute(sql)
-    return list(cur.fetchall()) if cur.description else []
-
-
-def _insert(store: Store, table: str, frame: pl.DataFrame) -> None:
-    """Insert a frame's rows (its columns in the table's order)."""
-    if frame.height == 0:
-        return
-    con: Any = store.con  # type: ignore[attr-defined]
-    if _is_duckdb(store):  # a registered Arrow view (fast), dropped at once
-        name = f"__audit_insert_{table}"
-        con.register(name, frame.to_arrow())
-        try:
-            con.execute(f"INSERT INTO {table} SELECT * FROM {name}")
-        finally:
-            con.unregister(name)
-        return
-    marks = ", ".join(["%s"] * frame.width)
-    with con.cursor() as cur:
-        cur.executemany(f"INSERT INTO {table} VALUES ({marks})", frame.rows())
-
-
-class _Transaction:
-    """BEGIN ... COMMIT (ROLLBACK on error) on the store's connection."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def __enter__(self) -> None:
-        _q(self.store, "BEGIN TRANSACTION")
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        _q(self.store, "ROLLBACK" if exc_type is not None else "COMMIT")
-
-
-def ensure_tables(store: Store) -> None:
-    schema = "current_schema()"
-    have = {r[0] for r in _q(
-        store, "SELECT table_name FROM information_schema.tables WHERE table_name LIKE "
-        f"'audit_%' AND table_schema = {schema}")}
-    if not {"audit_audits", "audit_manifest", "audit_rounds", "audit_draws", "audit_counts",
-            "audit_measures"} <= have:
-        for stmt in TABLES_SQL.split(";"):
-            if stmt.strip():
-                _q(store, stmt)
-
-
 def audit_exists(store: Store, audit_id: str) -> bool:
-    ensure_tables(store)
-    return bool(_q(store, "SELECT 1 FROM audit_audits WHERE audit_id = ?", [audit_id]))
+    return store.audits.exists(audit_id)
 
 
 # --- manifest ------------------------------------------------------------------------------
@@ -339,13 +248,12 @@ def create_audit(store: Store, *, audit_id: str, seed: str, risk_limit: str = "0
                  external_manifest: pl.DataFrame | None = None,
                  force: bool = False) -> tuple[AuditRecord, ManifestCheck]:
     """Build and check the manifest, then store the audit. Nothing is drawn here."""
-    ensure_tables(store)
     if method not in METHODS or design not in DESIGNS:
         raise AuditInputError(f"método/diseño desconocido: {method}/{design}",
                               f"unknown method/design: {method}/{design}")
     if method == "macro" and design != "ppeb":
         raise AuditInputError("MACRO exige el diseño PPEB", "MACRO requires the PPEB design")
-    if _q(store, "SELECT 1 FROM audit_audits WHERE audit_id = ?", [audit_id]):
+    if store.audits.exists(audit_id):
         raise AuditInputError(f"ya existe la auditoría {audit_id}",
                               f"audit {audit_id} already exists")
     seed = normalise_seed(seed)
@@ -382,46 +290,33 @@ def create_audit(store: Store, *, audit_id: str, seed: str, risk_limit: str = "0
                       f"{alpha.numerator}/{alpha.denominator}", seed, policy.to_dict(),
                       params.to_dict(), manifest_sha256(pop), pop.size,
                       str(pop.total_weight), str(pop.scale), definition, __version__)
-    mf = manifest_frame(pop).select(pl.lit(audit_id).alias("audit_id"), "ordinal", "acta_id",
-                                    "category", "ballots", "weight")
-    with _Transaction(store):
-        _q(store, "INSERT INTO audit_audits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-           "?)",
-           [rec.audit_id, rec.contest_id, rec.snapshot_id, rec.created_at, rec.method,
-            rec.design, rec.risk_limit, rec.seed, json.dumps(rec.policy),
-            json.dumps(rec.alpha_params), rec.manifest_sha256, rec.n_actas,
-            rec.total_weight, rec.scale, json.dumps(definition, ensure_ascii=False),
-            rec.version])
-        _insert(store, "audit_manifest", mf)
-        if external_manifest is not None:
-            ext = external_manifest.select(pl.lit(audit_id).alias("audit_id"), "acta_id",
-                                           "ballots")
-            _q(store, "CREATE TABLE IF NOT EXISTS audit_external_manifest ("
-               "audit_id TEXT, acta_id TEXT, ballots BIGINT)")
-            _insert(store, "audit_external_manifest", ext)
+    store.audits.create(
+        StoredAudit(rec.audit_id, rec.contest_id, rec.snapshot_id, rec.created_at,
+                    rec.method, rec.design, rec.risk_limit, rec.seed, json.dumps(rec.policy),
+                    json.dumps(rec.alpha_params), rec.manifest_sha256, rec.n_actas,
+                    rec.total_weight, rec.scale, json.dumps(definition, ensure_ascii=False),
+                    rec.version),
+        manifest_frame(pop),
+        None if external_manifest is None else external_manifest.select("acta_id", "ballots"))
     return rec, check
 
 
 def load_audit(store: Store, audit_id: str) -> AuditRecord:
-    ensure_tables(store)
-    rows = _q(store, "SELECT * FROM audit_audits WHERE audit_id = ?", [audit_id])
-    if not rows:
-        known = ", ".join(str(r[0]) for r in _q(store, "SELECT audit_id FROM audit_audits "
-                                                       "ORDER BY audit_id", [])) or "—"
+    r = store.audits.get(audit_id)
+    if r is None:
+        known = ", ".join(store.audits.audit_ids(order_by="audit_id")) or "—"
         raise UnknownReferenceError(f"auditoría desconocida: {audit_id!r}; las del almacén: "
                                     f"{known}",
                                     f"unknown audit: {audit_id!r}; the store holds: {known}")
-    r = rows[0]
-    created = r[3] if r[3].tzinfo else r[3].replace(tzinfo=UTC)
-    return AuditRecord(r[0], r[1], r[2], created.astimezone(UTC), r[4], r[5], r[6], r[7],
-                       json.loads(r[8]), json.loads(r[9]), r[10], int(r[11]), r[12], r[13],
-                       json.loads(r[14]), r[15])
+    return AuditRecord(r.audit_id, r.contest_id, r.snapshot_id, r.created_at, r.method,
+                       r.design, r.risk_limit, r.seed, json.loads(r.policy),
+                       json.loads(r.alpha_params), r.manifest_sha256, r.n_actas,
+                       r.total_weight, r.scale, json.loads(r.definition),
+                       r.escrutinio_version)
 
 
 def list_audits(store: Store) -> list[AuditRecord]:
-    ensure_tables(store)
-    ids = [r[0] for r in _q(store, "SELECT audit_id FROM audit_audits ORDER BY created_at")]
-    return [load_audit(store, i) for i in ids]
+    return [load_audit(store, i) for i in store.audits.audit_ids()]
 
 
 def population_of(store: Store, rec: AuditRecord) -> AuditPopulation:
@@ -429,10 +324,7 @@ def population_of(store: Store, rec: AuditRecord) -> AuditPopulation:
     frame = audit_frame(store, rec.snapshot_id)
     contest = store.contest(rec.contest_id)
     if rec.definition.get("external_manifest"):
-        ext = pl.DataFrame(_q(store, "SELECT acta_id, ballots FROM audit_external_manifest "
-                                  "WHERE audit_id = ? ORDER BY acta_id", [rec.audit_id]),
-                           schema={"acta_id": pl.String, "ballots": pl.Int64}, orient="row")
-        frame = apply_external_manifest(frame, ext)
+        frame = apply_external_manifest(frame, store.audits.external_manifest(rec.audit_id))
     pop = build_population(frame, contest, snapshot_id=rec.snapshot_id,
                            policy=Policy.from_dict(rec.policy))
     if manifest_sha256(pop) != rec.manifest_sha256:
@@ -466,11 +358,7 @@ class RoundDraws:
 
 
 def _draw_rows(store: Store, audit_id: str) -> pl.DataFrame:
-    return pl.DataFrame(
-        _q(store, "SELECT round, draw, acta_id, ordinal, detail FROM audit_draws WHERE "
-           "audit_id = ? ORDER BY draw", [audit_id]),
-        schema={"round": pl.Int32, "draw": pl.Int64, "acta_id": pl.String,
-                "ordinal": pl.Int64, "detail": pl.String}, orient="row")
+    return store.audits.draws(audit_id)
 
 
 def generate_draws(pop: AuditPopulation, rec: AuditRecord, first: int, n: int) -> list[Draw]:
@@ -491,9 +379,8 @@ def draw_round(store: Store, audit_id: str, size: int | None = None) -> RoundDra
     finish under the default error model), then the size the last measurement asked for."""
     rec = load_audit(store, audit_id)
     pop = population_of(store, rec)
-    prev = _q(store, "SELECT coalesce(max(round), 0), coalesce(max(last_draw), 0) "
-              "FROM audit_rounds WHERE audit_id = ?", [audit_id])[0]
-    rnd, last = int(prev[0]) + 1, int(prev[1])
+    prev_round, last = store.audits.last_round(audit_id)
+    rnd = prev_round + 1
     rule = "explicit"
     if size is None:
         if rnd == 1:
@@ -532,16 +419,12 @@ def draw_round(store: Store, audit_id: str, size: int | None = None) -> RoundDra
     draws = generate_draws(pop, rec, last + 1, int(size))
     seen = set(_draw_rows(store, audit_id)["acta_id"].to_list())
     new = len({d.acta_id for d in draws} - seen)
-    df = pl.DataFrame({"audit_id": [audit_id] * len(draws), "round": [rnd] * len(draws),
-                       "draw": [d.draw for d in draws], "acta_id": [d.acta_id for d in draws],
+    df = pl.DataFrame({"round": [rnd] * len(draws), "draw": [d.draw for d in draws],
+                       "acta_id": [d.acta_id for d in draws],
                        "ordinal": [d.ordinal for d in draws],
-                       "detail": [d.detail for d in draws]},
-                      schema={"audit_id": pl.String, "round": pl.Int32, "draw": pl.Int64,
-                              "acta_id": pl.String, "ordinal": pl.Int64, "detail": pl.String})
-    with _Transaction(store):
-        _insert(store, "audit_draws", df)
-        _q(store, "INSERT INTO audit_rounds VALUES (?, ?, ?, ?, ?, ?)",
-           [audit_id, rnd, draws[0].draw, draws[-1].draw, rule, datetime.now(UTC)])
+                       "detail": [d.detail for d in draws]}, schema=DRAW_SCHEMA)
+    store.audits.add_round(audit_id, round=rnd, size_rule=rule, draws=df,
+                           created_at=datetime.now(UTC))
     return RoundDraws(audit_id, rnd, draws[0].draw, draws[-1].draw, rule, tuple(draws), new,
                       rec.seed, rec.manifest_sha256)
 
@@ -593,12 +476,8 @@ def read_hand_counts(path: str | Path, contest: Contest) -> tuple[list[tuple[Han
 
 
 def _latest_counts(store: Store, audit_id: str) -> dict[str, HandCount]:
-    rows = _q(store,
-              "SELECT acta_id, votes, blank, \"null\", challenged FROM audit_counts c "
-              "WHERE audit_id = ? AND seq = (SELECT max(seq) FROM audit_counts d WHERE "
-              "d.audit_id = c.audit_id AND d.acta_id = c.acta_id)", [audit_id])
-    return {r[0]: HandCount(r[0], tuple(int(v) for v in r[1]), int(r[2]), int(r[3]), int(r[4]))
-            for r in rows}
+    return {c.acta_id: HandCount(c.acta_id, c.votes, c.blank, c.null, c.challenged)
+            for c in store.audits.latest_counts(audit_id)}
 
 
 def record_counts(store: Store, audit_id: str, path: str | Path, *,
@@ -627,14 +506,10 @@ def record_counts(store: Store, audit_id: str, path: str | Path, *,
                               f"acta {hc.acta_id} already has another count (use --replace)")
         replaced += old is not None
         new_rows.append((hc, line))
-    seq0 = int(_q(store, "SELECT coalesce(max(seq), 0) FROM audit_counts WHERE audit_id = ?",
-                  [audit_id])[0][0])
-    now = datetime.now(UTC)
-    with _Transaction(store):
-        for i, (hc, line) in enumerate(new_rows, start=1):
-            _q(store, "INSERT INTO audit_counts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-               [audit_id, seq0 + i, hc.acta_id, list(hc.votes), hc.blank, hc.null,
-                hc.challenged, name, sha, line, now])
+    store.audits.add_counts(
+        audit_id, [(StoredCount(hc.acta_id, tuple(hc.votes), hc.blank, hc.null,
+                                hc.challenged), line) for hc, line in new_rows],
+        source=name, source_sha256=sha, recorded_at=datetime.now(UTC))
     have = _latest_counts(store, audit_id)
     return RecordResult(audit_id, name, sha, len(new_rows), replaced, unchanged,
                         len(drawn - set(have)))
@@ -666,21 +541,17 @@ def measure_audit(store: Store, audit_id: str) -> Measurement:
     rec = load_audit(store, audit_id)
     pop = population_of(store, rec)
     m = _measure(store, rec, pop)
-    rnd = int(_q(store, "SELECT coalesce(max(round), 0) FROM audit_rounds WHERE "
-                 "audit_id = ?", [audit_id])[0][0])
-    seq = int(_q(store, "SELECT coalesce(max(seq), 0) FROM audit_measures WHERE "
-                 "audit_id = ?", [audit_id])[0][0]) + 1
     summary = measurement_summary(m)
-    _q(store, "INSERT INTO audit_measures VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-       [audit_id, seq, rnd, datetime.now(UTC), m.n_draws, m.status, m.risk,
-        json.dumps(summary, ensure_ascii=False)])
+    store.audits.add_measure(audit_id, round=store.audits.last_round(audit_id)[0],
+                             measured_at=datetime.now(UTC), n_draws=m.n_draws,
+                             status=m.status, risk=m.risk,
+                             summary=json.dumps(summary, ensure_ascii=False))
     return m
 
 
 def latest_measurement(store: Store, audit_id: str) -> dict[str, Any] | None:
-    rows = _q(store, "SELECT summary FROM audit_measures WHERE audit_id = ? "
-              "ORDER BY seq DESC LIMIT 1", [audit_id])
-    return json.loads(rows[0][0]) if rows else None
+    summary = store.audits.latest_summary(audit_id)
+    return json.loads(summary) if summary is not None else None
 
 
 @dataclass(frozen=True)
@@ -701,16 +572,14 @@ def replay(store: Store, audit_id: str) -> Replay:
     except AuditInputError:
         return Replay(False, False, False, 0, 0)
     stored = _draw_rows(store, audit_id)
-    rounds = _q(store, "SELECT round, first_draw, last_draw FROM audit_rounds WHERE "
-                "audit_id = ? ORDER BY round", [audit_id])
+    rounds = store.audits.rounds(audit_id)
     again: list[Draw] = []
-    for _, first, last in rounds:
-        again.extend(generate_draws(pop, rec, int(first), int(last) - int(first) + 1))
+    for r in rounds:
+        again.extend(generate_draws(pop, rec, r.first_draw, r.last_draw - r.first_draw + 1))
     draws_ok = ([d.acta_id for d in again] == stored["acta_id"].to_list()
                 and [d.detail for d in again] == stored["detail"].to_list())
     last_m = latest_measurement(store, audit_id)
-    n_meas = int(_q(store, "SELECT count(*) FROM audit_measures WHERE audit_id = ?",
-                    [audit_id])[0][0])
+    n_meas = store.audits.n_measures(audit_id)
     measures_ok = True
     if last_m is not None and stored.height:
         m = measurement_summary(_measure(store, rec, pop))
@@ -732,8 +601,6 @@ def audit_report(store: Store, audit_id: str) -> AuditReport:
     rec = load_audit(store, audit_id)
     pop = population_of(store, rec)
     m = _measure(store, rec, pop)
-    rounds = tuple({"round": int(r[0]), "first_draw": int(r[1]), "last_draw": int(r[2]),
-                    "size_rule": r[3]} for r in _q(
-        store, "SELECT round, first_draw, last_draw, size_rule FROM audit_rounds WHERE "
-        "audit_id = ? ORDER BY round", [audit_id]))
+    rounds = tuple({"round": r.round, "first_draw": r.first_draw, "last_draw": r.last_draw,
+                    "size_rule": r.size_rule} for r in store.audits.rounds(audit_id))
     return AuditReport(rec, rounds, m, replay(store, audit_id))

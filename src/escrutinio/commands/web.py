@@ -263,15 +263,10 @@ def register(app: typer.Typer) -> None:
     def migrate(
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
-        """Aplicar las migraciones del esquema PostgreSQL / apply the PostgreSQL schema
-        migrations (run it as the owner role before starting the servers)."""
+        """Aplicar las migraciones del esquema y listarlas / apply the schema migrations
+        and list them (PostgreSQL: run it as the owner role before starting the servers;
+        a DuckDB file also migrates by itself when opened for writing)."""
         try:
-            if not is_postgres_url(opts.db):
-                raise EscrutinioError(
-                    "migrate es para PostgreSQL (--db postgresql://...); un archivo DuckDB "
-                    "se crea y se actualiza solo",
-                    "migrate is for PostgreSQL (--db postgresql://...); a DuckDB file is "
-                    "created and updated by itself")
             report = _migrate(opts.db)
         except EscrutinioError as exc:
             fail(exc, as_json)
@@ -364,28 +359,33 @@ def _stop_watcher(watcher: tuple[object, object, object]) -> None:
 
 
 def _migrate(url: str) -> dict[str, object]:
-    """Apply the pending migrations and create the ledger's tables (so that the roles the
-    servers run as need no right to create tables); report the schema."""
-    import psycopg
+    """Apply the pending migrations (they create every table, the ledger's included, so
+    that the roles the servers run as need no right to create tables); report the schema.
+    A DuckDB file migrates whenever it is opened for writing: this opens it and reports."""
+    if not is_postgres_url(url):
+        from escrutinio.store.duckdb_store import DuckDBStore
 
-    from escrutinio.store.ledger import DDL
-    from escrutinio.store.postgres_store import migrate as run_migrations
+        store = DuckDBStore(url)
+        try:
+            applied, rows = store.migrated_now, store.migrations.applied()
+        finally:
+            store.close()
+        where = url
+    else:
+        import psycopg
 
-    try:
-        with psycopg.connect(url, autocommit=True, connect_timeout=10) as con:
-            applied = run_migrations(con)
-            with con.transaction():
-                for ddl in DDL:
-                    con.execute(ddl)  # trusted, shipped with us
-            rows = con.execute("SELECT version, name, sha256, applied_at FROM "
-                               "schema_migrations ORDER BY version").fetchall()
-    except psycopg.Error as exc:
-        raise EscrutinioError(f"no se pudo migrar {_redacted(url)}: {exc}",
-                              f"could not migrate {_redacted(url)}: {exc}") from exc
-    return {"db": _redacted(url), "applied": applied,
-            "schema_version": max((int(r[0]) for r in rows), default=0),
-            "migrations": [{"version": int(r[0]), "name": r[1], "sha256": r[2],
-                            "applied_at": r[3]} for r in rows]}
+        from escrutinio.store.postgres_store import migrate_database
+
+        try:
+            applied, rows = migrate_database(url, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise EscrutinioError(f"no se pudo migrar {_redacted(url)}: {exc}",
+                                  f"could not migrate {_redacted(url)}: {exc}") from exc
+        where = _redacted(url)
+    return {"db": where, "applied": applied,
+            "schema_version": max((r.version for r in rows), default=0),
+            "migrations": [{"version": r.version, "name": r.name, "sha256": r.sha256,
+                            "applied_at": r.applied_at} for r in rows]}
 
 
 def _warm_home(application: object) -> None:

@@ -235,15 +235,7 @@ def report(store: Store, audit_id: str) -> wf.AuditReport:
 def recorded_audits(store: Store, snapshot_id: str) -> tuple[dict[str, Any], ...]:
     """The audits recorded in the store for a snapshot, each with its latest measurement.
     Read-only: a store without the audit tables has no audits (nothing is created)."""
-    con: Any = getattr(store, "con", None)
-    if con is None:
-        return ()
-    # the workflow's own functions create the tables when they are missing: look first
-    # (in the store's own schema: a PostgreSQL server holds other stores' tables too)
-    have = {r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_name IN "
-        "('audit_audits', 'audit_measures') AND table_schema = current_schema()").fetchall()}
-    if {"audit_audits", "audit_measures"} - have:
+    if getattr(store, "con", None) is None or not store.audits.available():
         return ()
     return tuple({"audit_id": rec.audit_id, "method": rec.method, "design": rec.design,
                   "risk_limit": rec.risk_limit, "seed": rec.seed,

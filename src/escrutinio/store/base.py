@@ -16,7 +16,9 @@ from escrutinio.errors import EscrutinioError, NotFoundError, UnknownReferenceEr
 from escrutinio.sources.base import REJECTED_SCHEMA, ParsedSnapshot
 
 if TYPE_CHECKING:
+    from escrutinio.store.audit_repo import AuditRepository
     from escrutinio.store.frontier_repo import FrontierRepo
+    from escrutinio.store.migration_repo import MigrationRepository
     from escrutinio.store.rawlog_repo import RawLogRepo
 
 
@@ -98,6 +100,17 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    # -- repositories: the rest of the SQL, one implementation per backend ------------------
+    @property
+    def audits(self) -> AuditRepository:
+        """The audit workflow's record (store/audit_repo.py)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no audits")
+
+    @property
+    def migrations(self) -> MigrationRepository:
+        """The schema's version record (store/migration_repo.py)."""
+        raise NotImplementedError(f"{type(self).__name__} has no schema of its own")
 
     # -- one acta across snapshots (the mesa lookup) ------------------------------------
     def acta_history(self, contest_id: str, acta_ids: list[str]) -> pl.DataFrame:

@@ -32,9 +32,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import duckdb
 import polars as pl
@@ -53,7 +52,10 @@ from escrutinio.store.base import IngestOutcome, SnapshotInfo, Store
 from escrutinio.store.frontier_repo import DuckDBFrontierRepo
 from escrutinio.store.rawlog_repo import DuckDBRawLogRepo
 
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:  # imported when used: a reader's start-up needs neither
+    from escrutinio.store.audit_repo import DuckDBAuditRepository
+    from escrutinio.store.migration_repo import DuckDBMigrations
+
 #: loaded snapshot frames kept per store object (snapshots never change once stored)
 FRAME_CACHE_SIZE = 2
 #: seconds a process waits for another one's lock on the file before giving up
@@ -186,6 +188,8 @@ class DuckDBStore(Store):
         self._active = 0
         self._opened_at = self._last_use = 0.0
         self._migrated = read_only
+        self.baselined = False  # opened a store from before versioned migrations
+        self.migrated_now: list[int] = []  # migrations this store applied when it opened
         self._closed = False
         self.n_opens = 0  # how many times the file was opened (tests, diagnostics)
         self.con = LeasedConnection(self)
@@ -382,12 +386,31 @@ class DuckDBStore(Store):
                 self._guard.release()
 
     def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
-        sql = resources.files("escrutinio.store").joinpath("schema.sql").read_text("utf-8")
-        con.execute(sql)
-        rows = con.execute("SELECT max(version) FROM schema_version").fetchall()
-        if not rows or rows[0][0] is None:
-            con.execute("INSERT INTO schema_version VALUES (?, ?)",
-                        [SCHEMA_VERSION, datetime.now(UTC)])
+        """Apply the pending migrations (store/migration_repo.py); a store from before
+        versioned migrations is baselined on the way (``baselined``)."""
+        from escrutinio.store.migration_repo import DuckDBMigrations
+
+        repo = DuckDBMigrations(con)
+        self.migrated_now = repo.migrate()
+        self.baselined = repo.baselined
+
+    @property
+    def audits(self) -> DuckDBAuditRepository:
+        """The audit workflow's record (store/audit_repo.py)."""
+        from escrutinio.store.audit_repo import DuckDBAuditRepository
+
+        return DuckDBAuditRepository(self)
+
+    @property
+    def migrations(self) -> DuckDBMigrations:
+        """The schema's version record (store/migration_repo.py), on this thread's
+        cursor (the store's connection stays held only while a query runs)."""
+        from escrutinio.store.migration_repo import DuckDBMigrations
+
+        return DuckDBMigrations(self.con)
+
+    def schema_versions(self) -> list[int]:
+        return self.migrations.versions()
 
     @_held
     def _one(self, sql: str, params: list[object] | None = None) -> tuple[object, ...] | None:

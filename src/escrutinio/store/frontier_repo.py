@@ -16,25 +16,17 @@ from abc import ABC, abstractmethod
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from escrutinio.store.migration_repo import migration_sql
+
 if TYPE_CHECKING:
     import psycopg
 
     from escrutinio.store.duckdb_store import LeasedConnection
 
-_TABLE_SQL: Final = """
-CREATE TABLE IF NOT EXISTS live_crawl (
-    contest_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
-    state TEXT NOT NULL,
-    updated_at TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (contest_id, kind, key)
-);
-"""
-#: the frontier's table in a DuckDB store
-DUCKDB_DDL: Final = _TABLE_SQL
-#: the frontier's table in a PostgreSQL store (the same SQL: TEXT and TIMESTAMPTZ only)
-POSTGRES_DDL: Final = _TABLE_SQL
+#: the frontier's table: migration 0005 (one file for both databases), also run by a writer
+#: that finds it missing (idempotent)
+DUCKDB_DDL: Final = migration_sql("0005_live_crawl.sql")
+POSTGRES_DDL: Final = DUCKDB_DDL
 
 #: one saved item: (kind, key, state as JSON text)
 FrontierRow = tuple[str, str, str]

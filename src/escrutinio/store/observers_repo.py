@@ -6,7 +6,7 @@ One interface, :class:`ObserverRepo`, and one implementation per backend:
 * :class:`PostgresObserverRepo` — a small pool of its own autocommit connections
   (``pool_size``, default 4 per process) opened from the store's DSN with the server's
   connect options (:data:`~escrutinio.store.server_db.CONNECT_OPTIONS`), migrated on first
-  use (``store/migrations/postgres``). A connection that breaks is dropped and the call
+  use (``store/migrations``). A connection that breaks is dropped and the call
   raises :class:`~escrutinio.store.server_db.DatabaseUnavailable` (the web app answers 503
   with ``Retry-After``); the next call opens a new one. Writes that touch the log take the
   ledger's advisory lock (:data:`escrutinio.store.ledger.LEDGER_LOCK`), so every writer of
@@ -113,7 +113,7 @@ class Visibility:
 
 
 def migration_sql() -> str:
-    return (resources.files("escrutinio.store").joinpath("migrations/postgres")
+    return (resources.files("escrutinio.store").joinpath("migrations")
             .joinpath(MIGRATION_FILE).read_text("utf-8"))
 
 

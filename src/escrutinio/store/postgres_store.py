@@ -8,23 +8,19 @@ shared by several processes.
   empty field) apart from the empty string (``""``) in both directions.
 * One transaction per ``put_snapshots`` (all snapshots of a command or none), serialised
   between processes by a transaction-level advisory lock.
-* The schema is versioned: ``store/migrations/postgres/NNNN_name.sql`` files applied in
-  order, each in its own transaction, and recorded in ``schema_migrations`` (see
-  docs/store.md, "Adding a migration").
+* The schema is versioned: the ``store/migrations/NNNN_name[.postgres].sql`` files
+  (one set for both databases, store/migration_repo.py) applied in order, each in its
+  own transaction, and recorded in ``schema_migrations`` (see docs/store.md).
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import re
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import psycopg
@@ -39,20 +35,24 @@ from escrutinio.errors import (
     UnknownReferenceError,
 )
 from escrutinio.sources.base import REJECTED_SCHEMA, ParsedSnapshot
+from escrutinio.store import migration_repo
 from escrutinio.store.base import IngestOutcome, SnapshotInfo, Store
 from escrutinio.store.frontier_repo import PostgresFrontierRepo
+from escrutinio.store.migration_repo import AppliedMigration, Migration, PostgresMigrations
 from escrutinio.store.rawlog_repo import PostgresRawLogRepo
+
+if TYPE_CHECKING:
+    from escrutinio.store.audit_repo import PostgresAuditRepository
 
 #: loaded snapshot frames kept per store object (snapshots never change once stored)
 FRAME_CACHE_SIZE = 2
-#: advisory lock keys (arbitrary constants; pg_advisory locks are per database)
-MIGRATION_LOCK = 7_301_946_001
+#: advisory lock keys (arbitrary constants; pg_advisory locks are per database;
+#: MIGRATION_LOCK = 7_301_946_001 is in store/migration_repo.py)
 WRITE_LOCK = 7_301_946_002
 
 _SNAPSHOT_COLS = ("snapshot_id, contest_id, kind, level, as_of, source_uri, source_sha256, "
                   "part, parser, label, n_rows, n_rejected, n_findings, ingested_at, "
                   "escrutinio_version")
-_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _GEO_COLUMNS = ("code", "name", "level", "parent", "abroad", "alt_code")
 
 
@@ -60,32 +60,10 @@ def _q(col: str) -> str:
     return f'"{col}"'
 
 
-# -- migrations --------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Migration:
-    version: int
-    name: str
-    sql: str
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.sql.encode("utf-8")).hexdigest()
-
-
+# -- migrations (store/migration_repo.py: one versioned set for both databases) ----------
 def migrations() -> list[Migration]:
-    """The migration files shipped with escrutinio, in version order."""
-    folder = resources.files("escrutinio.store").joinpath("migrations/postgres")
-    found: list[Migration] = []
-    for entry in folder.iterdir():
-        m = _MIGRATION_NAME.match(entry.name)
-        if m:
-            found.append(Migration(int(m.group(1)), m.group(2), entry.read_text("utf-8")))
-    found.sort(key=lambda x: x.version)
-    versions = [x.version for x in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise RuntimeError(f"PostgreSQL migrations must be numbered 0001, 0002, ... without "
-                           f"gaps; found {versions}")
-    return found
+    """The migrations PostgreSQL applies, in version order."""
+    return migration_repo.migrations("postgres")
 
 
 def migrate(con: psycopg.Connection[Any]) -> list[int]:
@@ -93,33 +71,18 @@ def migrate(con: psycopg.Connection[Any]) -> list[int]:
     versions. Idempotent, and safe when several processes start at once (an advisory
     lock serialises them). A migration already applied whose file has since changed is an
     error: migrations are append-only."""
-    applied_now: list[int] = []
-    con.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK])
-    try:
-        # checked first: CREATE ... IF NOT EXISTS needs the right to create tables even when
-        # the table exists, and a server's least-privileged role has no such right
-        exists = con.execute("SELECT to_regclass('schema_migrations')").fetchone()
-        if exists is None or exists[0] is None:
-            con.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
-                        "version INTEGER PRIMARY KEY, name TEXT NOT NULL, sha256 TEXT NOT NULL, "
-                        "applied_at TIMESTAMPTZ NOT NULL)")
-        done = {int(r[0]): str(r[1]) for r in
-                con.execute("SELECT version, sha256 FROM schema_migrations").fetchall()}
-        for mig in migrations():
-            if mig.version in done:
-                if done[mig.version] != mig.sha256:
-                    raise RuntimeError(
-                        f"migration {mig.version:04d}_{mig.name}.sql was changed after it was "
-                        "applied; add a new migration instead of editing an applied one")
-                continue
-            with con.transaction():
-                con.execute(mig.sql)  # trusted file shipped with us
-                con.execute("INSERT INTO schema_migrations VALUES (%s, %s, %s, %s)",
-                            [mig.version, mig.name, mig.sha256, datetime.now(UTC)])
-            applied_now.append(mig.version)
-    finally:
-        con.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK])
-    return applied_now
+    return PostgresMigrations(con).migrate()
+
+
+def migrate_database(dsn: str, *, connect_timeout: int = 10
+                     ) -> tuple[list[int], list[AppliedMigration]]:
+    """``escrutinio migrate``: apply the pending migrations on the database at ``dsn``
+    (as its owner role, so that the servers' roles need no right to create tables);
+    return the versions applied now and every recorded migration."""
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=connect_timeout) as con:
+        repo = PostgresMigrations(con)
+        applied = repo.migrate()
+        return applied, repo.applied()
 
 
 # -- CSV in and out ----------------------------------------------------------------------
@@ -204,9 +167,20 @@ class PostgresStore(Store):
         if self._con is not None:
             self._con.close()
 
+    @property
+    def audits(self) -> PostgresAuditRepository:
+        """The audit workflow's record (store/audit_repo.py)."""
+        from escrutinio.store.audit_repo import PostgresAuditRepository
+
+        return PostgresAuditRepository(self)
+
+    @property
+    def migrations(self) -> PostgresMigrations:
+        """The schema's version record (store/migration_repo.py)."""
+        return PostgresMigrations(self.con)
+
     def schema_versions(self) -> list[int]:
-        return [int(r[0]) for r in self.con.execute(
-            "SELECT version FROM schema_migrations ORDER BY version").fetchall()]
+        return self.migrations.versions()
 
     # -- writing -------------------------------------------------------------------------
     def put_snapshots(self, snapshots: list[ParsedSnapshot], *,

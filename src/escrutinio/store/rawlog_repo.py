@@ -20,6 +20,8 @@ import contextlib
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Final
 
+from escrutinio.store.migration_repo import migration_sql
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -32,46 +34,10 @@ RESPONSE_COLUMNS: Final = ("seq", "run_id", "cycle", "fetched_at", "url", "scope
 EVENT_COLUMNS: Final = ("seq", "run_id", "ts", "level", "kind", "scope", "message_es",
                         "message_en", "detail")
 
-_TABLES_SQL: Final = """
-CREATE TABLE IF NOT EXISTS live_bodies (
-    sha256 TEXT PRIMARY KEY,
-    size BIGINT NOT NULL,
-    body {blob} NOT NULL
-);
-CREATE TABLE IF NOT EXISTS live_responses (
-    seq BIGINT NOT NULL,
-    run_id TEXT NOT NULL,
-    cycle BIGINT NOT NULL,
-    fetched_at TIMESTAMPTZ NOT NULL,
-    url TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    endpoint TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    status INTEGER,
-    headers TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    size BIGINT NOT NULL,
-    elapsed_ms {double} NOT NULL,
-    error TEXT,
-    outcome TEXT NOT NULL,
-    reason TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS live_events (
-    seq BIGINT NOT NULL,
-    run_id TEXT NOT NULL,
-    ts TIMESTAMPTZ NOT NULL,
-    level TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    scope TEXT,
-    message_es TEXT NOT NULL,
-    message_en TEXT NOT NULL,
-    detail TEXT NOT NULL
-);
-"""
-#: the raw log's tables in a DuckDB store
-DUCKDB_DDL: Final = _TABLES_SQL.format(blob="BLOB", double="DOUBLE")
-#: the raw log's tables in a PostgreSQL store
-POSTGRES_DDL: Final = _TABLES_SQL.format(blob="BYTEA", double="DOUBLE PRECISION")
+#: the raw log's tables: migration 0004 (one file for both databases), also run by a writer
+#: that finds them missing (idempotent)
+DUCKDB_DDL: Final = migration_sql("0004_live_raw_log.sql")
+POSTGRES_DDL: Final = DUCKDB_DDL
 
 _TABLE: Final = {"responses": "live_responses", "events": "live_events"}
 

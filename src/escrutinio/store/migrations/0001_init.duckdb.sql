@@ -1,11 +1,11 @@
--- escrutinio store schema, version 1.
+-- escrutinio store, migration 0001 (DuckDB variant): the initial schema.
+-- The same tables and meaning as 0001_init.postgres.sql; DuckDB sorts bytewise already,
+-- so no COLLATE here, and row_reports keeps insertion order without a serial column.
 -- Snapshots are immutable: rows are inserted once, never updated. A correction by the
 -- authority arrives as a new snapshot, and the diff between snapshots shows it.
-
-CREATE TABLE IF NOT EXISTS schema_version (
-    version INTEGER NOT NULL,
-    applied_at TIMESTAMPTZ NOT NULL
-);
+-- IF NOT EXISTS everywhere: a store created before versioned migrations (by
+-- store/schema.sql, recorded in schema_version) already holds these tables, and this
+-- migration then only records them (the baseline, docs/store.md).
 
 CREATE TABLE IF NOT EXISTS contests (
     contest_id TEXT PRIMARY KEY,
