@@ -1,0 +1,222 @@
+"""Replay of a stored count: the projection at each cut, scored against the final
+result (docs/projection.md §Replay)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from escrutinio.domain import Contest, SnapshotKind
+from escrutinio.errors import EscrutinioError
+from escrutinio.service.baseline import resolve_baseline
+from escrutinio.service.common import default_contest, stored_frame
+from escrutinio.service.projection import project
+from escrutinio.service.units import metadata_fraction, unit_cut
+from escrutinio.store.base import SnapshotInfo, Store
+
+if TYPE_CHECKING:
+    from escrutinio.projection.model import ModelParams
+    from escrutinio.projection.replay import ReplayResult
+    from escrutinio.projection.result import Projection
+
+
+# --- replay of a stored count (CLI ``replay``) ------------------------------------------
+
+REPLAY_MODES = ("auto", "actas", "snapshots", "units", "series")
+
+
+def _final_votes(store: Store, info: SnapshotInfo, contest: Contest) -> dict[str, int]:
+    if info.kind is SnapshotKind.ACTAS:
+        counted = stored_frame(store, info).filter(pl.col("status") == "counted")
+        return {x.code: int(counted[x.column].fill_null(0).sum()) for x in contest.candidates}
+    return unit_cut(store, info).counted(contest)
+
+
+def _series_fraction(store: Store, info: SnapshotInfo,
+                     md: dict[str, dict[str, str]] | None = None) -> float | None:
+    """Fraction counted of a national cut: its acta counts, else the source's own figure
+    (metadata ``pct_votes_counted``)."""
+    r0 = stored_frame(store, info).row(0, named=True)
+    if r0.get("actas_total") and r0.get("actas_counted") is not None:
+        return float(r0["actas_counted"] / r0["actas_total"])
+    return metadata_fraction(store, info, None, md)
+
+
+def replay(store: Store, *, params: ModelParams, contest_id: str | None = None,
+           mode: str = "auto", final_ref: str | None = None,
+           baseline_contest: str | None = None, baseline_ref: str = "latest",
+           blocs: dict[str, list[str]] | None = None, order_seed: int = 2021,
+           tilt_by: str = "area3_code", from_pct: float = 67.0,
+           use_default_baseline: bool = True,
+           progress: Callable[[int, int], Any] | None = None) -> ReplayResult:
+    """Replay a stored count and score the projection against its final result
+    (docs/projection.md §Replay). Modes: ``actas`` (arrival order rebuilt from the national
+    cuts), ``snapshots`` (per-acta snapshots as published), ``units`` (every unit snapshot,
+    projected by :func:`project` as ``escrutinio project`` would), ``series`` (national
+    totals alone); ``auto`` picks the first the store allows. Cuts that cannot be projected
+    are skipped with their reason (``ReplayResult.skipped``). The provenance names the mode
+    and the baseline (a series never uses one)."""
+    from dataclasses import replace
+
+    res = _replay(store, params=params, contest_id=contest_id, mode=mode, final_ref=final_ref,
+                  baseline_contest=baseline_contest, baseline_ref=baseline_ref, blocs=blocs,
+                  order_seed=order_seed, tilt_by=tilt_by, from_pct=from_pct,
+                  use_default_baseline=use_default_baseline, progress=progress)
+    base = None
+    if res.basis != "series":
+        base = resolve_baseline(store, res.contest_id, baseline_contest=baseline_contest,
+                                baseline_ref=baseline_ref, use_default=use_default_baseline)
+    desc = None if base is None else {"contest_id": base.contest_id,
+                                      "snapshot_id": base.info.snapshot_id,
+                                      "default": base.default}
+    ids = res.provenance.snapshot_ids
+    if base is not None and base.info.snapshot_id not in ids:
+        ids = (*ids, base.info.snapshot_id)
+    parameters = {**res.provenance.parameters, "basis": res.basis, "baseline": desc,
+                  "n_sims": params.n_sims}
+    return replace(res, provenance=replace(res.provenance, parameters=parameters,
+                                           snapshot_ids=ids))
+
+
+def _replay(store: Store, *, params: ModelParams, contest_id: str | None, mode: str,
+            final_ref: str | None, baseline_contest: str | None, baseline_ref: str,
+            blocs: dict[str, list[str]] | None, order_seed: int, tilt_by: str,
+            from_pct: float, use_default_baseline: bool,
+            progress: Callable[[int, int], Any] | None) -> ReplayResult:
+    from escrutinio.projection.baseline_join import join_for_actas
+    from escrutinio.projection.model import prepare_baseline
+    from escrutinio.projection.order import (
+        ActaState,
+        cuts_from_unit_snapshots,
+        derive_arrival_order,
+        unit_progress_from_frames,
+    )
+    from escrutinio.projection.replay import (
+        CutMeta,
+        SkippedCut,
+        replay_actas,
+        replay_series,
+        replay_snapshots,
+        run_replay,
+    )
+
+    if mode not in REPLAY_MODES:
+        raise EscrutinioError(f"modo desconocido {mode!r}: use {', '.join(REPLAY_MODES)}",
+                              f"unknown mode {mode!r}: use {', '.join(REPLAY_MODES)}")
+    cid = default_contest(store, contest_id)
+    c = store.contest(cid)
+    snaps = [s for s in store.list_snapshots(cid) if s.n_rows]
+    actas = [s for s in snaps if s.kind is SnapshotKind.ACTAS]
+    nat = [s for s in snaps if s.kind is SnapshotKind.UNITS and s.level == "national"]
+    sub = [s for s in snaps if s.kind is SnapshotKind.UNITS and s.level not in
+           (None, "national")]
+    if final_ref is not None:
+        fin_info = store.snapshot(final_ref, contest_id=cid)
+    elif actas:
+        fin_info = actas[-1]
+    elif nat:
+        fin_info = nat[-1]
+    elif sub:
+        fin_info = sub[-1]
+    else:
+        raise EscrutinioError("no hay instantáneas para reproducir", "no snapshots to replay")
+    final = _final_votes(store, fin_info, c)
+    if mode == "auto":
+        if fin_info.kind is SnapshotKind.ACTAS and nat:
+            mode = "actas"
+        elif len(actas) >= 2:
+            mode = "snapshots"
+        elif sub:
+            mode = "units"
+        else:
+            mode = "series"
+    order_ = sorted(final, key=lambda x: -final[x])
+    race = (order_[0], order_[1])
+    if mode in ("actas", "snapshots"):
+        if fin_info.kind is not SnapshotKind.ACTAS:
+            raise EscrutinioError(f"el modo {mode!r} necesita una instantánea final por acta",
+                                  f"mode {mode!r} needs a final per-acta snapshot")
+        ff = stored_frame(store, fin_info)
+        base = resolve_baseline(store, cid, baseline_contest=baseline_contest,
+                                baseline_ref=baseline_ref, use_default=use_default_baseline)
+        base_arg = None
+        if base is not None:
+            join = join_for_actas(ff, base.frame, base_kind=base.info.kind.value)
+            base_arg = prepare_baseline(join.frame, blocs)
+        if mode == "actas":
+            if not nat:
+                raise EscrutinioError("no hay cortes nacionales para reproducir",
+                                      "no national cuts to replay")
+            cuts = cuts_from_unit_snapshots(
+                [(s.as_of, stored_frame(store, s), s.label, s.snapshot_id) for s in nat], c)
+            states = [ActaState(s.as_of, stored_frame(store, s), s.label)
+                      for s in actas if s.snapshot_id != fin_info.snapshot_id]
+            units = unit_progress_from_frames(
+                [(s.as_of, stored_frame(store, s), s.label) for s in sub])
+            order = derive_arrival_order(ff, c, cuts, states=states, units=units,
+                                         seed=order_seed, tilt_by=tilt_by)
+            return replay_actas(order, c, baseline=base_arg, params=params, final=final,
+                                from_pct=from_pct, progress=progress)
+        items_a = [(CutMeta(s.as_of, s.label, s.snapshot_id, None, {}), stored_frame(store, s))
+                   for s in actas if s.snapshot_id != fin_info.snapshot_id
+                   and s.as_of <= fin_info.as_of]
+        if not items_a:
+            raise EscrutinioError("no hay instantáneas por acta anteriores a la final",
+                                  "no per-acta snapshots before the final one")
+        return replay_snapshots(items_a, c, final=final, baseline=base_arg, params=params,
+                                from_pct=from_pct, progress=progress)
+    if mode == "units":
+        cuts_u = [s for s in sub if s.as_of <= fin_info.as_of]
+        if not cuts_u:
+            raise EscrutinioError("no hay instantáneas por unidad", "no unit snapshots")
+        metas = []
+        for s in cuts_u:
+            cut = unit_cut(store, s)
+            metas.append(CutMeta(s.as_of, s.label, s.snapshot_id, cut.pct_counted,
+                                 cut.counted(c)))
+
+        def one(i: int) -> Projection:
+            s = cuts_u[i]
+            cut = unit_cut(store, s)
+            if cut.national is None and nat:
+                # a subnational table without a national row may not cover the whole
+                # country (ONPE 2021: no abroad): not projected
+                raise EscrutinioError(
+                    "instantánea por unidad sin fila nacional ni corte nacional del mismo "
+                    "minuto: puede no cubrir todo el país",
+                    "unit snapshot without a national row or a national cut of the same "
+                    "minute: it may not cover the whole country")
+            return project(store, s, params=params, baseline_contest=baseline_contest,
+                           baseline_ref=baseline_ref, blocs=blocs,
+                           use_default_baseline=use_default_baseline, pairs=(race,))
+
+        return run_replay(cid, "units", metas, one, final, race=race, from_pct=from_pct,
+                          progress=progress, seed=params.seed)
+    # series: national totals alone
+    metas_s: list[CutMeta] = []
+    fracs: list[float] = []
+    skipped: list[SkippedCut] = []
+    md = dict(store.snapshot_metadata(cid))
+    for s in nat:
+        if s.as_of > fin_info.as_of:
+            continue
+        f = _series_fraction(store, s, md)
+        r0 = stored_frame(store, s).row(0, named=True)
+        counted = {x.code: int(r0[x.column] or 0) for x in c.candidates}
+        if f is None:
+            skipped.append(SkippedCut(
+                len(metas_s) + len(skipped), s.as_of, s.label, s.snapshot_id, None,
+                "el corte no dice qué fracción se contó (ni actas ni porcentaje de votos)",
+                "the cut does not say what fraction was counted (no acta counts, no share "
+                "of the votes)"))
+            continue
+        metas_s.append(CutMeta(s.as_of, s.label, s.snapshot_id, 100 * f, counted))
+        fracs.append(f)
+    if not metas_s:
+        raise EscrutinioError(
+            "ningún corte nacional dice qué fracción se contó: no hay serie que reproducir",
+            "no national cut says what fraction was counted: no series to replay")
+    return replay_series(metas_s, fracs, c, final=final, params=params, race=race,
+                         from_pct=from_pct, progress=progress, skipped=skipped)
