@@ -29,6 +29,7 @@ from escrutinio.service.baseline import (
     ResolvedBaseline,
     default_baseline_contest,
     describe_baseline,
+    first_round_actas,
     resolve_baseline,
     review_outcomes,
     unknown_review,
@@ -60,8 +61,14 @@ from escrutinio.service.ingest import (
     parse_paths,
     source_notes,
 )
-from escrutinio.service.projection import project
-from escrutinio.service.replay import REPLAY_MODES, replay
+from escrutinio.service.projection import (
+    ProjectionHistory,
+    ProjectionPoint,
+    project,
+    projection_history,
+    race_between,
+)
+from escrutinio.service.replay import REPLAY_MODES, RebuiltTimeline, replay
 from escrutinio.service.units import (
     UnitCut,
     earlier_unit_cuts,
@@ -73,12 +80,13 @@ from escrutinio.service.units import (
 
 __all__ = [
     "JEE_DEFAULT_COUNTRIES", "KNOWN_PREVIOUS_ROUND", "PREVIOUS_ROUND_KEY", "REPLAY_MODES",
-    "REVIEW_OUTCOMES_KEY", "Loaded", "Parser", "ResolvedBaseline", "UnitCut", "area_labels",
-    "area_parents", "default_baseline_contest", "default_contest", "describe_baseline",
-    "detect_parser", "diff", "earlier_unit_cuts", "history", "history_snapshots", "ingest",
-    "ingest_warnings", "latest_with_level", "level_names", "levels_of", "load",
-    "metadata_fraction", "national_cut_at", "parse_paths", "project", "replay",
-    "resolve_baseline", "review_outcomes", "snapshot_ref", "source_notes", "state",
-    "state_of", "stored_frame", "unit_cut", "unit_cut_warnings", "unknown_review",
-    "warning_record",
+    "REVIEW_OUTCOMES_KEY", "Loaded", "Parser", "ProjectionHistory", "ProjectionPoint",
+    "RebuiltTimeline", "ResolvedBaseline", "UnitCut", "area_labels", "area_parents",
+    "default_baseline_contest", "default_contest", "describe_baseline", "detect_parser",
+    "diff", "earlier_unit_cuts", "first_round_actas", "history", "history_snapshots",
+    "ingest", "ingest_warnings", "latest_with_level", "level_names", "levels_of", "load",
+    "metadata_fraction", "national_cut_at", "parse_paths", "project", "projection_history",
+    "race_between", "replay", "resolve_baseline", "review_outcomes", "snapshot_ref",
+    "source_notes", "state", "state_of", "stored_frame", "unit_cut", "unit_cut_warnings",
+    "unknown_review", "warning_record",
 ]

@@ -175,3 +175,20 @@ def describe_baseline(base: ResolvedBaseline, join: Any) -> dict[str, Any]:
         "en": f"baseline {base.contest_id} ({how_en}), snapshot {base.info.label}, joined "
               f"at level {join.join_level}; covers {pct} of what remains to be counted",
     }
+
+
+def first_round_actas(store: Store, contest_id: str) -> SnapshotInfo | None:
+    """The latest per-acta snapshot of the first round of the same country and year, when
+    ``contest_id`` is a runoff (what the forensic screen compares a runoff with)."""
+    from escrutinio.domain import ContestKind
+
+    contest = store.contest(contest_id)
+    if contest.kind is not ContestKind.RUNOFF:
+        return None
+    for c in store.contests():
+        if (c.kind is ContestKind.FIRST_ROUND and c.country == contest.country
+                and c.date[:4] == contest.date[:4]):
+            snaps = store.list_snapshots(c.id, SnapshotKind.ACTAS)
+            if snaps:
+                return snaps[-1]
+    return None

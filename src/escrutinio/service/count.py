@@ -3,7 +3,15 @@ and what the contest's country calls its levels."""
 
 from __future__ import annotations
 
-from escrutinio.count import CountState, count_state_actas, count_state_units
+from collections.abc import Sequence
+
+from escrutinio.count import (
+    CandidateVotes,
+    CountState,
+    UnitState,
+    count_state_actas,
+    count_state_units,
+)
 from escrutinio.domain import Level, SnapshotKind
 from escrutinio.service.common import default_contest, load, snapshot_ref
 from escrutinio.store.base import SnapshotInfo, Store
@@ -85,3 +93,31 @@ def area_parents(store: Store, contest_id: str) -> dict[str, str]:
     geo = store.geography(contest_id)
     return {c: p for c, p in zip(geo["code"].to_list(), geo["parent"].to_list(), strict=True)
             if p}
+
+
+def by_votes(candidates: Sequence[CandidateVotes]) -> list[CandidateVotes]:
+    """Candidates by votes, most first; ties keep the ballot order."""
+    return sorted(candidates, key=lambda c: -c.votes)
+
+
+def split_candidates(national: UnitState, keep: int) -> tuple[list[str], list[str]]:
+    """(codes shown one by one, codes summed as "others"): the national leaders first,
+    at least three kept (the runner-up and, in a first round, the third place that races
+    it for the runoff are never summed), and never a lone candidate summed (it takes the
+    place of the sum)."""
+    order = [c.code for c in by_votes(national.candidates)]
+    keep = max(3, keep)
+    if len(order) <= keep + 1:
+        return order, []
+    return order[:keep], order[keep:]
+
+
+def votes_of(unit: UnitState, codes: Sequence[str]) -> dict[str, int]:
+    """A unit's votes of each of ``codes`` (0 for a candidate it does not list)."""
+    votes = {c.code: c.votes for c in unit.candidates}
+    return {c: votes.get(c, 0) for c in codes}
+
+
+def others_votes(unit: UnitState, rest: Sequence[str]) -> int:
+    """A unit's votes summed over the candidates ``rest`` (the "others" column)."""
+    return sum(votes_of(unit, rest).values())

@@ -3,11 +3,13 @@ dashboard): load what the model needs from the store, then call it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from escrutinio.count import CountState
 from escrutinio.domain import Level, SnapshotKind
 from escrutinio.errors import EscrutinioError
 from escrutinio.service.baseline import describe_baseline, resolve_baseline, review_outcomes
@@ -264,3 +266,94 @@ def _finish(proj: Projection, described: dict[str, Any] | None,
     ids = (*ids, *(i for i in extra_ids if i not in ids))
     return replace(proj, diagnostics=diag,
                    provenance=replace(proj.provenance, parameters=params, snapshot_ids=ids))
+
+
+# --- the projection over time (the dashboard's fan chart) ------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ProjectionPoint:
+    """One point of the projection over time (the fan chart)."""
+
+    snapshot_id: str
+    as_of: Any
+    label: str
+    pct_counted: float | None
+    counted: dict[str, int]
+    median: float
+    intervals: dict[str, tuple[float, float]]
+    leader: str
+    trailer: str
+    p_leader_ahead: float
+    call_status: str
+    call_winner: str | None
+    reconstructed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionHistory:
+    contest_id: str
+    points: tuple[ProjectionPoint, ...]
+    pair: tuple[str, str]  # the margin plotted is pair[0] − pair[1]
+    n_simulations: int
+    seed: int
+
+
+def projection_history(store: Store, contest_id: str,
+                       projections: Sequence[tuple[SnapshotInfo, Projection, bool]], *,
+                       sims: int, seed: int,
+                       state: Callable[[SnapshotInfo], CountState] | None = None
+                       ) -> ProjectionHistory:
+    """The projection over time from the projections of a contest's whole-country
+    snapshots, oldest first (``(snapshot, projection, reconstructed)``, each made by
+    :func:`project` with ``sims`` and ``seed``): the margin of one pair at every snapshot.
+
+    The pair is the projected top two of the latest snapshot, in the contest's order (the
+    chart keeps its orientation while a replay advances); in a first round, the race in
+    most doubt (Peru 2026: second place, Sánchez v López Aliaga). A snapshot whose
+    projection has no race between the pair (a first-round cut before the pair was the
+    race) is left out. ``state``: how a caller that caches count states gets the national
+    one (default :func:`~escrutinio.service.count.state_of`)."""
+    from escrutinio.domain import ContestKind
+    from escrutinio.service.count import state_of
+
+    if not projections:
+        raise EscrutinioError("no hay proyecciones para esta contienda",
+                              "there are no projections for this contest")
+    if state is None:
+        def state(s: SnapshotInfo) -> CountState:
+            return state_of(store, s, level=Level.NATIONAL)
+    last = projections[-1][1]
+    contest = store.contest(contest_id)
+    codes = [c.code for c in contest.candidates]
+    race = last.margin
+    if contest.kind is ContestKind.FIRST_ROUND:
+        race = min((last.margin, *last.races), key=lambda r: abs(r.median))
+    a, b = sorted((race.leader, race.trailer), key=codes.index)
+    pair = (a, b)
+    points = []
+    for s, p, reconstructed in projections:
+        m = race_between(p, pair)
+        if m is None:
+            continue
+        st = state(s)
+        counted = {c.code: c.votes for c in st.national.candidates}
+        points.append(ProjectionPoint(
+            s.snapshot_id, s.as_of, s.label,
+            st.national.pct_counted if st.national.actas_known else None, counted,
+            m["median"], m["intervals"], pair[0], pair[1], m["p_ahead"],
+            p.call.status.value, p.call.winner, reconstructed))
+    return ProjectionHistory(contest_id, tuple(points), pair, sims, seed)
+
+
+def race_between(p: Projection, pair: tuple[str, str]) -> dict[str, Any] | None:
+    """Median, intervals and P(first ahead) of pair[0] − pair[1] from a projection (its
+    main race, or a race with the two codes swapped); None if it has no such race."""
+    for r in (p.margin, *p.races):
+        if (r.leader, r.trailer) == pair:
+            return {"median": r.median, "p_ahead": r.p_leader_ahead,
+                    "intervals": {f"{iv.level:g}": (iv.lower, iv.upper) for iv in r.intervals}}
+        if (r.trailer, r.leader) == pair:
+            return {"median": -r.median, "p_ahead": 1.0 - r.p_leader_ahead,
+                    "intervals": {f"{iv.level:g}": (-iv.upper, -iv.lower)
+                                  for iv in r.intervals}}
+    return None

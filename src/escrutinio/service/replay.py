@@ -1,9 +1,12 @@
 """Replay of a stored count: the projection at each cut, scored against the final
-result (docs/projection.md §Replay)."""
+result (docs/projection.md §Replay), and the rebuilt per-acta timeline the dashboard's
+replay mode projects each national cut on (:class:`RebuiltTimeline`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -17,7 +20,7 @@ from escrutinio.service.units import metadata_fraction, unit_cut
 from escrutinio.store.base import SnapshotInfo, Store
 
 if TYPE_CHECKING:
-    from escrutinio.projection.model import ModelParams
+    from escrutinio.projection.model import Baseline, ModelParams
     from escrutinio.projection.replay import ReplayResult
     from escrutinio.projection.result import Projection
 
@@ -220,3 +223,86 @@ def _replay(store: Store, *, params: ModelParams, contest_id: str | None, mode: 
             "no national cut says what fraction was counted: no series to replay")
     return replay_series(metas_s, fracs, c, final=final, params=params, race=race,
                          from_pct=from_pct, progress=progress, skipped=skipped)
+
+
+# --- the dashboard's replay mode: each national cut on its rebuilt per-acta snapshot -----
+
+@dataclass
+class RebuiltTimeline:
+    """A past count as the dashboard replays it: the arrival order of the actas rebuilt
+    from the final per-acta snapshot, the national cuts, the subnational snapshots and the
+    earlier per-acta states (:func:`escrutinio.projection.order.derive_arrival_order`, the
+    order ``replay --mode actas`` uses), so each national cut is projected on the per-acta
+    snapshot of that moment rather than on its aggregates alone."""
+
+    contest_id: str
+    order: Any  # escrutinio.projection.order.ArrivalOrder
+    contest: Contest
+    baseline: Baseline | None  # the prepared first-round baseline, if any
+    cut_of: dict[str, int]  # national-cut snapshot id -> index into order.cuts
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @staticmethod
+    def build(store: Store, contest_id: str, *,
+              snapshots: Sequence[SnapshotInfo] | None = None, baseline: str = "auto",
+              seed: int = 2021) -> RebuiltTimeline | None:
+        """The timeline, or None when the store has no national cuts or no final per-acta
+        snapshot to rebuild them from (the projection then uses the aggregates, as
+        outside a replay). ``snapshots``: every snapshot to consider (default: all the
+        store's; a replaying server passes its whole catalogue, ignoring its clock).
+        ``baseline="auto"``: the latest per-acta snapshot of the first round of the same
+        country and year, when there is one; anything else: none."""
+        from escrutinio.domain import ContestKind
+        from escrutinio.projection.model import prepare_baseline
+        from escrutinio.projection.order import (
+            ActaState,
+            cuts_from_unit_snapshots,
+            derive_arrival_order,
+            unit_progress_from_frames,
+        )
+
+        every = list(store.list_snapshots() if snapshots is None else snapshots)
+        snaps = [s for s in every if s.contest_id == contest_id]
+        actas = [s for s in snaps if s.kind is SnapshotKind.ACTAS]
+        nat = [s for s in snaps if s.kind is SnapshotKind.UNITS and s.level == "national"]
+        sub = [s for s in snaps if s.kind is SnapshotKind.UNITS
+               and s.level not in (None, "national")]
+        if not actas or not nat:
+            return None
+        contest = store.contest(contest_id)
+        final = actas[-1]
+        ff = store.load_actas(final.snapshot_id)
+        cuts = cuts_from_unit_snapshots(
+            [(s.as_of, store.load_units(s.snapshot_id), s.label, s.snapshot_id) for s in nat],
+            contest)
+        states = [ActaState(s.as_of, store.load_actas(s.snapshot_id), s.label)
+                  for s in actas[:-1] if s.as_of < final.as_of]
+        units = unit_progress_from_frames(
+            [(s.as_of, store.load_units(s.snapshot_id), s.label) for s in sub])
+        order = derive_arrival_order(ff, contest, cuts, states=states, units=units, seed=seed)
+        base = None
+        if baseline == "auto":
+            for c in store.contests():
+                if (c.kind is ContestKind.FIRST_ROUND and c.country == contest.country
+                        and c.date[:4] == contest.date[:4]):
+                    fr = [s for s in every
+                          if s.contest_id == c.id and s.kind is SnapshotKind.ACTAS]
+                    if fr:
+                        base = prepare_baseline(store.load_actas(fr[-1].snapshot_id))
+        cut_of = {c.snapshot_id: i for i, c in enumerate(order.cuts)}
+        return RebuiltTimeline(contest_id, order, contest, base, cut_of)
+
+    def has(self, snapshot_id: str) -> bool:
+        return snapshot_id in self.cut_of
+
+    def projection(self, snapshot_id: str, sims: int, seed: int) -> Projection:
+        """The projection of a national cut on its rebuilt per-acta snapshot."""
+        from escrutinio.projection.model import ModelParams, project_actas
+
+        i = self.cut_of[snapshot_id]
+        cut = self.order.cuts[i]
+        with self._lock:
+            frame = self.order.snapshot(i)
+        return project_actas(frame, self.contest, baseline=self.baseline,
+                             params=ModelParams(n_sims=sims, seed=seed),
+                             snapshot_id=cut.snapshot_id, as_of=cut.as_of)
