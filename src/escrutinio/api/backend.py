@@ -32,9 +32,9 @@ from escrutinio.errors import EscrutinioError, NotFoundError
 from escrutinio.service.projection import ProjectionHistory
 from escrutinio.store.base import SnapshotInfo, Store
 
-#: default parameters (the CLI's)
-PROJECTION_SIMS = 10_000
-PROJECTION_SEED = 0
+#: default parameters (the CLI's; the projection's are the service's)
+PROJECTION_SIMS = service.DEFAULT_SIMS
+PROJECTION_SEED = service.DEFAULT_SEED
 CONTESTED_SIMS = 20_000
 QUICKCOUNT_MESAS = 1500
 FORENSICS_SEED = 20210606

@@ -62,13 +62,23 @@ from escrutinio.service.ingest import (
     source_notes,
 )
 from escrutinio.service.projection import (
+    DEFAULT_SEED,
+    DEFAULT_SIMS,
     ProjectionHistory,
     ProjectionPoint,
     project,
     projection_history,
     race_between,
 )
-from escrutinio.service.replay import REPLAY_MODES, RebuiltTimeline, replay
+from escrutinio.service.replay import (
+    DEFAULT_FROM_PCT,
+    DEFAULT_ORDER_SEED,
+    DEFAULT_TILT_BY,
+    REPLAY_MODES,
+    TILT_BY,
+    RebuiltTimeline,
+    replay,
+)
 from escrutinio.service.units import (
     UnitCut,
     earlier_unit_cuts,
@@ -79,14 +89,15 @@ from escrutinio.service.units import (
 )
 
 __all__ = [
-    "JEE_DEFAULT_COUNTRIES", "KNOWN_PREVIOUS_ROUND", "PREVIOUS_ROUND_KEY", "REPLAY_MODES",
-    "REVIEW_OUTCOMES_KEY", "Loaded", "Parser", "ProjectionHistory", "ProjectionPoint",
-    "RebuiltTimeline", "ResolvedBaseline", "UnitCut", "area_labels", "area_parents",
-    "default_baseline_contest", "default_contest", "describe_baseline", "detect_parser",
-    "diff", "earlier_unit_cuts", "first_round_actas", "history", "history_snapshots",
-    "ingest", "ingest_warnings", "latest_with_level", "level_names", "levels_of", "load",
-    "metadata_fraction", "national_cut_at", "parse_paths", "project", "projection_history",
-    "race_between", "replay", "resolve_baseline", "review_outcomes", "snapshot_ref",
-    "source_notes", "state", "state_of", "stored_frame", "unit_cut", "unit_cut_warnings",
-    "unknown_review", "warning_record",
+    "DEFAULT_FROM_PCT", "DEFAULT_ORDER_SEED", "DEFAULT_SEED", "DEFAULT_SIMS",
+    "DEFAULT_TILT_BY", "JEE_DEFAULT_COUNTRIES", "KNOWN_PREVIOUS_ROUND", "PREVIOUS_ROUND_KEY",
+    "REPLAY_MODES", "REVIEW_OUTCOMES_KEY", "TILT_BY", "Loaded", "Parser", "ProjectionHistory",
+    "ProjectionPoint", "RebuiltTimeline", "ResolvedBaseline", "UnitCut", "area_labels",
+    "area_parents", "default_baseline_contest", "default_contest", "describe_baseline",
+    "detect_parser", "diff", "earlier_unit_cuts", "first_round_actas", "history",
+    "history_snapshots", "ingest", "ingest_warnings", "latest_with_level", "level_names",
+    "levels_of", "load", "metadata_fraction", "national_cut_at", "parse_paths", "project",
+    "projection_history", "race_between", "replay", "resolve_baseline", "review_outcomes",
+    "snapshot_ref", "source_notes", "state", "state_of", "stored_frame", "unit_cut",
+    "unit_cut_warnings", "unknown_review", "warning_record",
 ]

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from escrutinio.projection.model import ModelParams
     from escrutinio.projection.result import Projection
 
+#: the defaults of every projection (CLI ``project``, the API, the dashboard)
+DEFAULT_SIMS = 10_000
+DEFAULT_SEED = 0
+
 
 def _source_remaining(store: Store, info: SnapshotInfo) -> pl.DataFrame | None:
     """The source's own estimate of the fraction counted per unit, when it publishes no

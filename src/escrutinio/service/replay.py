@@ -28,6 +28,13 @@ if TYPE_CHECKING:
 # --- replay of a stored count (CLI ``replay``) ------------------------------------------
 
 REPLAY_MODES = ("auto", "actas", "snapshots", "units", "series")
+#: the defaults of every replay (CLI ``replay``, the dashboard's replay timeline): the
+#: seed of the rebuilt arrival order, what the order tilts by, and the % counted from
+#: which the coverage of the intervals is scored
+DEFAULT_ORDER_SEED = 2021
+TILT_BY = ("area3_code", "polling_place", "acta_id")
+DEFAULT_TILT_BY = "area3_code"
+DEFAULT_FROM_PCT = 67.0
 
 
 def _final_votes(store: Store, info: SnapshotInfo, contest: Contest) -> dict[str, int]:
@@ -50,8 +57,9 @@ def _series_fraction(store: Store, info: SnapshotInfo,
 def replay(store: Store, *, params: ModelParams, contest_id: str | None = None,
            mode: str = "auto", final_ref: str | None = None,
            baseline_contest: str | None = None, baseline_ref: str = "latest",
-           blocs: dict[str, list[str]] | None = None, order_seed: int = 2021,
-           tilt_by: str = "area3_code", from_pct: float = 67.0,
+           blocs: dict[str, list[str]] | None = None,
+           order_seed: int = DEFAULT_ORDER_SEED, tilt_by: str = DEFAULT_TILT_BY,
+           from_pct: float = DEFAULT_FROM_PCT,
            use_default_baseline: bool = True,
            progress: Callable[[int, int], Any] | None = None) -> ReplayResult:
     """Replay a stored count and score the projection against its final result
@@ -83,11 +91,86 @@ def replay(store: Store, *, params: ModelParams, contest_id: str | None = None,
                                            snapshot_ids=ids))
 
 
+@dataclass(frozen=True, slots=True)
+class _Cuts:
+    """A contest's stored cuts with rows, by kind, and the final one the replay scores."""
+
+    contest: Contest
+    actas: list[SnapshotInfo]  # per-acta snapshots
+    national: list[SnapshotInfo]  # national unit cuts
+    sub: list[SnapshotInfo]  # subnational unit cuts
+    final: SnapshotInfo
+    final_votes: dict[str, int]
+
+    @property
+    def race(self) -> tuple[str, str]:
+        """The final result's top two: the race every cut is scored on."""
+        order = sorted(self.final_votes, key=lambda x: -self.final_votes[x])
+        return order[0], order[1]
+
+
+def _cuts(store: Store, contest_id: str, final_ref: str | None) -> _Cuts:
+    c = store.contest(contest_id)
+    snaps = [s for s in store.list_snapshots(contest_id) if s.n_rows]
+    actas = [s for s in snaps if s.kind is SnapshotKind.ACTAS]
+    nat = [s for s in snaps if s.kind is SnapshotKind.UNITS and s.level == "national"]
+    sub = [s for s in snaps if s.kind is SnapshotKind.UNITS and s.level not in
+           (None, "national")]
+    if final_ref is not None:
+        fin_info = store.snapshot(final_ref, contest_id=contest_id)
+    elif actas or nat or sub:
+        fin_info = (actas or nat or sub)[-1]
+    else:
+        raise EscrutinioError("no hay instantáneas para reproducir", "no snapshots to replay")
+    return _Cuts(c, actas, nat, sub, fin_info, _final_votes(store, fin_info, c))
+
+
+def _auto_mode(cuts: _Cuts) -> str:
+    """The first mode the store allows: actas, snapshots, units, series."""
+    if cuts.final.kind is SnapshotKind.ACTAS and cuts.national:
+        return "actas"
+    if len(cuts.actas) >= 2:
+        return "snapshots"
+    if cuts.sub:
+        return "units"
+    return "series"
+
+
 def _replay(store: Store, *, params: ModelParams, contest_id: str | None, mode: str,
             final_ref: str | None, baseline_contest: str | None, baseline_ref: str,
             blocs: dict[str, list[str]] | None, order_seed: int, tilt_by: str,
             from_pct: float, use_default_baseline: bool,
             progress: Callable[[int, int], Any] | None) -> ReplayResult:
+    if mode not in REPLAY_MODES:
+        raise EscrutinioError(f"modo desconocido {mode!r}: use {', '.join(REPLAY_MODES)}",
+                              f"unknown mode {mode!r}: use {', '.join(REPLAY_MODES)}")
+    if tilt_by not in TILT_BY:
+        raise EscrutinioError(f"--tilt-by: use {', '.join(TILT_BY)}, no {tilt_by!r}",
+                              f"--tilt-by: use {', '.join(TILT_BY)}, not {tilt_by!r}")
+    cid = default_contest(store, contest_id)
+    cuts = _cuts(store, cid, final_ref)
+    if mode == "auto":
+        mode = _auto_mode(cuts)
+    if mode in ("actas", "snapshots"):
+        return _replay_actas(store, cuts, mode, params=params,
+                             baseline_contest=baseline_contest, baseline_ref=baseline_ref,
+                             blocs=blocs, order_seed=order_seed, tilt_by=tilt_by,
+                             from_pct=from_pct, use_default_baseline=use_default_baseline,
+                             progress=progress)
+    if mode == "units":
+        return _replay_units(store, cuts, params=params, baseline_contest=baseline_contest,
+                             baseline_ref=baseline_ref, blocs=blocs, from_pct=from_pct,
+                             use_default_baseline=use_default_baseline, progress=progress)
+    return _replay_series(store, cuts, params=params, from_pct=from_pct, progress=progress)
+
+
+def _replay_actas(store: Store, cuts: _Cuts, mode: str, *, params: ModelParams,
+                  baseline_contest: str | None, baseline_ref: str,
+                  blocs: dict[str, list[str]] | None, order_seed: int, tilt_by: str,
+                  from_pct: float, use_default_baseline: bool,
+                  progress: Callable[[int, int], Any] | None) -> ReplayResult:
+    """``actas``: the arrival order rebuilt from the national cuts, projected at each;
+    ``snapshots``: the earlier per-acta snapshots as published."""
     from escrutinio.projection.baseline_join import join_for_actas
     from escrutinio.projection.model import prepare_baseline
     from escrutinio.projection.order import (
@@ -96,114 +179,97 @@ def _replay(store: Store, *, params: ModelParams, contest_id: str | None, mode: 
         derive_arrival_order,
         unit_progress_from_frames,
     )
-    from escrutinio.projection.replay import (
-        CutMeta,
-        SkippedCut,
-        replay_actas,
-        replay_series,
-        replay_snapshots,
-        run_replay,
-    )
+    from escrutinio.projection.replay import CutMeta, replay_actas, replay_snapshots
 
-    if mode not in REPLAY_MODES:
-        raise EscrutinioError(f"modo desconocido {mode!r}: use {', '.join(REPLAY_MODES)}",
-                              f"unknown mode {mode!r}: use {', '.join(REPLAY_MODES)}")
-    cid = default_contest(store, contest_id)
-    c = store.contest(cid)
-    snaps = [s for s in store.list_snapshots(cid) if s.n_rows]
-    actas = [s for s in snaps if s.kind is SnapshotKind.ACTAS]
-    nat = [s for s in snaps if s.kind is SnapshotKind.UNITS and s.level == "national"]
-    sub = [s for s in snaps if s.kind is SnapshotKind.UNITS and s.level not in
-           (None, "national")]
-    if final_ref is not None:
-        fin_info = store.snapshot(final_ref, contest_id=cid)
-    elif actas:
-        fin_info = actas[-1]
-    elif nat:
-        fin_info = nat[-1]
-    elif sub:
-        fin_info = sub[-1]
-    else:
-        raise EscrutinioError("no hay instantáneas para reproducir", "no snapshots to replay")
-    final = _final_votes(store, fin_info, c)
-    if mode == "auto":
-        if fin_info.kind is SnapshotKind.ACTAS and nat:
-            mode = "actas"
-        elif len(actas) >= 2:
-            mode = "snapshots"
-        elif sub:
-            mode = "units"
-        else:
-            mode = "series"
-    order_ = sorted(final, key=lambda x: -final[x])
-    race = (order_[0], order_[1])
-    if mode in ("actas", "snapshots"):
-        if fin_info.kind is not SnapshotKind.ACTAS:
-            raise EscrutinioError(f"el modo {mode!r} necesita una instantánea final por acta",
-                                  f"mode {mode!r} needs a final per-acta snapshot")
-        ff = stored_frame(store, fin_info)
-        base = resolve_baseline(store, cid, baseline_contest=baseline_contest,
-                                baseline_ref=baseline_ref, use_default=use_default_baseline)
-        base_arg = None
-        if base is not None:
-            join = join_for_actas(ff, base.frame, base_kind=base.info.kind.value)
-            base_arg = prepare_baseline(join.frame, blocs)
-        if mode == "actas":
-            if not nat:
-                raise EscrutinioError("no hay cortes nacionales para reproducir",
-                                      "no national cuts to replay")
-            cuts = cuts_from_unit_snapshots(
-                [(s.as_of, stored_frame(store, s), s.label, s.snapshot_id) for s in nat], c)
-            states = [ActaState(s.as_of, stored_frame(store, s), s.label)
-                      for s in actas if s.snapshot_id != fin_info.snapshot_id]
-            units = unit_progress_from_frames(
-                [(s.as_of, stored_frame(store, s), s.label) for s in sub])
-            order = derive_arrival_order(ff, c, cuts, states=states, units=units,
-                                         seed=order_seed, tilt_by=tilt_by)
-            return replay_actas(order, c, baseline=base_arg, params=params, final=final,
-                                from_pct=from_pct, progress=progress)
-        items_a = [(CutMeta(s.as_of, s.label, s.snapshot_id, None, {}), stored_frame(store, s))
-                   for s in actas if s.snapshot_id != fin_info.snapshot_id
-                   and s.as_of <= fin_info.as_of]
-        if not items_a:
-            raise EscrutinioError("no hay instantáneas por acta anteriores a la final",
-                                  "no per-acta snapshots before the final one")
-        return replay_snapshots(items_a, c, final=final, baseline=base_arg, params=params,
-                                from_pct=from_pct, progress=progress)
-    if mode == "units":
-        cuts_u = [s for s in sub if s.as_of <= fin_info.as_of]
-        if not cuts_u:
-            raise EscrutinioError("no hay instantáneas por unidad", "no unit snapshots")
-        metas = []
-        for s in cuts_u:
-            cut = unit_cut(store, s)
-            metas.append(CutMeta(s.as_of, s.label, s.snapshot_id, cut.pct_counted,
-                                 cut.counted(c)))
+    c, fin_info = cuts.contest, cuts.final
+    if fin_info.kind is not SnapshotKind.ACTAS:
+        raise EscrutinioError(f"el modo {mode!r} necesita una instantánea final por acta",
+                              f"mode {mode!r} needs a final per-acta snapshot")
+    ff = stored_frame(store, fin_info)
+    base = resolve_baseline(store, c.id, baseline_contest=baseline_contest,
+                            baseline_ref=baseline_ref, use_default=use_default_baseline)
+    base_arg = None
+    if base is not None:
+        join = join_for_actas(ff, base.frame, base_kind=base.info.kind.value)
+        base_arg = prepare_baseline(join.frame, blocs)
+    if mode == "actas":
+        if not cuts.national:
+            raise EscrutinioError("no hay cortes nacionales para reproducir",
+                                  "no national cuts to replay")
+        national = cuts_from_unit_snapshots(
+            [(s.as_of, stored_frame(store, s), s.label, s.snapshot_id)
+             for s in cuts.national], c)
+        states = [ActaState(s.as_of, stored_frame(store, s), s.label)
+                  for s in cuts.actas if s.snapshot_id != fin_info.snapshot_id]
+        units = unit_progress_from_frames(
+            [(s.as_of, stored_frame(store, s), s.label) for s in cuts.sub])
+        order = derive_arrival_order(ff, c, national, states=states, units=units,
+                                     seed=order_seed, tilt_by=tilt_by)
+        return replay_actas(order, c, baseline=base_arg, params=params,
+                            final=cuts.final_votes, from_pct=from_pct, progress=progress)
+    items_a = [(CutMeta(s.as_of, s.label, s.snapshot_id, None, {}), stored_frame(store, s))
+               for s in cuts.actas if s.snapshot_id != fin_info.snapshot_id
+               and s.as_of <= fin_info.as_of]
+    if not items_a:
+        raise EscrutinioError("no hay instantáneas por acta anteriores a la final",
+                              "no per-acta snapshots before the final one")
+    return replay_snapshots(items_a, c, final=cuts.final_votes, baseline=base_arg,
+                            params=params, from_pct=from_pct, progress=progress)
 
-        def one(i: int) -> Projection:
-            s = cuts_u[i]
-            cut = unit_cut(store, s)
-            if cut.national is None and nat:
-                # a subnational table without a national row may not cover the whole
-                # country (ONPE 2021: no abroad): not projected
-                raise EscrutinioError(
-                    "instantánea por unidad sin fila nacional ni corte nacional del mismo "
-                    "minuto: puede no cubrir todo el país",
-                    "unit snapshot without a national row or a national cut of the same "
-                    "minute: it may not cover the whole country")
-            return project(store, s, params=params, baseline_contest=baseline_contest,
-                           baseline_ref=baseline_ref, blocs=blocs,
-                           use_default_baseline=use_default_baseline, pairs=(race,))
 
-        return run_replay(cid, "units", metas, one, final, race=race, from_pct=from_pct,
-                          progress=progress, seed=params.seed)
-    # series: national totals alone
+def _replay_units(store: Store, cuts: _Cuts, *, params: ModelParams,
+                  baseline_contest: str | None, baseline_ref: str,
+                  blocs: dict[str, list[str]] | None, from_pct: float,
+                  use_default_baseline: bool,
+                  progress: Callable[[int, int], Any] | None) -> ReplayResult:
+    """``units``: every subnational unit snapshot, projected by :func:`project` as
+    ``escrutinio project`` would."""
+    from escrutinio.projection.replay import CutMeta, run_replay
+
+    c = cuts.contest
+    cuts_u = [s for s in cuts.sub if s.as_of <= cuts.final.as_of]
+    if not cuts_u:
+        raise EscrutinioError("no hay instantáneas por unidad", "no unit snapshots")
+    metas = []
+    for s in cuts_u:
+        cut = unit_cut(store, s)
+        metas.append(CutMeta(s.as_of, s.label, s.snapshot_id, cut.pct_counted,
+                             cut.counted(c)))
+    race = cuts.race
+
+    def one(i: int) -> Projection:
+        s = cuts_u[i]
+        cut = unit_cut(store, s)
+        if cut.national is None and cuts.national:
+            # a subnational table without a national row may not cover the whole
+            # country (ONPE 2021: no abroad): not projected
+            raise EscrutinioError(
+                "instantánea por unidad sin fila nacional ni corte nacional del mismo "
+                "minuto: puede no cubrir todo el país",
+                "unit snapshot without a national row or a national cut of the same "
+                "minute: it may not cover the whole country")
+        return project(store, s, params=params, baseline_contest=baseline_contest,
+                       baseline_ref=baseline_ref, blocs=blocs,
+                       use_default_baseline=use_default_baseline, pairs=(race,))
+
+    return run_replay(c.id, "units", metas, one, cuts.final_votes, race=race,
+                      from_pct=from_pct, progress=progress, seed=params.seed)
+
+
+def _replay_series(store: Store, cuts: _Cuts, *, params: ModelParams, from_pct: float,
+                   progress: Callable[[int, int], Any] | None) -> ReplayResult:
+    """``series``: the national totals alone, with the fraction counted each cut gives
+    (its acta counts, else the source's share of the votes); cuts without one are
+    skipped with their reason."""
+    from escrutinio.projection.replay import CutMeta, SkippedCut, replay_series
+
+    c = cuts.contest
     metas_s: list[CutMeta] = []
     fracs: list[float] = []
     skipped: list[SkippedCut] = []
-    md = dict(store.snapshot_metadata(cid))
-    for s in nat:
-        if s.as_of > fin_info.as_of:
+    md = dict(store.snapshot_metadata(c.id))
+    for s in cuts.national:
+        if s.as_of > cuts.final.as_of:
             continue
         f = _series_fraction(store, s, md)
         r0 = stored_frame(store, s).row(0, named=True)
@@ -221,8 +287,9 @@ def _replay(store: Store, *, params: ModelParams, contest_id: str | None, mode: 
         raise EscrutinioError(
             "ningún corte nacional dice qué fracción se contó: no hay serie que reproducir",
             "no national cut says what fraction was counted: no series to replay")
-    return replay_series(metas_s, fracs, c, final=final, params=params, race=race,
-                         from_pct=from_pct, progress=progress, skipped=skipped)
+    return replay_series(metas_s, fracs, c, final=cuts.final_votes, params=params,
+                         race=cuts.race, from_pct=from_pct, progress=progress,
+                         skipped=skipped)
 
 
 # --- the dashboard's replay mode: each national cut on its rebuilt per-acta snapshot -----
@@ -245,7 +312,7 @@ class RebuiltTimeline:
     @staticmethod
     def build(store: Store, contest_id: str, *,
               snapshots: Sequence[SnapshotInfo] | None = None, baseline: str = "auto",
-              seed: int = 2021) -> RebuiltTimeline | None:
+              seed: int = DEFAULT_ORDER_SEED) -> RebuiltTimeline | None:
         """The timeline, or None when the store has no national cuts or no final per-acta
         snapshot to rebuild them from (the projection then uses the aggregates, as
         outside a replay). ``snapshots``: every snapshot to consider (default: all the
