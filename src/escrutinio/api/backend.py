@@ -27,17 +27,18 @@ from escrutinio.api.catalog import CatalogStore, ReplayClock
 from escrutinio.api.uploads import UPLOAD_LIMIT, Upload, parse_copies
 from escrutinio.count import CountState, LeadHistory
 from escrutinio.diff import SnapshotDiff
-from escrutinio.domain import ContestKind, Level, SnapshotKind
+from escrutinio.domain import Level, SnapshotKind
 from escrutinio.errors import EscrutinioError, NotFoundError
+from escrutinio.service.projection import ProjectionHistory
 from escrutinio.store.base import SnapshotInfo, Store
 
 if TYPE_CHECKING:
     # the forensics page and its JSON twin show escrutinio.service.forensics.forensics
     from escrutinio.service.forensics import ForensicsResult as ForensicsView
 
-#: default parameters (the CLI's)
-PROJECTION_SIMS = 10_000
-PROJECTION_SEED = 0
+#: default parameters (the CLI's; the projection's are the service's)
+PROJECTION_SIMS = service.DEFAULT_SIMS
+PROJECTION_SEED = service.DEFAULT_SEED
 CONTESTED_SIMS = 20_000
 QUICKCOUNT_MESAS = 1500
 QUICKCOUNT_BOOT = 2000  # bootstrap replicates of the estimate (the CLI's --boot)
@@ -57,34 +58,6 @@ class ProjectionView:
     snapshot: SnapshotInfo
     projection: Any  # escrutinio.projection.result.Projection
     reconstructed: bool  # replay: projected on the rebuilt per-acta snapshot of this cut
-
-
-@dataclass(frozen=True, slots=True)
-class ProjectionPoint:
-    """One point of the projection over time (the fan chart)."""
-
-    snapshot_id: str
-    as_of: Any
-    label: str
-    pct_counted: float | None
-    counted: dict[str, int]
-    median: float
-    intervals: dict[str, tuple[float, float]]
-    leader: str
-    trailer: str
-    p_leader_ahead: float
-    call_status: str
-    call_winner: str | None
-    reconstructed: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ProjectionHistory:
-    contest_id: str
-    points: tuple[ProjectionPoint, ...]
-    pair: tuple[str, str]  # the margin plotted is pair[0] − pair[1]
-    n_simulations: int
-    seed: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,11 +332,9 @@ class Backend:
     def history_snapshots(self, contest_id: str,
                           until: SnapshotInfo | None = None) -> list[SnapshotInfo]:
         """The whole-country snapshots of the history, up to ``until`` (its permalink:
-        the history as it stood at that snapshot) or all so far."""
-        snaps = service.history_snapshots(self.store, contest_id)
-        if until is not None:
-            snaps = [s for s in snaps if s.as_of <= until.as_of]
-        return snaps
+        the history as it stood at that snapshot) or all so far
+        (``service.history_snapshots``)."""
+        return service.history_snapshots(self.store, contest_id, until=until)
 
     def history(self, contest: str | None = None,
                 until: SnapshotInfo | None = None) -> LeadHistory:
@@ -374,20 +345,19 @@ class Backend:
                                 "there are no snapshots of this contest yet")
 
         def compute() -> LeadHistory:
-            from escrutinio.count import lead_history
-
-            return lead_history([self.state(s, Level.NATIONAL) for s in snaps])
+            return service.history(self.store, cid, until=until,
+                                   state=lambda s: self.state(s, Level.NATIONAL))
 
         return self.cached(("history", cid, tuple(s.snapshot_id for s in snaps)), compute)
 
     def diff(self, older: SnapshotInfo, newer: SnapshotInfo, limit: int) -> SnapshotDiff:
-        if older.contest_id != newer.contest_id:
+        if older.contest_id != newer.contest_id:  # refused before anything is cached
             raise EscrutinioError("las dos instantáneas son de contiendas distintas",
                                   "the two snapshots belong to different contests")
         return self.cached(
             ("diff", older.snapshot_id, newer.snapshot_id, limit),
-            lambda: service.diff(self.store, older.snapshot_id, newer.snapshot_id,
-                                 contest_id=older.contest_id, limit=limit))
+            lambda: service.diff(self.store, older, newer, contest_id=older.contest_id,
+                                 limit=limit))
 
     # -- projection ------------------------------------------------------------------------
     def projection(self, info: SnapshotInfo, sims: int | None = None,
@@ -439,55 +409,35 @@ class Backend:
 
         def compute() -> ProjectionHistory:
             views = []
-            for s in snaps:
+            for s in snaps:  # each point is the (cached) projection page of its snapshot
                 try:
-                    views.append((s, self.projection(s, sims, seed)))
+                    v = self.projection(s, sims, seed)
                 except Unavailable:
                     continue
+                views.append((s, v.projection, v.reconstructed))
             if not views:
                 raise Unavailable("no hay proyecciones para esta contienda",
                                   "there are no projections for this contest")
-            last = views[-1][1].projection
-            contest = self.store.contest(cid)
-            codes = [c.code for c in contest.candidates]
-            # the projected top two of the latest snapshot, in the contest's order (the
-            # chart keeps its orientation while a replay advances); in a first round the
-            # race in most doubt (Peru 2026: second place, Sánchez v López Aliaga)
-            race = last.margin
-            if contest.kind is ContestKind.FIRST_ROUND:
-                race = min((last.margin, *last.races), key=lambda r: abs(r.median))
-            a, b = sorted((race.leader, race.trailer), key=codes.index)
-            pair = (a, b)
-            points = []
-            for s, v in views:
-                p = v.projection
-                st = self.state(s, Level.NATIONAL)
-                counted = {c.code: c.votes for c in st.national.candidates}
-                try:
-                    m = _race(p, pair)
-                except Unavailable:  # a first-round cut before the pair was the race
-                    continue
-                points.append(ProjectionPoint(
-                    s.snapshot_id, s.as_of, s.label,
-                    st.national.pct_counted if st.national.actas_known else None, counted,
-                    m["median"], m["intervals"], pair[0], pair[1], m["p_ahead"],
-                    p.call.status.value, p.call.winner, v.reconstructed))
-            return ProjectionHistory(cid, tuple(points), pair, sims, seed)
+            return service.projection_history(
+                self.store, cid, views, sims=sims, seed=seed,
+                state=lambda s: self.state(s, Level.NATIONAL))
 
         return self.cached(("projection-history", cid, tuple(s.snapshot_id for s in snaps),
                             sims, seed, self.baseline), compute)
 
-    def timeline(self) -> Any:
+    def timeline(self) -> service.RebuiltTimeline | None:
         """Replay mode: the arrival order rebuilt from the final per-acta snapshot and the
         national cuts (:mod:`escrutinio.projection.order`), built once."""
         if self.clock is None:
             return None
         with self._timeline_lock:
             if self._timeline is None:
-                from escrutinio.api.replay import ReplayTimeline
-
                 cid = self.replay_contest or service.default_contest(self.store.inner, None)
-                self._timeline = ReplayTimeline.build(self.store, cid, baseline=self.baseline)
+                # the whole catalogue, ignoring the replay clock: the final snapshot is
+                # what the past cuts are rebuilt from
+                self._timeline = service.RebuiltTimeline.build(
+                    self.store, cid, snapshots=self.store.all_snapshots(),
+                    baseline=self.baseline) or False
             return self._timeline if self._timeline is not False else None
 
     # -- per-acta analyses -------------------------------------------------------------------
@@ -756,17 +706,3 @@ def _settle_garbage() -> None:
     gc.collect()
     gc.freeze()
 
-
-def _race(p: Any, pair: tuple[str, str]) -> dict[str, Any]:
-    """Median, intervals and P(first ahead) of pair[0] − pair[1] from a Projection (its
-    main race, or the race with the two codes swapped)."""
-    for r in (p.margin, *p.races):
-        if (r.leader, r.trailer) == pair:
-            return {"median": r.median, "p_ahead": r.p_leader_ahead,
-                    "intervals": {f"{iv.level:g}": (iv.lower, iv.upper) for iv in r.intervals}}
-        if (r.trailer, r.leader) == pair:
-            return {"median": -r.median, "p_ahead": 1.0 - r.p_leader_ahead,
-                    "intervals": {f"{iv.level:g}": (-iv.upper, -iv.lower)
-                                  for iv in r.intervals}}
-    raise Unavailable(f"la proyección no incluye la carrera {pair[0]} − {pair[1]}",
-                      f"the projection has no race {pair[0]} − {pair[1]}")

@@ -14,27 +14,22 @@ from collections.abc import Sequence
 from typing import Final
 
 from escrutinio.commands.common import T
-from escrutinio.count import CandidateVotes, UnitState
+from escrutinio.count import UnitState
+from escrutinio.service.count import by_votes, others_votes, split_candidates, votes_of
+
+__all__ = ["MAX_CANDIDATE_COLUMNS", "MIN_NAME_WIDTH", "by_votes", "candidate_cells",
+           "candidate_headers", "fit_widths", "short_name", "split_columns"]
 
 #: at most this many candidate columns in a table of units (the rest are summed)
 MAX_CANDIDATE_COLUMNS: Final = 8
-
-
-def by_votes(candidates: Sequence[CandidateVotes]) -> list[CandidateVotes]:
-    """Candidates by votes, most first; ties keep the ballot order."""
-    return sorted(candidates, key=lambda c: -c.votes)
 
 
 def split_columns(national: UnitState, max_columns: int = MAX_CANDIDATE_COLUMNS
                   ) -> tuple[list[str], list[str]]:
     """(codes shown as columns, codes summed into "others"): the national leaders first.
     Never collapses a single candidate (it takes the column "others" would take) and never
-    the runner-up or third place."""
-    order = [c.code for c in by_votes(national.candidates)]
-    keep = max(3, max_columns)
-    if len(order) <= keep + 1:
-        return order, []
-    return order[:keep], order[keep:]
+    the runner-up or third place (:func:`escrutinio.service.count.split_candidates`)."""
+    return split_candidates(national, max_columns)
 
 
 def short_name(code: str) -> str:
@@ -51,10 +46,9 @@ def candidate_headers(shown: Sequence[str], rest: Sequence[str]) -> list[str]:
 
 
 def candidate_cells(unit: UnitState, shown: Sequence[str], rest: Sequence[str]) -> list[str]:
-    votes = {c.code: c.votes for c in unit.candidates}
-    cells = [f"{votes.get(c, 0):,}" for c in shown]
+    cells = [f"{v:,}" for v in votes_of(unit, shown).values()]
     if rest:
-        cells.append(f"{sum(votes.get(c, 0) for c in rest):,}")
+        cells.append(f"{others_votes(unit, rest):,}")
     return cells
 
 

@@ -1,9 +1,10 @@
 """``escrutinio project`` and ``escrutinio replay``: the projection of the final result
 and its proof by replay (docs/projection.md).
 
-Presenters: they load snapshots from the store, call the pure analyses in
-``escrutinio.projection`` and format the results (``--json`` for the machine-readable
-twin). Register with ``COMMAND_MODULES = (..., "projection")``.
+Presenters: they parse the options, call :func:`escrutinio.service.project` and
+:func:`escrutinio.service.replay` (the one set of defaults: ``service.DEFAULT_*``) and
+format the results (``--json`` for the machine-readable twin). Register with
+``COMMAND_MODULES = (..., "projection")``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from escrutinio import service
 from escrutinio.commands.common import T, choice, emit_json, err, fail, open_store, out
 from escrutinio.domain import Contest, SnapshotKind
 from escrutinio.errors import EscrutinioError
@@ -130,8 +132,9 @@ def register(app: typer.Typer) -> None:
         blocs: Annotated[str | None, typer.Option(
             help="bloques: nombre=col+col;... / blocs: name=col+col;...")] = None,
         sims: Annotated[int, typer.Option(help="simulaciones / simulations",
-            min=1, max=10_000_000)] = 10_000,
-        seed: Annotated[int, typer.Option(help="semilla / seed", min=0)] = 0,
+            min=1, max=10_000_000)] = service.DEFAULT_SIMS,
+        seed: Annotated[int, typer.Option(help="semilla / seed", min=0)] =
+        service.DEFAULT_SEED,
         with_national: Annotated[bool, typer.Option(
             help="completar unidades con el total nacional / complete units with the "
                  "national total")] = True,
@@ -139,8 +142,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Proyección del resultado final con incertidumbre / projection of the final
         result with uncertainty."""
-        from escrutinio import service
-
         try:
             with open_store(read_only=True) as store:
                 cid = service.default_contest(store, contest)
@@ -182,30 +183,30 @@ def register(app: typer.Typer) -> None:
                                   "without the earlier round as the default baseline")] = False,
         blocs: Annotated[str | None, typer.Option(help="name=col+col;...")] = None,
         sims: Annotated[int, typer.Option(help="simulaciones / simulations",
-            min=1, max=10_000_000)] = 10_000,
-        seed: Annotated[int, typer.Option(help="semilla del modelo / model seed", min=0)] = 0,
+            min=1, max=10_000_000)] = service.DEFAULT_SIMS,
+        seed: Annotated[int, typer.Option(help="semilla del modelo / model seed", min=0)] =
+        service.DEFAULT_SEED,
         order_seed: Annotated[int, typer.Option(help="semilla del orden / order seed",
-            min=0)] = 2021,
-        tilt_by: Annotated[str, typer.Option(help="area3_code | polling_place | acta_id")] =
-        "area3_code",
+            min=0)] = service.DEFAULT_ORDER_SEED,
+        tilt_by: Annotated[str, typer.Option(help=" | ".join(service.TILT_BY))] =
+        service.DEFAULT_TILT_BY,
         from_pct: Annotated[float, typer.Option(help="cobertura desde % contabilizado / "
                                                 "coverage from % counted",
-                                                    min=0.0, max=100.0)] = 67.0,
+                                                    min=0.0, max=100.0)] =
+        service.DEFAULT_FROM_PCT,
         svg: Annotated[Path | None, typer.Option("--svg", help="gráfico SVG / SVG chart")] =
         None,
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
         """Reproducir un conteo real y calificar la proyección / replay a real count and
         score the projection."""
-        from escrutinio import service
-
         def progress(i: int, n: int) -> None:
             if not as_json:
                 err.print(f"\r{T('corte', 'cut')} {i}/{n}", end="")
 
         try:
             choice(mode, service.REPLAY_MODES, "--mode")
-            choice(tilt_by, ("area3_code", "polling_place", "acta_id"), "--tilt-by")
+            choice(tilt_by, service.TILT_BY, "--tilt-by")
             parse_blocs(blocs)
             with open_store(read_only=True) as store:
                 c = store.contest(service.default_contest(store, contest))
