@@ -74,10 +74,14 @@ def _pair(value: str | None) -> tuple[str, str] | None:
 
 
 def _copies(paths: list[Path], contest: Contest, tz: str = "UTC") -> ObserverCopies:
-    """Observers' copy files as one set, with what the reader assumed of each file."""
+    """Observers' copy files as one set, with what the reader assumed of each file. One
+    file keeps its own SHA-256 (the hash the web layer gives the same bytes uploaded);
+    several get the hash of their hashes (:func:`escrutinio.defence.observers.combine`)."""
     from escrutinio.defence import observers
 
     parts = [observers.parse_observer_copies(p, contest, assume_tz=tz) for p in paths]
+    if len(parts) == 1:
+        return parts[0]
     return dataclasses.replace(observers.combine(parts),
                                warnings=tuple(w for p in parts for w in p.warnings))
 
