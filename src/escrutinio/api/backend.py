@@ -33,6 +33,7 @@ from escrutinio.service import contested as contested_service
 from escrutinio.service import pvt as pvt_service
 from escrutinio.service import quickcount as quickcount_service
 from escrutinio.service import verify as verify_service
+from escrutinio.service.inputs import require_actas
 from escrutinio.store.base import SnapshotInfo, Store
 
 #: default parameters (the CLI's); the defence questions' are the service's own
@@ -406,12 +407,8 @@ class Backend:
     # -- per-acta analyses -------------------------------------------------------------------
     @staticmethod
     def _needs_actas(info: SnapshotInfo, what_es: str, what_en: str) -> None:
-        if info.kind is not SnapshotKind.ACTAS:
-            raise NeedsActas(
-                f"{what_es} necesita una instantánea por acta; {info.snapshot_id[:12]} es "
-                "agregada (por unidad)",
-                f"{what_en} needs a per-acta snapshot; {info.snapshot_id[:12]} is an aggregate "
-                "(per-unit) one")
+        """:class:`NeedsActas` unless ``info`` is per acta (before the cache is asked)."""
+        require_actas(info, what_es, what_en)
 
     def verify(self, info: SnapshotInfo) -> VerifyView:
         """:func:`escrutinio.service.verify.verify` against the previous per-acta snapshot

@@ -430,9 +430,10 @@ def quickcount(
             err.print(f"[yellow]{T(w['es'], w['en'])}[/]")
         _print_estimate(estimation.estimate, T("Estimación", "Estimate"), voc)
         if estimation.fusion is not None and estimation.fused_with is not None:
-            _print_estimate(estimation.fusion, T(
-                f"Fusión con el conteo oficial de {estimation.fused_with.label}",
-                f"Fused with the official count of {estimation.fused_with.label}"), voc)
+            at = f"{estimation.fused_with.as_of:%Y-%m-%d %H:%M} UTC"
+            _print_estimate(estimation.fusion, T(f"Fusión con el conteo oficial de {at}",
+                                                 f"Fused with the official count of {at}"),
+                            voc)
     _csv_note(csv)
 
 
