@@ -86,6 +86,13 @@ def _copies(paths: list[Path], contest: Contest, tz: str = "UTC") -> ObserverCop
                                warnings=tuple(w for p in parts for w in p.warnings))
 
 
+def _sha256(path: Path) -> str:
+    """The SHA-256 of a file read (provenance)."""
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def _csv_note(csv: str | None) -> None:
     if csv:
         out.print(T(f"Informe CSV: {csv}", f"CSV report: {csv}"))
@@ -201,6 +208,7 @@ def pvt(
                     store, info, parsed, service.PvtParams(pair=_pair(pair), level=level),
                     copy_codes=observers.read_copy_codes(copy_codes) if copy_codes else None,
                     copy_codes_source=str(copy_codes) if copy_codes else "",
+                    copy_codes_sha256=_sha256(copy_codes) if copy_codes else "",
                     roll=observers.read_acta_list(roll) if roll else None)
     except (EscrutinioError, ValueError) as exc:
         fail(_as_error(exc), as_json)

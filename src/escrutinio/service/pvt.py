@@ -100,13 +100,15 @@ def acta_areas(store: Store, contest_id: str) -> pl.DataFrame | None:
 def reconcile(store: Store, snapshot: SnapshotArg, copies: ObserverCopies,
               params: PvtParams = DEFAULTS, *, contest_id: str | None = None,
               copy_codes: pl.DataFrame | None = None, copy_codes_source: str = "",
-              roll: Sequence[str] | None = None) -> ParallelTabulation:
+              copy_codes_sha256: str = "", roll: Sequence[str] | None = None
+              ) -> ParallelTabulation:
     """Reconcile ``copies`` (parsed by the caller) with the official ``snapshot``.
 
     Per acta: ``copy_codes`` (``acta_id, copy_code``, from ``copy_codes_source``) are the
     official copy codes; without them, when the copies carry codes, the snapshot's own
     source file gives them when it still holds them (ONPE's ``v2_CCOPIA_ACTA``), so codes
-    on the copies are never ignored. ``roll``: every acta id that exists, when the
+    on the copies are never ignored (``copy_codes_sha256``: the SHA-256 of the file they
+    were read from, for the provenance). ``roll``: every acta id that exists, when the
     snapshot lacks some."""
     from escrutinio.defence import observers
     from escrutinio.defence import pvt as analysis
@@ -130,8 +132,11 @@ def reconcile(store: Store, snapshot: SnapshotArg, copies: ObserverCopies,
             copy_codes = observers.source_copy_codes(info.source_uri, info.source_sha256)
             copy_codes_source = (f"snapshot source {info.source_uri}"
                                  if copy_codes is not None else "")
+            copy_codes_sha256 = info.source_sha256  # read only when byte-identical
         if copy_codes is not None:
-            inputs.append(upload_input("copy_codes", copy_codes_source, ""))
+            inputs.append(upload_input("copy_codes", copy_codes_source, copy_codes_sha256))
+        if roll is not None:
+            inputs.append({"role": "roll", "n_actas": len(roll)})
         res = analysis.reconcile(
             copies.frame, store.load_actas(info.snapshot_id), contest, copy_codes=copy_codes,
             pair=params.pair, snapshot_ids=[info.snapshot_id],
