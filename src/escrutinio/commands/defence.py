@@ -93,6 +93,20 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _report(ans: Any, rows: pl.DataFrame, limit: int, as_json: bool, csv: str | None
+            ) -> bool:
+    """What every defence command does with its answer first: the CSV report of ``rows``,
+    then either the JSON (True: nothing more to print) or the snapshot's header line."""
+    if csv:
+        write_csv(rows, csv)
+    if as_json:
+        emit_json(ans.to_jsonable(limit or None))
+        return True
+    info = ans.snapshot
+    out.print(f"[bold]{info.contest_id}[/] — {info.label} ({info.as_of:%Y-%m-%d %H:%M} UTC)")
+    return False
+
+
 def _csv_note(csv: str | None) -> None:
     if csv:
         out.print(T(f"Informe CSV: {csv}", f"CSV report: {csv}"))
@@ -134,13 +148,9 @@ def verify(
     except (EscrutinioError, ValueError) as exc:
         fail(_as_error(exc), as_json)
         return
-    res, info = ans.result, ans.snapshot
-    if csv:
-        write_csv(res.items, csv)
-    if as_json:
-        emit_json(ans.to_jsonable(limit or None))
+    res = ans.result
+    if _report(ans, res.items, limit, as_json, csv):
         return
-    out.print(f"[bold]{info.contest_id}[/] — {info.label} ({info.as_of:%Y-%m-%d %H:%M} UTC)")
     out.print(T(res.statement_es, res.statement_en))
     if res.rules:
         out.print(", ".join(f"{k}: {v:,}" for k, v in res.rules.items()))
@@ -216,12 +226,8 @@ def pvt(
     if generate is not None:
         _write_rehearsal(g, generate, seed, coverage, as_json)
         return
-    if csv:
-        write_csv(tab.result.copies, csv)
-    if as_json:
-        emit_json(tab.to_jsonable(limit or None))
-        return
-    _print_pvt(tab, limit, csv)
+    if not _report(tab, tab.result.copies, limit, as_json, csv):
+        _print_pvt(tab, limit, csv)
 
 
 def _write_rehearsal(g: Any, path: Path, seed: int, coverage: float, as_json: bool) -> None:
@@ -247,14 +253,13 @@ def _write_rehearsal(g: Any, path: Path, seed: int, coverage: float, as_json: bo
 
 
 def _print_pvt(tab: ParallelTabulation, limit: int, csv: str | None) -> None:
-    """One formatter for both kinds of reconciliation: the header, the tables of the kind
-    (per acta, or per published unit), then the statement, its notes and the reader's
-    warnings."""
+    """One formatter for both kinds of reconciliation (after the header line): the
+    copies read, the tables of the kind (per acta, or per published unit), then the
+    statement, its notes and the reader's warnings."""
     from escrutinio.defence.pvt import PvtResult
 
-    info, res = tab.snapshot, tab.result
+    res = tab.result
     s = res.summary
-    out.print(f"[bold]{info.contest_id}[/] — {info.label} ({info.as_of:%Y-%m-%d %H:%M} UTC)")
     out.print(T(f"{s.n_copies:,} copias de {s.n_actas_with_copies:,} actas "
                 f"({tab.n_rejected:,} filas rechazadas al leer)",
                 f"{s.n_copies:,} copies of {s.n_actas_with_copies:,} actas "
@@ -494,13 +499,9 @@ def contested(
     except (EscrutinioError, ValueError) as exc:
         fail(_as_error(exc), as_json)
         return
-    res, info = ans.result, ans.snapshot
-    if csv:
-        write_csv(res.actas, csv)
-    if as_json:
-        emit_json(ans.to_jsonable(limit or None))
+    res = ans.result
+    if _report(ans, res.actas, limit, as_json, csv):
         return
-    out.print(f"[bold]{info.contest_id}[/] — {info.label} ({info.as_of:%Y-%m-%d %H:%M} UTC)")
     out.print(T(res.summary_es, res.summary_en))
     d = res.distribution
     if d is not None:

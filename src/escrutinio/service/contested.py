@@ -13,15 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from escrutinio.errors import BadOptionError
 from escrutinio.provenance import to_jsonable
-from escrutinio.service.inputs import (
-    SnapshotArg,
-    contest_words,
-    earlier_actas,
-    require_actas,
-    resolve,
-    snapshot_input,
-    with_inputs,
-)
+from escrutinio.service import inputs
 from escrutinio.store.base import SnapshotInfo, Store
 
 if TYPE_CHECKING:
@@ -104,10 +96,10 @@ def history_snapshots(store: Store, info: SnapshotInfo, params: ContestedParams 
                       ) -> tuple[SnapshotInfo, ...]:
     """The earlier per-acta snapshots the rates are learned from (none without
     ``params.history``)."""
-    return tuple(earlier_actas(store, info)) if params.history else ()
+    return tuple(inputs.earlier_actas(store, info)) if params.history else ()
 
 
-def contested(store: Store, snapshot: SnapshotArg = "latest",
+def contested(store: Store, snapshot: inputs.SnapshotArg = "latest",
               params: ContestedParams = DEFAULTS, *, contest_id: str | None = None
               ) -> ContestedActas:
     """The contested actas of the per-acta ``snapshot`` (a reference within
@@ -115,8 +107,8 @@ def contested(store: Store, snapshot: SnapshotArg = "latest",
     from escrutinio.countries import localized
     from escrutinio.defence.contested import analyse_contested
 
-    info = resolve(store, snapshot, contest_id)
-    require_actas(info, "el análisis de actas en disputa", "the contested-actas analysis")
+    info = inputs.resolve(store, snapshot, contest_id)
+    inputs.require_actas(info, "el análisis de actas en disputa", "the contested-actas analysis")
     earlier = history_snapshots(store, info, params)
     contest = store.contest(info.contest_id)
     res = analyse_contested(
@@ -125,7 +117,8 @@ def contested(store: Store, snapshot: SnapshotArg = "latest",
         prior=prior_rates(contest, params.prior), strength=params.strength,
         requested=params.requested, pair=params.pair, n_sims=params.n_sims, seed=params.seed,
         snapshot_ids=[info.snapshot_id, *[s.snapshot_id for s in earlier]])
-    inputs = [snapshot_input("snapshot", info), *[snapshot_input("earlier", s) for s in earlier]]
-    res = with_inputs(res, "contested", _described(params), inputs)
+    used = [inputs.snapshot_input("snapshot", info),
+            *[inputs.snapshot_input("earlier", s) for s in earlier]]
+    res = inputs.with_inputs(res, "contested", _described(params), used)
     return ContestedActas(info, earlier, params,
-                          localized(res, contest_words(store, contest, info.snapshot_id)))
+                          localized(res, inputs.contest_words(store, contest, info.snapshot_id)))

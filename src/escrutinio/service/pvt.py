@@ -17,12 +17,7 @@ import polars as pl
 
 from escrutinio.domain import SnapshotKind
 from escrutinio.errors import EscrutinioError, NotFoundError
-from escrutinio.service.inputs import (
-    SnapshotArg,
-    snapshot_input,
-    upload_input,
-    with_inputs,
-)
+from escrutinio.service import inputs
 from escrutinio.store.base import SnapshotInfo, Store
 
 if TYPE_CHECKING:
@@ -72,7 +67,7 @@ class ParallelTabulation:
         return self.result.to_jsonable(limit)
 
 
-def official_snapshot(store: Store, snapshot: SnapshotArg = "latest",
+def official_snapshot(store: Store, snapshot: inputs.SnapshotArg = "latest",
                       contest_id: str | None = None) -> SnapshotInfo:
     """The official side: a per-acta snapshot when the reference names one (for
     ``latest``: when any exists), otherwise the unit snapshot it names."""
@@ -97,7 +92,7 @@ def acta_areas(store: Store, contest_id: str) -> pl.DataFrame | None:
         "acta_id", "area1_code", "area2_code", "area3_code")
 
 
-def reconcile(store: Store, snapshot: SnapshotArg, copies: ObserverCopies,
+def reconcile(store: Store, snapshot: inputs.SnapshotArg, copies: ObserverCopies,
               params: PvtParams = DEFAULTS, *, contest_id: str | None = None,
               copy_codes: pl.DataFrame | None = None, copy_codes_source: str = "",
               copy_codes_sha256: str = "", roll: Sequence[str] | None = None
@@ -117,8 +112,8 @@ def reconcile(store: Store, snapshot: SnapshotArg, copies: ObserverCopies,
     info = official_snapshot(store, snapshot, contest_id)
     contest = store.contest(info.contest_id)
     labels = area_labels(store, info.contest_id)
-    inputs = [snapshot_input("snapshot", info),
-              upload_input("copies", copies.source_uri, copies.source_sha256)]
+    used = [inputs.snapshot_input("snapshot", info),
+            inputs.upload_input("copies", copies.source_uri, copies.source_sha256)]
     res: PvtResult | PvtUnitsResult
     if info.kind is SnapshotKind.UNITS:
         areas = acta_areas(store, info.contest_id)
@@ -134,20 +129,20 @@ def reconcile(store: Store, snapshot: SnapshotArg, copies: ObserverCopies,
                                  if copy_codes is not None else "")
             copy_codes_sha256 = info.source_sha256  # read only when byte-identical
         if copy_codes is not None:
-            inputs.append(upload_input("copy_codes", copy_codes_source, copy_codes_sha256))
+            used.append(inputs.upload_input("copy_codes", copy_codes_source, copy_codes_sha256))
         if roll is not None:
-            inputs.append({"role": "roll", "n_actas": len(roll)})
+            used.append({"role": "roll", "n_actas": len(roll)})
         res = analysis.reconcile(
             copies.frame, store.load_actas(info.snapshot_id), contest, copy_codes=copy_codes,
             pair=params.pair, snapshot_ids=[info.snapshot_id],
             copies_sha256=copies.source_sha256, rejected=copies.rejected,
             roll=None if roll is None else pl.Series("acta_id", list(roll), dtype=pl.String),
             copy_codes_source=copy_codes_source)
-    return ParallelTabulation(info, params, with_inputs(res, "pvt", params, inputs),
+    return ParallelTabulation(info, params, inputs.with_inputs(res, "pvt", params, used),
                               copies.n_rejected, copies.warnings, labels)
 
 
-def rehearsal_copies(store: Store, snapshot: SnapshotArg = "latest", *,
+def rehearsal_copies(store: Store, snapshot: inputs.SnapshotArg = "latest", *,
                      contest_id: str | None = None, coverage: float = REHEARSAL_COVERAGE,
                      seed: int = REHEARSAL_SEED, copy_codes: pl.DataFrame | None = None
                      ) -> GeneratedCopies:

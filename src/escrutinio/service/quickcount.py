@@ -20,14 +20,7 @@ import polars as pl
 
 from escrutinio.errors import EscrutinioError, Unavailable
 from escrutinio.provenance import to_jsonable
-from escrutinio.service.inputs import (
-    SnapshotArg,
-    require_actas,
-    resolve,
-    snapshot_input,
-    upload_input,
-    with_inputs,
-)
+from escrutinio.service import inputs
 from escrutinio.store.base import SnapshotInfo, Store
 
 if TYPE_CHECKING:
@@ -140,10 +133,10 @@ def _urban(contest: Contest, params: QuickCountParams
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return (urban, (f"urbano/rural: densidad ≥ 100 hab/km² ({path.name})",
                     f"urban/rural: density ≥ 100 inhabitants/km² ({path.name})"),
-            [upload_input("urban_table", path.name, digest)], [])
+            [inputs.upload_input("urban_table", path.name, digest)], [])
 
 
-def plan(store: Store, snapshot: SnapshotArg = "latest", seed: str | None = None,
+def plan(store: Store, snapshot: inputs.SnapshotArg = "latest", seed: str | None = None,
          params: QuickCountParams = DEFAULTS, *, contest_id: str | None = None
          ) -> QuickCountPlan:
     """The quick-count design on the per-acta ``snapshot`` (its mesas are the universe)
@@ -152,8 +145,8 @@ def plan(store: Store, snapshot: SnapshotArg = "latest", seed: str | None = None
     from escrutinio.defence.pvt import pick_pair
     from escrutinio.defence.strata import assign_strata
 
-    info = resolve(store, snapshot, contest_id)
-    require_actas(info, "el conteo rápido", "the quick count")
+    info = inputs.resolve(store, snapshot, contest_id)
+    inputs.require_actas(info, "el conteo rápido", "the quick count")
     contest = store.contest(info.contest_id)
     frame = store.load_actas(info.snapshot_id)
     urban, rule, table_input, warnings = _urban(contest, params)
@@ -173,8 +166,9 @@ def plan(store: Store, snapshot: SnapshotArg = "latest", seed: str | None = None
     moe = (qc.margin_of_error(design.n_mesas, mean_votes_per_mesa=de.mean_votes_per_mesa,
                               deff=deff or de.deff_stratified) if de else None)
     sample = qc.draw_sample(universe, design, seed) if seed else None
-    design = with_inputs(design, "quickcount.plan", {**to_jsonable(params), "seed": seed},
-                         [snapshot_input("snapshot", info), *table_input])
+    design = inputs.with_inputs(design, "quickcount.plan",
+                                {**to_jsonable(params), "seed": seed},
+                                [inputs.snapshot_input("snapshot", info), *table_input])
     return QuickCountPlan(info, design, de, moe, rule[0], rule[1], seed, sample,
                           0 if sample is None else sample.height, universe, (a, b), params,
                           deff, tuple(warnings))
@@ -259,14 +253,14 @@ class QuickCountEstimation:
 
 
 def _fuse_partner(store: Store, plan: QuickCountPlan,
-                  fuse: SnapshotArg | FuseWith | None) -> SnapshotInfo | None:
+                  fuse: inputs.SnapshotArg | FuseWith | None) -> SnapshotInfo | None:
     if fuse is None:
         return None
     info = plan.snapshot
     if fuse is FuseWith.SNAPSHOT:
         return info
-    partner = resolve(store, fuse, info.contest_id)
-    require_actas(partner, "la fusión con el conteo oficial",
+    partner = inputs.resolve(store, fuse, info.contest_id)
+    inputs.require_actas(partner, "la fusión con el conteo oficial",
                   "the fusion with the official count")
     if partner.contest_id != info.contest_id:
         raise EscrutinioError("la instantánea a fusionar es de otra contienda",
@@ -275,7 +269,7 @@ def _fuse_partner(store: Store, plan: QuickCountPlan,
 
 
 def estimate(store: Store, plan: QuickCountPlan, reports: ObserverCopies | None, *,
-             fuse: SnapshotArg | FuseWith | None = FuseWith.SNAPSHOT
+             fuse: inputs.SnapshotArg | FuseWith | None = FuseWith.SNAPSHOT
              ) -> QuickCountEstimation:
     """The estimate from ``reports`` of the mesas in ``plan``'s sample (None: a rehearsal,
     their figures taken from the snapshot itself) and, with ``fuse``, the same reports
@@ -321,7 +315,8 @@ def estimate(store: Store, plan: QuickCountPlan, reports: ObserverCopies | None,
             f"seed “{seed}” ({plan.n_sample:,} mesas): at least two are needed; is the "
             "seed right?")
     sids = [info.snapshot_id]
-    inputs = [snapshot_input("snapshot", info), upload_input("reports", source, sha)]
+    used = [inputs.snapshot_input("snapshot", info),
+            inputs.upload_input("reports", source, sha)]
     described = {**to_jsonable(params), "seed": seed}
     est = qc.estimate(plan.universe, rep, plan.pair, n_boot=params.n_boot,
                       seed=params.estimate_seed, n_sampled=plan.n_sample, snapshot_ids=sids)
@@ -332,11 +327,11 @@ def estimate(store: Store, plan: QuickCountPlan, reports: ObserverCopies | None,
             fusion = qc.fuse(plan.universe, official, rep, plan.pair, n_boot=params.n_boot,
                              seed=params.estimate_seed,
                              snapshot_ids=list(dict.fromkeys([*sids, partner.snapshot_id])))
-            fusion = with_inputs(fusion, "quickcount.estimate", described,
-                                 [*inputs, snapshot_input("fused_with", partner)])
+            fusion = inputs.with_inputs(fusion, "quickcount.estimate", described,
+                                        [*used, inputs.snapshot_input("fused_with", partner)])
         else:
             partner = None
-    est = with_inputs(est, "quickcount.estimate", described, inputs)
+    est = inputs.with_inputs(est, "quickcount.estimate", described, used)
     reported = rep.select("acta_id").unique().join(
         sample.select("acta_id", "stratum"), on="acta_id")
     strata = (sample.group_by("stratum").len("sample")

@@ -13,14 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from escrutinio.domain import SnapshotKind
 from escrutinio.provenance import to_jsonable
-from escrutinio.service.inputs import (
-    SnapshotArg,
-    earlier_actas,
-    require_actas,
-    resolve,
-    snapshot_input,
-    with_inputs,
-)
+from escrutinio.service import inputs
 from escrutinio.store.base import SnapshotInfo, Store
 
 if TYPE_CHECKING:
@@ -66,21 +59,21 @@ def previous_snapshot(store: Store, info: SnapshotInfo, against: str = AGAINST_P
     if against == AGAINST_NONE:
         return None
     if against == AGAINST_PREVIOUS:
-        before = earlier_actas(store, info)
+        before = inputs.earlier_actas(store, info)
         prev = before[-1] if before else None
     else:
         prev = store.snapshot(against, contest_id=info.contest_id, kind=SnapshotKind.ACTAS)
     return None if prev is None or prev.snapshot_id == info.snapshot_id else prev
 
 
-def verify(store: Store, snapshot: SnapshotArg = "latest", params: VerifyParams = DEFAULTS,
+def verify(store: Store, snapshot: inputs.SnapshotArg = "latest", params: VerifyParams = DEFAULTS,
            *, contest_id: str | None = None) -> Verification:
     """Verify the per-acta ``snapshot`` (a reference within ``contest_id``, or a snapshot
     already resolved) against what ``params.against`` names."""
     from escrutinio.defence.verify import verify_actas
 
-    info = resolve(store, snapshot, contest_id)
-    require_actas(info, "la verificación", "verification")
+    info = inputs.resolve(store, snapshot, contest_id)
+    inputs.require_actas(info, "la verificación", "verification")
     prev = previous_snapshot(store, info, params.against)
     contest = store.contest(info.contest_id)
     res = verify_actas(
@@ -88,7 +81,7 @@ def verify(store: Store, snapshot: SnapshotArg = "latest", params: VerifyParams 
         previous=None if prev is None else store.load_actas(prev.snapshot_id),
         pair=params.pair,
         snapshot_ids=[info.snapshot_id] + ([prev.snapshot_id] if prev else []))
-    inputs = [snapshot_input("snapshot", info)]
+    used = [inputs.snapshot_input("snapshot", info)]
     if prev is not None:
-        inputs.append(snapshot_input("previous", prev))
-    return Verification(info, prev, params, with_inputs(res, "verify", params, inputs))
+        used.append(inputs.snapshot_input("previous", prev))
+    return Verification(info, prev, params, inputs.with_inputs(res, "verify", params, used))
