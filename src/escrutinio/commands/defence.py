@@ -380,13 +380,15 @@ def quickcount(
             plan = service.plan(store, snapshot, seed, params, contest_id=contest)
             info = plan.snapshot
             voc = contest_vocabulary(store, info.contest_id, info.snapshot_id)
+            # the reference is checked even when there is nothing to fuse yet
+            partner = service.fuse_partner(
+                store, info, service.FuseWith.SNAPSHOT if fuse is None
+                else None if fuse == "none" else fuse)
             estimation = None
             if reports or simulate_reports:
                 copies = (_copies(reports, store.contest(info.contest_id)) if reports
                           else None)
-                estimation = service.estimate(
-                    store, plan, copies, fuse=service.FuseWith.SNAPSHOT if fuse is None
-                    else None if fuse == "none" else fuse)
+                estimation = service.estimate(store, plan, copies, fuse=partner)
     except (EscrutinioError, ValueError) as exc:
         fail(_as_error(exc), as_json)
         return

@@ -252,11 +252,12 @@ class QuickCountEstimation:
                 "provenance": self.provenance()}
 
 
-def _fuse_partner(store: Store, plan: QuickCountPlan,
-                  fuse: inputs.SnapshotArg | FuseWith | None) -> SnapshotInfo | None:
+def fuse_partner(store: Store, info: SnapshotInfo,
+                 fuse: inputs.SnapshotArg | FuseWith | None) -> SnapshotInfo | None:
+    """The per-acta snapshot of ``info``'s contest whose official count reports are fused
+    with: ``info`` itself for :data:`FuseWith.SNAPSHOT`, None for none."""
     if fuse is None:
         return None
-    info = plan.snapshot
     if fuse is FuseWith.SNAPSHOT:
         return info
     partner = inputs.resolve(store, fuse, info.contest_id)
@@ -283,7 +284,7 @@ def estimate(store: Store, plan: QuickCountPlan, reports: ObserverCopies | None,
     if seed is None or sample is None:
         raise EscrutinioError("falta la semilla pública de la muestra",
                               "the public seed of the sample is missing")
-    partner = _fuse_partner(store, plan, fuse)
+    partner = fuse_partner(store, info, fuse)
     if reports is None:  # a rehearsal: the sampled mesas' own figures
         rep = store.load_actas(info.snapshot_id).join(sample.select("acta_id"), on="acta_id")
         rejected = pl.DataFrame(schema=REJECTED_SCHEMA)
