@@ -90,6 +90,20 @@ class BadOptionError(EscrutinioError):
         return super().to_dict() | {"option": self.option, "rule": "bad_option"}
 
 
+class NeedsActas(EscrutinioError):
+    """The analysis needs a per-acta snapshot and was given an aggregate (per-unit) one.
+
+    Exit code 2 on the command line (the snapshot named is bad input); the web layer
+    answers 422."""
+
+    exit_code = 2
+
+
+class Unavailable(EscrutinioError):
+    """The analysis cannot run on this data (the message says why): e.g. a quick-count
+    estimate from fewer than two reports of sampled mesas. The web layer answers 422."""
+
+
 class UnknownReferenceError(NotFoundError):
     """A snapshot, contest or other reference that the store does not hold.
 

@@ -20,8 +20,6 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
-
 from escrutinio import service
 from escrutinio.api.catalog import CatalogStore, ReplayClock
 from escrutinio.api.uploads import UPLOAD_LIMIT, Upload, parse_copies
@@ -29,6 +27,13 @@ from escrutinio.count import CountState, LeadHistory
 from escrutinio.diff import SnapshotDiff
 from escrutinio.domain import Level, SnapshotKind
 from escrutinio.errors import EscrutinioError, NotFoundError
+from escrutinio.errors import NeedsActas as NeedsActas  # the web layer's 422s
+from escrutinio.errors import Unavailable as Unavailable
+from escrutinio.service import contested as contested_service
+from escrutinio.service import pvt as pvt_service
+from escrutinio.service import quickcount as quickcount_service
+from escrutinio.service import verify as verify_service
+from escrutinio.service.inputs import require_actas
 from escrutinio.service.projection import ProjectionHistory
 from escrutinio.store.base import SnapshotInfo, Store
 
@@ -36,21 +41,10 @@ if TYPE_CHECKING:
     # the forensics page and its JSON twin show escrutinio.service.forensics.forensics
     from escrutinio.service.forensics import ForensicsResult as ForensicsView
 
-#: default parameters (the CLI's; the projection's are the service's)
+#: default parameters (the CLI's); the projection's are the service's, and so are the
+#: defence questions' (escrutinio.service.verify, .contested, .quickcount, .pvt)
 PROJECTION_SIMS = service.DEFAULT_SIMS
 PROJECTION_SEED = service.DEFAULT_SEED
-CONTESTED_SIMS = 20_000
-QUICKCOUNT_MESAS = 1500
-QUICKCOUNT_BOOT = 2000  # bootstrap replicates of the estimate (the CLI's --boot)
-QUICKCOUNT_ESTIMATE_SEED = 0
-
-
-class NeedsActas(EscrutinioError):
-    """The analysis needs a per-acta snapshot and was given an aggregate one."""
-
-
-class Unavailable(EscrutinioError):
-    """The analysis cannot run on this data (explained in the message)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,108 +54,11 @@ class ProjectionView:
     reconstructed: bool  # replay: projected on the rebuilt per-acta snapshot of this cut
 
 
-@dataclass(frozen=True, slots=True)
-class VerifyView:
-    snapshot: SnapshotInfo
-    previous: SnapshotInfo | None
-    result: Any  # escrutinio.defence.verify.ActaVerification
-
-
-@dataclass(frozen=True, slots=True)
-class ContestedView:
-    snapshot: SnapshotInfo
-    earlier: tuple[SnapshotInfo, ...]
-    result: Any  # escrutinio.defence.contested.ContestedAnalysis
-
-
-@dataclass(frozen=True, slots=True)
-class QuickCountView:
-    snapshot: SnapshotInfo
-    design: Any  # QuickCountDesign
-    design_effect: Any  # DesignEffect | None
-    moe: float | None
-    urban_rule_es: str
-    urban_rule_en: str
-    seed: str | None
-    sample: pl.DataFrame | None
-    n_sample: int
-    universe: pl.DataFrame  # acta_id, stratum, electors... (defence.strata.assign_strata)
-    pair: tuple[str, str]  # the two candidates of the estimate (leader, runner-up)
-
-
-@dataclass(frozen=True, slots=True)
-class QuickCountEstimateView:
-    """A quick-count estimate from reports sent in a request (not cached: the reports
-    are the request's own data)."""
-
-    snapshot: SnapshotInfo
-    seed: str
-    estimate: Any  # defence.quickcount.QuickCountEstimate, the sample alone
-    fusion: Any | None  # the same reports fused with the official count of ``fused_with``
-    fused_with: SnapshotInfo | None
-    n_sample: int  # mesas in the public sample of ``seed``
-    n_reports: int  # copies read (after rejected rows)
-    n_reported: int  # distinct sampled mesas reported
-    strata: pl.DataFrame  # stratum, sample, reported
-    refused: pl.DataFrame  # reports of mesas outside the sample (REJECTED_SCHEMA)
-    rejected: pl.DataFrame  # rows the parser rejected (REJECTED_SCHEMA)
-    n_duplicates: int  # further reports of an already reported mesa (the earliest counts)
-    reports_source: str
-    reports_sha256: str
-    design_n_mesas: int
-
-    @property
-    def coverage(self) -> float:
-        return self.n_reported / self.n_sample if self.n_sample else 0.0
-
-    @property
-    def warnings(self) -> list[dict[str, str]]:
-        out = []
-        if self.refused.height > self.n_reports - self.refused.height:
-            out.append({
-                "es": f"{self.refused.height:,} de {self.n_reports:,} reportes no son de mesas "
-                      f"de la muestra de la semilla «{self.seed}»: ¿es la semilla correcta?",
-                "en": f"{self.refused.height:,} of {self.n_reports:,} reports are not of mesas "
-                      f"in the sample of seed “{self.seed}”: is the seed right?"})
-        if self.coverage < 0.5:
-            out.append({
-                "es": f"solo reportó el {100 * self.coverage:.1f}% de la muestra: si las mesas "
-                      "que faltan no son al azar (p. ej. las rurales llegan tarde), la "
-                      "estimación está sesgada",
-                "en": f"only {100 * self.coverage:.1f}% of the sample reported: if the "
-                      "missing mesas are not missing at random (e.g. rural ones arrive "
-                      "late), the estimate is biased"})
-        return out
-
-    def provenance(self) -> dict[str, Any]:
-        from escrutinio import __version__
-
-        return {"snapshot_id": self.snapshot.snapshot_id,
-                "snapshot_source_sha256": self.snapshot.source_sha256,
-                "seed": self.seed, "reports": self.reports_source,
-                "reports_sha256": self.reports_sha256,
-                "fused_with": self.fused_with.snapshot_id if self.fused_with else None,
-                "n_mesas_design": self.design_n_mesas,
-                "estimator": {"n_boot": QUICKCOUNT_BOOT, "seed": QUICKCOUNT_ESTIMATE_SEED},
-                "escrutinio_version": __version__}
-
-    def to_jsonable(self, limit: int | None = None) -> dict[str, Any]:
-        from escrutinio.provenance import to_jsonable
-
-        def rows(df: pl.DataFrame) -> list[dict[str, Any]]:
-            return (df if limit is None else df.head(limit)).to_dicts()
-
-        return {"seed": self.seed, "estimate": to_jsonable(self.estimate),
-                "fusion": to_jsonable(self.fusion),
-                "fused_with": to_jsonable(self.fused_with),
-                "coverage": {"n_sample": self.n_sample, "n_reported": self.n_reported,
-                             "share": self.coverage, "n_reports": self.n_reports,
-                             "n_duplicates": self.n_duplicates,
-                             "strata": self.strata.to_dicts()},
-                "warnings": self.warnings,
-                "n_refused": self.refused.height, "refused": rows(self.refused),
-                "n_rejected": self.rejected.height, "rejected": rows(self.rejected),
-                "provenance": self.provenance()}
+#: the defence answers are the service's results (the pages and their JSON twins read them)
+VerifyView = verify_service.Verification
+ContestedView = contested_service.ContestedActas
+QuickCountView = quickcount_service.QuickCountPlan
+QuickCountEstimateView = quickcount_service.QuickCountEstimation
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,97 +340,32 @@ class Backend:
     # -- per-acta analyses -------------------------------------------------------------------
     @staticmethod
     def _needs_actas(info: SnapshotInfo, what_es: str, what_en: str) -> None:
-        if info.kind is not SnapshotKind.ACTAS:
-            raise NeedsActas(
-                f"{what_es} necesita una instantánea por acta; {info.snapshot_id[:12]} es "
-                "agregada (por unidad)",
-                f"{what_en} needs a per-acta snapshot; {info.snapshot_id[:12]} is an aggregate "
-                "(per-unit) one")
-
-    def earlier_actas(self, info: SnapshotInfo) -> list[SnapshotInfo]:
-        return [s for s in self.store.list_snapshots(info.contest_id, SnapshotKind.ACTAS)
-                if s.as_of < info.as_of]
+        """:class:`NeedsActas` unless ``info`` is per acta (before the cache is asked)."""
+        require_actas(info, what_es, what_en)
 
     def verify(self, info: SnapshotInfo) -> VerifyView:
+        """:func:`escrutinio.service.verify.verify` against the previous per-acta snapshot
+        (the CLI's default), cached per (snapshot, previous)."""
         self._needs_actas(info, "la verificación", "verification")
-        earlier = self.earlier_actas(info)
-        prev = earlier[-1] if earlier else None
-
-        def compute() -> VerifyView:
-            from escrutinio.defence.verify import verify_actas
-
-            contest = self.store.contest(info.contest_id)
-            res = verify_actas(
-                self.store.load_actas(info.snapshot_id), contest,
-                self.store.load_row_reports(info.snapshot_id),
-                previous=None if prev is None else self.store.load_actas(prev.snapshot_id),
-                snapshot_ids=[info.snapshot_id] + ([prev.snapshot_id] if prev else []))
-            return VerifyView(info, prev, res)
-
-        return self.cached(("verify", info.snapshot_id, prev and prev.snapshot_id), compute)
+        prev = verify_service.previous_snapshot(self.store, info)
+        return self.cached(("verify", info.snapshot_id, prev and prev.snapshot_id),
+                           lambda: verify_service.verify(self.store, info))
 
     def contested(self, info: SnapshotInfo) -> ContestedView:
+        """:func:`escrutinio.service.contested.contested` with the CLI's defaults, cached
+        per (snapshot, earlier snapshots the rates are learned from)."""
         self._needs_actas(info, "el análisis de actas en disputa", "the contested-actas analysis")
-        earlier = tuple(self.earlier_actas(info))
-
-        def compute() -> ContestedView:
-            from escrutinio.defence import contested as ct
-
-            contest = self.store.contest(info.contest_id)
-            res = ct.analyse_contested(
-                self.store.load_actas(info.snapshot_id), contest,
-                earlier=[self.store.load_actas(s.snapshot_id) for s in earlier],
-                prior=ct.resolution_prior(contest), n_sims=CONTESTED_SIMS, seed=0,
-                snapshot_ids=[info.snapshot_id, *[s.snapshot_id for s in earlier]])
-            from escrutinio.countries import localized, vocabulary
-
-            return ContestedView(info, earlier, localized(res, vocabulary(contest)))
-
+        earlier = contested_service.history_snapshots(self.store, info)
         return self.cached(("contested", info.snapshot_id,
-                            tuple(s.snapshot_id for s in earlier)), compute)
+                            tuple(s.snapshot_id for s in earlier)),
+                           lambda: contested_service.contested(self.store, info))
 
     def quickcount(self, info: SnapshotInfo, seed: str | None) -> QuickCountView:
+        """:func:`escrutinio.service.quickcount.plan` with the CLI's defaults: the design
+        and, with a ``seed``, the public sample; cached per (snapshot, seed)."""
         self._needs_actas(info, "el conteo rápido", "the quick count")
-
-        def compute() -> QuickCountView:
-            from escrutinio.defence import quickcount as qc
-            from escrutinio.defence.pvt import pick_pair
-            from escrutinio.defence.strata import assign_strata, peru_urban_districts
-
-            contest = self.store.contest(info.contest_id)
-            frame = self.store.load_actas(info.snapshot_id)
-            urban = None
-            rule = ("sin división urbano/rural", "no urban/rural split")
-            if contest.country == "PE":
-                from escrutinio import datasets
-
-                try:
-                    path = datasets.locate("peru-geography", "ubigeo_distrito.csv")
-                    urban = peru_urban_districts(path)
-                    rule = (f"urbano/rural: densidad ≥ 100 hab/km² ({path.name})",
-                            f"urban/rural: density ≥ 100 inhabitants/km² ({path.name})")
-                except EscrutinioError:
-                    pass
-            universe = assign_strata(frame, urban)
-            a, b, _ = pick_pair(frame, contest)
-            counted = frame.filter(pl.col("status") == "counted").join(
-                universe.select("acta_id", "stratum"), on="acta_id")
-            de = None
-            if counted.height > 100:
-                de = qc.design_effect(counted[f"v_{a}"].fill_null(0).to_numpy(),
-                                      counted[f"v_{b}"].fill_null(0).to_numpy(),
-                                      counted["stratum"].to_numpy())
-            plan = qc.design(universe, n_mesas=QUICKCOUNT_MESAS,
-                             deff=de.deff_stratified if de else None,
-                             mean_votes_per_mesa=de.mean_votes_per_mesa if de else None,
-                             snapshot_ids=[info.snapshot_id])
-            moe = (qc.margin_of_error(plan.n_mesas, mean_votes_per_mesa=de.mean_votes_per_mesa,
-                                      deff=de.deff_stratified) if de else None)
-            sample = qc.draw_sample(universe, plan, seed) if seed else None
-            return QuickCountView(info, plan, de, moe, rule[0], rule[1], seed, sample,
-                                  0 if sample is None else sample.height, universe, (a, b))
-
-        return self.cached(("quickcount", info.snapshot_id, seed), compute)
+        return self.cached(("quickcount", info.snapshot_id, seed),
+                           lambda: quickcount_service.plan(self.store, info, seed))
 
     def forensics(self, info: SnapshotInfo) -> ForensicsView:
         """The forensic screen of ``info`` with the CLI's defaults
@@ -589,109 +421,28 @@ class Backend:
 
     def pvt(self, info: SnapshotInfo, upload: Upload) -> Any:
         """Reconcile observers' copies sent in a request (JSON records, CSV or a file;
-        not cached: the copies are the request's own data)."""
-        from escrutinio.defence.pvt import reconcile, reconcile_units
-
+        not cached: the copies are the request's own data) with
+        :func:`escrutinio.service.pvt.reconcile`: per acta, or against the published
+        totals of a unit snapshot."""
         contest = self.store.contest(info.contest_id)
         copies = parse_copies(upload, contest, limit=self.upload_limit)
-        if info.kind is SnapshotKind.UNITS:
-            # only published totals: the copies are aggregated to their level (the areas
-            # of each acta from the latest per-acta snapshot, when there is one)
-            actas = self.store.list_snapshots(info.contest_id, SnapshotKind.ACTAS)
-            with self.compute_lock:
-                units = self.store.load_units(info.snapshot_id)
-                areas = (self.store.load_actas(actas[-1].snapshot_id).select(
-                    "acta_id", "area1_code", "area2_code", "area3_code") if actas else None)
-            return reconcile_units(copies.frame, units, contest, acta_areas=areas,
-                                   snapshot_ids=[info.snapshot_id],
-                                   copies_sha256=copies.source_sha256,
-                                   rejected=copies.rejected,
-                                   level_labels=self.area_labels(info.contest_id))
-        self._needs_actas(info, "la tabulación paralela", "the parallel tabulation")
-        from escrutinio.defence.observers import source_copy_codes
-
-        with self.compute_lock:
-            official = self.store.load_actas(info.snapshot_id)
-        # copy codes on the copies are checked against the snapshot's own source file
-        # when it has them (as the CLI does)
-        codes = (source_copy_codes(info.source_uri, info.source_sha256)
-                 if copies.frame["copy_code"].is_not_null().any() else None)
-        return reconcile(copies.frame, official, contest, snapshot_ids=[info.snapshot_id],
-                         copies_sha256=copies.source_sha256, rejected=copies.rejected,
-                         copy_codes=codes, copy_codes_source=(
-                             "snapshot source file" if codes is not None else ""))
+        return pvt_service.reconcile(self.store, info, copies).result
 
     def quickcount_estimate(self, info: SnapshotInfo, seed: str, upload: Upload,
                             fuse: SnapshotInfo | None) -> QuickCountEstimateView:
-        """The quick-count estimate from the reports of the sampled mesas of ``seed``
-        (:func:`escrutinio.defence.quickcount.estimate`) and, when ``fuse`` is given and
-        has counted actas, the same reports fused with its official count
-        (:func:`~escrutinio.defence.quickcount.fuse`). Reports of mesas outside the
-        sample are refused (listed, not used); rows the parser rejects are listed too."""
+        """The quick-count estimate from the reports of the sampled mesas of ``seed`` and,
+        when ``fuse`` is given and has counted actas, the same reports fused with its
+        official count (:func:`escrutinio.service.quickcount.estimate`; not cached: the
+        reports are the request's own data). Reports of mesas outside the sample are
+        refused (listed, not used); rows the parser rejects are listed too."""
         self._needs_actas(info, "el conteo rápido", "the quick count")
         if fuse is not None:
             self._needs_actas(fuse, "la fusión con el conteo oficial",
                               "the fusion with the official count")
-            if fuse.contest_id != info.contest_id:
-                raise EscrutinioError(
-                    "la instantánea a fusionar es de otra contienda",
-                    "the snapshot to fuse with belongs to another contest")
-        from escrutinio.defence import quickcount as qc
-        from escrutinio.defence.pvt import normalise_ids
-        from escrutinio.sources.base import REJECTED_SCHEMA
-
-        view = self.quickcount(info, seed)
-        assert view.sample is not None
-        contest = self.store.contest(info.contest_id)
-        copies = parse_copies(upload, contest, limit=self.upload_limit)
-        rep = copies.frame.with_columns(
-            normalise_ids(copies.frame["acta_id"], view.universe["acta_id"]))
-        in_sample = rep["acta_id"].is_in(view.sample["acta_id"].implode())
-        out = rep.filter(~in_sample)
-        refused = out.select(
-            pl.col("line"), pl.col("acta_id"), pl.lit("acta_id").alias("field"),
-            pl.lit("not_in_sample").alias("rule"),
-            pl.format("la mesa {} no está en la muestra pública de la semilla «{}»: "
-                      "reporte rechazado", pl.col("acta_id"), pl.lit(seed)).alias("message_es"),
-            pl.format("mesa {} is not in the public sample of seed “{}”: report refused",
-                      pl.col("acta_id"), pl.lit(seed)).alias("message_en"),
-            pl.lit("").alias("raw")).cast(REJECTED_SCHEMA)  # type: ignore[arg-type]
-        rep = rep.filter(in_sample)
-        n_reported = rep["acta_id"].n_unique()
-        if n_reported < 2:
-            raise Unavailable(
-                f"de {copies.n_copies:,} reportes, {n_reported} son de mesas de la muestra de "
-                f"la semilla «{seed}» ({view.n_sample:,} mesas): hacen falta al menos dos; "
-                "¿es la semilla correcta?",
-                f"of {copies.n_copies:,} reports, {n_reported} are of mesas in the sample of "
-                f"seed “{seed}” ({view.n_sample:,} mesas): at least two are needed; is the "
-                "seed right?")
-        sids = [info.snapshot_id]
-        est = qc.estimate(view.universe, rep, view.pair, n_boot=QUICKCOUNT_BOOT,
-                          seed=QUICKCOUNT_ESTIMATE_SEED, n_sampled=view.n_sample,
-                          snapshot_ids=sids)
-        fusion = None
-        if fuse is not None:
-            with self.compute_lock:
-                official = self.store.load_actas(fuse.snapshot_id)
-            if official.filter(pl.col("status") == "counted").height:
-                fusion = qc.fuse(view.universe, official, rep, view.pair,
-                                 n_boot=QUICKCOUNT_BOOT, seed=QUICKCOUNT_ESTIMATE_SEED,
-                                 snapshot_ids=list(dict.fromkeys([*sids, fuse.snapshot_id])))
-            else:
-                fuse = None
-        reported = rep.select("acta_id").unique().join(
-            view.sample.select("acta_id", "stratum"), on="acta_id")
-        strata = (view.sample.group_by("stratum").len("sample")
-                  .join(reported.group_by("stratum").len("reported"), on="stratum",
-                        how="left")
-                  .with_columns(pl.col("reported").fill_null(0).cast(pl.Int64),
-                                pl.col("sample").cast(pl.Int64))
-                  .sort("stratum"))
-        return QuickCountEstimateView(
-            info, seed, est, fusion, fuse, view.n_sample, copies.n_copies, n_reported,
-            strata, refused, copies.rejected, rep.height - n_reported, copies.source_uri,
-            copies.source_sha256, view.design.n_mesas)
+        plan = self.quickcount(info, seed)
+        copies = parse_copies(upload, self.store.contest(info.contest_id),
+                              limit=self.upload_limit)
+        return quickcount_service.estimate(self.store, plan, copies, fuse=fuse)
 
 
 def _settle_garbage() -> None:

@@ -1,25 +1,35 @@
 """Defence of the vote: ``verify``, ``pvt``, ``quickcount``, ``contested``.
 
-Presenters only: numbers come from :mod:`escrutinio.defence`. Every command takes
-``--json`` and ``--csv PATH`` (a UTF-8 CSV with a byte-order mark, so that a spreadsheet
-opens accents correctly: one row per acta / copy / stratum, for a coordinator).
+Presenters only: each command parses its options and files, asks the application service
+(:mod:`escrutinio.service.verify`, :mod:`~escrutinio.service.pvt`,
+:mod:`~escrutinio.service.quickcount`, :mod:`~escrutinio.service.contested`: the same
+answers, with the same defaults, as the HTTP API) and formats the result. Every command
+takes ``--json`` and ``--csv PATH`` (a UTF-8 CSV with a byte-order mark, so that a
+spreadsheet opens accents correctly: one row per acta / copy / stratum, for a
+coordinator).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import polars as pl
 import typer
 from rich.table import Table
 
 from escrutinio.commands.common import T, check_text, emit_json, err, fail, open_store, opts, out
-from escrutinio.commands.vocab import W, contest_vocabulary, localized
-from escrutinio.domain import Contest, SnapshotKind
+from escrutinio.commands.vocab import W, contest_vocabulary
 from escrutinio.errors import BadOptionError, EscrutinioError
-from escrutinio.provenance import to_jsonable
-from escrutinio.store.base import SnapshotInfo, Store
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from escrutinio.defence.observers import ObserverCopies
+    from escrutinio.defence.pvt import PvtResult, PvtUnitsResult
+    from escrutinio.domain import Contest
+    from escrutinio.service.pvt import ParallelTabulation
+    from escrutinio.service.quickcount import QuickCountEstimate
 
 CsvOpt = Annotated[str | None, typer.Option("--csv", help="CSV report for a spreadsheet")]
 JsonOpt = Annotated[bool, typer.Option("--json")]
@@ -34,15 +44,6 @@ def write_csv(frame: pl.DataFrame, path: str) -> None:
     from escrutinio.api.export import write_spreadsheet_csv
 
     write_spreadsheet_csv(frame, path)
-
-
-def _acta_snapshot(store: Store, ref: str, contest_id: str | None) -> tuple[SnapshotInfo,
-                                                                            Contest]:
-    from escrutinio.service import default_contest
-
-    cid = default_contest(store, contest_id)
-    info = store.snapshot(ref, contest_id=cid, kind=SnapshotKind.ACTAS)
-    return info, store.contest(cid)
 
 
 def _zone(name: str, option: str) -> None:
@@ -72,6 +73,45 @@ def _pair(value: str | None) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
+def _copies(paths: list[Path], contest: Contest, tz: str = "UTC") -> ObserverCopies:
+    """Observers' copy files as one set, with what the reader assumed of each file. One
+    file keeps its own SHA-256 (the hash the web layer gives the same bytes uploaded);
+    several get the hash of their hashes (:func:`escrutinio.defence.observers.combine`)."""
+    from escrutinio.defence import observers
+
+    parts = [observers.parse_observer_copies(p, contest, assume_tz=tz) for p in paths]
+    if len(parts) == 1:
+        return parts[0]
+    return dataclasses.replace(observers.combine(parts),
+                               warnings=tuple(w for p in parts for w in p.warnings))
+
+
+def _sha256(path: Path) -> str:
+    """The SHA-256 of a file read (provenance)."""
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _report(ans: Any, rows: pl.DataFrame, limit: int, as_json: bool, csv: str | None
+            ) -> bool:
+    """What every defence command does with its answer first: the CSV report of ``rows``,
+    then either the JSON (True: nothing more to print) or the snapshot's header line."""
+    if csv:
+        write_csv(rows, csv)
+    if as_json:
+        emit_json(ans.to_jsonable(limit or None))
+        return True
+    info = ans.snapshot
+    out.print(f"[bold]{info.contest_id}[/] — {info.label} ({info.as_of:%Y-%m-%d %H:%M} UTC)")
+    return False
+
+
+def _csv_note(csv: str | None) -> None:
+    if csv:
+        out.print(T(f"Informe CSV: {csv}", f"CSV report: {csv}"))
+
+
 PairOpt = Annotated[str | None, typer.Option(
     help="two candidate codes 'a,b' (default: the two leaders among counted actas)")]
 
@@ -98,36 +138,19 @@ def verify(
 ) -> None:
     """Verificar actas: aritmética y cambios, por materialidad / verify actas: arithmetic
     and changes, ranked by materiality."""
-    from escrutinio.defence.verify import verify_actas
+    from escrutinio.service import verify as service
 
     try:
         with open_store(read_only=True) as store:
-            info, c = _acta_snapshot(store, snapshot, contest)
-            frame = store.load_actas(info.snapshot_id)
-            reports = store.load_row_reports(info.snapshot_id)
-            prev = None
-            ids = [info.snapshot_id]
-            if against != "none":
-                snaps = store.list_snapshots(c.id, SnapshotKind.ACTAS)
-                if against == "previous":
-                    before = [s for s in snaps if s.as_of < info.as_of]
-                    pinfo = before[-1] if before else None
-                else:
-                    pinfo = store.snapshot(against, contest_id=c.id, kind=SnapshotKind.ACTAS)
-                if pinfo is not None and pinfo.snapshot_id != info.snapshot_id:
-                    prev = store.load_actas(pinfo.snapshot_id)
-                    ids.append(pinfo.snapshot_id)
-            res = verify_actas(frame, c, reports, previous=prev, pair=_pair(pair),
-                               snapshot_ids=ids)
+            ans = service.verify(store, snapshot,
+                                 service.VerifyParams(against=against, pair=_pair(pair)),
+                                 contest_id=contest)
     except (EscrutinioError, ValueError) as exc:
         fail(_as_error(exc), as_json)
         return
-    if csv:
-        write_csv(res.items, csv)
-    if as_json:
-        emit_json(res.to_jsonable(limit or None))
+    res = ans.result
+    if _report(ans, res.items, limit, as_json, csv):
         return
-    out.print(f"[bold]{c.id}[/] — {info.label} ({info.as_of:%Y-%m-%d %H:%M} UTC)")
     out.print(T(res.statement_es, res.statement_en))
     if res.rules:
         out.print(", ".join(f"{k}: {v:,}" for k, v in res.rules.items()))
@@ -140,8 +163,7 @@ def verify(
                       "" if r["net"] is None else f"{r['net']:+,}",
                       "" if r["net_change"] is None else f"{r['net_change']:+,}")
     out.print(table)
-    if csv:
-        out.print(T(f"Informe CSV: {csv}", f"CSV report: {csv}"))
+    _csv_note(csv)
 
 
 # --- pvt ----------------------------------------------------------------------------------
@@ -173,78 +195,91 @@ def pvt(
     """Tabulación paralela: copias de personeros contra actas oficiales / parallel vote
     tabulation: observers' copies against the official actas."""
     from escrutinio.defence import observers
-    from escrutinio.defence.pvt import category_label, reconcile
+    from escrutinio.service import pvt as service
 
     try:
         _zone(tz, "--tz")
         if level is not None:
-            from escrutinio.commands.common import level_option
+            from escrutinio.cli import level_option
 
             level = level_option(level).value
         with open_store(read_only=True) as store:
-            info, c, official, areas = _pvt_official(store, snapshot, contest)
-        if info.kind is SnapshotKind.UNITS:
+            info = service.official_snapshot(store, snapshot, contest)
             if generate is not None:
-                raise EscrutinioError(
-                    "--generate necesita una instantánea por acta",
-                    "--generate needs a per-acta snapshot")
-            _pvt_units(copies, info, c, official, areas, tz, pair, level, limit, as_json,
-                       csv)
-            return
-        if generate is not None:
-            from escrutinio.defence.generator import generate_copies
-
-            real_codes = observers.read_copy_codes(copy_codes) if copy_codes else None
-            g = generate_copies(official, c, coverage=coverage, seed=seed,
-                                copy_codes=real_codes)
-            observers.write_observer_copies(g.copies, generate)
-            truth = generate.with_name(generate.name.split(".")[0] + ".truth.csv")
-            codes = generate.with_name(generate.name.split(".")[0] + ".copy_codes.csv")
-            g.truth.write_csv(truth)
-            g.copy_codes.write_csv(codes)
-            payload = {"copies": str(generate), "truth": str(truth), "copy_codes": str(codes),
-                       "n_copies": g.copies.height, "seed": seed, "coverage": coverage,
-                       "rates": g.rates,
-                       "note": "official actas blanked for 'official_missing' are only in "
-                               "the truth file; the store is unchanged"}
-            if as_json:
-                emit_json(payload)
+                real_codes = observers.read_copy_codes(copy_codes) if copy_codes else None
+                g = service.rehearsal_copies(store, info, coverage=coverage, seed=seed,
+                                             copy_codes=real_codes)
             else:
-                out.print(T(f"{g.copies.height:,} copias sintéticas en {generate}; verdad en "
-                            f"{truth}; códigos de copia en {codes}",
-                            f"{g.copies.height:,} synthetic copies in {generate}; truth in "
-                            f"{truth}; copy codes in {codes}"))
-            return
-        if not copies:
-            raise EscrutinioError("indique al menos un archivo de copias",
-                                  "give at least one copies file")
-        parts = [observers.parse_observer_copies(p, c, assume_tz=tz) for p in copies]
-        parsed = observers.combine(parts)
-        # official copy codes: --copy-codes, else the snapshot's own source file when it
-        # has them (ONPE's v2_CCOPIA_ACTA), so codes on the copies are never ignored
-        codes_df = (observers.read_copy_codes(copy_codes) if copy_codes else
-                    observers.source_copy_codes(info.source_uri, info.source_sha256)
-                    if parsed.frame["copy_code"].is_not_null().any() else None)
-        codes_from = (str(copy_codes) if copy_codes else
-                      f"snapshot source {info.source_uri}" if codes_df is not None else "")
-        roll_s = (pl.Series("acta_id", observers.read_acta_list(roll)) if roll else None)
-        res = reconcile(parsed.frame, official, c, copy_codes=codes_df, pair=_pair(pair),
-                        snapshot_ids=[info.snapshot_id], copies_sha256=parsed.source_sha256,
-                        rejected=parsed.rejected, roll=roll_s, copy_codes_source=codes_from)
+                if not copies:
+                    raise EscrutinioError("indique al menos un archivo de copias",
+                                          "give at least one copies file")
+                parsed = _copies(copies, store.contest(info.contest_id), tz)
+                tab = service.reconcile(
+                    store, info, parsed, service.PvtParams(pair=_pair(pair), level=level),
+                    copy_codes=observers.read_copy_codes(copy_codes) if copy_codes else None,
+                    copy_codes_source=str(copy_codes) if copy_codes else "",
+                    copy_codes_sha256=_sha256(copy_codes) if copy_codes else "",
+                    roll=observers.read_acta_list(roll) if roll else None)
     except (EscrutinioError, ValueError) as exc:
         fail(_as_error(exc), as_json)
         return
-    if csv:
-        write_csv(res.copies, csv)
-    if as_json:
-        emit_json(res.to_jsonable(limit or None))
+    if generate is not None:
+        _write_rehearsal(g, generate, seed, coverage, as_json)
         return
+    if not _report(tab, tab.result.copies, limit, as_json, csv):
+        _print_pvt(tab, limit, csv)
+
+
+def _write_rehearsal(g: Any, path: Path, seed: int, coverage: float, as_json: bool) -> None:
+    """``pvt --generate``: the synthetic copies, their ground truth and copy codes."""
+    from escrutinio.defence import observers
+
+    observers.write_observer_copies(g.copies, path)
+    truth = path.with_name(path.name.split(".")[0] + ".truth.csv")
+    codes = path.with_name(path.name.split(".")[0] + ".copy_codes.csv")
+    g.truth.write_csv(truth)
+    g.copy_codes.write_csv(codes)
+    if as_json:
+        emit_json({"copies": str(path), "truth": str(truth), "copy_codes": str(codes),
+                   "n_copies": g.copies.height, "seed": seed, "coverage": coverage,
+                   "rates": g.rates,
+                   "note": "official actas blanked for 'official_missing' are only in "
+                           "the truth file; the store is unchanged"})
+        return
+    out.print(T(f"{g.copies.height:,} copias sintéticas en {path}; verdad en "
+                f"{truth}; códigos de copia en {codes}",
+                f"{g.copies.height:,} synthetic copies in {path}; truth in "
+                f"{truth}; copy codes in {codes}"))
+
+
+def _print_pvt(tab: ParallelTabulation, limit: int, csv: str | None) -> None:
+    """One formatter for both kinds of reconciliation (after the header line): the
+    copies read, the tables of the kind (per acta, or per published unit), then the
+    statement, its notes and the reader's warnings."""
+    from escrutinio.defence.pvt import PvtResult
+
+    res = tab.result
     s = res.summary
-    out.print(f"[bold]{c.id}[/] — {info.label}")
     out.print(T(f"{s.n_copies:,} copias de {s.n_actas_with_copies:,} actas "
-                f"({parsed.n_rejected:,} filas rechazadas al leer)",
+                f"({tab.n_rejected:,} filas rechazadas al leer)",
                 f"{s.n_copies:,} copies of {s.n_actas_with_copies:,} actas "
-                f"({parsed.n_rejected:,} rows rejected on reading)"))
+                f"({tab.n_rejected:,} rows rejected on reading)"))
+    if isinstance(res, PvtResult):
+        _pvt_acta_tables(res, limit)
+    else:
+        _pvt_unit_tables(res, tab.level_labels, limit)
+    out.print(T(s.statement_es, s.statement_en))
+    for n_es, n_en in zip(s.notes_es, s.notes_en, strict=True):
+        out.print(T(n_es, n_en))
+    for w_es, w_en in tab.warnings:
+        err.print(T(f"[yellow]{w_es}[/]", f"[yellow]{w_en}[/]"))
+    _csv_note(csv)
+
+
+def _pvt_acta_tables(res: PvtResult, limit: int) -> None:
+    from escrutinio.defence.pvt import category_label
+
+    s = res.summary
     cat = Table(title=T("Clasificación", "Classification"))
     cat.add_column(T("categoría", "category"))
     cat.add_column("n", justify="right")
@@ -265,77 +300,13 @@ def pvt(
                       category_label(r["category"], opts.lang), r["differing_fields"] or "",
                       f"{r['net_change']:+,}", pct, r["likely_wrong"])
     out.print(table)
-    out.print(T(s.statement_es, s.statement_en))
-    for n_es, n_en in zip(s.notes_es, s.notes_en, strict=True):
-        out.print(T(n_es, n_en))
-    for w_es, w_en in parsed.warnings:
-        err.print(T(f"[yellow]{w_es}[/]", f"[yellow]{w_en}[/]"))
-    if csv:
-        out.print(T(f"Informe CSV: {csv}", f"CSV report: {csv}"))
 
 
-def _pvt_official(store: Store, ref: str, contest_id: str | None
-                  ) -> tuple[SnapshotInfo, Contest, pl.DataFrame, Any]:
-    """The official side of a parallel tabulation: a per-acta snapshot when ``ref`` names
-    one (or, for 'latest', when any exists); otherwise the unit snapshot ``ref`` names,
-    with the areas of every acta from the latest per-acta snapshot of the contest (to
-    aggregate copies to the published level), or ``None``."""
-    from escrutinio.errors import NotFoundError
-    from escrutinio.service import default_contest
-
-    cid = default_contest(store, contest_id)
-    try:
-        info = store.snapshot(ref, contest_id=cid, kind=SnapshotKind.ACTAS)
-    except NotFoundError:
-        info = store.snapshot(ref, contest_id=cid)
-    c = store.contest(cid)
-    if info.kind is SnapshotKind.ACTAS:
-        return info, c, store.load_actas(info.snapshot_id), None
-    from escrutinio.service import area_labels
-
-    actas = store.list_snapshots(cid, SnapshotKind.ACTAS)
-    areas = None
-    if actas:
-        areas = store.load_actas(actas[-1].snapshot_id).select(
-            "acta_id", "area1_code", "area2_code", "area3_code")
-    return info, c, store.load_units(info.snapshot_id), (areas, area_labels(store, cid))
-
-
-def _pvt_units(copies: list[Path] | None, info: SnapshotInfo, c: Contest,
-               units: pl.DataFrame, where: Any, tz: str, pair: str | None,
-               level: str | None, limit: int, as_json: bool, csv: str | None) -> None:
-    """``pvt`` against a snapshot of published totals (no per-acta figures); ``where``:
-    (areas of every acta or None, the country's level names)."""
-    areas, labels = where
-    from escrutinio.defence import observers
-    from escrutinio.defence.pvt import reconcile_units
-
-    try:
-        if not copies:
-            raise EscrutinioError("indique al menos un archivo de copias",
-                                  "give at least one copies file")
-        parsed = observers.combine([observers.parse_observer_copies(p, c, assume_tz=tz)
-                                    for p in copies])
-        res = reconcile_units(parsed.frame, units, c, level=level, acta_areas=areas,
-                              pair=_pair(pair), snapshot_ids=[info.snapshot_id],
-                              copies_sha256=parsed.source_sha256, rejected=parsed.rejected,
-                              level_labels=labels)
-    except (EscrutinioError, ValueError) as exc:
-        fail(_as_error(exc), as_json)
-        return
-    if csv:
-        write_csv(res.copies, csv)
-    if as_json:
-        emit_json(res.to_jsonable(limit or None))
-        return
-    s = res.summary
-    out.print(f"[bold]{c.id}[/] — {info.label} ({info.as_of:%Y-%m-%d %H:%M} UTC)")
-    out.print(T(f"{s.n_copies:,} copias de {s.n_actas_with_copies:,} actas "
-                f"({parsed.n_rejected:,} filas rechazadas al leer)",
-                f"{s.n_copies:,} copies of {s.n_actas_with_copies:,} actas "
-                f"({parsed.n_rejected:,} rows rejected on reading)"))
+def _pvt_unit_tables(res: PvtUnitsResult, labels: dict[str, tuple[str, str]],
+                     limit: int) -> None:
     from escrutinio.domain import level_label
 
+    s = res.summary
     lv = level_label(labels, s.level, opts.lang)
     table = Table(title=T(f"Copias contra totales publicados ({lv})",
                           f"Copies against published totals ({lv})"))
@@ -343,7 +314,7 @@ def _pvt_units(copies: list[Path] | None, info: SnapshotInfo, c: Contest,
                 T("cubierta", "covered"), T("exceso", "excess"),
                 T("cambio del margen", "margin change")):
         table.add_column(col, justify="right")
-    cand = ["cast", "blank", "null", *c.candidate_columns]
+    cand = [c.removeprefix("excess_") for c in res.units.columns if c.startswith("excess_")]
     for r in res.units.head(limit or res.units.height).iter_rows(named=True):
         exc_txt = ", ".join(f"{f.removeprefix('v_')} +{r[f'excess_{f}']:,}" for f in cand
                             if r[f"excess_{f}"])
@@ -361,38 +332,9 @@ def _pvt_units(copies: list[Path] | None, info: SnapshotInfo, c: Contest,
         top.add_row(str(r["rank"]), r["acta_id"], r["copy_id"], r["observer_id"],
                     f"{r['copy_net']:+,}", r["scope"])
     out.print(top)
-    out.print(T(s.statement_es, s.statement_en))
-    for n_es, n_en in zip(s.notes_es, s.notes_en, strict=True):
-        out.print(T(n_es, n_en))
-    if csv:
-        out.print(T(f"Informe CSV: {csv}", f"CSV report: {csv}"))
 
 
 # --- quickcount ---------------------------------------------------------------------------
-
-def _universe(store: Store, info: SnapshotInfo, c: Contest, urban_file: Path | None,
-              no_urban: bool) -> tuple[pl.DataFrame, pl.DataFrame, str]:
-    from escrutinio.defence.strata import assign_strata, peru_urban_districts
-
-    frame = store.load_actas(info.snapshot_id)
-    urban = None
-    note = T("sin división urbano/rural", "no urban/rural split")
-    if not no_urban:
-        path = urban_file
-        if path is None and c.country == "PE":
-            from escrutinio import datasets
-
-            try:
-                path = datasets.locate("peru-geography", "ubigeo_distrito.csv")
-            except EscrutinioError as exc:
-                err.print(T(f"[yellow]sin tabla de distritos: {exc.message_es}[/]",
-                            f"[yellow]no district table: {exc.message_en}[/]"))
-        if path is not None:
-            urban = peru_urban_districts(path)
-            note = T(f"urbano/rural: densidad ≥ 100 hab/km² ({path.name})",
-                     f"urban/rural: density ≥ 100 inhabitants/km² ({path.name})")
-    return frame, assign_strata(frame, urban), note
-
 
 def quickcount(
     snapshot: SnapOpt = "latest",
@@ -411,7 +353,8 @@ def quickcount(
     simulate_reports: Annotated[bool, typer.Option(
         help="take the sampled mesas' figures from the snapshot (a rehearsal)")] = False,
     fuse: Annotated[str | None, typer.Option(
-        help="official partial count to fuse with (snapshot reference)")] = None,
+        help="official count the reports are fused with (snapshot reference; default: "
+             "the snapshot itself; 'none': no fusion)")] = None,
     urban_file: Annotated[Path | None, typer.Option(
         help="district table for the urban/rural proxy")] = None,
     no_urban: Annotated[bool, typer.Option(help="strata without urban/rural")] = False,
@@ -423,74 +366,54 @@ def quickcount(
 ) -> None:
     """Conteo rápido: diseño, muestra pública SHA-256 y estimación / quick count: design,
     public SHA-256 sample and estimate."""
-    from escrutinio.defence import quickcount as qc
-    from escrutinio.defence.observers import combine, parse_observer_copies
-    from escrutinio.defence.pvt import pick_pair
+    from escrutinio.service import quickcount as service
 
     try:
         if seed is None:
             raise EscrutinioError("falta --seed: la semilla pública de la muestra",
                                   "--seed is missing: the public seed of the sample")
+        params = service.QuickCountParams(
+            n_mesas=mesas, moe=moe, deff=deff, urban=not no_urban,
+            urban_table=str(urban_file) if urban_file else None, pair=_pair(pair),
+            n_boot=boot)
         with open_store(read_only=True) as store:
-            info, c = _acta_snapshot(store, snapshot, contest)
-            voc = contest_vocabulary(store, c.id, info.snapshot_id)
-            frame, universe, note = _universe(store, info, c, urban_file, no_urban)
-            partial = None
-            if fuse:
-                pinfo = store.snapshot(fuse, contest_id=c.id, kind=SnapshotKind.ACTAS)
-                partial = store.load_actas(pinfo.snapshot_id)
-        a, b, _ = pick_pair(frame, c, _pair(pair))
-        counted = frame.filter(pl.col("status") == "counted").join(
-            universe.select("acta_id", "stratum"), on="acta_id")
-        de = None
-        if counted.height > 100:
-            de = qc.design_effect(counted[f"v_{a}"].fill_null(0).to_numpy(),
-                                  counted[f"v_{b}"].fill_null(0).to_numpy(),
-                                  counted["stratum"].to_numpy())
-        if mesas is None and moe is None:
-            mesas = 1500
-        use_deff = deff if deff is not None else (de.deff_stratified if de else None)
-        plan = qc.design(universe, n_mesas=mesas, moe=moe, deff=use_deff,
-                         mean_votes_per_mesa=de.mean_votes_per_mesa if de else None,
-                         snapshot_ids=[info.snapshot_id])
-        sample = qc.draw_sample(universe, plan, seed)
-        estimate = None
-        n_outside = 0
-        if reports or simulate_reports:
-            if reports:
-                rep = combine([parse_observer_copies(p, c) for p in reports]).frame
-                in_s = rep["acta_id"].is_in(sample["acta_id"].implode())
-                n_outside = int((~in_s).sum())
-                rep = rep.filter(in_s)
-            else:
-                rep = frame.join(sample.select("acta_id"), on="acta_id")
-            if partial is not None:
-                estimate = qc.fuse(universe, partial, rep, (a, b), n_boot=boot, seed=0,
-                                   snapshot_ids=[info.snapshot_id])
-            else:
-                estimate = qc.estimate(universe, rep, (a, b), n_boot=boot, seed=0,
-                                       n_sampled=plan.n_mesas, snapshot_ids=[info.snapshot_id])
+            plan = service.plan(store, snapshot, seed, params, contest_id=contest)
+            info = plan.snapshot
+            voc = contest_vocabulary(store, info.contest_id, info.snapshot_id)
+            # the reference is checked even when there is nothing to fuse yet
+            partner = service.fuse_partner(
+                store, info, service.FuseWith.SNAPSHOT if fuse is None
+                else None if fuse == "none" else fuse)
+            estimation = None
+            if reports or simulate_reports:
+                copies = (_copies(reports, store.contest(info.contest_id)) if reports
+                          else None)
+                estimation = service.estimate(store, plan, copies, fuse=partner)
     except (EscrutinioError, ValueError) as exc:
         fail(_as_error(exc), as_json)
         return
-    strata = plan.table()
+    for w_es, w_en in plan.warnings:
+        err.print(T(f"[yellow]{w_es}[/]", f"[yellow]{w_en}[/]"))
+    sample = plan.sample
+    assert sample is not None  # a seed was given
     if csv:
-        write_csv(sample if estimate is None else strata, csv)
+        write_csv(sample if estimation is None else plan.design.table(), csv)
     if as_json:
         payload: dict[str, Any] = {
-            "design": to_jsonable(plan), "design_effect": to_jsonable(de),
-            "urban_rule": note, "seed": seed,
-            "sample": sample.head(limit).to_dicts() if limit else sample.to_dicts(),
-            "n_sample": sample.height,
-            "estimate": to_jsonable(estimate) if estimate is not None else None,
-            "n_reports_outside_sample": n_outside,
-        }
+            **plan.to_jsonable(limit or None),
+            "urban_rule": T(plan.urban_rule_es, plan.urban_rule_en),
+            "estimate": None,
+            "n_reports_outside_sample": 0 if estimation is None else estimation.refused.height}
+        if estimation is not None:
+            payload.update(estimation.to_jsonable(limit or None))
         emit_json(payload)
         return
-    out.print(f"[bold]{c.id}[/] — {T('universo', 'universe')}: {universe.height:,} "
-              f"{W(voc, 'polling_stations')}, "
-              f"{plan.n_strata} {T('estratos', 'strata')} ({note})")
-    if de is not None:
+    de = plan.design_effect
+    out.print(f"[bold]{info.contest_id}[/] — {T('universo', 'universe')}: "
+              f"{plan.universe.height:,} {W(voc, 'polling_stations')}, "
+              f"{plan.design.n_strata} {T('estratos', 'strata')} "
+              f"({T(plan.urban_rule_es, plan.urban_rule_en)})")
+    if de is not None and plan.moe is not None:
         out.print(voc.localize(T(
                     f"Efecto de diseño medido: {de.deff_unstratified:.1f} sin estratos, "
                     f"{de.deff_stratified:.1f} con estratos; {de.mean_votes_per_mesa:.0f} votos "
@@ -498,13 +421,12 @@ def quickcount(
                     f"Measured design effect: {de.deff_unstratified:.1f} unstratified, "
                     f"{de.deff_stratified:.1f} stratified; {de.mean_votes_per_mesa:.0f} "
                     "two-candidate votes per mesa"), opts.lang))
-        moe_now = qc.margin_of_error(plan.n_mesas, mean_votes_per_mesa=de.mean_votes_per_mesa,
-                                     deff=use_deff or de.deff_stratified)
         out.print(voc.localize(T(
-            f"Muestra: {plan.n_mesas:,} mesas → margen de error ±{100 * moe_now:.2f} "
-            "puntos (95%)", f"Sample: {plan.n_mesas:,} mesas → margin of error "
-            f"±{100 * moe_now:.2f} points (95%)"), opts.lang))
-    if estimate is None:
+            f"Muestra: {plan.design.n_mesas:,} mesas → margen de error "
+            f"±{100 * plan.moe:.2f} puntos (95%)",
+            f"Sample: {plan.design.n_mesas:,} mesas → margin of error "
+            f"±{100 * plan.moe:.2f} points (95%)"), opts.lang))
+    if estimation is None:
         table = Table(title=T(f"Muestra pública (semilla {seed!r})",
                               f"Public sample (seed {seed!r})"))
         for col in (T("estrato", "stratum"), "#", "acta", "SHA-256"):
@@ -513,24 +435,33 @@ def quickcount(
             table.add_row(r["stratum"], str(r["rank"]), r["acta_id"], r["sha256"][:16] + "…")
         out.print(table)
     else:
-        e = estimate
-        if n_outside:
+        n_out = estimation.refused.height
+        if n_out:
             err.print(voc.localize(T(
-                f"[yellow]{n_outside:,} reportes de mesas fuera de la muestra: "
-                "descartados[/]", f"[yellow]{n_outside:,} reports of mesas outside "
+                f"[yellow]{n_out:,} reportes de mesas fuera de la muestra: "
+                "descartados[/]", f"[yellow]{n_out:,} reports of mesas outside "
                 "the sample: discarded[/]"), opts.lang))
-        table = Table(title=T(f"Estimación ({e.n_reports:,} reportes)",
-                              f"Estimate ({e.n_reports:,} reports)"))
-        for col in (T("método", "method"), f"% {a}", T("inferior", "lower"),
-                    T("superior", "upper")):
-            table.add_column(col)
-        for iv in (e.ratio, e.model, e.combined):
-            table.add_row(iv.method, f"{100 * iv.estimate:.2f}", f"{100 * iv.lower:.2f}",
-                          f"{100 * iv.upper:.2f}")
-        out.print(table)
-        out.print(voc.localize(T(e.call_es, e.call_en), opts.lang))
-    if csv:
-        out.print(T(f"Informe CSV: {csv}", f"CSV report: {csv}"))
+        for w in estimation.warnings:
+            err.print(f"[yellow]{T(w['es'], w['en'])}[/]")
+        _print_estimate(estimation.estimate, T("Estimación", "Estimate"), voc)
+        if estimation.fusion is not None and estimation.fused_with is not None:
+            at = f"{estimation.fused_with.as_of:%Y-%m-%d %H:%M} UTC"
+            _print_estimate(estimation.fusion, T(f"Fusión con el conteo oficial de {at}",
+                                                 f"Fused with the official count of {at}"),
+                            voc)
+    _csv_note(csv)
+
+
+def _print_estimate(e: QuickCountEstimate, title: str, voc: Any) -> None:
+    table = Table(title=f"{title} ({e.n_reports:,} {T('reportes', 'reports')})")
+    for col in (T("método", "method"), f"% {e.candidate_a}", T("inferior", "lower"),
+                T("superior", "upper")):
+        table.add_column(col)
+    for iv in (e.ratio, e.model, e.combined):
+        table.add_row(iv.method, f"{100 * iv.estimate:.2f}", f"{100 * iv.lower:.2f}",
+                      f"{100 * iv.upper:.2f}")
+    out.print(table)
+    out.print(voc.localize(T(e.call_es, e.call_en), opts.lang))
 
 
 # --- contested ----------------------------------------------------------------------------
@@ -557,37 +488,22 @@ def contested(
 ) -> None:
     """Actas en disputa: cotas, probabilidad y el menor conjunto que cambiaría el
     resultado / contested actas: bounds, probability and the smallest flipping set."""
-    from escrutinio.defence import contested as ct
     from escrutinio.defence.observers import read_acta_list
+    from escrutinio.service import contested as service
 
     try:
-        if prior not in ("country", "2021", "historical"):
-            raise EscrutinioError("--prior: country, 2021 o historical",
-                                  "--prior: country, 2021 or historical")
+        params = service.ContestedParams(
+            history=history, prior=prior, strength=strength,
+            requested=tuple(read_acta_list(request)) if request else None, pair=_pair(pair),
+            n_sims=sims, seed=seed)
         with open_store(read_only=True) as store:
-            info, c = _acta_snapshot(store, snapshot, contest)
-            voc = contest_vocabulary(store, c.id, info.snapshot_id)
-            current = store.load_actas(info.snapshot_id)
-            earlier_infos = [s for s in store.list_snapshots(c.id, SnapshotKind.ACTAS)
-                             if s.as_of < info.as_of] if history else []
-            earlier = [store.load_actas(s.snapshot_id) for s in earlier_infos]
-        requested = read_acta_list(request) if request else None
-        res = ct.analyse_contested(
-            current, c, earlier=earlier,
-            prior={"country": ct.resolution_prior(c), "2021": ct.RATES_2021}.get(prior)
-            or ct.historical_prior(),
-            strength=strength, requested=requested, pair=_pair(pair), n_sims=sims, seed=seed,
-            snapshot_ids=[info.snapshot_id, *[s.snapshot_id for s in earlier_infos]])
+            ans = service.contested(store, snapshot, params, contest_id=contest)
     except (EscrutinioError, ValueError) as exc:
         fail(_as_error(exc), as_json)
         return
-    if csv:
-        write_csv(res.actas, csv)
-    if as_json:
-        emit_json(localized(res.to_jsonable(limit or None), voc))
+    res = ans.result
+    if _report(ans, res.actas, limit, as_json, csv):
         return
-    res = localized(res, voc)
-    out.print(f"[bold]{c.id}[/] — {info.label} ({info.as_of:%Y-%m-%d %H:%M} UTC)")
     out.print(T(res.summary_es, res.summary_en))
     d = res.distribution
     if d is not None:
@@ -623,5 +539,4 @@ def contested(
                       "—" if r["net"] is None else f"{r['net']:+,}", f"{r['p_annulled']:.2f}",
                       "✓" if r["in_flip_set"] else "")
     out.print(table)
-    if csv:
-        out.print(T(f"Informe CSV: {csv}", f"CSV report: {csv}"))
+    _csv_note(csv)

@@ -8,10 +8,8 @@ electoral court" and "mesa de votación / polling station".
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from escrutinio.commands.common import opts
-from escrutinio.countries import Vocabulary, localized, pack_for, vocabulary
+from escrutinio.countries import Vocabulary, localized, pack_for
 from escrutinio.errors import EscrutinioError
 from escrutinio.store.base import Store
 
@@ -22,20 +20,13 @@ def contest_vocabulary(store: Store, contest_id: str,
                        snapshot_id: str | None = None) -> Vocabulary:
     """The contest's vocabulary; a stored sidecar's ``court_name`` (the given snapshot's,
     else the newest that names one) overrides the pack's court."""
+    from escrutinio.service.inputs import contest_words
+
     try:
         contest = store.contest(contest_id)
-        metadata = store.snapshot_metadata(contest_id)
     except (EscrutinioError, KeyError):
         return pack_for(None).vocabulary
-    chosen: Mapping[str, str] = {}
-    if snapshot_id is not None and "court_name" in metadata.get(snapshot_id, {}):
-        chosen = metadata[snapshot_id]
-    else:
-        for md in reversed(list(metadata.values())):
-            if "court_name" in md:
-                chosen = md
-                break
-    return vocabulary(contest, chosen)
+    return contest_words(store, contest, snapshot_id)
 
 
 def W(voc: Vocabulary, key: str) -> str:  # noqa: N802  (like T: one word per call site)
