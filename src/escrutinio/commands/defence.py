@@ -200,7 +200,7 @@ def pvt(
     try:
         _zone(tz, "--tz")
         if level is not None:
-            from escrutinio.cli import level_option
+            from escrutinio.commands.common import level_option
 
             level = level_option(level).value
         with open_store(read_only=True) as store:
