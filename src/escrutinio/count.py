@@ -1,7 +1,7 @@
 """Where does the count stand? Totals at every level, progress, margin and hurdle.
 
 Pure functions: canonical frames in (see ``domain``), frozen results out. Definitions
-(METHODS.md §1, docs/count.md):
+(docs/methods.md §1, docs/count.md):
 
 * **actas contabilizadas** = counted + annulled + mesa not installed (ONPE's CONTABILIZA);
   **actas procesadas** = contabilizadas + observed/at the JEE/lost/destroyed. The two
@@ -111,7 +111,7 @@ class HurdleStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Hurdle:
-    """What the trailer would need from the remaining votes (METHODS.md §1)."""
+    """What the trailer would need from the remaining votes (docs/methods.md §1)."""
 
     leader: str | None
     trailer: str | None

@@ -1,5 +1,5 @@
 """Defence of the vote: observers' copies of actas (parallel tabulation), quick counts
-and contested actas (METHODS.md §3-4; docs/defence.md).
+and contested actas (docs/methods.md §3-4; docs/defence.md).
 
 * :mod:`~escrutinio.defence.observers` — the documented observer-copy format
   (CSV / Parquet / JSON records for an API) and its strict parser;

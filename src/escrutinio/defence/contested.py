@@ -1,4 +1,4 @@
-"""Contested actas: could they flip the result? (METHODS.md §4)
+"""Contested actas: could they flip the result? (docs/methods.md §4)
 
 For the actas observed or at the JEE (*actas observadas*, sent to the electoral court),
 and for any list of mesas a party asks to annul (*pedidos de nulidad*):
@@ -92,7 +92,7 @@ RATES_2021: Final = ResolutionRates({
 }, "Perú 2021, segunda vuelta: actas al JEE del 15 jun y su estado final (ONPE, "
    "vía jmcastagnetto)")
 
-#: Unofficial curated national counts of observed / annulled runoff actas (METHODS.md §2):
+#: Unofficial curated national counts of observed / annulled runoff actas (docs/methods.md §2):
 #: 2011 4,575 / 607; 2016 1,637 / 300; 2021 1,619 / 222.
 HISTORICAL_OBSERVED_ANNULLED: Final = {2011: (4575, 607), 2016: (1637, 300), 2021: (1619, 222)}
 

@@ -1,4 +1,4 @@
-"""Parallel vote tabulation: observers' copies against the official actas (METHODS.md §3).
+"""Parallel vote tabulation: observers' copies against the official actas (docs/methods.md §3).
 
 Each copy is matched to the official acta by ``acta_id`` (and by copy code when both sides
 carry one), compared field by field, and classified. Categories, most specific first:

@@ -1,5 +1,5 @@
 """Quick count (*conteo rápido*): stratified sample of mesas, estimates with intervals, a
-technical-tie rule and fusion with the official partial count (METHODS.md §3).
+technical-tie rule and fusion with the official partial count (docs/methods.md §3).
 
 Design
     Strata from :func:`escrutinio.defence.strata.assign_strata` (area1 × urban/rural, and
@@ -14,7 +14,7 @@ Public sample
     Within each stratum, mesas are ranked by ``SHA-256(seed + "," + acta_id)`` (the hex
     digest compared as text, i.e. as a 256-bit number) and the first ``n_h`` are taken.
     Anyone with the seed (rolled with dice in public) and the mesa list reproduces the
-    sample with any SHA-256 implementation; no library RNG is involved (METHODS.md §6).
+    sample with any SHA-256 implementation; no library RNG is involved (docs/methods.md §6).
 
 Estimators (share of candidate A in the two-candidate vote, A / (A + B))
     * **ratio** (separate ratio estimator to electors): in each stratum, votes per elector

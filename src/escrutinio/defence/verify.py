@@ -1,5 +1,5 @@
 """Verify the actas of a snapshot: arithmetic problems and changed counted actas, ranked
-by how much of the margin they hold (METHODS.md §3, "acta arithmetic").
+by how much of the margin they hold (docs/methods.md §3, "acta arithmetic").
 
 Three sources of items, all already computed elsewhere and only gathered here:
 

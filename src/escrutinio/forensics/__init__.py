@@ -1,4 +1,4 @@
-"""Forensic screening that does not cry wolf (METHODS.md §5; docs/forensics.md).
+"""Forensic screening that does not cry wolf (docs/methods.md §5; docs/forensics.md).
 
 Calibrated anomaly tests on per-acta results — integer percentages, last digit and 2BL
 against size-aware nulls, the turnout × share fingerprint, outliers within a polling

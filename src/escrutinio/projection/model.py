@@ -1,4 +1,4 @@
-"""Per-acta projection of the final result (METHODS.md §2; docs/projection.md).
+"""Per-acta projection of the final result (docs/methods.md §2; docs/projection.md).
 
 Every acta of the snapshot is in one of four situations:
 
@@ -82,7 +82,7 @@ class JeeOutcomes:
     change SD of 30 votes), 34 without provisional figures. ``rate_prior_n`` is the
     weight, in actas, of the annulment rate: the rate itself is uncertain from one
     election to the next (2011: 607/4,575 = 13%; 2016: 300/1,637 = 18%; 2021: 222/1,619
-    = 14%, unofficial curated counts, METHODS.md §2), which is drawn as one shared shock.
+    = 14%, unofficial curated counts, docs/methods.md §2), which is drawn as one shared shock.
     """
 
     p_annulled: float = _PE_COURT.p_annulled  # 187 / 1354

@@ -1,5 +1,5 @@
 """Replay harness: feed a real count's snapshots in time order, project each, score
-against the final (METHODS.md §2, "calibration is proven by replay, not asserted").
+against the final (docs/methods.md §2, "calibration is proven by replay, not asserted").
 
 Scored race: two candidates A and B fixed by the final result (runoff: winner v
 runner-up; first round, "who finishes second": second v third). The margin is A − B.

@@ -1,4 +1,4 @@
-"""Acta arithmetic and integrity rules applied to every acta on ingest (METHODS.md §3).
+"""Acta arithmetic and integrity rules applied to every acta on ingest (docs/methods.md §3).
 
 Each rule has a name, a bilingual message and a severity:
 

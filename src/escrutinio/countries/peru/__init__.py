@@ -33,7 +33,7 @@ VOCABULARY: Final = Vocabulary(
 #: the 1,354 actas at the JEE in ONPE's per-acta state of 8 June 2021 20:23 (Lima) against
 #: the final per-acta file (15-17 June): 187 annulled, 910 counted unchanged, 223 counted
 #: with corrected figures (per-candidate change ~ N(0, 21²) votes), 34 without figures
-#: (docs/projection.md, METHODS.md §2)
+#: (docs/projection.md, docs/methods.md §2)
 COURT_OUTCOMES_2021: Final = CourtOutcomes(
     p_annulled=187 / 1354, p_corrected=223 / 1354, correction_sd=21.0, rate_prior_n=100.0,
     source=("Perú 2021 segunda vuelta: 1,354 actas en el JEE (estado ONPE del 8-jun 20:23) "
