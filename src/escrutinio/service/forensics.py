@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from escrutinio.domain import ContestKind, SnapshotKind
+from escrutinio.domain import SnapshotKind
 from escrutinio.errors import EscrutinioError
 from escrutinio.forensics import outliers
 from escrutinio.forensics import report as report_mod
@@ -81,17 +81,10 @@ def first_round_snapshot(store: Store, contest_id: str,
     Anything else: a per-acta snapshot reference."""
     if ref == "none":
         return None
-    contest = store.contest(contest_id)
     if ref == "auto":
-        if contest.kind is not ContestKind.RUNOFF:
-            return None
-        for c in store.contests():
-            if (c.kind is ContestKind.FIRST_ROUND and c.country == contest.country
-                    and c.date[:4] == contest.date[:4]):
-                snaps = store.list_snapshots(c.id, SnapshotKind.ACTAS)
-                if snaps:
-                    return snaps[-1]
-        return None
+        from escrutinio.service.baseline import first_round_actas
+
+        return first_round_actas(store, contest_id)
     cid, _, sref = ref.partition(":")
     if cid in {c.id for c in store.contests()}:
         return store.snapshot(sref or "latest", contest_id=cid, kind=SnapshotKind.ACTAS)
