@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from escrutinio.commands import common
 from escrutinio.commands import ledger as ledger_cmd
+from escrutinio.domain import ACTA_COLUMNS
 from escrutinio.sources.onpe_files import parse_ronderos
 from escrutinio.store import ledger
 from escrutinio.store.base import Store
@@ -87,6 +88,27 @@ def test_vectorised_encoding_matches_the_documented_one() -> None:
     assert vec[1] == "3:a,b,5:false,2:12"       # a comma inside a value is not ambiguous
     assert vec[2] == "0:,~,~"                   # empty string and NULL differ
     assert vec[4].startswith("7:ñandú")         # length in UTF-8 bytes
+    assert ledger.leaf_hashes(df) == [leaf_hash(v) for v in vec]
+    assert ledger.leaf_hashes(df.head(0)) == []
+    assert ledger.leaf_hashes(df.select([])) == []
+
+
+#: Merkle root of the 2021 runoff's final per-acta file (86,488 actas in acta_id order,
+#: canonical columns), recorded with the row-by-row implementation (``encode_row`` and
+#: one ``leaf_hash`` per acta) before leaf hashing was vectorised: the ledger's hashes
+#: must never change (docs/store.md, format version 1)
+FINAL_ROOT = "3a0d72f441e278b95ace5dcfbb47b3db85ff67d30fdec715e14a6c73f8d22314"
+
+
+def test_bulk_leaf_hashes_are_the_row_by_row_ones(final, small) -> None:
+    cols = [*ACTA_COLUMNS, *final.contest.candidate_columns]
+    rows = small.frame.select(cols)
+    assert rows.null_count().sum_horizontal().item() > 0  # NULL fields are exercised
+    assert ledger.leaf_hashes(rows) == [leaf_hash(encode_row(list(r)))
+                                        for r in rows.iter_rows()]
+    leaves = ledger.leaf_hashes(final.frame.sort("acta_id").select(cols))
+    assert merkle_root(leaves) == FINAL_ROOT
+    assert merkle_levels(leaves)[-1][0].hex() == FINAL_ROOT
 
 
 # -- on both stores ------------------------------------------------------------------------
