@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 import duckdb
 import polars as pl
-import pyarrow as pa
 
 from escrutinio import __version__
 from escrutinio.domain import ACTA_COLUMNS, UNIT_COLUMNS, Contest, SnapshotKind
@@ -80,6 +79,26 @@ _SNAPSHOT_COLS = ("snapshot_id, contest_id, kind, level, as_of, source_uri, sour
 
 def _q(col: str) -> str:
     return f'"{col}"'
+
+
+class _ArrowStream:
+    """A polars frame seen by DuckDB through the Arrow C stream interface only, so that
+    neither side goes through pyarrow (whose import, ~0.1 s with numpy, is most of what
+    a write would otherwise add to a command's start-up). Each scan gets a new stream."""
+
+    __slots__ = ("frame",)
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        self.frame = frame
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        return self.frame.__arrow_c_stream__(requested_schema)
+
+
+def _frame(relation: duckdb.DuckDBPyRelation) -> pl.DataFrame:
+    """A query's result as a polars frame, through the Arrow C stream interface (no
+    pyarrow; polars takes DuckDB's Arrow batches without copying them)."""
+    return pl.DataFrame(relation)
 
 
 class StoreBusyError(EscrutinioError):
@@ -502,7 +521,7 @@ class DuckDBStore(Store):
         frame = snap.frame
         if snap.kind is SnapshotKind.ACTAS and not frame["acta_id"].is_sorted():
             frame = frame.sort("acta_id")  # stored in the order load_actas returns
-        rows = frame.select(*base.keys(), *cand).to_arrow()
+        rows = _ArrowStream(frame.select(*base.keys(), *cand))
         cols = ", ".join(_q(c) for c in base)
         votes = f"[{', '.join(_q(c) for c in cand)}]" if cand else "[]::BIGINT[]"
         with self._registered("__escrutinio_rows", rows):
@@ -513,12 +532,12 @@ class DuckDBStore(Store):
             snap.findings.with_columns(pl.lit("flag").alias("severity")),
         ]).select("severity", *REJECTED_SCHEMA.keys())
         if reports.height:
-            with self._registered("__escrutinio_reports", reports.to_arrow()):
+            with self._registered("__escrutinio_reports", _ArrowStream(reports)):
                 self.con.execute("INSERT INTO row_reports SELECT ?, * FROM __escrutinio_reports",
                                  [sid])
 
     @contextmanager
-    def _registered(self, name: str, table: pa.Table) -> Iterator[None]:
+    def _registered(self, name: str, table: _ArrowStream) -> Iterator[None]:
         self.con.register(name, table)
         try:
             yield
@@ -526,7 +545,7 @@ class DuckDBStore(Store):
             self.con.unregister(name)
 
     def _put_geography(self, contest_id: str, geo: pl.DataFrame) -> None:
-        g = geo.select("code", "name", "level", "parent", "abroad", "alt_code").to_arrow()
+        g = _ArrowStream(geo.select("code", "name", "level", "parent", "abroad", "alt_code"))
         with self._registered("__escrutinio_geo", g):
             self.con.execute(
                 "INSERT INTO geography SELECT ?, n.* FROM __escrutinio_geo n WHERE NOT EXISTS ("
@@ -621,9 +640,9 @@ class DuckDBStore(Store):
         # DuckDB takes the candidates out of the votes list (1-based; NULL past the end):
         # cheaper than moving a list column through Arrow and splitting it in polars
         votes = "".join(f", votes[{i + 1}] AS {_q(c)}" for i, c in enumerate(cand))
-        df = pl.from_arrow(self.con.sql(
+        df = _frame(self.con.sql(
             f"SELECT {cols}{votes} FROM {table} WHERE snapshot_id = ?{order}",
-            params=[snapshot_id]).to_arrow_table())
+            params=[snapshot_id]))
         assert isinstance(df, pl.DataFrame)
         if df.height == 0:
             return pl.DataFrame(schema=dict(base) | {c: pl.Int64() for c in cand})
@@ -645,11 +664,11 @@ class DuckDBStore(Store):
         cand = self.contest(contest_id).candidate_columns
         cols = ", ".join(f"a.{_q(c)}" for c in ACTA_COLUMNS)
         votes = "".join(f", a.votes[{i + 1}] AS {_q(c)}" for i, c in enumerate(cand))
-        df = pl.from_arrow(self.con.sql(
+        df = _frame(self.con.sql(
             f"SELECT a.snapshot_id, {cols}{votes} FROM actas a JOIN snapshots s USING "
             "(snapshot_id) WHERE s.contest_id = ? AND s.kind = 'actas' AND "
             "list_contains(?, a.acta_id) ORDER BY s.as_of, s.label, a.acta_id",
-            params=[contest_id, list(acta_ids)]).to_arrow_table())
+            params=[contest_id, list(acta_ids)]))
         assert isinstance(df, pl.DataFrame)
         schema = {"snapshot_id": pl.String(), **ACTA_COLUMNS, **{c: pl.Int64() for c in cand}}
         return pl.DataFrame(schema=schema) if df.height == 0 else df.cast(schema)
@@ -657,11 +676,11 @@ class DuckDBStore(Store):
     @_held
     def acta_reports(self, contest_id: str, acta_ids: list[str]) -> pl.DataFrame:
         cols = ", ".join(f"r.{c}" for c in ["severity", *REJECTED_SCHEMA.keys()])
-        df = pl.from_arrow(self.con.sql(
+        df = _frame(self.con.sql(
             f"SELECT r.snapshot_id, {cols} FROM row_reports r JOIN snapshots s USING "
             "(snapshot_id) WHERE s.contest_id = ? AND list_contains(?, r.acta_id) "
             "ORDER BY s.as_of, s.label, r.line",
-            params=[contest_id, list(acta_ids)]).to_arrow_table())
+            params=[contest_id, list(acta_ids)]))
         assert isinstance(df, pl.DataFrame)
         schema = {"snapshot_id": pl.String(), "severity": pl.String(), **REJECTED_SCHEMA}
         # polars types cast() with an invariant key union, so a dict[str, DataType] is refused
@@ -672,9 +691,9 @@ class DuckDBStore(Store):
     @_held
     def load_row_reports(self, snapshot_id: str) -> pl.DataFrame:
         cols = ", ".join(["severity", *REJECTED_SCHEMA.keys()])
-        df = pl.from_arrow(self.con.sql(
+        df = _frame(self.con.sql(
             f"SELECT {cols} FROM row_reports WHERE snapshot_id = ? ORDER BY line",
-            params=[snapshot_id]).to_arrow_table())
+            params=[snapshot_id]))
         assert isinstance(df, pl.DataFrame)
         return df
 
@@ -682,10 +701,10 @@ class DuckDBStore(Store):
     def geography(self, contest_id: str) -> pl.DataFrame:
         cached = self._geography.get(contest_id)
         if cached is None:  # emptied by every write through this store
-            df = pl.from_arrow(self.con.sql(
+            df = _frame(self.con.sql(
                 "SELECT code, name, level, parent, abroad, alt_code FROM geography "
                 "WHERE contest_id = ? ORDER BY level, code", params=[contest_id]
-            ).to_arrow_table())
+            ))
             assert isinstance(df, pl.DataFrame)
             cached = self._geography[contest_id] = df
         return cached.clone()
