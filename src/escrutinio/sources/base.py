@@ -16,9 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import numpy as np
 import polars as pl
 
 from escrutinio.domain import (  # REJECTED_SCHEMA: re-exported (it was defined here)
@@ -37,6 +36,9 @@ from escrutinio.sources.sanitize import (
     control_char,
     describe_char,
 )
+
+if TYPE_CHECKING:  # numpy is imported where a CSV is scanned: a command that
+    import numpy as np  # reads none (status, history...) skips its import
 
 NULL_TOKENS = ["", "NA", "N/A", "null", "NULL"]
 
@@ -180,6 +182,8 @@ def _field_counts_ok(text: bytes, n_header: int, separator: str) -> bool:
     size of a 100 MB file costs more than scanning it. False means "look closer", not
     "wrong" (multi-byte separators always get False).
     """
+    import numpy as np
+
     sep = separator.encode("utf-8")
     if len(sep) != 1 or not text:
         return False
@@ -236,6 +240,8 @@ def _scan_records(text: bytes, sep: int) -> tuple[np.ndarray, np.ndarray, np.nda
     quote): then only the csv module knows what it means. Blocks of the text are scanned
     with reused buffers, carrying the quote state and the open record across blocks.
     """
+    import numpy as np
+
     size = len(text)
     buf = np.frombuffer(text, dtype=np.uint8)
     cap = min(size, _SCAN_BLOCK)
@@ -346,6 +352,8 @@ def _record_lines(src: SourceBytes, n_header: int, separator: str) -> list[int] 
     ``wrong_field_count`` or finds each record's line.
     polars pads a short line with nulls without complaint, so this check is needed.
     """
+    import numpy as np
+
     # fast paths (numpy): count separators per line, or (with quotes) follow the quoting
     sep = separator.encode("utf-8")
     quoted = b'"' in src.text
