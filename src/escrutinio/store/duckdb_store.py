@@ -1,7 +1,7 @@
 """DuckDB store: one file, embedded, the default.
 
 Writes go through one transaction per ingest (all snapshots of a command or none).
-Frames move in and out as Arrow tables, so no Python loop touches the rows.
+Frames move in and out as Arrow C streams (no pyarrow), so no Python loop touches the rows.
 
 **Read while writing** (docs/store.md). DuckDB lets one process hold a file read-write,
 or any number of processes hold it read-only, never both. So a store holds the file only
