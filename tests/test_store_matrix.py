@@ -1,8 +1,9 @@
 """The main CLI commands give the same answers on DuckDB and on PostgreSQL.
 
 One small real input (the 2021 runoff's Amazonas department at two cuts: the provisional
-count of 8 June and the final one), ingested once per backend; then ``status``,
-``history``, ``audit plan`` and ``audit sample`` with ``--json`` on each store, and the
+count of 8 June and the final one), ingested once per backend; then every question with
+``--json`` on each store — ``status``, ``history``, ``diff``, ``project``, ``verify``,
+``contested``, ``quickcount``, ``forensics``, ``audit plan`` and ``audit sample`` — and the
 answers compared figure by figure (only what names the store or the clock may differ).
 """
 
@@ -68,6 +69,12 @@ def _answers(db: str, inputs: list[Path]) -> dict[str, Any]:
     out["status"] = run("status", "--json")
     out["status first"] = run("status", "--snapshot", "first", "--json")
     out["history"] = run("history", "--json")
+    out["diff"] = run("diff", "first", "latest", "--limit", "0", "--json")
+    out["project"] = run("project", "-s", "first", "--sims", "400", "--json")
+    out["verify"] = run("verify", "--json")
+    out["contested"] = run("contested", "-s", "first", "--sims", "400", "--json")
+    out["quickcount"] = run("quickcount", "--seed", SEED, "--mesas", "60", "--json")
+    out["forensics"] = run("forensics", "--draws", "200", "--json")
     out["audit plan"] = run("audit", "plan", "--replicates", "50", "--json")
     out["audit sample"] = run("audit", "sample", "-a", "m1", "--seed", SEED, "--size", "12",
                               "--json")
@@ -94,6 +101,7 @@ def test_cli_answers_match_on_duckdb_and_postgresql(tmp_path: Path, inputs: list
     assert json.dumps(final).count("castillo") and duck["history"]
     assert len(duck["audit sample"]["round"]["draws"]) == 12
     assert duck["audit sample 2"]["round"]["first_draw"] == 13
+    assert duck["project"] and duck["verify"] and duck["forensics"] and duck["diff"]
     # one migration sequence: the same versions and names; the same bytes except where a
     # dialect variant exists (0001)
     mig = {k: v.pop("migrations") for k, v in (("duck", duck["migrate"]), ("pg", pg["migrate"]))}
