@@ -530,14 +530,14 @@ def test_replay_banner_names_the_cut_whose_numbers_it_shows(tmp_path_factory):
     """Every cut of the 2021 night, in order, while the clock moves on during each page
     (every read of the clock is one step later than the one before): the banner's cut, the
     snapshot under it and its numbers are one and the same, and no cut is skipped."""
-    from api_support import runoff_db
     from escrutinio import service
-    from escrutinio.api.app import create_app
     from escrutinio.api.i18n import when
     from escrutinio.domain import Level
 
-    app = create_app(runoff_db(tmp_path_factory.getbasetemp()), replay=True, loop=False,
-                     step_seconds=5.0, projection_sims=200)
+    # the session's replay app (its reconstruction and analyses are shared with the other
+    # replay tests), its clock set moving for this test, and no page drawn before: every
+    # page below is drawn while the clock moves on
+    app = replay_app(tmp_path_factory.getbasetemp())
     b = app.state.backend
     clock = b.clock
     snaps = service.history_snapshots(b.store.inner, b.replay_contest)
@@ -548,10 +548,19 @@ def test_replay_banner_names_the_cut_whose_numbers_it_shows(tmp_path_factory):
         reads["n"] += 1
         return clock.started + (reads["k"] + reads["n"] - 1 + 0.5) * clock.step_seconds
 
-    clock.now_fn = moving
-    shown = []
+    saved = (clock.now_fn, clock.fixed, clock.loop, b.bodies)
+    clock.now_fn, clock.fixed, clock.loop = moving, None, False
+    b.bodies = type(b.bodies)(b.bodies.size)
+    try:
+        _banner_follows_the_clock(app, b, snaps, reads, when, Level)
+    finally:
+        clock.now_fn, clock.fixed, clock.loop, b.bodies = saved
+
+
+def _banner_follows_the_clock(app, b, snaps, reads, when, Level) -> None:  # noqa: N803
     from zoneinfo import ZoneInfo
 
+    shown = []
     lima = ZoneInfo("America/Lima")
     with TestClient(app) as c:
         for k, snap in enumerate(snaps):

@@ -244,40 +244,12 @@ def create_app(db_path: str | FilePath | None = None, *, store: Store | None = N
     whole-country snapshot (in a replay: ahead of the clock)."""
     if backend is not None:
         store = backend.store
-    elif (store is not None and not (static_site or replay)
-          and type(store).__module__.endswith("postgres_store")):
-        store = open_pg_store(store, live=True)  # type: ignore[arg-type]
-    if store is None:
-        if db_path is None:
-            raise ValueError("give db_path or store")
-        from escrutinio.store import is_postgres_url
-
-        if is_postgres_url(db_path):
-            # a static export or a replay reads one consistent catalogue now; a server
-            # connects lazily and follows the catalogue (escrutinio.server.resilience)
-            store = open_pg_store(str(db_path), live=not (static_site or replay))
-    if store is None:
-        assert db_path is not None
-        if not FilePath(db_path).exists():
-            raise EscrutinioError(
-                f"no existe el almacén {db_path}; ejecute 'escrutinio ingest' primero",
-                f"store {db_path} does not exist; run 'escrutinio ingest' first")
-        from escrutinio.store.duckdb_store import DuckDBStore
-
-        store = DuckDBStore(db_path, read_only=not writable)
-    if backend is None and replay:
-        from escrutinio import service
-
-        cat = CatalogStore(store)
-        cid = replay_contest or service.default_contest(cat, None)
-        steps = replay_steps(service.history_snapshots(cat, cid))
-        from escrutinio.api.replay import StepClock
-
-        cat.clock = StepClock(steps, step_seconds=step_seconds, loop=loop, fixed=replay_at)
-        backend = Backend(cat, replay_contest=cid, baseline=baseline,
-                          projection_sims=projection_sims)
-    elif backend is None:
-        backend = Backend(store, baseline=baseline, projection_sims=projection_sims)
+    else:
+        store = _open_store(db_path, store, writable=writable,
+                            live=not (static_site or replay))
+        backend = _backend(store, replay=replay, step_seconds=step_seconds,
+                           replay_at=replay_at, loop=loop, replay_contest=replay_contest,
+                           baseline=baseline, projection_sims=projection_sims)
     if warm:
         import threading
 
@@ -318,6 +290,49 @@ def create_app(db_path: str | FilePath | None = None, *, store: Store | None = N
     install_security(app)  # headers, CORS, security log: outermost
     return app
 
+
+
+def _open_store(db_path: str | FilePath | None, store: Store | None, *, writable: bool,
+                live: bool) -> Store:
+    """The app's store: an open one (PostgreSQL made live in server mode), a PostgreSQL
+    URL, or a DuckDB file (read-only unless ``writable``)."""
+    if store is not None:
+        if live and type(store).__module__.endswith("postgres_store"):
+            return open_pg_store(store, live=True)
+        return store
+    if db_path is None:
+        raise ValueError("give db_path or store")
+    from escrutinio.store import is_postgres_url
+
+    if is_postgres_url(db_path):
+        # a static export or a replay reads one consistent catalogue now; a server
+        # connects lazily and follows the catalogue (escrutinio.server.resilience)
+        return open_pg_store(str(db_path), live=live)
+    if not FilePath(db_path).exists():
+        raise EscrutinioError(
+            f"no existe el almacén {db_path}; ejecute 'escrutinio ingest' primero",
+            f"store {db_path} does not exist; run 'escrutinio ingest' first")
+    from escrutinio.store.duckdb_store import DuckDBStore
+
+    return DuckDBStore(db_path, read_only=not writable)
+
+
+def _backend(store: Store, *, replay: bool, step_seconds: float, replay_at: int | None,
+             loop: bool, replay_contest: str | None, baseline: str,
+             projection_sims: int) -> Backend:
+    """The Backend over ``store``; in a replay, over the catalogue seen through the step
+    clock of ``replay_contest`` (default: the contest of the most recent snapshot)."""
+    if not replay:
+        return Backend(store, baseline=baseline, projection_sims=projection_sims)
+    from escrutinio import service
+    from escrutinio.api.replay import StepClock
+
+    cat = CatalogStore(store)
+    cid = replay_contest or service.default_contest(cat, None)
+    steps = replay_steps(service.history_snapshots(cat, cid))
+    cat.clock = StepClock(steps, step_seconds=step_seconds, loop=loop, fixed=replay_at)
+    return Backend(cat, replay_contest=cid, baseline=baseline,
+                   projection_sims=projection_sims)
 
 def open_pg_store(url: str | Store, *, live: bool) -> Store:
     """PostgreSQL for the app (a URL, or an open PostgresStore): a live, lazily connected
