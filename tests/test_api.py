@@ -768,3 +768,27 @@ def test_contest_time_zone_from_the_sidecar_then_the_country_then_utc():
     assert when(cut, "es", tz=contest_zone("XX", {})) == "7 jun 01:23 (UTC)"
     assert when(cut, "es", tz=contest_zone(None, {"a": {"timezone": "Asia/Kolkata"}})) \
         == "7 jun 06:53 (UTC+5:30)"
+
+
+def test_one_declaration_gives_the_json_route_and_the_page(app):
+    """Every resource declared in api/resources/ is routed from its one declaration: the
+    JSON route at its path and its ``.json`` twin, and, when it has a page, the page in
+    both languages; every documented GET under /api/v1 comes from a module there."""
+    from escrutinio.api.resources import API, PAGES, resources
+
+    routes = {(r.path, m) for r in app.routes for m in (getattr(r, "methods", None) or ())}
+    declared = resources()
+    assert {r.name for r in declared} >= {
+        "state", "map", "projection", "contested", "verify", "forensics", "audit",
+        "quickcount", "history", "history-until", "diff", "snapshots"}
+    for res in declared:
+        if res.api is not None:
+            assert res in API, res.name
+            for path in ("/api/v1" + res.api, "/api/v1" + res.api + ".json"):
+                assert (path, "GET") in routes, path
+        if res.page is not None:
+            assert res in PAGES, res.name
+            for prefix in ("", "/en"):
+                assert (prefix + res.page, "GET") in routes, prefix + res.page
+    twins = [r for r in declared if r.api is not None and r.page is not None]
+    assert len(twins) >= 11  # the pages whose JSON twin is the same declaration
