@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -133,11 +134,14 @@ class Resource:
     def page_args(self, page_kw: dict[str, Any]) -> dict[str, Any]:
         """The page is the resource at the JSON route's defaults for what it does not
         take (no ``limit``, ``contest``... on a page)."""
-        sig = inspect.signature(self.api_params)
-        args = {k: p.default for k, p in sig.parameters.items()
-                if p.default is not inspect.Parameter.empty}
-        args.update(self.page_params(**page_kw))
-        return args
+        return {**_defaults(self.api_params), **self.page_params(**page_kw)}
+
+
+@cache
+def _defaults(params: Callable[..., Any]) -> dict[str, Any]:
+    sig = inspect.signature(params)
+    return {k: p.default for k, p in sig.parameters.items()
+            if p.default is not inspect.Parameter.empty}
 
 
 def _with_request(params: Callable[..., Any]) -> inspect.Signature:
@@ -214,7 +218,7 @@ def query(**params: Any) -> str:
 
 # --- the registry ----------------------------------------------------------------------------
 
-async def _start(res: Resource, c: Call) -> None:
+def _start(res: Resource, c: Call) -> None:
     if res.snapshot:
         c.info = c.b.resolve(c.ref, contest=c.args.get("contest") if c.lang is None
                              else None)
@@ -234,7 +238,7 @@ def add_json(app: FastAPI, b: Backend, res: Resource) -> None:
 
     async def endpoint(request: Request, **kw: Any) -> Response:
         c = Call(b, request, res.api_params(**kw))
-        await _start(res, c)
+        _start(res, c)
         return await respond(request, b, (res.name, *res.key(c)),
                              lambda: payload(c, res.load(c)), res.cache(c))
 
@@ -254,7 +258,7 @@ def add_page(app: FastAPI, b: Backend, res: Resource, prefix: str, lang: str,
     async def endpoint(request: Request, **kw: Any) -> Response:
         c = Call(b, request, res.page_args(kw), lang=lang, prefix=prefix,
                  static_site=static_site)
-        await _start(res, c)
+        _start(res, c)
 
         def make() -> bytes:
             from escrutinio.api.pages import render
