@@ -469,7 +469,7 @@ def test_merkle_roots_are_published_and_proofs_verify(app, client, ids):
 
 
 def test_first_round_pages_show_the_race_for_the_runoff(tmp_path, data_dir):
-    """Peru 2026 (no acta counts; about 20 of its national cuts, for speed): the overview says
+    """Peru 2026 (no acta counts; about 12 of its national cuts, for speed): the overview says
     the acta counts are unknown and shows second place; the history draws the race and its
     one change."""
     from api_support import TEST_SIMS
@@ -480,7 +480,7 @@ def test_first_round_pages_show_the_race_for_the_runoff(tmp_path, data_dir):
 
     db = tmp_path / "p26.duckdb"
     snaps = [s for item, path in bundle_paths("peru-2026-first-round") for s in item.parse(path)]
-    snaps = snaps[:1] + snaps[1::12] + snaps[-1:]  # the bundle, every 12th cut, the last
+    snaps = snaps[:1] + snaps[1::20] + snaps[-1:]  # the bundle, every 20th cut, the last
     with open_store(str(db)) as store:
         service.ingest(store, snaps)
     app = create_app(str(db), projection_sims=TEST_SIMS, warm=False)
