@@ -469,7 +469,7 @@ def test_merkle_roots_are_published_and_proofs_verify(app, client, ids):
 
 
 def test_first_round_pages_show_the_race_for_the_runoff(tmp_path, data_dir):
-    """Peru 2026 (no acta counts; about 20 of its national cuts, for speed): the overview says
+    """Peru 2026 (no acta counts; about 12 of its national cuts, for speed): the overview says
     the acta counts are unknown and shows second place; the history draws the race and its
     one change."""
     from api_support import TEST_SIMS
@@ -480,7 +480,7 @@ def test_first_round_pages_show_the_race_for_the_runoff(tmp_path, data_dir):
 
     db = tmp_path / "p26.duckdb"
     snaps = [s for item, path in bundle_paths("peru-2026-first-round") for s in item.parse(path)]
-    snaps = snaps[:1] + snaps[1::12] + snaps[-1:]  # the bundle, every 12th cut, the last
+    snaps = snaps[:1] + snaps[1::20] + snaps[-1:]  # the bundle, every 20th cut, the last
     with open_store(str(db)) as store:
         service.ingest(store, snaps)
     app = create_app(str(db), projection_sims=TEST_SIMS, warm=False)
@@ -530,14 +530,14 @@ def test_replay_banner_names_the_cut_whose_numbers_it_shows(tmp_path_factory):
     """Every cut of the 2021 night, in order, while the clock moves on during each page
     (every read of the clock is one step later than the one before): the banner's cut, the
     snapshot under it and its numbers are one and the same, and no cut is skipped."""
-    from api_support import runoff_db
     from escrutinio import service
-    from escrutinio.api.app import create_app
     from escrutinio.api.i18n import when
     from escrutinio.domain import Level
 
-    app = create_app(runoff_db(tmp_path_factory.getbasetemp()), replay=True, loop=False,
-                     step_seconds=5.0, projection_sims=200)
+    # the session's replay app (its reconstruction and analyses are shared with the other
+    # replay tests), its clock set moving for this test, and no page drawn before: every
+    # page below is drawn while the clock moves on
+    app = replay_app(tmp_path_factory.getbasetemp())
     b = app.state.backend
     clock = b.clock
     snaps = service.history_snapshots(b.store.inner, b.replay_contest)
@@ -548,10 +548,19 @@ def test_replay_banner_names_the_cut_whose_numbers_it_shows(tmp_path_factory):
         reads["n"] += 1
         return clock.started + (reads["k"] + reads["n"] - 1 + 0.5) * clock.step_seconds
 
-    clock.now_fn = moving
-    shown = []
+    saved = (clock.now_fn, clock.fixed, clock.loop, b.bodies)
+    clock.now_fn, clock.fixed, clock.loop = moving, None, False
+    b.bodies = type(b.bodies)(b.bodies.size)
+    try:
+        _banner_follows_the_clock(app, b, snaps, reads, when, Level)
+    finally:
+        clock.now_fn, clock.fixed, clock.loop, b.bodies = saved
+
+
+def _banner_follows_the_clock(app, b, snaps, reads, when, Level) -> None:  # noqa: N803
     from zoneinfo import ZoneInfo
 
+    shown = []
     lima = ZoneInfo("America/Lima")
     with TestClient(app) as c:
         for k, snap in enumerate(snaps):
@@ -759,3 +768,27 @@ def test_contest_time_zone_from_the_sidecar_then_the_country_then_utc():
     assert when(cut, "es", tz=contest_zone("XX", {})) == "7 jun 01:23 (UTC)"
     assert when(cut, "es", tz=contest_zone(None, {"a": {"timezone": "Asia/Kolkata"}})) \
         == "7 jun 06:53 (UTC+5:30)"
+
+
+def test_one_declaration_gives_the_json_route_and_the_page(app):
+    """Every resource declared in api/resources/ is routed from its one declaration: the
+    JSON route at its path and its ``.json`` twin, and, when it has a page, the page in
+    both languages; every documented GET under /api/v1 comes from a module there."""
+    from escrutinio.api.resources import API, PAGES, resources
+
+    routes = {(r.path, m) for r in app.routes for m in (getattr(r, "methods", None) or ())}
+    declared = resources()
+    assert {r.name for r in declared} >= {
+        "state", "map", "projection", "contested", "verify", "forensics", "audit",
+        "quickcount", "history", "history-until", "diff", "snapshots"}
+    for res in declared:
+        if res.api is not None:
+            assert res in API, res.name
+            for path in ("/api/v1" + res.api, "/api/v1" + res.api + ".json"):
+                assert (path, "GET") in routes, path
+        if res.page is not None:
+            assert res in PAGES, res.name
+            for prefix in ("", "/en"):
+                assert (prefix + res.page, "GET") in routes, prefix + res.page
+    twins = [r for r in declared if r.api is not None and r.page is not None]
+    assert len(twins) >= 11  # the pages whose JSON twin is the same declaration

@@ -1,44 +1,33 @@
-"""HTML pages (Jinja2 templates, server-side SVG): Spanish at ``/``, English at ``/en/``.
+"""What the HTML pages share (Jinja2 templates, server-side SVG): the page frame
+(:class:`Page`: language, navigation, permalink, replay banner), rendering and the error
+page, and the presentation helpers (colours, the map's join, the projection's headline,
+the charts). Spanish at ``/``, English at ``/en/``.
 
-Each page is the presentation of one analysis result fetched through
-:class:`~escrutinio.api.backend.Backend`; its JSON twin (linked from the page, also as
-``<link rel="alternate">``) is the same result under ``/api/v1``. The functions here pick
-colours, words and layout; they never compute a number shown to the reader.
+The pages themselves are declared with their JSON twins, one resource per module, in
+:mod:`escrutinio.api.resources`. The functions here pick colours, words and layout; they
+never compute a number shown to the reader.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from datetime import UTC, tzinfo
 from functools import cache
 from typing import Any
-from urllib.parse import quote
 
 import jinja2
-from fastapi import FastAPI, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi import Request
+from fastapi.responses import Response
 from markupsafe import Markup
-from starlette.concurrency import run_in_threadpool
 
 from escrutinio import __version__, countries
 from escrutinio.api import i18n, svg, uploads
-from escrutinio.api.app import (
-    CC_MOVING,
-    CC_PERMALINK,
-    CC_REPLAY,
-    etag_for,
-    make_body,
-    replay_payload,
-    send,
-    status_of,
-)
-from escrutinio.api.backend import Backend, NeedsActas, ProjectionView, Unavailable
+from escrutinio.api.app import status_of
+from escrutinio.api.backend import Backend, NeedsActas, ProjectionView
 from escrutinio.api.geo import has_map, peru_geometry, peru_reniec_to_inei
 from escrutinio.count import CountState, UnitState
-from escrutinio.defence.pvt import category_label
 from escrutinio.domain import Level, SnapshotKind, level_label, status_label
-from escrutinio.errors import EscrutinioError, IngestError, Location
+from escrutinio.errors import EscrutinioError
 from escrutinio.store.base import SnapshotInfo
 
 
@@ -528,468 +517,76 @@ def bars(candidates: list[tuple[str, str, float]]) -> list[dict[str, Any]]:
             for c, n, s in candidates]
 
 
-# --- routes ----------------------------------------------------------------------------------
+# --- the map page ------------------------------------------------------------------------------
 
-def install_pages(app: FastAPI, b: Backend, *, static_site: bool = False) -> None:
-    async def html(request: Request, key: tuple[Any, ...], make: Callable[[], bytes],
-                   cache_control: str) -> Response:
-        if b.clock is not None:
-            # a replay: the banner names the step, so the step is part of the key (the
-            # request's step is pinned: the page is drawn from this step, see replay.py)
-            key = (*key, ("replay-step", b.clock.index()))
-        etag = etag_for("html", key, static_site)
-        body = b.bodies.get(("html", key, static_site))
-        if body is None:
-            from escrutinio.api.app import _inm_matches
-
-            if _inm_matches(request, etag):
-                return Response(status_code=304, headers={"ETag": etag,
-                                                          "Cache-Control": cache_control})
-            raw = await run_in_threadpool(make)
-            body = make_body(etag, raw, "text/html; charset=utf-8")
-            b.bodies.put(("html", key, static_site), body)
-        return send(request, body, cache_control)
-
-    def cc(ref: str, info: SnapshotInfo) -> str:
-        if ref == info.snapshot_id:
-            return CC_PERMALINK
-        return CC_REPLAY if b.clock is not None else CC_MOVING
-
-    for prefix, lang in (("", "es"), ("/en", "en")):
-        _lang_routes(app, b, prefix, lang, html, cc, static_site)
+def _map_shapes(p: Page, lv: Level, st: CountState, join: dict[str, Any],
+                colours: dict[str, str], names: dict[str, str]) -> list[dict[str, Any]]:
+    """The map's polygons, each filled by the state of its unit (or "no data")."""
+    geom = peru_geometry(lv)
+    by_key = {join["keys"][u.code]: u for u in st.units
+              if u.abroad is False and u.code in join["keys"]}
+    shapes = []
+    for s in geom.shapes:
+        u = by_key.get(s.key)
+        if u is None:
+            shapes.append({"d": s.d, "fill": "#eef0f3", "op": 1.0, "key": s.key,
+                           "name": s.name, "label": p.T(
+                               f"{s.name}: sin datos", f"{s.name}: no data"),
+                           "code": ""})
+            continue
+        fill, op = unit_colour(u, colours)
+        shapes.append({"d": s.d, "fill": fill, "op": op, "key": s.key, "name": u.name,
+                       "label": unit_label(u, names, p.lang), "code": u.code})
+    return shapes
 
 
-def _lang_routes(app: FastAPI, b: Backend, prefix: str, lang: str, html: Any, cc: Any,
-                 static_site: bool) -> None:
-    def page(request: Request, path: str, **kw: Any) -> Page:
-        return Page(request, b, lang, path, static_site=static_site, **kw)
-
-    def route(path: str) -> Callable[[Any], Any]:
-        return app.get(prefix + path, include_in_schema=False,
-                       response_class=Response)
-
-    def post(path: str) -> Callable[[Any], Any]:
-        return app.post(prefix + path, include_in_schema=False, response_class=Response)
-
-    @route("/")
-    async def home(request: Request) -> Response:
-        if not b.store.all_snapshots():
-            p = page(request, "/", section="overview")
-            return Response(render("empty.html", p.context(title=p.T(
-                "Sin datos", "No data"))), media_type="text/html")
-        info = b.overview_snapshot()
-        step = b.clock.index() if b.clock is not None else None
-        return await html(request, ("home", lang, info.snapshot_id, step),
-                          lambda: overview_html(request, info, home=True),
-                          CC_REPLAY if b.clock is not None else CC_MOVING)
-
-    def overview_html(request: Request, info: SnapshotInfo, home: bool = False) -> bytes:
-        sid = info.snapshot_id
-        p = page(request, "/" if home else f"/s/{sid}/", info=info,
-                 json_url=f"/api/v1/s/{sid}/state/national.json", section="overview")
-        st = b.state(info, Level.NATIONAL)
-        names = {c.code: c.name for c in st.national.candidates}
-        proj = proj_err = None
-        try:
-            proj = b.projection(info)
-        except (Unavailable, ValueError, EscrutinioError) as exc:
-            proj_err = exc
-        timeline = None
-        try:
-            timeline = timeline_chart(b, p, info.contest_id, sid, height=240)
-        except EscrutinioError:
-            timeline = None
-        latest_actas = [s for s in b.store.list_snapshots(info.contest_id, SnapshotKind.ACTAS)
-                        if s.as_of <= info.as_of]
-        contest = b.store.contest(info.contest_id)
-        headline = (call_view(proj.projection, {c.code: c.name for c in contest.candidates},
-                              contest.majority_threshold) if proj else None)
-        return render("overview.html", p.context(
-            title=p.T("Dónde está el conteo", "Where the count stands"), st=st,
-            headline=headline,
-            n=st.national, hurdle=hurdle_text(st, names, lang), home=home,
-            race=st.runoff_race, race_text=(
-                p.T(*st.runoff_race.sentence(names)) if st.runoff_race else None),
-            bars={x["code"]: x for x in bars([(c.code, c.name, c.pct_valid)
-                                              for c in st.national.candidates])},
-            proj=proj, proj_err=proj_err, proj_note=projection_note(proj) if proj else None,
-            timeline=timeline, latest_actas=latest_actas[-1] if latest_actas else None))
-
-    @route("/s/{ref}/")
-    async def overview(request: Request, ref: str) -> Response:
-        info = b.resolve(ref)
-        return await html(request, ("overview", lang, info.snapshot_id),
-                          lambda: overview_html(request, info), cc(ref, info))
-
-    @route("/s/{ref}/map/{level}/")
-    async def map_page(request: Request, ref: str, level: str) -> Response:
-        info = b.resolve(ref)
-        lv = _map_level(level)
-
-        def make() -> bytes:
-            sid = info.snapshot_id
-            p = page(request, f"/s/{sid}/map/{lv.value}/", info=info,
-                     json_url=f"/api/v1/s/{sid}/map/{lv.value}.json", section="map")
-            names_lv = b.area_labels(info.contest_id)
-            lvname = (level_label(names_lv, lv, "es"), level_label(names_lv, lv, "en"))
-            ctx: dict[str, Any] = {"level": lv, "lvname": lvname, "levels": [
-                (x, level_label(names_lv, x, lang).capitalize(), b.map_snapshot(info, x))
-                for x in (Level.AREA1, Level.AREA2, Level.AREA3)]}
-            if lv not in b.levels_of(info):
-                alt = b.map_snapshot(info, lv)
-                return render("map.html", p.context(
-                    title=p.T("Mapa", "Map"), available=False, alt=alt, **ctx))
-            st = b.state(info, lv)
-            contest = b.store.contest(info.contest_id)
-            colours = {c.code: candidate_colour(i) for i, c in enumerate(contest.candidates)}
-            names = {c.code: c.name for c in contest.candidates}
-            join = map_join(b, info, lv, st)
-            shapes = []
-            geom = None
-            if join["available"]:
-                geom = peru_geometry(lv)
-                by_key = {join["keys"][u.code]: u for u in st.units
-                          if u.abroad is False and u.code in join["keys"]}
-                for s in geom.shapes:
-                    u = by_key.get(s.key)
-                    if u is None:
-                        shapes.append({"d": s.d, "fill": "#eef0f3", "op": 1.0, "key": s.key,
-                                       "name": s.name, "label": p.T(
-                                           f"{s.name}: sin datos", f"{s.name}: no data"),
-                                       "code": ""})
-                        continue
-                    fill, op = unit_colour(u, colours)
-                    shapes.append({"d": s.d, "fill": fill, "op": op, "key": s.key,
-                                   "name": u.name, "label": unit_label(u, names, lang),
-                                   "code": u.code})
-            home_units = [u for u in st.units if u.abroad is False]
-            abroad_units = [u for u in st.units if u.abroad]
-            return render("map.html", p.context(
-                title=p.T(f"Mapa por {lvname[0]}", f"Map by {lvname[1]}"),
-                available=True, st=st, geom=geom, shapes=shapes, join=join,
-                home_units=home_units, abroad_units=abroad_units, colours=colours,
-                names=names, bins=MARGIN_BINS, focusable=lv is Level.AREA1,
-                label=lambda u: unit_label(u, names, lang), **ctx))
-
-        return await html(request, ("map", lang, info.snapshot_id, lv.value), make,
-                          cc(ref, info))
-
-    def history_html(request: Request, cid: str, snaps: list[SnapshotInfo],
-                     until: SnapshotInfo | None) -> bytes:
-        cur = snaps[-1].snapshot_id if snaps else None
-        if until is None:
-            p = page(request, "/history/", json_url="/api/v1/history.json",
-                     section="history")
-            # the moving page's permalink: the same history, bound to its latest snapshot
-            p.permalink = (None if cur is None or static_site else f"/s/{cur}/history/")
-        else:
-            sid = until.snapshot_id
-            p = page(request, f"/s/{sid}/history/", info=until,
-                     json_url=f"/api/v1/s/{sid}/history.json", section="history")
-        tl = timeline_chart(b, p, cid, cur, until=until)
-        race_tl = None
-        if any(pt.third is not None for pt in tl["history"].points):
-            race_tl = timeline_chart(b, p, cid, cur, until=until, ranks=(1, 2))
-        fan = fan_err = None
-        try:
-            fan = fan_chart(b, p, cid, cur, until=until)
-        except EscrutinioError as exc:
-            fan_err = exc
-        return render("history.html", p.context(
-            title=p.T("Historia del conteo", "Count history"), tl=tl, race_tl=race_tl,
-            fan=fan,
-            fan_err=fan_err, snaps={s.snapshot_id: s for s in snaps}, until=until,
-            fan_json=(f"/api/v1/s/{until.snapshot_id}/projection-history.json" if until
-                      else "/api/v1/projection-history.json")))
-
-    @route("/history/")
-    async def history(request: Request) -> Response:
-        cid = b.contest_id()
-        snaps = b.history_snapshots(cid)
-        return await html(request, ("history", lang, cid, tuple(s.snapshot_id for s in snaps)),
-                          lambda: history_html(request, cid, snaps, None),
-                          CC_REPLAY if b.clock is not None else CC_MOVING)
-
-    @route("/s/{ref}/history/")
-    async def history_until(request: Request, ref: str) -> Response:
-        """The history as it stood at a snapshot: the permalink of the history page."""
-        info = b.resolve(ref)
-        snaps = b.history_snapshots(info.contest_id, info)
-        return await html(request, ("history-until", lang, info.snapshot_id,
-                                    tuple(s.snapshot_id for s in snaps)),
-                          lambda: history_html(request, info.contest_id, snaps, info),
-                          cc(ref, info))
-
-    @route("/s/{ref}/projection/")
-    async def projection(request: Request, ref: str) -> Response:
-        info = b.resolve(ref)
-
-        def make() -> bytes:
-            sid = info.snapshot_id
-            p = page(request, f"/s/{sid}/projection/", info=info,
-                     json_url=f"/api/v1/s/{sid}/projection.json", section="projection")
-            v = b.projection(info)
-            pr = v.projection
-            contest = b.store.contest(info.contest_id)
-            codes = [c.code for c in contest.candidates]
-            names = {c.code: c.name for c in contest.candidates}
-            m = pr.margin
-            short = {c: i18n.short_name(names[c]) for c in codes}
-            ivs = [(iv.level, iv.lower, iv.upper) for iv in m.intervals]
-            chart = svg.interval_svg(
-                ivs, m.median, m.counted_margin,
-                title=p.T(f"Margen final proyectado {short[m.leader]} − {short[m.trailer]}",
-                          f"Projected final margin {short[m.leader]} − {short[m.trailer]}"),
-                desc=p.T("Intervalos centrales de 50% a 99% del margen final; marca vertical: "
-                         "mediana; punto: margen contado; línea: empate. La tabla tiene los "
-                         "números.", "Central 50% to 99% intervals of the final margin; "
-                         "vertical mark: median; dot: counted margin; line: tie. The table "
-                         "has the numbers."),
-                median_label=p.T("mediana", "median"), counted_label=p.T("contado", "counted"),
-                # a first round: the margin between first and second decides no winner
-                left_label=p.T(f"← {short[m.trailer]} adelante", f"← {short[m.trailer]} ahead")
-                if pr.kind == "first_round" else
-                p.T(f"← gana {short[m.trailer]}", f"← {short[m.trailer]} wins"),
-                right_label=p.T(f"{short[m.leader]} adelante →", f"{short[m.leader]} ahead →")
-                if pr.kind == "first_round" else
-                p.T(f"gana {short[m.leader]} →", f"{short[m.leader]} wins →"),
-                colours=(candidate_colour(codes.index(m.leader)),
-                         candidate_colour(codes.index(m.trailer))))
-            return render("projection.html", p.context(
-                title=p.T("Proyección del resultado final", "Projection of the final result"),
-                headline=call_view(pr, names, contest.majority_threshold), v=v, pr=pr,
-                chart=Markup(chart), note=projection_note(v),
-                hurdle=p.T(*pr.hurdle.sentence(names)),
-                pwin=bars([(c.code, c.name, 100 * c.p_win) for c in
-                           sorted(pr.candidates, key=lambda c: -c.p_win)])))
-
-        return await html(request, ("projection", lang, info.snapshot_id), make,
-                          cc(ref, info))
-
-    def per_acta(name: str, template: str, title: tuple[str, str],
-                 fetch: Callable[[SnapshotInfo], Any]) -> None:
-        @route(f"/s/{{ref}}/{name}/")
-        async def view(request: Request, ref: str) -> Response:
-            info = b.resolve(ref)
-            if info.kind is not SnapshotKind.ACTAS:
-                raise NeedsActas(
-                    f"esta página necesita una instantánea por acta; {info.snapshot_id[:12]} "
-                    "es agregada", f"this page needs a per-acta snapshot; "
-                    f"{info.snapshot_id[:12]} is an aggregate one")
-
-            def make() -> bytes:
-                sid = info.snapshot_id
-                p = page(request, f"/s/{sid}/{name}/", info=info,
-                         json_url=f"/api/v1/s/{sid}/{name}.json", section=name)
-                return render(template, p.context(title=p.T(*title), v=fetch(info)))
-
-            return await html(request, (name, lang, info.snapshot_id), make, cc(ref, info))
-
-        view.__name__ = f"page_{name}_{lang}"
-
-    per_acta("contested", "contested.html", ("Actas en disputa", "Contested actas"),
-             b.contested)
-    per_acta("forensics", "forensics.html", ("Cribado forense: anomalía, no prueba",
-                                             "Forensic screen: anomaly, not proof"),
-             b.forensics)
-    per_acta("audit", "audit.html", ("Auditoría que limita el riesgo",
-                                     "Risk-limiting audit"), b.audit)
-
-    # -- verification and parallel tabulation: the page and its upload form ----------------
-    def verify_html(request: Request, info: SnapshotInfo, pvt: Any = None,
-                    error: EscrutinioError | None = None) -> bytes:
-        sid = info.snapshot_id
-        p = page(request, f"/s/{sid}/verify/", info=info,
-                 json_url=f"/api/v1/s/{sid}/verify.json", section="verify")
-        return render("verify.html", p.context(
-            title=p.T("Verificación y tabulación paralela",
-                      "Verification and parallel tabulation"),
-            v=b.verify(info), pvt=pvt, upload_error=error, limit_label=_mib(b.upload_limit),
-            category_label=lambda k: category_label(k, lang)))
-
-    @route("/s/{ref}/verify/")
-    async def verify(request: Request, ref: str) -> Response:
-        info = _acta_info(b, ref, "la verificación", "verification")
-        return await html(request, ("verify", lang, info.snapshot_id),
-                          lambda: verify_html(request, info), cc(ref, info))
-
-    @post("/s/{ref}/verify/")
-    async def verify_upload(request: Request, ref: str) -> Response:
-        """The upload form (works without JavaScript): the page again, with the
-        reconciliation of the copies sent, or what was wrong with them."""
-        info = _acta_info(b, ref, "la tabulación paralela", "the parallel tabulation")
-        res = err = None
-        try:
-            upload = await uploads.read_upload(request, b.upload_limit)
-            res = await run_in_threadpool(b.pvt, info, upload)
-        except EscrutinioError as exc:
-            err = exc
-        raw = await run_in_threadpool(verify_html, request, info, res, err)
-        return _posted(raw, err)
-
-    # -- quick count: design, public sample, estimate from uploaded reports ------------------
-    def quickcount_html(request: Request, info: SnapshotInfo, seed: str | None,
-                        est: Any = None, error: EscrutinioError | None = None) -> bytes:
-        sid = info.snapshot_id
-        query = f"?seed={quote(seed, safe='')}" if seed else ""
-        p = page(request, f"/s/{sid}/quickcount/", info=info,
-                 json_url=f"/api/v1/s/{sid}/quickcount.json{query}", section="quickcount")
-        p.permalink = f"/s/{sid}/quickcount/{query}"
-        return render("quickcount.html", p.context(
-            title=p.T("Conteo rápido", "Quick count"), v=b.quickcount(info, seed),
-            est=est, upload_error=error, limit_label=_mib(b.upload_limit),
-            call_label=lambda e: call_label(e, lang, {
-                c.code: i18n.short_name(c.name) for c in b.store.contest(
-                    info.contest_id).candidates})))
-
-    @route("/s/{ref}/quickcount/")
-    async def quickcount(request: Request, ref: str,
-                         seed: str | None = Query(None, min_length=1, max_length=200)
-                         ) -> Response:
-        info = _acta_info(b, ref, "el conteo rápido", "the quick count")
-        return await html(request, ("quickcount", lang, info.snapshot_id, seed),
-                          lambda: quickcount_html(request, info, seed), cc(ref, info))
-
-    @post("/s/{ref}/quickcount/")
-    async def quickcount_upload(request: Request, ref: str) -> Response:
-        """The reports form (works without JavaScript): the page with the sample of the
-        seed sent and the estimate from the reports, or what was wrong with them."""
-        info = _acta_info(b, ref, "el conteo rápido", "the quick count")
-        seed = request.query_params.get("seed")
-        est = err = None
-        try:
-            upload = await uploads.read_upload(request, b.upload_limit)
-            seed = (upload.fields.get("seed") or seed or "").strip() or None
-            if seed is None or len(seed) > 200:
-                raise IngestError(Location("seed", None, "seed"), "bad_seed",
-                                  "indique la semilla pública de la muestra (1 a 200 "
-                                  "caracteres)", "give the public seed of the sample (1 to "
-                                  "200 characters)")
-            est = await run_in_threadpool(b.quickcount_estimate, info, seed, upload, info)
-        except EscrutinioError as exc:
-            err = exc
-        raw = await run_in_threadpool(quickcount_html, request, info,
-                                      seed if seed and len(seed) <= 200 else None, est, err)
-        return _posted(raw, err)
-
-    @route("/diff/")
-    async def diff_form(request: Request, older: str | None = Query(None, max_length=200),
-                        newer: str | None = Query(None, max_length=200)) -> Response:
-        if older and newer:
-            a, c = b.resolve(older), b.resolve(newer)
-            return RedirectResponse(f"{prefix}/diff/{a.snapshot_id}/{c.snapshot_id}/",
-                                    status_code=303)
-        info = b.overview_snapshot()
-        prev = previous_snapshot(b, info)
-        if prev is None:
-            raise NeedsActas("no hay una instantánea anterior comparable",
-                             "there is no earlier comparable snapshot")
-        return RedirectResponse(f"{prefix}/diff/{prev.snapshot_id}/{info.snapshot_id}/",
-                                status_code=303)
-
-    @route("/diff/{older}/{newer}/")
-    async def diff(request: Request, older: str, newer: str) -> Response:
-        a, c = b.resolve(older), b.resolve(newer)
-        if a.kind is not c.kind:
-            raise EscrutinioError(
-                "no se pueden comparar una instantánea por acta y una agregada",
-                "cannot diff a per-acta snapshot against an aggregate one")
-
-        def make() -> bytes:
-            p = page(request, f"/diff/{a.snapshot_id}/{c.snapshot_id}/", info=c,
-                     json_url=f"/api/v1/diff/{a.snapshot_id}/{c.snapshot_id}.json",
-                     section="diff")
-            return render("diff.html", p.context(
-                title=p.T("Qué cambió entre dos instantáneas",
-                          "What changed between two snapshots"),
-                d=b.diff(a, c, 100), older=a, newer=c,
-                choices=b.store.list_snapshots(c.contest_id, c.kind)))
-
-        perm = older == a.snapshot_id and newer == c.snapshot_id
-        return await html(request, ("diff", lang, a.snapshot_id, c.snapshot_id), make,
-                          CC_PERMALINK if perm else CC_MOVING)
-
-    # -- mesa lookup: the form, and one mesa (never cached: a coordinator sees copies) -----
-    async def mesa_html(request: Request, typed: str | None) -> Response:
-        from escrutinio.api import mesa as mesa_lookup
-        from escrutinio.api.app import mesa_links
-
-        view = err = cop = None
-        who = None
-        if typed is not None:
-            try:
-                view = await run_in_threadpool(mesa_lookup.find, b, typed)
-            except EscrutinioError as exc:
-                err = exc
-        if view is not None:
-            who = await mesa_lookup.coordinator_of(request, api=False)
-            if who is not None:
-                cop = await run_in_threadpool(mesa_lookup.copies, request, who, view)
-        path = "/mesa/" if view is None else f"/mesa/{quote(view.acta_id, safe='')}/"
-        p = page(request, path, section="mesa",
-                 json_url=mesa_links(view)["self"] if view is not None else None)
-        p.permalink = path if view is not None else None
-        names = {}
-        if view is not None:
-            names = {c.code: c.name for c in view.contest.candidates}
-        raw = await run_in_threadpool(render, "mesa.html", p.context(
-            title=p.T("Buscar una mesa", "Look up a mesa") if view is None else
-            p.T(f"Mesa {view.acta_id}", f"Mesa {view.acta_id}"),
-            view=view, error=err, typed=typed or "", copies=cop, coordinator=who,
-            mesa_names=names, category_label=lambda k: category_label(k, lang)))
-        status = 200 if err is None else status_of(err)
-        return Response(raw, status_code=status, media_type="text/html; charset=utf-8",
-                        headers={"Cache-Control": "private, no-store" if who is not None
-                                 else "no-cache", "Vary": "Cookie"})
-
-    if not static_site:
-        @route("/mesa/")
-        async def mesa_form(request: Request,
-                            mesa: str | None = Query(None, max_length=200)) -> Response:
-            if mesa is not None and mesa.strip():
-                from escrutinio.api.mesa import MESA_RE
-
-                if MESA_RE.match(mesa.strip()):
-                    return RedirectResponse(f"{prefix}/mesa/{quote(mesa.strip(), safe='')}/",
-                                            status_code=303)
-                return await mesa_html(request, mesa)
-            return await mesa_html(request, None)
-
-        @route("/mesa/{mesa}/")
-        async def mesa_page(request: Request, mesa: str) -> Response:
-            return await mesa_html(request, mesa)
-
-    @route("/api/")
-    async def api_reference(request: Request) -> Response:
-        def make() -> bytes:
-            p = page(request, "/api/", json_url="/api/v1/openapi.json", section="api")
-            spec = request.app.openapi()
-            ops = [{"method": m.upper(), "path": path, "summary": op.get("summary", ""),
-                    "params": [(x["name"], x["in"], x.get("required", False),
-                                x.get("description", "")) for x in op.get("parameters", [])]}
-                   for path, item in spec["paths"].items() for m, op in item.items()]
-            return render("api.html", p.context(title=p.T("API HTTP", "HTTP API"), ops=ops))
-
-        return await html(request, ("api", lang), make, CC_MOVING)
-
-    @route("/snapshots/")
-    async def snapshots(request: Request) -> Response:
-        snaps = b.snapshots()
-
-        def make() -> bytes:
-            p = page(request, "/snapshots/", json_url="/api/v1/snapshots.json",
-                     section="snapshots")
-            labels = {c: b.area_labels(c) for c in {s.contest_id for s in snaps}}
-            return render("snapshots.html", p.context(
-                title=p.T("Instantáneas", "Snapshots"), snaps=list(reversed(snaps)),
-                level_name=lambda s: level_label(labels[s.contest_id], s.level, lang)
-                if s.level else ""))
-
-        return await html(request, ("snapshots", lang, tuple(s.snapshot_id for s in snaps)),
-                          make, CC_REPLAY if b.clock is not None else CC_MOVING)
+def map_context(b: Backend, p: Page, info: SnapshotInfo, lv: Level,
+                st: CountState | None) -> dict[str, Any]:
+    """The map page's data: the state of ``lv`` drawn on the polygons (``st`` None: the
+    snapshot has no such level; the page links the snapshots that have it)."""
+    names_lv = b.area_labels(info.contest_id)
+    lvname = (level_label(names_lv, lv, "es"), level_label(names_lv, lv, "en"))
+    ctx: dict[str, Any] = {"level": lv, "lvname": lvname, "levels": [
+        (x, level_label(names_lv, x, p.lang).capitalize(), b.map_snapshot(info, x))
+        for x in (Level.AREA1, Level.AREA2, Level.AREA3)]}
+    if st is None:
+        return {"title": p.T("Mapa", "Map"), "available": False,
+                "alt": b.map_snapshot(info, lv), **ctx}
+    contest = b.store.contest(info.contest_id)
+    colours = {c.code: candidate_colour(i) for i, c in enumerate(contest.candidates)}
+    names = {c.code: c.name for c in contest.candidates}
+    join = map_join(b, info, lv, st)
+    shapes = _map_shapes(p, lv, st, join, colours, names) if join["available"] else []
+    return {"title": p.T(f"Mapa por {lvname[0]}", f"Map by {lvname[1]}"),
+            "available": True, "st": st, "geom": peru_geometry(lv) if join["available"]
+            else None, "shapes": shapes, "join": join,
+            "home_units": [u for u in st.units if u.abroad is False],
+            "abroad_units": [u for u in st.units if u.abroad], "colours": colours,
+            "names": names, "bins": MARGIN_BINS, "focusable": lv is Level.AREA1,
+            "label": lambda u: unit_label(u, names, p.lang), **ctx}
 
 
-def _acta_info(b: Backend, ref: str, what_es: str, what_en: str) -> SnapshotInfo:
+# --- what the JSON twins and the pages share -----------------------------------------------------
+
+def replay_payload(b: Backend) -> dict[str, Any]:
+    """The replay's state (``/api/v1/replay`` and the pages' banner)."""
+    if b.clock is None:
+        return {"replay": False, "step": None, "n_steps": None, "as_of": None,
+                "as_of_label": None,
+                "snapshot_id": None, "seconds_to_next": None, "step_seconds": None}
+    from escrutinio.provenance import to_jsonable
+
+    info = b.overview_snapshot()
+    now = b.clock.now()
+    tz = zone_of(b, info.contest_id)
+    return {"replay": True, "step": b.clock.index(), "n_steps": b.clock.n_steps,
+            "as_of": to_jsonable(now), "snapshot_id": info.snapshot_id,
+            "as_of_label": {lang: i18n.when(now, lang, tz=tz) for lang in i18n.LANGS},
+            "seconds_to_next": round(b.clock.seconds_to_next(), 3),
+            "step_seconds": b.clock.step_seconds}
+
+
+def acta_info(b: Backend, ref: str, what_es: str, what_en: str) -> SnapshotInfo:
     info = b.resolve(ref)
     if info.kind is not SnapshotKind.ACTAS:
         raise NeedsActas(f"{what_es} necesita una instantánea por acta; "
@@ -999,7 +596,7 @@ def _acta_info(b: Backend, ref: str, what_es: str, what_en: str) -> SnapshotInfo
     return info
 
 
-def _posted(raw: bytes, error: EscrutinioError | None) -> Response:
+def posted(raw: bytes, error: EscrutinioError | None) -> Response:
     """The answer to a form: never cached (it holds the request's own data); the status
     of the error when the upload was refused."""
     status = 200
@@ -1011,7 +608,7 @@ def _posted(raw: bytes, error: EscrutinioError | None) -> Response:
                     headers={"Cache-Control": "no-store"})
 
 
-def _mib(n: int) -> str:
+def mib(n: int) -> str:
     return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n:,} B"
 
 
@@ -1029,7 +626,7 @@ def call_label(e: Any, lang: str, names: dict[str, str]) -> tuple[str, str]:
     return label, rest[:1].upper() + rest[1:]
 
 
-def _map_level(level: str) -> Level:
+def map_level(level: str) -> Level:
     slug = i18n.LEVEL_ALIASES.get(level)
     if slug is None or slug == "national":
         raise EscrutinioError(
