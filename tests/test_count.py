@@ -242,6 +242,8 @@ def test_a_source_without_acta_counts_never_says_nothing_remains(data_dir: Path)
     assert r.status is HurdleStatus.UNKNOWN_REMAINING
 
 
+# 11 s: ingests 229 national cuts (make test runs it; make test-fast does not)
+@pytest.mark.slow
 def test_history_of_2026_shows_the_runoff_change_and_skips_the_truncated_cut(
         data_dir: Path, tmp_path: Path) -> None:
     from escrutinio import service

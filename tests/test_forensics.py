@@ -97,6 +97,8 @@ def test_real_runoff_is_not_flagged_and_report_adds_up(peru, peru_report) -> Non
     assert img.ndim == 3 and img.shape[2] == 3 and img.shape[1] > 600  # home + abroad
 
 
+# 13 s: many Monte-Carlo redraws (make test runs it; make test-fast does not)
+@pytest.mark.slow
 def test_clean_redraws_do_not_cry_wolf(subset) -> None:
     """Reduced calibration: 25 clean redraws of ~11,600 real actas. With a level-0.05
     test, 6 or more rejections out of 25 happen by chance with probability 0.007."""
