@@ -3,8 +3,9 @@
 One small real input (the 2021 runoff's Amazonas department at two cuts: the provisional
 count of 8 June and the final one), ingested once per backend; then every question with
 ``--json`` on each store — ``status``, ``history``, ``diff``, ``project``, ``verify``,
-``contested``, ``quickcount``, ``forensics``, ``audit plan`` and ``audit sample`` — and the
-answers compared figure by figure (only what names the store or the clock may differ).
+``contested``, ``quickcount``, ``forensics``, ``pvt`` (one file of generated observers'
+copies), ``replay``, ``snapshots``, ``audit plan`` and ``audit sample`` — and the answers
+compared figure by figure (only what names the store or the clock may differ).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ FINAL = "actas_electorales_ronderos.pe.csv.gz"
 SEED = "41592653589793238462"
 AREA = "010000"  # Amazonas: 1,500-odd actas, the point is the backends, not the volume
 #: keys whose values name the store, or say when something was stored or computed
-VOLATILE = frozenset({"db", "created_at", "ingested_at"})
+VOLATILE = frozenset({"db", "created_at", "ingested_at", "elapsed_seconds"})
 
 runner = CliRunner()
 
@@ -55,7 +56,7 @@ def _scrub(value: Any) -> Any:
     return value
 
 
-def _answers(db: str, inputs: list[Path]) -> dict[str, Any]:
+def _answers(db: str, inputs: list[Path], copies: Path) -> dict[str, Any]:
     def run(*args: str) -> Any:
         res = runner.invoke(app, ["--db", db, *args])
         if res.exception and not isinstance(res.exception, SystemExit):
@@ -75,6 +76,11 @@ def _answers(db: str, inputs: list[Path]) -> dict[str, Any]:
     out["contested"] = run("contested", "-s", "first", "--sims", "400", "--json")
     out["quickcount"] = run("quickcount", "--seed", SEED, "--mesas", "60", "--json")
     out["forensics"] = run("forensics", "--draws", "200", "--json")
+    if not copies.exists():  # the first backend writes the copies both compare
+        run("pvt", "--generate", str(copies), "--coverage", "0.3", "--seed", "7")
+    out["pvt"] = run("pvt", str(copies), "--limit", "0", "--json")
+    out["replay"] = run("replay", "--mode", "snapshots", "--sims", "300", "--json")
+    out["snapshots"] = run("snapshots", "--json")
     out["audit plan"] = run("audit", "plan", "--replicates", "50", "--json")
     out["audit sample"] = run("audit", "sample", "-a", "m1", "--seed", SEED, "--size", "12",
                               "--json")
@@ -93,8 +99,9 @@ def pg_url(pg_server: object) -> Iterator[str]:
 
 def test_cli_answers_match_on_duckdb_and_postgresql(tmp_path: Path, inputs: list[Path],
                                                     pg_url: str) -> None:
-    duck = _answers(str(tmp_path / "m.duckdb"), inputs)
-    pg = _answers(pg_url, inputs)
+    copies = tmp_path / "copies.csv"
+    duck = _answers(str(tmp_path / "m.duckdb"), inputs, copies)
+    pg = _answers(pg_url, inputs, copies)
     assert list(duck) == list(pg)
     # the answers carry real figures (a comparison of two empty answers proves nothing)
     final = duck["status"]
@@ -102,6 +109,7 @@ def test_cli_answers_match_on_duckdb_and_postgresql(tmp_path: Path, inputs: list
     assert len(duck["audit sample"]["round"]["draws"]) == 12
     assert duck["audit sample 2"]["round"]["first_draw"] == 13
     assert duck["project"] and duck["verify"] and duck["forensics"] and duck["diff"]
+    assert duck["pvt"] and duck["replay"]["n_cuts"] >= 1 and len(duck["snapshots"]) >= 2
     # one migration sequence: the same versions and names; the same bytes except where a
     # dialect variant exists (0001)
     mig = {k: v.pop("migrations") for k, v in (("duck", duck["migrate"]), ("pg", pg["migrate"]))}
