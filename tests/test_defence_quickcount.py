@@ -137,3 +137,24 @@ def test_repeated_sampling_reduced(universe: pl.DataFrame) -> None:
     assert 0.004 < r.mean_half_width_ratio < 0.008
     assert abs(r.mean_error) < 0.0015
     assert r.wrong_call_rate <= 0.05
+
+
+def test_a_universe_without_electors_is_a_ratio_to_mesas() -> None:
+    """Without every mesa's electors the estimator scales by mesas (never 0/0), says so,
+    and still finds a 60% share from the reports of 200 equal mesas."""
+    import polars as pl
+
+    from escrutinio.defence.quickcount import estimate, size_measure
+
+    n = 2_000
+    uni = pl.DataFrame({"acta_id": [f"{i:06d}" for i in range(n)],
+                        "stratum": [f"s{i % 4}" for i in range(n)],
+                        "electors": [None] * n}, schema_overrides={"electors": pl.Int64})
+    assert size_measure(uni)[1] == "stations"
+    assert size_measure(uni.with_columns(pl.lit(300).alias("electors")))[1] == "electors"
+    rep = pl.DataFrame({"acta_id": [f"{i:06d}" for i in range(0, n, 10)],
+                        "v_a": [60 + (i % 7) - 3 for i in range(0, n, 10)],
+                        "v_b": [40 - (i % 7) + 3 for i in range(0, n, 10)]})
+    est = estimate(uni, rep, ("a", "b"), n_boot=200, n_draws=400)
+    assert est.size_basis == "stations" and "número de actas" in est.call_es
+    assert 0.58 < est.combined.lower <= 0.6 <= est.combined.upper < 0.62

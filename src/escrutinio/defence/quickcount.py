@@ -375,6 +375,9 @@ class QuickCountEstimate:
     known_share: float | None  # fusion: share among the counted actas alone
     known_fraction_electors: float | None  # fusion: electors already counted / all
     provenance: Provenance
+    #: what each stratum's ratio is taken to: "electors" (the roll of every mesa), or
+    #: "stations" (one per polling station) when the snapshot lacks some electors
+    size_basis: str = "electors"
 
     def to_jsonable(self) -> dict[str, Any]:
         out: dict[str, Any] = to_jsonable(self)
@@ -420,6 +423,26 @@ def _intervals(c: _Core, *, alpha: float, n_boot: int, n_draws: int, rng: Genera
     return ratio, model, comb
 
 
+def size_measure(universe: pl.DataFrame) -> tuple[pl.DataFrame, str]:
+    """The size each mesa's votes are scaled by: its electors when every mesa has them
+    (the ratio estimator to electors); otherwise one per mesa for all (a ratio to mesas:
+    a snapshot without the roll, as Chile's, must not turn the estimate into 0/0)."""
+    el = universe["electors"] if "electors" in universe.columns else None
+    if el is not None and el.null_count() == 0 and universe.height \
+            and bool((el.cast(pl.Float64) > 0).all()):
+        return universe, "electors"
+    return universe.with_columns(pl.lit(1.0).alias("electors")), "stations"
+
+
+def _basis_note(basis: str, es: str, en: str) -> tuple[str, str]:
+    if basis == "electors":
+        return es, en
+    return (es + " La instantánea no trae electores: cada estrato se estima en proporción a "
+            "su número de actas, no de electores.",
+            en + " The snapshot has no electors: each stratum is scaled by its number of "
+            "tally sheets, not of electors.")
+
+
 def _core_from(pop: pl.DataFrame, est: pl.DataFrame, known_a: float, known_v: float,
                frozen_strata: set[str]) -> _Core:
     """``pop``: stratum, electors (per estimation stratum, summed). ``est``: stratum, a, v, e."""
@@ -455,6 +478,7 @@ def estimate(universe: pl.DataFrame, reports: pl.DataFrame, pair: tuple[str, str
     copies (``acta_id, v_<a>, v_<b>``) of sampled mesas. Reports naming a mesa outside the
     universe are ignored (and counted)."""
     a, b = pair
+    universe, basis = size_measure(universe)
     rep = _reports_ab(reports, a, b).join(universe.select("acta_id", "stratum",
                                                           pl.col("electors").alias("e")),
                                           on="acta_id", how="inner")
@@ -476,14 +500,14 @@ def estimate(universe: pl.DataFrame, reports: pl.DataFrame, pair: tuple[str, str
     rng = Generator(PCG64(seed))
     ratio, model, comb = _intervals(core, alpha=alpha, n_boot=n_boot, n_draws=n_draws, rng=rng)
     call = call_rule(comb.lower, comb.upper)
-    es, en = _call_text(call, a, b, comb)
+    es, en = _basis_note(basis, *_call_text(call, a, b, comb))
     n_collapsed = int((mapping != universe["stratum"].unique().sort().to_numpy()).sum())
     prov = Provenance(tuple(snapshot_ids), "defence.quickcount.estimate",
                       {"alpha": alpha, "n_boot": n_boot, "n_draws": n_draws, "pair": [a, b]},
                       seed=seed)
     return QuickCountEstimate(a, b, "quick_count", ratio, model, comb, call, es, en,
                               rep.height, n_sampled, len(core.sizes), n_collapsed, None, None,
-                              prov)
+                              prov, basis)
 
 
 def fuse(universe: pl.DataFrame, official: pl.DataFrame, reports: pl.DataFrame,
@@ -493,6 +517,7 @@ def fuse(universe: pl.DataFrame, official: pl.DataFrame, reports: pl.DataFrame,
     """Fuse the official partial count (``official``: canonical acta frame at some moment)
     with the quick-count reports: counted actas exactly, the rest estimated per stratum."""
     a, b = pair
+    universe, basis = size_measure(universe)
     done = official.filter(pl.col("status").is_in([s.value for s in CONTABILIZADA]))
     counted = done.filter(pl.col("status") == ActaStatus.COUNTED.value)
     ka = float(counted[f"v_{a}"].fill_null(0).sum())
@@ -531,7 +556,7 @@ def fuse(universe: pl.DataFrame, official: pl.DataFrame, reports: pl.DataFrame,
     rng = Generator(PCG64(seed))
     ratio, model, comb = _intervals(core, alpha=alpha, n_boot=n_boot, n_draws=n_draws, rng=rng)
     call = call_rule(comb.lower, comb.upper)
-    es, en = _call_text(call, a, b, comb)
+    es, en = _basis_note(basis, *_call_text(call, a, b, comb))
     total_e = float(universe["electors"].sum())
     prov = Provenance(tuple(snapshot_ids), "defence.quickcount.fuse",
                       {"alpha": alpha, "n_boot": n_boot, "n_draws": n_draws, "pair": [a, b],
@@ -540,7 +565,7 @@ def fuse(universe: pl.DataFrame, official: pl.DataFrame, reports: pl.DataFrame,
                               rep_all.height, None, len(core.sizes),
                               int((mapping != keys).sum()), ka / kv if kv else None,
                               1 - float(open_["electors"].sum()) / total_e if total_e else None,
-                              prov)
+                              prov, basis)
 
 
 # --- repeated sampling ------------------------------------------------------------------------
