@@ -64,24 +64,43 @@ class RawLogRepo(ABC):
               events: list[dict[str, Any]]) -> None:
         """One transaction: the bodies not stored yet, every response and event row."""
 
+    #: the driver's parameter placeholder
+    MARK: str = "?"
+
     @abstractmethod
+    def _rows(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run one read (``MARK`` placeholders) and return its rows."""
+
     def responses(self, *, run_id: str | None = None, scope: str | None = None,
                   limit: int | None = None) -> list[tuple[Any, ...]]:
         """Response rows in ``seq`` order."""
+        where, args = _where({"run_id": run_id, "scope": scope}, self.MARK)
+        return self._rows(f"SELECT {', '.join(RESPONSE_COLUMNS)} FROM live_responses "
+                          f"{where} ORDER BY seq {_limit(limit)}", args)
 
-    @abstractmethod
-    def body(self, sha256: str) -> bytes | None: ...
+    def body(self, sha256: str) -> bytes | None:
+        rows = self._rows(f"SELECT body FROM live_bodies WHERE sha256 = {self.MARK}",
+                          [sha256])
+        return bytes(rows[0][0]) if rows else None
 
-    @abstractmethod
     def events(self, *, kind: str | None = None) -> list[tuple[Any, ...]]:
         """Event rows in ``seq`` order."""
+        where, args = _where({"kind": kind}, self.MARK)
+        return self._rows(f"SELECT {', '.join(EVENT_COLUMNS)} FROM live_events {where} "
+                          "ORDER BY seq", args)
 
-    @abstractmethod
-    def outcome_counts(self, run_id: str | None = None) -> dict[str, int]: ...
+    def outcome_counts(self, run_id: str | None = None) -> dict[str, int]:
+        where, args = _where({"run_id": run_id}, self.MARK)
+        rows = self._rows(f"SELECT outcome, count(*) FROM live_responses {where} "
+                          "GROUP BY outcome", args)
+        return {str(k): int(v) for k, v in rows}
 
-    @abstractmethod
     def run_ids(self) -> list[str]:
         """Every run that logged a response, sorted."""
+        if not self.has_log():
+            return []
+        return [str(r[0]) for r in
+                self._rows("SELECT DISTINCT run_id FROM live_responses ORDER BY 1")]
 
 
 def _where(filters: dict[str, Any], mark: str) -> tuple[str, list[Any]]:
@@ -166,38 +185,13 @@ class DuckDBRawLogRepo(RawLogRepo):
                 with contextlib.suppress(Exception):
                     con.unregister(name)
 
-    def responses(self, *, run_id: str | None = None, scope: str | None = None,
-                  limit: int | None = None) -> list[tuple[Any, ...]]:
-        where, args = _where({"run_id": run_id, "scope": scope}, "?")
-        return self._rows(f"SELECT {', '.join(RESPONSE_COLUMNS)} FROM live_responses "
-                          f"{where} ORDER BY seq {_limit(limit)}", args)
-
-    def body(self, sha256: str) -> bytes | None:
-        rows = self._rows("SELECT body FROM live_bodies WHERE sha256 = ?", [sha256])
-        return bytes(rows[0][0]) if rows else None
-
-    def events(self, *, kind: str | None = None) -> list[tuple[Any, ...]]:
-        where, args = _where({"kind": kind}, "?")
-        return self._rows(f"SELECT {', '.join(EVENT_COLUMNS)} FROM live_events {where} "
-                          "ORDER BY seq", args)
-
-    def outcome_counts(self, run_id: str | None = None) -> dict[str, int]:
-        where, args = _where({"run_id": run_id}, "?")
-        rows = self._rows(f"SELECT outcome, count(*) FROM live_responses {where} "
-                          "GROUP BY outcome", args)
-        return {str(k): int(v) for k, v in rows}
-
-    def run_ids(self) -> list[str]:
-        if not self.has_log():
-            return []
-        return [str(r[0]) for r in
-                self._rows("SELECT DISTINCT run_id FROM live_responses ORDER BY 1")]
-
 
 class PostgresRawLogRepo(RawLogRepo):
     """On the store's (autocommit) connection; a write is one explicit transaction.
     ``con`` is a callable returning the live connection (the store replaces a broken
     one on next use)."""
+
+    MARK = "%s"
 
     def __init__(self, con: Any) -> None:
         self._con = con
@@ -246,32 +240,6 @@ class PostgresRawLogRepo(RawLogRepo):
                     for row in rows:
                         copy.write_row([row[c] for c in cols])
 
-    def responses(self, *, run_id: str | None = None, scope: str | None = None,
-                  limit: int | None = None) -> list[tuple[Any, ...]]:
-        where, args = _where({"run_id": run_id, "scope": scope}, "%s")
-        return self._rows(f"SELECT {', '.join(RESPONSE_COLUMNS)} FROM live_responses "
-                          f"{where} ORDER BY seq {_limit(limit)}", args)
-
-    def body(self, sha256: str) -> bytes | None:
-        rows = self._rows("SELECT body FROM live_bodies WHERE sha256 = %s", [sha256])
-        return bytes(rows[0][0]) if rows else None
-
-    def events(self, *, kind: str | None = None) -> list[tuple[Any, ...]]:
-        where, args = _where({"kind": kind}, "%s")
-        return self._rows(f"SELECT {', '.join(EVENT_COLUMNS)} FROM live_events {where} "
-                          "ORDER BY seq", args)
-
-    def outcome_counts(self, run_id: str | None = None) -> dict[str, int]:
-        where, args = _where({"run_id": run_id}, "%s")
-        rows = self._rows(f"SELECT outcome, count(*) FROM live_responses {where} "
-                          "GROUP BY outcome", args)
-        return {str(k): int(v) for k, v in rows}
-
-    def run_ids(self) -> list[str]:
-        if not self.has_log():
-            return []
-        return [str(r[0]) for r in
-                self._rows("SELECT DISTINCT run_id FROM live_responses ORDER BY 1")]
 
 
 __all__ = ["DUCKDB_DDL", "EVENT_COLUMNS", "POSTGRES_DDL", "RESPONSE_COLUMNS",
