@@ -157,3 +157,30 @@ def test_fewer_votes_per_acta_late_are_anticipated() -> None:
     assert float(fit_volume(falling, actas)[0]) < -0.05
     assert abs(float(fit_volume(steady, actas)[0])) < 1e-9
     assert float(fit_volume(falling[:1], actas[:1])[0]) == 0.0
+
+
+def test_each_unit_gets_its_own_lumpiness_shrunk_to_the_pool() -> None:
+    """Two kinds of units over ten cuts: 'calm' ones whose batches look like what they had
+    counted, and one 'lumpy' unit whose batches swing ±20 points of share. The lumpy unit's
+    term must come out larger than a calm unit's, each shrunk towards the pooled fit (never
+    0, never the lumpy unit's raw ratio); a national series (one unit) has no such scale."""
+    rng = np.random.default_rng(7)
+    n_units, n_cuts = 12, 10
+    cum = np.zeros((n_cuts, n_units, 2))
+    tot = np.zeros((n_units, 2))
+    for j in range(n_cuts):
+        share = 0.5 + rng.normal(0.0, 0.01, n_units)
+        share[0] = 0.5 + (0.2 if j % 2 else -0.2)  # the lumpy unit
+        size = np.full(n_units, 5_000.0)
+        tot = tot + np.column_stack([share * size, (1 - share) * size])
+        cum[j] = tot
+    fit = fit_drift(cum, remaining=np.full(n_units, 20_000.0))
+    assert fit.unit_scale is not None
+    lumpy, calm = fit.unit_scale[0], float(np.median(fit.unit_scale[1:]))
+    assert lumpy > 3.0 * calm
+    raw = 1.0 + (lumpy - 1.0) * (PRIOR_WEIGHT + (n_cuts - 1)) / (n_cuts - 1)
+    assert lumpy < raw  # shrunk towards the pool
+    f = fit.unit_factor(np.full(n_units, 20_000.0), tot.sum(axis=1), np.arange(n_units))
+    assert f[0] > 3.0 * float(np.median(f[1:]))
+    series = fit_drift(cum[:, :1, :], remaining=np.array([20_000.0]))
+    assert series.unit_scale is None or np.allclose(series.unit_scale, 1.0)

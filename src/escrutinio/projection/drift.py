@@ -23,7 +23,11 @@ compared as centred log-ratios (clr, Aitchison 1986).
   the rule gets wrong on this count, and nothing else sizes the error:
   - the **common** residual of a cut (vote-weighted over units: shared by every unit,
     the national shock);
-  - the **unit** residuals around it (independent between units).
+  - the **unit** residuals around it (independent between units). Units are not all
+    equally lumpy (a capital's batches are many polling stations, a remote province's a
+    few villages, abroad a few countries): each unit's term is the pooled one times the
+    mean ratio of its own residuals to the pooled fit, shrunk towards 1 with the weight
+    of :data:`PRIOR_WEIGHT` residuals (empirical Bayes).
   Each is a scalar variance that may shrink with the size of a batch, A + B/n (n its
   votes; fitted by non-negative weighted least squares), times a K × K shape (the
   residuals' own covariance, blended with an isotropic prior shape). The part still to
@@ -115,6 +119,8 @@ class DriftFit:
     #: unit, to the unit term (the centre sits halfway between the two)
     stop_common: float = 0.0
     stop_unit: np.ndarray | None = None
+    #: (U,) each unit's own scale of the unit term (1: the pooled fit)
+    unit_scale: np.ndarray | None = None
 
     def common_cov(self, remaining_total: float, counted_total: float) -> np.ndarray:
         h = remaining_total / max(remaining_total + counted_total, 1.0)
@@ -126,7 +132,8 @@ class DriftFit:
         the index of each item's unit, for the trend-stop term)."""
         h = remaining / np.maximum(remaining + counted, 1.0)
         extra = 0.0 if self.stop_unit is None or units is None else self.stop_unit[units]
-        return self.unit.at(remaining, h) + extra
+        scale = 1.0 if self.unit_scale is None or units is None else self.unit_scale[units]
+        return scale * self.unit.at(remaining, h) + extra
 
 
 def _share_jacobian(p: np.ndarray) -> np.ndarray:
@@ -241,11 +248,13 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
     preds: list[np.ndarray] = []
     real: list[np.ndarray] = []
     wts: list[np.ndarray] = []
+    uids: list[np.ndarray] = []
     for i in range(batches.shape[0]):
         sel = ok[i]
         if not sel.any():
             continue
         base = cum[i]
+        uids.append(np.flatnonzero(sel))
         preds.append(centre(i)[sel])
         real.append(level[i][sel] - la.clr(base[sel]))
         wts.append(w[i][sel])
@@ -307,7 +316,8 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
     common_w: list[np.ndarray] = []
     unit_r: list[np.ndarray] = []
     unit_n: list[np.ndarray] = []
-    for pred, gap0, wi in zip(preds, real, wts, strict=True):
+    unit_id: list[np.ndarray] = []
+    for pred, gap0, wi, ui in zip(preds, real, wts, uids, strict=True):
         gap = gap0 - carry * pred
         mean = (gap * wi[:, None]).sum(0) / wi.sum()
         common_r.append(mean)
@@ -316,12 +326,23 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
         if wi.size > 1:
             unit_r.append(gap - mean)
             unit_n.append(wi)
+            unit_id.append(ui)
 
     cr = np.array(common_r).reshape(-1, k)
     cn = np.array(common_n)
     ur = np.concatenate(unit_r) if unit_r else np.zeros((0, k))
     un = np.concatenate(unit_n) if unit_n else np.zeros(0)
     a_u, b_u = _fit_ab(qs(ur), un)
+    # each unit's own lumpiness: the ratio of its residuals to the pooled fit, shrunk
+    # towards 1 with the weight of PRIOR_WEIGHT residuals (empirical Bayes)
+    unit_scale = np.ones(n_units)
+    if ur.shape[0]:
+        ui_all = np.concatenate(unit_id)
+        fit_all = np.maximum(a_u + b_u / np.maximum(un, 1.0), 1e-12)
+        ratio = qs(ur) / fit_all
+        cnt = np.bincount(ui_all, minlength=n_units).astype(float)
+        tot = np.bincount(ui_all, weights=ratio, minlength=n_units)
+        unit_scale = (PRIOR_WEIGHT + tot) / (PRIOR_WEIGHT + cnt)
     if ur.shape[0]:
         # several units: a cut's common residual is the shared shift plus the vote-weighted
         # mean of the units' own deviations; only the excess is shared (moments)
@@ -395,8 +416,9 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
     stop_common = float(qs(mean_c[None])[0])
     stop_unit = qs(center - mean_c) if n_units > 1 else np.zeros(n_units)
     diag["trend_stop_sd_margin_share"] = float(np.sqrt(2 * stop_common))
+    diag["unit_scale_range"] = [float(unit_scale.min()), float(unit_scale.max())]
     return DriftFit(center, shape, common, unit, tail, int(n_cuts), int(ok.sum()), diag,
-                    stop_common, stop_unit)
+                    stop_common, stop_unit, unit_scale)
 
 
 def fit_volume(valid: np.ndarray, actas: np.ndarray,
