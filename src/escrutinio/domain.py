@@ -13,7 +13,8 @@ of snapshot exist, each with a canonical column set:
   named ``v_<candidate code>``.
 * **unit snapshot** (``SnapshotKind.UNITS``) — one row per reporting unit (district,
   province, department, nation...) with counts of actas by status, columns
-  :data:`UNIT_COLUMNS` plus the same candidate columns.
+  :data:`UNIT_COLUMNS` plus the same candidate columns — and a last :data:`VOTE_TYPE`
+  column when the source publishes a unit in one row per vote type.
 
 Geography is generic: three nested areas (``area1`` ⊃ ``area2`` ⊃ ``area3``) and an
 ``abroad`` flag. In Peru, at home area1/2/3 = departamento / provincia / distrito; abroad
