@@ -13,7 +13,8 @@ of snapshot exist, each with a canonical column set:
   named ``v_<candidate code>``.
 * **unit snapshot** (``SnapshotKind.UNITS``) — one row per reporting unit (district,
   province, department, nation...) with counts of actas by status, columns
-  :data:`UNIT_COLUMNS` plus the same candidate columns.
+  :data:`UNIT_COLUMNS` plus the same candidate columns — and a last :data:`VOTE_TYPE`
+  column when the source publishes a unit in one row per vote type.
 
 Geography is generic: three nested areas (``area1`` ⊃ ``area2`` ⊃ ``area3``) and an
 ``abroad`` flag. In Peru, at home area1/2/3 = departamento / provincia / distrito; abroad
@@ -268,6 +269,30 @@ UNIT_COLUMNS: Final[dict[str, pl.DataType]] = {
 
 #: Vote-count columns that must never be negative.
 COUNT_COLUMNS: Final = ("electors", "cast", "blank", "null", "challenged")
+
+#: The optional last column of a unit frame: the vote type (batch) of the row — election
+#: day, mail, early... — when the source publishes a unit in several rows, one per type
+#: (docs/formats.md). A unit frame has it only when some row has a type; null (or '') is
+#: "not given". Aggregates add a unit's types up (:func:`sum_vote_types`); the per-unit
+#: projection treats each type apart.
+VOTE_TYPE: Final = "vote_type"
+
+
+def sum_vote_types(units: pl.DataFrame) -> pl.DataFrame:
+    """A unit frame with one row per ``level`` + ``unit_code``: the rows of a unit's vote
+    types added up (a figure is the sum of the types that give it; null only when none
+    does), the ``vote_type`` column dropped. A frame without types is returned as it is.
+    Everything that counts per area (status, history, diff, reconciliation) reads units
+    through this; only the projection keeps the types apart."""
+    if VOTE_TYPE not in units.columns:
+        return units
+    keys = ("level", "unit_code")
+    other = [c for c in units.columns if c not in (*keys, VOTE_TYPE)]
+    agg = [pl.col(c).first() if not units.schema[c].is_numeric()
+           else pl.when(pl.col(c).is_not_null().any()).then(pl.col(c).sum()).otherwise(None)
+           .cast(units.schema[c]).alias(c) for c in other]
+    return (units.group_by(*keys, maintain_order=True).agg(agg)
+            .select([c for c in units.columns if c != VOTE_TYPE]))
 
 
 #: Columns of the rows a source rejected or flagged (one per row and rule), as the store keeps

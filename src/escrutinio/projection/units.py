@@ -354,8 +354,23 @@ def prepare_units(
         "blocs": list(bloc_names),
         "expected_votes_point": {c.code: float(point[j])
                                  for j, c in enumerate(contest.candidates)},
+        "vote_types": _type_diagnostics(type_names, type_idx, valid, rem_u),
     }
     return Prepared(counted_votes, cells, shocks, diagnostics)
+
+
+def _type_diagnostics(names: Sequence[str], idx: np.ndarray, valid: np.ndarray,
+                      to_come: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per vote type (the rows of a unit published per type; empty without types): the
+    rows, the valid votes counted and the expected valid votes still to come."""
+    if names == [""]:
+        return {}
+    m = len(names)
+    rows = np.bincount(idx, minlength=m)
+    got = np.bincount(idx, weights=valid, minlength=m)
+    come = np.bincount(idx, weights=to_come, minlength=m)
+    return {(t or "-"): {"rows": int(rows[i]), "counted_valid": float(got[i]),
+                         "expected_to_come": float(come[i])} for i, t in enumerate(names)}
 
 
 @dataclass(frozen=True, slots=True)

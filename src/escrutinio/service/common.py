@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 
 from escrutinio.count import SnapshotRef
-from escrutinio.domain import SnapshotKind
+from escrutinio.domain import VOTE_TYPE, SnapshotKind, sum_vote_types
 from escrutinio.errors import EscrutinioError
 from escrutinio.store.base import SnapshotInfo, Store
 
@@ -28,8 +28,10 @@ class Loaded:
 
 
 def load(store: Store, info: SnapshotInfo) -> Loaded:
+    """A stored snapshot's frame; a unit published in one row per vote type comes as one
+    row with its types added up (:func:`~escrutinio.domain.sum_vote_types`)."""
     frame = (store.load_actas(info.snapshot_id) if info.kind is SnapshotKind.ACTAS
-             else store.load_units(info.snapshot_id))
+             else sum_vote_types(store.load_units(info.snapshot_id)))
     return Loaded(info, frame)
 
 
@@ -62,8 +64,26 @@ def _trim(cache: OrderedDict[Any, Any], size: Callable[[Any], int]) -> None:
         total -= size(old)
 
 
-def stored_frame(store: Store, info: SnapshotInfo) -> pl.DataFrame:
-    """A stored snapshot's frame (cached: snapshots never change once stored)."""
+def stored_frame(store: Store, info: SnapshotInfo, *, typed: bool = False) -> pl.DataFrame:
+    """A stored snapshot's frame (cached: snapshots never change once stored). A unit
+    published in one row per vote type comes as one row with its types added up
+    (:func:`~escrutinio.domain.sum_vote_types`: what every count per area reads), unless
+    ``typed`` (the per-unit projection, which treats each type apart)."""
+    if info.kind is SnapshotKind.UNITS and not typed:
+        key = ("units:summed", info.snapshot_id)
+        with _CACHE_LOCK:
+            got = _FRAMES.get(key)
+            if got is not None:
+                _FRAMES.move_to_end(key)
+                return got
+        rows = stored_frame(store, info, typed=True)
+        if VOTE_TYPE not in rows.columns:
+            return rows
+        frame = sum_vote_types(rows)
+        with _CACHE_LOCK:
+            _FRAMES[key] = frame
+            _trim(_FRAMES, lambda f: int(f.estimated_size()))
+        return frame
     key = (info.kind.value, info.snapshot_id)
     with _CACHE_LOCK:
         got = _FRAMES.get(key)

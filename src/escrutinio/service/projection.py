@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from escrutinio.count import CountState
-from escrutinio.domain import Level, SnapshotKind
+from escrutinio.domain import VOTE_TYPE, Level, SnapshotKind
 from escrutinio.errors import EscrutinioError
 from escrutinio.service.baseline import describe_baseline, resolve_baseline, review_outcomes
 from escrutinio.service.common import default_contest, stored_frame, warning_record
@@ -71,7 +71,7 @@ def _series_history(store: Store, info: SnapshotInfo
             continue
         votes = _CUT_VOTES.get(s.snapshot_id)
         if votes is None:
-            row = store.load_units(s.snapshot_id).row(0, named=True)
+            row = stored_frame(store, s).row(0, named=True)  # a nation's types added up
             votes = tuple(int(row[c.column] or 0) for c in contest.candidates)
             _CUT_VOTES[s.snapshot_id] = votes
         out.append((votes, float(frac)))
@@ -235,6 +235,10 @@ def project(store: Store, ref_or_info: str | SnapshotInfo, *, params: ModelParam
                                            else None),
                           "n_history_cuts": len(earlier)}
             proj = replace(proj, diagnostics={**proj.diagnostics, **diag_units})
+            if VOTE_TYPE in cut.units.columns:  # units published per vote type, apart
+                types = sorted(cut.units[VOTE_TYPE].drop_nulls().unique().to_list())
+                proj = replace(proj, provenance=replace(proj.provenance, parameters={
+                    **proj.provenance.parameters, "vote_types": types}))
     return _finish(proj, described, warns, review, extra_ids)
 
 

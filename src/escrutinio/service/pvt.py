@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from escrutinio.domain import SnapshotKind
+from escrutinio.domain import SnapshotKind, sum_vote_types
 from escrutinio.errors import EscrutinioError, NotFoundError
 from escrutinio.service import inputs
 from escrutinio.store.base import SnapshotInfo, Store
@@ -118,7 +118,8 @@ def reconcile(store: Store, snapshot: inputs.SnapshotArg, copies: ObserverCopies
     if info.kind is SnapshotKind.UNITS:
         areas = acta_areas(store, info.contest_id)
         res = analysis.reconcile_units(
-            copies.frame, store.load_units(info.snapshot_id), contest, level=params.level,
+            copies.frame, sum_vote_types(store.load_units(info.snapshot_id)), contest,
+            level=params.level,
             acta_areas=areas, pair=params.pair, snapshot_ids=[info.snapshot_id],
             copies_sha256=copies.source_sha256, rejected=copies.rejected,
             level_labels=labels)

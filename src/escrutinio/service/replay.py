@@ -319,7 +319,7 @@ class RebuiltTimeline:
         store's; a replaying server passes its whole catalogue, ignoring its clock).
         ``baseline="auto"``: the latest per-acta snapshot of the first round of the same
         country and year, when there is one; anything else: none."""
-        from escrutinio.domain import ContestKind
+        from escrutinio.domain import ContestKind, sum_vote_types
         from escrutinio.projection.model import prepare_baseline
         from escrutinio.projection.order import (
             ActaState,
@@ -340,12 +340,14 @@ class RebuiltTimeline:
         final = actas[-1]
         ff = store.load_actas(final.snapshot_id)
         cuts = cuts_from_unit_snapshots(
-            [(s.as_of, store.load_units(s.snapshot_id), s.label, s.snapshot_id) for s in nat],
+            [(s.as_of, sum_vote_types(store.load_units(s.snapshot_id)), s.label,
+              s.snapshot_id) for s in nat],
             contest)
         states = [ActaState(s.as_of, store.load_actas(s.snapshot_id), s.label)
                   for s in actas[:-1] if s.as_of < final.as_of]
         units = unit_progress_from_frames(
-            [(s.as_of, store.load_units(s.snapshot_id), s.label) for s in sub])
+            [(s.as_of, sum_vote_types(store.load_units(s.snapshot_id)), s.label)
+             for s in sub])
         order = derive_arrival_order(ff, contest, cuts, states=states, units=units, seed=seed)
         base = None
         if baseline == "auto":

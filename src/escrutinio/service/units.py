@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import polars as pl
 
-from escrutinio.domain import Contest, Level, SnapshotKind
+from escrutinio.domain import Contest, Level, SnapshotKind, sum_vote_types
 from escrutinio.service.common import _CACHE_LOCK, _trim, stored_frame, warning_record
 from escrutinio.store.base import SnapshotInfo, Store
 
@@ -90,7 +90,9 @@ def _unit_cut(store: Store, info: SnapshotInfo, with_national: bool,
             _UNIT_CUTS.move_to_end(key)
             return got
     contest = store.contest(info.contest_id)
-    raw = stored_frame(store, info)
+    # a unit published in one row per vote type keeps its rows apart: the model treats
+    # each type as a unit of its own (key unit|type); national rows are added up
+    raw = stored_frame(store, info, typed=True)
     fine = finest_units(raw)
     level = fine["level"][0] if fine.height else Level.NATIONAL.value
     nat: pl.DataFrame | None = None
@@ -98,7 +100,7 @@ def _unit_cut(store: Store, info: SnapshotInfo, with_national: bool,
     warns: list[dict[str, str]] = []
     missing: tuple[str, ...] = ()
     if level != Level.NATIONAL.value:
-        own_rows = raw.filter(pl.col("level") == Level.NATIONAL.value)
+        own_rows = sum_vote_types(raw.filter(pl.col("level") == Level.NATIONAL.value))
         if own_rows.height == 1:
             nat, own = own_rows, True
         elif with_national and nat_info is not None:

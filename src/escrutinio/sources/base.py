@@ -24,6 +24,7 @@ from escrutinio.domain import (  # REJECTED_SCHEMA: re-exported (it was defined 
     ACTA_COLUMNS,
     REJECTED_SCHEMA,
     UNIT_COLUMNS,
+    VOTE_TYPE,
     Contest,
     SnapshotKind,
 )
@@ -662,6 +663,8 @@ class ParsedSnapshot:
     def __post_init__(self) -> None:
         base = ACTA_COLUMNS if self.kind is SnapshotKind.ACTAS else UNIT_COLUMNS
         expected = list(base) + self.contest.candidate_columns
+        if self.kind is SnapshotKind.UNITS and self.frame.columns == [*expected, VOTE_TYPE]:
+            expected.append(VOTE_TYPE)  # a unit published in one row per vote type
         if self.frame.columns != expected:
             raise ValueError(
                 f"parser {self.parser} produced columns {self.frame.columns}, "
@@ -672,7 +675,7 @@ class ParsedSnapshot:
 
 #: text columns of a snapshot frame that hold ids, codes or names
 _TEXT_COLUMNS: Final = ("acta_id", "area1_code", "area2_code", "area3_code", "polling_place",
-                        "unit_code", "unit_name", "parent_code", "code", "name")
+                        "unit_code", "unit_name", "parent_code", "code", "name", VOTE_TYPE)
 
 
 def _first_bad_text(frame: pl.DataFrame, columns: Iterable[str]) -> tuple[str, int] | None:

@@ -52,6 +52,7 @@ from escrutinio.domain import (
     ACTA_ID_PATTERN,
     STATUS_LABELS,
     UNIT_COLUMNS,
+    VOTE_TYPE,
     ActaStatus,
     Contest,
     ContestKind,
@@ -99,7 +100,8 @@ UNIT_REQUIRED: Final = ("level", "unit_code", "cast")
 UNIT_OPTIONAL: Final = ("unit_name", "parent_code", "abroad", "actas_total", "actas_counted",
                         "actas_processed", "actas_jee", "actas_pending", "actas_annulled",
                         "actas_not_installed", "electors", "electors_total", "blank", "null",
-                        "challenged", "votes_remaining", "pct_votes_counted", *SERIES_COLUMNS)
+                        "challenged", "votes_remaining", "pct_votes_counted", "vote_type",
+                        "batch", *SERIES_COLUMNS)
 #: per-unit columns that are not canonical figures: kept in the snapshot's metadata
 UNIT_ESTIMATES: Final = ("votes_remaining", "pct_votes_counted")
 
@@ -1044,7 +1046,8 @@ def _vote_types(df: pl.DataFrame, side: Sidecar, file: str, fmt: str) -> pl.Data
         df = df.rename({"batch": "vote_type"})
     if "vote_type" not in df.columns:
         return df
-    df = df.with_columns(pl.col("vote_type").str.strip_chars().str.to_lowercase())
+    vt = pl.col("vote_type").str.strip_chars().str.to_lowercase()
+    df = df.with_columns(pl.when(vt == "").then(None).otherwise(vt).alias("vote_type"))
     if side.vote_types:
         _fail_first(df, pl.col("vote_type").is_not_null()
                     & ~pl.col("vote_type").is_in(list(side.vote_types)), "vote_type", file, fmt,
@@ -1091,17 +1094,33 @@ def _unit_estimates(part: pl.DataFrame, accepted: pl.DataFrame, side: Sidecar,
     rem: dict[str, int] = dict(side.votes_remaining_by_unit)
     nat_pct, nat_rem = side.pct_votes_counted, side.votes_remaining
     valid: dict[str, int] = {}
+    # national rows of several vote types: (valid votes, votes remaining or None) per type
+    nat_types: list[tuple[int, float | None]] = []
     if accepted.height:
-        keys = accepted.select("level", "unit_code", pl.sum_horizontal(
+        on = ["level", "unit_code", *([VOTE_TYPE] if VOTE_TYPE in accepted.columns else [])]
+        keys = accepted.select(*on, pl.sum_horizontal(
             [pl.col(c).fill_null(0) for c in cand]).alias("__valid"))
-        rows = part.join(keys, on=["level", "unit_code"], how="inner")
-        for r in rows.iter_rows(named=True):  # one row per unit, not per acta
-            unit = NATIONAL_KEY if r["level"] == Level.NATIONAL.value else r["unit_code"]
+        rows = part.join(keys, on=on, how="inner", nulls_equal=True)
+        for r in rows.iter_rows(named=True):  # one row per unit (and type), not per acta
+            vt = r.get(VOTE_TYPE)
+            national = r["level"] == Level.NATIONAL.value
+            if national and vt:
+                v, p, n = int(r["__valid"]), r.get("pct_votes_counted"), r.get("votes_remaining")
+                nat_types.append((v, float(n) if n is not None else
+                                  v * (1.0 / p - 1.0) if p else None))
+                continue
+            unit = NATIONAL_KEY if national else r["unit_code"]
+            if vt:  # the key the projection gives a typed unit: unit|type
+                unit = f"{unit}|{vt}"
             valid[unit] = int(r["__valid"])
             if r.get("pct_votes_counted") is not None:
                 pct[unit] = float(r["pct_votes_counted"])
             if r.get("votes_remaining") is not None:
                 rem[unit] = int(r["votes_remaining"])
+    if nat_types and NATIONAL_KEY not in valid:  # the nation = its types added up
+        valid[NATIONAL_KEY] = sum(v for v, _ in nat_types)
+        if all(n is not None for _, n in nat_types) and NATIONAL_KEY not in rem:
+            rem[NATIONAL_KEY] = round(sum(n for _, n in nat_types if n is not None))
     if NATIONAL_KEY in pct:
         nat_pct = pct.pop(NATIONAL_KEY)
     if NATIONAL_KEY in rem:
@@ -1180,8 +1199,11 @@ def _snapshot(read: _Read, side: Sidecar, df: pl.DataFrame, *, name: str, as_of:
         return ParsedSnapshot(frame=result.frame, rejected=result.rejected,
                               findings=pl.concat([warns, result.findings]),
                               geography=geography, metadata=metadata, **common)
-    canon = conform(df, contest, SnapshotKind.UNITS).with_columns(df["__line"])
-    result = validate_units(canon, contest)
+    canon = conform(df, contest, SnapshotKind.UNITS)
+    if VOTE_TYPE in df.columns and df[VOTE_TYPE].is_not_null().any():
+        # one row per unit and vote type: the column stays in the frame and the store
+        canon = canon.with_columns(df[VOTE_TYPE])
+    result = validate_units(canon.with_columns(df["__line"]), contest)
     metadata |= _unit_estimates(df, result.frame, side, contest.candidate_columns)
     present = set(result.frame["level"].unique().to_list())
     finest = next((lv for lv in reversed(_LEVEL_ORDER) if lv in present), None)
@@ -1338,6 +1360,9 @@ def write_tabular(
     if missing:
         raise ValueError(f"frame lacks canonical columns: {missing}")
     out = conform(frame, contest, kind)
+    typed = kind is SnapshotKind.UNITS and VOTE_TYPE in frame.columns
+    if typed:  # a unit in one row per vote type: the column follows unit_code
+        out = out.with_columns(frame[VOTE_TYPE].cast(pl.String))
     if geography is not None and geography.height:
         if kind is SnapshotKind.ACTAS:
             out = out.with_columns(
@@ -1360,6 +1385,8 @@ def write_tabular(
             order += [c for c in base if c not in order]
     else:
         order = list(base)
+    if typed:
+        order.insert(order.index("unit_code") + 1, VOTE_TYPE)
     order = [c for c in order if c not in absent]
     out = out.select([*order, *contest.candidate_columns])
     if extra_columns:

@@ -39,7 +39,7 @@ import duckdb
 import polars as pl
 
 from escrutinio import __version__
-from escrutinio.domain import ACTA_COLUMNS, UNIT_COLUMNS, Contest, SnapshotKind
+from escrutinio.domain import ACTA_COLUMNS, UNIT_COLUMNS, VOTE_TYPE, Contest, SnapshotKind
 from escrutinio.errors import (
     ContestConflictError,
     EscrutinioError,
@@ -199,6 +199,7 @@ class DuckDBStore(Store):
         # (a server asked for several levels of the same snapshot reads it once)
         self._frames: OrderedDict[tuple[str, str], pl.DataFrame] = OrderedDict()
         self._geography: dict[str, pl.DataFrame] = {}
+        self._unit_types = False  # the units table has vote_type (known once seen)
         self._guard = threading.RLock()
         self._tx_lock = threading.RLock()
         self._root: duckdb.DuckDBPyConnection | None = None
@@ -521,8 +522,11 @@ class DuckDBStore(Store):
         frame = snap.frame
         if snap.kind is SnapshotKind.ACTAS and not frame["acta_id"].is_sorted():
             frame = frame.sort("acta_id")  # stored in the order load_actas returns
-        rows = _ArrowStream(frame.select(*base.keys(), *cand))
-        cols = ", ".join(_q(c) for c in base)
+        # a unit published in one row per vote type keeps the type (migration 0006)
+        typed = snap.kind is SnapshotKind.UNITS and VOTE_TYPE in frame.columns
+        names = [*base, *([VOTE_TYPE] if typed else [])]
+        rows = _ArrowStream(frame.select(*names, *cand))
+        cols = ", ".join(_q(c) for c in names)
         votes = f"[{', '.join(_q(c) for c in cand)}]" if cand else "[]::BIGINT[]"
         with self._registered("__escrutinio_rows", rows):
             self.con.execute(f"INSERT INTO {table} (snapshot_id, {cols}, votes) "
@@ -635,22 +639,39 @@ class DuckDBStore(Store):
         cols = ", ".join(_q(c) for c in base)
         # actas are stored in acta_id order and come back in storage order (checked
         # below: sorting a million ids in the query costs more than the rest of it)
-        order = "" if table == "actas" else " ORDER BY level, unit_code"
+        order = "" if table == "actas" else " ORDER BY level, unit_code, vote_type NULLS FIRST"
+        typed = table == "units" and self._has_unit_types()
+        if not typed:  # a store not migrated to 0006 (opened read-only): no types
+            order = order.replace(", vote_type NULLS FIRST", "")
         cand = contest.candidate_columns
         # DuckDB takes the candidates out of the votes list (1-based; NULL past the end):
         # cheaper than moving a list column through Arrow and splitting it in polars
         votes = "".join(f", votes[{i + 1}] AS {_q(c)}" for i, c in enumerate(cand))
+        vt = f", NULLIF({VOTE_TYPE}, '') AS {VOTE_TYPE}" if typed else ""
         df = _frame(self.con.sql(
-            f"SELECT {cols}{votes} FROM {table} WHERE snapshot_id = ?{order}",
+            f"SELECT {cols}{votes}{vt} FROM {table} WHERE snapshot_id = ?{order}",
             params=[snapshot_id]))
         assert isinstance(df, pl.DataFrame)
         if df.height == 0:
             return pl.DataFrame(schema=dict(base) | {c: pl.Int64() for c in cand})
         if table == "actas" and not df["acta_id"].is_sorted():
             df = df.sort("acta_id")  # stored by an older version, or reordered by DuckDB
+        if typed and df[VOTE_TYPE].null_count() == df.height:
+            df = df.drop(VOTE_TYPE)  # no row of a type: the canonical unit frame
         # one chunk per column: DuckDB hands over many small batches, and every later
         # group_by on a frame in thousands of pieces is several times slower
-        return df.cast(dict(base) | {c: pl.Int64() for c in cand}).rechunk()
+        schema = dict(base) | {c: pl.Int64() for c in cand}
+        return df.cast(schema | ({VOTE_TYPE: pl.String()} if VOTE_TYPE in df.columns
+                                 else {})).rechunk()
+
+    def _has_unit_types(self) -> bool:
+        """The units table has the ``vote_type`` column (migration 0006). A store opened
+        read-only is not migrated: an older one lacks it, and holds no types."""
+        if not self._unit_types:
+            self._unit_types = bool(self._one(
+                "SELECT 1 FROM duckdb_columns() WHERE table_name = 'units' AND column_name = ? "
+                "AND schema_name = current_schema()", [VOTE_TYPE]))
+        return self._unit_types
 
     def load_actas(self, snapshot_id: str) -> pl.DataFrame:
         return self._load("actas", ACTA_COLUMNS, snapshot_id)

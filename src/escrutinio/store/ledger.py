@@ -4,13 +4,15 @@ Formats (also in docs/store.md; version 1):
 
 * **Row (leaf) encoding.** Every canonical column of the row, in canonical order
   (``ACTA_COLUMNS`` then the candidate columns ``v_<code>`` in the contest's candidate
-  order; ``UNIT_COLUMNS`` then candidates for unit snapshots). Each field is ``~`` when
+  order; ``UNIT_COLUMNS`` then candidates for unit snapshots, then ``vote_type`` when the
+  snapshot publishes its units in one row per vote type). Each field is ``~`` when
   NULL, otherwise ``<n>:<text>`` where ``<text>`` is the value as text (integers in
   decimal, booleans ``true``/``false``, strings as they are) and ``<n>`` its length in
   UTF-8 bytes; fields are joined by ``,``. The length prefix makes the encoding
   unambiguous whatever the strings hold. Leaf hash = SHA-256(0x00 || UTF-8 bytes).
 * **Merkle tree** (RFC 6962): node = SHA-256(0x01 || left || right); leaves in the order
-  the store returns the rows (actas by ``acta_id``, units by ``level, unit_code``, bytewise);
+  the store returns the rows (actas by ``acta_id``, units by ``level, unit_code``, bytewise,
+  then vote type, untyped first);
   an odd node at the end of a level is carried up unchanged, which gives exactly the RFC
   6962 tree. The root of an empty snapshot is SHA-256 of the empty string.
 * **Chain entry.** A JSON object (keys sorted, no spaces, UTF-8) describing the snapshot:
@@ -44,7 +46,7 @@ from typing import Any
 
 import polars as pl
 
-from escrutinio.domain import ACTA_COLUMNS, UNIT_COLUMNS, Contest, SnapshotKind
+from escrutinio.domain import ACTA_COLUMNS, UNIT_COLUMNS, VOTE_TYPE, Contest, SnapshotKind
 from escrutinio.errors import EscrutinioError, NotFoundError, UnknownReferenceError
 from escrutinio.store.base import SnapshotInfo, Store
 
@@ -277,10 +279,14 @@ def snapshot_rows(store: Store, info: SnapshotInfo) -> SnapshotRows:
     else:
         frame = store.load_units(info.snapshot_id)
         base = list(UNIT_COLUMNS)
-        keys = frame.select(pl.concat_str([pl.col("level"), pl.lit(":"),
-                                           pl.col("unit_code").fill_null("")])
-                            ).to_series().to_list()
+        key = pl.concat_str([pl.col("level"), pl.lit(":"), pl.col("unit_code").fill_null("")])
+        if VOTE_TYPE in frame.columns:  # one row per unit and vote type: level:code|type
+            key = pl.when(pl.col(VOTE_TYPE).is_null()).then(key).otherwise(
+                pl.concat_str([key, pl.lit("|"), pl.col(VOTE_TYPE)]))
+        keys = frame.select(key).to_series().to_list()
     columns = base + contest.candidate_columns
+    if info.kind is SnapshotKind.UNITS and VOTE_TYPE in frame.columns:
+        columns.append(VOTE_TYPE)
     frame = frame.select(columns)
     return SnapshotRows(columns, keys, leaf_hashes(frame), frame)
 
@@ -594,7 +600,8 @@ def row_key(columns: Sequence[str], values: Sequence[object]) -> str | None:
     if "acta_id" in row:
         return None if row["acta_id"] is None else str(row["acta_id"])
     if "level" in row and "unit_code" in row:
-        return f"{row['level']}:{row['unit_code'] or ''}"
+        typed = f"|{row[VOTE_TYPE]}" if row.get(VOTE_TYPE) is not None else ""
+        return f"{row['level']}:{row['unit_code'] or ''}{typed}"
     return None
 
 

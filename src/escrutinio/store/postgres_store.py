@@ -27,7 +27,7 @@ import psycopg
 from psycopg import sql
 
 from escrutinio import __version__
-from escrutinio.domain import ACTA_COLUMNS, UNIT_COLUMNS, Contest, SnapshotKind
+from escrutinio.domain import ACTA_COLUMNS, UNIT_COLUMNS, VOTE_TYPE, Contest, SnapshotKind
 from escrutinio.errors import (
     ContestConflictError,
     EscrutinioError,
@@ -118,6 +118,7 @@ class PostgresStore(Store):
         self._con: psycopg.Connection[Any] | None = None
         self._frames: OrderedDict[tuple[str, str], pl.DataFrame] = OrderedDict()
         self._geography: dict[str, pl.DataFrame] = {}
+        self._unit_types = False  # the units table has vote_type (known once seen)
         if not lazy:
             self._connect()
 
@@ -241,8 +242,10 @@ class PostgresStore(Store):
         cand = snap.contest.candidate_columns
         base = ACTA_COLUMNS if snap.kind is SnapshotKind.ACTAS else UNIT_COLUMNS
         table = "actas" if snap.kind is SnapshotKind.ACTAS else "units"
+        # a unit published in one row per vote type keeps the type (migration 0006)
+        typed = snap.kind is SnapshotKind.UNITS and VOTE_TYPE in snap.frame.columns
         rows = snap.frame.select(pl.lit(sid).alias("snapshot_id"), *base.keys(),
-                                 _array_literal(cand))
+                                 _array_literal(cand), *([VOTE_TYPE] if typed else []))
         if rows.height:
             self._copy_in(table, rows.columns, _csv_bytes(rows))
         reports = pl.concat([
@@ -351,9 +354,27 @@ class PostgresStore(Store):
         # arrays are 1-based; an index past the end gives NULL, as in DuckDB
         votes = "".join(f", votes[{i + 1}]" for i in range(len(cand)))
         order = "acta_id" if table == "actas" else "level, unit_code"
-        return self._copy_out(
+        schema = dict(base) | {c: pl.Int64() for c in cand}
+        typed = table == "units" and self._has_unit_types()
+        if typed:  # the vote type of each row ('' or NULL: not given), migration 0006
+            votes += f", NULLIF({VOTE_TYPE}, '')"
+            order += f', {VOTE_TYPE} COLLATE "C" NULLS FIRST'  # bytewise, as DuckDB
+            schema[VOTE_TYPE] = pl.String()
+        df = self._copy_out(
             f"SELECT {cols}{votes} FROM {table} WHERE snapshot_id = {{}} ORDER BY {order}",
-            [snapshot_id], dict(base) | {c: pl.Int64() for c in cand})
+            [snapshot_id], schema)
+        if typed and df[VOTE_TYPE].null_count() == df.height:
+            df = df.drop(VOTE_TYPE)  # no row of a type: the canonical unit frame
+        return df
+
+    def _has_unit_types(self) -> bool:
+        """The units table has the ``vote_type`` column (migration 0006); a read-only
+        connection to a database not migrated yet has none, and no types."""
+        if not self._unit_types:
+            self._unit_types = self._one(
+                "SELECT 1 FROM information_schema.columns WHERE table_name = 'units' AND "
+                "column_name = %s AND table_schema = current_schema()", [VOTE_TYPE]) is not None
+        return self._unit_types
 
     def load_actas(self, snapshot_id: str) -> pl.DataFrame:
         return self._load("actas", ACTA_COLUMNS, snapshot_id)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from escrutinio.domain import REJECTED_SCHEMA, Contest, Level
+from escrutinio.domain import REJECTED_SCHEMA, VOTE_TYPE, Contest, Level
 from escrutinio.verify.checks import Rule, ValidationResult
 
 #: acta-status counters of a unit, in the order they are reported
@@ -43,6 +43,11 @@ UNIT_RULES: dict[str, Rule] = {
         Rule("processed_exceeds_total", "reject", "actas_processed",
              "más actas procesadas que actas en total",
              "more processed actas than actas in total"),
+        Rule("vote_type_mixed", "reject", "vote_type",
+             "unidad dada con y sin tipo de voto: la fila sin tipo puede ser el total (se "
+             "rechazan todas sus filas)",
+             "unit given both with and without a vote type: the row without one may be the "
+             "total (every row of the unit rejected)"),
         Rule("duplicate_unit", "reject", "unit_code",
              "unidad repetida con cifras distintas (se rechazan todas las copias)",
              "duplicated unit with different figures (every copy rejected)"),
@@ -59,10 +64,14 @@ UNIT_RULES: dict[str, Rule] = {
 }
 
 
-def unit_key() -> pl.Expr:
-    """The identifier reported in the ``acta_id`` column of rejected unit rows."""
-    return (pl.col("level").fill_null("?") + pl.lit("/")
-            + pl.col("unit_code").fill_null("")).alias("acta_id")
+def unit_key(typed: bool = False) -> pl.Expr:
+    """The identifier reported in the ``acta_id`` column of rejected unit rows:
+    ``level/unit_code``, plus ``|vote_type`` for a row of a vote type."""
+    key = pl.col("level").fill_null("?") + pl.lit("/") + pl.col("unit_code").fill_null("")
+    if typed:
+        key = pl.when(pl.col(VOTE_TYPE).is_null()).then(key).otherwise(
+            key + pl.lit("|") + pl.col(VOTE_TYPE))
+    return key.alias("acta_id")
 
 
 def _report(df: pl.DataFrame, mask: pl.Expr, rule: Rule, field: str | None = None
@@ -73,7 +82,7 @@ def _report(df: pl.DataFrame, mask: pl.Expr, rule: Rule, field: str | None = Non
     raw_cols = [c for c in hit.columns if not c.startswith("__")]
     return hit.select(
         pl.col("__line").cast(pl.Int64).alias("line"),
-        unit_key(),
+        unit_key(VOTE_TYPE in hit.columns),
         pl.lit(field or rule.field).alias("field"),
         pl.lit(rule.name).alias("rule"),
         pl.lit(rule.message_es).alias("message_es"),
@@ -110,11 +119,19 @@ def validate_units(df: pl.DataFrame, contest: Contest) -> ValidationResult:
     reject(counted > processed, "counted_exceeds_processed")
     reject(processed > total, "processed_exceeds_total")
 
-    dup = pl.struct("level", "unit_code").is_duplicated()
+    # a unit published in one row per vote type: the key is the unit and the type
+    typed = VOTE_TYPE in df.columns
+    key_cols = ["level", "unit_code", *([VOTE_TYPE] if typed else [])]
+    if typed:
+        unit = ["level", "unit_code"]
+        vt = pl.col(VOTE_TYPE)
+        reject(vt.is_null().any().over(unit) & vt.is_not_null().any().over(unit),
+               "vote_type_mixed")
+    dup = pl.struct(key_cols).is_duplicated()
     if df.select(dup.any()).item():
         sig_cols = [c for c in df.columns if not c.startswith("__")]
         keyed = df.with_columns(pl.struct(sig_cols).hash().alias("__sig"),
-                                pl.struct("level", "unit_code").hash().alias("__key"))
+                                pl.struct(key_cols).hash().alias("__key"))
         n_sigs = pl.col("__sig").n_unique().over("__key")
         first = pl.col("__line") == pl.col("__line").min().over("__key")
         for mask, rule in ((dup & (n_sigs > 1), "duplicate_unit"),
