@@ -624,8 +624,11 @@ def replay_2026_first_round(params: ModelParams, *, max_cuts: int | None = None,
         reps.append(rep)
         if out is not None:
             lacking = set(codes) - set(truth["unit_code"].to_list())
-            out.append(f"### {name}: {len(codes):,} districts, {len(part)} cuts "
-                       f"({part[0].label} → {part[-1].label}); 'final' = their 4 May state\n")
+            n_ab = sum(1 for x in codes if x == ABROAD)
+            out.append(f"### {name}: {len(codes) - n_ab:,} districts"
+                       + (" + abroad" if n_ab else "") + f", {len(part)} cuts "
+                       f"({part[0].label} → {part[-1].label}); 'final' = their 4 May state "
+                       "(units in every cut of the replay only)\n")
             out.append("4 May (97.9% nationally) + each unit's remaining: " + ", ".join(
                 f"{NAMES[c]} {final[c]:,}" for c in ("fujimori", "sanchez", "lopez_aliaga"))
                 + "; as counted on 4 May: " + ", ".join(
