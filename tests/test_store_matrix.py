@@ -5,10 +5,12 @@ count of 8 June and the final one), ingested once per backend; then every questi
 ``--json`` on each store — ``status``, ``history``, ``diff``, ``project``, ``verify``,
 ``contested``, ``quickcount``, ``forensics``, ``pvt`` (one file of generated observers'
 copies), ``replay``, ``snapshots``, ``audit plan``, ``audit sample``, ``migrate``,
-``export-site`` (the files written, and every JSON twin and image, compared) and, once a
-snapshot has been stored outside the log and three observers' submissions recorded (the
-same rows on both), ``log-sync``, ``verify-log`` and ``prove`` (an acta, a submission) —
-and the answers compared figure by figure (only what names the store, the output folder
+``audit record / measure / report``, ``export-site`` (the files written, and every JSON
+twin and image, compared), then, once a snapshot has been stored outside the log and three
+observers' submissions recorded (the same rows on both), ``log-sync``, ``verify-log`` and
+``prove`` (an acta, a submission), and last the app ``serve`` builds (live, and
+``--replay``; the server itself replaced by a test client) — and the answers compared
+figure by figure (only what names the store, the output folder
 or the clock may differ).
 """
 
@@ -115,7 +117,8 @@ def _scrub(value: Any) -> Any:
 
 
 def _answers(db: str, inputs: list[Path], copies: Path, site: Path,
-             unlogged: ParsedSnapshot) -> dict[str, Any]:
+             unlogged: ParsedSnapshot, final: pl.DataFrame,
+             monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     def run(*args: str, ok: int = 0) -> Any:
         res = runner.invoke(app, ["--db", db, *args])
         if res.exception and not isinstance(res.exception, SystemExit):
@@ -144,6 +147,14 @@ def _answers(db: str, inputs: list[Path], copies: Path, site: Path,
     out["audit sample"] = run("audit", "sample", "-a", "m1", "--seed", SEED, "--size", "12",
                               "--json")
     out["audit sample 2"] = run("audit", "sample", "-a", "m1", "--size", "4", "--json")
+    counts = copies.parent / "counts.csv"  # hand counts that agree with the actas
+    if not counts.exists():  # written once, from the first backend's draws
+        final.filter(pl.col("acta_id").is_in(_drawn(out))).select(
+            "acta_id", "v_castillo", "v_fujimori", "blank", "null", "challenged"
+        ).write_csv(counts)
+    out["audit record"] = run("audit", "record", "-a", "m1", str(counts), "--json")
+    out["audit measure"] = run("audit", "measure", "-a", "m1", "--json")
+    out["audit report"] = run("audit", "report", "-a", "m1", "--json")
     out["migrate"] = run("migrate", "--json")  # the schema's record, listed by the store
     out["export-site"] = run("export-site", str(site), "--snapshots", "latest", "--lang", "en",
                              "--sims", "200", "--json")
@@ -156,7 +167,55 @@ def _answers(db: str, inputs: list[Path], copies: Path, site: Path,
     acta = unlogged.frame["acta_id"][7]
     out["prove"] = run("prove", acta, "--snapshot", unlogged.snapshot_id[:12], "--json")
     out["prove submission"] = run("prove", "--submission", subs[1], "--json")
+    # last: the app that serve hands the server (a DuckDB file is held while it serves)
+    out["serve"] = _served(run, monkeypatch, "--sims", "200", "--no-warm")
+    out["serve --replay"] = _served(run, monkeypatch, "--replay", "--replay-at", "1",
+                                    "--sims", "200", "--no-warm")
     return out
+
+
+def _drawn(out: dict[str, Any]) -> list[str]:
+    """The actas the two audit rounds drew (an acta may be drawn more than once)."""
+    return sorted({d["acta_id"] for r in ("audit sample", "audit sample 2")
+                   for d in out[r]["round"]["draws"]})
+
+
+#: what is asked of the app ``serve`` builds
+SERVED = ("/api/v1/snapshots", "/api/v1/history", "/api/v1/replay",
+          "/api/v1/s/latest/state/area1", "/api/v1/s/latest/projection?seed=3")
+
+
+def _served(run: Any, monkeypatch: pytest.MonkeyPatch, *args: str) -> dict[str, Any]:
+    """``serve ARGS --json`` with the server replaced by a test client that asks the app
+    it was handed for :data:`SERVED`; the answers, and what ``serve`` printed."""
+    import os
+
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    answers: dict[str, Any] = {}
+
+    def fake_run(application: Any, **_kw: Any) -> None:
+        try:
+            with TestClient(application) as client:
+                for url in SERVED:
+                    r = client.get(url)
+                    assert r.status_code == 200, (args, url, r.text[:300])
+                    answers[url] = r.json()
+        finally:
+            application.state.backend.store.close()
+
+    env = {k: v for k, v in os.environ.items() if k.startswith("ESCRUTINIO_")}
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(uvicorn, "run", fake_run)
+            answers["printed"] = run("serve", *args, "--json")
+    finally:  # serve hands its options to the workers through the environment
+        for k in [k for k in os.environ if k.startswith("ESCRUTINIO_") and k not in env]:
+            del os.environ[k]
+        os.environ.update(env)
+    assert set(answers) == {"printed", *SERVED}, args
+    return answers
 
 
 @pytest.fixture(scope="module")
@@ -168,12 +227,13 @@ def pg_url(pg_server: object) -> Iterator[str]:
 
 
 def test_cli_answers_match_on_duckdb_and_postgresql(tmp_path: Path, inputs: list[Path],
-                                                    unlogged: ParsedSnapshot,
-                                                    pg_url: str) -> None:
+                                                    unlogged: ParsedSnapshot, pg_url: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     copies = tmp_path / "copies.csv"
+    final = parse_tabular(inputs[1]).frame
     duck = _answers(str(tmp_path / "m.duckdb"), inputs, copies, tmp_path / "site-duckdb",
-                    unlogged)
-    pg = _answers(pg_url, inputs, copies, tmp_path / "site-pg", unlogged)
+                    unlogged, final, monkeypatch)
+    pg = _answers(pg_url, inputs, copies, tmp_path / "site-pg", unlogged, final, monkeypatch)
     assert list(duck) == list(pg)
     # the answers carry real figures (a comparison of two empty answers proves nothing)
     final = duck["status"]
@@ -207,5 +267,17 @@ def test_cli_answers_match_on_duckdb_and_postgresql(tmp_path: Path, inputs: list
     assert duck["verify-log"]["ok"] and duck["verify-log"]["n_entries"] == 7
     assert duck["prove"]["merkle_root"] == sync["appended"][0]["merkle_root"]
     assert duck["prove submission"]["merkle_root"] == sync["checkpoint"]["merkle_root"]
+    # the audit's hand counts agree with the actas: no discrepancy, a measured risk
+    assert duck["audit record"]["recorded"] == len(_drawn(duck)) >= 8
+    assert duck["audit measure"]["n_draws"] == 16
+    assert duck["audit report"]["replay"]["draws_ok"] and duck["audit report"]["replay"][
+        "measures_ok"]
+    # serve: the live app follows every stored snapshot; the replay stands at its 2nd step
+    live, replay = duck["serve"], duck["serve --replay"]
+    assert len(live["/api/v1/snapshots"]["snapshots"]) == 3
+    assert live["/api/v1/s/latest/state/area1"]["snapshot"]["snapshot_id"] == latest
+    assert replay["/api/v1/replay"]["step"] == 1
+    assert replay["/api/v1/s/latest/state/area1"]["snapshot"]["snapshot_id"] == \
+        unlogged.snapshot_id
     for key in duck:
         assert _scrub(duck[key]) == _scrub(pg[key]), key
