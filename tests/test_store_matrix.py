@@ -10,8 +10,10 @@ twin and image, compared), then, once a snapshot has been stored outside the log
 observers' submissions recorded (the same rows on both), ``log-sync``, ``verify-log`` and
 ``prove`` (an acta, a submission), and last the app ``serve`` builds (live, and
 ``--replay``; the server itself replaced by a test client) — and the answers compared
-figure by figure (only what names the store, the output folder
-or the clock may differ).
+figure by figure (only what names the store, the output folder or the clock may differ).
+Commands tested on PostgreSQL elsewhere: ``watch``, ``watch-status``, ``watch-export``
+(test_live_cli.py), ``accounts`` (test_server_accounts.py), ``serve --workers N``
+(test_server_mode.py); ``datasets``, ``fake-onpe`` and ``verify-proof`` use no store.
 """
 
 from __future__ import annotations
