@@ -119,17 +119,33 @@ def test_history_is_the_history_endpoint(db: Path, client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(("older", "newer", "limit"), [
-    ("jun8", "final", 100), ("jun9", "final", 5000), ("nat_first", "nat_mid", 100)])
+    ("jun8", "final", None), ("jun8", "final", 0), ("jun9", "final", 5000),
+    ("nat_first", "nat_mid", None)])
 def test_diff_is_the_diff_endpoint(db: Path, client: TestClient, ids: dict[str, str],
-                                   older: str, newer: str, limit: int) -> None:
+                                   older: str, newer: str, limit: int | None) -> None:
     """``diff A B --json`` and ``/api/v1/diff/A/B``: the same transitions, changed
-    figures and totals, per acta and per unit, with the same ``limit`` (the two defaults
-    differ: 50 rows in the CLI, 100 in the API)."""
+    figures and totals, per acta and per unit, with the same ``limit``, with ``limit=0``
+    (every row) and with none given: one default (``service.DIFF_LIMIT``) for both, which
+    a pair with more state changes than it shows (the rows listed and the provenance's
+    ``limit`` would differ)."""
+    from escrutinio.service import DIFF_LIMIT
+
     a, b = ids[older], ids[newer]
-    cli = _cli(db, "diff", a, b, "--contest", RUNOFF, "--limit", str(limit))
-    api = _api(client, f"/api/v1/diff/{a}/{b}?limit={limit}&contest={RUNOFF}")["diff"]
-    _same(cli, api, f"diff[{older},{newer}]")
+    given = () if limit is None else ("--limit", str(limit))
+    cli = _cli(db, "diff", a, b, "--contest", RUNOFF, *given)
+    asked = "" if limit is None else f"limit={limit}&"
+    api = _api(client, f"/api/v1/diff/{a}/{b}?{asked}contest={RUNOFF}")
+    _same(cli, api["diff"], f"diff[{older},{newer},{limit}]")
     assert cli["older"]["snapshot_id"] == a and cli["newer"]["snapshot_id"] == b
+    rows, n = ("state_changes", "n_state_changes") if cli["kind"] == "actas" else (
+        "went_down", "n_went_down")
+    if limit is None:  # the default: listed up to DIFF_LIMIT, the count complete
+        assert cli["provenance"]["parameters"]["limit"] == DIFF_LIMIT
+        assert len(cli[rows]) == min(DIFF_LIMIT, cli[n])
+        assert "limit=" not in api["links"]["self"]
+    elif limit == 0:  # every row, said as "no limit"
+        assert cli["provenance"]["parameters"]["limit"] is None
+        assert len(cli[rows]) == cli[n] > DIFF_LIMIT and "limit=0" in api["links"]["self"]
 
 
 @pytest.mark.parametrize(("snap", "basis"), [("jun8", "actas"), ("dept", "units")])

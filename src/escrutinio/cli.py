@@ -39,13 +39,13 @@ from escrutinio.errors import BadOptionError, EscrutinioError
 
 if TYPE_CHECKING:
     from escrutinio.count import CountState, HistoryPoint, LeadHistory, UnitState
-    from escrutinio.countries import Vocabulary
-    from escrutinio.diff import SnapshotDiff
 
 #: commands defined in ``escrutinio.commands.<module>``: name -> (module, short help).
 #: ``--help`` lists them from here without importing the module; tests/test_cli_options.py
 #: checks that this table and the modules agree.
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "diff": ("diff", "Qué cambió entre dos instantáneas / what changed between two "
+                     "snapshots."),
     "project": ("projection", "Proyectar el resultado final / project the final result."),
     "replay": ("projection", "Repetir la noche del conteo / replay the count night."),
     "verify": ("defence", "Verificar actas: aritmética y cambios, por materialidad / verify "
@@ -648,74 +648,6 @@ def _print_history(h: LeadHistory) -> None:
         out.print(T(f"Mayor ventaja de {cand}: {margin:,}", f"Largest lead of {cand}: {margin:,}"))
     for w in h.warnings:  # totals that go down, totals of actas that change
         out.print(f"[yellow]{T('Atención', 'Warning')} ({w.label}):[/] {T(w.es, w.en)}")
-
-
-# --- diff --------------------------------------------------------------------------------
-
-@app.command()
-def diff(
-    older: Annotated[str, typer.Argument(help="older snapshot (id, prefix, label, first...)")],
-    newer: Annotated[str, typer.Argument(help="newer snapshot")] = "latest",
-    contest: Annotated[str | None, typer.Option(help="contest id")] = None,
-    limit: Annotated[int, typer.Option(help="rows listed per category (0 = all)",
-                                       min=0)] = 50,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Qué cambió entre dos instantáneas / what changed between two snapshots."""
-    from escrutinio import service
-    from escrutinio.commands.vocab import contest_vocabulary
-
-    try:
-        with open_store(read_only=True) as store:
-            d = service.diff(store, older, newer, contest_id=contest, limit=limit or None)
-            voc = contest_vocabulary(store, d.contest_id, d.newer.snapshot_id)
-    except EscrutinioError as exc:
-        fail(exc, as_json)
-        return
-    if as_json:
-        emit_json(d)
-        return
-    _print_diff(d, voc)
-
-
-def _print_diff(d: SnapshotDiff, voc: Vocabulary) -> None:
-    from rich.table import Table
-
-    def status_label(status: str, lang: str) -> str:  # as the contest's country says it
-        return voc.status_label(status, lang)
-
-    out.print(f"{d.older.label} ({d.older.as_of:%Y-%m-%d %H:%M}) → {d.newer.label} "
-              f"({d.newer.as_of:%Y-%m-%d %H:%M})")
-    if d.transitions:
-        table = Table(title=T("Transiciones de estado", "State transitions"))
-        for col in (T("de", "from"), T("a", "to"), "n", T("permitida", "allowed")):
-            table.add_column(col)
-        for t in d.transitions:
-            table.add_row(status_label(t.from_status, opts.lang) if t.from_status else "∅",
-                          status_label(t.to_status, opts.lang) if t.to_status else "∅",
-                          f"{t.n:,}", "" if t.allowed else T("[red]NO[/]", "[red]NO[/]"))
-        out.print(table)
-    out.print(T(f"Actas que cambiaron de estado: {d.n_state_changes:,}",
-                f"Actas that changed state: {d.n_state_changes:,}"))
-    if d.n_irregular:
-        out.print(T(f"[red]Transiciones no permitidas: {d.n_irregular:,}[/]",
-                    f"[red]Irregular transitions: {d.n_irregular:,}[/]"))
-        for r in d.irregular:
-            out.print(f"  {r['acta_id']}: {r['from']} → {r['to']}")
-    if d.n_counted_changed:
-        out.print(T(f"[red]ALERTA: {d.n_counted_changed:,} actas contabilizadas cambiaron de "
-                    "cifras[/]", f"[red]ALARM: {d.n_counted_changed:,} counted actas changed "
-                    "figures[/]"))
-        for r in d.counted_changed:
-            deltas = ", ".join(f"{k[2:]} {v:+,}" for k, v in r.items() if k.startswith("d_") and v)
-            out.print(f"  {r['acta_id']}: {deltas}")
-    if d.n_went_down:
-        out.print(T(f"[red]Conteos que bajaron: {d.n_went_down:,}[/]",
-                    f"[red]Counts that went down: {d.n_went_down:,}[/]"))
-        for r in d.went_down:
-            out.print(f"  {r}")
-    out.print(T("Cambio nacional: ", "National change: ")
-              + ", ".join(f"{k} {v:+,}" for k, v in d.national_delta.items()))
 
 
 # --- datasets ----------------------------------------------------------------------------

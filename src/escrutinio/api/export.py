@@ -114,10 +114,30 @@ def export_site(db: str | Path | None, directory: str | Path, *, snapshots: str 
     root.mkdir(parents=True, exist_ok=True)
     app = create_app(db, static_site=True, projection_sims=projection_sims, baseline=baseline,
                      backend=backend)
-    pages, jsons = site_urls(app.state.backend, snapshots=snapshots)
-    urls = [("/en" + p if lang == "en" else p) for lang in langs for p in pages] + jsons
+    try:
+        pages, jsons = site_urls(app.state.backend, snapshots=snapshots)
+        urls = [("/en" + p if lang == "en" else p) for lang in langs for p in pages] + jsons
+        written, skipped, total = _fetch(TestClient(app, raise_server_exceptions=True), root,
+                                         urls, progress)
+    finally:
+        if backend is None:  # the store opened here: a DuckDB file stays held (read-only:
+            app.state.backend.store.close()  # no writer may open it) until it is closed
+    static = root / "static"
+    if static.exists():
+        shutil.rmtree(static)
+    shutil.copytree(STATIC_DIR, static)
+    n_static = sum(1 for _ in static.rglob("*") if _.is_file())
+    total += sum(p.stat().st_size for p in static.rglob("*") if p.is_file())
+    return {"directory": str(root), "n_files": written + n_static, "n_pages": written,
+            "bytes": total, "skipped": skipped, "snapshots": snapshots, "langs": list(langs)}
+
+
+def _fetch(client: Any, root: Path, urls: list[str], progress: Any
+           ) -> tuple[int, list[dict[str, Any]], int]:
+    """Fetch every address through ``client`` and write it under ``root``: (files
+    written, addresses skipped, bytes written)."""
     written, skipped, total = 0, [], 0
-    with TestClient(app, raise_server_exceptions=True) as client:
+    with client:
         for i, url in enumerate(urls):
             r = client.get(url)
             if r.status_code != 200:
@@ -133,11 +153,4 @@ def export_site(db: str | Path | None, directory: str | Path, *, snapshots: str 
             total += len(r.content)
             if progress is not None and (i + 1) % 50 == 0:
                 progress.print(f"{i + 1}/{len(urls)}")
-    static = root / "static"
-    if static.exists():
-        shutil.rmtree(static)
-    shutil.copytree(STATIC_DIR, static)
-    n_static = sum(1 for _ in static.rglob("*") if _.is_file())
-    total += sum(p.stat().st_size for p in static.rglob("*") if p.is_file())
-    return {"directory": str(root), "n_files": written + n_static, "n_pages": written,
-            "bytes": total, "skipped": skipped, "snapshots": snapshots, "langs": list(langs)}
+    return written, skipped, total

@@ -51,7 +51,7 @@ from escrutinio.service.count import (
     state,
     state_of,
 )
-from escrutinio.service.diff import diff
+from escrutinio.service.diff import DIFF_LIMIT, diff
 from escrutinio.service.history import history, history_snapshots
 from escrutinio.service.ingest import (
     Parser,
@@ -90,7 +90,8 @@ from escrutinio.service.units import (
 
 __all__ = [
     "DEFAULT_FROM_PCT", "DEFAULT_ORDER_SEED", "DEFAULT_SEED", "DEFAULT_SIMS",
-    "DEFAULT_TILT_BY", "JEE_DEFAULT_COUNTRIES", "KNOWN_PREVIOUS_ROUND", "PREVIOUS_ROUND_KEY",
+    "DEFAULT_TILT_BY", "DIFF_LIMIT", "JEE_DEFAULT_COUNTRIES", "KNOWN_PREVIOUS_ROUND",
+    "PREVIOUS_ROUND_KEY",
     "REPLAY_MODES", "REVIEW_OUTCOMES_KEY", "TILT_BY", "Loaded", "Parser", "ProjectionHistory",
     "ProjectionPoint", "RebuiltTimeline", "ResolvedBaseline", "UnitCut", "area_labels",
     "area_parents", "default_baseline_contest", "default_contest", "describe_baseline",

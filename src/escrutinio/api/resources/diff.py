@@ -10,11 +10,12 @@ from fastapi.responses import RedirectResponse, Response
 from escrutinio.api.app import CC_MOVING, CC_PERMALINK
 from escrutinio.api.backend import NeedsActas
 from escrutinio.api.resources.base import Call, PageRoutes, Resource, api_links, query
-from escrutinio.api.resources.params import ContestQ, LimitQ, Ref, strip_json
+from escrutinio.api.resources.params import ContestQ, DiffLimitQ, Ref, strip_json
 from escrutinio.errors import EscrutinioError
+from escrutinio.service import DIFF_LIMIT
 
 
-def _params(older: Ref, newer: Ref, limit: LimitQ = 100,
+def _params(older: Ref, newer: Ref, limit: DiffLimitQ = DIFF_LIMIT,
             contest: ContestQ = None) -> dict[str, Any]:
     return {"older": older, "newer": strip_json(newer), "limit": limit, "contest": contest}
 
@@ -43,7 +44,7 @@ def _json(c: Call, d: Any) -> dict[str, Any]:
     return {"contest": c.contest_json(a), "older": a, "newer": n, "diff": d,
             "links": api_links(None, f"/api/v1/diff/{c.args['older']}/{c.args['newer']}.json",
                                f"/diff/{a.snapshot_id}/{n.snapshot_id}/",
-                               query=query(limit=None if limit == 100 else limit),
+                               query=query(limit=None if limit == DIFF_LIMIT else limit),
                                permalink=f"/api/v1/diff/{a.snapshot_id}/"
                                f"{n.snapshot_id}.json")}
 

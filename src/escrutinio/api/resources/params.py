@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Path, Query
 
 from escrutinio.api.backend import PROJECTION_SIMS
+from escrutinio.service import DIFF_LIMIT
 
 
 class LevelName(StrEnum):
@@ -43,6 +44,9 @@ BaselineQ = Annotated[str | None, Query(
     description="baseline contest id, per acta or per unit at any level (default: the "
                 "earlier round of the same election when stored); 'none': no baseline")]
 LimitQ = Annotated[int, Query(ge=1, le=100_000, description="rows listed")]
+DiffLimitQ = Annotated[int, Query(
+    ge=0, le=100_000, description="filas listadas por categoría (0 = todas) / rows listed "
+    f"per category (0 = all); default {DIFF_LIMIT}, as `escrutinio diff --limit`")]
 PublicSeedQ = Annotated[str | None, Query(min_length=1, max_length=200,
                                           description="semilla pública / public seed")]
 
