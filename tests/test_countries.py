@@ -259,9 +259,18 @@ def test_generic_country_every_command_in_generic_words(tmp_path: Path,
     """Argentina has no pack: the generic polling station, the court and the level names
     its sidecar declares, nothing of Peru."""
     db = tmp_path / "ar.duckdb"
-    data = [p for p in argentina if not p.name.endswith(".json")]
-    code, out = run(db, "ingest", *map(str, data), "--json")
+    folder = sorted(p for p in argentina[0].parent.iterdir())  # data files and sidecars
+    sidecars = [p for p in folder if p.name.endswith(".contest.json")]
+    assert sidecars and len(sidecars) < len(folder)
+    # a sidecar alone: a clear error naming its data file, nothing stored
+    code, out = run(db, "ingest", str(sidecars[0]), "--json")
+    assert code == 2 and "sidecar" in out and sidecars[0].name[:-len(".contest.json")] in out
+    assert not db.exists()
+    # every file of the folder, as a shell's `ingest dir/*` gives them: the sidecars are
+    # read with their data files
+    code, out = run(db, "ingest", *map(str, folder), "--json")
     assert code == 0, out
+    assert len(json.loads(out)["snapshots"]) == len(folder) - len(sidecars)
     # Chile's file went through every command: here those whose words depend on the pack
     _commands(db, runoff=True, mesa_es=MESA_ES_GENERIC, only=(
         "status national", "status area1", "history", "verify", "project", "contested",

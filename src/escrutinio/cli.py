@@ -326,7 +326,7 @@ def ingest(
         if as_of is not None:
             timestamp(as_of, "--as-of")
         jobs: list[tuple[str, Any]] = []
-        for src in sources:
+        for src in _without_sidecars(sources):
             if src in BUNDLES:
                 jobs.extend((str(p), item.parse) for item, p in bundle_paths(src))
             else:
@@ -372,6 +372,28 @@ def ingest(
         out.print(f"[yellow]{T('Atención', 'Warning')}:[/] {T(w['es'], w['en'])}")
     for n in notes:  # what the source says about its own data
         out.print(f"{T('Nota de la fuente', 'Source note')}: {T(n['es'], n['en'])}")
+
+
+def _without_sidecars(sources: list[str]) -> list[str]:
+    """The sources without the sidecars of data files that are also given (``ingest dir/*``
+    names both ``x.csv`` and ``x.csv.contest.json``: the sidecar is read with its data). A
+    sidecar given alone is a clear error naming its data file."""
+    from escrutinio.sources.tabular import SIDECAR_SUFFIX
+
+    given = {str(Path(s).resolve()) for s in sources}
+    out = []
+    for src in sources:
+        if src.endswith(SIDECAR_SUFFIX) and len(src) > len(SIDECAR_SUFFIX):
+            data = src[: -len(SIDECAR_SUFFIX)]
+            if str(Path(data).resolve()) in given:
+                continue
+            if Path(data).exists():
+                raise BadOptionError("SOURCES", src, f"es la descripción (sidecar) de {data}: "
+                                     f"ingiera {data}, que la lee",
+                                     f"it is the sidecar of {data}: ingest {data}, which "
+                                     "reads it")
+        out.append(src)
+    return out
 
 
 # --- snapshots ---------------------------------------------------------------------------
