@@ -214,6 +214,23 @@ def chile_files(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Pat
     return data
 
 
+def test_chile_by_its_dataset_name_is_the_converted_file(tmp_path: Path,
+                                                         chile_files: Path) -> None:
+    """A newcomer's first command, ``escrutinio ingest chile-2021-first-round``, goes
+    through the same converter and reader as the documented by-hand path: the same
+    contest, mesas and figures."""
+    by_name, by_hand = tmp_path / "name.duckdb", tmp_path / "hand.duckdb"
+    code, out = run(by_name, "ingest", "chile-2021-first-round", "--json")
+    assert code == 0, out
+    assert run(by_hand, "ingest", str(chile_files), "--json")[0] == 0
+    a = json.loads(run(by_name, "status", "--json")[1])
+    b = json.loads(run(by_hand, "status", "--json")[1])
+    assert a["contest_id"] == b["contest_id"] == "cl-2021-presidencial-1v"
+    assert a["national"] == b["national"] and a["units"] == b["units"]
+    assert a["national"]["actas_total"] > 46_000 and a["n_rejected"] == b["n_rejected"] == 0
+    assert a["snapshot"]["label"].startswith("SERVEL")
+
+
 def test_chile_every_command_in_chiles_words(tmp_path: Path, chile_files: Path) -> None:
     db = tmp_path / "cl.duckdb"
     assert run(db, "ingest", str(chile_files), "--json")[0] == 0

@@ -61,6 +61,21 @@ def _series_2026(p: Path) -> list[ParsedSnapshot]:
     return parse_2026_national_timeseries(p)
 
 
+def _chile_2021(p: Path) -> list[ParsedSnapshot]:
+    """SERVEL's per-mesa file through Chile's converter and the generic reader: the same
+    path a user takes by hand (docs/formats.md), in a temporary folder."""
+    import tempfile
+
+    from escrutinio.sources.chile import convert_chile_2021
+    from escrutinio.sources.tabular import parse_tabular
+
+    with tempfile.TemporaryDirectory(prefix="escrutinio-cl-") as tmp:
+        # the file has no time: the morning after the election (21 Nov 2021), in UTC
+        data, _ = convert_chile_2021(p, Path(tmp) / "chile_2021_mesas.parquet",
+                                     as_of="2021-11-22T03:00:00Z", source_uri=str(p))
+        return [parse_tabular(data, label="SERVEL, por mesa / per mesa")]
+
+
 BUNDLES: dict[str, list[BundleItem]] = {
     "peru-2021-runoff": [
         BundleItem("peru-2021-runoff", "progress_national", _progress,
@@ -93,6 +108,10 @@ BUNDLES: dict[str, list[BundleItem]] = {
         BundleItem("peru-2026-first-round",
                    "ikusij_first_round_national_timeseries.csv.gz", _series_2026,
                    "230 national cuts, 14 Apr (78%) to 4 May 2026 (97.9%)"),
+    ],
+    "chile-2021-first-round": [
+        BundleItem("chile-2021-first-round", "chile_election_2021.csv.gz", _chile_2021,
+                   "SERVEL per mesa, 21 Nov 2021 (46,606 mesas; Chile's converter)"),
     ],
 }
 
