@@ -184,3 +184,66 @@ def test_each_unit_gets_its_own_lumpiness_shrunk_to_the_pool() -> None:
     assert f[0] > 3.0 * float(np.median(f[1:]))
     series = fit_drift(cum[:, :1, :], remaining=np.array([20_000.0]))
     assert series.unit_scale is None or np.allclose(series.unit_scale, 1.0)
+
+
+def test_a_units_part_under_review_leans_by_the_measured_amount() -> None:
+    """At 98% counted a synthetic count's remainder is mostly observed actas held for
+    review (scattered over their regions). Their deviation is the country's measured lean
+    (``JeeOutcomes.lean_margin_sd``): the interval widens with it, and the projection says
+    which value it used."""
+    from escrutinio.projection.model import JeeOutcomes
+
+    sim = cs.simulate(3)
+    sizes = cs.cut_sizes(sim, pc.CUTS)
+    frames = cs.unit_frames(sim, sizes, typed=True)
+    i = int(np.argmin(np.abs(pc.CUTS - 0.98)))
+    assert int(frames[i]["actas_jee"].sum()) > 0
+    width = {}
+    for lean in (0.01, 0.5):
+        params = ModelParams(n_sims=4000, seed=1, jee=JeeOutcomes(lean_margin_sd=lean))
+        p = project_units(frames[i], cs.CONTEST, params=params, history=frames[:i],
+                          pairs=(("a", "b"),))
+        assert p.diagnostics["review_lean_margin_sd"] == lean
+        iv = next(r for r in p.races if {r.leader, r.trailer} == {"a", "b"}).interval(0.9)
+        width[lean] = iv.upper - iv.lower
+    assert width[0.5] > 1.2 * width[0.01], width
+
+
+def test_a_remainder_of_many_batches_averages_what_does_not_persist() -> None:
+    """Units whose batch deviations flip sign from one batch to the next (no persistence)
+    get ρ well below 1, and a remainder of many batches a smaller unit term than a
+    remainder of one batch; with a couple of batch pairs only, ρ stays near its prior, 1
+    (a count that has shown little is not assumed to average out)."""
+    rng = np.random.default_rng(11)
+
+    def fit(n_units: int, n_cuts: int):
+        cum = np.zeros((n_cuts, n_units, 2))
+        tot = np.zeros((n_units, 2))
+        sign = rng.choice([-1.0, 1.0], n_units)
+        for j in range(n_cuts):
+            share = 0.5 + 0.08 * sign * (-1.0) ** j + rng.normal(0, 0.01, n_units)
+            tot = tot + np.column_stack([share, 1 - share]) * 4_000.0
+            cum[j] = tot
+        return fit_drift(cum, remaining=np.full(n_units, 40_000.0)), tot
+
+    flip, tot = fit(20, 12)
+    assert flip.persistence < 0.5, flip.persistence
+    units = np.arange(20)
+    many = flip.unit_factor(np.full(20, 40_000.0), tot.sum(axis=1), units)
+    one = flip.unit_factor(np.full(20, 4_000.0), tot.sum(axis=1), units)
+    assert float(np.median(many)) < 0.8 * float(np.median(one))
+    few, _ = fit(2, 3)
+    assert few.persistence >= 0.5, few.persistence
+
+
+def test_perus_review_lean_is_its_measurement(data_dir: Path) -> None:
+    """The constant in Peru's pack is what validation/review_lean_peru.py measures on the
+    2021 runoff (the largest of the three levels), not a number picked to fit."""
+    import review_lean_peru as rl
+
+    from escrutinio.countries.peru import COURT_OUTCOMES_2021
+
+    got = rl.measure(data_dir)
+    top = max(v["rms_margin_share"] for v in got.values())
+    assert COURT_OUTCOMES_2021.lean_margin_sd == pytest.approx(top, abs=0.005)
+    assert all(v["held_actas_counted"] > 1_000 for v in got.values())

@@ -437,6 +437,8 @@ FULL = {
     "as_of": "2024-01-02T00:00:00", "timezone": "America/Lima", "source_uri": "x",
     "label": "corte 1", "area_labels": {"area1": {"es": "región", "en": "region"}},
     "court_name": {"es": "Tribunal", "en": "Court"}, "vote_types": ["election_day", "mail"],
+    "review_outcomes": {"p_annulled": 0.05, "p_corrected": 0.1, "lean_margin_sd": 0.08,
+                        "source": {"es": "medido en 2020", "en": "measured in 2020"}},
     "seats": 1, "previous_round": "xx-test-0v", "pct_votes_counted": {"national": 0.9,
                                                                      "01": 0.5},
     "votes_remaining": 12, "notes": [{"es": "nota", "en": "note"}],
@@ -489,6 +491,13 @@ def test_schema_and_code_agree_on_keys_and_versions():
     ({"court_name": {"short": "TCE", "long": {"es": "Tribunal"}}}, "court_name"),
     ({"court_name": {"long": "Tribunal Calificador"}}, "court_name"),
     ({"previous_round": "no spaces"}, "previous_round"),
+    ({"review_outcomes": {"p_corrected": 0.1}}, "review_outcomes"),
+    ({"review_outcomes": {"p_annulled": 1.5}}, "review_outcomes.p_annulled"),
+    ({"review_outcomes": {"p_annulled": True}}, "review_outcomes.p_annulled"),
+    ({"review_outcomes": {"p_annulled": 0.1, "lean_margin_sd": -0.1}},
+     "review_outcomes.lean_margin_sd"),
+    ({"review_outcomes": {"p_annulled": 0.1, "rate_prior_n": 0}}, "review_outcomes.rate_prior_n"),
+    ({"review_outcomes": {"p_annulled": 0.1, "lean": 0.1}}, "review_outcomes.lean"),
     ({"area_labels": {"area4": {"es": "x"}}}, "area_labels.area4"),
     ({"notes": ["plain text"]}, "notes"),
     ({"columns": {"Mesa": 3}}, "columns"),
@@ -542,7 +551,7 @@ def test_optional_sidecar_keys_reach_the_snapshot_metadata(tmp_path, tmp_store):
             "area1,01,200,100,80,20,\n"
             "area1,02,100,50,40,,0.25\n")
     side = {k: FULL[k] for k in ("timezone", "court_name", "vote_types", "seats",
-                                 "previous_round", "notes")}
+                                 "previous_round", "notes", "review_outcomes")}
     p = write(tmp_path, text, **side, votes_remaining={"national": 30, "03": 7})
     snap = parse_tabular(p)
     md = snap.metadata
@@ -551,6 +560,9 @@ def test_optional_sidecar_keys_reach_the_snapshot_metadata(tmp_path, tmp_store):
     assert json.loads(md["court_name"]) == {"es": "Tribunal", "en": "Court"}
     assert list(json.loads(md["vote_types"])) == ["election_day", "mail"]
     assert json.loads(md["notes"]) == [{"es": "nota", "en": "note"}]
+    assert json.loads(md["review_outcomes"]) == {
+        "p_annulled": 0.05, "p_corrected": 0.1, "lean_margin_sd": 0.08,
+        "source": {"es": "medido en 2020", "en": "measured in 2020"}}
     # national: 270 candidate votes counted, 30 to come; unit 01: 180 and 20 (a column);
     # unit 02: the source's own fraction (a column); unit 03: not in the file
     assert float(md[SERIES_FRACTION_KEY]) == pytest.approx(270 / 300)
@@ -561,6 +573,11 @@ def test_optional_sidecar_keys_reach_the_snapshot_metadata(tmp_path, tmp_store):
     st = service.state(tmp_store)
     assert (st.national.blank, st.national.null, st.national.electors) == (None, None, None)
     assert st.national.cast == 300  # what the source has is kept
+    # the declared review rates are the ones the projection uses, and it says so
+    jee, why = service.review_outcomes(tmp_store, snap.contest)
+    assert why["basis"] == "declared" and why["lean_margin_sd"] == 0.08
+    assert (jee.p_annulled, jee.p_corrected, jee.lean_margin_sd) == (0.05, 0.1, 0.08)
+    assert jee.source == "medido en 2020 / measured in 2020"
 
 
 def test_blank_and_null_absent_are_unknown_and_the_identity_an_inequality(tmp_path):

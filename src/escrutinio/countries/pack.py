@@ -103,6 +103,10 @@ class CourtOutcomes:
     correction_sd: float  # votes, per candidate, of a corrected acta
     rate_prior_n: float  # weight in actas of the annulment rate
     source: Pair
+    #: how far the sheets held for review may lean from their unit's counted ones (SD of
+    #: the margin's share); None: not measured (the projection then gives a unit's part
+    #: under review the unit's own drift term)
+    lean_margin_sd: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,11 @@ compared as centred log-ratios (clr, Aitchison 1986).
     equally lumpy (a capital's batches are many polling stations, a remote province's a
     few villages, abroad a few countries): each unit's term is the pooled one times the
     mean ratio of its own residuals to the pooled fit, shrunk towards 1 with the weight
-    of :data:`PRIOR_WEIGHT` residuals (empirical Bayes).
+    of :data:`PRIOR_WEIGHT` residuals (empirical Bayes). A unit's deviation persists
+    from one batch to its next only in part: the lag-1 correlation ρ of the units'
+    standardised residuals (pooled, shrunk towards 1 with :data:`PRIOR_WEIGHT` pairs)
+    makes a remainder of k batches (k = votes to come ÷ the unit's largest batch, at
+    least 1) carry A·(ρ + (1 − ρ)/k) of the batch-level term.
   Each is a scalar variance that may shrink with the size of a batch, A + B/n (n its
   votes; fitted by non-negative weighted least squares), times a K × K shape (the
   residuals' own covariance, blended with an isotropic prior shape). The part still to
@@ -92,12 +96,13 @@ class VarianceModel:
     s2: float = 0.0
     h_max: float = 1.0  # the longest look-ahead measured: S·h² up to it, linear beyond
 
-    def at(self, n: np.ndarray | float, h: np.ndarray | float = 0.0) -> np.ndarray:
+    def at(self, n: np.ndarray | float, h: np.ndarray | float = 0.0,
+           a_factor: np.ndarray | float = 1.0) -> np.ndarray:
         n_arr = np.maximum(np.minimum(np.asarray(n, dtype=float), self.n_cap), 1.0)
         h_arr = np.asarray(h, dtype=float)
         hm = max(self.h_max, 1e-9)
         ahead = np.where(h_arr <= hm, h_arr ** 2, hm * h_arr)
-        fit = self.a + self.b / n_arr + self.s2 * ahead
+        fit = self.a * np.asarray(a_factor, dtype=float) + self.b / n_arr + self.s2 * ahead
         if self.n_resid == 0:
             return np.full(n_arr.shape, self.prior)
         return (self.w0 * self.prior + self.n_resid * fit) / (self.w0 + self.n_resid)
@@ -121,6 +126,12 @@ class DriftFit:
     stop_unit: np.ndarray | None = None
     #: (U,) each unit's own scale of the unit term (1: the pooled fit)
     unit_scale: np.ndarray | None = None
+    #: how much of a unit's batch-level deviation persists from one batch to the next
+    #: (lag-1 correlation of its residuals, shrunk towards 1): a remainder of k batches
+    #: has the batch term A·(ρ + (1 − ρ)/k)
+    persistence: float = 1.0
+    #: (U,) the largest batch (votes) each unit has shown: k = remaining / it, at least 1
+    unit_batch: np.ndarray | None = None
 
     def common_cov(self, remaining_total: float, counted_total: float) -> np.ndarray:
         h = remaining_total / max(remaining_total + counted_total, 1.0)
@@ -133,7 +144,11 @@ class DriftFit:
         h = remaining / np.maximum(remaining + counted, 1.0)
         extra = 0.0 if self.stop_unit is None or units is None else self.stop_unit[units]
         scale = 1.0 if self.unit_scale is None or units is None else self.unit_scale[units]
-        return scale * self.unit.at(remaining, h) + extra
+        a_factor: np.ndarray | float = 1.0
+        if self.unit_batch is not None and units is not None and self.persistence < 1.0:
+            k = np.maximum(1.0, remaining / np.maximum(self.unit_batch[units], 1.0))
+            a_factor = self.persistence + (1.0 - self.persistence) / k
+        return scale * self.unit.at(remaining, h, a_factor) + extra
 
 
 def _share_jacobian(p: np.ndarray) -> np.ndarray:
@@ -343,6 +358,28 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
         cnt = np.bincount(ui_all, minlength=n_units).astype(float)
         tot = np.bincount(ui_all, weights=ratio, minlength=n_units)
         unit_scale = (PRIOR_WEIGHT + tot) / (PRIOR_WEIGHT + cnt)
+    # persistence: lag-1 correlation of each unit's standardised residuals (jac metric),
+    # pooled over units, shrunk towards 1 (full persistence) with PRIOR_WEIGHT pairs
+    persistence = 1.0
+    unit_batch = None
+    if ur.shape[0]:
+        ui_all = np.concatenate(unit_id)
+        cut_all = np.concatenate([np.full(u.size, i) for i, u in enumerate(unit_id)])
+        fit_all = np.maximum(a_u + b_u / np.maximum(un, 1.0), 1e-12)
+        zr = (ur @ jac.T) / np.sqrt(fit_all)[:, None]
+        grid = np.full((len(unit_id), n_units, k), np.nan)
+        grid[cut_all, ui_all] = zr
+        x, y = grid[:-1].reshape(-1, k), grid[1:].reshape(-1, k)
+        both = np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1)
+        m = int(both.sum())
+        if m:
+            xy = float(np.einsum("ij,ij->", x[both], y[both]))
+            xx = float(np.einsum("ij,ij->", x[both], x[both]))
+            yy = float(np.einsum("ij,ij->", y[both], y[both]))
+            rho = float(np.clip(xy / max(np.sqrt(xx * yy), 1e-300), 0.0, 1.0))
+            persistence = (PRIOR_WEIGHT + m * rho) / (PRIOR_WEIGHT + m)
+        unit_batch = np.zeros(n_units)
+        np.maximum.at(unit_batch, ui_all, un)
     if ur.shape[0]:
         # several units: a cut's common residual is the shared shift plus the vote-weighted
         # mean of the units' own deviations; only the excess is shared (moments)
@@ -417,8 +454,9 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
     stop_unit = qs(center - mean_c) if n_units > 1 else np.zeros(n_units)
     diag["trend_stop_sd_margin_share"] = float(np.sqrt(2 * stop_common))
     diag["unit_scale_range"] = [float(unit_scale.min()), float(unit_scale.max())]
+    diag["unit_persistence"] = persistence
     return DriftFit(center, shape, common, unit, tail, int(n_cuts), int(ok.sum()), diag,
-                    stop_common, stop_unit, unit_scale)
+                    stop_common, stop_unit, unit_scale, persistence, unit_batch)
 
 
 def fit_volume(valid: np.ndarray, actas: np.ndarray,

@@ -90,6 +90,11 @@ class JeeOutcomes:
     correction_sd: float = _PE_COURT.correction_sd
     rate_prior_n: float = _PE_COURT.rate_prior_n
     source: str = _PE_COURT.source[0]
+    #: how far the actas held for review may lean from their unit's counted ones (SD of
+    #: the margin's share; Peru 2021: 0.07); None when not measured. Used by the per-unit
+    #: projection, where the part of a unit under review is not a place arriving late
+    #: (the drift's lumpiness) but sheets scattered over the unit
+    lean_margin_sd: float | None = _PE_COURT.lean_margin_sd
 
 
 @dataclass(frozen=True, slots=True)
@@ -564,7 +569,8 @@ def _param_dict(params: ModelParams, blocs: Mapping[str, Sequence[str]] | None
                       "interval_level": params.call_rule.interval_level},
         "jee": {"p_annulled": params.jee.p_annulled, "p_corrected": params.jee.p_corrected,
                 "correction_sd": params.jee.correction_sd,
-                "rate_prior_n": params.jee.rate_prior_n},
+                "rate_prior_n": params.jee.rate_prior_n,
+                "lean_margin_sd": params.jee.lean_margin_sd},
         "ridge": params.ridge, "min_regression": params.min_regression,
         "national_fraction": params.national_fraction,
         "abroad_factor": params.abroad_factor, "cell_level": params.cell_level,

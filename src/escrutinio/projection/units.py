@@ -325,8 +325,15 @@ def prepare_units(
         levels.append(LevelVariance(ti, np.where(own, 0.0, f_type[ti]),
                                     np.where(own_t, 0.0, f_type[ti]), (prior_t, prior_t),
                                     (PRIOR_TURNOUT_SD ** 2,) * 2))
+    # the unit's own deviation: its pending part is the next places of the count (as lumpy
+    # as its batches were); its part held for review is sheets scattered over the unit,
+    # not a place: where the country measured how far such sheets lean from their unit
+    # (JeeOutcomes.lean_margin_sd), that is their deviation instead
+    own_f = drift.unit_factor(rem_u[idx], valid[idx], idx)
+    if jee.lean_margin_sd is not None:
+        own_f = np.where(is_jee, jee.lean_margin_sd ** 2 / 2.0, own_f)
     levels.append(LevelVariance(
-        a3[idx], np.where(own, drift.unit_factor(rem_u[idx], valid[idx], idx), 0.0),
+        a3[idx], np.where(own, own_f, 0.0),
         np.where(own_t, drift.turnout_unit, 0.0), (drift.shape, drift.shape),
         (1.0, 1.0)))
     zero_k = np.zeros((k, k))
@@ -350,6 +357,7 @@ def prepare_units(
         "actas_to_come": float(to_come.sum()), "actas_jee": float(jee_come.sum()),
         "external_remaining_votes": float(ext_rest.sum()),
         "prior_used": few,
+        "review_lean_margin_sd": jee.lean_margin_sd,
         "drift": drift.diagnostics,
         "blocs": list(bloc_names),
         "expected_votes_point": {c.code: float(point[j])

@@ -67,6 +67,7 @@ def review_outcomes(store: Store, contest: Contest) -> tuple[JeeOutcomes, dict[s
     if contest.country.upper() in JEE_DEFAULT_COUNTRIES:
         jee = JeeOutcomes()
         return jee, {"basis": "peru", "p_annulled": jee.p_annulled, "source": jee.source,
+                     "lean_margin_sd": jee.lean_margin_sd,
                      "es": "tasas del JEE de Perú 2021 (segunda vuelta)",
                      "en": "Peru's 2021 JEE rates (runoff)"}
     raw = _contest_key(store, contest.id, REVIEW_OUTCOMES_KEY)
@@ -78,7 +79,9 @@ def review_outcomes(store: Store, contest: Contest) -> tuple[JeeOutcomes, dict[s
                 p_corrected=float(d.get("p_corrected", 0.0)),
                 correction_sd=float(d.get("correction_sd", 21.0)),
                 rate_prior_n=float(d.get("rate_prior_n", 100.0)),
-                source=str(d.get("source", "declared by the contest sidecar")))
+                source=_source_text(d.get("source")),
+                lean_margin_sd=None if d.get("lean_margin_sd") is None
+                else float(d["lean_margin_sd"]))
             if not 0.0 <= jee.p_annulled <= 1.0 or not 0.0 <= jee.p_corrected <= 1.0:
                 raise ValueError("rates outside [0, 1]")
         except (ValueError, KeyError, TypeError) as exc:
@@ -88,10 +91,12 @@ def review_outcomes(store: Store, contest: Contest) -> tuple[JeeOutcomes, dict[s
                 f"contest {contest.id} declares an invalid {REVIEW_OUTCOMES_KEY} ({exc}): "
                 "expected {\"p_annulled\": 0..1, ...}") from exc
         return jee, {"basis": "declared", "p_annulled": jee.p_annulled, "source": jee.source,
+                     "lean_margin_sd": jee.lean_margin_sd,
                      "es": "tasas declaradas por la contienda", "en": "rates the contest "
                      "declares"}
     jee = unknown_review()
     return jee, {"basis": "unknown", "p_annulled": None, "source": jee.source,
+                 "lean_margin_sd": None,
                  "es": "se desconoce qué parte de las actas en revisión se anulará (no hay "
                        "tasas medidas para este país y la contienda no declara tasas): se usa "
                        "una tasa desconocida, "
@@ -102,13 +107,20 @@ def review_outcomes(store: Store, contest: Contest) -> tuple[JeeOutcomes, dict[s
                        "uniform between 0 and 1, is used and widens the interval"}
 
 
+def _source_text(v: object) -> str:
+    if isinstance(v, dict):
+        return " / ".join(str(v[k]) for k in ("es", "en") if k in v)
+    return str(v) if v else "declarada por la contienda / declared by the contest sidecar"
+
+
 def unknown_review() -> JeeOutcomes:
     """Review outcome rates when nothing is known: a uniform annulment rate."""
     from escrutinio.projection.model import JeeOutcomes
 
     # mean 1/2, variance 1/12 (rate_prior_n = 2: the variance of a uniform rate)
     return JeeOutcomes(p_annulled=0.5, p_corrected=0.5, correction_sd=21.0, rate_prior_n=2.0,
-                       source="desconocido / unknown: uniform rate in [0, 1]")
+                       source="desconocido / unknown: uniform rate in [0, 1]",
+                       lean_margin_sd=None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ import difflib
 import gzip
 import io
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -176,6 +177,8 @@ class Sidecar:
     area_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     timezone: str | None = None
     court_name: Mapping[str, Any] | None = None
+    #: what becomes of sheets held for review in this country (docs/formats.md §6)
+    review_outcomes: Mapping[str, Any] | None = None
     vote_types: Mapping[str, Mapping[str, str]] | None = None
     seats: int | None = None
     previous_round: str | None = None
@@ -199,9 +202,9 @@ def sidecar_path_for(data_path: str | Path) -> Path:
 
 #: top-level sidecar keys, in documented order (the JSON Schema lists the same)
 SIDECAR_KEYS: Final = ("format", "format_version", "kind", "contest", "as_of", "timezone",
-                       "source_uri", "label", "area_labels", "court_name", "vote_types",
-                       "seats", "previous_round", "pct_votes_counted", "votes_remaining",
-                       "notes", "columns")
+                       "source_uri", "label", "area_labels", "court_name", "review_outcomes",
+                       "vote_types", "seats", "previous_round", "pct_votes_counted",
+                       "votes_remaining", "notes", "columns")
 CONTEST_KEYS: Final = ("id", "name", "kind", "country", "date", "majority_threshold",
                        "candidates")
 CANDIDATE_KEYS: Final = ("code", "name", "party", "authority_code")
@@ -380,6 +383,7 @@ def read_sidecar(path: str | Path) -> Sidecar:
                   "{\"short\": ..., \"long\": ...}",
                   "'court_name': text, {\"es\": ..., \"en\": ...} or "
                   "{\"short\": ..., \"long\": ...}")
+    review = _review_outcomes(d.get("review_outcomes"), bad)
     vote_types = d.get("vote_types")
     if isinstance(vote_types, list):
         if not all(isinstance(x, str) and _CODE_RE.match(x) for x in vote_types):
@@ -429,10 +433,58 @@ def read_sidecar(path: str | Path) -> Sidecar:
                   "'previous_round' cannot be the contest itself")
     return Sidecar(path=name, contest=contest, as_of=as_of, sha256=sha256_bytes(raw), kind=kind,
                    source_uri=d.get("source_uri"), label=d.get("label"), area_labels=labels,
-                   timezone=tz_name, court_name=court, vote_types=vote_types, seats=seats,
+                   timezone=tz_name, court_name=court, review_outcomes=review,
+                   vote_types=vote_types, seats=seats,
                    previous_round=prev, pct_votes_counted=pct, pct_votes_counted_by_unit=pct_units,
                    votes_remaining=rem, votes_remaining_by_unit=rem_units,
                    notes=tuple(notes), columns=columns, warnings=tuple(warnings))
+
+
+#: the keys of ``review_outcomes`` and their ranges (None: no upper bound)
+REVIEW_OUTCOME_RANGES: Final = {"p_annulled": (0.0, 1.0), "p_corrected": (0.0, 1.0),
+                                "correction_sd": (0.0, None), "rate_prior_n": (0.0, None),
+                                "lean_margin_sd": (0.0, 2.0)}
+
+
+def _review_outcomes(v: object, bad: Any) -> dict[str, Any] | None:
+    """``review_outcomes``: what becomes of the sheets the court (or a review) holds —
+    ``p_annulled`` (required), optionally ``p_corrected``, ``correction_sd`` (votes per
+    candidate), ``rate_prior_n`` (how sure, in sheets), ``lean_margin_sd`` (how far the
+    held sheets may lean from their unit's counted ones, SD of the margin's share) and
+    ``source`` (text or {es, en}): measured figures, never a guess (without the key the
+    rates are unknown, and said so)."""
+    if v is None:
+        return None
+    msg = ("'review_outcomes': objeto {\"p_annulled\": 0..1, \"p_corrected\": 0..1, "
+           "\"correction_sd\": > 0, \"rate_prior_n\": > 0, \"lean_margin_sd\": 0..2, "
+           "\"source\": texto}",
+           "'review_outcomes': an object {\"p_annulled\": 0..1, \"p_corrected\": 0..1, "
+           "\"correction_sd\": > 0, \"rate_prior_n\": > 0, \"lean_margin_sd\": 0..2, "
+           "\"source\": text}")
+    if not isinstance(v, dict) or "p_annulled" not in v:
+        raise bad("review_outcomes", *msg)
+    out: dict[str, Any] = {}
+    for key, val in v.items():
+        if key == "source":
+            if not ((isinstance(val, str) and val.strip()) or _labels_ok(val)):
+                raise bad("review_outcomes.source", "texto o {\"es\": ..., \"en\": ...}",
+                          "text or {\"es\": ..., \"en\": ...}")
+            out[key] = val
+            continue
+        rng = REVIEW_OUTCOME_RANGES.get(key)
+        if rng is None:
+            raise bad(f"review_outcomes.{key}", *msg)
+        lo, hi = rng
+        ok = (isinstance(val, int | float) and not isinstance(val, bool)
+              and math.isfinite(val) and val >= lo and (hi is None or val <= hi)
+              and (key in ("p_annulled", "p_corrected", "lean_margin_sd") or val > lo))
+        if not ok:
+            raise bad(f"review_outcomes.{key}", *msg)
+        out[key] = float(val)
+    if out.get("p_annulled", 0.0) + out.get("p_corrected", 0.0) > 1.0:
+        raise bad("review_outcomes", "p_annulled + p_corrected no puede pasar de 1",
+                  "p_annulled + p_corrected cannot exceed 1")
+    return out
 
 
 def _unknown(key: str, where: str, known: Sequence[str], bad: Any,
@@ -1165,6 +1217,8 @@ def _snapshot(read: _Read, side: Sidecar, df: pl.DataFrame, *, name: str, as_of:
             metadata[key] = value
     if side.court_name:
         metadata["court_name"] = _jdump(side.court_name)
+    if side.review_outcomes:
+        metadata["review_outcomes"] = _jdump(side.review_outcomes)
     if side.vote_types:
         metadata["vote_types"] = _jdump(side.vote_types)
     if side.notes:
@@ -1413,7 +1467,7 @@ def _sidecar_from_metadata(md: Mapping[str, str]) -> dict[str, object]:
             out[key] = md[key]
     if md.get("seats"):
         out["seats"] = int(md["seats"])
-    for key in ("court_name", "vote_types", "notes"):
+    for key in ("court_name", "review_outcomes", "vote_types", "notes"):
         if md.get(key):
             out[key] = json.loads(md[key])
     pct: dict[str, float] = json.loads(md.get(FRACTION_COUNTED_KEY) or "{}")

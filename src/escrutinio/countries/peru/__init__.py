@@ -37,9 +37,17 @@ VOCABULARY: Final = Vocabulary(
 COURT_OUTCOMES_2021: Final = CourtOutcomes(
     p_annulled=187 / 1354, p_corrected=223 / 1354, correction_sd=21.0, rate_prior_n=100.0,
     source=("Perú 2021 segunda vuelta: 1,354 actas en el JEE (estado ONPE del 8-jun 20:23) "
-            "frente al archivo final; 187 anuladas, 910 sin cambios, 223 corregidas",
+            "frente al archivo final; 187 anuladas, 910 sin cambios, 223 corregidas; las "
+            "1,167 contabilizadas al final difieren de las demás actas de su unidad en 0.07 "
+            "del margen (RMS)",
             "Peru 2021 runoff: 1,354 actas at the JEE (ONPE state of 8 Jun 20:23) against "
-            "the final file; 187 annulled, 910 unchanged, 223 corrected"))
+            "the final file; 187 annulled, 910 unchanged, 223 corrected; the 1,167 counted "
+            "in the end differ from the other actas of their unit by 0.07 of the margin "
+            "(RMS)"),
+    # validation/review_lean_peru.py: RMS (vote-weighted) of the margin's share of those
+    # 1,167 actas against the rest of their department 0.070, province 0.066, district
+    # 0.064 — the largest is kept
+    lean_margin_sd=0.07)
 
 #: first digitised vs final figures of the same actas in the 2021 runoff: 235 of 83,960
 #: actas changed (validation/audit_peru.py)
