@@ -160,7 +160,7 @@ def _read_source(p: Path, name: str, encoding: str) -> SourceBytes:
             ) from None
     else:
         data = data.decode(encoding).encode("utf-8")
-    if not data.strip():
+    if not data or data.isspace():  # what strip() would empty, without copying the text
         raise IngestError(Location(name), "empty_file", "el archivo está vacío",
                           "the file is empty")
     if b"\n" not in data and b"\r" in data:
@@ -342,6 +342,47 @@ def _scan_records(text: bytes, sep: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return line, fields, blank
 
 
+def _one_record_per_line(text: bytes, n_rows: int, n_header: int, separator: str) -> bool:
+    """True only when every data line of ``text`` is one record of ``n_header`` fields (or
+    blank), as the csv module reads it, and polars read ``n_rows`` of them: what
+    :func:`_record_lines` would find, answering None. Cheap and without numpy: polars
+    splits the text into its physical lines and counts each line's separators; the lines
+    holding a quote (few) must be quoted regularly, and their separators inside quotes do
+    not count. False means "look closer" (:func:`_record_lines`), not "wrong"."""
+    sep = separator.encode("utf-8")
+    if len(sep) != 1 or sep in b'"\r\n\x00' or not text or b"\x00" in text:
+        return False
+    n_lines = text.count(b"\n") + (not text.endswith(b"\n"))
+    if n_rows != n_lines - 1:
+        return False  # a record over several lines (or polars read them otherwise)
+    try:  # NUL is in no line: each line is one field, unquoted
+        lines = pl.read_csv(text, has_header=False, separator="\x00", quote_char=None,
+                            new_columns=["line"], infer_schema=False,
+                            raise_if_empty=False)["line"]
+    except pl.exceptions.PolarsError:
+        return False
+    if lines.len() != n_lines:
+        return False
+    line = pl.col("line")
+    blank = line.is_null() | (line.str.strip_chars_end("\r") == "")
+    data = lines.slice(1).to_frame().with_columns(
+        blank.alias("blank"), line.str.contains('"', literal=True).alias("quoted"))
+    plain = data.select((pl.col("blank") | pl.col("quoted")
+                         | (line.str.count_matches(separator, literal=True) == n_header - 1))
+                        .all()).item()
+    if not plain:
+        return False
+    quoted = data.filter(pl.col("quoted") & ~pl.col("blank"))
+    if quoted.height == 0:
+        return True
+    sep_re = f"\\x{{{ord(separator):X}}}"
+    field = f'(?:[^"\\r\\n{sep_re}]*|"(?:[^"]|"")*")'
+    regular = line.str.contains(f"^{field}(?:{sep_re}{field})*\\r?$")  # as RFC 4180 quotes
+    inside = '"(?:[^"]|"")*"'  # a quoted field, whose separators do not count
+    return bool(quoted.select((regular & (line.str.replace_all(inside, "").str.count_matches(
+        separator, literal=True) == n_header - 1)).all()).item())
+
+
 def _record_lines(src: SourceBytes, n_header: int, separator: str) -> list[int] | None:
     """Check the field count of every record; return the line where each data record
     starts when that differs from "one record per physical line", else None.
@@ -475,8 +516,9 @@ def read_csv_strict(
         raise IngestError(Location(name, 2), "no_rows", "el archivo no tiene filas de datos",
                           "the file has no data rows")
     # polars silently pads short lines with nulls: check the field count of every line
-    # (vectorised; the csv module walks the file only when that quick test fails).
-    starts = _record_lines(src, len(header), separator)
+    # (counts first, then vectorised; the csv module walks the file only when both fail).
+    starts = (None if _one_record_per_line(src.text, df.height, len(header), separator)
+              else _record_lines(src, len(header), separator))
     if starts is not None and len(starts) == df.height:
         df = df.with_columns(pl.Series("__line", starts, dtype=pl.Int64))
     else:
