@@ -266,6 +266,17 @@ class SnapshotRows:
     keys: list[str]
     leaves: list[bytes]
     frame: pl.DataFrame
+    #: what the ledger stores of them, when already computed (:func:`parsed_rows`, in a
+    #: thread): ``merkle_root(leaves)`` and the keys as JSON
+    root: str | None = None
+    keys_json: str | None = None
+
+    def merkle_root(self) -> str:
+        return merkle_root(self.leaves) if self.root is None else self.root
+
+    def keys_text(self) -> str:
+        return (json.dumps(self.keys, ensure_ascii=False) if self.keys_json is None
+                else self.keys_json)
 
 
 def snapshot_rows(store: Store, info: SnapshotInfo) -> SnapshotRows:
@@ -306,7 +317,10 @@ def parsed_rows(snap: ParsedSnapshot) -> SnapshotRows | None:
     columns = list(ACTA_COLUMNS) + snap.contest.candidate_columns
     frame = frame.select(columns).cast(pl.Schema(
         dict(ACTA_COLUMNS) | {c: pl.Int64() for c in snap.contest.candidate_columns}))
-    return SnapshotRows(columns, frame["acta_id"].to_list(), leaf_hashes(frame), frame)
+    keys = frame["acta_id"].to_list()
+    leaves = leaf_hashes(frame)
+    return SnapshotRows(columns, keys, leaves, frame, merkle_root(leaves),
+                        json.dumps(keys, ensure_ascii=False))
 
 
 def snapshot_entry(store: Store, info: SnapshotInfo, rows: SnapshotRows) -> dict[str, object]:
@@ -320,7 +334,7 @@ def snapshot_entry(store: Store, info: SnapshotInfo, rows: SnapshotRows) -> dict
         "part": info.part, "parser": info.parser, "n_rows": info.n_rows,
         "n_rejected": info.n_rejected, "n_findings": info.n_findings,
         "columns": rows.columns, "tree_size": len(rows.leaves),
-        "merkle_root": merkle_root(rows.leaves),
+        "merkle_root": rows.merkle_root(),
     }
 
 
@@ -404,8 +418,7 @@ def append_new(store: Store, *, in_transaction: bool = False,
             _exec(store, "INSERT INTO ledger_entries VALUES (?, ?, ?, ?, ?, ?, ?)",
                   [seq, "snapshot", info.snapshot_id, text, prev, h, now])
             _exec(store, "INSERT INTO ledger_leaves VALUES (?, ?, ?)",
-                  [info.snapshot_id, json.dumps(snap_rows.keys, ensure_ascii=False),
-                   b"".join(snap_rows.leaves)])
+                  [info.snapshot_id, snap_rows.keys_text(), b"".join(snap_rows.leaves)])
             added.append(LedgerEntry(seq, "snapshot", info.snapshot_id, entry, prev, h, now))
             prev = h
     return added
