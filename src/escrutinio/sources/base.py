@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -393,14 +394,35 @@ def read_csv_strict(
                           "the file has no data rows")
     # polars silently pads short lines with nulls: check the field count of every line
     # (counts first, then vectorised; the csv module walks the file only when both fail).
-    starts = (None if _one_record_per_line(src.text, df.height, len(header), separator)
-              else _record_lines(src, len(header), separator))
+    one_line = _one_record_per_line(src.text, df.height, len(header), separator)
+    starts = None if one_line else _record_lines(src, len(header), separator)
     if starts is not None and len(starts) == df.height:
         df = df.with_columns(pl.Series("__line", starts, dtype=pl.Int64))
     else:
         df = df.with_row_index("__line", offset=2).with_columns(pl.col("__line").cast(pl.Int64))
-    refuse_hostile_text(df, name)  # one vectorised pass per text column
+    # one vectorised pass per text column, unless no field can hold a control character
+    refuse_hostile_text(df, name, clean=one_line and _no_control_characters(src.text))
     return df
+
+
+_C0_BYTES: Final = bytes([*range(0x0A), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])  # not \n, \r
+_NOT_C0: Final = bytes(b for b in range(256) if b not in _C0_BYTES)
+#: C1 controls and the bidi overrides and isolates, as UTF-8 bytes
+_C1_UTF8: Final = re.compile(rb"\xc2[\x80-\x9f]")
+_BIDI_UTF8: Final = re.compile(rb"\xe2(?:\x80[\xaa-\xae]|\x81[\xa6-\xa9])")
+
+
+def _no_control_characters(text: bytes) -> bool:
+    """True when the UTF-8 text of a CSV whose records are one line each holds no
+    character of :data:`~escrutinio.sources.sanitize.CONTROL_CLASS` except its line ends
+    (``\\n``, ``\\r\\n``), so that no field does: a few byte scans in C, cheaper than
+    a regex over every text column."""
+    bare = text.translate(None, _NOT_C0)  # only the C0 controls and DEL are left
+    if bare.strip(b"\n\r"):
+        return False
+    if b"\r" in text and text.count(b"\r") != text.count(b"\r\n"):
+        return False  # a carriage return that does not end a line
+    return _C1_UTF8.search(text) is None and _BIDI_UTF8.search(text) is None
 
 
 #: invisible characters never legitimate in any field: NUL and the bidi overrides/isolates
@@ -409,18 +431,18 @@ _NEVER_CLASS: Final = "[\\x00\\u202a-\\u202e\\u2066-\\u2069]"
 _ID_NAME_RE: Final = r"^(acta_id|polling_place|code|name|.*_code|.*_name)$"
 
 
-def refuse_hostile_text(df: pl.DataFrame, file: str) -> None:
+def refuse_hostile_text(df: pl.DataFrame, file: str, *, clean: bool = False) -> None:
     """Refuse, naming line and field: NUL and bidi controls in any text field; any control
     character (line breaks, tabs...) in an id, code or name column; an ``acta_id`` a
-    spreadsheet would run as a formula. Vectorised: one pass per column."""
-    import re
-
+    spreadsheet would run as a formula. Vectorised: one pass per column. ``clean``: the
+    caller knows no field holds a control character (only the formula check is left)."""
     cols = [c for c, t in df.schema.items() if t == pl.String and c != "__line"]
     if not cols:
         return
     strict = [c for c in cols if re.match(_ID_NAME_RE, c)]
-    checks = ([(c, _NEVER_CLASS, "control_character") for c in cols if c not in strict]
-              + [(c, CONTROL_CLASS, "control_character") for c in strict])
+    checks = [] if clean else (
+        [(c, _NEVER_CLASS, "control_character") for c in cols if c not in strict]
+        + [(c, CONTROL_CLASS, "control_character") for c in strict])
     checks += [("acta_id", FORMULA_PATTERN, "formula_id")] * ("acta_id" in cols)
     if not checks:
         return
@@ -598,13 +620,12 @@ def _first_bad_text(frame: pl.DataFrame, columns: Iterable[str]) -> tuple[str, i
     cols = [c for c in columns if c in frame.columns and frame.schema[c] == pl.String]
     if not cols:
         return None
-    hits = frame.select([pl.col(c).str.contains(CONTROL_CLASS).fill_null(False).arg_max()
-                         .alias(c) for c in cols]
-                        + [pl.col(c).str.contains(CONTROL_CLASS).fill_null(False).any()
-                           .alias(f"__any_{c}") for c in cols]).row(0, named=True)
-    for c in cols:
-        if hits[f"__any_{c}"]:
-            return c, int(hits[c])
+    hits = frame.select([pl.col(c).str.contains(CONTROL_CLASS).fill_null(False).any()
+                         for c in cols]).row(0)
+    for c, hit in zip(cols, hits, strict=True):
+        if hit:  # where: only in the column that has one (one pass less over the others)
+            return c, int(frame.select(pl.col(c).str.contains(CONTROL_CLASS).fill_null(False)
+                                       .arg_max()).item())
     return None
 
 
