@@ -191,6 +191,13 @@ def test_ingest_hashes_the_parsed_rows_as_the_store_returns_them(any_store_opene
     assert ledger.parsed_rows(twice) is None
 
 
+@pytest.mark.parametrize("keys", [
+    [], [""], ["", ""], ["000001", "000002"], ["ñandú", "a b"], ['a"b'], ['a"b', "c"],
+    ["c", '"'], ["a\\b"], ["a\x01"], ["\u2028"], ["a\x7f"], ["a, b", "c"]])
+def test_keys_json_is_json_dumps(keys: list[str]) -> None:
+    assert ledger._keys_json(keys) == json.dumps(keys, ensure_ascii=False)
+
+
 def test_tampered_rows_are_named(any_store_opener, small) -> None:
     victim, gone = small.frame["acta_id"][17], small.frame["acta_id"][2000]
     sid = small.snapshot_id
