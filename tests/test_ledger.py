@@ -157,6 +157,47 @@ def test_ingest_stores_and_logs_in_one_transaction(any_store_opener, small, fina
         assert verify_log(store).ok
 
 
+def test_ingest_hashes_the_parsed_rows_as_the_store_returns_them(any_store_opener, small,
+                                                                  final, monkeypatch) -> None:
+    """service.ingest hashes the leaves of a new per-acta snapshot from its parsed frame
+    while the store writes it (ledger.parsed_rows), without reading the rows back: the
+    keys, leaves, root and entry are the ones the ledger computes from the stored rows
+    (log-sync, verify-log), on both stores; rows in another order give the same too."""
+    from escrutinio import service
+
+    shuffled = dataclasses.replace(small, part="ledger-test-shuffled",
+                                   frame=small.frame.sample(fraction=1.0, shuffle=True, seed=7))
+    assert not shuffled.frame["acta_id"].is_sorted()
+    with any_store_opener() as store:
+        def no_read_back(*args, **kwargs):
+            raise AssertionError("the rows of a new per-acta snapshot were read back")
+
+        monkeypatch.setattr(ledger, "snapshot_rows", no_read_back)
+        service.ingest(store, [final, shuffled])
+        monkeypatch.undo()
+        logged = ledger.logged_snapshots(store)
+        for snap in (final, shuffled):
+            info = next(i for i in store.list_snapshots() if i.snapshot_id == snap.snapshot_id)
+            stored = ledger.snapshot_rows(store, info)
+            parsed = ledger.parsed_rows(snap)
+            assert parsed is not None
+            assert parsed.columns == stored.columns and parsed.keys == stored.keys
+            assert parsed.leaves == stored.leaves
+            assert logged[snap.snapshot_id].entry == ledger.snapshot_entry(store, info, stored)
+        assert logged[final.snapshot_id].entry["merkle_root"] == FINAL_ROOT
+        assert verify_log(store).ok
+    # a snapshot with a duplicated acta id is left to the read-back
+    twice = dataclasses.replace(small, frame=pl.concat([small.frame, small.frame.head(1)]))
+    assert ledger.parsed_rows(twice) is None
+
+
+@pytest.mark.parametrize("keys", [
+    [], [""], ["", ""], ["000001", "000002"], ["ñandú", "a b"], ['a"b'], ['a"b', "c"],
+    ["c", '"'], ["a\\b"], ["a\x01"], ["\u2028"], ["a\x7f"], ["a, b", "c"]])
+def test_keys_json_is_json_dumps(keys: list[str]) -> None:
+    assert ledger._keys_json(keys) == json.dumps(keys, ensure_ascii=False)
+
+
 def test_tampered_rows_are_named(any_store_opener, small) -> None:
     victim, gone = small.frame["acta_id"][17], small.frame["acta_id"][2000]
     sid = small.snapshot_id

@@ -315,9 +315,10 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Ingerir instantáneas (atómico) / ingest snapshots (all or nothing)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
+    from escrutinio.sources.raw import prefetch
 
+    if sources:  # decompress the first file while polars and DuckDB load (a thread)
+        prefetch(sources[0])
     from escrutinio import service
     from escrutinio.commands.common import timestamp
     from escrutinio.sources.bundles import BUNDLES, bundle_paths
@@ -333,14 +334,19 @@ def ingest(
                 p = input_path(src, "SOURCES")
                 jobs.append((src, service.detect_parser(p, as_of=as_of)))
         parsed = []
-        with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                      console=err, disable=as_json or not err.is_terminal,
-                      transient=True) as prog:
-            task = prog.add_task(T("leyendo", "reading"), total=len(jobs))
+        if as_json or not err.is_terminal:  # no progress bar to show (nor to import)
             for name, parse in jobs:
-                prog.update(task, description=Path(name).name)
                 parsed.extend(parse(Path(name)))
-                prog.advance(task)
+        else:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                          console=err, transient=True) as prog:
+                task = prog.add_task(T("leyendo", "reading"), total=len(jobs))
+                for name, parse in jobs:
+                    prog.update(task, description=Path(name).name)
+                    parsed.extend(parse(Path(name)))
+                    prog.advance(task)
         with open_store() as store:
             outcomes = service.ingest(store, parsed)
     except EscrutinioError as exc:
@@ -352,6 +358,8 @@ def ingest(
         emit_json({"db": opts.db, "snapshots": outcomes, "warnings": warnings,
                    "notes": notes})
         return
+    from rich.table import Table
+
     new = sum(o.created for o in outcomes)
     table = Table(title=T(f"{len(outcomes)} instantáneas ({new} nuevas) en {opts.db}",
                           f"{len(outcomes)} snapshots ({new} new) in {opts.db}"))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
+from escrutinio.domain import SnapshotKind
 from escrutinio.errors import IngestError, Location
 from escrutinio.sources.base import ParsedSnapshot
 from escrutinio.store.base import IngestOutcome, Store
@@ -89,8 +90,28 @@ def parse_paths(paths: Sequence[Path], *, as_of: str | None = None) -> list[Pars
 
 def ingest(store: Store, snapshots: list[ParsedSnapshot]) -> list[IngestOutcome]:
     """Store snapshots and append them to the tamper-evident ledger in one transaction:
-    a snapshot is never stored without its chain entry (if logging fails, nothing is)."""
-    from escrutinio.store.ledger import append_new
+    a snapshot is never stored without its chain entry (if logging fails, nothing is).
 
-    return store.put_snapshots(
-        snapshots, before_commit=lambda: append_new(store, in_transaction=True))
+    The ledger's leaves of each new per-acta snapshot are hashed in a thread while the
+    store writes the rows (DuckDB and PostgreSQL release the GIL while they work), from
+    the parsed frame (:func:`escrutinio.store.ledger.parsed_rows`: the same rows the
+    ledger would read back, so the same leaves, root and entry)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from escrutinio.store.ledger import append_new, parsed_rows
+
+    stored = {info.snapshot_id for info in store.list_snapshots()}
+    new = {s.snapshot_id: s for s in snapshots
+           if s.kind is SnapshotKind.ACTAS and s.snapshot_id not in stored}
+    if not new:
+        return store.put_snapshots(
+            snapshots, before_commit=lambda: append_new(store, in_transaction=True))
+    with ThreadPoolExecutor(1, thread_name_prefix="ledger-leaves") as pool:
+        futures = {sid: pool.submit(parsed_rows, snap) for sid, snap in new.items()}
+        try:
+            return store.put_snapshots(snapshots, before_commit=lambda: append_new(
+                store, in_transaction=True,
+                rows={sid: future.result for sid, future in futures.items()}))
+        finally:
+            for future in futures.values():
+                future.cancel()  # the store failed: the leaves not hashed yet are not needed

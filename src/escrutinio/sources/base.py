@@ -8,14 +8,11 @@ path walk the file line by line, to name the exact line and field in the error.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import os
-import zlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import polars as pl
@@ -29,11 +26,17 @@ from escrutinio.domain import (  # REJECTED_SCHEMA: re-exported (it was defined 
     SnapshotKind,
 )
 from escrutinio.errors import IngestError, Location
+from escrutinio.sources.raw import (  # also the names below, first defined here
+    SourceBytes,
+    sha256_bytes,
+)
+from escrutinio.sources.raw import gunzip_capped as gunzip_capped
+from escrutinio.sources.raw import max_decompressed_bytes as max_decompressed_bytes
+from escrutinio.sources.raw import read_source as read_source
 from escrutinio.sources.sanitize import (
     CONTROL_CLASS,
     FORMULA_PATTERN,
     MAX_COUNT,
-    MAX_DECOMPRESSED_BYTES,
     control_char,
     describe_char,
 )
@@ -42,132 +45,6 @@ if TYPE_CHECKING:  # numpy is imported where a CSV is scanned: a command that
     import numpy as np  # reads none (status, history...) skips its import
 
 NULL_TOKENS = ["", "NA", "N/A", "null", "NULL"]
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class SourceBytes:
-    """The raw bytes of a source file, its SHA-256 and the decoded text."""
-
-    path: str
-    raw: bytes
-    sha256: str
-    text: bytes  # decompressed, validated UTF-8 bytes
-
-
-def max_decompressed_bytes() -> int:
-    """The cap on decompressed size: ``ESCRUTINIO_MAX_DECOMPRESSED_MB`` (MiB) or
-    :data:`~escrutinio.sources.sanitize.MAX_DECOMPRESSED_BYTES`."""
-    env = os.environ.get("ESCRUTINIO_MAX_DECOMPRESSED_MB", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env) << 20
-    return MAX_DECOMPRESSED_BYTES
-
-
-def gunzip_capped(raw: bytes, name: str, limit: int | None = None) -> bytes:
-    """Decompress gzip data (every member) in a stream, refusing output beyond ``limit``
-    bytes (rule ``decompressed_too_large``) before it is all in memory: a 2 MB file
-    that expands to 2 GiB costs at most the cap, not 2 GiB."""
-    cap = max_decompressed_bytes() if limit is None else limit
-    chunk = 1 << 24
-    parts: list[bytes] = []
-    total = 0
-    rest = raw
-    try:
-        while rest:
-            d = zlib.decompressobj(wbits=31)
-            buf = rest
-            while True:
-                piece = d.decompress(buf, chunk)
-                total += len(piece)
-                if total > cap:
-                    raise IngestError(
-                        Location(name), "decompressed_too_large",
-                        f"el archivo descomprimido supera {cap >> 20:,} MiB (límite de "
-                        "seguridad; ESCRUTINIO_MAX_DECOMPRESSED_MB lo cambia)",
-                        f"the decompressed file exceeds {cap >> 20:,} MiB (a safety "
-                        "limit; ESCRUTINIO_MAX_DECOMPRESSED_MB changes it)")
-                parts.append(piece)
-                buf = d.unconsumed_tail
-                if d.eof or (not buf and not piece):
-                    break
-            if not d.eof:
-                raise EOFError("compressed file ended before the end-of-stream marker")
-            rest = d.unused_data.lstrip(b"\x00")  # gzip pads members with zeros
-            if rest and rest[:2] != b"\x1f\x8b":
-                raise OSError("trailing garbage after the gzip data")
-    except (EOFError, zlib.error, OSError) as exc:
-        raise IngestError(
-            Location(name), "gzip_corrupt",
-            f"el archivo gzip está truncado o dañado ({exc})",
-            f"the gzip file is truncated or corrupt ({exc})",
-        ) from None
-    return b"".join(parts)
-
-
-#: the last file read (key: path, size, mtime, encoding): the format detection and then the
-#: parser read the same file, and reading it twice doubled the decompression and decoding
-_LAST_READ: list[tuple[tuple[str, int, int, str], SourceBytes]] = []
-
-
-def read_source(path: str | Path, *, encoding: str = "utf-8") -> SourceBytes:
-    """Read a (possibly gzipped) text file and check it decodes; name the line if not."""
-    p = Path(path)
-    try:
-        st = p.stat()
-        key = (str(p.resolve()), st.st_size, st.st_mtime_ns, encoding)
-    except OSError:
-        key = None
-    if key is not None and _LAST_READ and _LAST_READ[0][0] == key:
-        cached = _LAST_READ[0][1]
-        return cached if cached.path == str(path) else SourceBytes(
-            path=str(path), raw=cached.raw, sha256=cached.sha256, text=cached.text)
-    src = _read_source(p, str(path), encoding)
-    _LAST_READ[:] = [(key, src)] if key is not None else []
-    return src
-
-
-def _read_source(p: Path, name: str, encoding: str) -> SourceBytes:
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise IngestError(Location(name), "file_not_found", "el archivo no existe",
-                          "the file does not exist") from None
-    if not raw:
-        raise IngestError(Location(name), "empty_file", "el archivo está vacío",
-                          "the file is empty")
-    data = raw
-    if raw[:2] == b"\x1f\x8b":
-        data = gunzip_capped(raw, name)
-        if not data:
-            raise IngestError(Location(name), "empty_file",
-                              "el archivo está vacío (gzip sin contenido)",
-                              "the file is empty (gzip with no content)")
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    if encoding.lower().replace("-", "") == "utf8":
-        try:
-            if not data.isascii():  # ASCII is valid UTF-8, and isascii is far faster
-                data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = data.count(b"\n", 0, exc.start) + 1
-            raise IngestError(
-                Location(name, line), "encoding",
-                f"el texto no es UTF-8 válido (byte {exc.start}); ¿se guardó como Latin-1?",
-                f"the text is not valid UTF-8 (byte {exc.start}); was it saved as Latin-1?",
-            ) from None
-    else:
-        data = data.decode(encoding).encode("utf-8")
-    if not data.strip():
-        raise IngestError(Location(name), "empty_file", "el archivo está vacío",
-                          "the file is empty")
-    if b"\n" not in data and b"\r" in data:
-        # classic Mac line endings (Excel's "CSV (Macintosh)"): lines end in CR alone
-        data = data.replace(b"\r", b"\n")
-    return SourceBytes(path=name, raw=raw, sha256=sha256_bytes(raw), text=data)
 
 
 #: bytes per block of the line scan: small enough to stay in cache, large enough that the
@@ -343,6 +220,47 @@ def _scan_records(text: bytes, sep: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return line, fields, blank
 
 
+def _one_record_per_line(text: bytes, n_rows: int, n_header: int, separator: str) -> bool:
+    """True only when every data line of ``text`` is one record of ``n_header`` fields (or
+    blank), as the csv module reads it, and polars read ``n_rows`` of them: what
+    :func:`_record_lines` would find, answering None. Cheap and without numpy: polars
+    splits the text into its physical lines and counts each line's separators; the lines
+    holding a quote (few) must be quoted regularly, and their separators inside quotes do
+    not count. False means "look closer" (:func:`_record_lines`), not "wrong"."""
+    sep = separator.encode("utf-8")
+    if len(sep) != 1 or sep in b'"\r\n\x00' or not text or b"\x00" in text:
+        return False
+    n_lines = text.count(b"\n") + (not text.endswith(b"\n"))
+    if n_rows != n_lines - 1:
+        return False  # a record over several lines (or polars read them otherwise)
+    try:  # NUL is in no line: each line is one field, unquoted
+        lines = pl.read_csv(text, has_header=False, separator="\x00", quote_char=None,
+                            new_columns=["line"], infer_schema=False,
+                            raise_if_empty=False)["line"]
+    except pl.exceptions.PolarsError:
+        return False
+    if lines.len() != n_lines:
+        return False
+    line = pl.col("line")
+    blank = line.is_null() | (line.str.strip_chars_end("\r") == "")
+    data = lines.slice(1).to_frame().with_columns(
+        blank.alias("blank"), line.str.contains('"', literal=True).alias("quoted"))
+    plain = data.select((pl.col("blank") | pl.col("quoted")
+                         | (line.str.count_matches(separator, literal=True) == n_header - 1))
+                        .all()).item()
+    if not plain:
+        return False
+    quoted = data.filter(pl.col("quoted") & ~pl.col("blank"))
+    if quoted.height == 0:
+        return True
+    sep_re = f"\\x{{{ord(separator):X}}}"
+    field = f'(?:[^"\\r\\n{sep_re}]*|"(?:[^"]|"")*")'
+    regular = line.str.contains(f"^{field}(?:{sep_re}{field})*\\r?$")  # as RFC 4180 quotes
+    inside = '"(?:[^"]|"")*"'  # a quoted field, whose separators do not count
+    return bool(quoted.select((regular & (line.str.replace_all(inside, "").str.count_matches(
+        separator, literal=True) == n_header - 1)).all()).item())
+
+
 def _record_lines(src: SourceBytes, n_header: int, separator: str) -> list[int] | None:
     """Check the field count of every record; return the line where each data record
     starts when that differs from "one record per physical line", else None.
@@ -476,14 +394,36 @@ def read_csv_strict(
         raise IngestError(Location(name, 2), "no_rows", "el archivo no tiene filas de datos",
                           "the file has no data rows")
     # polars silently pads short lines with nulls: check the field count of every line
-    # (vectorised; the csv module walks the file only when that quick test fails).
-    starts = _record_lines(src, len(header), separator)
+    # (counts first, then vectorised; the csv module walks the file only when both fail).
+    one_line = _one_record_per_line(src.text, df.height, len(header), separator)
+    starts = None if one_line else _record_lines(src, len(header), separator)
     if starts is not None and len(starts) == df.height:
         df = df.with_columns(pl.Series("__line", starts, dtype=pl.Int64))
     else:
         df = df.with_row_index("__line", offset=2).with_columns(pl.col("__line").cast(pl.Int64))
-    refuse_hostile_text(df, name)  # one vectorised pass per text column
+    # one vectorised pass per text column, unless no field can hold a control character
+    refuse_hostile_text(df, name, clean=one_line and _no_control_characters(src.text))
     return df
+
+
+_C0_BYTES: Final = bytes([*range(0x0A), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])  # not \n, \r
+_NOT_C0: Final = bytes(b for b in range(256) if b not in _C0_BYTES)
+#: C1 controls and the bidi overrides and isolates, as UTF-8 bytes
+_C1_UTF8: Final = re.compile(rb"\xc2[\x80-\x9f]")
+_BIDI_UTF8: Final = re.compile(rb"\xe2(?:\x80[\xaa-\xae]|\x81[\xa6-\xa9])")
+
+
+def _no_control_characters(text: bytes) -> bool:
+    """True when the UTF-8 text of a CSV whose records are one line each holds no
+    character of :data:`~escrutinio.sources.sanitize.CONTROL_CLASS` except its line ends
+    (``\\n``, ``\\r\\n``), so that no field does: a few byte scans in C, cheaper than
+    a regex over every text column."""
+    bare = text.translate(None, _NOT_C0)  # only the C0 controls and DEL are left
+    if bare.strip(b"\n\r"):
+        return False
+    if b"\r" in text and text.count(b"\r") != text.count(b"\r\n"):
+        return False  # a carriage return that does not end a line
+    return _C1_UTF8.search(text) is None and _BIDI_UTF8.search(text) is None
 
 
 #: invisible characters never legitimate in any field: NUL and the bidi overrides/isolates
@@ -492,18 +432,18 @@ _NEVER_CLASS: Final = "[\\x00\\u202a-\\u202e\\u2066-\\u2069]"
 _ID_NAME_RE: Final = r"^(acta_id|polling_place|code|name|.*_code|.*_name)$"
 
 
-def refuse_hostile_text(df: pl.DataFrame, file: str) -> None:
+def refuse_hostile_text(df: pl.DataFrame, file: str, *, clean: bool = False) -> None:
     """Refuse, naming line and field: NUL and bidi controls in any text field; any control
     character (line breaks, tabs...) in an id, code or name column; an ``acta_id`` a
-    spreadsheet would run as a formula. Vectorised: one pass per column."""
-    import re
-
+    spreadsheet would run as a formula. Vectorised: one pass per column. ``clean``: the
+    caller knows no field holds a control character (only the formula check is left)."""
     cols = [c for c, t in df.schema.items() if t == pl.String and c != "__line"]
     if not cols:
         return
     strict = [c for c in cols if re.match(_ID_NAME_RE, c)]
-    checks = ([(c, _NEVER_CLASS, "control_character") for c in cols if c not in strict]
-              + [(c, CONTROL_CLASS, "control_character") for c in strict])
+    checks = [] if clean else (
+        [(c, _NEVER_CLASS, "control_character") for c in cols if c not in strict]
+        + [(c, CONTROL_CLASS, "control_character") for c in strict])
     checks += [("acta_id", FORMULA_PATTERN, "formula_id")] * ("acta_id" in cols)
     if not checks:
         return
@@ -683,13 +623,12 @@ def _first_bad_text(frame: pl.DataFrame, columns: Iterable[str]) -> tuple[str, i
     cols = [c for c in columns if c in frame.columns and frame.schema[c] == pl.String]
     if not cols:
         return None
-    hits = frame.select([pl.col(c).str.contains(CONTROL_CLASS).fill_null(False).arg_max()
-                         .alias(c) for c in cols]
-                        + [pl.col(c).str.contains(CONTROL_CLASS).fill_null(False).any()
-                           .alias(f"__any_{c}") for c in cols]).row(0, named=True)
-    for c in cols:
-        if hits[f"__any_{c}"]:
-            return c, int(hits[c])
+    hits = frame.select([pl.col(c).str.contains(CONTROL_CLASS).fill_null(False).any()
+                         for c in cols]).row(0)
+    for c, hit in zip(cols, hits, strict=True):
+        if hit:  # where: only in the column that has one (one pass less over the others)
+            return c, int(frame.select(pl.col(c).str.contains(CONTROL_CLASS).fill_null(False)
+                                       .arg_max()).item())
     return None
 
 

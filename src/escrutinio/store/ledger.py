@@ -48,6 +48,7 @@ import polars as pl
 
 from escrutinio.domain import ACTA_COLUMNS, UNIT_COLUMNS, VOTE_TYPE, Contest, SnapshotKind
 from escrutinio.errors import EscrutinioError, NotFoundError, UnknownReferenceError
+from escrutinio.sources.base import ParsedSnapshot
 from escrutinio.store.base import SnapshotInfo, Store
 
 LEDGER_VERSION = 1  # layout of snapshot entries and row proofs (unchanged in format 2)
@@ -267,6 +268,17 @@ class SnapshotRows:
     keys: list[str]
     leaves: list[bytes]
     frame: pl.DataFrame
+    #: what the ledger stores of them, when already computed (:func:`parsed_rows`, in a
+    #: thread): ``merkle_root(leaves)`` and the keys as JSON
+    root: str | None = None
+    keys_json: str | None = None
+
+    def merkle_root(self) -> str:
+        return merkle_root(self.leaves) if self.root is None else self.root
+
+    def keys_text(self) -> str:
+        return (json.dumps(self.keys, ensure_ascii=False) if self.keys_json is None
+                else self.keys_json)
 
 
 def snapshot_rows(store: Store, info: SnapshotInfo) -> SnapshotRows:
@@ -291,6 +303,41 @@ def snapshot_rows(store: Store, info: SnapshotInfo) -> SnapshotRows:
     return SnapshotRows(columns, keys, leaf_hashes(frame), frame)
 
 
+def parsed_rows(snap: ParsedSnapshot) -> SnapshotRows | None:
+    """What :func:`snapshot_rows` will read back once ``snap`` is stored, computed from the
+    parsed frame instead, so that the leaves can be hashed while the store writes the rows
+    (:func:`escrutinio.service.ingest`). Only for per-acta snapshots whose acta ids are
+    unique (validation rejects duplicates): both stores return their rows in acta_id
+    order, bytewise, which is polars' order too, and the values they return are the ones
+    written (text, integers, booleans, NULLs). None otherwise: the rows are then read
+    back from the store, as always. ``tests/test_ledger.py`` checks that both ways give
+    the same keys, leaves and root."""
+    if snap.kind is not SnapshotKind.ACTAS:
+        return None
+    frame = snap.frame
+    ids = frame["acta_id"]
+    if ids.null_count() or ids.n_unique() != ids.len():
+        return None
+    if not ids.is_sorted():
+        frame = frame.sort("acta_id")
+    columns = list(ACTA_COLUMNS) + snap.contest.candidate_columns
+    frame = frame.select(columns).cast(pl.Schema(
+        dict(ACTA_COLUMNS) | {c: pl.Int64() for c in snap.contest.candidate_columns}))
+    keys = frame["acta_id"].to_list()
+    leaves = leaf_hashes(frame)
+    return SnapshotRows(columns, keys, leaves, frame, merkle_root(leaves), _keys_json(keys))
+
+
+def _keys_json(keys: list[str]) -> str:
+    """``json.dumps(keys, ensure_ascii=False)``, by a join when no key holds a character
+    that JSON escapes (a quote, a backslash, a control character)."""
+    body = '", "'.join(keys)  # its only quotes are the separators' when no key holds one
+    if body.isprintable() and body.count('"') == 2 * max(len(keys) - 1, 0) \
+            and "\\" not in body:
+        return f'["{body}"]' if keys else "[]"
+    return json.dumps(keys, ensure_ascii=False)
+
+
 def snapshot_entry(store: Store, info: SnapshotInfo, rows: SnapshotRows) -> dict[str, object]:
     return {
         "v": LEDGER_VERSION, "type": "snapshot",
@@ -302,7 +349,7 @@ def snapshot_entry(store: Store, info: SnapshotInfo, rows: SnapshotRows) -> dict
         "part": info.part, "parser": info.parser, "n_rows": info.n_rows,
         "n_rejected": info.n_rejected, "n_findings": info.n_findings,
         "columns": rows.columns, "tree_size": len(rows.leaves),
-        "merkle_root": merkle_root(rows.leaves),
+        "merkle_root": rows.merkle_root(),
     }
 
 
@@ -353,11 +400,15 @@ def head(store: Store) -> tuple[int, str]:
     return (int(rows[0][0]), str(rows[0][1])) if rows else (0, GENESIS)
 
 
-def append_new(store: Store, *, in_transaction: bool = False) -> list[LedgerEntry]:
+def append_new(store: Store, *, in_transaction: bool = False,
+               rows: Mapping[str, Callable[[], SnapshotRows | None]] | None = None
+               ) -> list[LedgerEntry]:
     """Append every stored snapshot that is not in the chain yet (in as_of order).
     Idempotent. ``in_transaction``: run inside the caller's open transaction (how
     :func:`escrutinio.service.ingest` logs a snapshot in the transaction that stores it);
-    otherwise in a transaction of its own (``log-sync``). Returns the new entries."""
+    otherwise in a transaction of its own (``log-sync``). ``rows``: snapshot id -> a
+    function giving its rows as :func:`parsed_rows` computed them (None: read them back).
+    Returns the new entries."""
     added: list[LedgerEntry] = []
     with _joined(store) if in_transaction else _transaction(store):
         if not _has_tables(store):  # DDL only when needed: a role without CREATE can log
@@ -371,8 +422,10 @@ def append_new(store: Store, *, in_transaction: bool = False) -> list[LedgerEntr
         for info in store.list_snapshots():
             if info.snapshot_id in logged:
                 continue
-            rows = snapshot_rows(store, info)
-            entry = snapshot_entry(store, info, rows)
+            known = rows[info.snapshot_id]() if rows and info.snapshot_id in rows else None
+            snap_rows = (known if known is not None and len(known.leaves) == info.n_rows
+                         else snapshot_rows(store, info))
+            entry = snapshot_entry(store, info, snap_rows)
             text = _canonical_json(entry)
             seq += 1
             h = entry_hash(prev, text)
@@ -380,8 +433,7 @@ def append_new(store: Store, *, in_transaction: bool = False) -> list[LedgerEntr
             _exec(store, "INSERT INTO ledger_entries VALUES (?, ?, ?, ?, ?, ?, ?)",
                   [seq, "snapshot", info.snapshot_id, text, prev, h, now])
             _exec(store, "INSERT INTO ledger_leaves VALUES (?, ?, ?)",
-                  [info.snapshot_id, json.dumps(rows.keys, ensure_ascii=False),
-                   b"".join(rows.leaves)])
+                  [info.snapshot_id, snap_rows.keys_text(), b"".join(snap_rows.leaves)])
             added.append(LedgerEntry(seq, "snapshot", info.snapshot_id, entry, prev, h, now))
             prev = h
     return added
