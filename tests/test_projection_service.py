@@ -295,6 +295,14 @@ def test_replay_units_keeps_pct_counted_and_is_strict_json(db: Path) -> None:
     # the provenance names the baseline every cut was projected with (the first round)
     assert r["provenance"]["parameters"]["baseline"]["contest_id"] == FIRST
     assert r["provenance"]["parameters"]["basis"] == "units"
+    # as text, cuts of several snapshots at one time say which snapshot each row is
+    text = _cli(db, "--lang", "en", "replay", "--contest", RUNOFF, "--mode", "units",
+                "--sims", "300", "--from-pct", "90")
+    assert text.exit_code == 0
+    times = [c["as_of"] for c in r["cuts"]]
+    assert len(set(times)) < len(times)  # department and district cuts of one minute
+    assert "┃ snapshot" in text.stdout
+    assert "ONPE departamento" in text.stdout and "ONPE distrito" in text.stdout
 
 
 def test_a_cut_that_cannot_be_projected_is_skipped(db: Path) -> None:

@@ -9,6 +9,7 @@ format the results (``--json`` for the machine-readable twin). Register with
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -236,6 +237,14 @@ def register(app: typer.Typer) -> None:
         _print_replay(res, c)
 
 
+def _without_time(label: str, as_of: datetime | None) -> str:
+    """A snapshot label without the time the table shows beside it."""
+    if as_of is None:
+        return label
+    stamp = as_of.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return label.replace(stamp, "").strip() or label
+
+
 def _print_replay(res: Any, c: Contest) -> None:
     names = {x.code: x.name for x in c.candidates}
     a, b = names.get(res.candidate_a, res.candidate_a), names.get(res.candidate_b,
@@ -244,7 +253,12 @@ def _print_replay(res: Any, c: Contest) -> None:
               f"{T('cortes', 'cuts')}); {T('margen final', 'final margin')} {a} − {b}: "
               f"{res.final_margin:+,}")
     table = Table()
-    for col in (T("corte (UTC)", "cut (UTC)"), T("% contab.", "% counted"),
+    # cuts of several snapshots at one time (departments, provinces, districts): say which
+    times = [x.as_of for x in res.cuts]
+    shared = len(set(times)) < len(times)
+    for col in (T("corte (UTC)", "cut (UTC)"), *([T("instantánea", "snapshot")] if shared
+                                                  else []),
+                T("% contab.", "% counted"),
                 T("conteo", "raw"), T("ingenuo", "naive"), T("proyección", "projection"),
                 T("intervalo 90%", "90% interval"), f"P({a.split()[0]})",
                 T("proyección", "call")):
@@ -254,6 +268,7 @@ def _print_replay(res: Any, c: Contest) -> None:
         call = (names.get(x.call_winner, x.call_winner) if x.call_status == "called"
                 else T("muy ajustado", "too close"))
         table.add_row(f"{x.as_of:%d %b %H:%M}" if x.as_of else x.label,
+                      *([_without_time(x.label, x.as_of)[:40]] if shared else []),
                       f"{x.pct_counted:.2f}" if x.pct_counted is not None else "—",
                       f"{x.raw_margin:+,}",
                       f"{x.naive_margin:+,.0f}" if x.naive_margin is not None else "—",
