@@ -528,6 +528,32 @@ def test_code_and_schema_accept_and_refuse_the_same_sidecars(tmp_path, change, f
     assert (ei.value.rule, ei.value.location.field) == ("sidecar_invalid", field)
 
 
+def test_final_results_without_a_status_column(data_dir, tmp_path):
+    """Chile's mesas as most authorities publish final results: no status column. Every
+    mesa with figures is counted, one whose figures are blank is pending (never a zero),
+    and the ingest says what it assumed."""
+    data, _ = convert_chile_2021(data_dir / CHILE, tmp_path / "cl.csv",
+                                 as_of="2021-11-22T03:00:00Z")
+    full = pl.read_csv(data, infer_schema=False)
+    assert set(full["status"].unique()) == {"counted"}
+    figures = ["cast", "blank", "null", *[c for c in full.columns if c.startswith("v_")]]
+    blanked = full.drop("status").with_columns(
+        [pl.when(pl.int_range(pl.len()) < 5).then(None).otherwise(pl.col(c)).alias(c)
+         for c in figures])
+    out = tmp_path / "cl_nostatus.csv"
+    blanked.write_csv(out)
+    sidecar_path_for(out).write_bytes(sidecar_path_for(data).read_bytes())
+    snap = parse_tabular(out)
+    counts = snap.frame["status"].value_counts().sort("status")
+    assert dict(counts.iter_rows()) == {"counted": full.height - 5, "pending": 5}
+    warn = snap.findings.filter(pl.col("rule") == "ingest_warning")
+    assert warn["field"].to_list() == ["status"]
+    assert "status" in warn["message_en"][0] and "pending" in warn["message_en"][0]
+    assert snap.rejected.is_empty()
+    # with the column, nothing is assumed and nothing is said
+    assert parse_tabular(data).findings.filter(pl.col("field") == "status").is_empty()
+
+
 def test_unknown_keys_warn_and_typos_fail(tmp_path):
     text = "acta_id,status,area1_code,cast,blank,null,v_ana,v_beto\n1,counted,01,50,1,1,30,18\n"
     p = write(tmp_path, text, comentario="hola", contest=CONTEST | {"observaciones": "x"})

@@ -88,13 +88,21 @@ SIDECAR_SUFFIX: Final = ".contest.json"
 SIDECAR_SCHEMA: Final = (Path(__file__).parent / "schema" / "contest-sidecar.v2.json").resolve()
 PARQUET_MAGIC: Final = b"PAR1"
 
-ACTA_REQUIRED: Final = ("acta_id", "status", "area1_code", "cast")
+ACTA_REQUIRED: Final = ("acta_id", "area1_code", "cast")
+#: without a ``status`` column (final results, as most authorities publish them) an acta
+#: with figures is counted and one without is pending — said in a warning, never silent
+STATUS_DEFAULT_NOTE: Final = (
+    "el archivo no tiene columna 'status': las actas con 'cast' se toman como "
+    "contabilizadas y las que no lo tienen como pendientes",
+    "the file has no 'status' column: actas with 'cast' are taken as counted and those "
+    "without it as pending")
 #: a series file (many cuts in one file) has one of these columns: the cut's moment
 SERIES_COLUMNS: Final = ("as_of", "cut")
 #: figures a country's actas may not have: an absent column is unknown (null), never 0
 ABSENT_FIGURES: Final = ("electors", "blank", "null")
-ACTA_OPTIONAL: Final = ("area1_name", "area2_code", "area2_name", "area3_code", "area3_name",
-                        "abroad", "polling_place", "observation", "resolved", "challenged",
+ACTA_OPTIONAL: Final = ("status", "area1_name", "area2_code", "area2_name", "area3_code",
+                        "area3_name", "abroad", "polling_place", "observation", "resolved",
+                        "challenged",
                         *ABSENT_FIGURES, "vote_type", "batch", "ballots_issued",
                         *SERIES_COLUMNS)
 UNIT_REQUIRED: Final = ("level", "unit_code", "cast")
@@ -1285,7 +1293,13 @@ def parse_tabular_many(
     read, side = _open(p, contest_file, wanted)
     df = _vote_types(read.frame, side, name, read.fmt)
     _check_estimates(df, name, read.fmt)
+    extra_warns: list[tuple[str, str, str]] = []
     if read.kind is SnapshotKind.ACTAS:
+        if "status" not in df.columns:
+            df = df.with_columns(pl.when(pl.col("cast").is_not_null())
+                                 .then(pl.lit(ActaStatus.COUNTED.value))
+                                 .otherwise(pl.lit(ActaStatus.PENDING.value)).alias("status"))
+            extra_warns.append(("status", *STATUS_DEFAULT_NOTE))
         fills = [pl.lit(False).alias(c) for c in ("abroad", "resolved") if c not in df.columns]
         df = df.with_columns(_status_expr(), *fills)
         geography = _acta_geography(df)
@@ -1299,7 +1313,7 @@ def parse_tabular_many(
         )
         geography = _unit_geography(df)
     warns = pl.concat([_warning_rows(side.warnings, side.path),
-                       _warning_rows(read.warnings, name)])
+                       _warning_rows([*read.warnings, *extra_warns], name)])
     base_label = label or side.label or p.name
     if not any(c in df.columns for c in SERIES_COLUMNS):
         if side.as_of is None:
