@@ -247,3 +247,47 @@ def test_perus_review_lean_is_its_measurement(data_dir: Path) -> None:
     top = max(v["rms_margin_share"] for v in got.values())
     assert COURT_OUTCOMES_2021.lean_margin_sd == pytest.approx(top, abs=0.005)
     assert all(v["held_actas_counted"] > 1_000 for v in got.values())
+
+
+def test_the_court_lottery_is_per_sheet_not_per_unit() -> None:
+    """A unit's part at the court is many sheets, each annulled or not on its own: the
+    lottery's variance of 400 sheets holding V votes is 1/400 of one sheet holding V."""
+    from escrutinio.projection.engine import LevelVariance, build_cells
+
+    k = 2
+    zero = np.zeros((k, k))
+
+    def cov(sheets: float) -> np.ndarray:
+        cells = build_cells(
+            v=np.array([40_000.0]), p=np.array([[0.6, 0.4]]), tder=np.ones(1),
+            component=np.array(["jee"], dtype=object), regime=np.zeros(1, np.int64),
+            cell=np.zeros(1, np.int64), group=np.zeros(1, np.int64),
+            levels=[LevelVariance(np.zeros(1, np.int64), np.zeros(1), np.zeros(1),
+                                  (zero, zero), (0.0, 0.0))],
+            noise_share=(zero, zero), noise_turn=(0.0, 0.0), cap=np.full(1, 1e9),
+            jee=np.ones(1, bool), p_annulled=0.14, jee_scale=np.ones(1),
+            jee_sheets=np.array([sheets]))
+        return cells.cov[0]
+
+    one, many = cov(1.0), cov(400.0)
+    assert one[0, 0] > 0 and np.allclose(many, one / 400.0)
+
+
+def test_sheets_under_review_are_not_the_counts_late_arrivals() -> None:
+    """Synthetic count 96 at 98%: all that remains is observed actas (random sheets). The
+    drift of the late arrivals (a mail batch came last) must not move them: the final
+    margin (−188, a near tie) lies inside the 90% interval and no wrong candidate is
+    called."""
+    sim = cs.simulate(96)
+    fm = sim.final["a"] - sim.final["b"]
+    sizes = cs.cut_sizes(sim, pc.CUTS)
+    frames = cs.unit_frames(sim, sizes)
+    i = int(np.argmin(np.abs(pc.CUTS - 0.98)))
+    p = project_units(frames[i], cs.CONTEST, params=ModelParams(n_sims=4000, seed=96),
+                      history=frames[:i], pairs=(("a", "b"),))
+    race = next(r for r in p.races if {r.leader, r.trailer} == {"a", "b"})
+    sign = 1.0 if race.leader == "a" else -1.0
+    lo, hi = sorted((sign * race.interval(0.9).lower, sign * race.interval(0.9).upper))
+    assert lo <= fm <= hi, (lo, fm, hi)
+    if p.call.status is CallStatus.CALLED:
+        assert p.call.winner == ("a" if fm > 0 else "b")

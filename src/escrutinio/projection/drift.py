@@ -137,6 +137,11 @@ class DriftFit:
         h = remaining_total / max(remaining_total + counted_total, 1.0)
         return (float(self.common.at(remaining_total, h)) + self.stop_common) * self.shape
 
+    def scattered_factor(self, remaining: np.ndarray, units: np.ndarray) -> np.ndarray:
+        """Per-unit multiplier of :attr:`shape` for sheets scattered over their unit
+        (held for review): the sampling part of the unit term only (B/n)."""
+        return _scattered(self, remaining, units)
+
     def unit_factor(self, remaining: np.ndarray, counted: np.ndarray,
                     units: np.ndarray | None = None) -> np.ndarray:
         """Per-unit multiplier of :attr:`shape` for the unit's own deviation (``units``:
@@ -149,6 +154,14 @@ class DriftFit:
             k = np.maximum(1.0, remaining / np.maximum(self.unit_batch[units], 1.0))
             a_factor = self.persistence + (1.0 - self.persistence) / k
         return scale * self.unit.at(remaining, h, a_factor) + extra
+
+
+def _scattered(fit: DriftFit, remaining: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """The unit term of sheets scattered over a unit (not a place arriving): only the
+    part that shrinks with their votes (B/n, each unit's own scale), no lumpiness A and no
+    look-ahead."""
+    scale = 1.0 if fit.unit_scale is None else fit.unit_scale[units]
+    return scale * fit.unit.at(remaining, 0.0, 0.0)
 
 
 def _share_jacobian(p: np.ndarray) -> np.ndarray:

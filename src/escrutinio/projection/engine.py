@@ -136,6 +136,7 @@ def build_cells(
     regime: np.ndarray, cell: np.ndarray, group: np.ndarray, levels: list[LevelVariance],
     noise_share: tuple[np.ndarray, ...], noise_turn: tuple[float, ...], cap: np.ndarray,
     jee: np.ndarray, p_annulled: float, jee_scale: np.ndarray,
+    jee_sheets: np.ndarray | None = None,
 ) -> Cells:
     """Reduce predicted items (actas or units) to cells.
 
@@ -144,8 +145,11 @@ def build_cells(
     of a rate, 1 for a log), ``component`` (Component values), ``regime`` (int, indexes
     the per-regime covariances), ``cell`` (int area code), ``group`` (0 home, 1 abroad),
     ``cap`` (most votes it could add), ``jee`` (bool: subject to the annulment lottery)
-    and ``jee_scale`` (its unscaled votes / scaled ones). Cells are (component, regime,
-    cell); shock index = 2·group + regime.
+    and ``jee_scale`` (its unscaled votes / scaled ones); ``jee_sheets``: how many sheets
+    an item under review holds (a unit's part at the court: each sheet is annulled or not
+    on its own, so the lottery's variance is divided by their number; default 1, an acta).
+    Cells are (component, regime, cell); shock index = 2·group + regime (group 2: a third
+    set of shocks, e.g. sheets under review).
     """
     k = p.shape[1]
     n = v.size
@@ -194,11 +198,13 @@ def build_cells(
     jee_rate = np.zeros((nc, k))
     if jee.any():
         mf = m[jee] * jee_scale[jee, None]
-        cov += group_outer(mf, np.full(mf.shape[0], p_annulled * (1 - p_annulled)),
-                           inv[jee], nc)
+        sheets = np.ones(mf.shape[0]) if jee_sheets is None else \
+            np.maximum(np.asarray(jee_sheets, dtype=float)[jee], 1.0)
+        cov += group_outer(mf, p_annulled * (1 - p_annulled) / sheets, inv[jee], nc)
         jee_rate = group_sum(np.where(jee[:, None], m * jee_scale[:, None], 0.0), inv, nc)
     cap_c = np.repeat(group_sum(cap, inv, nc)[:, None], k, axis=1)
-    grp = (group_sum(group.astype(float), inv, nc) > 0).astype(np.int64)
+    grp = np.zeros(nc, dtype=np.int64)
+    np.maximum.at(grp, inv, group.astype(np.int64))
     return Cells(m_c, g_c, u_c, cov, cap_c, 2 * grp + reg_c,
                  component[first].astype(object), jee_rate, np.bincount(inv, minlength=nc))
 

@@ -283,14 +283,19 @@ def prepare_units(
     # with a baseline, the unit term's prior is the spread of the swing between units
     swing = regimes["B"].share_fit.levels[-1].cov if "B" in regimes else None
     drift = _unit_drift(fine, cols, votes, history, counted_votes, rem_u, swing)
+    # sheets held for review, where the country measured how they lean, are scattered over
+    # their unit: the count's arrival drift (centre, volume, common shock) is not theirs
+    scattered = is_jee & (jee.lean_margin_sd is not None)
     if drift.volume_center is not None and own_t.any():
         # the valid votes per acta still to come move like those of the recent batches
-        t_hat[own_t] += drift.volume_center[idx[own_t]]
+        moved = own_t & ~scattered
+        t_hat[moved] += drift.volume_center[idx[moved]]
         vpa = np.exp(t_hat)
         v = np.where(ext > 0, ext, acts * vpa) * scale
         rem_u = np.zeros(n)
         np.add.at(rem_u, idx, v)
-    z_hat[own] = la.clr(votes[idx[own]]) + drift.center[idx[own]]
+    z_hat[own] = la.clr(votes[idx[own]]) + np.where(scattered[own, None], 0.0,
+                                                    drift.center[idx[own]])
     p = la.softmax(z_hat)
     # with an external estimate of the votes to come, the volume is given: no turnout shock
     tder = np.where(ext > 0, 0.0, 1.0)
@@ -331,18 +336,25 @@ def prepare_units(
     # (JeeOutcomes.lean_margin_sd), that is their deviation instead
     own_f = drift.unit_factor(rem_u[idx], valid[idx], idx)
     if jee.lean_margin_sd is not None:
-        own_f = np.where(is_jee, jee.lean_margin_sd ** 2 / 2.0, own_f)
+        # scattered sheets: their sampling (the B/n part of the unit term, n their votes)
+        # plus the lean measured for such sheets; no lumpiness, no look-ahead
+        own_f = np.where(scattered, jee.lean_margin_sd ** 2 / 2.0
+                         + drift.fit.scattered_factor(v, idx), own_f)
     levels.append(LevelVariance(
         a3[idx], np.where(own, own_f, 0.0),
         np.where(own_t, drift.turnout_unit, 0.0), (drift.shape, drift.shape),
         (1.0, 1.0)))
     zero_k = np.zeros((k, k))
+    # shock groups: home 0, abroad 1; sheets under review with a measured lean, 2: the
+    # count's arrival drift (how late places differ) is not theirs — their lean is
+    group = abroad[idx].astype(np.int64)
+    group = np.where(scattered & own, 2, group)
     cells = concat_cells([build_cells(
         v=v, p=p, tder=tder, component=comp, regime=reg_i,
         cell=type_idx[idx] if len(type_names) > 1 else a1[idx],
-        group=abroad[idx].astype(np.int64), levels=levels, noise_share=(zero_k, zero_k),
+        group=group, levels=levels, noise_share=(zero_k, zero_k),
         noise_turn=(0.0, 0.0), cap=cap, jee=is_jee, p_annulled=jee.p_annulled,
-        jee_scale=1.0 / scale)], k)
+        jee_scale=1.0 / scale, jee_sheets=np.where(is_jee, acts, 1.0))], k)
     expected_rest = cells.m.sum() if cells.m.size else 0.0
     counted_fraction = float(counted_votes.sum() / max(1.0, counted_votes.sum()
                                                         + expected_rest))
@@ -490,8 +502,11 @@ def _drift_shocks(drift: _UnitDrift, remaining_total: float, counted_total: floa
                "no earlier cut: declared drift priors (docs/projection.md)")
         + (f"; common shock Student t, {d.tail_df:.0f} df" if d.tail_df else ""),
     )
-    return Shocks((cs, cs, cs, cs), (ct,) * 4, (0, 0, 1, 1), jee_sd, scales,
-                  tail_df=d.tail_df)
+    # group 2 (sheets under review, when the country measured their lean): no drift
+    # shock; the turnout shock of home
+    zero = np.zeros_like(cs)
+    return Shocks((cs, cs, cs, cs, zero, zero), (ct,) * 6, (0, 0, 1, 1, 0, 0), jee_sd,
+                  scales, tail_df=d.tail_df)
 
 
 def project_units(
