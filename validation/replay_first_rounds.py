@@ -573,14 +573,21 @@ def replay_2021_first_round(params: ModelParams, *, max_cuts: int | None = None,
             out.append("Final (11 May, 100%): " + ", ".join(
                 f"{NAMES[c]} {final[c]:,}" for c in ("perulibre", "fp", "rp", "avpais"))
                 + "\n")
-            for k, res in enumerate(rep.results):
-                if rep.truths[k] != rep.truths[0]:
-                    continue
-                out.append(f"#### {NAMES[res.candidate_a]} v {NAMES[res.candidate_b]} "
-                           f"(truth: {rep.truths[k]})\n")
-                out.append(block(rep, k) + "\n")
-                out.append(cut_table(rep, k) + "\n")
+            out.extend(race_sections(rep))
     return reps
+
+
+def race_sections(rep: Replay) -> list[str]:
+    """The markdown of each race of a replay scored against its first truth."""
+    lines = []
+    for k, res in enumerate(rep.results):
+        if rep.truths[k] != rep.truths[0]:
+            continue
+        lines.append(f"#### {NAMES[res.candidate_a]} v {NAMES[res.candidate_b]} "
+                     f"(truth: {rep.truths[k]})\n")
+        lines.append(block(rep, k) + "\n")
+        lines.append(cut_table(rep, k) + "\n")
+    return lines
 
 
 def replay_2026_first_round(params: ModelParams, *, max_cuts: int | None = None,
@@ -635,13 +642,7 @@ def replay_2026_first_round(params: ModelParams, *, max_cuts: int | None = None,
                 f"{NAMES[c]} {counted[c]:,}" for c in ("fujimori", "sanchez", "lopez_aliaga"))
                 + f"; districts of the replay not in the bundle: {len(lacking)}; % counted ="
                 " valid votes counted / those implied by conteo\n")
-            for k, res in enumerate(rep.results):
-                if rep.truths[k] != rep.truths[0]:
-                    continue
-                out.append(f"#### {NAMES[res.candidate_a]} v {NAMES[res.candidate_b]} "
-                           f"(truth: {rep.truths[k]})\n")
-                out.append(block(rep, k) + "\n")
-                out.append(cut_table(rep, k) + "\n")
+            out.extend(race_sections(rep))
     return reps
 
 
