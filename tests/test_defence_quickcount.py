@@ -126,6 +126,7 @@ def test_fusion_with_the_official_partial_count(universe: pl.DataFrame) -> None:
     assert max(widths) < 0.0015  # far narrower than the quick count alone (~0.006)
 
 
+@pytest.mark.slow  # seconds of Monte-Carlo / random inputs: make test runs it
 def test_repeated_sampling_reduced(universe: pl.DataFrame) -> None:
     """300 quick counts of 1,500 mesas: 95% intervals cover the true share (the full
     validation runs 1,000; binomial sd at 300 runs is 1.3 points)."""

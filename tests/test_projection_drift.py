@@ -105,6 +105,7 @@ def test_an_unseen_vote_type_keeps_the_door_open() -> None:
             assert p.call.winner == winner
 
 
+@pytest.mark.slow  # seconds of Monte-Carlo / random inputs: make test runs it
 @pytest.mark.parametrize("granularity", ["units", "series"])
 def test_synthetic_counts_reduced(granularity: str) -> None:
     """20 synthetic counts (the full 1,000 are in validation/RESULTS-projection.md): no

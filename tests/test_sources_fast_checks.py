@@ -97,6 +97,7 @@ def test_control_characters(text: bytes, clean: bool) -> None:
     assert _hostile(text, ",") is not clean
 
 
+@pytest.mark.slow  # seconds of Monte-Carlo / random inputs: make test runs it
 def test_random_csv_text() -> None:
     """Seeded random CSV text full of quotes, separators, line breaks, carriage returns,
     tabs and null tokens: the fast answers are never more lenient than the slow ones, and
