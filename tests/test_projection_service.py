@@ -303,6 +303,12 @@ def test_replay_units_keeps_pct_counted_and_is_strict_json(db: Path) -> None:
     assert len(set(times)) < len(times)  # department and district cuts of one minute
     assert "┃ snapshot" in text.stdout
     assert "ONPE departamento" in text.stdout and "ONPE distrito" in text.stdout
+    # this store's latest per-acta state (8 June 11:21) still had actas at the JEE: the
+    # replay is scored against a count that had not ended, and says so
+    fp = r["final_pct_counted"]
+    assert fp is not None and 90.0 < fp < 100.0
+    assert f"{fp:.2f}% of actas counted" in " ".join(text.stdout.split())
+    assert "--final" in text.stdout
 
 
 def test_a_cut_that_cannot_be_projected_is_skipped(db: Path) -> None:

@@ -252,6 +252,15 @@ def _print_replay(res: Any, c: Contest) -> None:
     out.print(f"[bold]{c.name}[/] — replay ({res.basis}, {res.n_cuts} "
               f"{T('cortes', 'cuts')}); {T('margen final', 'final margin')} {a} − {b}: "
               f"{res.final_margin:+,}")
+    fp = res.final_pct_counted
+    if fp is not None and fp < 100.0:
+        out.print("[yellow]" + T(
+            f"Atención: el estado tomado como final tiene {fp:.2f}% de actas contabilizadas: "
+            "cada corte se mide contra un conteo que aún no había terminado (dé el final "
+            "con --final)",
+            f"Warning: the state scored as the final has {fp:.2f}% of actas counted: every "
+            "cut is measured against a count that had not ended (give the final with "
+            "--final)") + "[/]")
     table = Table()
     # cuts of several snapshots at one time (departments, provinces, districts): say which
     times = [x.as_of for x in res.cuts]

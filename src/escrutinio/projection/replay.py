@@ -124,6 +124,9 @@ class ReplayResult:
     elapsed_seconds: float
     provenance: Provenance = field(default_factory=lambda: Provenance((), "replay"))
     skipped: tuple[SkippedCut, ...] = ()  # cuts that could not be projected, with why
+    #: % counted of the state scored as the final (None: unknown); below 100 the scores
+    #: measure the projection against a state that was not the end of the count
+    final_pct_counted: float | None = None
 
     def coverage_at(self, level: float) -> Coverage:
         for c in self.coverage:

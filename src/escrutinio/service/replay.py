@@ -44,6 +44,18 @@ def _final_votes(store: Store, info: SnapshotInfo, contest: Contest) -> dict[str
     return unit_cut(store, info).counted(contest)
 
 
+def _final_pct(store: Store, info: SnapshotInfo) -> float | None:
+    """% counted of the state the replay scores as the final: its actas counted (final
+    states: counted, annulled, not installed) over all, or a unit cut's own figure."""
+    from escrutinio.domain import CONTABILIZADA
+
+    if info.kind is SnapshotKind.ACTAS:
+        st = stored_frame(store, info)["status"]
+        return 100.0 * float(st.is_in([x.value for x in CONTABILIZADA]).mean() or 0.0) \
+            if st.len() else None
+    return unit_cut(store, info).pct_counted
+
+
 def _series_fraction(store: Store, info: SnapshotInfo,
                      md: dict[str, dict[str, str]] | None = None) -> float | None:
     """Fraction counted of a national cut: its acta counts, else the source's own figure
@@ -87,8 +99,10 @@ def replay(store: Store, *, params: ModelParams, contest_id: str | None = None,
         ids = (*ids, base.info.snapshot_id)
     parameters = {**res.provenance.parameters, "basis": res.basis, "baseline": desc,
                   "n_sims": params.n_sims}
+    fin = _final_info(store, res.contest_id, final_ref)
     return replace(res, provenance=replace(res.provenance, parameters=parameters,
-                                           snapshot_ids=ids))
+                                           snapshot_ids=ids),
+                   final_pct_counted=_final_pct(store, fin))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,19 +123,32 @@ class _Cuts:
         return order[0], order[1]
 
 
-def _cuts(store: Store, contest_id: str, final_ref: str | None) -> _Cuts:
-    c = store.contest(contest_id)
+def _by_kind(store: Store, contest_id: str
+             ) -> tuple[list[SnapshotInfo], list[SnapshotInfo], list[SnapshotInfo]]:
+    """A contest's snapshots with rows: per acta, national unit cuts, subnational ones."""
     snaps = [s for s in store.list_snapshots(contest_id) if s.n_rows]
     actas = [s for s in snaps if s.kind is SnapshotKind.ACTAS]
     nat = [s for s in snaps if s.kind is SnapshotKind.UNITS and s.level == "national"]
     sub = [s for s in snaps if s.kind is SnapshotKind.UNITS and s.level not in
            (None, "national")]
+    return actas, nat, sub
+
+
+def _final_info(store: Store, contest_id: str, final_ref: str | None) -> SnapshotInfo:
+    """The state a replay scores as the final: ``final_ref``, else the latest per-acta
+    snapshot, else the latest national cut, else the latest subnational one."""
     if final_ref is not None:
-        fin_info = store.snapshot(final_ref, contest_id=contest_id)
-    elif actas or nat or sub:
-        fin_info = (actas or nat or sub)[-1]
-    else:
+        return store.snapshot(final_ref, contest_id=contest_id)
+    actas, nat, sub = _by_kind(store, contest_id)
+    if not (actas or nat or sub):
         raise EscrutinioError("no hay instantáneas para reproducir", "no snapshots to replay")
+    return (actas or nat or sub)[-1]
+
+
+def _cuts(store: Store, contest_id: str, final_ref: str | None) -> _Cuts:
+    c = store.contest(contest_id)
+    actas, nat, sub = _by_kind(store, contest_id)
+    fin_info = _final_info(store, contest_id, final_ref)
     return _Cuts(c, actas, nat, sub, fin_info, _final_votes(store, fin_info, c))
 
 
