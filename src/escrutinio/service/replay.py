@@ -51,8 +51,8 @@ def _final_pct(store: Store, info: SnapshotInfo) -> float | None:
 
     if info.kind is SnapshotKind.ACTAS:
         st = stored_frame(store, info)["status"]
-        return 100.0 * float(st.is_in([x.value for x in CONTABILIZADA]).mean() or 0.0) \
-            if st.len() else None
+        done = int(st.is_in([x.value for x in CONTABILIZADA]).sum())
+        return 100.0 * done / st.len() if st.len() else None
     return unit_cut(store, info).pct_counted
 
 
