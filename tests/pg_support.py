@@ -209,3 +209,13 @@ class PgServer:
         if self._temp is not None:
             self._temp.stop()
             self._temp = None
+
+
+def scrub(value: object, volatile: frozenset[str]) -> object:
+    """A JSON answer without the keys that legitimately differ between two stores (ids,
+    paths, times): what the DuckDB/PostgreSQL comparisons compare."""
+    if isinstance(value, dict):
+        return {k: scrub(v, volatile) for k, v in value.items() if k not in volatile}
+    if isinstance(value, list):
+        return [scrub(v, volatile) for v in value]
+    return value
