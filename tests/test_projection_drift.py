@@ -67,6 +67,62 @@ def test_a_steady_trend_is_learned_and_anticipated() -> None:
     assert lo <= truth[0] - truth[1] <= hi
 
 
+def test_a_series_keeps_its_prior_apart_as_a_mixture() -> None:
+    """A national series cannot see what kind of votes remain: the declared prior is not
+    blended into the scale learned from the count (which it would dominate: a 21-point
+    prior against batches that move a few points) but kept apart, with probability
+    w0/(w0 + residuals) — so a calm count gets a narrow core and still a heavy tail.
+    Per-unit data keeps the blend (the parts still to come are visible unit by unit)."""
+    rng = np.random.default_rng(3)
+    cum = np.zeros(2)
+    hist = []
+    for _ in range(30):
+        share = 0.5 + rng.normal(0, 0.004)
+        cum = cum + np.array([share, 1 - share]) * 100_000
+        hist.append(cum.copy())
+    series = fit_drift(np.array(hist)[:, None, :])
+    n = series.common.n_resid
+    assert n == 29 and not series.common.blend
+    prob, cov = series.prior_mix()
+    assert prob == pytest.approx(PRIOR_WEIGHT / (PRIOR_WEIGHT + n))
+    assert float(series.common.at(50_000.0)) < series.common.prior / 20  # the count's own
+    assert np.trace(cov) == pytest.approx(series.common.prior * np.trace(series.shape))
+    two = np.stack([np.array(hist), np.array(hist) * 0.7], axis=1)  # two units
+    units = fit_drift(two)
+    assert units.common.blend and units.prior_mix()[0] == 0.0
+    # the projection draws the mixture: the 50% interval is narrow, the 99% one is not
+    p = project_series([(h.tolist(), (i + 1) / 40) for i, h in enumerate(hist)], RUNOFF,
+                       params=ModelParams(n_sims=20_000, seed=2, levels=(0.5, 0.99)))
+    iv = {i.level: (i.upper - i.lower) / 2 for i in p.races[0].intervals}
+    assert iv[0.99] > 4 * iv[0.5] * 2.576 / 0.674  # much heavier than a normal's tail
+
+
+def test_isotropic_prior_means_what_it_says() -> None:
+    """``isotropic_clr_cov(k, sd)``: the log-ratio of any two candidates has SD ``sd``
+    (it had sd/√2 until the seventh session: the declared priors were 30% narrower)."""
+    from escrutinio.projection import linalg as la
+
+    for k in (2, 3, 5):
+        cov = la.isotropic_clr_cov(k, 0.8)
+        for i, j in ((0, 1), (0, k - 1)):
+            d = np.zeros(k)
+            d[i], d[j] = 1.0, -1.0
+            assert float(d @ cov @ d) == pytest.approx(0.64)
+
+
+@pytest.mark.slow  # parses two national per-acta files
+def test_the_prior_on_an_unseen_vote_type_is_the_measured_late_lean(data_dir: Path) -> None:
+    """PRIOR_TYPE_SD is declared from real counts (validation/late_lean.py), not from the
+    synthetic ones: the RMS lean of late blocks, rounded to one decimal."""
+    import late_lean
+
+    from escrutinio.projection.model import PRIOR_TYPE_SD
+
+    res = late_lean.measure()
+    assert res["pooled_n"] >= 30
+    assert round(float(res["pooled_rms"]), 1) == PRIOR_TYPE_SD  # type: ignore[arg-type]
+
+
 def test_json_of_a_drift_projection_is_strict() -> None:
     p = project_series([([520_000, 480_000], 0.8), ([600_000, 570_000], 0.9)], RUNOFF,
                        params=ModelParams(n_sims=500))

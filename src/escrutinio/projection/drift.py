@@ -95,6 +95,13 @@ class VarianceModel:
     w0: float = PRIOR_WEIGHT
     s2: float = 0.0
     h_max: float = 1.0  # the longest look-ahead measured: S·h² up to it, linear beyond
+    #: False: the prior is not blended into the fit but kept apart as a mixture component
+    #: of probability :attr:`prior_prob` (see :meth:`DriftFit.prior_mix`)
+    blend: bool = True
+
+    @property
+    def prior_prob(self) -> float:
+        return 0.0 if self.blend or self.n_resid == 0 else self.w0 / (self.w0 + self.n_resid)
 
     def at(self, n: np.ndarray | float, h: np.ndarray | float = 0.0,
            a_factor: np.ndarray | float = 1.0) -> np.ndarray:
@@ -105,6 +112,8 @@ class VarianceModel:
         fit = self.a * np.asarray(a_factor, dtype=float) + self.b / n_arr + self.s2 * ahead
         if self.n_resid == 0:
             return np.full(n_arr.shape, self.prior)
+        if not self.blend:
+            return np.asarray(fit, dtype=float) * np.ones(n_arr.shape)
         return (self.w0 * self.prior + self.n_resid * fit) / (self.w0 + self.n_resid)
 
 
@@ -136,6 +145,10 @@ class DriftFit:
     def common_cov(self, remaining_total: float, counted_total: float) -> np.ndarray:
         h = remaining_total / max(remaining_total + counted_total, 1.0)
         return (float(self.common.at(remaining_total, h)) + self.stop_common) * self.shape
+
+    def prior_mix(self) -> tuple[float, np.ndarray]:
+        """The common term's prior kept apart: (probability, clr covariance)."""
+        return self.common.prior_prob, self.common.prior * self.shape
 
     def scattered_factor(self, remaining: np.ndarray, units: np.ndarray) -> np.ndarray:
         """Per-unit multiplier of :attr:`shape` for sheets scattered over their unit
@@ -448,7 +461,7 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
         shape = shape + emp
     shape = shape / max(float(np.trace(jac @ shape @ jac.T)), 1e-12)
     common = VarianceModel(a_c, b_c, cap_c, int(cr.shape[0]), q_common0, s2=s2_c,
-                           h_max=hmax_c)
+                           h_max=hmax_c, blend=n_units > 1)
     unit = VarianceModel(a_u, b_u, cap_u, int(ur.shape[0]), q_unit0, s2=s2_u, h_max=hmax_u)
     tail = max(MIN_TAIL_DF, cr.shape[0] + PRIOR_WEIGHT) if cr.shape[0] else None
     diag: dict[str, object] = {
@@ -459,6 +472,7 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
         "common_lookahead": s2_c, "unit_lookahead": s2_u,
         "common_lookahead_h_max": hmax_c, "unit_lookahead_h_max": hmax_u,
         "unit_prior_q": q_unit0,
+        "prior_mixture_prob": common.prior_prob,
         "center_share_shift_max": float(np.abs(center @ jac.T).max()) if center.size else 0.0,
     }
     wr = np.maximum(rem, 0.0)

@@ -97,6 +97,11 @@ class Shocks:
     #: simulation, one more shared shift of covariance ``break_cov`` (group 0's shocks)
     break_prob: float = 0.0
     break_cov: np.ndarray | None = None
+    #: the count's history may not speak for what remains: with probability ``mix_prob``
+    #: per simulation and group, shock j gets one more shift of covariance ``mix_cov[j]``
+    #: (the declared prior's, :mod:`escrutinio.projection.drift`)
+    mix_prob: float = 0.0
+    mix_cov: tuple[np.ndarray, ...] | None = None
 
 
 def sqrt_psd(m: np.ndarray) -> np.ndarray:
@@ -232,27 +237,11 @@ def _make_call(p_ahead: float, iv: Interval, leader: str, rule: CallRule,
                 f"{100 * p_ahead:.1f}%")
 
 
-def simulate(
-    contest: Contest,
-    counted: np.ndarray,
-    cells: Cells,
-    shocks: Shocks,
-    *,
-    n_sims: int,
-    seed: int,
-    levels: tuple[float, ...] = LEVELS,
-    call_rule: CallRule = DEFAULT_CALL_RULE,
-    basis: str,
-    snapshot_id: str = "",
-    as_of: object = None,
-    parameters: dict[str, object] | None = None,
-    diagnostics: dict[str, object] | None = None,
-    chunk: int | None = None,
-    pairs: tuple[tuple[str, str], ...] = (),
-) -> Projection:
-    """Simulate the final votes and summarise them into a :class:`Projection`."""
-    k = len(contest.candidates)
-    counted = np.asarray(counted, dtype=float)
+def draw_totals(counted: np.ndarray, cells: Cells, shocks: Shocks, *, n_sims: int,
+                seed: int, chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Draw the final votes: (S, K) totals and (S, n components, K) votes per component
+    (the same random numbers for the same seed)."""
+    k = counted.shape[0]
     n_cells = cells.m.shape[0]
     rng = Generator(PCG64(seed))
     comps = list(Component)
@@ -282,6 +271,11 @@ def simulate(
         eps = xi[draw] @ np.swapaxes(nat_sqrt, 1, 2)
         if brk is not None:
             eps = eps + np.where((draw == 0)[:, None, None], brk[None], 0.0)
+        if shocks.mix_prob > 0 and shocks.mix_cov is not None:
+            hit_g = rng.random((2, s)) < shocks.mix_prob
+            zg = rng.standard_normal((2, s, k)) * hit_g[:, :, None]
+            mix_sqrt = np.stack([sqrt_psd(c) for c in shocks.mix_cov])
+            eps = eps + zg[draw] @ np.swapaxes(mix_sqrt, 1, 2)
         dlt = zeta[draw] * tsd[:, None]
         jee = rng.standard_normal(s) * shocks.jee_rate_sd
         if n_cells:
@@ -298,6 +292,35 @@ def simulate(
             totals[start:start + s] = counted[None] + votes.sum(1)
         else:
             totals[start:start + s] = counted[None]
+    return totals, comp_tot
+
+
+def simulate(
+    contest: Contest,
+    counted: np.ndarray,
+    cells: Cells,
+    shocks: Shocks,
+    *,
+    n_sims: int,
+    seed: int,
+    levels: tuple[float, ...] = LEVELS,
+    call_rule: CallRule = DEFAULT_CALL_RULE,
+    basis: str,
+    snapshot_id: str = "",
+    as_of: object = None,
+    parameters: dict[str, object] | None = None,
+    diagnostics: dict[str, object] | None = None,
+    chunk: int | None = None,
+    pairs: tuple[tuple[str, str], ...] = (),
+) -> Projection:
+    """Simulate the final votes and summarise them into a :class:`Projection`."""
+    k = len(contest.candidates)
+    counted = np.asarray(counted, dtype=float)
+    n_cells = cells.m.shape[0]
+    comps = list(Component)
+    comp_idx = np.array([comps.index(Component(c)) for c in cells.component], dtype=np.int64)
+    totals, comp_tot = draw_totals(counted, cells, shocks, n_sims=n_sims, seed=seed,
+                                   chunk=chunk)
 
     names = {c.code: c.name for c in contest.candidates}
     codes = [c.code for c in contest.candidates]

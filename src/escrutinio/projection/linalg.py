@@ -106,8 +106,10 @@ def sandwich(g: np.ndarray, sigma: np.ndarray, factor: np.ndarray | float = 1.0
 
 def isotropic_clr_cov(k: int, logit_sd: float) -> np.ndarray:
     """A K × K covariance of centred log-ratios with the same spread for every candidate:
-    for two candidates, exactly ``logit_sd`` on the log-odds of the first."""
-    cov = np.eye(k) * (logit_sd / 2) ** 2
+    the log-ratio of any two candidates has SD ``logit_sd`` (for two candidates: exactly
+    ``logit_sd`` on the log-odds of the first). Each clr coordinate before centring has
+    variance ``logit_sd² / 2``: a difference of two has twice that."""
+    cov = np.eye(k) * (logit_sd ** 2 / 2)
     cov -= cov.mean(axis=0, keepdims=True)
     cov -= cov.mean(axis=1, keepdims=True)
     return cov

@@ -51,6 +51,7 @@ from escrutinio.projection.engine import (
     simulate,
 )
 from escrutinio.projection.model import (
+    PRIOR_TYPE_SD,
     Baseline,
     JeeOutcomes,
     ModelParams,
@@ -320,12 +321,14 @@ def prepare_units(
     # the unit's own deviation from the drift (independent between units)
     if len(type_names) > 1:
         # a vote type with nothing counted yet may lean anywhere: one shared effect per
-        # type, prior SD PRIOR_SD on the log-odds (the spread of a share between regions);
-        # a type with counted units: the standard error of its mean over them
+        # type, prior SD PRIOR_TYPE_SD on the log-odds (the lean of late blocks measured
+        # on real counts, as per acta); a type with counted units: the standard error of
+        # its mean over them
         seen = np.bincount(type_idx[train_s], minlength=len(type_names)).astype(float)
         sd_u = max(share_sd(reg_list[-1].share_fit.levels[-1].cov), 0.05)
-        f_type = np.where(seen > 0, (sd_u / PRIOR_SD) ** 2 / np.maximum(seen, 1.0), 1.0)
-        prior_t = la.isotropic_clr_cov(k, PRIOR_SD)
+        f_type = np.where(seen > 0, (sd_u / PRIOR_TYPE_SD) ** 2 / np.maximum(seen, 1.0),
+                          1.0)
+        prior_t = la.isotropic_clr_cov(k, PRIOR_TYPE_SD)
         ti = type_idx[idx]
         levels.append(LevelVariance(ti, np.where(own, 0.0, f_type[ti]),
                                     np.where(own_t, 0.0, f_type[ti]), (prior_t, prior_t),
@@ -505,8 +508,11 @@ def _drift_shocks(drift: _UnitDrift, remaining_total: float, counted_total: floa
     # group 2 (sheets under review, when the country measured their lean): no drift
     # shock; the turnout shock of home
     zero = np.zeros_like(cs)
+    # one unit: the prior is kept apart as a mixture (DriftFit.prior_mix; 0 otherwise)
+    mp, mc = d.prior_mix()
     return Shocks((cs, cs, cs, cs, zero, zero), (ct,) * 6, (0, 0, 1, 1, 0, 0), jee_sd,
-                  scales, tail_df=d.tail_df)
+                  scales, tail_df=d.tail_df, mix_prob=mp,
+                  mix_cov=(mc, mc, mc, mc, zero, zero))
 
 
 def project_units(
@@ -633,8 +639,10 @@ def prepare_series(
     # national totals cannot show which kind of votes remain: a late block unlike
     # anything counted (mail ballots, abroad, sheets under review) stays possible
     brk = drift.shape * (BREAK_MARGIN_SD ** 2 / 2)
+    mp, mc = drift.prior_mix()
     shocks = Shocks((cov, cov, zero, zero), (vol_var, vol_var, 0.0, 0.0), (0, 0, 1, 1), 0.0,
-                    scales, tail_df=drift.tail_df, break_prob=BREAK_PROB, break_cov=brk)
+                    scales, tail_df=drift.tail_df, break_prob=BREAK_PROB, break_cov=brk,
+                    mix_prob=mp, mix_cov=(mc, mc, zero, zero))
     diagnostics: dict[str, object] = {"n_cuts": len(history), "remaining_valid": rest,
                                       "remaining_log_shift": vol_shift,
                                       "remaining_log_sd": float(np.sqrt(vol_var)),
