@@ -347,8 +347,9 @@ def ingest(
                     prog.update(task, description=Path(name).name)
                     parsed.extend(parse(Path(name)))
                     prog.advance(task)
-        with open_store() as store:
-            outcomes = service.ingest(store, parsed)
+        # the ledger's leaves are hashed (a thread) while the store opens and writes
+        with service.LeavesAhead(parsed) as ahead, open_store() as store:
+            outcomes = service.ingest(store, parsed, ahead=ahead)
     except EscrutinioError as exc:
         fail(exc, as_json)
         return
