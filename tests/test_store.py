@@ -127,6 +127,27 @@ def test_duckdb_file_is_written_in_row_groups_of_the_stores_size(tmp_path: Path,
         assert s.list_snapshots()[0].n_rows == 86_488
 
 
+def test_duckdb_row_groups_leave_no_free_blocks(tmp_path: Path, final, early) -> None:
+    """Several large snapshots in one transaction (a bundle): the row groups the INSERTs
+    write while they run are the ones kept, no block of the file is left free (a row group
+    size of 61,440 left some: a larger file for the same rows)."""
+    import duckdb
+
+    from escrutinio.store.duckdb_store import DuckDBStore
+
+    path = tmp_path / "two.duckdb"
+    with DuckDBStore(path) as s:
+        s.put_snapshots([early, final])
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        size = con.execute("PRAGMA database_size").fetchone()
+        n = con.execute("SELECT count(*) FROM actas").fetchone()
+    finally:
+        con.close()
+    assert size is not None and n == (early.frame.height + final.frame.height,)
+    assert size[5] == 0, size  # free_blocks
+
+
 # -- parity details that a CSV/COPY path or a locale could get wrong ----------------------
 def _tricky(final) -> tuple:
     """A small acta snapshot with awkward strings and NULLs, and a unit snapshot."""
