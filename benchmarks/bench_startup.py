@@ -81,6 +81,8 @@ parse = service.detect_parser(src)
 mark("format detection (reads the file)")
 parsed = parse(src)
 mark("parse + validate")
+# as the CLI does: from 2026-12-06 (LeavesAhead) the leaves are hashed from here on
+ahead = service.LeavesAhead(parsed) if hasattr(service, "LeavesAhead") else None
 store = open_store(sys.argv[2])
 mark("open the store (fresh file, schema)")
 append_new = ledger.append_new
@@ -90,7 +92,11 @@ def timed(*args, **kwargs):
     mark("ledger (leaves or the wait for them, Merkle root, entry)")
     return out
 ledger.append_new = timed
-service.ingest(store, parsed)
+if ahead is None:
+    service.ingest(store, parsed)
+else:
+    with ahead:
+        service.ingest(store, parsed, ahead=ahead)
 mark("commit")
 store.close()
 mark("close")

@@ -268,6 +268,42 @@ def test_help_is_light() -> None:
     assert "HEAVY []" in res.stderr, res.stderr
 
 
+def test_json_commands_do_not_load_rich(tmp_path: Path) -> None:
+    """The consoles are made on first use (commands.common.LazyConsole): ``ingest --json``
+    and ``status --json`` print JSON only and never import rich (~17 ms); a command that
+    prints through the console still prints (and an error without --json too)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom escrutinio.cli import app\n"
+            "try:\n    app(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print('RICH', 'rich' in sys.modules, file=sys.stderr)\n")
+    csv = tmp_path / "actas.csv"
+    csv.write_text("acta_id,area1_code,status,electors,cast,blank,null,challenged,v_a,v_b\n"
+                   "000001,01,counted,300,200,5,5,0,100,90\n", encoding="utf-8")
+    (tmp_path / "actas.csv.contest.json").write_text(json.dumps({
+        "contest": {"id": "t-2026", "name": "t", "kind": "runoff", "country": "AR",
+                    "date": "2026-01-01", "candidates": [{"code": "a", "name": "A"},
+                                                         {"code": "b", "name": "B"}]},
+        "as_of": "2026-01-02T00:00:00Z"}), encoding="utf-8")
+    db = str(tmp_path / "s.duckdb")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", code, "--db", db, *args],
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    res = run("ingest", str(csv), "--json")
+    assert json.loads(res.stdout)["snapshots"][0]["n_rows"] == 1, res.stdout
+    assert "RICH False" in res.stderr, res.stderr
+    res = run("status", "--json")
+    assert json.loads(res.stdout)["contest_id"] == "t-2026"
+    assert "RICH False" in res.stderr, res.stderr
+    res = run("status")
+    assert "RICH True" in res.stderr and "t-2026" in res.stdout, res.stdout
+    res = run("--lang", "en", "history", "--contest", "no-such-contest")
+    assert "RICH True" in res.stderr and "Error" in res.stderr, res.stderr
+
+
 def test_no_traceback_for_an_unexpected_error(tmp_path: Path) -> None:
     """The last line of defence: a store that is not a database gives one line, exit 1
     or 2, and no traceback (the console script runs App.__call__)."""

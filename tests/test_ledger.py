@@ -191,6 +191,38 @@ def test_ingest_hashes_the_parsed_rows_as_the_store_returns_them(any_store_opene
     assert ledger.parsed_rows(twice) is None
 
 
+def test_leaves_hashed_before_the_store_opens(any_store_opener, small, final,
+                                              monkeypatch) -> None:
+    """``escrutinio ingest`` starts hashing the leaves (service.LeavesAhead) before the
+    store opens: the same entries as without it, no read-back of a new snapshot, and a
+    snapshot the store already holds costs no wait (its hash is not needed)."""
+    from escrutinio import service
+
+    with any_store_opener() as store:
+        service.ingest(store, [small])
+        head = ledger.head(store)
+    with service.LeavesAhead([small, final]) as ahead, any_store_opener() as store:
+        assert set(ahead.futures) == {small.snapshot_id, final.snapshot_id}
+
+        def no_read_back(*args, **kwargs):
+            raise AssertionError("the rows of a new per-acta snapshot were read back")
+
+        monkeypatch.setattr(ledger, "snapshot_rows", no_read_back)
+        outcomes = service.ingest(store, [small, final], ahead=ahead)
+        monkeypatch.undo()
+        assert [o.created for o in outcomes] == [False, True]
+        added = ledger.entries(store)[-1]
+        assert added.prev_hash == head[1] and added.entry["merkle_root"] == FINAL_ROOT
+        info = next(i for i in store.list_snapshots() if i.snapshot_id == final.snapshot_id)
+        assert added.entry == ledger.snapshot_entry(store, info,
+                                                    ledger.snapshot_rows(store, info))
+        assert verify_log(store).ok
+    with service.LeavesAhead([small, final]) as ahead, any_store_opener() as store:
+        assert service.ingest(store, [small, final], ahead=ahead)[1].created is False
+        assert len(ledger.entries(store)) == 2
+    assert ahead._pool._shutdown
+
+
 @pytest.mark.parametrize("keys", [
     [], [""], ["", ""], ["000001", "000002"], ["ñandú", "a b"], ['a"b'], ['a"b', "c"],
     ["c", '"'], ["a\\b"], ["a\x01"], ["\u2028"], ["a\x7f"], ["a, b", "c"]])

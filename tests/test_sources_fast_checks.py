@@ -135,3 +135,21 @@ def test_random_csv_text() -> None:
             clean_true += 1
             assert not _hostile(text, sep), text
     assert fast_true > 300 and clean_true > 100, (fast_true, clean_true)
+
+
+def test_geography_from_the_parsers_area_columns(data_dir: Path) -> None:
+    """The ONPE parsers build the geography from the area columns they already derived
+    (``with_areas=True``): the same rows as deriving them from the ubigeo again, for
+    districts at home and abroad and the rows without a district."""
+    from escrutinio.countries.peru.source import geography_from_names, ubigeo_area_exprs
+
+    src = base.read_source(data_dir / RUNOFF / "actas_electorales.csv.gz")
+    df = pl.read_csv(src.text, infer_schema=False).with_columns(*ubigeo_area_exprs("ubigeo"))
+    df = pl.concat([df, df.head(3).with_columns(pl.lit(None, pl.String).alias("ubigeo"),
+                                                pl.lit(None, pl.String).alias("area3_code"))],
+                   how="vertical_relaxed")
+    names = ("ubigeo", "departamento", "provincia", "distrito")
+    again = geography_from_names(df, *names)
+    reused = geography_from_names(df, *names, with_areas=True)
+    assert reused.equals(again)
+    assert again.height > 2_000 and again["abroad"].any() and not again["abroad"].all()

@@ -88,6 +88,66 @@ def test_store_reopens(any_store_opener, final) -> None:
         assert s.geography(final.contest.id).height == final.geography.height
 
 
+def test_duckdb_file_is_written_in_row_groups_of_the_stores_size(tmp_path: Path,
+                                                                  final) -> None:
+    """The DuckDB file is attached with ROW_GROUP_SIZE (the 86,488 actas fill one group
+    while the INSERT runs instead of waiting for the COMMIT): the rows read back are the
+    ones written, a plain ``duckdb.connect`` reads the file, and every cursor of the store
+    (its threads', ``con.cursor()``) works on the file, not on an empty database."""
+    import threading
+
+    import duckdb
+
+    from escrutinio.store.duckdb_store import CATALOG, ROW_GROUP_SIZE, DuckDBStore
+
+    path = tmp_path / "rg.duckdb"
+    with DuckDBStore(path) as s:
+        s.put_snapshot(final)
+        assert s.con.cursor().execute("SELECT count(*) FROM actas").fetchone() == (86_488,)
+        seen: list[object] = []
+        worker = threading.Thread(target=lambda: seen.append(
+            s.con.execute("SELECT count(*) FROM snapshots").fetchone()))
+        worker.start()
+        worker.join()
+        assert seen == [(1,)]
+        assert s.con.execute("SELECT current_database()").fetchone() == (CATALOG,)
+        loaded = s.load_actas(s.list_snapshots()[0].snapshot_id)
+    assert loaded.equals(final.frame.sort("acta_id"))
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        groups = con.execute("SELECT row_group_id, max(count) FROM pragma_storage_info("
+                             "'actas') WHERE column_name = 'acta_id' AND segment_type = "
+                             "'VARCHAR' GROUP BY ALL ORDER BY 1").fetchall()
+        assert con.execute("SELECT count(*) FROM actas").fetchone() == (86_488,)
+    finally:
+        con.close()
+    assert groups[0][1] == ROW_GROUP_SIZE < 86_488
+    assert sum(n for _g, n in groups) == 86_488
+    with DuckDBStore(path, read_only=True) as s:  # read-only: attached the same way
+        assert s.list_snapshots()[0].n_rows == 86_488
+
+
+def test_duckdb_row_groups_leave_no_free_blocks(tmp_path: Path, final, early) -> None:
+    """Several large snapshots in one transaction (a bundle): the row groups the INSERTs
+    write while they run are the ones kept, no block of the file is left free (a row group
+    size of 61,440 left some: a larger file for the same rows)."""
+    import duckdb
+
+    from escrutinio.store.duckdb_store import DuckDBStore
+
+    path = tmp_path / "two.duckdb"
+    with DuckDBStore(path) as s:
+        s.put_snapshots([early, final])
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        size = con.execute("PRAGMA database_size").fetchone()
+        n = con.execute("SELECT count(*) FROM actas").fetchone()
+    finally:
+        con.close()
+    assert size is not None and n == (early.frame.height + final.frame.height,)
+    assert size[5] == 0, size  # free_blocks
+
+
 # -- parity details that a CSV/COPY path or a locale could get wrong ----------------------
 def _tricky(final) -> tuple:
     """A small acta snapshot with awkward strings and NULLs, and a unit snapshot."""

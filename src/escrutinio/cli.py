@@ -341,14 +341,15 @@ def ingest(
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
             with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                          console=err, transient=True) as prog:
+                          console=err.console, transient=True) as prog:
                 task = prog.add_task(T("leyendo", "reading"), total=len(jobs))
                 for name, parse in jobs:
                     prog.update(task, description=Path(name).name)
                     parsed.extend(parse(Path(name)))
                     prog.advance(task)
-        with open_store() as store:
-            outcomes = service.ingest(store, parsed)
+        # the ledger's leaves are hashed (a thread) while the store opens and writes
+        with service.LeavesAhead(parsed) as ahead, open_store() as store:
+            outcomes = service.ingest(store, parsed, ahead=ahead)
     except EscrutinioError as exc:
         fail(exc, as_json)
         return
@@ -488,9 +489,6 @@ def status(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Dónde está el conteo / where the count stands."""
-    from rich import box
-    from rich.table import Table
-
     from escrutinio import service
     from escrutinio.commands.count_view import (
         MAX_CANDIDATE_COLUMNS,
@@ -526,6 +524,9 @@ def status(
         emit_json({**to_jsonable(st), "units": to_jsonable(units),
                    "area_labels": {k: {"es": es, "en": en} for k, (es, en) in names.items()}})
         return
+    from rich import box
+    from rich.table import Table
+
     n = st.national
     out.print(f"[bold]{st.contest_id}[/] — {T('instantánea', 'snapshot')} "
               f"{st.snapshot.snapshot_id[:12]} ({st.snapshot.label}), "

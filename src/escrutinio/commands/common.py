@@ -13,16 +13,43 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from escrutinio.errors import BadOptionError, EscrutinioError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from escrutinio.store import Store
 
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
+
+class LazyConsole:
+    """A rich ``Console`` made (and rich imported, ~17 ms) on first use, so that a command
+    that prints only JSON (``ingest --json``, ``status --json``) never loads rich. Every
+    attribute is the console's; :attr:`console` is the console itself (for rich APIs that
+    take one). Made as before: ``out`` 160 columns wide unless stdout is a terminal
+    (decided at first use, no longer at import), ``err`` on stderr."""
+
+    __slots__ = ("_console", "_stderr")
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = (Console(stderr=True) if self._stderr else
+                             Console(width=None if sys.stdout.isatty() else 160))
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console, name)
+
+
+out = LazyConsole()
+err = LazyConsole(stderr=True)
 
 V = TypeVar("V")
 
@@ -72,6 +99,8 @@ def fail(exc: EscrutinioError, as_json: bool) -> NoReturn:
         emit_json(exc.to_dict())
     else:
         msg = exc.message_es if opts.lang == "es" else exc.message_en
+        from rich.markup import escape
+
         err.print(f"[bold red]Error:[/] {escape(msg)}")
     raise typer.Exit(exc.exit_code)
 

@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from escrutinio.service.diff import DIFF_LIMIT, diff
     from escrutinio.service.history import history, history_snapshots
     from escrutinio.service.ingest import (
+        LeavesAhead,
         Parser,
         detect_parser,
         ingest,
@@ -110,8 +111,8 @@ _EXPORTS: dict[str, str] = {
     "diff": "diff",
     "DIFF_LIMIT": "diff",
     **dict.fromkeys(["history", "history_snapshots"], "history"),
-    **dict.fromkeys(["Parser", "detect_parser", "ingest", "ingest_warnings", "parse_paths",
-                     "source_notes"], "ingest"),
+    **dict.fromkeys(["LeavesAhead", "Parser", "detect_parser", "ingest", "ingest_warnings",
+                     "parse_paths", "source_notes"], "ingest"),
     **dict.fromkeys(["DEFAULT_SEED", "DEFAULT_SIMS", "ProjectionHistory", "ProjectionPoint",
                      "project", "projection_history", "race_between"], "projection"),
     **dict.fromkeys(["DEFAULT_FROM_PCT", "DEFAULT_ORDER_SEED", "DEFAULT_TILT_BY",
@@ -151,7 +152,8 @@ __all__ = [
     "DEFAULT_FROM_PCT", "DEFAULT_ORDER_SEED", "DEFAULT_SEED", "DEFAULT_SIMS",
     "DEFAULT_TILT_BY", "DIFF_LIMIT", "JEE_DEFAULT_COUNTRIES", "KNOWN_PREVIOUS_ROUND",
     "PREVIOUS_ROUND_KEY",
-    "REPLAY_MODES", "REVIEW_OUTCOMES_KEY", "TILT_BY", "Loaded", "Parser", "ProjectionHistory",
+    "REPLAY_MODES", "REVIEW_OUTCOMES_KEY", "TILT_BY", "LeavesAhead", "Loaded", "Parser",
+    "ProjectionHistory",
     "ProjectionPoint", "RebuiltTimeline", "ResolvedBaseline", "UnitCut", "area_labels",
     "area_parents", "default_baseline_contest", "default_contest", "describe_baseline",
     "detect_parser", "diff", "earlier_unit_cuts", "first_round_actas", "history",

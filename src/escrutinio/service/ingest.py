@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -12,6 +13,11 @@ from escrutinio.domain import SnapshotKind
 from escrutinio.errors import IngestError, Location
 from escrutinio.sources.base import ParsedSnapshot
 from escrutinio.store.base import IngestOutcome, Store
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from escrutinio.store.ledger import SnapshotRows
 
 Parser = Callable[[Path], list[ParsedSnapshot]]
 
@@ -88,30 +94,56 @@ def parse_paths(paths: Sequence[Path], *, as_of: str | None = None) -> list[Pars
     return out
 
 
-def ingest(store: Store, snapshots: list[ParsedSnapshot]) -> list[IngestOutcome]:
+class LeavesAhead:
+    """The ledger rows (:func:`escrutinio.store.ledger.parsed_rows`: leaves, Merkle root,
+    keys) of every per-acta snapshot, hashed in a thread from the moment the snapshots are
+    parsed, so that the hashing also overlaps the opening of the store (``escrutinio
+    ingest``: ``with LeavesAhead(parsed) as ahead, open_store() as store: ingest(store,
+    parsed, ahead=ahead)``). Snapshots the store already holds are not needed: leaving the
+    block cancels what has not started."""
+
+    def __init__(self, snapshots: Sequence[ParsedSnapshot]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from escrutinio.store.ledger import parsed_rows
+
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="ledger-leaves")
+        self.futures: dict[str, Future[SnapshotRows | None]] = {}
+        for snap in snapshots:
+            if snap.kind is SnapshotKind.ACTAS and snap.snapshot_id not in self.futures:
+                self.futures[snap.snapshot_id] = self._pool.submit(parsed_rows, snap)
+
+    def __enter__(self) -> LeavesAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Cancel what is not needed any more (a running hash finishes in its thread)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def ingest(store: Store, snapshots: list[ParsedSnapshot], *,
+           ahead: LeavesAhead | None = None) -> list[IngestOutcome]:
     """Store snapshots and append them to the tamper-evident ledger in one transaction:
     a snapshot is never stored without its chain entry (if logging fails, nothing is).
 
     The ledger's leaves of each new per-acta snapshot are hashed in a thread while the
     store writes the rows (DuckDB and PostgreSQL release the GIL while they work), from
     the parsed frame (:func:`escrutinio.store.ledger.parsed_rows`: the same rows the
-    ledger would read back, so the same leaves, root and entry)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from escrutinio.store.ledger import append_new, parsed_rows
+    ledger would read back, so the same leaves, root and entry); ``ahead``: that thread
+    already started (:class:`LeavesAhead`, before the store opened)."""
+    from escrutinio.store.ledger import append_new
 
     stored = {info.snapshot_id for info in store.list_snapshots()}
-    new = {s.snapshot_id: s for s in snapshots
-           if s.kind is SnapshotKind.ACTAS and s.snapshot_id not in stored}
+    new = [s for s in snapshots
+           if s.kind is SnapshotKind.ACTAS and s.snapshot_id not in stored]
     if not new:
         return store.put_snapshots(
             snapshots, before_commit=lambda: append_new(store, in_transaction=True))
-    with ThreadPoolExecutor(1, thread_name_prefix="ledger-leaves") as pool:
-        futures = {sid: pool.submit(parsed_rows, snap) for sid, snap in new.items()}
-        try:
-            return store.put_snapshots(snapshots, before_commit=lambda: append_new(
-                store, in_transaction=True,
-                rows={sid: future.result for sid, future in futures.items()}))
-        finally:
-            for future in futures.values():
-                future.cancel()  # the store failed: the leaves not hashed yet are not needed
+    with ahead if ahead is not None else LeavesAhead(new) as hashing:
+        futures = hashing.futures
+        return store.put_snapshots(snapshots, before_commit=lambda: append_new(
+            store, in_transaction=True,
+            rows={s.snapshot_id: futures[s.snapshot_id].result for s in new}))

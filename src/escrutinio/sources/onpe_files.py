@@ -92,7 +92,7 @@ def parse_ronderos(
                                                              strict=True)],
     )
     geo = geography_from_names(df, p + "CCODI_UBIGEO", p + "DEPARTAMENTO", p + "PROVINCIA",
-                               p + "DISTRITO")
+                               p + "DISTRITO", with_areas=True)
     when = parse_timestamp(as_of) if isinstance(as_of, str) else as_of
     if when is None:
         raise IngestError(Location(src.path), "as_of_required",
@@ -135,6 +135,7 @@ def parse_provisional(path: str | Path, *, label: str = "") -> ParsedSnapshot:
         raise IngestError(Location(src.path, 2, "descargado"), "as_of_missing",
                           "sin fecha de descarga", "no download time")
     as_of = latest_timestamp(df, "descargado", src.path) or parse_timestamp(str(stamps.max()))
-    geo = geography_from_names(df, "ubigeo", "departamento", "provincia", "distrito")
+    geo = geography_from_names(df, "ubigeo", "departamento", "provincia", "distrito",
+                               with_areas=True)
     return _finish(df, contest, src.path, src.sha256, len(src.raw), "onpe.provisional", as_of,
                    label or Path(src.path).name, geo)

@@ -72,6 +72,18 @@ MARKER_STALE_S: Final = 5.0
 #: the longest a process lets others waiting for the file go first before it opens
 TURN_S: Final = 1.0
 
+#: rows per row group in the store's file (DuckDB's default: 122,880). DuckDB writes a row
+#: group to the file, compressed, as soon as an INSERT fills it (its "optimistic writes"),
+#: while the rows that fill no group wait for the COMMIT, which then checkpoints them. At
+#: the default size a snapshot of fewer than 122,880 rows (the 86,488 actas of Peru 2021)
+#: was compressed and written by the COMMIT, single-threaded, after the ledger's hashing;
+#: at 32,768 most of that work is done by the INSERT, while the leaves are hashed. Same
+#: rows; the same file size for that one file, +2% for the 69-snapshot 2021 runoff bundle
+#: (61,440 left 21 free blocks in that bundle's file: +28%; tests/test_store.py).
+ROW_GROUP_SIZE: Final = 32_768
+#: the name of the store's file on its connection (``ATTACH ... AS``, then ``USE``)
+CATALOG: Final = "escrutinio_store"
+
 _SNAPSHOT_COLS = ("snapshot_id, contest_id, kind, level, as_of, source_uri, source_sha256, "
                   "part, parser, label, n_rows, n_rejected, n_findings, ingested_at, "
                   "escrutinio_version")
@@ -106,6 +118,24 @@ class StoreBusyError(EscrutinioError):
 
     exit_code = 2
     http_status = 503  # the web layer: try again later
+
+
+def connect(path: str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection to the DuckDB file at ``path`` (``:memory:``: a database in memory).
+    The file is attached (``ATTACH``, which takes the row group size when writing:
+    :data:`ROW_GROUP_SIZE`) and made the connection's default catalog; the errors (a lock
+    held by another process, a missing or foreign file) are those of ``duckdb.connect``."""
+    if path == ":memory:":
+        return duckdb.connect(path, read_only=read_only)
+    con = duckdb.connect()
+    try:
+        mode = "READ_ONLY" if read_only else f"ROW_GROUP_SIZE {ROW_GROUP_SIZE}"
+        con.execute(f"ATTACH '{path.replace(chr(39), chr(39) * 2)}' AS {CATALOG} ({mode})")
+        con.execute(f"USE {CATALOG}")
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def is_lock_conflict(exc: BaseException) -> bool:
@@ -176,7 +206,7 @@ class LeasedConnection:
         return self._run("unregister", name)
 
     def cursor(self) -> Any:
-        return self._run("cursor")
+        return self._store._session(self._run("cursor"))
 
     def close(self) -> None:
         self._store.release()
@@ -277,7 +307,7 @@ class DuckDBStore(Store):
                     time.sleep(0.02)  # someone blocked by us is waiting: their turn first
                     continue
                 try:
-                    root = duckdb.connect(self.path, read_only=self.read_only)
+                    root = connect(self.path, read_only=self.read_only)
                     break
                 except duckdb.Error as exc:
                     if not is_lock_conflict(exc):
@@ -322,10 +352,16 @@ class DuckDBStore(Store):
             tid = threading.get_ident()
             cur = self._cursors.get(tid)
             if cur is None:
-                cur = root.cursor()
-                cur.execute("SET TimeZone='UTC'")
+                cur = self._session(root.cursor())
                 self._cursors[tid] = cur
             return cur
+
+    def _session(self, cur: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+        """A new cursor set up like the root connection: UTC, the store's catalog."""
+        cur.execute("SET TimeZone='UTC'")
+        if not self.memory:
+            cur.execute(f"USE {CATALOG}")
+        return cur
 
     @contextmanager
     def _use(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -121,11 +121,16 @@ def ubigeo_area_exprs(ubigeo: str) -> list[pl.Expr]:
 
 
 def geography_from_names(
-    df: pl.DataFrame, ubigeo: str, dep: str, prov: str, dist: str
+    df: pl.DataFrame, ubigeo: str, dep: str, prov: str, dist: str, *,
+    with_areas: bool = False,
 ) -> pl.DataFrame:
     """Build geography rows (code, name, level, parent, abroad, alt_code) from the place
-    names that ONPE files carry beside each ubigeo."""
-    base = df.select(*ubigeo_area_exprs(ubigeo), pl.col(dep).alias("n1"),
+    names that ONPE files carry beside each ubigeo. ``with_areas``: ``df`` already holds
+    the columns of ``ubigeo_area_exprs(ubigeo)`` (the parsers add them), which are then
+    used instead of being derived from the ubigeo again."""
+    areas = ([pl.col(e.meta.output_name()) for e in ubigeo_area_exprs(ubigeo)]
+             if with_areas else ubigeo_area_exprs(ubigeo))
+    base = df.select(*areas, pl.col(dep).alias("n1"),
                      pl.col(prov).alias("n2"), pl.col(dist).alias("n3")).filter(
         pl.col("area3_code").is_not_null() & (pl.col("area3_code") != "00000N")
     ).unique(subset=["area3_code"])
