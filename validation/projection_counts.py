@@ -163,6 +163,12 @@ def summarise(rows: list[Row]) -> dict[str, object]:
         "end_median_half_width_90": float(np.median(hw[end])),
         "end_median_abs_error": float(np.median(np.abs(med - fm)[end])),
         "end_mean_abs_error": float(np.abs(med - fm)[end].mean()),
+        # what any interval of one width for all counts would need: to cover 90% of the
+        # projections it must reach the 90th percentile of their errors, so its
+        # half-width / median error is at least this (a floor below it can only be met by
+        # widths that know in advance which counts will shift)
+        "end_error_q90_over_median": float(np.quantile(np.abs(med - fm)[end], 0.9)
+                                           / max(np.median(np.abs(med - fm)[end]), 1e-9)),
         "by_cut": by_cut,
     }
 
