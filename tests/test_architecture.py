@@ -32,7 +32,7 @@ LAYERS: Final[tuple[tuple[str, frozenset[str]], ...]] = (
     ("observer server", frozenset({"server"})),
     ("web", frozenset({"api"})),
     ("commands", frozenset({"commands"})),
-    ("cli", frozenset({"cli"})),
+    ("cli", frozenset({"cli", "__main__"})),
 )
 RANK: Final = {pkg: i for i, (_, pkgs) in enumerate(LAYERS) for pkg in pkgs}
 
