@@ -46,10 +46,16 @@ class SnapshotDiff:
     went_down: tuple[dict[str, Any], ...]  # counts that decreased (units or nation)
     national_delta: dict[str, int] = field(default_factory=dict)
     provenance: Provenance | None = None
+    #: per-unit snapshots: units that vanished or appeared between the two cuts, and units
+    #: whose acta total changed (level, unit_code, change, before, after); all but the
+    #: appeared ones (a unit's first report) are alarms
+    n_unit_changes: int = 0
+    unit_changes: tuple[dict[str, Any], ...] = ()
+    n_unit_alarms: int = 0
 
     @property
     def alarms(self) -> int:
-        return self.n_counted_changed + self.n_irregular + self.n_went_down
+        return self.n_counted_changed + self.n_irregular + self.n_went_down + self.n_unit_alarms
 
 
 def _rows(df: pl.DataFrame, limit: int | None) -> tuple[dict[str, Any], ...]:
@@ -113,26 +119,54 @@ def diff_actas(old: pl.DataFrame, new: pl.DataFrame, contest: Contest, older: Sn
 def diff_units(old: pl.DataFrame, new: pl.DataFrame, contest: Contest, older: SnapshotRef,
                newer: SnapshotRef, *, limit: int | None = 100) -> SnapshotDiff:
     cols = [*UNIT_COUNTS, *contest.candidate_columns]
-    j = old.select("level", "unit_code", *cols).join(
-        new.select("level", "unit_code", *cols), on=["level", "unit_code"], how="inner",
-        suffix="_new",
+    key = ["level", "unit_code"]
+    keep = [*key, *cols, *(["actas_total"] if "actas_total" in old.columns
+                           and "actas_total" in new.columns else [])]
+    full = old.select(keep).with_columns(pl.lit(True).alias("__old")).join(
+        new.select(keep).with_columns(pl.lit(True).alias("__new")), on=key, how="full",
+        suffix="_new", coalesce=True,
     )
+    j = full.filter(pl.col("__old") & pl.col("__new"))
     long = pl.concat([
         j.filter(pl.col(f"{c}_new") < pl.col(c)).select(
             "level", "unit_code", pl.lit(c).alias("field"), pl.col(c).alias("before"),
             pl.col(f"{c}_new").alias("after"))
         for c in cols
     ]).sort("level", "unit_code", "field")
+    # a unit that vanished or appeared, or whose acta total changed: the source is not
+    # the same between the two cuts (docs/formats.md §3; history warns of the total too)
+    vanished = full.filter(pl.col("__new").is_null()).select(
+        *key, pl.lit("vanished").alias("change"))
+    appeared = full.filter(pl.col("__old").is_null()).select(
+        *key, pl.lit("appeared").alias("change"))
+    parts = [vanished.with_columns(pl.lit(None, pl.Int64).alias("before"),
+                                   pl.lit(None, pl.Int64).alias("after")),
+             appeared.with_columns(pl.lit(None, pl.Int64).alias("before"),
+                                   pl.lit(None, pl.Int64).alias("after"))]
+    if "actas_total" in keep:
+        parts.append(j.filter(pl.col("actas_total").is_not_null()
+                              & pl.col("actas_total_new").is_not_null()
+                              & (pl.col("actas_total") != pl.col("actas_total_new"))).select(
+            *key, pl.lit("actas_total").alias("change"),
+            pl.col("actas_total").cast(pl.Int64).alias("before"),
+            pl.col("actas_total_new").cast(pl.Int64).alias("after")))
+    changes = pl.concat(parts).sort("level", "unit_code", "change")
 
-    def nat(df: pl.DataFrame) -> dict[str, int]:
+    def nat(df: pl.DataFrame) -> dict[str, int | None]:
         levels = df["level"].unique().to_list()
         lv = "national" if "national" in levels else sorted(levels)[-1]
         sub = df.filter(pl.col("level") == lv)
-        return {c: int(sub[c].fill_null(0).sum()) for c in cols}
+        # a figure no row carries is unknown, never a change of 0 (e.g. no electors)
+        return {c: None if sub[c].null_count() == sub.height else int(sub[c].fill_null(0).sum())
+                for c in cols}
 
     n_old, n_new = nat(old), nat(new)
+    delta = {k: (n_new[k] or 0) - (n_old[k] or 0) for k in n_old
+             if n_old[k] is not None or n_new[k] is not None}
     return SnapshotDiff(
         contest.id, SnapshotKind.UNITS, older, newer, (), 0, (), 0, (), 0, (),
-        long.height, _rows(long, limit), {k: n_new[k] - n_old[k] for k in n_old},
+        long.height, _rows(long, limit), delta,
         Provenance((older.snapshot_id, newer.snapshot_id), "diff", {"limit": limit}),
+        changes.height, _rows(changes, limit),
+        changes.filter(pl.col("change") != "appeared").height,
     )

@@ -87,10 +87,42 @@ def _print_diff(d: SnapshotDiff, voc: Vocabulary) -> None:
         out.print(T(f"[red]Conteos que bajaron: {d.n_went_down:,}[/]",
                     f"[red]Counts that went down: {d.n_went_down:,}[/]"))
         for r in d.went_down:
-            out.print(f"  {r}")
+            out.print(f"  {_where(r)} {r['field']}: {r['before']:,} → {r['after']:,} "
+                      f"({r['after'] - r['before']:+,})")
         _more(len(d.went_down), d.n_went_down)
+    if d.n_unit_changes:
+        tone = "red" if d.n_unit_alarms else "yellow"
+        out.print(T(f"[{tone}]Unidades que faltan, aparecen o cambian su total de actas: "
+                    f"{d.n_unit_changes:,}[/]",
+                    f"[{tone}]Units missing, appearing or changing their acta total: "
+                    f"{d.n_unit_changes:,}[/]"))
+        for r in d.unit_changes:
+            out.print(f"  {_where(r)}: " + _unit_change(r))
+        _more(len(d.unit_changes), d.n_unit_changes)
+    # figures the source does not have (no electors...) are left out: unknown, not +0
     out.print(T("Cambio nacional: ", "National change: ")
               + ", ".join(f"{k} {v:+,}" for k, v in d.national_delta.items()))
+
+
+def _where(r: dict[str, object]) -> str:
+    """A went-down or unit-change row's place: ``national``, or ``<level> <code>``."""
+    if r.get("scope") == "national":
+        return T("nacional", "national")
+    if r.get("level") == "national" or "level" not in r:
+        return T("nacional", "national")
+    return f"{r['level']} {r['unit_code']}"
+
+
+def _unit_change(r: dict[str, object]) -> str:
+    if r["change"] == "vanished":
+        return T("está en la anterior y falta en la posterior",
+                 "in the older snapshot, missing from the newer")
+    if r["change"] == "appeared":
+        return T("falta en la anterior y aparece en la posterior",
+                 "missing from the older snapshot, in the newer")
+    before, after = int(r["before"]), int(r["after"])  # type: ignore[call-overload]
+    return T(f"total de actas {before:,} → {after:,} ({after - before:+,})",
+             f"acta total {before:,} → {after:,} ({after - before:+,})")
 
 
 def register(app: typer.Typer) -> None:
