@@ -119,7 +119,7 @@ def test_the_prior_on_an_unseen_vote_type_is_the_measured_late_lean(data_dir: Pa
     from escrutinio.projection.model import PRIOR_TYPE_SD
 
     res = late_lean.measure()
-    assert res["pooled_n"] >= 30
+    assert res["pooled_n"] >= 25  # comparisons: 24 US states, two Peruvian abroad-v-home
     assert round(float(res["pooled_rms"]), 1) == PRIOR_TYPE_SD  # type: ignore[arg-type]
 
 

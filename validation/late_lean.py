@@ -14,7 +14,11 @@ here is synthetic and nothing is fitted to the synthetic counts:
   0.95; states whose recorded progression starts after f are left out).
 * **Peru 2021 runoff** (final per-acta file): abroad against home, Castillo v Fujimori.
 * **Peru 2021 first round** (final per-acta file): abroad against home, for every pair of
-  the top four candidates.
+  the top four candidates (one comparison: the RMS over its pairs is its size).
+
+Pooled: the RMS over the comparisons (24 states, the runoff, the first round), each one
+observation — the pairs of one abroad-v-home comparison share one electorate. Counting
+every pair as its own observation is also reported (``pooled_rms_every_pair``).
 
 Usage::
 
@@ -103,10 +107,16 @@ def measure() -> dict[str, object]:
     top4 = [c for _, c in sorted(zip(top, vcols, strict=True), reverse=True)[:4]]
     fr = abroad_leans(first, top4)
     res["peru_2021_first_round_abroad"] = {"pairs": fr, "rms": _rms(list(fr.values()))}
-    pooled = (leans.get("0.95", []) + list(res["peru_2021_runoff_abroad"].values())  # type: ignore[union-attr]
-              + list(fr.values()))
+    # one observation per comparison of a late block with what was counted before it (a
+    # state's last 5%; an election's abroad against home, whose candidate pairs share one
+    # electorate and are not independent: their RMS is that comparison's size)
+    runoff_lean = list(res["peru_2021_runoff_abroad"].values())  # type: ignore[union-attr]
+    pooled = leans.get("0.95", []) + runoff_lean + [_rms(list(fr.values()))]
     res["pooled_rms"] = _rms(pooled)
     res["pooled_n"] = len(pooled)
+    # for the record: every candidate pair counted as its own observation
+    every_pair = leans.get("0.95", []) + runoff_lean + list(fr.values())
+    res["pooled_rms_every_pair"] = _rms(every_pair)
     return res
 
 
