@@ -514,6 +514,8 @@ def status(
             info = store.snapshot(st.snapshot.snapshot_id, contest_id=st.contest_id)
             alt = (service.latest_with_level(store, info, lv)
                    if lv not in service.levels_of(info) else None)
+            reports = store.load_row_reports(info.snapshot_id) if info.n_rejected else None
+            gaps = service.coverage_warnings(store, info)
     except (EscrutinioError, ValueError) as exc:
         if not isinstance(exc, EscrutinioError):
             exc = EscrutinioError(str(exc), str(exc))
@@ -522,7 +524,8 @@ def status(
     units = st.units if abroad is None else tuple(u for u in st.units if u.abroad == abroad)
     if as_json:
         emit_json({**to_jsonable(st), "units": to_jsonable(units),
-                   "area_labels": {k: {"es": es, "en": en} for k, (es, en) in names.items()}})
+                   "area_labels": {k: {"es": es, "en": en} for k, (es, en) in names.items()},
+                   "coverage_warnings": gaps})
         return
     from rich import box
     from rich.table import Table
@@ -533,12 +536,22 @@ def status(
               f"{st.snapshot.as_of:%Y-%m-%d %H:%M} UTC")
     if n.name != "Total":
         out.print(f"[yellow]{n.name}[/]")
+    # the country's word for what is counted (Chile: mesas), never "actas" for all
+    word_es, word_en = (w[:1].upper() + w[1:] for w in voc.actas)
     if not n.actas_known:
-        out.print(T("[yellow]Actas: esta fuente no publica cuántas hay, cuántas se contaron ni "
-                    "cuántas faltan[/]", "[yellow]Actas: this source does not publish how many "
-                    "there are, how many were counted or how many remain[/]"))
+        out.print(T(f"[yellow]{word_es}: esta fuente no publica cuántas hay, cuántas se "
+                    "contaron ni cuántas faltan[/]",
+                    f"[yellow]{word_en}: this source does not publish how many there are, "
+                    "how many were counted or how many remain[/]"))
+        if st.source_pct_counted is not None:
+            out.print(T(f"Votos contados según la fuente: {_pct(st.source_pct_counted, 1)} "
+                        "(estimación de la propia fuente, pct_votes_counted; el umbral y la "
+                        "proyección la usan)",
+                        f"Votes counted according to the source: "
+                        f"{_pct(st.source_pct_counted, 1)} (the source's own estimate, "
+                        "pct_votes_counted; the hurdle and the projection use it)"))
     else:
-        out.print(T(f"Actas contabilizadas {n.actas_counted:,} de {n.actas_total:,} "
+        out.print(T(f"{word_es} contabilizadas {n.actas_counted:,} de {n.actas_total:,} "
                     f"({_pct(n.pct_counted)}); procesadas {n.actas_processed:,} "
                     f"({_pct(n.pct_processed)}); {voc.status_label('jee', 'es')} "
                     f"{n.actas_jee:,}; pendientes "
@@ -546,7 +559,7 @@ def status(
                     f"{voc.polling_stations[0]} no instaladas "
                     f"{n.actas_not_installed:,}; rechazadas {n.actas_rejected:,}; faltantes "
                     f"{n.actas_missing:,}",
-                    f"Actas counted {n.actas_counted:,} of {n.actas_total:,} "
+                    f"{word_en} counted {n.actas_counted:,} of {n.actas_total:,} "
                     f"({_pct(n.pct_counted)}); processed {n.actas_processed:,} "
                     f"({_pct(n.pct_processed)}); {voc.status_label('jee', 'en')} "
                     f"{n.actas_jee:,}; pending "
@@ -570,6 +583,18 @@ def status(
                     f"[yellow]{st.n_rejected:,} rows were rejected on ingest: their votes are "
                     "not in these totals, but their actas are in the acta total and in what "
                     "remains[/]"))
+        from escrutinio.sources.base import rejected_by_row
+
+        rows_out = rejected_by_row(reports) if reports is not None else []
+        for bad in rows_out[:10]:  # each row once, with every rule it broke
+            where = T(f"fila {bad['line']}", f"row {bad['line']}") \
+                if bad["line"] is not None else ""
+            ident = f" ({bad['acta_id']})" if bad["acta_id"] else ""
+            out.print(T(f"  {where}{ident}: {bad['message_es']}",
+                        f"  {where}{ident}: {bad['message_en']}"))
+        if len(rows_out) > 10:
+            out.print(T(f"  … y {len(rows_out) - 10:,} filas más",
+                        f"  … and {len(rows_out) - 10:,} more rows"))
         placed = sum(u.actas_total for u in st.units) if st.units else n.actas_total
         if st.units and n.actas_known and placed < n.actas_total:
             k = n.actas_total - placed
@@ -614,6 +639,8 @@ def status(
         for r in rows:
             table.add_row(*r)
         out.print(table)
+    for gap in gaps:  # units of the national row the table does not list: never silent
+        out.print(f"[bold yellow]{T('Atención', 'Warning')}:[/] {T(gap['es'], gap['en'])}")
 
 
 # --- history -----------------------------------------------------------------------------
@@ -652,15 +679,31 @@ def _print_history(h: LeadHistory) -> None:
                 T("pts", "pts"), T("fuente", "source")):
         table.add_column(col)
     flips = {c.after.snapshot_id for c in h.lead_changes}
+    src_mark = T(" (fuente)", " (source)")
     for p in h.points:
         mark = " ⇄" if p.snapshot_id in flips else ""
-        table.add_row(f"{p.as_of:%Y-%m-%d %H:%M}", _pct(p.pct_counted, 2),
+        counted = (_pct(p.pct_counted, 2) if p.pct_counted is not None
+                   or p.source_pct_counted is None
+                   else _pct(p.source_pct_counted, 2) + src_mark)
+        table.add_row(f"{p.as_of:%Y-%m-%d %H:%M}", counted,
                       _pct(p.pct_processed, 2), f"{p.leader or '—'}{mark}",
                       f"{p.margin_votes:,}", f"{p.margin_pct_valid:.3f}", p.label[:40])
     out.print(table)
+    if any(p.pct_counted is None and p.source_pct_counted is not None for p in h.points):
+        out.print(T("(fuente): % de los votos contados según la estimación de la propia fuente "
+                    "(pct_votes_counted), no un conteo de actas",
+                    "(source): % of the votes counted according to the source's own estimate "
+                    "(pct_votes_counted), not a count of actas"))
+
     def when(a: HistoryPoint, b: HistoryPoint) -> tuple[str, str]:
         span = f"{a.as_of:%d %b %H:%M} → {b.as_of:%d %b %H:%M} UTC"
         if a.pct_counted is None or b.pct_counted is None:
+            sa, sb = a.source_pct_counted, b.source_pct_counted
+            if a.pct_counted is None and b.pct_counted is None \
+                    and sa is not None and sb is not None:
+                return (f"{span}, {sa:.2f}% → {sb:.2f}% de los votos según la fuente",
+                        f"{span}, {sa:.2f}% → {sb:.2f}% of the votes according to the "
+                        "source")
             return span, span
         return (f"{span}, {a.pct_counted:.2f}% → {b.pct_counted:.2f}% contabilizadas",
                 f"{span}, {a.pct_counted:.2f}% → {b.pct_counted:.2f}% counted")

@@ -224,6 +224,9 @@ class CountState:
     provenance: Provenance
     #: first rounds with 3+ candidates: the hurdle between the second and the third
     runoff_race: Hurdle | None = None
+    #: the source's own estimate of the share of the votes counted, percent (a national
+    #: series' ``pct_votes_counted``); None when it gives none. Not an acta count
+    source_pct_counted: float | None = None
 
 
 # --- aggregation of acta frames --------------------------------------------------------
@@ -611,13 +614,16 @@ def count_state_actas(
 def count_state_units(
     units: pl.DataFrame, contest: Contest, snapshot: SnapshotRef, *,
     level: Level = Level.AREA1, names: dict[str, str] | None = None, n_rejected: int = 0,
-    parents: dict[str, str] | None = None,
+    parents: dict[str, str] | None = None, source_fraction: float | None = None,
 ) -> CountState:
     """Count state from a canonical unit frame (aggregates per reporting unit).
 
     The national line is the snapshot's national row when present, else the sum of its
     finest level. A coarser level than the snapshot holds is rolled up through
-    ``parents`` (child code -> parent code, from the geography)."""
+    ``parents`` (child code -> parent code, from the geography). ``source_fraction``: the
+    source's own estimate of the fraction of the votes counted (0, 1]; without acta
+    counts, the hurdle's votes still to come are the two candidates' counted votes ×
+    (1/fraction − 1), as the projection of a national series takes them."""
     names = names or {}
     levels_present = set(units["level"].unique().to_list())
     finest = max((Level(x) for x in levels_present), key=lambda lv: list(Level).index(lv))
@@ -672,6 +678,12 @@ def count_state_units(
     src = units.filter(pl.col("level") == finest.value)
 
     def units_hurdle(a: str, b: str, margin: int) -> Hurdle:
+        if not national.actas_known and source_fraction is not None:
+            got = {c.code: c.votes for c in national.candidates}
+            r_est = (got.get(a, 0) + got.get(b, 0)) * (1.0 / source_fraction - 1.0)
+            return hurdle(margin, round(r_est), a, b,
+                          "units: the source's estimate of the share of votes counted "
+                          "(pct_votes_counted)", n_rejected)
         if not national.actas_known:
             return Hurdle(a, b, margin, None, None, HurdleStatus.UNKNOWN_REMAINING,
                           "units: the source publishes no acta counts", n_rejected)
@@ -694,6 +706,7 @@ def count_state_units(
         provenance=Provenance((snapshot.snapshot_id,), "count_state",
                               {"level": level.value, "basis": "units"}),
         runoff_race=units_hurdle(*pair) if pair else None,
+        source_pct_counted=None if source_fraction is None else 100.0 * source_fraction,
     ), units)
 
 
@@ -774,6 +787,8 @@ class HistoryPoint:
     #: "actas" or "units": cuts are compared for falling totals only with the previous cut
     #: of the same kind (a per-acta file and a national table are different sources)
     basis: str = ""
+    #: the source's own estimate of the % of votes counted (not an acta count), if any
+    source_pct_counted: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -834,6 +849,7 @@ def lead_history(states: Sequence[CountState]) -> LeadHistory:
             s.runoff_race.trailer if s.runoff_race is not None else None,
             s.national.actas_total if s.national.actas_known else None,
             str(s.provenance.parameters.get("basis", "")),
+            s.source_pct_counted,
         )
         for s in ordered
     )

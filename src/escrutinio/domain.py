@@ -160,6 +160,17 @@ class Candidate:
         return f"v_{self.code}"
 
 
+def short_name(name: str) -> str:
+    """A candidate's short label for charts and narrow columns, the one rule every
+    presenter uses: the paternal surname under the Spanish naming convention ("José Pedro
+    Castillo Terrones" -> "Castillo", "José Antonio Kast Rist" -> "Kast"), else the last
+    word."""
+    words = name.split()
+    if len(words) >= 3:
+        return words[-2]
+    return words[-1] if words else name
+
+
 @dataclass(frozen=True, slots=True)
 class Contest:
     """An election contest: a runoff or first round with any number of candidates."""

@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from escrutinio.countries import PACKS
+from escrutinio.domain import short_name as domain_short_name
 
 LANGS = ("es", "en")
 MONTHS = {
@@ -128,9 +129,6 @@ def short_when(d: datetime, lang: str, tz: tzinfo | None = None) -> str:
 
 
 def short_name(name: str) -> str:
-    """A short label for charts and narrow columns: the paternal surname under the Spanish
-    naming convention ("José Pedro Castillo Terrones" -> "Castillo"), else the last word."""
-    words = name.split()
-    if len(words) >= 3:
-        return words[-2]
-    return words[-1] if words else name
+    """A short label for charts and narrow columns (the one rule:
+    :func:`escrutinio.domain.short_name`)."""
+    return domain_short_name(name)

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from escrutinio import service
 from escrutinio.commands.common import T, choice, emit_json, err, fail, open_store, out
-from escrutinio.domain import Contest, SnapshotKind
+from escrutinio.domain import Contest, SnapshotKind, short_name
 from escrutinio.errors import EscrutinioError
 from escrutinio.projection.model import ModelParams
 from escrutinio.projection.result import CallStatus, Projection
@@ -76,9 +76,9 @@ def _print_projection(p: Projection, contest: Contest) -> None:
         style = "bold green" if r.call.status is CallStatus.CALLED else "bold yellow"
         out.print(f"  [{style}]{T(r.call.label_es, r.call.label_en)}[/]")
     for comp in p.components:
-        out.print(T(f"  {comp.label_es}: {comp.n_items:,}; cambio esperado del margen "
+        out.print(T(f"  {comp.label_es}: {comp.count_text('es')}; cambio esperado del margen "
                     f"{comp.expected_margin_change:+,.0f} ± {comp.sd_margin_change:,.0f}",
-                    f"  {comp.label_en}: {comp.n_items:,}; expected change of the margin "
+                    f"  {comp.label_en}: {comp.count_text('en')}; expected change of the margin "
                     f"{comp.expected_margin_change:+,.0f} ± {comp.sd_margin_change:,.0f}"))
     if p.hurdle.leader:
         es, en = p.hurdle.sentence(names)
@@ -269,7 +269,7 @@ def _print_replay(res: Any, c: Contest) -> None:
                                                   else []),
                 T("% contab.", "% counted"),
                 T("conteo", "raw"), T("ingenuo", "naive"), T("proyección", "projection"),
-                T("intervalo 90%", "90% interval"), f"P({a.split()[0]})",
+                T("intervalo 90%", "90% interval"), f"P({short_name(a)})",
                 T("proyección", "call")):
         table.add_column(col)
     for x in res.cuts:

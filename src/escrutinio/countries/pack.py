@@ -45,6 +45,9 @@ class Vocabulary:
     polling_stations: Pair  # plural
     #: acta-state names that differ from the generic ones (``domain.STATUS_LABELS``)
     status_overrides: Mapping[ActaStatus, Pair] = field(default_factory=dict)
+    #: what the count counts, one per polling station, plural (the generic format's
+    #: ``actas_*`` columns): Peru "actas", Chile "mesas"; "actas" when unknown
+    actas: Pair = ("actas", "actas")
 
     def status_label(self, status: ActaStatus | str, lang: str = "es") -> str:
         st = ActaStatus(status)
@@ -124,6 +127,10 @@ class CountryPack:
     maps: tuple[str, ...] = ()  # dataset-relative paths of its boundary files
     parsers: tuple[str, ...] = ()  # modules that read the authority's own formats
     contests: tuple[str, ...] = ()  # ids of the contests the pack defines
+    #: the authority's subnational tables leave abroad out (ONPE's department / province /
+    #: district tables): what the national row holds beyond them is abroad. When False,
+    #: such a remainder is abroad only if the units missing from a cut are abroad ones
+    unit_tables_exclude_abroad: bool = False
 
     @property
     def is_generic(self) -> bool:

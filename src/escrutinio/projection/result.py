@@ -117,6 +117,9 @@ class Component(StrEnum):
     JEE = "jee"  # observadas / en el JEE
     ABROAD = "abroad"  # pendientes en el extranjero
     REMAINDER = "remainder"  # a national series: all that is still to count, one block
+    #: per-unit cuts: what the national row holds beyond the listed units, when nothing
+    #: says it is abroad (missing units of unknown kind): modelled apart like abroad
+    OUTSIDE_UNITS = "outside_units"  # fuera de las unidades listadas
 
 
 COMPONENT_LABELS: dict[Component, tuple[str, str]] = {
@@ -125,6 +128,24 @@ COMPONENT_LABELS: dict[Component, tuple[str, str]] = {
     Component.ABROAD: ("actas pendientes en el extranjero", "pending actas abroad"),
     Component.REMAINDER: ("bloques por contar (serie nacional, sin actas)",
                           "blocks still to count (national series, no actas)"),
+    Component.OUTSIDE_UNITS: ("actas fuera de las unidades listadas",
+                              "actas not in the listed units"),
+}
+
+#: per-unit projections: the items are units, never actas; ``{w}`` is the country's word
+#: for what the units hold (actas, mesas...)
+UNIT_COMPONENT_LABELS: dict[Component, tuple[str, str]] = {
+    Component.PENDING_HOME: ("unidades con {w} pendientes en el país",
+                             "units with {w} pending at home"),
+    Component.JEE: ("unidades con {w} observadas / en el JEE",
+                    "units with {w} observed / at the JEE"),
+    Component.ABROAD: ("unidades con {w} pendientes en el extranjero",
+                       "units with {w} pending abroad"),
+    Component.REMAINDER: COMPONENT_LABELS[Component.REMAINDER],
+    Component.OUTSIDE_UNITS: ("fuera de las unidades listadas (el resto de la fila "
+                              "nacional, como una unidad)",
+                              "not in the listed units (the rest of the national row, as "
+                              "one unit)"),
 }
 
 
@@ -139,6 +160,18 @@ class ComponentChange:
     expected_votes: dict[str, float]
     expected_margin_change: float  # for the main margin (leader − trailer)
     sd_margin_change: float
+    #: per-unit projections (``n_items`` are units): the actas still to come in them when
+    #: the source gives acta counts, else None; per-acta projections: None
+    n_actas: int | None = None
+    #: the country's word for the actas of ``n_actas`` (Spanish, English)
+    actas_word: tuple[str, str] = ("actas", "actas")
+
+    def count_text(self, lang: str = "es") -> str:
+        """``n_items``, plus the actas they hold when the items are units and it is known
+        ("16 (30,294 mesas)")."""
+        if self.n_actas is None:
+            return f"{self.n_items:,}"
+        return f"{self.n_items:,} ({self.n_actas:,} {self.actas_word[0 if lang == 'es' else 1]})"
 
 
 @dataclass(frozen=True, slots=True)

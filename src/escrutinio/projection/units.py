@@ -82,15 +82,21 @@ def finest_units(units: pl.DataFrame) -> pl.DataFrame:
     return units.filter(pl.col("level") == finest)
 
 
+#: the unit :func:`complete_with_national` adds for the national row's remainder
+REST_CODE = "__rest__"
+
+
 def complete_with_national(units: pl.DataFrame, national: pl.DataFrame, *,
-                           rest_code: str = "__rest__", rest_abroad: bool = True
+                           rest_code: str = REST_CODE, rest_abroad: bool | None = True
                            ) -> pl.DataFrame:
     """Append one unit for what the national row holds beyond the listed units.
 
     Some authorities publish subnational tables only for part of the country (ONPE 2021:
     districts at home only; abroad is only in the national table). The remainder
     national − Σ units (actas and votes) becomes unit ``rest_code`` flagged
-    ``rest_abroad``; nothing is added when the remainder is empty."""
+    ``rest_abroad``: True when it is known to be abroad, None when nothing says what it
+    is (units missing from the cut: the model keeps it apart like abroad, component
+    *not in the listed units*); nothing is added when the remainder is empty."""
     fine = finest_units(units)
     nat = national.filter(pl.col("level") == Level.NATIONAL.value) \
         if "level" in national.columns else national
@@ -192,7 +198,10 @@ def prepare_units(
         use = ~known & ~np.isnan(frac) & (frac > 0)
         ext_rest = np.where(use, valid * (1.0 / np.where(use, frac, 1.0) - 1.0), 0.0)
 
-    abroad = fine["abroad"].fill_null(False).to_numpy().astype(bool)
+    # the national row's remainder when nothing says it is abroad (abroad null): modelled
+    # apart like abroad (its own shock group), named "not in the listed units"
+    outside = ((fine["__area_code"] == REST_CODE) & fine["abroad"].is_null()).to_numpy()
+    abroad = fine["abroad"].fill_null(False).to_numpy().astype(bool) | outside
     areas = _areas(fine.with_columns(pl.col("__area_code").alias("unit_code")), parents) \
         .with_columns(pl.Series("__u", fine["unit_code"].to_list()))
     a1, a2, a3 = nested_codes(areas, ["__a1", "__a2", "__u"])
@@ -238,7 +247,8 @@ def prepare_units(
     reg_list = [regimes.get("B", regimes["N"]), regimes["N"]]
 
     # items: the pending part and the JEE part of every unit with something to come
-    comp_p = np.where(abroad, Component.ABROAD.value, Component.PENDING_HOME.value)
+    comp_p = np.where(outside, Component.OUTSIDE_UNITS.value,
+                      np.where(abroad, Component.ABROAD.value, Component.PENDING_HOME.value))
     parts_idx = [np.flatnonzero((pend_come > 0) | (ext_rest > 0)), np.flatnonzero(jee_come > 0)]
     idx = np.concatenate(parts_idx)
     is_jee = np.concatenate([np.zeros(parts_idx[0].size, bool), np.ones(parts_idx[1].size,
@@ -370,6 +380,7 @@ def prepare_units(
         "n_units_to_come": int(np.unique(idx).size),
         "n_units_without_counts": int((~known).sum()),
         "actas_to_come": float(to_come.sum()), "actas_jee": float(jee_come.sum()),
+        "actas_to_come_by_component": _actas_by_component(comp, acts, ext),
         "external_remaining_votes": float(ext_rest.sum()),
         "prior_used": few,
         "review_lean_margin_sd": jee.lean_margin_sd,
@@ -380,6 +391,40 @@ def prepare_units(
         "vote_types": _type_diagnostics(type_names, type_idx, valid, rem_u),
     }
     return Prepared(counted_votes, cells, shocks, diagnostics)
+
+
+def _actas_by_component(comp: np.ndarray, acts: np.ndarray, ext: np.ndarray
+                        ) -> dict[str, int | None]:
+    """Actas still to come per component (the items are units); None for a component
+    with a unit whose acta counts are unknown (its part to come is an external
+    estimate)."""
+    out: dict[str, int | None] = {}
+    for c in dict.fromkeys(comp.tolist()):
+        sel = comp == c
+        unknown = bool((ext[sel] > 0).any() or np.isnan(acts[sel]).any())
+        out[str(c)] = None if unknown else round(float(acts[sel].sum()))
+    return out
+
+
+def unit_components(proj: Projection, actas_word: tuple[str, str] = ("actas", "actas")
+                    ) -> Projection:
+    """The components of a per-unit projection named as units (their items are units,
+    never actas), with the actas they hold when known, in the country's word."""
+    from dataclasses import replace
+
+    from escrutinio.projection.result import UNIT_COMPONENT_LABELS
+
+    by = proj.diagnostics.get("actas_to_come_by_component")
+    actas = by if isinstance(by, dict) else {}
+    comps = []
+    for c in proj.components:
+        es, en = UNIT_COMPONENT_LABELS[c.component]
+        n = actas.get(c.component.value)
+        comps.append(replace(c, label_es=es.format(w=actas_word[0]),
+                             label_en=en.format(w=actas_word[1]),
+                             n_actas=n if isinstance(n, int) else None,
+                             actas_word=actas_word))
+    return replace(proj, components=tuple(comps))
 
 
 def _type_diagnostics(names: Sequence[str], idx: np.ndarray, valid: np.ndarray,
@@ -521,16 +566,19 @@ def project_units(
     blocs: Mapping[str, Sequence[str]] | None = None, remaining: pl.DataFrame | None = None,
     params: ModelParams | None = None, snapshot_id: str = "", as_of: datetime | None = None,
     pairs: tuple[tuple[str, str], ...] = (), history: Sequence[pl.DataFrame] = (),
+    actas_word: tuple[str, str] = ("actas", "actas"),
 ) -> Projection:
-    """Project the final result from a unit snapshot (see the module docstring)."""
+    """Project the final result from a unit snapshot (see the module docstring).
+    ``actas_word``: the country's word for actas (Chile: mesas), in the components'
+    labels (their items are units: :func:`unit_components`)."""
     params = params or ModelParams()
     prep = prepare_units(units, contest, parents=parents, baseline=baseline, blocs=blocs,
                          remaining=remaining, params=params, history=history)
-    return simulate(
+    return unit_components(simulate(
         contest, prep.counted, prep.cells, prep.shocks, n_sims=params.n_sims,
         seed=params.seed, levels=params.levels, call_rule=params.call_rule, basis="units",
         snapshot_id=snapshot_id, as_of=as_of, parameters=_param_dict(params, blocs),
-        diagnostics=prep.diagnostics, pairs=pairs)
+        diagnostics=prep.diagnostics, pairs=pairs), actas_word)
 
 
 # --- national series: no geography, batches as units ------------------------------------

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
         latest_with_level,
         level_names,
         levels_of,
+        source_share_counted,
         state,
         state_of,
     )
@@ -91,6 +92,7 @@ if TYPE_CHECKING:
     )
     from escrutinio.service.units import (
         UnitCut,
+        coverage_warnings,
         earlier_unit_cuts,
         metadata_fraction,
         national_cut_at,
@@ -107,7 +109,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["Loaded", "default_contest", "load", "snapshot_ref", "stored_frame",
                      "warning_record"], "common"),
     **dict.fromkeys(["area_labels", "area_parents", "latest_with_level", "level_names",
-                     "levels_of", "state", "state_of"], "count"),
+                     "levels_of", "source_share_counted", "state", "state_of"], "count"),
     "diff": "diff",
     "DIFF_LIMIT": "diff",
     **dict.fromkeys(["history", "history_snapshots"], "history"),
@@ -117,8 +119,8 @@ _EXPORTS: dict[str, str] = {
                      "project", "projection_history", "race_between"], "projection"),
     **dict.fromkeys(["DEFAULT_FROM_PCT", "DEFAULT_ORDER_SEED", "DEFAULT_TILT_BY",
                      "REPLAY_MODES", "TILT_BY", "RebuiltTimeline", "replay"], "replay"),
-    **dict.fromkeys(["UnitCut", "earlier_unit_cuts", "metadata_fraction", "national_cut_at",
-                     "unit_cut", "unit_cut_warnings"], "units"),
+    **dict.fromkeys(["UnitCut", "coverage_warnings", "earlier_unit_cuts", "metadata_fraction",
+                     "national_cut_at", "unit_cut", "unit_cut_warnings"], "units"),
 }
 
 
@@ -155,11 +157,13 @@ __all__ = [
     "REPLAY_MODES", "REVIEW_OUTCOMES_KEY", "TILT_BY", "LeavesAhead", "Loaded", "Parser",
     "ProjectionHistory",
     "ProjectionPoint", "RebuiltTimeline", "ResolvedBaseline", "UnitCut", "area_labels",
-    "area_parents", "default_baseline_contest", "default_contest", "describe_baseline",
+    "area_parents", "coverage_warnings", "default_baseline_contest", "default_contest",
+    "describe_baseline",
     "detect_parser", "diff", "earlier_unit_cuts", "first_round_actas", "history",
     "history_snapshots", "ingest", "ingest_warnings", "latest_with_level", "level_names",
     "levels_of", "load", "metadata_fraction", "national_cut_at", "parse_paths", "project",
     "projection_history", "race_between", "replay", "resolve_baseline", "review_outcomes",
-    "snapshot_ref", "source_notes", "state", "state_of", "stored_frame", "unit_cut",
+    "snapshot_ref", "source_notes", "source_share_counted", "state", "state_of",
+    "stored_frame", "unit_cut",
     "unit_cut_warnings", "unknown_review", "warning_record",
 ]

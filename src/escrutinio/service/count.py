@@ -66,7 +66,23 @@ def state_of(store: Store, info: SnapshotInfo, *, level: Level = Level.AREA1) ->
     parents = {c: p for c, p in zip(geo["code"].to_list(), geo["parent"].to_list(),
                                     strict=True) if p}
     return count_state_units(loaded.frame, contest, snapshot_ref(info), level=level, names=names,
-                             n_rejected=info.n_rejected, parents=parents)
+                             n_rejected=info.n_rejected, parents=parents,
+                             source_fraction=source_share_counted(store, info))
+
+
+def source_share_counted(store: Store, info: SnapshotInfo) -> float | None:
+    """The source's own estimate of the fraction of the votes counted at a unit cut
+    (metadata ``pct_votes_counted`` of the cut or of the national cut of the same
+    minute), the figure every caller uses: ``status``, ``history`` and the projection
+    (:func:`~escrutinio.service.units.metadata_fraction`). None for acta snapshots and
+    sources that give none."""
+    from escrutinio.service.units import metadata_fraction, national_cut_at
+
+    if info.kind is not SnapshotKind.UNITS:
+        return None
+    nat = national_cut_at(store, info) if info.level not in (None, Level.NATIONAL.value) \
+        else None
+    return metadata_fraction(store, info, nat)
 
 
 def levels_of(info: SnapshotInfo) -> tuple[Level, ...]:

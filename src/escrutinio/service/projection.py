@@ -55,19 +55,20 @@ def _series_history(store: Store, info: SnapshotInfo
     ``info``, when ``info`` is a national cut without acta counts whose source gives the
     fraction counted (metadata ``pct_votes_counted``, a fraction in (0, 1]: the 2026
     series), with the ids of those cuts; None otherwise."""
-    from escrutinio.sources.base import SERIES_FRACTION_KEY
+    from escrutinio.service.units import metadata_fraction
 
     if info.kind is not SnapshotKind.UNITS or info.level != Level.NATIONAL.value:
         return None
-    md = store.snapshot_metadata(info.contest_id)
-    if not md.get(info.snapshot_id, {}).get(SERIES_FRACTION_KEY):
+    md = dict(store.snapshot_metadata(info.contest_id))
+    # the one reading of the source's figure (status and history show the same)
+    if metadata_fraction(store, info, None, md) is None:
         return None
     contest = store.contest(info.contest_id)
     out: list[tuple[Sequence[float], float]] = []
     ids: list[str] = []
     for s in history_snapshots(store, info.contest_id):
-        frac = md.get(s.snapshot_id, {}).get(SERIES_FRACTION_KEY)
-        if s.as_of > info.as_of or s.level != Level.NATIONAL.value or not frac:
+        frac = metadata_fraction(store, s, None, md)
+        if s.as_of > info.as_of or s.level != Level.NATIONAL.value or frac is None:
             continue
         votes = _CUT_VOTES.get(s.snapshot_id)
         if votes is None:
@@ -136,6 +137,7 @@ def project(store: Store, ref_or_info: str | SnapshotInfo, *, params: ModelParam
     """
     from dataclasses import replace
 
+    from escrutinio.countries import pack_for
     from escrutinio.projection.baseline_join import (
         BaselineJoinError,
         join_for_actas,
@@ -226,7 +228,8 @@ def project(store: Store, ref_or_info: str | SnapshotInfo, *, params: ModelParam
                                  blocs=blocs if ub is not None else None,
                                  remaining=_source_remaining(store, info), params=params,
                                  snapshot_id=info.snapshot_id, as_of=info.as_of, pairs=pairs,
-                                 history=tuple(c.units for c in earlier))
+                                 history=tuple(c.units for c in earlier),
+                                 actas_word=pack_for(contest).vocabulary.actas)
             # reproducible: every earlier cut the drift was learned from
             extra_ids = (*extra_ids, *(c.info.snapshot_id for c in earlier))
             diag_units = {"missing_units": list(cut.missing_units),

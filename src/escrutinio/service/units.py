@@ -37,6 +37,11 @@ class UnitCut:
     warnings: tuple[dict[str, str], ...]
     #: the source's own fraction of the votes counted (metadata ``pct_votes_counted``)
     source_fraction: float | None = None
+    #: the national remainder (unit ``__rest__``) is abroad (True), or unknown (None):
+    #: :func:`rest_is_abroad`; None too when there is no remainder
+    rest_abroad: bool | None = None
+    #: missing units that the geography places at home (``missing_units`` minus abroad)
+    missing_home: tuple[str, ...] = ()
 
     @property
     def pct_counted(self) -> float | None:
@@ -99,6 +104,8 @@ def _unit_cut(store: Store, info: SnapshotInfo, with_national: bool,
     own = False
     warns: list[dict[str, str]] = []
     missing: tuple[str, ...] = ()
+    missing_home: tuple[str, ...] = ()
+    rest_abroad: bool | None = None
     if level != Level.NATIONAL.value:
         own_rows = sum_vote_types(raw.filter(pl.col("level") == Level.NATIONAL.value))
         if own_rows.height == 1:
@@ -107,13 +114,15 @@ def _unit_cut(store: Store, info: SnapshotInfo, with_national: bool,
             nat = stored_frame(store, nat_info)
     units = fine
     if nat is not None and with_national:
-        units = complete_with_national(fine, nat)
+        geo = store.geography(info.contest_id).filter(pl.col("level") == level)
+        present = set(fine["unit_code"].to_list())
+        gone = geo.filter(~pl.col("code").is_in(list(present)))
+        rest_abroad = rest_is_abroad(contest, gone)
+        units = complete_with_national(fine, nat, rest_abroad=rest_abroad)
         if "__rest__" in units["unit_code"].to_list():
-            geo = store.geography(info.contest_id).filter(pl.col("level") == level)
-            present = set(fine["unit_code"].to_list())
-            gone = geo.filter(~pl.col("code").is_in(list(present)))
             missing = tuple(gone["code"].to_list())
             home_gone = gone.filter(~pl.col("abroad").fill_null(False))
+            missing_home = tuple(home_gone["code"].to_list())
             names = [f"{c} {nm}" for c, nm in zip(gone["code"].to_list(),
                                                      gone["name"].to_list(), strict=True)]
             shown = ", ".join(names[:25]) + (" …" if len(names) > 25 else "")
@@ -163,12 +172,75 @@ def _unit_cut(store: Store, info: SnapshotInfo, with_national: bool,
                     "del mismo minuto las completa: se proyecta solo lo que cubren",
                     f"the units cover {have:,} of {total:,} actas and no national cut of the "
                     "same minute completes them: this projects only what they cover"))
+    has_rest = "__rest__" in units["unit_code"].to_list()
     cut = UnitCut(info, units, nat, own, missing, tuple(warns),
-                  metadata_fraction(store, info, nat_info))
+                  metadata_fraction(store, info, nat_info),
+                  rest_abroad if has_rest else None, missing_home)
     with _CACHE_LOCK:
         _UNIT_CUTS[key] = cut
         _trim(_UNIT_CUTS, lambda c: int(c.units.estimated_size()))
     return cut
+
+
+def coverage_warnings(store: Store, info: SnapshotInfo) -> list[dict[str, str]]:
+    """What a per-unit cut leaves out of its national row (``status`` by unit): the units
+    missing from the cut and the actas the listed units do not cover, when that part is
+    not known to be abroad (:func:`rest_is_abroad`: Peru's department tables never hold
+    abroad — that is no gap). Empty for acta snapshots, national cuts and cuts whose
+    units add up to the national row."""
+    if info.kind is not SnapshotKind.UNITS or info.level in (None, Level.NATIONAL.value):
+        return []
+    cut = unit_cut(store, info)
+    if cut.national is None or "__rest__" not in cut.units["unit_code"].to_list():
+        return []
+    if cut.rest_abroad and not cut.missing_home:
+        return []
+    geo = store.geography(info.contest_id)
+    names = dict(zip(geo["code"].to_list(), geo["name"].to_list(), strict=True))
+    gone = cut.missing_home if cut.rest_abroad else cut.missing_units
+    shown = ", ".join(f"{c} {names.get(c, '')}".strip() for c in gone[:25]) \
+        + (" …" if len(gone) > 25 else "")
+    listed = cut.units.filter(pl.col("unit_code") != "__rest__")
+    word_es, word_en = _actas_word(store, info)
+    nat_total = cut.actas_total
+    have = (int(listed["actas_total"].sum()) if "actas_total" in listed.columns
+            and not listed["actas_total"].null_count() else None)
+    n = len(gone)
+    es = [(f"falta 1 unidad de la fila nacional: {shown}" if n == 1 else
+           f"faltan {n:,} unidades de la fila nacional: {shown}") if n
+          else "las unidades no suman la fila nacional"]
+    en = [(f"1 unit of the national row is missing: {shown}" if n == 1 else
+           f"{n:,} units of the national row are missing: {shown}") if n
+          else "the units do not add up to the national row"]
+    if have is not None and nat_total is not None:
+        es.append(f"las unidades listadas cubren {have:,} de {nat_total:,} {word_es} de la "
+                  f"fila nacional (faltan {nat_total - have:,})")
+        en.append(f"the listed units cover {have:,} of the national row's {nat_total:,} "
+                  f"{word_en} ({nat_total - have:,} missing)")
+    if cut.rest_abroad:
+        es.append("sin contar el extranjero, que estas tablas no incluyen")
+        en.append("not counting abroad, which these tables leave out")
+    return [warning_record("units_missing", "; ".join(es), "; ".join(en))]
+
+
+def _actas_word(store: Store, info: SnapshotInfo) -> tuple[str, str]:
+    from escrutinio.countries import pack_for
+
+    return pack_for(store.contest(info.contest_id)).vocabulary.actas
+
+
+def rest_is_abroad(contest: Contest, gone: pl.DataFrame) -> bool | None:
+    """Whether what the national row holds beyond a cut's units is abroad: True when the
+    country pack says its unit tables leave abroad out (Peru's ONPE), or when the units
+    missing from the cut (``gone``: geography rows) are all abroad ones; else None —
+    unknown (a cut with home units missing: "not in the listed units", never "abroad")."""
+    from escrutinio.countries import pack_for
+
+    if pack_for(contest).unit_tables_exclude_abroad:
+        return True
+    if gone.height and "abroad" in gone.columns and bool(gone["abroad"].fill_null(False).all()):
+        return True
+    return None
 
 
 def metadata_fraction(store: Store, info: SnapshotInfo,

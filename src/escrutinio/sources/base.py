@@ -570,6 +570,40 @@ def empty_rejected() -> pl.DataFrame:
     return pl.DataFrame(schema=REJECTED_SCHEMA)
 
 
+def _row_key(rejected: pl.DataFrame) -> pl.Expr:
+    """One key per source row of a report frame: its line, else its id (reports without
+    either are rows of their own)."""
+    return (pl.when(pl.col("line").is_not_null()).then(pl.format("l{}", pl.col("line")))
+            .when(pl.col("acta_id").is_not_null()).then(pl.format("i{}", pl.col("acta_id")))
+            .otherwise(pl.format("r{}", pl.int_range(pl.len()))))
+
+
+def rejected_rows(rejected: pl.DataFrame) -> int:
+    """How many source rows a rejected-row report frame holds: a row that breaks two rules
+    has two reports and is one row."""
+    if not rejected.height:
+        return 0
+    return int(rejected.select(_row_key(rejected).n_unique()).item())
+
+
+def rejected_by_row(rejected: pl.DataFrame) -> list[dict[str, object]]:
+    """The rejected rows, one entry per source row in line order, with every rule it
+    broke: ``line``, ``acta_id``, ``rules`` and the messages joined (``message_es``,
+    ``message_en``)."""
+    if not rejected.height:
+        return []
+    grouped = (rejected.with_row_index("__i").with_columns(_row_key(rejected).alias("__k"))
+               .group_by("__k", maintain_order=True)
+               .agg(pl.col("line").first(), pl.col("acta_id").first(),
+                    pl.col("rule").unique(maintain_order=True),
+                    pl.col("message_es").unique(maintain_order=True).str.join("; "),
+                    pl.col("message_en").unique(maintain_order=True).str.join("; "),
+                    pl.col("__i").min())
+               .sort("line", "__i", nulls_last=True))
+    return grouped.select("line", "acta_id", pl.col("rule").alias("rules"), "message_es",
+                          "message_en").to_dicts()
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedSnapshot:
     """One snapshot parsed from a source, canonical and validated, not yet stored.
@@ -593,6 +627,11 @@ class ParsedSnapshot:
     level: str | None = None  # for unit snapshots: the finest level present
     geography: pl.DataFrame | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def n_rejected(self) -> int:
+        """Rejected source rows (each once, whatever the number of rules it broke)."""
+        return rejected_rows(self.rejected)
 
     @property
     def snapshot_id(self) -> str:

@@ -197,7 +197,7 @@ class PostgresStore(Store):
                 info = self._one("SELECT n_rows, n_rejected, n_findings FROM snapshots "
                                  "WHERE snapshot_id = %s", [sid])
                 if sid in seen or info is not None:
-                    n = info if info else (snap.frame.height, snap.rejected.height,
+                    n = info if info else (snap.frame.height, snap.n_rejected,
                                            snap.findings.height)
                     outcomes.append(IngestOutcome(sid, snap.label, snap.as_of, snap.kind, False,
                                                   int(n[0]), int(n[1]), int(n[2])))
@@ -212,11 +212,11 @@ class PostgresStore(Store):
                     "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                     [sid, snap.contest.id, snap.kind.value, snap.level, snap.as_of,
                      snap.source_uri, snap.source_sha256, snap.part, snap.parser, snap.label,
-                     snap.frame.height, snap.rejected.height, snap.findings.height,
+                     snap.frame.height, snap.n_rejected, snap.findings.height,
                      datetime.now(UTC), __version__, json.dumps(dict(snap.metadata))],
                 )
                 outcomes.append(IngestOutcome(sid, snap.label, snap.as_of, snap.kind, True,
-                                              snap.frame.height, snap.rejected.height,
+                                              snap.frame.height, snap.n_rejected,
                                               snap.findings.height))
             if before_commit is not None:
                 before_commit()

@@ -73,4 +73,7 @@ PACK: Final = CountryPack(
     parsers=("escrutinio.countries.peru.source", "escrutinio.sources.onpe_files",
              "escrutinio.sources.onpe_aggregates", "escrutinio.live.parse"),
     contests=("pe-2021-presidencial-2v", "pe-2021-presidencial-1v", "pe-2026-presidencial-1v"),
+    # ONPE's department / province / district tables are the home country only; abroad
+    # is only in the national total
+    unit_tables_exclude_abroad=True,
 )
