@@ -129,11 +129,37 @@ def test_unit_components_count_units_and_their_mesas(tmp_path: Path) -> None:
     # cut 3 counts int(n * 0.95) of each region's n mesas: 5 + 6 + 4 + 3 pending
     assert home["n_items"] == 4 and home["n_actas"] == 18
     assert home["label_en"] == "units with polling stations pending at home"
-    assert home["label_es"] == "unidades con mesas pendientes en el país"
+    # in Chile's own words (the pack's polling station: "mesa receptora")
+    assert home["label_es"] == "unidades con mesas receptoras pendientes en el país"
     text = runner.invoke(app, ["--db", db, "--lang", "en", "project", "--sims", "300"])
     assert "units with polling stations pending at home: 4 (18 polling stations)" \
         in text.output
     assert "pending actas at home" not in text.output
+
+
+def test_the_court_is_the_countrys_in_a_projection(tmp_path: Path) -> None:
+    """Sheets held for review are "at the JEE" only in Peru: a Chilean per-unit cut with
+    ``actas_jee`` names Chile's court (TRICEL) in the projection's labels, from the one
+    service function (CLI and API alike)."""
+    folder = tmp_path / "cuts-jee"
+    folder.mkdir()
+    header = HEADER.replace("actas_processed,", "actas_processed,actas_jee,")
+    for i in (1, 2, 3):
+        lines = []
+        for line in _rows(i):
+            cells = line.split(",")
+            # the national row and each region: 2 sheets at the court (of those pending)
+            cells.insert(7, "8" if cells[0] == "national" else "2")
+            lines.append(",".join(cells))
+        (folder / f"cut-{i}.csv").write_text("\n".join([header, *lines]) + "\n", "utf-8")
+        (folder / f"cut-{i}.csv.contest.json").write_text(json.dumps(_sidecar("CL", i)),
+                                                          "utf-8")
+    db = str(tmp_path / "jee.duckdb")
+    res = runner.invoke(app, ["--db", db, "ingest", str(folder)])
+    assert res.exit_code == 0, res.output
+    court = _components(_project(db))["jee"]
+    assert "TRICEL" in court["label_es"] and "TRICEL" in court["label_en"], court
+    assert "JEE" not in json.dumps(court)
 
 
 # --- 3: a series' own share counted ------------------------------------------------------

@@ -242,7 +242,13 @@ def project(store: Store, ref_or_info: str | SnapshotInfo, *, params: ModelParam
                 types = sorted(cut.units[VOTE_TYPE].drop_nulls().unique().to_list())
                 proj = replace(proj, provenance=replace(proj.provenance, parameters={
                     **proj.provenance.parameters, "vote_types": types}))
-    return _finish(proj, described, warns, review, extra_ids)
+    proj = _finish(proj, described, warns, review, extra_ids)
+    # the labels are written with the analyses' reference words (JEE, actas): in the
+    # contest's country's words (identity for Peru)
+    from escrutinio.countries import localized
+    from escrutinio.service.inputs import contest_words
+
+    return localized(proj, contest_words(store, contest, info.snapshot_id))
 
 
 def _all_parents(store: Store, *contest_ids: str) -> dict[str, str]:
