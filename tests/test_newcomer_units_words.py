@@ -236,7 +236,7 @@ def test_rejected_row_counted_once_with_every_rule(tmp_path: Path) -> None:
     assert [s["n_rejected"] for s in snaps] == [0, 0, 1]
     res = runner.invoke(app, ["--db", db, "--lang", "en", "status"])
     assert res.exit_code == 0, res.output
-    assert "1 rows were rejected on ingest" in res.output
+    assert "1 row was rejected on ingest" in res.output
     flat = " ".join(res.output.split())
     assert ("row 4 (area1/02): more counted actas than actas in total; more counted actas "
             "than processed actas") in flat

@@ -577,12 +577,21 @@ def status(
     if race:
         out.print(race)
     if st.n_rejected:
-        out.print(T(f"[yellow]{st.n_rejected:,} filas rechazadas al ingerir: sus votos no están "
-                    "en estos totales, pero sus actas sí están en el total de actas y en lo "
-                    "que falta ('escrutinio snapshots' para verlas)[/]",
-                    f"[yellow]{st.n_rejected:,} rows were rejected on ingest: their votes are "
-                    "not in these totals, but their actas are in the acta total and in what "
-                    "remains[/]"))
+        one = st.n_rejected == 1
+        out.print(T(f"[yellow]{st.n_rejected:,} "
+                    + ("fila rechazada al ingerir: sus votos no están en estos totales, pero "
+                       "su acta sí está" if one else
+                       "filas rechazadas al ingerir: sus votos no están en estos totales, "
+                       "pero sus actas sí están")
+                    + " en el total de actas y en lo que falta ('escrutinio snapshots' para "
+                    "verlas)[/]",
+                    f"[yellow]{st.n_rejected:,} "
+                    + ("row was rejected on ingest: its votes are not in these totals, but "
+                       "its acta is" if one else
+                       "rows were rejected on ingest: their votes are not in these totals, "
+                       "but their actas are")
+                    + " in the acta total and in what remains ('escrutinio snapshots' to "
+                    "see them)[/]"))
         from escrutinio.sources.base import rejected_by_row
 
         rows_out = rejected_by_row(reports) if reports is not None else []
