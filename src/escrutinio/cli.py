@@ -515,7 +515,6 @@ def status(
             alt = (service.latest_with_level(store, info, lv)
                    if lv not in service.levels_of(info) else None)
             reports = store.load_row_reports(info.snapshot_id) if info.n_rejected else None
-            gaps = service.coverage_warnings(store, info)
     except (EscrutinioError, ValueError) as exc:
         if not isinstance(exc, EscrutinioError):
             exc = EscrutinioError(str(exc), str(exc))
@@ -524,8 +523,7 @@ def status(
     units = st.units if abroad is None else tuple(u for u in st.units if u.abroad == abroad)
     if as_json:
         emit_json({**to_jsonable(st), "units": to_jsonable(units),
-                   "area_labels": {k: {"es": es, "en": en} for k, (es, en) in names.items()},
-                   "coverage_warnings": gaps})
+                   "area_labels": {k: {"es": es, "en": en} for k, (es, en) in names.items()}})
         return
     from rich import box
     from rich.table import Table
@@ -545,11 +543,12 @@ def status(
                     "how many were counted or how many remain[/]"))
         if st.source_pct_counted is not None:
             out.print(T(f"Votos contados según la fuente: {_pct(st.source_pct_counted, 1)} "
-                        "(estimación de la propia fuente, pct_votes_counted; el umbral y la "
-                        "proyección la usan)",
+                        "(estimación de la propia fuente, pct_votes_counted: la proyección "
+                        "la usa, con su incertidumbre; el umbral, que es exacto, no)",
                         f"Votes counted according to the source: "
                         f"{_pct(st.source_pct_counted, 1)} (the source's own estimate, "
-                        "pct_votes_counted; the hurdle and the projection use it)"))
+                        "pct_votes_counted: the projection uses it, with its uncertainty; "
+                        "the hurdle, which is exact, does not)"))
     else:
         out.print(T(f"{word_es} contabilizadas {n.actas_counted:,} de {n.actas_total:,} "
                     f"({_pct(n.pct_counted)}); procesadas {n.actas_processed:,} "
@@ -648,7 +647,7 @@ def status(
         for r in rows:
             table.add_row(*r)
         out.print(table)
-    for gap in gaps:  # units of the national row the table does not list: never silent
+    for gap in st.coverage_warnings:  # units of the national row not listed: never silent
         out.print(f"[bold yellow]{T('Atención', 'Warning')}:[/] {T(gap['es'], gap['en'])}")
 
 

@@ -158,6 +158,13 @@ class Hurdle:
                     f"desconocen: no se puede calcular cuánto necesita {trailer}",
                     f"{self.unresolved:,} rejected or missing rows with unknown votes "
                     f"remain: what {trailer} needs cannot be computed")
+        if self.status is HurdleStatus.UNKNOWN_REMAINING and "estimate" in self.basis:
+            return (f"la fuente no publica actas, solo su propia estimación de lo contado: "
+                    f"no se puede calcular con exactitud cuánto necesita {trailer} (la "
+                    "proyección usa esa estimación, con su incertidumbre)",
+                    "the source publishes no acta counts, only its own estimate of what was "
+                    f"counted: what {trailer} needs cannot be computed exactly (the "
+                    "projection uses that estimate, with its uncertainty)")
         if self.status is HurdleStatus.UNKNOWN_REMAINING:
             return (f"la fuente no publica cuánto falta contar: no se puede calcular cuánto "
                     f"necesita {trailer}",
@@ -227,6 +234,10 @@ class CountState:
     #: the source's own estimate of the share of the votes counted, percent (a national
     #: series' ``pct_votes_counted``); None when it gives none. Not an acta count
     source_pct_counted: float | None = None
+    #: what a per-unit cut leaves out of its national row (units missing, actas the listed
+    #: units do not cover), each ``{"code", "es", "en"}``; set by the service
+    #: (``service.coverage_warnings``), empty when nothing is missing
+    coverage_warnings: tuple[dict[str, str], ...] = ()
 
 
 # --- aggregation of acta frames --------------------------------------------------------
@@ -621,9 +632,9 @@ def count_state_units(
     The national line is the snapshot's national row when present, else the sum of its
     finest level. A coarser level than the snapshot holds is rolled up through
     ``parents`` (child code -> parent code, from the geography). ``source_fraction``: the
-    source's own estimate of the fraction of the votes counted (0, 1]; without acta
-    counts, the hurdle's votes still to come are the two candidates' counted votes ×
-    (1/fraction − 1), as the projection of a national series takes them."""
+    source's own estimate of the fraction of the votes counted (0, 1], shown as such;
+    without acta counts the hurdle stays unknown (it is exact or nothing: the projection
+    is what uses the estimate, with its uncertainty)."""
     names = names or {}
     levels_present = set(units["level"].unique().to_list())
     finest = max((Level(x) for x in levels_present), key=lambda lv: list(Level).index(lv))
@@ -678,13 +689,14 @@ def count_state_units(
     src = units.filter(pl.col("level") == finest.value)
 
     def units_hurdle(a: str, b: str, margin: int) -> Hurdle:
-        if not national.actas_known and source_fraction is not None:
-            got = {c.code: c.votes for c in national.candidates}
-            r_est = (got.get(a, 0) + got.get(b, 0)) * (1.0 / source_fraction - 1.0)
-            return hurdle(margin, round(r_est), a, b,
-                          "units: the source's estimate of the share of votes counted "
-                          "(pct_votes_counted)", n_rejected)
         if not national.actas_known:
+            # the hurdle is exact or unknown: a source's own estimate of the share counted
+            # (which the projection uses, with its uncertainty) bounds nothing
+            if source_fraction is not None:
+                return Hurdle(a, b, margin, None, None, HurdleStatus.UNKNOWN_REMAINING,
+                              "units: the source publishes no acta counts, only its own "
+                              "estimate of the share of votes counted (not a bound)",
+                              n_rejected)
             return Hurdle(a, b, margin, None, None, HurdleStatus.UNKNOWN_REMAINING,
                           "units: the source publishes no acta counts", n_rejected)
         r = remaining_two_candidate_units(src, a, b)

@@ -65,9 +65,15 @@ def state_of(store: Store, info: SnapshotInfo, *, level: Level = Level.AREA1) ->
                                  names=names, n_rejected=info.n_rejected, rejected=rejected)
     parents = {c: p for c, p in zip(geo["code"].to_list(), geo["parent"].to_list(),
                                     strict=True) if p}
-    return count_state_units(loaded.frame, contest, snapshot_ref(info), level=level, names=names,
-                             n_rejected=info.n_rejected, parents=parents,
-                             source_fraction=source_share_counted(store, info))
+    from dataclasses import replace
+
+    from escrutinio.service.units import coverage_warnings
+
+    st = count_state_units(loaded.frame, contest, snapshot_ref(info), level=level, names=names,
+                           n_rejected=info.n_rejected, parents=parents,
+                           source_fraction=source_share_counted(store, info))
+    gaps = coverage_warnings(store, info)
+    return replace(st, coverage_warnings=tuple(gaps)) if gaps else st
 
 
 def source_share_counted(store: Store, info: SnapshotInfo) -> float | None:

@@ -30,7 +30,7 @@ VOCABULARY: Final = Vocabulary(
     polling_station=("mesa receptora", "polling station"),
     polling_stations=("mesas receptoras", "polling stations"),
     # SERVEL counts mesas ("mesas escrutadas"): one count per mesa, no separate acta word
-    actas=("mesas", "polling stations"),
+    actas=("mesas receptoras", "polling stations"),
     status_overrides={ActaStatus.JEE: ("en el TRICEL", "at the TRICEL"),
                       ActaStatus.NOT_INSTALLED: ("mesa receptora no constituida",
                                                  "polling station not set up")},
