@@ -194,6 +194,16 @@ def test_series_share_counted_in_status_and_history(tmp_path: Path) -> None:
     assert "cannot be computed exactly (the projection uses that estimate" \
         in " ".join(st.output.split())
 
+    # the dashboard's overview says it too, as the source's estimate
+    from fastapi.testclient import TestClient
+
+    from escrutinio.api.app import create_app
+
+    with TestClient(create_app(db, projection_sims=200)) as client:
+        page = client.get("/?lang=en")
+        assert page.status_code == 200
+        assert 'id="source-pct-counted"' in page.text and "75.0%" in page.text
+
     h = runner.invoke(app, ["--db", db, "--lang", "en", "history"])
     assert h.exit_code == 0, h.output
     assert "25.00% (source)" in h.output and "75.00% (source)" in h.output
