@@ -249,6 +249,8 @@ def draw_totals(counted: np.ndarray, cells: Cells, shocks: Shocks, *, n_sims: in
     local_sqrt = sqrt_psd(cells.cov) if n_cells else np.zeros((0, k, k))
     nat_sqrt = np.stack([sqrt_psd(s) for s in shocks.share]) if shocks.share else \
         np.zeros((0, k, k))
+    mix_sqrt = np.stack([sqrt_psd(c) for c in shocks.mix_cov]) \
+        if shocks.mix_prob > 0 and shocks.mix_cov is not None else None
     draw = np.asarray(shocks.draw, dtype=np.int64)
     tsd = np.sqrt(np.asarray(shocks.turnout, dtype=float))
     if chunk is None:
@@ -271,10 +273,9 @@ def draw_totals(counted: np.ndarray, cells: Cells, shocks: Shocks, *, n_sims: in
         eps = xi[draw] @ np.swapaxes(nat_sqrt, 1, 2)
         if brk is not None:
             eps = eps + np.where((draw == 0)[:, None, None], brk[None], 0.0)
-        if shocks.mix_prob > 0 and shocks.mix_cov is not None:
+        if mix_sqrt is not None:
             hit_g = rng.random((2, s)) < shocks.mix_prob
             zg = rng.standard_normal((2, s, k)) * hit_g[:, :, None]
-            mix_sqrt = np.stack([sqrt_psd(c) for c in shocks.mix_cov])
             eps = eps + zg[draw] @ np.swapaxes(mix_sqrt, 1, 2)
         dlt = zeta[draw] * tsd[:, None]
         jee = rng.standard_normal(s) * shocks.jee_rate_sd
