@@ -86,7 +86,7 @@ def _unit_cut(store: Store, info: SnapshotInfo, with_national: bool,
               nat_info: SnapshotInfo | None) -> UnitCut:
     """:func:`unit_cut` given the national cut of the same minute (cached on the
     snapshot, the option and that cut: a national cut stored later changes the key)."""
-    from escrutinio.projection.units import complete_with_national, finest_units
+    from escrutinio.projection.units import REST_CODE, complete_with_national, finest_units
 
     key = (info.snapshot_id, with_national, nat_info.snapshot_id if nat_info else None)
     with _CACHE_LOCK:
@@ -119,7 +119,7 @@ def _unit_cut(store: Store, info: SnapshotInfo, with_national: bool,
         gone = geo.filter(~pl.col("code").is_in(list(present)))
         rest_abroad = rest_is_abroad(contest, gone)
         units = complete_with_national(fine, nat, rest_abroad=rest_abroad)
-        if "__rest__" in units["unit_code"].to_list():
+        if REST_CODE in units["unit_code"].to_list():
             missing = tuple(gone["code"].to_list())
             home_gone = gone.filter(~pl.col("abroad").fill_null(False))
             missing_home = tuple(home_gone["code"].to_list())
@@ -139,7 +139,7 @@ def _unit_cut(store: Store, info: SnapshotInfo, with_national: bool,
                     f"{en}: projected from the national row (the difference is one more "
                     f"unit); {len(missing):,} units are missing" + (f": {shown}" if missing
                                                                    else "")))
-            rest = units.filter(pl.col("unit_code") == "__rest__")
+            rest = units.filter(pl.col("unit_code") == REST_CODE)
             if any((rest[c.column][0] or 0) < 0 for c in contest.candidates):
                 warns.append(warning_record(
                     "units_exceed_national",
@@ -172,7 +172,7 @@ def _unit_cut(store: Store, info: SnapshotInfo, with_national: bool,
                     "del mismo minuto las completa: se proyecta solo lo que cubren",
                     f"the units cover {have:,} of {total:,} actas and no national cut of the "
                     "same minute completes them: this projects only what they cover"))
-    has_rest = "__rest__" in units["unit_code"].to_list()
+    has_rest = REST_CODE in units["unit_code"].to_list()
     cut = UnitCut(info, units, nat, own, missing, tuple(warns),
                   metadata_fraction(store, info, nat_info),
                   rest_abroad if has_rest else None, missing_home)
@@ -190,8 +190,10 @@ def coverage_warnings(store: Store, info: SnapshotInfo) -> list[dict[str, str]]:
     units add up to the national row."""
     if info.kind is not SnapshotKind.UNITS or info.level in (None, Level.NATIONAL.value):
         return []
+    from escrutinio.projection.units import REST_CODE
+
     cut = unit_cut(store, info)
-    if cut.national is None or "__rest__" not in cut.units["unit_code"].to_list():
+    if cut.national is None or REST_CODE not in cut.units["unit_code"].to_list():
         return []
     if cut.rest_abroad and not cut.missing_home:
         return []
@@ -200,7 +202,7 @@ def coverage_warnings(store: Store, info: SnapshotInfo) -> list[dict[str, str]]:
     gone = cut.missing_home if cut.rest_abroad else cut.missing_units
     shown = ", ".join(f"{c} {names.get(c, '')}".strip() for c in gone[:25]) \
         + (" …" if len(gone) > 25 else "")
-    listed = cut.units.filter(pl.col("unit_code") != "__rest__")
+    listed = cut.units.filter(pl.col("unit_code") != REST_CODE)
     word_es, word_en = _actas_word(store, info)
     nat_total = cut.actas_total
     have = (int(listed["actas_total"].sum()) if "actas_total" in listed.columns
