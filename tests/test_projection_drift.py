@@ -121,6 +121,32 @@ def test_the_prior_on_an_unseen_vote_type_is_the_measured_late_lean(data_dir: Pa
     res = late_lean.measure()
     assert res["pooled_n"] >= 25  # comparisons: 24 US states, two Peruvian abroad-v-home
     assert round(float(res["pooled_rms"]), 1) == PRIOR_TYPE_SD  # type: ignore[arg-type]
+    # the synthetic counts' late batches lean by the same measured spread (the model's
+    # prior and the simulator share the measurement, not a fit to each other)
+    assert round(float(res["pooled_rms"]), 2) == cs.MEASURED_LATE_LEAN_SD  # type: ignore[arg-type]
+
+
+def test_synthetic_late_batches_lean_as_measured_or_towards_the_trailer() -> None:
+    """Half the synthetic counts have a mail-style late batch (towards the election-day
+    trailer, 0.3-1.0 on the log-odds); the other half lean either way with the measured
+    spread; ``late_leans="mild"`` is the earlier design where that half did not lean."""
+    sims = [cs.simulate(s) for s in range(1, 201)]
+    other = np.array([x.late_shift for x in sims if not x.mail_scenario])
+    mail = [x for x in sims if x.mail_scenario]
+    assert 60 < other.size < 140 and len(mail) == 200 - other.size
+    assert np.all(other != 0.0)
+    assert 0.5 * cs.MEASURED_LATE_LEAN_SD < float(np.sqrt((other ** 2).mean())) \
+        < 1.5 * cs.MEASURED_LATE_LEAN_SD
+    assert all(0.3 <= abs(x.late_shift) <= 1.0 for x in mail)
+    # towards the trailer on election day: the late batch moves A's share up iff A trails
+    for x in mail[:10]:
+        day = ~x.late
+        a_day = x.votes[day, 0].sum() / x.votes[day].sum()
+        assert (x.late_shift > 0) == (a_day < 0.5)
+    mild = [cs.simulate(s, late_leans="mild") for s in range(1, 41)]
+    assert all(x.late_shift == 0.0 for x in mild if not x.mail_scenario)
+    with pytest.raises(ValueError):
+        cs.simulate(1, late_leans="wild")
 
 
 def test_json_of_a_drift_projection_is_strict() -> None:

@@ -10,7 +10,12 @@ continents (abroad), drawn from a seed, then counted in an order that is **not r
 * abroad arrives late;
 * a **late batch** (mail ballots / votes counted apart) of 0-15% of the votes arrives
   last; in half the counts its votes lean towards the candidate trailing on election
-  day (a US-style mail shift), by a drawn amount;
+  day (a US-style mail shift, 0.3-1.0 on the log-odds); in the other half they lean
+  either way by a normal amount whose spread is the one measured on 26 real late blocks
+  (RMS 0.66 on the log-odds, ``validation/late_lean.py``: US 2020 states' last 5%,
+  Peru's abroad votes). ``late_leans="mild"`` keeps the earlier design, where that other
+  half did not lean at all (no real late block measured so far was like that: the US
+  states' median |lean| is 0.38);
 * observed actas (2%) are held for review and arrive at the very end; 10% of them are
   annulled.
 
@@ -49,8 +54,9 @@ class SimCount:
     held: np.ndarray  # (N,) bool: observed, held for review until the end
     annulled: np.ndarray  # (N,) bool
     late: np.ndarray  # (N,) bool: the late batch
-    late_shift: float  # logit shift of the late batch (towards the day-trailer if > 0)
+    late_shift: float  # logit shift of the late batch towards candidate A
     rural_slope: float
+    mail_scenario: bool = False  # the late batch leans to the election-day trailer
 
     @property
     def n(self) -> int:
@@ -66,9 +72,17 @@ def _expit(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+#: the spread of a late block's lean on the log-odds when it is not a mail-style shift
+#: towards the trailer: the RMS of 26 real late blocks (validation/results/late_lean.json)
+MEASURED_LATE_LEAN_SD = 0.66
+
+
 def simulate(seed: int, *, n_regions: int = 25, n_abroad: int = 5,
-             mean_mesas: int = 6000, late_scenario: bool | None = None) -> SimCount:
+             mean_mesas: int = 6000, late_scenario: bool | None = None,
+             late_leans: str = "measured") -> SimCount:
     """Draw one count (see the module docstring)."""
+    if late_leans not in ("measured", "mild"):
+        raise ValueError(f"late_leans must be 'measured' or 'mild', not {late_leans!r}")
     rng = np.random.default_rng([20_31, seed])
     n_units = n_regions + n_abroad
     # places: 15-50 per region, 5-20 per continent; mesas per place log-normal
@@ -103,6 +117,9 @@ def simulate(seed: int, *, n_regions: int = 25, n_abroad: int = 5,
     if late_scenario is None:
         late_scenario = bool(rng.random() < 0.5)
     late_mag = float(rng.uniform(0.3, 1.0)) if late_scenario else 0.0
+    # outside the mail scenario: a lean either way (towards A if > 0), or none ("mild")
+    other_lean = (float(rng.normal(0.0, MEASURED_LATE_LEAN_SD))
+                  if not late_scenario and late_leans == "measured" else 0.0)
     # a close race: shift everybody so that A's final share is 0.5 ± 0.015
     target = 0.5 + rng.normal(0, 0.015)
     day = ~late
@@ -111,7 +128,7 @@ def simulate(seed: int, *, n_regions: int = 25, n_abroad: int = 5,
         p_day = _expit(s_logit + off)
         day_a = (valid * p_day)[day].sum() / max(valid[day].sum(), 1)
         sign = -1.0 if day_a > 0.5 else 1.0  # the late batch leans to the day-trailer
-        p = np.where(late, _expit(s_logit + off + sign * late_mag), p_day)
+        p = np.where(late, _expit(s_logit + off + sign * late_mag + other_lean), p_day)
         share = (valid * p).sum() / valid.sum()
         grad = (valid * p * (1 - p)).sum() / valid.sum()
         off += (target - share) / max(grad, 1e-9)
@@ -120,7 +137,7 @@ def simulate(seed: int, *, n_regions: int = 25, n_abroad: int = 5,
     p_day = _expit(s_logit + off)
     day_a = (valid * p_day)[day].sum() / max(valid[day].sum(), 1)
     sign = -1.0 if day_a > 0.5 else 1.0
-    p = np.where(late, _expit(s_logit + off + sign * late_mag), p_day)
+    p = np.where(late, _expit(s_logit + off + sign * late_mag + other_lean), p_day)
     va = rng.binomial(valid, p)
     votes = np.column_stack([va, valid - va]).astype(np.int64)
     held = rng.random(n) < 0.02
@@ -136,7 +153,8 @@ def simulate(seed: int, *, n_regions: int = 25, n_abroad: int = 5,
     order = np.empty(n, dtype=np.int64)
     order[np.argsort(key, kind="stable")] = np.arange(n)
     return SimCount(seed, unit, place, abroad_u, electors.astype(np.int64), votes, order, held,
-                    annulled, late, sign * late_mag if late_mag else 0.0, rural_slope)
+                    annulled, late, sign * late_mag if late_mag else other_lean, rural_slope,
+                    bool(late_scenario))
 
 
 def cut_sizes(sim: SimCount, fractions: np.ndarray) -> np.ndarray:
