@@ -387,6 +387,7 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
     # persistence: lag-1 correlation of each unit's standardised residuals (jac metric),
     # pooled over units, shrunk towards 1 (full persistence) with PRIOR_WEIGHT pairs
     persistence = 1.0
+    rho_raw: float | None = None
     unit_batch = None
     if ur.shape[0]:
         ui_all = np.concatenate(unit_id)
@@ -404,6 +405,7 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
             yy = float(np.einsum("ij,ij->", y[both], y[both]))
             rho = float(np.clip(xy / max(np.sqrt(xx * yy), 1e-300), 0.0, 1.0))
             persistence = (PRIOR_WEIGHT + m * rho) / (PRIOR_WEIGHT + m)
+            rho_raw = rho
         unit_batch = np.zeros(n_units)
         np.maximum.at(unit_batch, ui_all, un)
     if ur.shape[0]:
@@ -435,22 +437,26 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
                 if ur.shape[0] else 0.0
             exp_c = float(vc_model.at(float(wi.sum()))) + own_i
             hq_c.append((float(wi.sum() / max(final_u[sel].sum(), 1.0)),
-                         max(0.0, float(qs(mean[None])[0]) - exp_c)))
+                         float(qs(mean[None])[0]) - exp_c))
             if sel.sum() > 1:
                 exp_u = vu_model.at(wi)
-                hq_u.append((hb, np.maximum(0.0, qs(gap - mean) - exp_u), wi))
+                hq_u.append((hb, qs(gap - mean) - exp_u, wi))
+        # the excess of each block over the batch-level terms is noisy around zero when
+        # nothing builds up: it is averaged first and the fitted S clipped at 0 (clipping
+        # each block's excess kept the positive half of the noise, a look-ahead term even
+        # for a count with none — short histories showed it most)
         if hq_c:
             h, q = np.array(hq_c).T
             hmax_c = float(h.max())
             q = np.where(h >= MIN_LOOKAHEAD_H, q, 0.0)
             h = np.where(h >= MIN_LOOKAHEAD_H, h, 0.0)
-            s2_c = float((q * h ** 2).sum() / max((h ** 4).sum(), 1e-300))
+            s2_c = max(0.0, float((q * h ** 2).sum() / max((h ** 4).sum(), 1e-300)))
         if hq_u:
             h = np.concatenate([x[0] for x in hq_u])
             q = np.concatenate([x[1] for x in hq_u])
             wq = np.concatenate([x[2] for x in hq_u]) * (h >= MIN_LOOKAHEAD_H)
             hmax_u = float(h.max())
-            s2_u = float((wq * q * h ** 2).sum() / max((wq * h ** 4).sum(), 1e-300))
+            s2_u = max(0.0, float((wq * q * h ** 2).sum() / max((wq * h ** 4).sum(), 1e-300)))
     # shape: the residuals' own covariance (each scaled to unit share variance), blended
     # with the isotropic prior shape
     shape = prior_shape * PRIOR_WEIGHT
@@ -482,6 +488,7 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
     diag["trend_stop_sd_margin_share"] = float(np.sqrt(2 * stop_common))
     diag["unit_scale_range"] = [float(unit_scale.min()), float(unit_scale.max())]
     diag["unit_persistence"] = persistence
+    diag["unit_persistence_measured"] = rho_raw
     return DriftFit(center, shape, common, unit, tail, int(n_cuts), int(ok.sum()), diag,
                     stop_common, stop_unit, unit_scale, persistence, unit_batch)
 
