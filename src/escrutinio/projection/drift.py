@@ -433,18 +433,22 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
         for gap0, pd, wi, hb, sel in blk:
             gap = gap0 - carry * pd
             mean = (gap * wi[:, None]).sum(0) / wi.sum()
-            own_i = float((wi ** 2 * vu_model.at(wi)).sum() / wi.sum() ** 2) \
-                if ur.shape[0] else 0.0
+            # what the units' own batch terms expect of this stretch, each unit with its
+            # own lumpiness (a small, lumpy unit's stretch is not a trend building up)
+            exp_u = unit_scale[sel] * vu_model.at(wi)
+            own_i = float((wi ** 2 * exp_u).sum() / wi.sum() ** 2) if ur.shape[0] else 0.0
             exp_c = float(vc_model.at(float(wi.sum()))) + own_i
             hq_c.append((float(wi.sum() / max(final_u[sel].sum(), 1.0)),
                          float(qs(mean[None])[0]) - exp_c))
             if sel.sum() > 1:
-                exp_u = vu_model.at(wi)
-                hq_u.append((hb, qs(gap - mean) - exp_u, wi))
+                hq_u.append((hb, qs(gap - mean) - exp_u, exp_u))
         # the excess of each block over the batch-level terms is noisy around zero when
         # nothing builds up: it is averaged first and the fitted S clipped at 0 (clipping
         # each block's excess kept the positive half of the noise, a look-ahead term even
-        # for a count with none — short histories showed it most)
+        # for a count with none — short histories showed it most). Per unit each excess
+        # weighs by the inverse of its expected variance, as the batch terms' fit does: a
+        # stretch of a few mesas in a small unit is noise, not a trend, however far it
+        # reaches into that unit
         if hq_c:
             h, q = np.array(hq_c).T
             hmax_c = float(h.max())
@@ -454,7 +458,8 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
         if hq_u:
             h = np.concatenate([x[0] for x in hq_u])
             q = np.concatenate([x[1] for x in hq_u])
-            wq = np.concatenate([x[2] for x in hq_u]) * (h >= MIN_LOOKAHEAD_H)
+            ev = np.concatenate([x[2] for x in hq_u])
+            wq = (h >= MIN_LOOKAHEAD_H) / np.maximum(ev, 1e-9) ** 2
             hmax_u = float(h.max())
             s2_u = max(0.0, float((wq * q * h ** 2).sum() / max((wq * h ** 4).sum(), 1e-300)))
     # shape: the residuals' own covariance (each scaled to unit share variance), blended
