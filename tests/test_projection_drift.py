@@ -421,3 +421,24 @@ def test_a_source_that_starts_late_does_not_widen_on_noise() -> None:
         lo, hi = sorted((sign * iv.lower, sign * iv.upper))
         assert lo <= fm <= hi, (f, lo, fm, hi)
     assert max(hw[0.905], hw[0.91]) < 2.0 * hw[0.90], hw
+
+
+@pytest.mark.slow  # parses the 2021 per-acta file and the US progressions
+def test_the_unit_prior_is_in_the_range_real_units_show(data_dir: Path) -> None:
+    """Before any history a unit's remainder may differ from its counted votes by the
+    declared PRIOR_UNIT_MARGIN_SD (validation/unit_remainder_lean.py): at the first cut of
+    the real per-unit counts the units' own leans have an RMS of 0.12-0.37 of the margin's
+    share (Peru 2021 districts, provinces, departments; US 2020 states), the shared part
+    is within the common prior."""
+    import unit_remainder_lean as url
+
+    from escrutinio.projection.drift import PRIOR_COMMON_MARGIN_SD, PRIOR_UNIT_MARGIN_SD
+
+    res = url.measure()
+    peru = res["peru_2021_runoff_first_snapshot"]
+    us2020 = res["us_2020_first_record"]
+    assert isinstance(peru, dict) and isinstance(us2020, dict)
+    rms = [float(v["unit_rms"]) for v in peru.values()] + [float(us2020["unit_rms"])]
+    assert min(rms) <= PRIOR_UNIT_MARGIN_SD <= max(rms), rms
+    commons = [abs(float(v["common"])) for v in peru.values()] + [abs(float(us2020["common"]))]
+    assert max(commons) <= 1.5 * PRIOR_COMMON_MARGIN_SD, commons
