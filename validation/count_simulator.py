@@ -35,11 +35,21 @@ import numpy as np
 import polars as pl
 
 from escrutinio.domain import ActaStatus, Candidate, Contest, ContestKind
+from escrutinio.projection.model import JeeOutcomes
 
 CONTEST = Contest(
     id="zz-conteo-sintetico", name="Conteo sintético", kind=ContestKind.RUNOFF,
     country="ZZ", date="2030-01-01",
     candidates=(Candidate("a", "Candidata A", "v_a"), Candidate("b", "Candidato B", "v_b")))
+
+
+#: what becomes of the sheets held for review, declared as a country pack would declare
+#: its own court's rates: the simulator's process (10% annulled at random, none corrected,
+#: random sheets: no lean of their own). The synthetic country is not Peru: Peru's JEE
+#: rates are not its rates
+REVIEW = JeeOutcomes(p_annulled=0.10, p_corrected=0.0, correction_sd=0.0, rate_prior_n=100.0,
+                     source="simulador / simulator: 10% of held sheets annulled at random",
+                     lean_margin_sd=0.0)
 
 
 @dataclass(frozen=True)

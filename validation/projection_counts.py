@@ -85,7 +85,7 @@ def run_count(seed: int, granularity: str, sims: int,
     final = sim.final
     fm = float(final["a"] - final["b"])
     sizes = cs.cut_sizes(sim, CUTS)
-    params = ModelParams(n_sims=sims, seed=seed)
+    params = ModelParams(n_sims=sims, seed=seed, jee=cs.REVIEW)  # the count's own review rates
     rows = []
     scored = [int(np.argmin(np.abs(CUTS - f))) for f in scored_at]
     j0 = int(np.searchsorted(CUTS, history_from - 1e-9))
