@@ -442,3 +442,28 @@ def test_the_unit_prior_is_in_the_range_real_units_show(data_dir: Path) -> None:
     assert min(rms) <= PRIOR_UNIT_MARGIN_SD <= max(rms), rms
     commons = [abs(float(v["common"])) for v in peru.values()] + [abs(float(us2020["common"]))]
     assert max(commons) <= 1.5 * PRIOR_COMMON_MARGIN_SD, commons
+
+
+def test_sheets_held_for_review_per_acta_take_the_declared_lean_not_the_arrival_shock() -> None:
+    """Per acta, at 98% counted a synthetic count has only its sheets held for review left
+    (random sheets, none with figures). With the country's measured lean declared (the
+    simulator's: none) they are not the count's next arrivals: no national arrival shock,
+    so the interval is narrower than when the lean is unknown (None: the shock stays), and
+    the final margin stays inside it."""
+    from dataclasses import replace as dc_replace
+
+    sim = cs.simulate(5)
+    fm = sim.final["a"] - sim.final["b"]
+    n = int(cs.cut_sizes(sim, np.array([0.98]))[0])
+    frame = cs.acta_frame(sim, n)
+    width = {}
+    for name, jee in (("declared", cs.REVIEW), ("unknown", dc_replace(cs.REVIEW,
+                                                                        lean_margin_sd=None))):
+        p = project_actas(frame, cs.CONTEST, params=ModelParams(n_sims=4000, seed=5, jee=jee))
+        race = next(r for r in p.races if {r.leader, r.trailer} == {"a", "b"})
+        iv = race.interval(0.9)
+        width[name] = iv.upper - iv.lower
+        sign = 1.0 if race.leader == "a" else -1.0
+        lo, hi = sorted((sign * iv.lower, sign * iv.upper))
+        assert lo <= fm <= hi, (name, lo, fm, hi)
+    assert width["declared"] < 0.95 * width["unknown"], width

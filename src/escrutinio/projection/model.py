@@ -38,7 +38,7 @@ cells (area1 × component × regime) and simulated by :mod:`escrutinio.projectio
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -284,6 +284,25 @@ def nested_codes(df: pl.DataFrame, columns: Sequence[str]) -> list[np.ndarray]:
     return out
 
 
+def _held_sheets_lean(cells: Cells, lean_margin_sd: float, k: int) -> Cells:
+    """Sheets held for review without figures are scattered over their areas, not the
+    count's next arrivals: where the country has measured how far such sheets lean from
+    the rest (:attr:`JeeOutcomes.lean_margin_sd`), that lean is their shared deviation in
+    each cell, instead of the national arrival shocks (share and turnout) — as per unit
+    (``projection/units.py``). Unmeasured (None): the national shocks stay."""
+    held = cells.component == Component.JEE.value
+    if not held.any():
+        return cells
+    lean = la.isotropic_clr_cov(k, 2.0 * lean_margin_sd)  # margin share → log-odds
+    cov = cells.cov.copy()
+    cov[held] += np.einsum("cij,jk,clk->cil", cells.G[held], lean, cells.G[held])
+    g = cells.G.copy()
+    g[held] = 0.0
+    u = cells.u.copy()
+    u[held] = 0.0
+    return replace(cells, G=g, u=u, cov=cov)
+
+
 def make_shocks(regimes: Mapping[str, _Regime], counted_fraction: float, params: ModelParams,
                 jee: JeeOutcomes, fine_level: int,
                 extra_without: tuple[np.ndarray, float] | None = None) -> Shocks:
@@ -495,6 +514,8 @@ def prepare_actas(
         noise_turn=tuple(float(rg.turn_fit.resid_cov[0, 0]) for rg in reg_list),
         cap=electors[idx], jee=is_jee, p_annulled=jee.p_annulled,
         jee_scale=1.0 / scale)]
+    if jee.lean_margin_sd is not None:
+        parts[0] = _held_sheets_lean(parts[0], jee.lean_margin_sd, k)
 
     # --- actas at the JEE with provisional figures: as is, corrected or annulled
     fig = jee_mask & has_fig
