@@ -201,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="the late batch outside the mail scenario: leans as measured on "
                          "real counts (default), or not at all (the earlier simulator)")
     a = ap.parse_args(argv)
+    if a.history_from > 0 and a.granularity == "actas":
+        ap.error("--history-from: a per-acta projection reads one snapshot, it has no "
+                 "earlier cuts to leave out")
     t0 = time.time()
     scored = SCORED if a.scored is None else tuple(float(x) for x in a.scored.split(","))
     rows: list[Row] = []
