@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from escrutinio.domain import Candidate, Contest, ContestKind
-from escrutinio.projection.drift import PRIOR_WEIGHT, fit_drift
+from escrutinio.projection.drift import PRIOR_PERSISTENCE, PRIOR_WEIGHT, fit_drift
 from escrutinio.projection.model import ModelParams, project_actas
 from escrutinio.projection.result import CallStatus
 from escrutinio.projection.units import project_series, project_units
@@ -295,8 +295,8 @@ def test_a_units_part_under_review_leans_by_the_measured_amount() -> None:
 def test_a_remainder_of_many_batches_averages_what_does_not_persist() -> None:
     """Units whose batch deviations flip sign from one batch to the next (no persistence)
     get ρ well below 1, and a remainder of many batches a smaller unit term than a
-    remainder of one batch; with a couple of batch pairs only, ρ stays near its prior, 1
-    (a count that has shown little is not assumed to average out)."""
+    remainder of one batch; with a couple of batch pairs only, ρ stays near its declared
+    prior (a count that has shown little is shrunk towards what real counts show)."""
     rng = np.random.default_rng(11)
 
     def fit(n_units: int, n_cuts: int):
@@ -316,7 +316,22 @@ def test_a_remainder_of_many_batches_averages_what_does_not_persist() -> None:
     one = flip.unit_factor(np.full(20, 4_000.0), tot.sum(axis=1), units)
     assert float(np.median(many)) < 0.8 * float(np.median(one))
     few, _ = fit(2, 3)
-    assert few.persistence >= 0.5, few.persistence
+    assert few.persistence >= 0.4 * PRIOR_PERSISTENCE > 5 * flip.persistence, (
+        few.persistence, flip.persistence)
+
+
+@pytest.mark.slow  # parses the 2021 runoff tables and both first rounds' district scrapes
+def test_the_persistence_prior_is_what_real_counts_show(data_dir: Path) -> None:
+    """The declared persistence prior is the largest lag-1 correlation measured on the
+    real per-unit counts with at least 10 pairs of batches (validation/unit_persistence.py),
+    rounded up to a tenth — not 1, which no real count shows, nor a number picked to fit."""
+    import unit_persistence as up
+
+    res = up.measure()
+    rhos = [float(v["rho"]) for v in res.values() if v["pairs"] >= 10 and v["rho"] is not None]
+    assert len(rhos) >= 3, res
+    assert max(rhos) <= PRIOR_PERSISTENCE <= max(rhos) + 0.1, (rhos, PRIOR_PERSISTENCE)
+    assert max(rhos) < 0.9, rhos  # full persistence (the old prior) is not what counts do
 
 
 def test_perus_review_lean_is_its_measurement(data_dir: Path) -> None:

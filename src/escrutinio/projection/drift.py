@@ -29,9 +29,9 @@ compared as centred log-ratios (clr, Aitchison 1986).
     mean ratio of its own residuals to the pooled fit, shrunk towards 1 with the weight
     of :data:`PRIOR_WEIGHT` residuals (empirical Bayes). A unit's deviation persists
     from one batch to its next only in part: the lag-1 correlation ρ of the units'
-    standardised residuals (pooled, shrunk towards 1 with :data:`PRIOR_WEIGHT` pairs)
-    makes a remainder of k batches (k = votes to come ÷ the unit's largest batch, at
-    least 1) carry A·(ρ + (1 − ρ)/k) of the batch-level term.
+    standardised residuals (pooled, shrunk towards :data:`PRIOR_PERSISTENCE` with
+    :data:`PRIOR_WEIGHT` pairs) makes a remainder of k batches (k = votes to come ÷ the
+    unit's largest batch, at least 1) carry A·(ρ + (1 − ρ)/k) of the batch-level term.
   Each is a scalar variance that may shrink with the size of a batch, A + B/n (n its
   votes; fitted by non-negative weighted least squares), times a K × K shape (the
   residuals' own covariance, blended with an isotropic prior shape). The part still to
@@ -69,6 +69,14 @@ PRIOR_COMMON_MARGIN_SD = 0.05
 PRIOR_UNIT_MARGIN_SD = 0.20
 #: weight of the prior, in residuals
 PRIOR_WEIGHT = 2.0
+#: declared prior of the persistence ρ (how much of a unit's batch-level deviation carries
+#: over to its next batch) until the count shows pairs of batches: the largest lag-1
+#: correlation measured on the real per-unit counts with at least 10 pairs
+#: (validation/unit_persistence.py: Peru 2021 runoff departments 0.39, provinces 0.33;
+#: 2021 and 2026 first rounds per district 0.00). It was 1 (full persistence) until the
+#: ninth session: a remainder of k batches was taken to deviate as much as one batch of
+#: the first pair of cuts, which no real count measured does.
+PRIOR_PERSISTENCE = 0.4
 #: the share of the carried-over trend put in the centre (the rest, and as much again, is
 #: uncertainty: "the trend may go on or stop")
 TREND_SHARE = 0.5
@@ -136,8 +144,8 @@ class DriftFit:
     #: (U,) each unit's own scale of the unit term (1: the pooled fit)
     unit_scale: np.ndarray | None = None
     #: how much of a unit's batch-level deviation persists from one batch to the next
-    #: (lag-1 correlation of its residuals, shrunk towards 1): a remainder of k batches
-    #: has the batch term A·(ρ + (1 − ρ)/k)
+    #: (lag-1 correlation of its residuals, shrunk towards PRIOR_PERSISTENCE): a remainder
+    #: of k batches has the batch term A·(ρ + (1 − ρ)/k)
     persistence: float = 1.0
     #: (U,) the largest batch (votes) each unit has shown: k = remaining / it, at least 1
     unit_batch: np.ndarray | None = None
@@ -385,9 +393,11 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
         tot = np.bincount(ui_all, weights=ratio, minlength=n_units)
         unit_scale = (PRIOR_WEIGHT + tot) / (PRIOR_WEIGHT + cnt)
     # persistence: lag-1 correlation of each unit's standardised residuals (jac metric),
-    # pooled over units, shrunk towards 1 (full persistence) with PRIOR_WEIGHT pairs
-    persistence = 1.0
+    # pooled over units, shrunk towards the declared PRIOR_PERSISTENCE with PRIOR_WEIGHT
+    # pairs
+    persistence = PRIOR_PERSISTENCE
     rho_raw: float | None = None
+    n_pairs = 0
     unit_batch = None
     if ur.shape[0]:
         ui_all = np.concatenate(unit_id)
@@ -404,8 +414,9 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
             xx = float(np.einsum("ij,ij->", x[both], x[both]))
             yy = float(np.einsum("ij,ij->", y[both], y[both]))
             rho = float(np.clip(xy / max(np.sqrt(xx * yy), 1e-300), 0.0, 1.0))
-            persistence = (PRIOR_WEIGHT + m * rho) / (PRIOR_WEIGHT + m)
+            persistence = (PRIOR_WEIGHT * PRIOR_PERSISTENCE + m * rho) / (PRIOR_WEIGHT + m)
             rho_raw = rho
+            n_pairs = m
         unit_batch = np.zeros(n_units)
         np.maximum.at(unit_batch, ui_all, un)
     if ur.shape[0]:
@@ -494,6 +505,7 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
     diag["unit_scale_range"] = [float(unit_scale.min()), float(unit_scale.max())]
     diag["unit_persistence"] = persistence
     diag["unit_persistence_measured"] = rho_raw
+    diag["unit_persistence_pairs"] = n_pairs
     return DriftFit(center, shape, common, unit, tail, int(n_cuts), int(ok.sum()), diag,
                     stop_common, stop_unit, unit_scale, persistence, unit_batch)
 
