@@ -224,6 +224,55 @@ def test_us_2020_series_never_certain_of_the_wrong_winner(data_dir: Path) -> Non
         assert isinstance(res["min_p_winner"], float) and res["min_p_winner"] > 0.5, name
 
 
+def test_a_count_that_corrected_itself_is_not_final_at_100_percent(data_dir: Path) -> None:
+    """Florida 2020 (NYT feed): the feed's estimate of votes remaining went to 0 (the count
+    had passed its expected total) after a cut that took votes away from a candidate; the
+    margin then still moved by 1,400 votes. The projection at that "100%" cut keeps one
+    more correction like the one seen (its own component, labelled in both languages) and
+    its 90% interval holds the final; before, it was a zero-width interval — "final" said
+    of a count that was not."""
+    import replay_us2020 as us
+
+    g = us.load(data_dir / "us-2020-president-progress" / "state-changes-excerpt.csv.gz"
+                )["Florida"]
+    v = g.select("biden", "trump", "other").to_numpy().astype(float)
+    rem = g["votes_remaining"].to_numpy().astype(float).clip(0, None)
+    frac = v.sum(axis=1) / np.maximum(v.sum(axis=1) + rem, 1.0)
+    fm = v[-1, 0] - v[-1, 1]
+    hist = [(v[i].tolist(), float(min(frac[i], 1.0))) for i in range(2)]
+    assert hist[1][1] == 1.0 and (np.diff(v[:2], axis=0) < 0).any()
+    p = project_series(hist, us.CONTEST, params=ModelParams(n_sims=4000, seed=0),
+                       pairs=(("biden", "trump"),))
+    race = next(r for r in p.races if {r.leader, r.trailer} == {"biden", "trump"})
+    sign = 1.0 if race.leader == "biden" else -1.0
+    lo, hi = sorted((sign * race.interval(0.9).lower, sign * race.interval(0.9).upper))
+    assert lo <= fm <= hi and hi - lo > 1_000, (lo, fm, hi)
+    rev = [c for c in p.components if c.component.value == "revision"]
+    assert len(rev) == 1 and rev[0].n_items == 1 and rev[0].label_es.startswith("correcciones")
+    assert abs(rev[0].expected_margin_change) < 0.1 * rev[0].sd_margin_change
+
+
+def test_corrections_are_steps_that_take_votes_away_not_broken_cuts() -> None:
+    """fit_corrections: a unit that loses a few votes is a correction (its whole step
+    counts); a unit missing from a cut (NaN) is not; a step that removes more than 1% of
+    the counted votes is a broken cut, left out; a count without any has no term."""
+    from escrutinio.projection.drift import fit_corrections
+
+    cum = np.array([[[1000.0, 900.0], [500.0, 500.0]],
+                    [[1100.0, 1000.0], [np.nan, np.nan]],
+                    [[1095.0, 1010.0], [600.0, 600.0]],   # unit 0 takes 5 away from a
+                    [[1200.0, 1100.0], [100.0, 100.0]]])  # unit 1 loses 1,000: broken
+    cov, n = fit_corrections(cum)
+    assert n == 1 and cov is not None
+    np.testing.assert_allclose(cov, np.outer([-5.0, 10.0], [-5.0, 10.0]))
+    none, n0 = fit_corrections(np.cumsum(np.ones((4, 3, 2)), axis=0))
+    assert none is None and n0 == 0
+    sim = cs.simulate(2)
+    hist = cs.series(sim, cs.cut_sizes(sim, np.array([0.5, 0.7, 0.9])))
+    p = project_series(hist, cs.CONTEST, params=ModelParams(n_sims=2000, seed=3))
+    assert all(c.component.value != "revision" for c in p.components)
+
+
 def test_prior_weight_is_declared() -> None:
     assert PRIOR_WEIGHT == 2.0  # documented in docs/projection.md
 

@@ -149,6 +149,11 @@ class DriftFit:
     persistence: float = 1.0
     #: (U,) the largest batch (votes) each unit has shown: k = remaining / it, at least 1
     unit_batch: np.ndarray | None = None
+    #: (K, K) votes² — the counted votes themselves may still be corrected: the mean outer
+    #: product of the steps between cuts that took votes away from someone (the count's
+    #: own corrections, :func:`fit_corrections`); None when the count has shown none
+    revision_cov: np.ndarray | None = None
+    n_corrections: int = 0
 
     def common_cov(self, remaining_total: float, counted_total: float) -> np.ndarray:
         h = remaining_total / max(remaining_total + counted_total, 1.0)
@@ -223,6 +228,41 @@ def _fit_ab(q: np.ndarray, n: np.ndarray) -> tuple[float, float]:
         fit = np.maximum(a + b * x, 1e-12)
         w = 1.0 / fit ** 2
     return float(max(a, 0.0)), float(max(b, 0.0))
+
+
+#: a step whose corrections take away more than this share of the counted votes is a
+#: broken cut (as :func:`escrutinio.projection.units.clean_series` treats a series), not a
+#: correction
+MAX_CORRECTION_SHARE = 0.01
+
+
+def fit_corrections(cum: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """The count's own corrections: (K × K covariance in votes², number of steps).
+
+    ``cum``: (J, U, K) cumulative votes per cut, unit and candidate (NaN: the unit is not in
+    that cut). A **correction step** is a step between successive cuts in which at least
+    one unit took votes away from at least one candidate (a recount, a sheet pulled for
+    review, a duplicated upload removed); its vector is the sum over those units of their
+    whole step (what they removed and what they added in the same step: the two cannot be
+    told apart). Steps that remove more than :data:`MAX_CORRECTION_SHARE` of the counted
+    votes are broken cuts and left out. The rule is "one more correction like those this
+    count has shown": the mean outer product of the correction vectors — zero-mean, so
+    that it widens the result without moving it. None without corrections (nothing is
+    assumed of a count that has never corrected itself)."""
+    cum = np.asarray(cum, dtype=float)
+    if cum.shape[0] < 2:
+        return None, 0
+    steps = np.diff(cum, axis=0)  # (J-1, U, K)
+    fin = np.isfinite(steps).all(axis=2) & np.isfinite(cum[:-1]).all(axis=2)
+    took = fin & (np.where(fin[:, :, None], steps, 0.0) < 0).any(axis=2)
+    vec = np.where(took[:, :, None], np.nan_to_num(steps), 0.0).sum(axis=1)  # (J-1, K)
+    removed = -np.where(took[:, :, None] & (steps < 0), steps, 0.0).sum(axis=(1, 2))
+    base = np.nansum(cum[:-1], axis=(1, 2))
+    ev = took.any(axis=1) & (removed <= MAX_CORRECTION_SHARE * np.maximum(base, 1.0))
+    if not ev.any():
+        return None, 0
+    v = vec[ev]
+    return (v.T @ v) / v.shape[0], int(ev.sum())
 
 
 def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
@@ -506,8 +546,15 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
     diag["unit_persistence"] = persistence
     diag["unit_persistence_measured"] = rho_raw
     diag["unit_persistence_pairs"] = n_pairs
+    rev_cov, n_corr = fit_corrections(cum)
+    diag["corrections"] = n_corr
+    if rev_cov is not None:
+        ia, ib = (np.argsort(-tot_now, kind="stable")[:2].tolist() + [0, 0])[:2]
+        diag["correction_margin_sd"] = float(np.sqrt(max(
+            rev_cov[ia, ia] + rev_cov[ib, ib] - 2 * rev_cov[ia, ib], 0.0)))
     return DriftFit(center, shape, common, unit, tail, int(n_cuts), int(ok.sum()), diag,
-                    stop_common, stop_unit, unit_scale, persistence, unit_batch)
+                    stop_common, stop_unit, unit_scale, persistence, unit_batch,
+                    rev_cov, n_corr)
 
 
 def fit_volume(valid: np.ndarray, actas: np.ndarray,

@@ -102,6 +102,15 @@ class Shocks:
     #: (the declared prior's, :mod:`escrutinio.projection.drift`)
     mix_prob: float = 0.0
     mix_cov: tuple[np.ndarray, ...] | None = None
+    #: the counted votes may still be corrected: per simulation one N(0, revision_cov)
+    #: vector (votes², K × K) added to them, from its own random stream (the other draws
+    #: are the same with or without it); ``n_revisions``: the corrections it comes from
+    revision_cov: np.ndarray | None = None
+    n_revisions: int = 0
+
+
+#: the random stream of the corrections term (a fixed tag mixed with the seed)
+REVISION_STREAM = 0x5E71
 
 
 def sqrt_psd(m: np.ndarray) -> np.ndarray:
@@ -293,6 +302,11 @@ def draw_totals(counted: np.ndarray, cells: Cells, shocks: Shocks, *, n_sims: in
             totals[start:start + s] = counted[None] + votes.sum(1)
         else:
             totals[start:start + s] = counted[None]
+    if shocks.revision_cov is not None:
+        rr = Generator(PCG64(np.random.SeedSequence([seed, REVISION_STREAM])))
+        rev = rr.standard_normal((n_sims, k)) @ sqrt_psd(shocks.revision_cov).T
+        comp_tot[:, comps.index(Component.REVISION)] = rev
+        totals = np.maximum(totals + rev, 0.0)
     return totals, comp_tot
 
 
@@ -378,14 +392,17 @@ def simulate(
 
     a, b = int(order[0]), int(order[1])
     components = []
+    revised = shocks.revision_cov is not None
     for ci, comp in enumerate(comps):
         sel = comp_idx == ci
-        if not sel.any():
+        is_rev = comp is Component.REVISION and revised
+        if not sel.any() and not is_rev:
             continue
         margin_change = comp_tot[:, ci, a] - comp_tot[:, ci, b]
         es, en = COMPONENT_LABELS[comp]
         components.append(ComponentChange(
-            component=comp, label_es=es, label_en=en, n_items=int(cells.n_items[sel].sum()),
+            component=comp, label_es=es, label_en=en,
+            n_items=shocks.n_revisions if is_rev else int(cells.n_items[sel].sum()),
             expected_votes={codes[j]: float(comp_tot[:, ci, j].mean()) for j in range(k)},
             expected_margin_change=float(margin_change.mean()),
             sd_margin_change=float(margin_change.std()),

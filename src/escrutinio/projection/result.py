@@ -120,6 +120,9 @@ class Component(StrEnum):
     #: per-unit cuts: what the national row holds beyond the listed units, when nothing
     #: says it is abroad (missing units of unknown kind): modelled apart like abroad
     OUTSIDE_UNITS = "outside_units"  # fuera de las unidades listadas
+    #: the votes already counted may still be corrected, as this count has corrected
+    #: itself before (cuts that took votes away: drift.fit_corrections)
+    REVISION = "revision"  # correcciones de lo ya contado
 
 
 COMPONENT_LABELS: dict[Component, tuple[str, str]] = {
@@ -130,6 +133,9 @@ COMPONENT_LABELS: dict[Component, tuple[str, str]] = {
                           "blocks still to count (national series, no actas)"),
     Component.OUTSIDE_UNITS: ("actas fuera de las unidades listadas",
                               "actas not in the listed units"),
+    Component.REVISION: ("correcciones de lo ya contado (como las que este conteo ya tuvo)",
+                         "corrections of votes already counted (like those this count "
+                         "has had)"),
 }
 
 #: per-unit projections: the items are units, never actas; ``{w}`` is the country's word
@@ -146,6 +152,7 @@ UNIT_COMPONENT_LABELS: dict[Component, tuple[str, str]] = {
                               "nacional, como una unidad)",
                               "not in the listed units (the rest of the national row, as "
                               "one unit)"),
+    Component.REVISION: COMPONENT_LABELS[Component.REVISION],
 }
 
 

@@ -557,7 +557,8 @@ def _drift_shocks(drift: _UnitDrift, remaining_total: float, counted_total: floa
     mp, mc = d.prior_mix()
     return Shocks((cs, cs, cs, cs, zero, zero), (ct,) * 6, (0, 0, 1, 1, 0, 0), jee_sd,
                   scales, tail_df=d.tail_df, mix_prob=mp,
-                  mix_cov=(mc, mc, mc, mc, zero, zero))
+                  mix_cov=(mc, mc, mc, mc, zero, zero),
+                  revision_cov=d.revision_cov, n_revisions=d.n_corrections)
 
 
 def project_units(
@@ -690,7 +691,8 @@ def prepare_series(
     mp, mc = drift.prior_mix()
     shocks = Shocks((cov, cov, zero, zero), (vol_var, vol_var, 0.0, 0.0), (0, 0, 1, 1), 0.0,
                     scales, tail_df=drift.tail_df, break_prob=BREAK_PROB, break_cov=brk,
-                    mix_prob=mp, mix_cov=(mc, mc, zero, zero))
+                    mix_prob=mp, mix_cov=(mc, mc, zero, zero),
+                    revision_cov=drift.revision_cov, n_revisions=drift.n_corrections)
     diagnostics: dict[str, object] = {"n_cuts": len(history), "remaining_valid": rest,
                                       "remaining_log_shift": vol_shift,
                                       "remaining_log_sd": float(np.sqrt(vol_var)),
