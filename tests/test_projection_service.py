@@ -262,6 +262,31 @@ def test_history_says_when_totals_go_down(db: Path) -> None:
     assert res.exit_code == 0 and "fujimori −276" in res.stdout
 
 
+def test_sheets_under_review_are_spoken_of_only_where_there_are_some(
+        db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The sentence on what becomes of sheets under review (rates unknown for a country
+    without measured ones) is printed for a projection that has such sheets (a 2021
+    department cut: its actas at the JEE), never for one without any (a national series,
+    or the same cut without them): a parameter that did not enter the result is not
+    presented as if it had."""
+    from escrutinio.commands.projection import _print_projection
+    from escrutinio.projection.result import Component
+
+    with DuckDBStore(db, read_only=True) as store:
+        info = next(s for s in store.list_snapshots(RUNOFF) if s.level == "area1")
+        p = service.project(store, info, params=ModelParams(n_sims=300, seed=0))
+        contest = store.contest(RUNOFF)
+    assert any(c.component is Component.JEE for c in p.components)
+    mark = "tasa desconocida / unknown rate (test)"  # whichever language is set
+    unknown = {"basis": "unknown", "es": mark, "en": mark}
+    p = replace(p, diagnostics={**p.diagnostics, "review_outcomes": unknown})
+    _print_projection(p, contest)
+    assert mark in capsys.readouterr().out
+    _print_projection(replace(p, components=tuple(
+        c for c in p.components if c.component is not Component.JEE)), contest)
+    assert mark not in capsys.readouterr().out
+
+
 def test_review_rates_are_peru_only_for_peru(db: Path) -> None:
     with DuckDBStore(db, read_only=True) as store:
         pe = store.contest(RUNOFF)
@@ -434,9 +459,12 @@ def test_outside_peru_review_rates_are_not_perus(tmp_path: Path, data_dir: Path)
     assert p["diagnostics"]["review_outcomes"]["basis"] == "unknown"
     assert p["provenance"]["parameters"]["review_outcomes"] == "unknown"
     assert p["provenance"]["parameters"]["jee"]["p_annulled"] == 0.5
+    # a series has no sheets under review: the parameter is recorded, never printed as if
+    # it mattered
     res = _cli(db, "--lang", "en", "project", "--contest", "us-2020-president-ny", "--sims",
                "400")
-    assert res.exit_code == 0 and "Sheets under review" in res.stdout
+    assert res.exit_code == 0 and "Final margin" in res.stdout
+    assert "Sheets under review" not in res.stdout
     res = _cli(db, "replay", "--contest", "us-2020-president-ny", "--mode", "series",
                "--sims", "200", "--json")
     assert res.exit_code == 0, res.stdout

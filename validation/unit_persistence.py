@@ -34,15 +34,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import replay_2021 as r21  # noqa: E402
-import replay_first_rounds as fr  # noqa: E402
+import replay_2021 as r21
+import replay_first_rounds as fr
 
-from escrutinio.domain import Contest  # noqa: E402
-from escrutinio.projection.drift import PRIOR_PERSISTENCE  # noqa: E402
-from escrutinio.projection.model import ModelParams  # noqa: E402
-from escrutinio.projection.replay import CutMeta, earlier_frames  # noqa: E402
-from escrutinio.projection.units import prepare_units  # noqa: E402
-from escrutinio.sources.peru import (  # noqa: E402
+from escrutinio.domain import Contest
+from escrutinio.projection.drift import PRIOR_PERSISTENCE
+from escrutinio.projection.model import ModelParams
+from escrutinio.projection.replay import CutMeta, earlier_frames
+from escrutinio.projection.units import prepare_units
+from escrutinio.sources.peru import (
     PERU_2021_FIRST_ROUND,
     PERU_2021_RUNOFF,
     PERU_2026_FIRST_ROUND,

@@ -21,7 +21,7 @@ from escrutinio.commands.common import T, choice, emit_json, err, fail, open_sto
 from escrutinio.domain import Contest, SnapshotKind, short_name
 from escrutinio.errors import EscrutinioError
 from escrutinio.projection.model import ModelParams
-from escrutinio.projection.result import CallStatus, Projection
+from escrutinio.projection.result import CallStatus, Component, Projection
 
 
 def parse_blocs(text: str | None) -> dict[str, list[str]] | None:
@@ -94,7 +94,8 @@ def _print_projection(p: Projection, contest: Contest) -> None:
     else:
         out.print(T("Sin línea de base", "No baseline"))
     review = p.diagnostics.get("review_outcomes")
-    if isinstance(review, dict) and review.get("basis") != "peru":
+    held = any(c.component is Component.JEE for c in p.components)
+    if held and isinstance(review, dict) and review.get("basis") != "peru":
         out.print(T(f"Actas en revisión: {review['es']}", f"Sheets under review: "
                     f"{review['en']}"))
     warns = p.diagnostics.get("warnings")

@@ -549,7 +549,8 @@ def fit_drift(cum: np.ndarray, *, reference: np.ndarray | None = None,
     rev_cov, n_corr = fit_corrections(cum)
     diag["corrections"] = n_corr
     if rev_cov is not None:
-        ia, ib = (np.argsort(-tot_now, kind="stable")[:2].tolist() + [0, 0])[:2]
+        top = np.argsort(-tot_now, kind="stable")
+        ia, ib = int(top[0]), int(top[min(1, k - 1)])
         diag["correction_margin_sd"] = float(np.sqrt(max(
             rev_cov[ia, ia] + rev_cov[ib, ib] - 2 * rev_cov[ia, ib], 0.0)))
     return DriftFit(center, shape, common, unit, tail, int(n_cuts), int(ok.sum()), diag,
