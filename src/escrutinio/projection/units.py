@@ -479,11 +479,15 @@ def _aligned(frames: Sequence[pl.DataFrame], codes: pl.DataFrame, columns: list[
     """(J, U, C) values of ``columns`` for the units ``codes`` in each frame's finest rows
     (NaN where a frame lacks the unit or the value): one concatenation, one join."""
     out = np.full((len(frames), codes.height, len(columns)), np.nan)
-    parts = [fr.with_columns(pl.lit(j, dtype=pl.Int64).alias("__cut"))
-             for j, fr in enumerate(frames) if "unit_code" in fr.columns and fr.height]
-    if not parts:
+    keep = [(j, fr) for j, fr in enumerate(frames) if "unit_code" in fr.columns and fr.height]
+    if not keep:
         return out
-    allf = pl.concat(parts, how="diagonal_relaxed")
+    # the cut index as one column added after the concatenation (not one operation per
+    # frame: a replay aligns every earlier cut at every cut)
+    cut = np.repeat(np.array([j for j, _ in keep], dtype=np.int64),
+                    [fr.height for _, fr in keep])
+    allf = pl.concat([fr for _, fr in keep], how="diagonal_relaxed").with_columns(
+        pl.Series("__cut", cut))
     if "level" in allf.columns:
         rank = pl.col("level").replace_strict(
             {lv: i for i, lv in enumerate(_ORDER)}, default=-1, return_dtype=pl.Int64)
