@@ -249,6 +249,8 @@ def test_a_count_that_corrected_itself_is_not_final_at_100_percent(data_dir: Pat
     assert lo <= fm <= hi and hi - lo > 1_000, (lo, fm, hi)
     rev = [c for c in p.components if c.component.value == "revision"]
     assert len(rev) == 1 and rev[0].n_items == 1 and rev[0].label_es.startswith("correcciones")
+    assert rev[0].count_text("es") == "correcciones vistas: 1"
+    assert rev[0].count_text("en") == "corrections seen: 1"
     assert abs(rev[0].expected_margin_change) < 0.1 * rev[0].sd_margin_change
 
 

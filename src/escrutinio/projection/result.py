@@ -175,7 +175,10 @@ class ComponentChange:
 
     def count_text(self, lang: str = "es") -> str:
         """``n_items``, plus the actas they hold when the items are units and it is known
-        ("16 (30,294 mesas)")."""
+        ("16 (30,294 mesas)"); for corrections, how many the count has shown."""
+        if self.component is Component.REVISION:
+            return ("correcciones vistas" if lang == "es" else "corrections seen") \
+                + f": {self.n_items:,}"
         if self.n_actas is None:
             return f"{self.n_items:,}"
         return f"{self.n_items:,} ({self.n_actas:,} {self.actas_word[0 if lang == 'es' else 1]})"
