@@ -251,6 +251,10 @@ def test_a_count_that_corrected_itself_is_not_final_at_100_percent(data_dir: Pat
     assert len(rev) == 1 and rev[0].n_items == 1 and rev[0].label_es.startswith("correcciones")
     assert rev[0].count_text("es") == "correcciones vistas: 1"
     assert rev[0].count_text("en") == "corrections seen: 1"
+    # nothing remains per the source, and the hurdle says so — with the exception
+    es, en = p.hurdle.sentence()
+    assert "no votes remain" in en and "except through corrections" in en
+    assert "salvo por correcciones" in es
     assert abs(rev[0].expected_margin_change) < 0.1 * rev[0].sd_margin_change
 
 

@@ -126,6 +126,9 @@ class Hurdle:
     #: actas not yet contabilizadas (pending, observed, at the JEE, lost, rejected,
     #: missing): while any remains the hurdle is never "nothing remains"
     outstanding: int = 0
+    #: corrections of already-counted votes the count has shown (a projection keeps one
+    #: more possible): "cannot catch up" is then said with that exception
+    corrections: int = 0
 
     @property
     def required_pct(self) -> float | None:
@@ -138,6 +141,13 @@ class Hurdle:
             return "sin votos todavía", "no votes yet"
         trailer = (names or {}).get(self.trailer or "", self.trailer or "")
         es, en = self._sentence(trailer)
+        if self.corrections and self.status in (HurdleStatus.NOTHING_REMAINING,
+                                                HurdleStatus.CANNOT_CATCH_UP):
+            n = f"{self.corrections:,}"
+            es += (f", salvo por correcciones de lo ya contado como las {n} que este conteo ya "
+                   "tuvo")
+            en += (f", except through corrections of votes already counted like the {n} "
+                   "this count has had")
         if self.unresolved:
             n = f"{self.unresolved:,}"
             es += (f" (incluye {n} filas rechazadas o faltantes cuyos votos se desconocen; "

@@ -414,6 +414,10 @@ def simulate(
     h = hurdle(int(counted[cl] - counted[ct]), round(remaining_two), codes[cl], codes[ct],
                "projection: expected votes still to come for both candidates (all "
                "components)")
+    if shocks.revision_cov is not None:
+        from dataclasses import replace as dc_replace
+
+        h = dc_replace(h, corrections=shocks.n_revisions)
     return Projection(
         contest_id=contest.id, kind=contest.kind.value, basis=basis,
         snapshot_id=snapshot_id, as_of=as_of,  # type: ignore[arg-type]
