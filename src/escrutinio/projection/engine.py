@@ -27,7 +27,7 @@ over actas.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.random import PCG64, Generator
@@ -415,9 +415,7 @@ def simulate(
                "projection: expected votes still to come for both candidates (all "
                "components)")
     if shocks.revision_cov is not None:
-        from dataclasses import replace as dc_replace
-
-        h = dc_replace(h, corrections=shocks.n_revisions)
+        h = replace(h, corrections=shocks.n_revisions)
     return Projection(
         contest_id=contest.id, kind=contest.kind.value, basis=basis,
         snapshot_id=snapshot_id, as_of=as_of,  # type: ignore[arg-type]
