@@ -187,6 +187,38 @@ def test_effects_recover_variance_components() -> None:
     assert eff[0, 0] == 0.0 and fac[0] == 1.0
 
 
+def test_effects_predictive_variance_of_an_item_in_observed_groups() -> None:
+    """Held-out items whose groups at every level were observed: the variance the factors
+    give (Σ_level factor · Σ_level) matches their actual error around the predicted
+    effects. A coarse level's error is absorbed by the finer levels' shrinkage estimates
+    (factor f_coarse · Π f_finer²); counting every level's posterior in full, as before
+    the ninth session, overstated it here by far."""
+    rng = Generator(PCG64(11))
+    n1, n2, n3, per = 20, 6, 5, 8
+    s1, s2, s3 = 0.5, 0.3, 0.35
+    a1 = np.repeat(np.arange(n1), n2 * n3 * per)
+    a2 = np.repeat(np.arange(n1 * n2), n3 * per)
+    a3 = np.repeat(np.arange(n1 * n2 * n3), per)
+    truth_3 = (rng.normal(0, s1, n1)[np.arange(n1 * n2 * n3) // (n2 * n3)]
+               + rng.normal(0, s2, n1 * n2)[np.arange(n1 * n2 * n3) // n3]
+               + rng.normal(0, s3, n1 * n2 * n3))
+    r = truth_3[a3] + rng.normal(0, 0.15, a1.size)
+    held = rng.random(a1.size) < 0.1  # a tenth of each place, predicted from the rest
+    fit = fit_hierarchy(r[~held, None], np.ones(int((~held).sum())),
+                        [a1[~held], a2[~held], a3[~held]], ["a1", "a2", "a3"])
+    places = np.unique(a3[held])
+    grp = [places // (n2 * n3), places // n3, places]
+    eff, fac = fit.predict(grp)
+    err = truth_3[places] - eff[:, 0]
+    var = sum(f * float(lv.cov[0, 0]) for f, lv in zip(fac, fit.levels, strict=True))
+    ratio = float(np.sqrt(np.mean(var)) / np.sqrt(np.mean(err ** 2)))
+    assert 0.75 < ratio < 1.3, ratio
+    # an unseen place absorbs nothing: its region keeps its full posterior factor
+    _, fac_new = fit.predict([np.array([0]), np.array([0]), np.array([10**6])])
+    _, fac_obs = fit.predict([np.array([0]), np.array([0]), np.array([0])])
+    assert fac_new[2][0] == 1.0 and fac_new[0][0] > 10 * fac_obs[0][0]
+
+
 def _units_frame(rng: Generator, n: int, counted_share: np.ndarray) -> pl.DataFrame:
     k = len(FIRST.candidates)
     area = rng.integers(0, 6, n)

@@ -74,7 +74,18 @@ class HierarchyFit:
     n: int
 
     def predict(self, groups: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Sum of effects (N × D) and, per level, the posterior factors (N,)."""
+        """Sum of effects (N × D) and, per level, the factor (N,) of that level's
+        covariance in the prediction's error.
+
+        A coarse level's estimation error reaches a prediction only in part when the
+        item's finer groups were observed: each finer effect is estimated (top-down) from
+        the group's mean *after* the coarser effects were subtracted, so it absorbs the
+        share k = 1 − f of the coarser error (f its posterior factor). With the item's
+        groups g_0 (coarse) … g_L (fine), level l's error enters times
+        Π_{m > l} f_m² (the error of a nested shrinkage predictor, each level shrinking
+        what the coarser ones left); an unseen finer group (f = 1) absorbs nothing. Counting
+        every level's posterior in full instead (as before the ninth session) made a
+        region's uncertainty weigh on every sheet of an already-counted polling place."""
         total = None
         factors = []
         for lv, codes in zip(self.levels, groups, strict=True):
@@ -83,7 +94,12 @@ class HierarchyFit:
             factors.append(fac)
         if total is None:
             total = np.zeros((groups[0].size if groups else 0, self.resid_cov.shape[0]))
-        return total, factors
+        absorbed = list(factors)
+        through: np.ndarray | float = 1.0  # what the finer levels let through, Π f_m²
+        for i in range(len(factors) - 1, -1, -1):
+            absorbed[i] = factors[i] * through
+            through = through * factors[i] ** 2
+        return total, absorbed
 
 
 def _psd(m: np.ndarray) -> np.ndarray:
