@@ -45,6 +45,7 @@ def db(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
     want = {"progress_national", "progress_subnational/departamentos",
             "progress_subnational/distritos",
             "actas/hist_actas_electorales_20210608T1121_cadd76f.csv.gz",
+            "actas/hist_actas_electorales_20210608T2023_78f03ce.csv.gz",
             "presidencial-actas_ronderos.pe.csv.gz",
             "ikusij_first_round_district_bundle_20260504.json.gz",
             "ikusij_first_round_national_timeseries.csv.gz"}
@@ -63,7 +64,8 @@ def snaps(db: Path) -> dict[str, str]:
     with DuckDBStore(db, read_only=True) as store:
         r = store.list_snapshots(RUNOFF)
         s26 = [s for s in store.list_snapshots(P2026) if s.level == "national" and s.n_rows]
-        return {"acta": next(s.snapshot_id for s in r if s.kind is SnapshotKind.ACTAS),
+        actas = [s.snapshot_id for s in r if s.kind is SnapshotKind.ACTAS]
+        return {"acta": actas[0], "acta_later": actas[-1],
                 "dept": [s.snapshot_id for s in r if s.level == "area1"][1],
                 "district": next(s.snapshot_id for s in r if s.level == "area3"),
                 "series": s26[len(s26) // 2].snapshot_id}
@@ -126,6 +128,34 @@ def test_cli_and_api_give_the_same_projection(db: Path, snaps: dict[str, str]) -
     assert cli["acta-none"]["diagnostics"]["baseline"] is None
     assert cli["dept-2026"]["diagnostics"]["baseline"]["contest_id"] == P2026
     assert cli["dept-2026"]["margin"] != cli["dept"]["margin"]
+
+
+def test_a_later_per_acta_snapshot_learns_from_the_earlier_ones(
+        db: Path, snaps: dict[str, str]) -> None:
+    """8 June 20:23 after 8 June 11:21: the per-acta projection reads the earlier state as
+    history (its arrival shock is learned from it, docs/projection.md §4), names it in
+    its provenance, and the CLI and the API give the same figures."""
+    assert snaps["acta_later"] != snaps["acta"]
+    res = _cli(db, "project", "--contest", RUNOFF, "--snapshot", snaps["acta_later"],
+               "--sims", "600", "--seed", "7", "--json")
+    assert res.exit_code == 0, res.stdout
+    cli = _strict(res.stdout)
+    assert cli["diagnostics"]["arrival"]["n_history"] == 1
+    assert snaps["acta"] in cli["provenance"]["snapshot_ids"]
+    from escrutinio.api.app import create_app
+
+    app = create_app(str(db), projection_sims=600, warm=False)
+    with TestClient(app) as c:
+        r = c.get(f"/api/v1/s/{snaps['acta_later']}/projection?sims=600&seed=7")
+        assert r.status_code == 200, r.text
+        api = _strict(r.text)["projection"]
+    for field in ("candidates", "margin", "races", "components", "call", "provenance"):
+        assert api[field] == cli[field], field
+    assert api["diagnostics"]["arrival"] == cli["diagnostics"]["arrival"]
+    text = _cli(db, "project", "--contest", RUNOFF, "--snapshot", snaps["acta_later"],
+                "--sims", "300")
+    assert text.exit_code == 0 and "1 " in text.stdout
+    assert "Desvío de llegada" in text.stdout or "Arrival shift" in text.stdout, text.stdout
 
 
 def test_no_baseline_turns_the_default_off(db: Path, snaps: dict[str, str]) -> None:

@@ -239,6 +239,16 @@ def series(sim: SimCount, counted_n: np.ndarray) -> list[tuple[list[float], floa
     return out
 
 
+def acta_states(sim: SimCount, counted: int) -> pl.DataFrame:
+    """The per-acta states at a cut (``acta_id``, ``status``): what an earlier snapshot
+    tells a later projection (which actas were counted then)."""
+    m = sim.order < counted
+    status = np.where(m, np.where(sim.annulled, ActaStatus.ANNULLED.value,
+                                  ActaStatus.COUNTED.value),
+                      np.where(sim.held, ActaStatus.JEE.value, ActaStatus.PENDING.value))
+    return pl.DataFrame({"acta_id": [f"{i:07d}" for i in range(sim.n)], "status": status})
+
+
 def acta_frame(sim: SimCount, counted: int, *, typed: bool = True) -> pl.DataFrame:
     """The per-acta snapshot at a cut: counted actas with figures, the held ones at the
     court without figures, the rest pending; ``typed``: a ``vote_type`` column says which

@@ -93,6 +93,19 @@ def _print_projection(p: Projection, contest: Contest) -> None:
         out.print(T(f"Línea de base: {base['es']}", f"Baseline: {base['en']}"))
     else:
         out.print(T("Sin línea de base", "No baseline"))
+    arrival = p.diagnostics.get("arrival")
+    if isinstance(arrival, dict):
+        n_b, n_h = int(arrival.get("n_backtests", 0)), int(arrival.get("n_history", 0))
+        if n_b:
+            out.print(T(f"Desvío de llegada: aprendido de {n_b} cortes anteriores de este "
+                        f"conteo ({n_h} disponibles)",
+                        f"Arrival shift: learned from {n_b} earlier cuts of this count "
+                        f"({n_h} available)"))
+        else:
+            out.print(T(f"Desvío de llegada: estimado de esta sola instantánea ({n_h} cortes "
+                        "anteriores, ninguno utilizable)",
+                        f"Arrival shift: sized from this snapshot alone ({n_h} earlier cuts, "
+                        "none usable)"))
     review = p.diagnostics.get("review_outcomes")
     held = any(c.component is Component.JEE for c in p.components)
     if held and isinstance(review, dict) and review.get("basis") != "peru":

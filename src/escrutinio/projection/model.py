@@ -30,13 +30,20 @@ Prediction of a pending acta i (two model regimes, chosen per acta):
 Errors (docs/projection.md §Uncertainty): the area effects a pending acta relies on are
 estimates (posterior covariance (1 − k)Σ_L, or Σ_L for an area with nothing counted), the
 acta itself deviates (Σ_e), and the count's order is not random, so all pending actas of
-a group (home / abroad) share one more national shock whose scale comes from the spread
-of swing between areas (:func:`national_scale`). Everything is aggregated analytically to
-cells (area1 × component × regime) and simulated by :mod:`escrutinio.projection.engine`.
+a group (home / abroad) share one more national shock. With one snapshot its scale comes
+from the spread of swing between areas (:func:`national_scale`); with the count's earlier
+per-acta snapshots (``history``) it is learned from the count itself: the model is
+replayed at earlier cuts and its out-of-sample miss on the actas counted since, beyond its
+own area and acta terms, sizes the shock (:func:`fit_arrival`). Everything is aggregated
+analytically to cells (area1 × component × regime) and simulated by
+:mod:`escrutinio.projection.engine`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -265,6 +272,35 @@ def _fit_regime(name: str, xs: np.ndarray, xt: np.ndarray, ys: np.ndarray, yt: n
     return _Regime(name, bs, bt, sf, tf, xs.shape[0])
 
 
+#: fits of the earlier cuts replayed by :func:`fit_arrival`, by the digest of their exact
+#: inputs: in a replay, or on a count night, the same earlier cut is refitted for every
+#: later one (content-addressed: equal inputs, equal fit)
+_FIT_CACHE: OrderedDict[bytes, _Regime] = OrderedDict()
+_FIT_CACHE_SIZE = 64
+_FIT_CACHE_LOCK = threading.Lock()
+
+
+def _fit_regime_cached(name: str, xs: np.ndarray, xt: np.ndarray, ys: np.ndarray,
+                       yt: np.ndarray, ws: np.ndarray, wt: np.ndarray,
+                       groups: list[np.ndarray], lam: float) -> _Regime:
+    h = hashlib.blake2b(digest_size=20)
+    h.update(f"{name}|{lam!r}|{xs.shape}|{xt.shape}|{ys.shape}".encode())
+    for a in (xs, xt, ys, yt, ws, wt, *groups):
+        h.update(np.ascontiguousarray(a).data)
+    key = h.digest()
+    with _FIT_CACHE_LOCK:
+        got = _FIT_CACHE.get(key)
+        if got is not None:
+            _FIT_CACHE.move_to_end(key)
+            return got
+    fit = _fit_regime(name, xs, xt, ys, yt, ws, wt, groups, lam)
+    with _FIT_CACHE_LOCK:
+        _FIT_CACHE[key] = fit
+        while len(_FIT_CACHE) > _FIT_CACHE_SIZE:
+            _FIT_CACHE.popitem(last=False)
+    return fit
+
+
 def nested_codes(df: pl.DataFrame, columns: Sequence[str]) -> list[np.ndarray]:
     """Integer codes of nested areas (each level made unique within its parents), for
     grouping: the dense rank of each level combined with its parent's code."""
@@ -365,17 +401,54 @@ def _type_level(type_idx: np.ndarray, idx: np.ndarray, train: np.ndarray,
                          (PRIOR_TYPE_TURNOUT_SD ** 2,) * 2)
 
 
-def prepare_actas(
-    actas: pl.DataFrame, contest: Contest, *,
-    baseline: pl.DataFrame | Baseline | None = None,
-    blocs: Mapping[str, Sequence[str]] | None = None, params: ModelParams | None = None,
-) -> Prepared:
-    """Fit the model on the counted actas and reduce what is to come to cells."""
-    params = params or ModelParams()
+@dataclass(frozen=True, slots=True)
+class _Inputs:
+    """The arrays of one per-acta snapshot the model reads (built once per projection)."""
+
+    n: int
+    k: int
+    votes0: np.ndarray  # (N, K) candidate votes, 0 where unknown
+    has_fig: np.ndarray
+    counted: np.ndarray
+    jee: np.ndarray
+    pending: np.ndarray
+    abroad: np.ndarray
+    areas: tuple[np.ndarray, np.ndarray, np.ndarray]
+    electors: np.ndarray
+    train: np.ndarray  # counted actas the model may learn from
+    ys: np.ndarray
+    yt: np.ndarray
+    ws: np.ndarray
+    wt: np.ndarray
+    xd: np.ndarray  # design without the baseline: intercept, abroad, vote types
+    type_names: list[str]
+    type_idx: np.ndarray
+    feats: np.ndarray | None
+    tb: np.ndarray | None
+    base_ok: np.ndarray | None
+    bloc_names: tuple[str, ...]
+    xs_b: np.ndarray | None = None  # designs with the baseline (share, turnout)
+    xt_b: np.ndarray | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Fitted:
+    """The model fitted on some counted actas, and its point predictions for ``idx``."""
+
+    regimes: dict[str, _Regime]
+    reg_list: list[_Regime]
+    idx: np.ndarray
+    reg_i: np.ndarray
+    z_hat: np.ndarray
+    t_hat: np.ndarray
+    f_share: np.ndarray
+    f_turn: np.ndarray
+    extra_without: tuple[np.ndarray, float] | None
+
+
+def _inputs(df: pl.DataFrame, contest: Contest, baseline: pl.DataFrame | Baseline | None,
+            blocs: Mapping[str, Sequence[str]] | None) -> _Inputs:
     cols = contest.candidate_columns
-    k = len(cols)
-    jee = params.jee
-    df = actas
     n = df.height
     status = df["status"].to_numpy()
     votes = df.select([pl.col(c).cast(pl.Float64) for c in cols]).to_numpy()
@@ -400,57 +473,58 @@ def prepare_actas(
             "no electors per acta: pending actas cannot be projected without them (use the "
             "per-unit projection or provide electors)")
     electors = _impute_electors(raw_electors, (a1, a2, a3))
-    counted_votes = votes0[counted_mask].sum(axis=0)
-
     valid = votes0.sum(axis=1)
     train = counted_mask & (electors > 0) & has_fig
     ys = la.clr(votes0)
     yt = la.logit(np.clip((valid + 0.5) / (electors + 1.0), 1e-4, 1 - 1e-4))
-    ws = np.maximum(valid, 1.0)
-    wt = np.maximum(electors, 1.0)
-    ab = abroad.astype(float)
-    ones = np.ones(n)
     # vote types (election day, mail...; a ``vote_type`` column): one intercept per type
-    # besides the largest; a type with nothing counted gets a wide shared prior below
+    # besides the largest; a type with nothing counted gets a wide shared prior
     types = (df["vote_type"].cast(pl.String).fill_null("").to_list()
              if "vote_type" in df.columns else [""] * n)
     type_names = sorted(set(types), key=lambda t: -float(
         electors[[x == t for x in types]].sum()))
     type_idx = np.array([type_names.index(t) for t in types], dtype=np.int64)
     tx = (type_idx[:, None] == np.arange(1, len(type_names))[None]).astype(float)
-    xd = np.column_stack([ones, ab, tx])
-
-    regimes: dict[str, _Regime] = {}
-    regime_of = np.zeros(n, dtype=np.int64)  # 0 with baseline, 1 without
-    feats = tb = None
+    xd = np.column_stack([np.ones(n), abroad.astype(float), tx])
+    feats = tb = base_ok = None
     bloc_names: tuple[str, ...] = ()
     if baseline is not None:
         base = baseline if isinstance(baseline, Baseline) else prepare_baseline(baseline, blocs)
         bloc_names = base.blocs
         feats, tb, base_ok, base_ok_t = _align_baseline(df, base)
-        base_ok &= base_ok_t
-        tr_b = train & base_ok
-        if tr_b.sum() >= params.min_regression:
-            xs_all = np.column_stack([xd, feats])
-            xt_all = np.column_stack([xd, tb])
-            regimes["B"] = _fit_regime(
-                "B", xs_all[tr_b], xt_all[tr_b], ys[tr_b], yt[tr_b], ws[tr_b], wt[tr_b],
-                [a1[tr_b], a2[tr_b], a3[tr_b]], params.ridge)
-            regime_of = np.where(base_ok, 0, 1)
-        else:
-            regime_of = np.ones(n, dtype=np.int64)
-    else:
-        regime_of = np.ones(n, dtype=np.int64)
-    x_n = xd
-    regimes["N"] = _fit_regime("N", x_n[train], x_n[train], ys[train], yt[train], ws[train],
-                               wt[train], [a1[train], a2[train], a3[train]], params.ridge)
-    reg_list = [regimes.get("B", regimes["N"]), regimes["N"]]
+        base_ok = base_ok & base_ok_t
+    return _Inputs(n, len(cols), votes0, has_fig, counted_mask, jee_mask, pending_mask, abroad,
+                   (a1, a2, a3), electors, train, ys, yt, np.maximum(valid, 1.0),
+                   np.maximum(electors, 1.0), xd, type_names, type_idx, feats, tb, base_ok,
+                   bloc_names,
+                   None if feats is None else np.column_stack([xd, feats]),
+                   None if tb is None else np.column_stack([xd, tb]))
 
-    # --- items to predict: pending actas, and actas at the JEE without figures
-    predict = pending_mask | (jee_mask & ~has_fig)
-    comp = np.where(jee_mask, Component.JEE.value,
-                    np.where(abroad, Component.ABROAD.value, Component.PENDING_HOME.value))
-    idx = np.flatnonzero(predict)
+
+def _fit_predict(inp: _Inputs, train: np.ndarray, idx: np.ndarray, params: ModelParams,
+                 *, always_n: bool = True, cached: bool = False) -> _Fitted:
+    """Fit both regimes on the actas ``train`` and predict the actas ``idx``
+    (``always_n=False``: the regime without baseline only if some of ``idx`` need it;
+    ``cached``: reuse a fit of exactly the same inputs)."""
+    fit_regime = _fit_regime_cached if cached else _fit_regime
+    a1, a2, a3 = inp.areas
+    xd = inp.xd
+    regimes: dict[str, _Regime] = {}
+    regime_of = np.ones(inp.n, dtype=np.int64)  # 0 with baseline, 1 without
+    if inp.xs_b is not None and inp.xt_b is not None and inp.base_ok is not None:
+        tr_b = train & inp.base_ok
+        if tr_b.sum() >= params.min_regression:
+            regimes["B"] = fit_regime(
+                "B", inp.xs_b[tr_b], inp.xt_b[tr_b], inp.ys[tr_b], inp.yt[tr_b], inp.ws[tr_b],
+                inp.wt[tr_b], [a1[tr_b], a2[tr_b], a3[tr_b]], params.ridge)
+            regime_of = np.where(inp.base_ok, 0, 1)
+    if always_n or "B" not in regimes or (regime_of[idx] == 1).any():
+        regimes["N"] = fit_regime("N", xd[train], xd[train], inp.ys[train], inp.yt[train],
+                                  inp.ws[train], inp.wt[train],
+                                  [a1[train], a2[train], a3[train]], params.ridge)
+    reg_list = [regimes["B"] if "B" in regimes else regimes["N"],
+                regimes["N"] if "N" in regimes else regimes["B"]]
+    k = inp.k
     z_hat = np.zeros((idx.size, k))
     t_hat = np.zeros(idx.size)
     f_share = np.ones((idx.size, 3))
@@ -462,11 +536,10 @@ def prepare_actas(
             continue
         rows = idx[sel]
         if r == 0:
-            assert feats is not None and tb is not None
-            xs = np.column_stack([xd[rows], feats[rows]])
-            xt = np.column_stack([xd[rows], tb[rows]])
+            assert inp.xs_b is not None and inp.xt_b is not None
+            xs, xt = inp.xs_b[rows], inp.xt_b[rows]
         else:
-            xs = xt = x_n[rows]
+            xs = xt = xd[rows]
         grp = [a1[rows], a2[rows], a3[rows]]
         eff_s, fac_s = reg.share_fit.predict(grp)
         eff_t, fac_t = reg.turn_fit.predict(grp)
@@ -485,51 +558,231 @@ def prepare_actas(
     if "B" in regimes and with_b.size and (reg_i == 1).any():
         rn = regimes["N"]
         grp = [a1[with_b], a2[with_b], a3[with_b]]
-        z_n = x_n[with_b] @ rn.share_beta + rn.share_fit.predict(grp)[0]
-        t_n = (x_n[with_b] @ rn.turn_beta)[:, 0] + rn.turn_fit.predict(grp)[0][:, 0]
-        wv = electors[with_b]
+        z_n = xd[with_b] @ rn.share_beta + rn.share_fit.predict(grp)[0]
+        t_n = (xd[with_b] @ rn.turn_beta)[:, 0] + rn.turn_fit.predict(grp)[0][:, 0]
+        wv = inp.electors[with_b]
         gap_z = ((z_n - z_hat[reg_i == 0]) * wv[:, None]).sum(0) / wv.sum()
         gap_t = float(((t_n - t_hat[reg_i == 0]) * wv).sum() / wv.sum())
         extra_without = (np.outer(gap_z, gap_z), gap_t ** 2)
+    return _Fitted(regimes, reg_list, idx, reg_i, z_hat, t_hat, f_share, f_turn, extra_without)
 
-    rho = la.expit(t_hat)
-    p = la.softmax(z_hat)
-    is_jee = jee_mask[idx]
+
+def _predicted_cells(inp: _Inputs, fit: _Fitted, train: np.ndarray, comp: np.ndarray,
+                     is_jee: np.ndarray, jee: JeeOutcomes, cell_area: np.ndarray) -> Cells:
+    """The predicted actas ``fit.idx`` reduced to cells (see :func:`engine.build_cells`)."""
+    idx = fit.idx
+    rho = la.expit(fit.t_hat)
+    p = la.softmax(fit.z_hat)
     scale = np.where(is_jee, 1.0 - jee.p_annulled, 1.0)
-    v = electors[idx] * rho * scale
-    cell_area = nested_codes(df, [params.cell_level])[0]
+    v = inp.electors[idx] * rho * scale
     levels = [
-        LevelVariance(codes[idx], f_share[:, i], f_turn[:, i],
-                      tuple(rg.share_fit.levels[i].cov for rg in reg_list),
-                      tuple(float(rg.turn_fit.levels[i].cov[0, 0]) for rg in reg_list))
-        for i, codes in enumerate((a1, a2, a3))
+        LevelVariance(codes[idx], fit.f_share[:, i], fit.f_turn[:, i],
+                      tuple(rg.share_fit.levels[i].cov for rg in fit.reg_list),
+                      tuple(float(rg.turn_fit.levels[i].cov[0, 0]) for rg in fit.reg_list))
+        for i, codes in enumerate(inp.areas)
     ]
-    if len(type_names) > 1:
-        levels.append(_type_level(type_idx, idx, train, reg_list, k, a3))
-        cell_area = type_idx  # one type's shared effect must stay within one cell
-    parts = [build_cells(
-        v=v, p=p, tder=1.0 - rho, component=comp[idx], regime=reg_i, cell=cell_area[idx],
-        group=abroad[idx].astype(np.int64), levels=levels,
-        noise_share=tuple(rg.share_fit.resid_cov for rg in reg_list),
-        noise_turn=tuple(float(rg.turn_fit.resid_cov[0, 0]) for rg in reg_list),
-        cap=electors[idx], jee=is_jee, p_annulled=jee.p_annulled,
-        jee_scale=1.0 / scale)]
+    if len(inp.type_names) > 1:
+        levels.append(_type_level(inp.type_idx, idx, train, fit.reg_list, inp.k,
+                                  inp.areas[2]))
+    return build_cells(
+        v=v, p=p, tder=1.0 - rho, component=comp, regime=fit.reg_i, cell=cell_area[idx],
+        group=inp.abroad[idx].astype(np.int64), levels=levels,
+        noise_share=tuple(rg.share_fit.resid_cov for rg in fit.reg_list),
+        noise_turn=tuple(float(rg.turn_fit.resid_cov[0, 0]) for rg in fit.reg_list),
+        cap=inp.electors[idx], jee=is_jee, p_annulled=jee.p_annulled,
+        jee_scale=1.0 / scale)
+
+
+#: the arrival shock learned from the count's earlier per-acta cuts (docs/projection.md
+#: §4): at most this many earlier cuts are replayed (spread over the history) ...
+MAX_BACKTESTS = 8
+#: ... each with at least this many counted actas to learn from, and a batch arriving after
+#: it of at least this many actas holding at least this share of the counted votes
+MIN_BACKTEST_TRAIN = 50
+MIN_BACKTEST_BATCH = 20
+MIN_BACKTEST_SHARE = 0.01
+#: weight, in earlier cuts, of the single-snapshot rule (:func:`national_scale`) beside
+#: what the earlier cuts show (as :data:`drift.PRIOR_WEIGHT`)
+ARRIVAL_PRIOR_WEIGHT = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class ArrivalFit:
+    """What the count's earlier cuts say about the arrival shock of the per-acta model:
+    for each earlier cut replayed, the national shift (CLR, K) and turnout shift that
+    would explain how the actas counted since then differed from what the model, fitted
+    on that cut, predicted — each beyond what the model's own area and acta terms allow
+    (the *excess*, an estimate of the shock's covariance)."""
+
+    share_excess: tuple[np.ndarray, ...]
+    turnout_excess: tuple[float, ...]
+    weights: tuple[float, ...]  # votes of each batch
+    cut_index: tuple[int, ...]
+    #: how much further along the arrival order the remainder sits than each batch did
+    #: (gap of mean arrival positions, remainder over batch; the excess is × its square)
+    gap_ratio: tuple[float, ...] = ()
+
+    @property
+    def n(self) -> int:
+        return len(self.share_excess)
+
+    def mean_share_excess(self) -> np.ndarray:
+        """The batches' share excess, vote-weighted (K × K; may be indefinite)."""
+        w = np.asarray(self.weights, dtype=float)
+        return np.einsum("j,jab->ab", w / w.sum(), np.stack(self.share_excess))
+
+    def mean_turnout_excess(self) -> float:
+        w = np.asarray(self.weights, dtype=float)
+        return float((w / w.sum()) @ np.asarray(self.turnout_excess, dtype=float))
+
+
+def arrival_rank(df: pl.DataFrame, history: Sequence[pl.DataFrame]) -> np.ndarray:
+    """For each acta of ``df``: the index of the first earlier snapshot (oldest first) in
+    which it was already counted; ``len(history)`` if it was not counted in any."""
+    counted = ActaStatus.COUNTED.value
+    parts = [h.select(pl.col("acta_id").cast(pl.String)).filter(
+        h["status"].cast(pl.String) == counted).with_columns(pl.lit(j, pl.Int64).alias("__j"))
+        for j, h in enumerate(history)]
+    first = (pl.concat(parts).group_by("acta_id").agg(pl.col("__j").min()) if parts
+             else pl.DataFrame({"acta_id": [], "__j": []},
+                               schema={"acta_id": pl.String, "__j": pl.Int64}))
+    j = df.select(pl.col("acta_id").cast(pl.String)).join(first, on="acta_id", how="left")
+    return j["__j"].fill_null(len(history)).to_numpy().astype(np.int64)
+
+
+def fit_arrival(inp: _Inputs, rank: np.ndarray, n_history: int, params: ModelParams
+                ) -> ArrivalFit:
+    """Replay the model at earlier cuts of this count (:data:`MAX_BACKTESTS`, spread over
+    those with enough counted actas and a large enough batch since) and measure, out of
+    sample, the shared shift of the home actas counted since each (see
+    :class:`ArrivalFit`). Abroad is not part of the batches (it keeps the declared
+    ``abroad_factor`` times home's shock)."""
+    # the batches: home actas (and, with a baseline, those that have one: the shock of
+    # the actas without keeps the gap term on top, see make_shocks)
+    home_train = inp.train & ~inp.abroad
+    if inp.base_ok is not None and (home_train & inp.base_ok).any():
+        home_train &= inp.base_ok
+    total_now = float(inp.votes0[inp.train].sum())
+    elig = []
+    for j in range(n_history):
+        tr = inp.train & (rank <= j)
+        batch = home_train & (rank > j)
+        if (tr.sum() >= MIN_BACKTEST_TRAIN and batch.sum() >= MIN_BACKTEST_BATCH
+                and inp.votes0[batch].sum() >= MIN_BACKTEST_SHARE * total_now):
+            elig.append(j)
+    if not elig:
+        return ArrivalFit((), (), (), ())
+    # every s-th eligible cut from the first, and the latest: the same earlier cuts from
+    # one projection to the next (their fits are reused, see _fit_regime_cached)
+    step = -(-len(elig) // MAX_BACKTESTS)
+    pick = sorted({*elig[::step][:MAX_BACKTESTS - 1], elig[-1]})
+    # arrival positions: an acta first counted at cut r sits at the middle of the share of
+    # actas counted between cut r − 1 and cut r (the current snapshot is cut n_history)
+    f = np.array([(inp.counted & (rank <= r)).sum() for r in range(n_history + 1)],
+                 dtype=float) / max(inp.n, 1)
+    pos = ((np.concatenate([[0.0], f[:-1]]) + f) / 2)[np.minimum(rank, n_history)]
+    wv = inp.votes0.sum(1)
+
+    def mean_pos(mask: np.ndarray) -> float:
+        return float((pos[mask] * wv[mask]).sum() / max(wv[mask].sum(), 1.0))
+
+    # what remains sits, on average, halfway between here and the end
+    gap_rest = (f[-1] + 1.0) / 2 - mean_pos(inp.train)
+    jee_none = replace(params.jee, p_annulled=0.0)
+    se: list[np.ndarray] = []
+    te: list[float] = []
+    wts: list[float] = []
+    used: list[int] = []
+    gaps: list[float] = []
+    for j in pick:
+        tr = inp.train & (rank <= j)
+        idx = np.flatnonzero(home_train & (rank > j))
+        fit = _fit_predict(inp, tr, idx, params, always_n=False, cached=True)
+        comp = np.full(idx.size, Component.PENDING_HOME.value, dtype=object)
+        cells = _predicted_cells(inp, fit, tr, comp, np.zeros(idx.size, dtype=bool),
+                                 jee_none, np.zeros(inp.n, dtype=np.int64))
+        m = cells.m.sum(0)
+        v_cov = cells.cov.sum(0)
+        g = cells.G.sum(0)
+        u = cells.u.sum(0)
+        d = inp.votes0[idx].sum(0) - m
+        one = np.ones(inp.k)
+        us = float(u.sum())
+        if us <= 0:
+            continue
+        dt = float(d.sum()) / us
+        t_var = float(one @ v_cov @ one) / us ** 2
+        proj = np.eye(inp.k) - np.outer(u, one) / us  # removes the turnout part
+        d_s = proj @ d
+        g_inv = np.linalg.pinv(g, rcond=1e-10, hermitian=True)
+        eps = g_inv @ d_s
+        eps_cov = g_inv @ proj @ v_cov @ proj.T @ g_inv.T
+        gap = mean_pos(home_train & (rank > j)) - mean_pos(tr)
+        if gap <= 0:
+            continue
+        # a shift that grows along the arrival order: the remainder is as much further
+        # from what is counted as its arrival position is (variance × the gap ratio²)
+        c = (max(gap_rest, gap) / gap) ** 2
+        se.append(c * (np.outer(eps, eps) - eps_cov))
+        te.append(c * (dt ** 2 - t_var))
+        wts.append(float(inp.votes0[idx].sum()))
+        used.append(j)
+        gaps.append(gap_rest / gap)
+    return ArrivalFit(tuple(se), tuple(te), tuple(wts), tuple(used), tuple(gaps))
+
+
+def _psd(m: np.ndarray) -> np.ndarray:
+    m = (m + m.T) / 2
+    vals, vecs = np.linalg.eigh(m)
+    return (vecs * np.clip(vals, 0.0, None)) @ vecs.T
+
+
+def prepare_actas(
+    actas: pl.DataFrame, contest: Contest, *,
+    baseline: pl.DataFrame | Baseline | None = None,
+    blocs: Mapping[str, Sequence[str]] | None = None, params: ModelParams | None = None,
+    history: Sequence[pl.DataFrame] = (),
+) -> Prepared:
+    """Fit the model on the counted actas and reduce what is to come to cells.
+    ``history``: earlier per-acta snapshots of the same count, oldest first (only
+    ``acta_id`` and ``status`` are read): the arrival shock is then learned from them
+    (:func:`fit_arrival`)."""
+    params = params or ModelParams()
+    k = len(contest.candidate_columns)
+    jee = params.jee
+    df = actas
+    inp = _inputs(df, contest, baseline, blocs)
+    n = inp.n
+    counted_votes = inp.votes0[inp.counted].sum(axis=0)
+
+    # --- items to predict: pending actas, and actas at the JEE without figures
+    predict = inp.pending | (inp.jee & ~inp.has_fig)
+    comp = np.where(inp.jee, Component.JEE.value,
+                    np.where(inp.abroad, Component.ABROAD.value, Component.PENDING_HOME.value))
+    idx = np.flatnonzero(predict)
+    fit = _fit_predict(inp, inp.train, idx, params)
+    regimes, reg_i = fit.regimes, fit.reg_i
+    is_jee = inp.jee[idx]
+    cell_area = nested_codes(df, [params.cell_level])[0]
+    if len(inp.type_names) > 1:
+        cell_area = inp.type_idx  # one type's shared effect must stay within one cell
+    parts = [_predicted_cells(inp, fit, inp.train, comp[idx], is_jee, jee, cell_area)]
     if jee.lean_margin_sd is not None:
         parts[0] = _held_sheets_lean(parts[0], jee.lean_margin_sd, k)
 
     # --- actas at the JEE with provisional figures: as is, corrected or annulled
-    fig = jee_mask & has_fig
+    fig = inp.jee & inp.has_fig
     if fig.any():
         fidx = np.flatnonzero(fig)
         ukey, inv = la.dense_ids(cell_area[fidx])
         nc = ukey.size
-        vv = votes0[fidx]
+        vv = inp.votes0[fidx]
         cov = la.group_outer(vv, np.full(fidx.size, jee.p_annulled * (1 - jee.p_annulled)),
                              inv, nc)
         cov += (np.bincount(inv, minlength=nc) * jee.p_corrected * jee.correction_sd**2
                 )[:, None, None] * np.eye(k)[None]
         tot = la.group_sum(vv, inv, nc)
-        el = la.group_sum(np.maximum(electors[fidx], vv.sum(1)), inv, nc)
+        el = la.group_sum(np.maximum(inp.electors[fidx], vv.sum(1)), inv, nc)
         parts.append(Cells(
             (1 - jee.p_annulled) * tot, np.zeros((nc, k, k)), np.zeros((nc, k)), cov,
             np.repeat(el[:, None], k, axis=1), np.zeros(nc, dtype=np.int64),
@@ -541,21 +794,58 @@ def prepare_actas(
     counted_fraction = float(counted_votes.sum() / max(1.0, counted_votes.sum()
                                                         + expected_rest))
     shocks = make_shocks(regimes, counted_fraction, params, jee, fine_level=2,
-                         extra_without=extra_without)
+                         extra_without=fit.extra_without)
+    arrival_diag: dict[str, object] = {"n_history": len(history), "n_backtests": 0}
+    if history:
+        arr = fit_arrival(inp, arrival_rank(df, history), len(history), params)
+        if arr.n:
+            shocks = _learned_shocks(shocks, arr, params)
+            arrival_diag = {"n_history": len(history), "n_backtests": arr.n,
+                            "backtest_cuts": list(arr.cut_index),
+                            "gap_ratio": [round(g, 3) for g in arr.gap_ratio],
+                            "excess_share_sd": share_sd(_psd(arr.mean_share_excess())),
+                            "national_share_sd": shocks.scales.national_share}
     point = counted_votes + (cells.m.sum(0) if cells.m.size else 0.0)
     diagnostics: dict[str, object] = {
-        "n_actas": n, "n_counted": int(counted_mask.sum()),
-        "n_pending": int(pending_mask.sum()), "n_jee": int(jee_mask.sum()),
+        "n_actas": n, "n_counted": int(inp.counted.sum()),
+        "n_pending": int(inp.pending.sum()), "n_jee": int(inp.jee.sum()),
         "n_jee_with_figures": int(fig.sum()),
         "n_predicted_with_baseline": int((reg_i == 0).sum()) if "B" in regimes else 0,
         "n_predicted_without_baseline": int((reg_i == 1).sum()) if "B" in regimes
         else int(idx.size),
         "n_train": {r: reg.n_train for r, reg in regimes.items()},
-        "blocs": list(bloc_names),
+        "blocs": list(inp.bloc_names),
+        "arrival": arrival_diag,
         "expected_votes_point": {c.code: float(point[j])
                                  for j, c in enumerate(contest.candidates)},
     }
     return Prepared(counted_votes, cells, shocks, diagnostics)
+
+
+def _learned_shocks(shocks: Shocks, arr: ArrivalFit, params: ModelParams) -> Shocks:
+    """Replace the single-snapshot rule's national shocks by what the earlier cuts show:
+    (w₀ · rule + n · vote-weighted mean excess) / (w₀ + n), w₀ =
+    :data:`ARRIVAL_PRIOR_WEIGHT`, the same for every shock of the home group and times
+    ``abroad_factor²`` abroad (the gap term of actas without a baseline is kept); Student t
+    tails with n + w₀ degrees of freedom (few cuts cannot rule out a large shift)."""
+    from escrutinio.projection.drift import MIN_TAIL_DF
+
+    s_ex, t_ex = arr.mean_share_excess(), arr.mean_turnout_excess()
+    w0, nb = ARRIVAL_PRIOR_WEIGHT, float(arr.n)
+    cs = (w0 * shocks.share[0] + nb * _psd(s_ex)) / (w0 + nb)
+    ct = (w0 * shocks.turnout[0] + nb * max(0.0, t_ex)) / (w0 + nb)
+    ab2 = params.abroad_factor ** 2
+    xs = shocks.share[1] - shocks.share[0]
+    xt = shocks.turnout[1] - shocks.turnout[0]
+    share_l = (cs, cs + xs, cs * ab2, (cs + xs) * ab2)
+    turn_l = (ct, ct + xt, ct * ab2, (ct + xt) * ab2)
+    sc = replace(shocks.scales, national_share=share_sd(cs), national_turnout=float(np.sqrt(ct)),
+                 abroad_share=share_sd(cs * ab2),
+                 notes=f"national scale learned from {arr.n} earlier cuts of this count "
+                 "(out-of-sample batches, beyond the model's own terms), with the single-"
+                 f"snapshot rule as a prior of weight {w0:g}")
+    return replace(shocks, share=share_l, turnout=turn_l, scales=sc,
+                   tail_df=max(MIN_TAIL_DF, nb + w0))
 
 
 def project_actas(
@@ -565,14 +855,17 @@ def project_actas(
     snapshot_id: str = "", as_of: datetime | None = None,
     pairs: tuple[tuple[str, str], ...] = (),
     baseline_snapshot_id: str = "",
+    history: Sequence[pl.DataFrame] = (),
 ) -> Projection:
     """Project the final result from a canonical acta frame (see the module docstring).
 
     ``baseline``: an earlier election's canonical acta frame for the same mesas (joined
     on ``acta_id``); ``blocs``: current-or-bloc name -> baseline candidate columns
-    (default: every baseline candidate its own bloc)."""
+    (default: every baseline candidate its own bloc); ``history``: earlier per-acta
+    snapshots of the same count, oldest first (the arrival shock is learned from them)."""
     params = params or ModelParams()
-    prep = prepare_actas(actas, contest, baseline=baseline, blocs=blocs, params=params)
+    prep = prepare_actas(actas, contest, baseline=baseline, blocs=blocs, params=params,
+                         history=history)
     ids = tuple(x for x in (snapshot_id, baseline_snapshot_id) if x)
     proj = simulate(
         contest, prep.counted, prep.cells, prep.shocks, n_sims=params.n_sims,
@@ -580,8 +873,6 @@ def project_actas(
         snapshot_id=snapshot_id, as_of=as_of,
         parameters=_param_dict(params, blocs), diagnostics=prep.diagnostics, pairs=pairs)
     if len(ids) > 1:
-        from dataclasses import replace
-
         proj = replace(proj, provenance=replace(proj.provenance, snapshot_ids=ids))
     return proj
 

@@ -377,8 +377,9 @@ def replay_actas(
 ) -> ReplayResult:
     """Per-acta replay on an :class:`~escrutinio.projection.order.ArrivalOrder`: at each
     national cut, the actas in the count are the first N(τ) of the order (with their final
-    figures, or their provisional ones while at the JEE). The raw margin scored is the
-    *published* one (what people saw); the projection sees the rebuilt snapshot."""
+    figures, or their provisional ones while at the JEE), and the earlier cuts are its
+    history (which actas were counted when). The raw margin scored is the *published*
+    one (what people saw); the projection sees the rebuilt snapshot."""
     from escrutinio.projection.model import ModelParams, prepare_baseline, project_actas
 
     params = params or ModelParams()
@@ -392,11 +393,19 @@ def replay_actas(
     metas = [CutMeta(c.as_of, c.label, c.snapshot_id, 100.0 * c.actas_counted / total,
                      dict(c.votes)) for c in order.cuts]
 
+    states: dict[int, pl.DataFrame] = {}  # each cut's acta states: the later cuts' history
+
+    def state(i: int) -> pl.DataFrame:
+        if i not in states:
+            states[i] = order.snapshot(i).select("acta_id", "status")
+        return states[i]
+
     def one(i: int) -> Projection:
         snap = order.snapshot(i)
+        states[i] = snap.select("acta_id", "status")
         return project_actas(snap, contest, baseline=base, params=params,
                              snapshot_id=order.cuts[i].snapshot_id, as_of=order.cuts[i].as_of,
-                             pairs=((a, b),))
+                             pairs=((a, b),), history=[state(j) for j in range(i)])
 
     res = run_replay(contest.id, "actas", metas, one, final, race=(a, b), from_pct=from_pct,
                      progress=progress, seed=params.seed)
@@ -486,7 +495,7 @@ def replay_snapshots(
     """Replay per-acta snapshots as they were published (no order to rebuild): each item
     is (meta, canonical acta frame). ``meta.pct_counted`` and ``meta.counted`` may be
     left empty: they are then taken from the frame (contabilizadas / all actas; votes of
-    counted actas)."""
+    counted actas). Each cut is given the earlier ones as history."""
     from escrutinio.domain import CONTABILIZADA
     from escrutinio.projection.model import ModelParams, prepare_baseline, project_actas
 
@@ -506,9 +515,11 @@ def replay_snapshots(
         metas.append(CutMeta(meta.as_of, meta.label, meta.snapshot_id, pct, counted))
 
     def one(i: int) -> Projection:
+        now = metas[i].as_of
         return project_actas(snapshots[i][1], contest, baseline=base, params=params,
-                             snapshot_id=metas[i].snapshot_id, as_of=metas[i].as_of,
-                             pairs=((a, b),))
+                             snapshot_id=metas[i].snapshot_id, as_of=now, pairs=((a, b),),
+                             history=[f for m, f in snapshots[:i]
+                                      if now is None or m.as_of is None or m.as_of < now])
 
     return run_replay(contest.id, "actas", metas, one, final, race=(a, b), from_pct=from_pct,
                       progress=progress, seed=params.seed)

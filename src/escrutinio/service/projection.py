@@ -190,11 +190,16 @@ def project(store: Store, ref_or_info: str | SnapshotInfo, *, params: ModelParam
                 frame, described = join.frame, describe_baseline(base, join)
             except BaselineJoinError as exc:
                 unusable(exc)
+        earlier_a = acta_history(store, info)
         proj = project_actas(actas, contest, baseline=frame,
                              blocs=blocs if frame is not None else None, params=params,
                              snapshot_id=info.snapshot_id, as_of=info.as_of, pairs=pairs,
                              baseline_snapshot_id=base.info.snapshot_id
-                             if frame is not None and base is not None else "")
+                             if frame is not None and base is not None else "",
+                             history=[stored_frame(store, s).select("acta_id", "status")
+                                      for s in earlier_a])
+        # reproducible: every earlier cut the arrival shock was learned from
+        extra_ids = tuple(s.snapshot_id for s in earlier_a)
     else:
         series = _series_history(store, info)
         if series is not None:  # national totals alone, with the source's fraction counted
@@ -249,6 +254,24 @@ def project(store: Store, ref_or_info: str | SnapshotInfo, *, params: ModelParam
     from escrutinio.service.inputs import contest_words
 
     return localized(proj, contest_words(store, contest, info.snapshot_id))
+
+
+#: at most this many earlier per-acta snapshots (spread evenly over the count, the latest
+#: always in) are read as the history a per-acta projection learns its arrival shock from
+MAX_ACTA_HISTORY = 12
+
+
+def acta_history(store: Store, info: SnapshotInfo) -> list[SnapshotInfo]:
+    """The earlier per-acta snapshots of the same contest a per-acta projection of
+    ``info`` learns from (oldest first; :data:`MAX_ACTA_HISTORY` spread evenly)."""
+    from escrutinio.service.inputs import earlier_actas
+
+    earlier = earlier_actas(store, info)
+    if len(earlier) <= MAX_ACTA_HISTORY:
+        return earlier
+    last = len(earlier) - 1
+    pick = sorted({round(i * last / (MAX_ACTA_HISTORY - 1)) for i in range(MAX_ACTA_HISTORY)})
+    return [earlier[i] for i in pick]
 
 
 def _all_parents(store: Store, *contest_ids: str) -> dict[str, str]:
