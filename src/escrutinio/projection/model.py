@@ -802,7 +802,7 @@ def prepare_actas(
             shocks = _learned_shocks(shocks, arr, params)
             arrival_diag = {"n_history": len(history), "n_backtests": arr.n,
                             "backtest_cuts": list(arr.cut_index),
-                            "gap_ratio": [round(g, 3) for g in arr.gap_ratio],
+                            "gap_ratio": [round(float(g), 3) for g in arr.gap_ratio],
                             "excess_share_sd": share_sd(_psd(arr.mean_share_excess())),
                             "national_share_sd": shocks.scales.national_share}
     point = counted_votes + (cells.m.sum(0) if cells.m.size else 0.0)
