@@ -110,6 +110,42 @@ def test_without_history_the_single_snapshot_rule_stays() -> None:
     assert p.diagnostics["arrival"]["n_backtests"] >= 3  # type: ignore[index]
 
 
+def test_a_small_baseline_does_not_switch_the_learning_off() -> None:
+    """A baseline too small for the baseline model (30 actas) leaves every acta to the
+    geography-only model: the batches are not cut down to those 30 (review finding)."""
+    sim = cs.simulate(_drifting_seed())
+    hist, now = _states(sim)
+    base = now.head(30).select("acta_id", "electors", "v_a", "v_b").with_columns(
+        pl.col("v_a").fill_null(60), pl.col("v_b").fill_null(60))
+    params = ModelParams(n_sims=300, seed=1, jee=cs.REVIEW)
+    alone = prepare_actas(now, cs.CONTEST, params=params, history=hist)
+    small = prepare_actas(now, cs.CONTEST, params=params, history=hist, baseline=base)
+    a, b = alone.diagnostics["arrival"], small.diagnostics["arrival"]
+    assert isinstance(a, dict) and isinstance(b, dict)
+    assert b["n_backtests"] == a["n_backtests"] >= 3, (a, b)
+
+
+def test_snapshots_that_share_no_acta_id_are_said_so() -> None:
+    sim = cs.simulate(_drifting_seed())
+    hist, now = _states(sim)
+    other = [h.with_columns(("x" + pl.col("acta_id")).alias("acta_id")) for h in hist]
+    prep = prepare_actas(now, cs.CONTEST, params=ModelParams(n_sims=200), history=other)
+    arrival = prep.diagnostics["arrival"]
+    assert isinstance(arrival, dict)
+    assert arrival["n_counted_before"] == 0 and arrival["n_backtests"] == 0
+
+
+def test_history_is_capped_the_same_way_for_every_caller() -> None:
+    from escrutinio.projection.model import MAX_ACTA_HISTORY, spread_indices
+
+    for n in range(0, 60):
+        got = spread_indices(n, MAX_ACTA_HISTORY)
+        assert len(got) == min(n, len(got)) <= MAX_ACTA_HISTORY
+        assert got == sorted(set(got)) and (not n or (got[0] == 0 and got[-1] == n - 1))
+    # most of the cuts picked at n are picked at n + 1 too (their fits are reused)
+    assert len(set(spread_indices(40, 12)) & set(spread_indices(41, 12))) >= 9
+
+
 @pytest.mark.slow  # 20 counts, seconds each: make test runs it
 def test_synthetic_actas_reduced() -> None:
     """20 synthetic counts per acta with their earlier cuts as history (the full 1,000 are

@@ -101,11 +101,22 @@ def _print_projection(p: Projection, contest: Contest) -> None:
                         f"conteo ({n_h} disponibles)",
                         f"Arrival shift: learned from {n_b} earlier cuts of this count "
                         f"({n_h} available)"))
-        else:
+        elif n_h and not arrival.get("n_counted_before", 1):
+            out.print(T(f"Desvío de llegada: estimado de esta sola instantánea (ninguna acta "
+                        f"de los {n_h} cortes anteriores coincide con las de esta: ¿otros "
+                        "identificadores?)",
+                        f"Arrival shift: sized from this snapshot alone (no acta of the {n_h} "
+                        "earlier cuts matches this one's: different ids?)"))
+        elif n_h:
             out.print(T(f"Desvío de llegada: estimado de esta sola instantánea ({n_h} cortes "
-                        "anteriores, ninguno utilizable)",
+                        "anteriores, ninguno con un lote suficiente desde entonces)",
                         f"Arrival shift: sized from this snapshot alone ({n_h} earlier cuts, "
-                        "none usable)"))
+                        "none with a large enough batch since)"))
+        else:
+            out.print(T("Desvío de llegada: estimado de esta sola instantánea (no hay cortes "
+                        "anteriores por acta)",
+                        "Arrival shift: sized from this snapshot alone (no earlier per-acta "
+                        "cuts)"))
     review = p.diagnostics.get("review_outcomes")
     held = any(c.component is Component.JEE for c in p.components)
     if held and isinstance(review, dict) and review.get("basis") != "peru":

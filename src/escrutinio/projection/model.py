@@ -244,7 +244,8 @@ def prepare_baseline(baseline: pl.DataFrame, blocs: Mapping[str, Sequence[str]] 
 def _align_baseline(df: pl.DataFrame, base: Baseline, key: str = "acta_id"
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Features (N × F), turnout feature (N,), has-shares and has-turnout flags."""
-    j = df.select(pl.col(key)).join(base.frame.rename({base.key: key}), on=key, how="left")
+    j = df.select(pl.col(key)).join(base.frame.rename({base.key: key}), on=key, how="left",
+                                    maintain_order="left")
     feats = j.select([f"__f{i}" for i in range(base.n_features)]).to_numpy()
     ok = ~np.isnan(feats).any(axis=1)
     tb = j["__tb"].to_numpy().astype(float)
@@ -619,7 +620,8 @@ class ArrivalFit:
     weights: tuple[float, ...]  # votes of each batch
     cut_index: tuple[int, ...]
     #: how much further along the arrival order the remainder sits than each batch did
-    #: (gap of mean arrival positions, remainder over batch; the excess is × its square)
+    #: (gap of mean arrival positions, remainder over batch, at least 1; the excess is ×
+    #: its square)
     gap_ratio: tuple[float, ...] = ()
 
     @property
@@ -636,6 +638,21 @@ class ArrivalFit:
         return float((w / w.sum()) @ np.asarray(self.turnout_excess, dtype=float))
 
 
+#: at most this many earlier per-acta snapshots are read as history (every caller: the
+#: service, the replays, the validation), chosen by :func:`spread_indices`
+MAX_ACTA_HISTORY = 12
+
+
+def spread_indices(n: int, k: int) -> list[int]:
+    """At most ``k`` of the indices 0..n−1, spread over them: every s-th from the first
+    (s = ⌈(n − 1)/(k − 1)⌉) and always the last. Mostly the same indices from one n to the
+    next (the fits of those cuts are reused, :func:`_fit_regime_cached`)."""
+    if n <= k:
+        return list(range(n))
+    step = -(-(n - 1) // (k - 1))
+    return sorted({*range(0, n - 1, step), n - 1})[-k:] if k > 1 else [n - 1]
+
+
 def arrival_rank(df: pl.DataFrame, history: Sequence[pl.DataFrame]) -> np.ndarray:
     """For each acta of ``df``: the index of the first earlier snapshot (oldest first) in
     which it was already counted; ``len(history)`` if it was not counted in any."""
@@ -646,7 +663,8 @@ def arrival_rank(df: pl.DataFrame, history: Sequence[pl.DataFrame]) -> np.ndarra
     first = (pl.concat(parts).group_by("acta_id").agg(pl.col("__j").min()) if parts
              else pl.DataFrame({"acta_id": [], "__j": []},
                                schema={"acta_id": pl.String, "__j": pl.Int64}))
-    j = df.select(pl.col("acta_id").cast(pl.String)).join(first, on="acta_id", how="left")
+    j = df.select(pl.col("acta_id").cast(pl.String)).join(first, on="acta_id", how="left",
+                                                          maintain_order="left")
     return j["__j"].fill_null(len(history)).to_numpy().astype(np.int64)
 
 
@@ -660,7 +678,7 @@ def fit_arrival(inp: _Inputs, rank: np.ndarray, n_history: int, params: ModelPar
     # the batches: home actas (and, with a baseline, those that have one: the shock of
     # the actas without keeps the gap term on top, see make_shocks)
     home_train = inp.train & ~inp.abroad
-    if inp.base_ok is not None and (home_train & inp.base_ok).any():
+    if inp.base_ok is not None and (inp.train & inp.base_ok).sum() >= params.min_regression:
         home_train &= inp.base_ok
     total_now = float(inp.votes0[inp.train].sum())
     elig = []
@@ -672,10 +690,7 @@ def fit_arrival(inp: _Inputs, rank: np.ndarray, n_history: int, params: ModelPar
             elig.append(j)
     if not elig:
         return ArrivalFit((), (), (), ())
-    # every s-th eligible cut from the first, and the latest: the same earlier cuts from
-    # one projection to the next (their fits are reused, see _fit_regime_cached)
-    step = -(-len(elig) // MAX_BACKTESTS)
-    pick = sorted({*elig[::step][:MAX_BACKTESTS - 1], elig[-1]})
+    pick = [elig[i] for i in spread_indices(len(elig), MAX_BACKTESTS)]
     # arrival positions: an acta first counted at cut r sits at the middle of the share of
     # actas counted between cut r − 1 and cut r (the current snapshot is cut n_history)
     f = np.array([(inp.counted & (rank <= r)).sum() for r in range(n_history + 1)],
@@ -722,12 +737,13 @@ def fit_arrival(inp: _Inputs, rank: np.ndarray, n_history: int, params: ModelPar
             continue
         # a shift that grows along the arrival order: the remainder is as much further
         # from what is counted as its arrival position is (variance × the gap ratio²)
-        c = (max(gap_rest, gap) / gap) ** 2
-        se.append(c * (np.outer(eps, eps) - eps_cov))
-        te.append(c * (dt ** 2 - t_var))
+        # (never below 1: a remainder nearer than the batch is not taken to shift less)
+        ratio = max(gap_rest, gap) / gap
+        se.append(ratio ** 2 * (np.outer(eps, eps) - eps_cov))
+        te.append(ratio ** 2 * (dt ** 2 - t_var))
         wts.append(float(inp.votes0[idx].sum()))
         used.append(j)
-        gaps.append(gap_rest / gap)
+        gaps.append(ratio)
     return ArrivalFit(tuple(se), tuple(te), tuple(wts), tuple(used), tuple(gaps))
 
 
@@ -795,12 +811,18 @@ def prepare_actas(
                                                         + expected_rest))
     shocks = make_shocks(regimes, counted_fraction, params, jee, fine_level=2,
                          extra_without=fit.extra_without)
+    if len(history) > MAX_ACTA_HISTORY:  # the same earlier cuts for every caller
+        history = [history[i] for i in spread_indices(len(history), MAX_ACTA_HISTORY)]
     arrival_diag: dict[str, object] = {"n_history": len(history), "n_backtests": 0}
     if history:
-        arr = fit_arrival(inp, arrival_rank(df, history), len(history), params)
+        rank = arrival_rank(df, history)
+        # the currently counted actas already counted in an earlier snapshot: none means
+        # the snapshots do not share acta ids (another contest, or ids written otherwise)
+        arrival_diag["n_counted_before"] = int((inp.counted & (rank < len(history))).sum())
+        arr = fit_arrival(inp, rank, len(history), params)
         if arr.n:
             shocks = _learned_shocks(shocks, arr, params)
-            arrival_diag = {"n_history": len(history), "n_backtests": arr.n,
+            arrival_diag = {**arrival_diag, "n_backtests": arr.n,
                             "backtest_cuts": list(arr.cut_index),
                             "gap_ratio": [round(float(g), 3) for g in arr.gap_ratio],
                             "excess_share_sd": share_sd(_psd(arr.mean_share_excess())),

@@ -256,22 +256,16 @@ def project(store: Store, ref_or_info: str | SnapshotInfo, *, params: ModelParam
     return localized(proj, contest_words(store, contest, info.snapshot_id))
 
 
-#: at most this many earlier per-acta snapshots (spread evenly over the count, the latest
-#: always in) are read as the history a per-acta projection learns its arrival shock from
-MAX_ACTA_HISTORY = 12
-
-
 def acta_history(store: Store, info: SnapshotInfo) -> list[SnapshotInfo]:
     """The earlier per-acta snapshots of the same contest a per-acta projection of
-    ``info`` learns from (oldest first; :data:`MAX_ACTA_HISTORY` spread evenly)."""
+    ``info`` learns from (oldest first): the ones the model itself would keep
+    (:data:`~escrutinio.projection.model.MAX_ACTA_HISTORY`, chosen by
+    :func:`~escrutinio.projection.model.spread_indices`), so that only those are read."""
+    from escrutinio.projection.model import MAX_ACTA_HISTORY, spread_indices
     from escrutinio.service.inputs import earlier_actas
 
     earlier = earlier_actas(store, info)
-    if len(earlier) <= MAX_ACTA_HISTORY:
-        return earlier
-    last = len(earlier) - 1
-    pick = sorted({round(i * last / (MAX_ACTA_HISTORY - 1)) for i in range(MAX_ACTA_HISTORY)})
-    return [earlier[i] for i in pick]
+    return [earlier[i] for i in spread_indices(len(earlier), MAX_ACTA_HISTORY)]
 
 
 def _all_parents(store: Store, *contest_ids: str) -> dict[str, str]:
