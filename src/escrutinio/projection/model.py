@@ -55,6 +55,7 @@ from escrutinio.countries.peru import COURT_OUTCOMES_2021 as _PE_COURT
 from escrutinio.domain import AT_JEE, ActaStatus, Contest
 from escrutinio.errors import EscrutinioError
 from escrutinio.projection import linalg as la
+from escrutinio.projection.drift import MIN_TAIL_DF, PRIOR_WEIGHT
 from escrutinio.projection.effects import HierarchyFit, fit_hierarchy
 from escrutinio.projection.engine import (
     Cells,
@@ -595,7 +596,7 @@ def _predicted_cells(inp: _Inputs, fit: _Fitted, train: np.ndarray, comp: np.nda
 
 
 #: the arrival shock learned from the count's earlier per-acta cuts (docs/projection.md
-#: §4): at most this many earlier cuts are replayed (spread over the history) ...
+#: §3): at most this many earlier cuts are replayed (spread over the history) ...
 MAX_BACKTESTS = 8
 #: ... each with at least this many counted actas to learn from, and a batch arriving after
 #: it of at least this many actas holding at least this share of the counted votes
@@ -603,8 +604,8 @@ MIN_BACKTEST_TRAIN = 50
 MIN_BACKTEST_BATCH = 20
 MIN_BACKTEST_SHARE = 0.01
 #: weight, in earlier cuts, of the single-snapshot rule (:func:`national_scale`) beside
-#: what the earlier cuts show (as :data:`drift.PRIOR_WEIGHT`)
-ARRIVAL_PRIOR_WEIGHT = 2.0
+#: what the earlier cuts show: the drift's prior weight, one declared value for both
+ARRIVAL_PRIOR_WEIGHT = PRIOR_WEIGHT
 
 
 @dataclass(frozen=True, slots=True)
@@ -850,8 +851,6 @@ def _learned_shocks(shocks: Shocks, arr: ArrivalFit, params: ModelParams) -> Sho
     :data:`ARRIVAL_PRIOR_WEIGHT`, the same for every shock of the home group and times
     ``abroad_factor²`` abroad (the gap term of actas without a baseline is kept); Student t
     tails with n + w₀ degrees of freedom (few cuts cannot rule out a large shift)."""
-    from escrutinio.projection.drift import MIN_TAIL_DF
-
     s_ex, t_ex = arr.mean_share_excess(), arr.mean_turnout_excess()
     w0, nb = ARRIVAL_PRIOR_WEIGHT, float(arr.n)
     cs = (w0 * shocks.share[0] + nb * _psd(s_ex)) / (w0 + nb)
