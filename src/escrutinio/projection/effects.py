@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from escrutinio.projection.linalg import psd_clip
+
 
 @dataclass(frozen=True, slots=True)
 class LevelEffects:
@@ -102,13 +104,6 @@ class HierarchyFit:
         return total, absorbed
 
 
-def _psd(m: np.ndarray) -> np.ndarray:
-    m = (m + m.T) / 2
-    vals, vecs = np.linalg.eigh(m)
-    vals = np.clip(vals, 0.0, None)
-    return (vecs * vals) @ vecs.T
-
-
 def _group_ids(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     from escrutinio.projection.linalg import dense_ids
 
@@ -154,7 +149,7 @@ def fit_hierarchy(resid: np.ndarray, weights: np.ndarray, groups: Sequence[np.nd
         n_groups = 1
     cov_e = (dev * w[:, None]).T @ dev / w.sum()
     nz = int((w > 0).sum())
-    cov_e = _psd(cov_e * (nz / max(1, nz - n_groups)))
+    cov_e = psd_clip(cov_e * (nz / max(1, nz - n_groups)))
 
     # --- sampling structure: for each level, the coefficients Σ_h (W_h/W_g)² of every
     # lower level and Σ_i (w_i/W_g)² of the residual, per group
@@ -209,11 +204,11 @@ def fit_hierarchy(resid: np.ndarray, weights: np.ndarray, groups: Sequence[np.nd
         between = (dev_g[ok] * gw[:, None]).T @ dev_g[ok] / gw.sum()
         n_ok = int(ok.sum())
         between = between * (n_ok / max(1, n_ok - n_parent))
-        raw[lv] = _psd(between)
+        raw[lv] = psd_clip(between)
         neff[lv] = float(gw.sum() ** 2 / (gw**2).sum())
         samp = sampling(lv, covs)[ok]
         avg_samp = (samp * gw[:, None, None]).sum(0) / gw.sum()
-        covs[lv] = _psd(between - avg_samp)
+        covs[lv] = psd_clip(between - avg_samp)
 
     # --- effects top-down
     levels: list[LevelEffects] = []

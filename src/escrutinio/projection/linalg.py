@@ -113,3 +113,12 @@ def isotropic_clr_cov(k: int, logit_sd: float) -> np.ndarray:
     cov -= cov.mean(axis=0, keepdims=True)
     cov -= cov.mean(axis=1, keepdims=True)
     return cov
+
+
+def psd_clip(m: np.ndarray) -> np.ndarray:
+    """The nearest symmetric positive semi-definite matrix to ``m`` in the eigenbasis of its
+    symmetric part: negative eigenvalues set to 0 (an estimate of a covariance that came
+    out indefinite, e.g. a difference of two estimates)."""
+    m = (m + m.T) / 2
+    vals, vecs = np.linalg.eigh(m)
+    return (vecs * np.clip(vals, 0.0, None)) @ vecs.T

@@ -748,12 +748,6 @@ def fit_arrival(inp: _Inputs, rank: np.ndarray, n_history: int, params: ModelPar
     return ArrivalFit(tuple(se), tuple(te), tuple(wts), tuple(used), tuple(gaps))
 
 
-def _psd(m: np.ndarray) -> np.ndarray:
-    m = (m + m.T) / 2
-    vals, vecs = np.linalg.eigh(m)
-    return (vecs * np.clip(vals, 0.0, None)) @ vecs.T
-
-
 def prepare_actas(
     actas: pl.DataFrame, contest: Contest, *,
     baseline: pl.DataFrame | Baseline | None = None,
@@ -826,7 +820,7 @@ def prepare_actas(
             arrival_diag = {**arrival_diag, "n_backtests": arr.n,
                             "backtest_cuts": list(arr.cut_index),
                             "gap_ratio": [round(float(g), 3) for g in arr.gap_ratio],
-                            "excess_share_sd": share_sd(_psd(arr.mean_share_excess())),
+                            "excess_share_sd": share_sd(la.psd_clip(arr.mean_share_excess())),
                             "national_share_sd": shocks.scales.national_share}
     point = counted_votes + (cells.m.sum(0) if cells.m.size else 0.0)
     diagnostics: dict[str, object] = {
@@ -853,7 +847,7 @@ def _learned_shocks(shocks: Shocks, arr: ArrivalFit, params: ModelParams) -> Sho
     tails with n + w₀ degrees of freedom (few cuts cannot rule out a large shift)."""
     s_ex, t_ex = arr.mean_share_excess(), arr.mean_turnout_excess()
     w0, nb = ARRIVAL_PRIOR_WEIGHT, float(arr.n)
-    cs = (w0 * shocks.share[0] + nb * _psd(s_ex)) / (w0 + nb)
+    cs = (w0 * shocks.share[0] + nb * la.psd_clip(s_ex)) / (w0 + nb)
     ct = (w0 * shocks.turnout[0] + nb * max(0.0, t_ex)) / (w0 + nb)
     ab2 = params.abroad_factor ** 2
     xs = shocks.share[1] - shocks.share[0]
